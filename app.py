@@ -1,0 +1,171 @@
+"""Gatehouse: the application factory, `gatehouse serve`, and the gunicorn entry point.
+
+`gatehouse serve` runs the portal (UI + management API) and the gateway in one gevent process.
+Under gunicorn (`gunicorn -k gevent 'app:make_wsgi()'` binding both ports), one WSGI callable
+dispatches by the port a request arrived on, and each worker runs its own gateway.
+"""
+import argparse
+import fcntl
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_PORTAL_PORT = 8084
+DEFAULT_GATEWAY_PORT = 8082
+
+
+def create_app(test_config=None):
+    from flask import Flask
+    from flask_migrate import Migrate
+    from flask_wtf.csrf import CSRFProtect
+
+    from gateway_runtime import store
+    from portal import auth, management, ui
+    from portal.models import db
+
+    instance = os.environ.get("GATEHOUSE_INSTANCE_PATH", os.path.join(os.getcwd(), "instance"))
+    app = Flask(__name__, instance_path=os.path.abspath(instance), template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"))
+    url = store.database_url(app.instance_path)
+    app.config.from_mapping(
+        SECRET_KEY=_secret_key(app.instance_path),
+        SQLALCHEMY_DATABASE_URI=url,
+        SQLALCHEMY_ENGINE_OPTIONS=store.engine_options(url),
+        WTF_CSRF_TIME_LIMIT=None,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.config.from_prefixed_env("GATEHOUSE")
+    if test_config:
+        app.config.update(test_config)
+    db.init_app(app)
+    Migrate(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf = CSRFProtect(app)
+    with app.app_context():
+        store.install_sqlite_pragmas(db.engine)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(ui.bp)
+    app.register_blueprint(management.bp)
+    csrf.exempt(management.bp)  # Basic auth only: no cookie, so no cross-site forgery to guard against
+    ui.register_error_pages(app)
+    return app
+
+
+def _secret_key(instance_path):
+    """One key for every process on this instance folder, so sessions survive restarts."""
+    if os.environ.get("GATEHOUSE_SECRET_KEY"):
+        return os.environ["GATEHOUSE_SECRET_KEY"]
+    os.makedirs(instance_path, exist_ok=True)
+    path = os.path.join(instance_path, "secret_key")
+    with _lock(instance_path):
+        if not os.path.exists(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    with open(path) as f:
+        return f.read().strip()
+
+
+class _lock:
+    """A file lock in the instance folder: processes starting together migrate one at a time."""
+
+    def __init__(self, instance_path):
+        self.path = os.path.join(instance_path, ".startup.lock")
+
+    def __enter__(self):
+        self.file = open(self.path, "w")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def prepare(app):
+    """Apply pending migrations and make sure the admin user exists."""
+    from flask_migrate import upgrade
+
+    from portal.auth import ensure_admin
+
+    with _lock(app.instance_path), app.app_context():
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        upgrade(directory=str(ROOT / "migrations"))
+        ensure_admin()
+
+
+def _gateway(app):
+    from gateway_runtime.gateway import Gateway
+
+    gateway = Gateway(app.config["SQLALCHEMY_DATABASE_URI"])
+    gateway.start()
+    app.extensions["gatehouse_gateway"] = gateway
+    return gateway
+
+
+def make_wsgi():
+    """gunicorn entry point: `gunicorn -k gevent -b HOST:8084 -b HOST:8082 'app:make_wsgi()'`."""
+    _configure_logging()
+    app = create_app()
+    prepare(app)
+    gateway = _gateway(app)
+    gateway_port = os.environ.get("GATEHOUSE_GATEWAY_PORT", str(DEFAULT_GATEWAY_PORT))
+
+    def dispatch(environ, start_response):
+        if environ.get("SERVER_PORT") == gateway_port:
+            return gateway(environ, start_response)
+        return app(environ, start_response)
+
+    return dispatch
+
+
+def _configure_logging():
+    logging.basicConfig(level=os.environ.get("GATEHOUSE_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(args):
+    from gevent import monkey
+    monkey.patch_all()
+
+    import signal
+
+    import gevent
+    from gevent.event import Event
+    from gevent.pywsgi import WSGIServer
+
+    _configure_logging()
+    app = create_app()
+    prepare(app)
+    gateway = _gateway(app)
+    portal = WSGIServer((args.host, args.portal_port), app, log=None)
+    gateway_server = WSGIServer((args.host, args.gateway_port), gateway, log=None)
+    portal.start()
+    gateway_server.start()
+    print(f"Gatehouse portal:  http://{args.host}:{portal.server_port}/", flush=True)
+    print(f"Gatehouse gateway: http://{args.host}:{gateway_server.server_port}/", flush=True)
+    stop = Event()
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.signal_handler(signal.SIGINT, stop.set)
+    stop.wait()
+    portal.stop(timeout=2)
+    gateway.stop()
+    gateway_server.stop(timeout=2)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="gatehouse", description="Gatehouse API gateway and developer portal")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="run the portal and the gateway in one process")
+    run.add_argument("--host", default=os.environ.get("GATEHOUSE_HOST", "127.0.0.1"))
+    run.add_argument("--portal-port", type=int, default=DEFAULT_PORTAL_PORT)
+    run.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The gateway: serves deployed API revisions. Never imports the portal."""

@@ -1,0 +1,197 @@
+"""What makes a definition malformed (refused at import or save), what it holds that this gateway
+cannot run yet (kept, shown, blocks Deploy), and what is ignored (named in a warning)."""
+import json
+import re
+
+from .. import registry
+from .forms import DefinitionError
+
+API_TYPES = ("message", "proxy")
+LISTENER_TYPES = ("http", "subscription", "tcp")
+QOS = ("none", "auto", "at-most-once", "at-least-once")
+LOAD_BALANCERS = ("round-robin", "random", "weighted-round-robin", "weighted-random")
+FLOW_PHASES = ("request", "response", "subscribe", "publish", "connect", "interact", "entrypointConnect")
+# Parts that exist only in Gravitee's own test kit: imported, ignored with a warning.
+TEST_KIT_POLICIES = ("message-flow-ready",)
+TEST_KIT_ENDPOINTS = ("mutating-http-proxy",)
+CONTEXT_PATH = re.compile(r"^/[A-Za-z0-9_\-./~%:@!$&'()*+,;=]*$")
+
+
+def validate(api):
+    """Check the structure and the settings of every known connector; coerce those settings in
+    place. Raises DefinitionError listing every problem by field."""
+    errors = []
+
+    def err(field, message):
+        errors.append({"field": field, "message": message})
+
+    if not isinstance(api.get("name"), str) or not api["name"].strip():
+        err("name", "The API needs a name.")
+    if api.get("type") not in API_TYPES:
+        err("type", "type must be message or proxy.")
+    for key in ("apiVersion", "description"):
+        if key in api and api[key] is not None and not isinstance(api[key], str):
+            err(key, f"{key} must be text.")
+    listeners = api.get("listeners")
+    if not isinstance(listeners, list) or not listeners:
+        err("listeners", "The API needs at least one listener.")
+        listeners = []
+    for li, listener in enumerate(listeners):
+        where = f"listeners[{li}]"
+        if not isinstance(listener, dict):
+            err(where, "A listener must be an object.")
+            continue
+        if listener.get("type") not in LISTENER_TYPES:
+            err(f"{where}.type", "Listener type must be http, subscription or tcp.")
+        paths = listener.get("paths", [])
+        if listener.get("type") == "http" and (not isinstance(paths, list) or not paths):
+            err(f"{where}.paths", "An HTTP listener needs at least one context path.")
+            paths = []
+        for pi, entry in enumerate(paths if isinstance(paths, list) else []):
+            path = entry.get("path") if isinstance(entry, dict) else None
+            if not isinstance(path, str) or not CONTEXT_PATH.match(path):
+                err(f"{where}.paths[{pi}].path", "A context path must start with '/' and contain no spaces.")
+        entrypoints = listener.get("entrypoints")
+        if not isinstance(entrypoints, list) or not entrypoints:
+            err(f"{where}.entrypoints", "A listener needs at least one entrypoint.")
+            entrypoints = []
+        for ei, entrypoint in enumerate(entrypoints):
+            ewhere = f"{where}.entrypoints[{ei}]"
+            if not isinstance(entrypoint, dict) or not isinstance(entrypoint.get("type"), str):
+                err(ewhere, "An entrypoint needs a type.")
+                continue
+            if "qos" in entrypoint and entrypoint["qos"] not in QOS:
+                err(f"{ewhere}.qos", "qos must be one of " + ", ".join(QOS) + ".")
+            spec = registry.entrypoint(entrypoint["type"])
+            if spec is not None:
+                _check_settings(spec.configuration, entrypoint, "configuration", ewhere, errors)
+    groups = api.get("endpointGroups")
+    if not isinstance(groups, list) or not groups:
+        err("endpointGroups", "The API needs at least one endpoint group.")
+        groups = []
+    for gi, group in enumerate(groups):
+        where = f"endpointGroups[{gi}]"
+        if not isinstance(group, dict) or not isinstance(group.get("name"), str) or not isinstance(group.get("type"), str):
+            err(where, "An endpoint group needs a name and a type.")
+            continue
+        lb = group.get("loadBalancer")
+        if lb is not None and (not isinstance(lb, dict) or lb.get("type", "round-robin") not in LOAD_BALANCERS):
+            err(f"{where}.loadBalancer.type", "Load balancer must be one of " + ", ".join(LOAD_BALANCERS) + ".")
+        spec = registry.endpoint(group["type"])
+        if spec is not None:
+            _check_settings(spec.shared, group, "sharedConfiguration", where, errors)
+        endpoints = group.get("endpoints")
+        if not isinstance(endpoints, list):
+            err(f"{where}.endpoints", "endpoints must be a list.")
+            continue
+        for ni, endpoint in enumerate(endpoints):
+            ewhere = f"{where}.endpoints[{ni}]"
+            if not isinstance(endpoint, dict) or not isinstance(endpoint.get("name"), str) \
+                    or not isinstance(endpoint.get("type"), str):
+                err(ewhere, "An endpoint needs a name and a type.")
+                continue
+            if "weight" in endpoint and (isinstance(endpoint["weight"], bool) or not isinstance(endpoint["weight"], int)
+                                         or endpoint["weight"] < 1):
+                err(f"{ewhere}.weight", "weight must be a whole number of at least 1.")
+            spec = registry.endpoint(endpoint["type"])
+            if spec is not None:
+                _check_settings(spec.configuration, endpoint, "configuration", ewhere, errors)
+                _check_settings(spec.shared, endpoint, "sharedConfigurationOverride", ewhere, errors)
+    for pi, plan in enumerate(api.get("plans", [])):
+        if not isinstance(plan, dict) or not isinstance(plan.get("security"), dict) \
+                or not isinstance(plan["security"].get("type"), str):
+            err(f"plans[{pi}].security.type", "A plan needs a security type.")
+    if errors:
+        raise DefinitionError(errors)
+    return api
+
+
+def _check_settings(settings, owner, key, where, errors):
+    if owner.get(key) is None:
+        return
+    clean, problems = settings.validate(owner[key])
+    for field, message in problems.items():
+        errors.append({"field": f"{where}.{key}.{field}", "message": message})
+    owner[key] = clean
+
+
+def blocking_parts(api):
+    """Parts this gateway cannot run yet, each named; Deploy is refused while any remain."""
+    parts = []
+    for listener in api.get("listeners", []):
+        for entrypoint in listener.get("entrypoints", []):
+            if registry.entrypoint(entrypoint["type"]) is None:
+                parts.append(f"entrypoint {entrypoint['type']}")
+            if entrypoint.get("dlq"):
+                parts.append(f"dead-letter queue on entrypoint {entrypoint['type']}")
+    for group in api.get("endpointGroups", []):
+        kinds = {group["type"]} | {e["type"] for e in group.get("endpoints", [])}
+        for kind in sorted(kinds - set(TEST_KIT_ENDPOINTS)):
+            if registry.endpoint(kind) is None:
+                parts.append(f"endpoint {kind}")
+        if _enabled_services(group.get("services")):
+            parts.append(f"services ({', '.join(_enabled_services(group['services']))}) on group {group['name']}")
+        for endpoint in group.get("endpoints", []):
+            if endpoint.get("tenants"):
+                parts.append(f"tenants on endpoint {endpoint['name']}")
+            if _enabled_services(endpoint.get("services")):
+                parts.append(f"services on endpoint {endpoint['name']}")
+    for plan in api.get("plans", []):
+        kind = plan["security"]["type"]
+        if kind != "key-less":
+            parts.append(f"plan type {kind} not available yet (plan {plan.get('name', plan.get('id'))})")
+    for policy in sorted(_policies(api) - set(TEST_KIT_POLICIES)):
+        parts.append(f"policy {policy}")
+    if isinstance(api.get("failover"), dict) and api["failover"].get("enabled"):
+        parts.append("failover")
+    if _enabled_services(api.get("services")):
+        parts.append(f"API services ({', '.join(_enabled_services(api['services']))})")
+    if api.get("resources"):
+        parts.append("resources (" + ", ".join(r.get("type", "?") for r in api["resources"] if isinstance(r, dict)) + ")")
+    if api.get("responseTemplates"):
+        parts.append("response templates")
+    text = json.dumps({k: api.get(k) for k in ("listeners", "endpointGroups", "flows")})
+    if "{#secrets" in text:
+        parts.append("secret references ({#secrets...})")
+    elif "{#" in text:
+        parts.append("expression language ({#...})")
+    return list(dict.fromkeys(parts))
+
+
+def warnings(api):
+    """Test-kit-only parts: imported and ignored."""
+    found = []
+    for policy in sorted(_policies(api) & set(TEST_KIT_POLICIES)):
+        found.append(f"policy {policy} is ignored (it exists only in Gravitee's test kit)")
+    for group in api.get("endpointGroups", []):
+        for endpoint in group.get("endpoints", []):
+            if endpoint["type"] in TEST_KIT_ENDPOINTS:
+                found.append(f"endpoint {endpoint['name']} of type {endpoint['type']} is ignored "
+                             "(it exists only in Gravitee's test kit)")
+            spec = registry.endpoint(endpoint["type"])
+            if spec is not None:
+                for key in spec.configuration.ignored_present(endpoint.get("configuration")):
+                    found.append(f"{key} of endpoint {endpoint['name']} is ignored "
+                                 "(it exists only in Gravitee's test kit)")
+    return found
+
+
+def _policies(api):
+    flows = list(api.get("flows") or [])
+    for plan in api.get("plans", []):
+        flows.extend(plan.get("flows") or [])
+    names = set()
+    for flow in flows:
+        if not isinstance(flow, dict) or flow.get("enabled") is False:
+            continue
+        for phase in FLOW_PHASES:
+            for step in flow.get(phase) or []:
+                if isinstance(step, dict) and step.get("enabled", True) is not False:
+                    names.add(step.get("policy", "?"))
+    return names
+
+
+def _enabled_services(services):
+    if not isinstance(services, dict):
+        return []
+    return [name for name, service in services.items() if isinstance(service, dict) and service.get("enabled", True)]

@@ -1,0 +1,1 @@
+"""Endpoint connectors: one module per backend type, each exposing SPEC."""

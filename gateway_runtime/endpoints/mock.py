@@ -1,0 +1,83 @@
+"""Mock endpoint: generates messages at an interval; published messages are accepted and dropped."""
+import time
+
+import gevent
+from gevent.event import Event
+
+from ..messages import EndpointConnector, Message, Subscription
+from ..registry import EndpointSpec
+from ..settings import Field, Settings
+
+# With messageInterval 0 a batch is what one write carries; each batch still yields to the hub.
+BATCH = 64
+
+
+class MockSubscription(Subscription):
+    def __init__(self, config, start):
+        self.interval = config["messageInterval"] / 1000
+        self.content = config["messageContent"].encode()
+        self.count = config.get("messageCount")
+        self.headers = {h["name"]: [h["value"]] for h in config.get("headers", [])}
+        self.metadata = {m["name"]: m["value"] for m in config.get("metadata", [])}
+        self.next_id = start
+        self.closed = Event()
+        self.due = time.monotonic()  # the first message comes at once, the next ones an interval apart
+
+    def _ended(self):
+        return self.count is not None and self.next_id >= self.count
+
+    def _make(self):
+        message = Message(self.content, str(self.next_id), dict(self.headers), dict(self.metadata))
+        self.next_id += 1
+        return message
+
+    def next_batch(self, timeout, max_messages=BATCH):
+        if self._ended() or self.closed.is_set():
+            return None
+        if self.interval == 0:
+            gevent.sleep(0)
+            batch = []
+            while len(batch) < min(max_messages, BATCH) and not self._ended():
+                batch.append(self._make())
+            return batch
+        wait = self.due - time.monotonic()
+        if wait > timeout:
+            return None if self.closed.wait(timeout) else []
+        if wait > 0 and self.closed.wait(wait):
+            return None
+        self.due = max(self.due + self.interval, time.monotonic())
+        return [self._make()]
+
+    def close(self):
+        self.closed.set()
+
+
+class MockEndpoint(EndpointConnector):
+    def subscribe(self, context):
+        return MockSubscription(self.configuration, resume_position(context.resume_after))
+
+    def publish(self, context, message):
+        return None
+
+
+def resume_position(resume_after):
+    """A resume continues at last id + 1; a non-numeric id starts again at 0."""
+    if resume_after is None or not resume_after.isdigit():
+        return 0
+    return int(resume_after) + 1
+
+
+SPEC = EndpointSpec(
+    type="mock",
+    label="Mock",
+    connector=MockEndpoint,
+    description="Generates messages at a fixed interval; useful for demos and tests.",
+    configuration=Settings(fields=(
+        Field("messageInterval", "integer", "Interval between messages (ms)", default=1000, required=True, minimum=0),
+        Field("messageContent", "text", "Content of published messages", default="mock message", required=True),
+        Field("messageCount", "integer", "Count of published messages", minimum=0,
+              help="Leave empty for no limit."),
+        Field("headers", "pairs", "Message headers", help="One 'name: value' per line."),
+        Field("metadata", "pairs", "Message metadata", help="One 'name: value' per line."),
+    ), ignored=("connectionErrors", "connectionLatencies")),
+)

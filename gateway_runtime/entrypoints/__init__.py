@@ -1,0 +1,1 @@
+"""Message entrypoints: one module per protocol clients use, each exposing SPEC."""

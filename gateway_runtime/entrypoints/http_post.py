@@ -1,0 +1,46 @@
+"""HTTP POST: one request body is one published message."""
+from ..http import TooLarge, max_message_bytes, read_body, request_headers, respond, respond_json
+from ..messages import EndpointError, Message
+from ..registry import EntrypointSpec
+from ..settings import Field, Settings
+
+
+class HttpPost:
+    def __init__(self, config, api, qos):
+        self.api = api
+        self.qos = qos
+        self.headers_to_message = config["requestHeadersToMessage"]
+        self.produce_empty = config["produceEmptyMessage"]
+
+    @staticmethod
+    def matches(environ):
+        return environ["REQUEST_METHOD"] == "POST"
+
+    def __call__(self, environ, start_response):
+        limit = max_message_bytes()
+        try:
+            body = read_body(environ, limit)
+        except TooLarge:
+            return respond_json(start_response, "413 Request Entity Too Large",
+                                {"message": f"The message is larger than {limit} bytes."})
+        if body or self.produce_empty:
+            headers = request_headers(environ) if self.headers_to_message else {}
+            try:
+                self.api.publish(environ, self.qos, Message(body, headers=headers))
+            except EndpointError as exc:
+                return respond_json(start_response, "502 Bad Gateway", {"message": f"The endpoint failed: {exc}"})
+        return respond(start_response, "202 Accepted")
+
+
+SPEC = EntrypointSpec(
+    type="http-post",
+    label="HTTP POST",
+    handler=HttpPost,
+    priority=10,
+    qos=("none", "auto"),
+    description="Clients publish one message per request.",
+    configuration=Settings(fields=(
+        Field("requestHeadersToMessage", "boolean", "Add request headers to the message", default=False),
+        Field("produceEmptyMessage", "boolean", "Publish a message for an empty body", default=False),
+    )),
+)

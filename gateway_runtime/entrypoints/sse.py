@@ -1,0 +1,85 @@
+"""Server-Sent Events: a long-lived stream of messages, resumable by Last-Event-ID."""
+from ..messages import EndpointError
+from ..registry import EntrypointSpec
+from ..settings import Field, Settings
+
+HEADERS = [("Content-Type", "text/event-stream;charset=UTF-8"), ("Cache-Control", "no-cache"),
+           ("Connection", "keep-alive"), ("X-Accel-Buffering", "no")]
+GOAWAY = b"event: goaway\ndata: the API is being redeployed or stopped; reconnect\n\n"
+
+
+class ServerSentEvents:
+    def __init__(self, config, api, qos):
+        self.api = api
+        self.qos = qos
+        self.heartbeat = config["heartbeatIntervalInMs"] / 1000
+        self.retry = config["heartbeatIntervalInMs"]
+        self.metadata_as_comment = config["metadataAsComment"]
+        self.headers_as_comment = config["headersAsComment"]
+
+    @staticmethod
+    def matches(environ):
+        return environ["REQUEST_METHOD"] == "GET" and "text/event-stream" in environ.get("HTTP_ACCEPT", "")
+
+    def __call__(self, environ, start_response):
+        try:
+            subscription = self.api.subscribe(environ, self.qos, environ.get("HTTP_LAST_EVENT_ID"))
+        except EndpointError as exc:
+            start_response("200 OK", HEADERS)
+            return [f"retry: {self.retry}\n\n".encode() + event_error(str(exc))]
+        start_response("200 OK", HEADERS)
+        return self.stream(subscription)
+
+    def stream(self, subscription):
+        try:
+            yield f"retry: {self.retry}\n\n".encode()
+            while True:
+                try:
+                    batch = subscription.next_batch(self.heartbeat, 256)
+                except EndpointError as exc:
+                    yield event_error(str(exc))
+                    return
+                if batch is None:
+                    if self.api.stopping.is_set():
+                        yield GOAWAY
+                    return
+                if not batch:
+                    yield b":\n\n"
+                    continue
+                yield b"".join(self.event(message) for message in batch)
+                for message in batch:
+                    message.acknowledge()
+        finally:
+            self.api.unsubscribe(subscription)
+
+    def event(self, message):
+        lines = []
+        if message.id is not None:
+            lines.append(f"id: {message.id}")
+        lines.append("event: message")
+        for line in message.content.decode("utf-8", "replace").split("\n"):
+            lines.append(f"data: {line}")
+        if self.headers_as_comment:
+            lines.extend(f":{name}: {value}" for name, values in message.headers.items() for value in values)
+        if self.metadata_as_comment:
+            lines.extend(f":{name}: {value}" for name, value in message.metadata.items())
+        return ("\n".join(lines) + "\n\n").encode()
+
+
+def event_error(text):
+    return f"event: error\ndata: {text}\n\n".encode()
+
+
+SPEC = EntrypointSpec(
+    type="sse",
+    label="Server-Sent Events",
+    handler=ServerSentEvents,
+    priority=20,
+    qos=("none", "auto", "at-most-once", "at-least-once"),
+    description="A long-lived stream of events, resumable with Last-Event-ID.",
+    configuration=Settings(fields=(
+        Field("heartbeatIntervalInMs", "integer", "Heartbeat interval (ms)", default=5000, minimum=2000),
+        Field("metadataAsComment", "boolean", "Send message metadata as comments", default=False),
+        Field("headersAsComment", "boolean", "Send message headers as comments", default=False),
+    )),
+)

@@ -1,0 +1,135 @@
+"""The gateway WSGI application, its routing table, and the watcher that hot-reloads deployments.
+
+Every process (and every gunicorn worker) runs one Gateway. It polls the database for the
+started APIs and their deployed revisions; when they change it builds the new revisions, swaps
+the routing table in one assignment, and retires what was replaced.
+"""
+import gc
+import logging
+import os
+
+import gevent
+from greenlet import greenlet
+
+from . import store
+from .deployed import DeployedApi, retire_later
+from .http import respond
+
+log = logging.getLogger("gatehouse.gateway")
+NO_ROUTE = "No context-path matches the request URI."
+NO_ENTRYPOINT = "No entrypoint matches the incoming request."
+
+
+class Routes:
+    """(host, path) -> API, longest path first; a route naming a host beats one that does not."""
+
+    def __init__(self, apis):
+        entries = [(host, path, api) for api in apis for host, path in api.paths]
+        self.entries = sorted(entries, key=lambda e: (len(e[1]), e[0] is not None), reverse=True)
+
+    def match(self, host, path):
+        for route_host, route_path, api in self.entries:
+            if route_host is not None and route_host != host:
+                continue
+            if route_path == "/" or path == route_path or path.startswith(route_path + "/"):
+                return api
+        return None
+
+
+class Tracked:
+    """The response body, counted as in flight until the server closes it."""
+    __slots__ = ("body", "api")
+
+    def __init__(self, body, api):
+        self.body = body
+        self.api = api
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self):
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            self.api.leave()
+
+
+class Gateway:
+    def __init__(self, database_url, poll_interval=0.25):
+        self.engine = store.make_engine(database_url)
+        self.poll_interval = poll_interval
+        self.apis = {}
+        self.failed = {}  # api_id -> revision that could not be built (not retried until it changes)
+        self.routes = Routes([])
+        self.watcher = None
+
+    # ----- serving -----
+    def __call__(self, environ, start_response):
+        host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0].lower() or None
+        api = self.routes.match(host, environ.get("PATH_INFO") or "/")
+        if api is None:
+            return respond(start_response, "404 Not Found", NO_ROUTE)
+        handler = api.handler_for(environ)
+        if handler is None:
+            return respond(start_response, "404 Not Found", NO_ENTRYPOINT)
+        api.enter()
+        try:
+            return Tracked(handler(environ, start_response), api)
+        except BaseException:
+            api.leave()
+            raise
+
+    # ----- hot reload -----
+    def start(self):
+        self.refresh()
+        self.watcher = gevent.spawn(self._watch)
+
+    def _watch(self):
+        while True:
+            gevent.sleep(self.poll_interval)
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("reading deployments failed; retrying")
+
+    def refresh(self):
+        with self.engine.connect() as connection:
+            wanted = store.served_versions(connection)
+            current = {api_id: api.revision for api_id, api in self.apis.items()}
+            if wanted == current:
+                return
+            changed = {api_id: rev for api_id, rev in wanted.items()
+                       if current.get(api_id) != rev and self.failed.get(api_id) != rev}
+            definitions = store.load_revisions(connection, changed)
+        apis = {api_id: api for api_id, api in self.apis.items() if wanted.get(api_id) == api.revision}
+        for api_id, definition in definitions.items():
+            try:
+                apis[api_id] = DeployedApi(definition, changed[api_id])
+                self.failed.pop(api_id, None)
+            except Exception:
+                log.exception("API %s revision %s could not be started", api_id, changed[api_id])
+                self.failed[api_id] = changed[api_id]
+        retired = [api for api_id, api in self.apis.items() if apis.get(api_id) is not api]
+        self.apis = apis
+        self.routes = Routes(apis.values())
+        for api in retired:
+            retire_later(api)
+        if changed or retired:
+            log.info("gateway serves %d APIs (changed: %s)", len(apis), ", ".join(sorted(changed)) or "none")
+
+    def stop(self):
+        if self.watcher is not None:
+            self.watcher.kill()
+        for api in self.apis.values():
+            retire_later(api)
+        self.apis = {}
+        self.routes = Routes([])
+
+    def stats(self):
+        return {
+            "apis": {api_id: api.revision for api_id, api in self.apis.items()},
+            "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet) and not o.dead),
+            "fds": len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None,
+            "pid": os.getpid(),
+        }

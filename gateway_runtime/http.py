@@ -1,0 +1,89 @@
+"""Small WSGI helpers for the gateway's hot path (no Flask here)."""
+import hashlib
+import ipaddress
+import json
+import os
+from urllib.parse import parse_qs
+
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+class TooLarge(Exception):
+    pass
+
+
+def max_message_bytes():
+    return int(os.environ.get("GATEHOUSE_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES))
+
+
+def respond(start_response, status, body=b"", content_type="text/plain;charset=UTF-8", headers=()):
+    if isinstance(body, str):
+        body = body.encode()
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers])
+    return [body]
+
+
+def respond_json(start_response, status, payload):
+    return respond(start_response, status, json.dumps(payload), "application/json")
+
+
+def query(environ):
+    return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
+
+
+def read_body(environ, limit):
+    length = environ.get("CONTENT_LENGTH") or ""
+    stream = environ["wsgi.input"]
+    if length.isdigit():
+        if int(length) > limit:
+            raise TooLarge()
+        return stream.read(int(length))
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise TooLarge()
+    return body
+
+
+def request_headers(environ):
+    headers = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.setdefault(key[5:].replace("_", "-").lower(), []).append(value)
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.setdefault(key.replace("_", "-").lower(), []).append(value)
+    return headers
+
+
+def _trusted_networks():
+    raw = os.environ.get("GATEHOUSE_TRUSTED_PROXIES", "")
+    return [ipaddress.ip_network(item.strip(), strict=False) for item in raw.split(",") if item.strip()]
+
+
+TRUSTED_PROXIES = _trusted_networks()
+
+
+def _trusted(address):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in TRUSTED_PROXIES)
+
+
+def client_address(environ):
+    """The first untrusted address: behind trusted proxies, walk X-Forwarded-For from the right."""
+    address = environ.get("REMOTE_ADDR", "")
+    if not TRUSTED_PROXIES or not _trusted(address):
+        return address
+    for hop in reversed([h.strip() for h in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]):
+        address = hop
+        if not _trusted(hop):
+            break
+    return address
+
+
+def client_identifier(environ):
+    """Key-less clients are told apart by a hash of their address, plus what they append."""
+    identifier = hashlib.sha256(client_address(environ).encode()).hexdigest()[:32]
+    extra = environ.get("HTTP_X_GRAVITEE_CLIENT_IDENTIFIER")
+    return f"{identifier}-{extra}" if extra else identifier

@@ -1,0 +1,58 @@
+"""What entrypoints and endpoint connectors exchange; they never import each other."""
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Message:
+    content: bytes
+    id: str | None = None
+    headers: dict = field(default_factory=dict)   # name -> [values]
+    metadata: dict = field(default_factory=dict)
+    ack: object = None                            # callable, or None when nothing to acknowledge
+
+    def acknowledge(self):
+        if self.ack is not None:
+            self.ack()
+
+
+@dataclass(slots=True)
+class ClientContext:
+    """Who is asking, and from where to resume."""
+    api_id: str
+    client_id: str
+    qos: str = "auto"
+    resume_after: str | None = None   # Last-Event-ID / ?cursor=
+
+
+class EndpointError(Exception):
+    """The backend failed; the message is safe to show to an API consumer."""
+
+
+class Subscription:
+    """A stream of messages from an endpoint connector.
+
+    `next_batch(timeout, max_messages)` returns a list of one to max_messages messages, [] when
+    nothing came within the timeout, or None when the stream has ended (the mock's messageCount
+    was reached) or was closed. `close()` wakes a waiting `next_batch`.
+    """
+
+    def next_batch(self, timeout, max_messages):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class EndpointConnector:
+    def __init__(self, configuration, shared):
+        self.configuration = configuration
+        self.shared = shared
+
+    def subscribe(self, context):
+        raise EndpointError("this endpoint cannot be subscribed to")
+
+    def publish(self, context, message):
+        raise EndpointError("this endpoint does not accept messages")
+
+    def close(self):
+        pass

@@ -1,0 +1,76 @@
+"""Connector registry: type name -> the one module that declares and implements it.
+
+Each module in `entrypoints/` and `endpoints/` exposes `SPEC`. Adding a connector means adding a
+module there (and its form partial `templates/connectors/<type>.html`); nothing else changes.
+"""
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from functools import cache
+
+from .settings import Settings
+
+QOS_ORDER = ("none", "auto", "at-most-once", "at-least-once")
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    type: str
+    label: str
+    connector: type
+    configuration: Settings = field(default_factory=Settings)
+    shared: Settings = field(default_factory=Settings)
+    qos: tuple = QOS_ORDER
+    api_types: tuple = ("message",)
+    description: str = ""
+    kind: str = "endpoint"
+
+
+@dataclass(frozen=True)
+class EntrypointSpec:
+    type: str
+    label: str
+    handler: type
+    configuration: Settings = field(default_factory=Settings)
+    qos: tuple = ("auto",)
+    api_types: tuple = ("message",)
+    # Higher wins when several entrypoints of an API match one request.
+    priority: int = 0
+    description: str = ""
+    kind: str = "entrypoint"
+
+
+def _discover(package_name):
+    package = importlib.import_module(package_name)
+    specs = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package_name}.{info.name}")
+        spec = getattr(module, "SPEC", None)
+        if spec is not None:
+            specs[spec.type] = spec
+    return specs
+
+
+@cache
+def endpoints():
+    return _discover("gateway_runtime.endpoints")
+
+
+@cache
+def entrypoints():
+    return _discover("gateway_runtime.entrypoints")
+
+
+def endpoint(type_name):
+    return endpoints().get(type_name)
+
+
+def entrypoint(type_name):
+    return entrypoints().get(type_name)
+
+
+def qos_choices(entrypoint_type, endpoint_type):
+    """The qos values both the entrypoint and the endpoint support, in a stable order."""
+    ep, en = entrypoint(entrypoint_type), endpoint(endpoint_type)
+    allowed = set(ep.qos if ep else QOS_ORDER) & set(en.qos if en else QOS_ORDER)
+    return [q for q in QOS_ORDER if q in allowed]

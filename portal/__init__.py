@@ -1,0 +1,1 @@
+"""The developer portal: browser UI (Flask + HTMX) and the management REST API."""

@@ -1,0 +1,290 @@
+"""What the portal does to APIs, shared by the browser views and the management REST API:
+definitions in and out of the model, deploy, start and stop."""
+import json
+import uuid
+
+from flask import current_app
+from sqlalchemy import select
+
+from gateway_runtime import definition as v4
+from gateway_runtime import registry
+from gateway_runtime.definition.forms import DefinitionError
+from gateway_runtime.deployed import normalise_path
+
+from .models import (Api, ContextPath, Deployment, Endpoint, EndpointGroup, Entrypoint, Listener, Plan, db,
+                     utcnow)
+
+API_KEYS = ("id", "name", "apiVersion", "definitionVersion", "type", "description", "listeners", "endpointGroups",
+            "plans")
+LISTENER_KEYS = ("type", "paths", "entrypoints")
+PATH_KEYS = ("path", "host")
+ENTRYPOINT_KEYS = ("type", "qos", "configuration")
+GROUP_KEYS = ("name", "type", "loadBalancer", "sharedConfiguration", "endpoints")
+ENDPOINT_KEYS = ("name", "type", "weight", "inheritConfiguration", "secondary", "configuration",
+                 "sharedConfigurationOverride")
+PLAN_KEYS = ("id", "name", "security", "mode", "status")
+
+
+class Conflict(Exception):
+    pass
+
+
+class DeployRefused(Exception):
+    def __init__(self, parts):
+        super().__init__("This API cannot be deployed yet: " + "; ".join(parts) + ".")
+        self.parts = parts
+
+
+def _extra(source, known):
+    return {k: v for k, v in source.items() if k not in known}
+
+
+def _put(target, key, value):
+    if value is not None:
+        target[key] = value
+
+
+# ----- model <-> canonical definition -----
+def definition_of(api):
+    """The canonical (gateway-form, plans as a list) definition of the API's draft."""
+    out = {"id": api.id, "name": api.name, "apiVersion": api.api_version, "definitionVersion": "4.0.0",
+           "type": api.type, "description": api.description}
+    out.update(api.extra)
+    out["listeners"] = []
+    for listener in api.listeners:
+        item = {"type": listener.type}
+        if listener.type == "http" or listener.paths:
+            item["paths"] = []
+            for p in listener.paths:
+                entry = {"path": p.path}
+                _put(entry, "host", p.host)
+                entry.update(p.extra)
+                item["paths"].append(entry)
+        item["entrypoints"] = []
+        for e in listener.entrypoints:
+            entry = {"type": e.type}
+            _put(entry, "qos", e.qos)
+            _put(entry, "configuration", e.configuration)
+            entry.update(e.extra)
+            item["entrypoints"].append(entry)
+        item.update(listener.extra)
+        out["listeners"].append(item)
+    out["endpointGroups"] = []
+    for g in api.endpoint_groups:
+        group = {"name": g.name, "type": g.type}
+        if g.load_balancer:
+            group["loadBalancer"] = {"type": g.load_balancer}
+        _put(group, "sharedConfiguration", g.shared_configuration)
+        group["endpoints"] = []
+        for e in g.endpoints:
+            endpoint = {"name": e.name, "type": e.type}
+            _put(endpoint, "weight", e.weight)
+            _put(endpoint, "inheritConfiguration", e.inherit_configuration)
+            _put(endpoint, "secondary", e.secondary)
+            _put(endpoint, "configuration", e.configuration)
+            _put(endpoint, "sharedConfigurationOverride", e.shared_configuration_override)
+            endpoint.update(e.extra)
+            group["endpoints"].append(endpoint)
+        group.update(g.extra)
+        out["endpointGroups"].append(group)
+    out["plans"] = []
+    for p in api.plans:
+        plan = {"id": p.id, "name": p.name, "security": dict(p.extra.get("security", {}), type=p.security_type)}
+        _put(plan, "mode", p.mode)
+        _put(plan, "status", p.status)
+        plan.update({k: v for k, v in p.extra.items() if k != "security"})
+        out["plans"].append(plan)
+    return out
+
+
+def store_definition(api, d):
+    """Replace the API's draft with a validated canonical definition."""
+    api.name = d["name"].strip()
+    api.api_version = str(d.get("apiVersion") or "1.0")
+    api.description = d.get("description") or ""
+    api.type = d["type"]
+    api.extra = _extra(d, API_KEYS)
+    api.listeners = []
+    api.endpoint_groups = []
+    api.plans = []
+    db.session.flush()
+    for li, l in enumerate(d["listeners"]):
+        listener = Listener(position=li, type=l["type"], extra=_extra(l, LISTENER_KEYS))
+        for pi, p in enumerate(l.get("paths") or []):
+            listener.paths.append(ContextPath(api_id=api.id, position=pi, path=p["path"], host=p.get("host"),
+                                              extra=_extra(p, PATH_KEYS)))
+        for ei, e in enumerate(l.get("entrypoints") or []):
+            listener.entrypoints.append(Entrypoint(position=ei, type=e["type"], qos=e.get("qos"),
+                                                   configuration=e.get("configuration"),
+                                                   extra=_extra(e, ENTRYPOINT_KEYS)))
+        api.listeners.append(listener)
+    for gi, g in enumerate(d["endpointGroups"]):
+        group = EndpointGroup(position=gi, name=g["name"], type=g["type"],
+                              load_balancer=(g.get("loadBalancer") or {}).get("type"),
+                              shared_configuration=g.get("sharedConfiguration"), extra=_extra(g, GROUP_KEYS))
+        if isinstance(g.get("loadBalancer"), dict) and set(g["loadBalancer"]) - {"type"}:
+            group.extra["loadBalancer"] = g["loadBalancer"]
+        for ni, e in enumerate(g.get("endpoints") or []):
+            group.endpoints.append(Endpoint(
+                position=ni, name=e["name"], type=e["type"], weight=e.get("weight"),
+                inherit_configuration=e.get("inheritConfiguration"), secondary=e.get("secondary"),
+                configuration=e.get("configuration"),
+                shared_configuration_override=e.get("sharedConfigurationOverride"), extra=_extra(e, ENDPOINT_KEYS)))
+        api.endpoint_groups.append(group)
+    for pi, p in enumerate(d.get("plans") or []):
+        extra = _extra(p, PLAN_KEYS)
+        security = {k: v for k, v in p["security"].items() if k != "type"}
+        if security:
+            extra["security"] = security
+        api.plans.append(Plan(position=pi, id=str(p.get("id") or uuid.uuid4()), name=p.get("name") or "Plan",
+                              security_type=p["security"]["type"], mode=p.get("mode"), status=p.get("status"),
+                              extra=extra))
+    api.updated_at = utcnow()
+
+
+def default_plan():
+    return {"id": str(uuid.uuid4()), "name": "Default Keyless (UNSECURED)", "security": {"type": "key-less"},
+            "mode": "standard", "status": "published"}
+
+
+def prepare(document):
+    """Any accepted input -> a validated canonical definition, with a plan."""
+    d = v4.validate(v4.read_document(document))
+    if not d.get("plans"):
+        d["plans"] = [default_plan()]
+    return d
+
+
+def check_paths(d, api_id):
+    """409 when a context path (with its host) is already used by another API."""
+    wanted = {((p.get("host") or None), normalise_path(p["path"]))
+              for l in d["listeners"] for p in l.get("paths") or []}
+    used = db.session.execute(select(ContextPath.host, ContextPath.path, ContextPath.api_id)
+                              .where(ContextPath.api_id != api_id)).all()
+    for host, path, other in used:
+        if ((host or None), normalise_path(path)) in wanted:
+            name = db.session.get(Api, other).name
+            raise Conflict(f"The context path {path} is already used by the API '{name}'.")
+
+
+def create(document):
+    d = prepare(document)
+    api = Api(id=str(uuid.uuid4()), name=d["name"], type=d["type"], state="stopped", extra={})
+    d["id"] = api.id
+    check_paths(d, api.id)
+    db.session.add(api)
+    store_definition(api, d)
+    db.session.commit()
+    return api
+
+
+def replace(api, document):
+    d = prepare(document)
+    d["id"] = api.id
+    restore_secrets(d, definition_of(api))
+    check_paths(d, api.id)
+    store_definition(api, d)
+    db.session.commit()
+    return api
+
+
+def restore_secrets(d, previous):
+    """Masked secrets in a re-imported export keep the values they had."""
+    old_groups = {g["name"]: g for g in previous.get("endpointGroups", [])}
+    for group in d["endpointGroups"]:
+        spec = registry.endpoint(group["type"])
+        old = old_groups.get(group["name"], {})
+        if spec is None:
+            continue
+        if group.get("sharedConfiguration"):
+            spec.shared.restore_secrets(group["sharedConfiguration"], old.get("sharedConfiguration"))
+        old_endpoints = {e["name"]: e for e in old.get("endpoints", [])}
+        for endpoint in group.get("endpoints", []):
+            espec = registry.endpoint(endpoint["type"])
+            if espec is None:
+                continue
+            before = old_endpoints.get(endpoint["name"], {})
+            for key, settings in (("configuration", espec.configuration),
+                                  ("sharedConfigurationOverride", espec.shared)):
+                if endpoint.get(key):
+                    settings.restore_secrets(endpoint[key], before.get(key))
+
+
+def masked(d):
+    """A copy of the definition with every secret setting masked."""
+    d = json.loads(json.dumps(d))
+    for group in d.get("endpointGroups", []):
+        spec = registry.endpoint(group["type"])
+        if spec is not None and group.get("sharedConfiguration"):
+            group["sharedConfiguration"] = spec.shared.mask_secrets(group["sharedConfiguration"])
+        for endpoint in group.get("endpoints", []):
+            espec = registry.endpoint(endpoint["type"])
+            if espec is None:
+                continue
+            for key, settings in (("configuration", espec.configuration),
+                                  ("sharedConfigurationOverride", espec.shared)):
+                if endpoint.get(key):
+                    endpoint[key] = settings.mask_secrets(endpoint[key])
+    return d
+
+
+def export(api, include_secrets=False):
+    d = definition_of(api)
+    return v4.export_envelope(d if include_secrets else masked(d), api.state)
+
+
+# ----- deployments -----
+def last_deployment(api):
+    return api.deployments.first()
+
+
+def has_undeployed_changes(api):
+    last = last_deployment(api)
+    return last is None or last.definition != v4.to_gateway_form(definition_of(api))
+
+
+def blocking_parts(api):
+    return v4.blocking_parts(definition_of(api))
+
+
+def deploy(api, user):
+    d = definition_of(api)
+    parts = v4.blocking_parts(d)
+    if parts:
+        raise DeployRefused(parts)
+    last = last_deployment(api)
+    deployment = Deployment(api_id=api.id, revision=(last.revision + 1) if last else 1,
+                            definition=v4.to_gateway_form(d), created_by=user)
+    db.session.add(deployment)
+    api.deployed_revision = deployment.revision
+    db.session.commit()
+    current_app.logger.info("API %s deployed as revision %s by %s", api.id, deployment.revision, user)
+    return deployment
+
+
+def start(api, user):
+    if api.deployed_revision is None:
+        deploy(api, user)
+    api.state = "started"
+    db.session.commit()
+
+
+def stop(api):
+    api.state = "stopped"
+    db.session.commit()
+
+
+def delete(api):
+    db.session.delete(api)
+    db.session.commit()
+
+
+def find(api_id):
+    return db.session.get(Api, api_id)
+
+
+def all_apis():
+    return db.session.scalars(select(Api).order_by(Api.name)).all()
+
+
+__all__ = ["Conflict", "DefinitionError", "DeployRefused"]

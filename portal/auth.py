@@ -1,0 +1,77 @@
+"""One admin user: browser sessions for the UI, HTTP Basic for the management API."""
+import functools
+import os
+import secrets
+
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired
+
+from .models import User, db
+
+ADMIN = "admin"
+bp = Blueprint("auth", __name__)
+
+
+def ensure_admin():
+    """Create the admin on first start. Its password comes from GATEHOUSE_ADMIN_PASSWORD, else it
+    is generated and printed this once (only its hash is stored)."""
+    wanted = os.environ.get("GATEHOUSE_ADMIN_PASSWORD")
+    user = db.session.scalar(select(User).where(User.username == ADMIN))
+    if user is None:
+        password = wanted or secrets.token_urlsafe(12)
+        db.session.add(User(username=ADMIN, password_hash=generate_password_hash(password)))
+        db.session.commit()
+        if not wanted:
+            print(f"Gatehouse admin user: {ADMIN}  password (shown once, keep it): {password}", flush=True)
+    elif wanted and not check_password_hash(user.password_hash, wanted):
+        user.password_hash = generate_password_hash(wanted)
+        db.session.commit()
+
+
+def authenticate(username, password):
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is not None and check_password_hash(user.password_hash, password or ""):
+        return user
+    return None
+
+
+def login_required(view):
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        user_id = session.get("user_id")
+        g.user = db.session.get(User, user_id) if user_id else None
+        if g.user is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+    return wrapped
+
+
+class LoginForm(FlaskForm):
+    username = StringField("User name", validators=[DataRequired("Enter the user name.")], default=ADMIN)
+    password = PasswordField("Password", validators=[DataRequired("Enter the password.")])
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = authenticate(form.username.data, form.password.data)
+        if user is not None:
+            session.clear()
+            session["user_id"] = user.id
+            target = request.args.get("next", "")
+            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("ui.apis"))
+        form.password.errors.append("Wrong user name or password. The admin password was printed on first "
+                                    "start, or set with GATEHOUSE_ADMIN_PASSWORD.")
+    return render_template("login.html", form=form)
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    flash("You are logged out.")
+    return redirect(url_for("auth.login"))

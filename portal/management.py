@@ -1,0 +1,168 @@
+"""Management REST API: the Gravitee-compatible subset, JSON, HTTP Basic auth."""
+from flask import Blueprint, abort, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from gateway_runtime import definition as v4
+
+from . import apis
+from .auth import authenticate
+from .openapi import document as openapi_document
+
+bp = Blueprint("management", __name__, url_prefix="/management/v2")
+ENV = "/environments/DEFAULT"
+
+
+def error(status, message, errors=()):
+    response = jsonify({"message": message, "errors": list(errors)})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="Gatehouse management API"'
+    return response
+
+
+@bp.before_request
+def basic_auth():
+    if request.endpoint == "management.openapi":
+        return None
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or authenticate(auth.username, auth.password) is None:
+        return error(401, "Authentication required: use HTTP Basic with the admin user.")
+    request.environ["gatehouse.user"] = auth.username
+    return None
+
+
+@bp.errorhandler(apis.DefinitionError)
+def definition_error(exc):
+    return error(400, exc.message, exc.errors)
+
+
+@bp.errorhandler(apis.Conflict)
+def conflict(exc):
+    return error(409, str(exc), [{"field": "listeners.paths", "message": str(exc)}])
+
+
+@bp.errorhandler(apis.DeployRefused)
+def refused(exc):
+    return error(400, str(exc), [{"field": "definition", "message": part} for part in exc.parts])
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc):
+    return error(exc.code, exc.description)
+
+
+@bp.errorhandler(Exception)
+def unexpected(exc):
+    current_app.logger.exception("management API error")
+    return error(500, "Unexpected error; the server log has the details.")
+
+
+def _body():
+    body = request.get_json(silent=True)
+    if body is None:
+        raise apis.DefinitionError([{"field": "", "message": "The body must be a JSON object."}],
+                                   "The body is not valid JSON.")
+    return body
+
+
+def _api(api_id):
+    api = apis.find(api_id)
+    if api is None:
+        abort(404, f"No API with id {api_id}.")
+    return api
+
+
+def _user():
+    return request.environ["gatehouse.user"]
+
+
+def summary(api):
+    d = apis.definition_of(api)
+    body, _ = v4.to_management_form(apis.masked(d))
+    body["state"] = api.state.upper()
+    last = apis.last_deployment(api)
+    body["deployedAt"] = last.created_at.isoformat() + "Z" if last else None
+    body["gatehouse"] = {
+        "deployedRevision": api.deployed_revision,
+        "undeployedChanges": apis.has_undeployed_changes(api),
+        "warnings": v4.warnings(d),
+        "blockingParts": v4.blocking_parts(d),
+    }
+    return body
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+@bp.get(ENV + "/apis")
+def list_apis():
+    items = [summary(api) for api in apis.all_apis()]
+    return jsonify({"data": items, "pagination": {"page": 1, "perPage": len(items), "pageCount": 1,
+                                                  "pageItemsCount": len(items), "totalCount": len(items)}})
+
+
+@bp.get(ENV + "/apis/<api_id>")
+def get_api(api_id):
+    return jsonify(summary(_api(api_id)))
+
+
+@bp.delete(ENV + "/apis/<api_id>")
+def delete_api(api_id):
+    api = _api(api_id)
+    if api.state == "started":
+        return error(400, "Stop the API before deleting it.")
+    apis.delete(api)
+    return "", 204
+
+
+@bp.post(ENV + "/apis/_import/definition")
+def import_definition():
+    api = apis.create(_body())
+    return jsonify(summary(api)), 201
+
+
+@bp.put(ENV + "/apis/<api_id>/_import/definition")
+def replace_definition(api_id):
+    api = apis.replace(_api(api_id), _body())
+    return jsonify(summary(api))
+
+
+@bp.post(ENV + "/apis/<api_id>/_start")
+def start(api_id):
+    api = _api(api_id)
+    if api.state == "started":
+        return error(400, "The API is already started.")
+    apis.start(api, _user())
+    return "", 204
+
+
+@bp.post(ENV + "/apis/<api_id>/_stop")
+def stop(api_id):
+    api = _api(api_id)
+    if api.state == "stopped":
+        return error(400, "The API is already stopped.")
+    apis.stop(api)
+    return "", 204
+
+
+@bp.post(ENV + "/apis/<api_id>/deployments")
+def deploy(api_id):
+    deployment = apis.deploy(_api(api_id), _user())
+    return jsonify({"revision": deployment.revision, "deployedAt": deployment.created_at.isoformat() + "Z"}), 202
+
+
+@bp.get(ENV + "/apis/<api_id>/_export/definition")
+def export(api_id):
+    include = request.args.get("includeSecrets", "false").lower() == "true"
+    return jsonify(apis.export(_api(api_id), include_secrets=include))
+
+
+@bp.get(ENV + "/_runtime")
+def runtime():
+    """Ours: what this process's gateway serves, and its greenlet and file descriptor counts."""
+    gateway = current_app.extensions.get("gatehouse_gateway")
+    if gateway is None:
+        return error(404, "No gateway runs in this process.")
+    return jsonify(gateway.stats())
