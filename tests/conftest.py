@@ -1,0 +1,183 @@
+"""Test harness: real `gatehouse serve` processes on free ports, each with its own temp database,
+and small clients for the management API and the gateway."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_PASSWORD = "test-admin-pw"
+MGMT = "/management/v2/environments/DEFAULT"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc=None, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {read_log(proc)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not open")
+
+
+def read_log(proc):
+    try:
+        return Path(proc.log_path).read_text()[-3000:]
+    except (AttributeError, OSError):
+        return ""
+
+
+class Server:
+    """One Gatehouse process (or gunicorn master) with a portal URL, a gateway URL and a client."""
+
+    def __init__(self, proc, portal_port, gateway_port, workdir):
+        self.proc = proc
+        self.portal = f"http://127.0.0.1:{portal_port}"
+        self.gateway = f"http://127.0.0.1:{gateway_port}"
+        self.gateway_port = gateway_port
+        self.workdir = workdir
+        self.http = requests.Session()
+        self.http.auth = ("admin", ADMIN_PASSWORD)
+
+    @property
+    def log(self):
+        return read_log(self.proc)
+
+    def mgmt(self, method, path, **kwargs):
+        return self.http.request(method, self.portal + MGMT + path, timeout=30, **kwargs)
+
+    def import_api(self, definition):
+        response = self.mgmt("POST", "/apis/_import/definition", json=definition)
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def start_api(self, api_id):
+        response = self.mgmt("POST", f"/apis/{api_id}/_start")
+        assert response.status_code == 204, response.text
+
+    def deploy(self, api_id):
+        response = self.mgmt("POST", f"/apis/{api_id}/deployments")
+        assert response.status_code == 202, response.text
+        return response.json()["revision"]
+
+    def runtime(self):
+        return self.mgmt("GET", "/_runtime").json()
+
+    def wait_serving(self, api_id, revision, timeout=5):
+        """Until this process's gateway serves that revision (what the hot reload promises)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.runtime()["apis"].get(api_id) == revision:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"revision {revision} of {api_id} not served within {timeout}s")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def environment(workdir, database_url=None, **extra):
+    env = dict(os.environ, GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD,
+               GATEHOUSE_INSTANCE_PATH=str(workdir / "instance"), PYTHONUNBUFFERED="1")
+    if database_url:
+        env["GATEHOUSE_DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+def start_process(args, workdir, env, ports):
+    log_path = workdir / f"server-{ports[0]}.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    proc.log_path = log_path
+    for port in ports:
+        wait_for_port(port, proc)
+    return proc
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Factory: start_server(database_url=None, **env) -> Server running `gatehouse serve`."""
+    servers = []
+
+    def start(database_url=None, **extra):
+        portal_port, gateway_port = free_port(), free_port()
+        workdir = tmp_path
+        args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
+                "--portal-port", str(portal_port), "--gateway-port", str(gateway_port)]
+        proc = start_process(args, workdir, environment(workdir, database_url, **extra), (portal_port, gateway_port))
+        server = Server(proc, portal_port, gateway_port, workdir)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server()
+
+
+def mock_api(path="/demo", content="hello", interval=100, count=None, entrypoints=None, name="Demo"):
+    configuration = {"messageInterval": interval, "messageContent": content}
+    if count is not None:
+        configuration["messageCount"] = count
+    return {
+        "name": name, "apiVersion": "1.0", "definitionVersion": "4.0.0", "type": "message",
+        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": entrypoints or [
+            {"type": "http-get"}, {"type": "http-post"}, {"type": "sse"}, {"type": "websocket"}]}],
+        "endpointGroups": [{"name": "default", "type": "mock", "endpoints": [
+            {"name": "mock", "type": "mock", "weight": 1, "inheritConfiguration": False,
+             "configuration": configuration}]}],
+    }
+
+
+def read_sse(response, count, timeout=10):
+    """Parse up to `count` events (dicts of field -> value) from a streaming response."""
+    events, current = [], {}
+    deadline = time.monotonic() + timeout
+    for raw in response.iter_lines(decode_unicode=True):
+        if raw == "":
+            if current:
+                events.append(current)
+                current = {}
+                if len(events) >= count:
+                    break
+        elif raw.startswith(":"):
+            current.setdefault("comments", []).append(raw[1:])
+        else:
+            name, _, value = raw.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            current[name] = current[name] + "\n" + value if name in current else value
+        if time.monotonic() > deadline:
+            break
+    return events
+
+
+def pretty(obj):
+    return json.dumps(obj, indent=2, sort_keys=True)
