@@ -7,7 +7,6 @@ import itertools
 import logging
 import random
 
-import gevent
 from gevent.event import Event
 
 from . import registry
@@ -132,7 +131,3 @@ def balancer(kind, endpoints):
 def normalise_path(path):
     path = "/" + path.strip("/")
     return path if path != "/" else "/"
-
-
-def retire_later(api):
-    gevent.spawn(api.retire)

@@ -12,7 +12,7 @@ import gevent
 from greenlet import greenlet
 
 from . import store
-from .deployed import DeployedApi, retire_later
+from .deployed import DeployedApi
 from .http import respond
 
 log = logging.getLogger("gatehouse.gateway")
@@ -62,6 +62,7 @@ class Gateway:
         self.apis = {}
         self.failed = {}  # api_id -> revision that could not be built (not retried until it changes)
         self.routes = Routes([])
+        self.retiring = set()
         self.watcher = None
 
     # ----- serving -----
@@ -114,7 +115,7 @@ class Gateway:
         self.apis = apis
         self.routes = Routes(apis.values())
         for api in retired:
-            retire_later(api)
+            self._retire(api)
         if changed or retired:
             log.info("gateway serves %d APIs (changed: %s)", len(apis), ", ".join(sorted(changed)) or "none")
 
@@ -122,14 +123,19 @@ class Gateway:
         if self.watcher is not None:
             self.watcher.kill()
         for api in self.apis.values():
-            retire_later(api)
+            self._retire(api)
         self.apis = {}
         self.routes = Routes([])
+
+    def _retire(self, api):
+        self.retiring.add(api)
+        gevent.spawn(api.retire).link(lambda _: self.retiring.discard(api))
 
     def stats(self):
         return {
             "apis": {api_id: api.revision for api_id, api in self.apis.items()},
             "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet) and not o.dead),
             "fds": len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None,
+            "retiring": len(self.retiring),
             "pid": os.getpid(),
         }

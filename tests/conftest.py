@@ -158,10 +158,13 @@ def mock_api(path="/demo", content="hello", interval=100, count=None, entrypoint
 
 
 def read_sse(response, count, timeout=10):
-    """Parse up to `count` events (dicts of field -> value) from a streaming response."""
+    """Parse up to `count` events (dicts of field -> value) from a streaming response; call it
+    again on the same response to read on."""
+    if not hasattr(response, "sse_lines"):
+        response.sse_lines = response.iter_lines(decode_unicode=True)
     events, current = [], {}
     deadline = time.monotonic() + timeout
-    for raw in response.iter_lines(decode_unicode=True):
+    for raw in response.sse_lines:
         if raw == "":
             if current:
                 events.append(current)

@@ -1,4 +1,6 @@
 """WebSocket: frames in are published messages, consumed messages go out as frames."""
+import socket
+
 import gevent
 from simple_websocket import ConnectionClosed, Server
 
@@ -88,10 +90,15 @@ def close(ws, code, reason):
 
 
 def finish(ws, start_response):
-    # The connection was the WebSocket's; tell the server not to write an HTTP response on it.
+    """The connection belonged to the WebSocket, which is closed now: end it, so that the server
+    neither writes an HTTP response on it nor waits there for a next request."""
     if ws.mode == "gunicorn":
         raise StopIteration()
-    start_response("101 Switching Protocols", [])
+    try:
+        ws.environ["wsgi.input"].raw._sock.shutdown(socket.SHUT_RDWR)
+    except (AttributeError, OSError):
+        pass
+    start_response("101 Switching Protocols", [("Connection", "close")])
     return []
 
 

@@ -1,0 +1,181 @@
+"""End-to-end through a real browser: create a message API in the portal, give it a second mock
+endpoint, deploy, start, and read its messages from the gateway."""
+import re
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import ADMIN_PASSWORD
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+CHROMIUM = "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def by_id(page, element_id):
+    """Ids like `cfg.messageInterval` hold dots, which a CSS `#id` selector would misread."""
+    return page.locator(f'[id="{element_id}"]')
+
+
+def htmx_idle(page):
+    """Wait until no HTMX request is in flight and the last swap has settled."""
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
+
+
+def field_error(page, field_id):
+    """The error paragraph inside the same .field block as the input: the error beside the field."""
+    block = page.locator(".field.has-error").filter(has=by_id(page, field_id))
+    expect(block).to_have_count(1)
+    return block.locator(f'[id="{field_id}-error"]')
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium at /usr/bin/chromium")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_create_message_api_with_two_mock_endpoints_in_the_browser(server, browser):
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.set_default_timeout(10_000)
+    portal = server.portal
+
+    # 1. Log in.
+    page.goto(portal + "/login")
+    page.fill("#username", "admin")
+    page.fill("#password", ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="APIs")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out admin")).to_be_visible()
+
+    # 2. The create-API wizard: conditional entrypoint sections swapped in by HTMX.
+    page.get_by_role("link", name="Create API").first.click()
+    expect(page).to_have_url(portal + "/apis/new")
+    expect(page.get_by_role("heading", name="Create an API")).to_be_visible()
+    page.fill("#name", "Browser demo")
+    page.fill("#path", "/browser-demo")
+    expect(page.locator('input[name="type"][value="message"]')).to_be_checked()
+
+    page.select_option("#endpoint_type", "mock")
+    htmx_idle(page)
+    expect(page.locator("#endpoint_type")).to_have_value("mock")
+    expect(by_id(page, "cfg.messageContent")).to_be_visible()
+
+    sse = page.get_by_role("checkbox", name="Server-Sent Events")
+    http_get = page.get_by_role("checkbox", name="HTTP GET")
+    expect(page.locator("#section-sse")).to_have_count(0)
+    sse.check()
+    htmx_idle(page)
+    expect(page.locator("#section-sse")).to_be_visible()
+    expect(page.locator("#section-sse").get_by_label("Heartbeat interval (ms)")).to_have_value("5000")
+
+    sse.uncheck()
+    htmx_idle(page)
+    expect(page.locator("#section-sse")).to_have_count(0)
+    expect(sse).not_to_be_checked()
+
+    http_get.check()
+    htmx_idle(page)
+    expect(page.locator("#section-http-get")).to_be_visible()
+    expect(page.locator("#section-http-get").get_by_label("Limit messages count")).to_have_value("500")
+    sse.check()
+    htmx_idle(page)
+    expect(page.locator("#section-sse")).to_be_visible()
+    expect(page.locator("#section-http-get")).to_be_visible()
+    # The swaps kept what was typed outside the swapped part.
+    expect(page.locator("#name")).to_have_value("Browser demo")
+    expect(page.locator("#endpoint_type")).to_have_value("mock")
+
+    by_id(page, "cfg.messageContent").fill("hello from the browser")
+    by_id(page, "cfg.messageInterval").fill("100")
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / "portal-create-api.png"), full_page=True)
+
+    # 3. Bad input: an empty name and a negative interval. Errors beside the fields, nothing created.
+    page.fill("#name", "")
+    by_id(page, "cfg.messageInterval").fill("-5")
+    page.get_by_role("button", name="Create API").click()
+    expect(field_error(page, "name")).to_have_text("Give the API a name.")
+    expect(field_error(page, "cfg.messageInterval")).to_contain_text("must be at least 0")
+    assert server.mgmt("GET", "/apis").json()["data"] == []
+    # The form comes back as it was sent.
+    expect(sse).to_be_checked()
+    expect(http_get).to_be_checked()
+    expect(page.locator("#section-sse")).to_be_visible()
+    expect(page.locator("#path")).to_have_value("/browser-demo")
+    expect(by_id(page, "cfg.messageContent")).to_have_value("hello from the browser")
+
+    # 4. Fix the input and create the API.
+    page.fill("#name", "Browser demo")
+    by_id(page, "cfg.messageInterval").fill("100")
+    page.get_by_role("button", name="Create API").click()
+    expect(page.locator(".flash")).to_contain_text("API Browser demo created")
+    expect(page.get_by_role("heading", name=re.compile("Browser demo"))).to_be_visible()
+    apis = server.mgmt("GET", "/apis").json()["data"]
+    assert len(apis) == 1, apis
+    api_id = apis[0]["id"]
+    expect(page).to_have_url(f"{portal}/apis/{api_id}")
+
+    page.get_by_role("link", name="Endpoints → Backend services").click()
+    expect(page.get_by_role("heading", name="Backend services")).to_be_visible()
+    expect(page.locator("tr", has_text="Default endpoint")).to_be_visible()
+    page.get_by_role("link", name="Add an endpoint").click()
+    expect(page.get_by_role("heading", name=re.compile("Add an endpoint"))).to_be_visible()
+
+    inherit = page.get_by_role("checkbox", name="Inherit the group's shared configuration")
+    expect(inherit).to_be_checked()
+    expect(page.locator("#shared-override")).to_have_count(0)
+    inherit.uncheck()
+    htmx_idle(page)
+    expect(page.locator("#shared-override")).to_be_visible()
+    expect(page.locator("#shared-override")).to_contain_text("Mock endpoints have no shared settings.")
+    inherit.check()
+    htmx_idle(page)
+    expect(page.locator("#shared-override")).to_have_count(0)
+    expect(inherit).to_be_checked()
+
+    page.fill("#name", "Second endpoint")
+    by_id(page, "cfg.messageContent").fill("hello from the second endpoint")
+    by_id(page, "cfg.messageInterval").fill("100")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".flash")).to_contain_text("Endpoint Second endpoint added")
+    expect(page.locator("tbody tr")).to_have_count(2)
+    expect(page.locator("tr", has_text="Second endpoint")).to_contain_text("inherits the group configuration")
+
+    # 5. Deploy from the banner, then start.
+    banner = page.locator("#deploy-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("not deployed changes — redeploy to apply")
+    page.screenshot(path=str(DOCS / "portal-endpoints.png"), full_page=True)
+    banner.get_by_role("button", name="Deploy").click()
+    expect(page.locator(".flash")).to_contain_text("Deployed revision 1")
+    expect(page.get_by_role("heading", name="Backend services")).to_be_visible()
+    expect(page.locator("#deploy-banner")).to_have_count(0)
+    expect(page.get_by_text("not deployed changes")).to_have_count(0)
+
+    page.get_by_role("link", name="Overview").click()
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator(".flash")).to_contain_text("API started.")
+    expect(page.locator("h1 .state")).to_have_text("started")
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+
+    server.wait_serving(api_id, 1)
+    seen = set()
+    for _ in range(2):  # round-robin: one subscription per endpoint
+        response = requests.get(server.gateway + "/browser-demo?limit=1",
+                                headers={"Accept": "application/json"}, timeout=10)
+        assert response.status_code == 200, response.text
+        items = response.json()["items"]
+        assert len(items) == 1, items
+        seen.add(items[0]["content"])
+    assert seen == {"hello from the browser", "hello from the second endpoint"}
+    page.close()
