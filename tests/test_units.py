@@ -1,0 +1,95 @@
+"""Pure pieces: routing, client identity, the settings declarations, definition spellings."""
+import importlib
+
+import pytest
+
+from gateway_runtime import http
+from gateway_runtime.definition import read_document, to_management_form
+from gateway_runtime.gateway import Routes
+from gateway_runtime.settings import SECRET_MASK, Field, Settings
+
+
+class FakeApi:
+    def __init__(self, name, *paths):
+        self.name, self.paths = name, list(paths)
+
+
+def test_routes_prefer_host_then_longest_path():
+    routes = Routes([FakeApi("root", (None, "/")), FakeApi("orders", (None, "/orders")),
+                     FakeApi("eu-orders", ("eu.example", "/orders")), FakeApi("deep", (None, "/orders/archive"))])
+    assert routes.match(None, "/orders").name == "orders"
+    assert routes.match("eu.example", "/orders/1").name == "eu-orders"
+    assert routes.match(None, "/orders/archive/2024").name == "deep"
+    assert routes.match(None, "/ordersx").name == "root"
+    assert Routes([FakeApi("a", (None, "/a"))]).match(None, "/b") is None
+
+
+def test_client_identifier_trusts_only_configured_proxies(monkeypatch):
+    monkeypatch.setenv("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/8")
+    importlib.reload(http)
+    try:
+        behind = {"REMOTE_ADDR": "10.1.1.1", "HTTP_X_FORWARDED_FOR": "203.0.113.9, 10.2.2.2"}
+        direct = {"REMOTE_ADDR": "203.0.113.9"}
+        spoofed = {"REMOTE_ADDR": "198.51.100.7", "HTTP_X_FORWARDED_FOR": "203.0.113.9"}
+        assert http.client_address(behind) == "203.0.113.9"
+        assert http.client_identifier(behind) == http.client_identifier(direct)
+        assert http.client_address(spoofed) == "198.51.100.7"
+        suffixed = dict(direct, HTTP_X_GRAVITEE_CLIENT_IDENTIFIER="tab-2")
+        assert http.client_identifier(suffixed) == http.client_identifier(direct) + "-tab-2"
+    finally:
+        monkeypatch.delenv("GATEHOUSE_TRUSTED_PROXIES")
+        importlib.reload(http)
+
+
+SETTINGS = Settings(fields=(
+    Field("protocol", "enum", "Protocol", default="PLAIN", choices=("PLAIN", "SSL")),
+    Field("ssl.trustStore.path", "path", "Trust store path", when=("protocol", ("SSL",)), required=True),
+    Field("auth.password", "secret", "Password"),
+    Field("producer.enabled", "boolean", "Producer", default=False),
+    Field("producer.topic", "string", "Topic", when=("producer.enabled", (True,)), required=True),
+))
+
+
+def test_conditional_sections_are_required_only_when_on():
+    assert SETTINGS.validate({"protocol": "PLAIN"})[1] == {}
+    assert SETTINGS.validate({"protocol": "SSL"})[1] == {"ssl.trustStore.path": "Trust store path is required"}
+    assert SETTINGS.validate({"producer": {"enabled": "true"}})[1] == {"producer.topic": "Topic is required"}
+    values, errors = SETTINGS.from_form({"x.protocol": "PLAIN", "x.producer.topic": "t"}, "x.")
+    assert errors == {} and values == {"protocol": "PLAIN", "producer": {"enabled": False}}  # hidden field dropped
+
+
+def test_store_paths_must_lie_under_the_certs_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("GATEHOUSE_CERTS_DIR", raising=False)
+    assert "set GATEHOUSE_CERTS_DIR" in SETTINGS.validate({"protocol": "SSL", "ssl": {"trustStore": {"path": "a.pem"}}})[1][
+        "ssl.trustStore.path"]
+    monkeypatch.setenv("GATEHOUSE_CERTS_DIR", str(tmp_path))
+    inside = {"protocol": "SSL", "ssl": {"trustStore": {"path": str(tmp_path / "ca.pem")}}}
+    assert SETTINGS.validate(inside)[1] == {}
+    outside = {"protocol": "SSL", "ssl": {"trustStore": {"path": "../../etc/passwd"}}}
+    assert "must lie under GATEHOUSE_CERTS_DIR" in SETTINGS.validate(outside)[1]["ssl.trustStore.path"]
+
+
+def test_secrets_are_masked_and_a_masked_value_keeps_the_old_one():
+    masked = SETTINGS.mask_secrets({"auth": {"password": "s3cret"}})
+    assert masked == {"auth": {"password": SECRET_MASK}}
+    assert SETTINGS.restore_secrets(masked, {"auth": {"password": "s3cret"}}) == {"auth": {"password": "s3cret"}}
+    values, _ = SETTINGS.from_form({"x.auth.password": ""}, "x.", previous={"auth": {"password": "old"}})
+    assert values["auth"]["password"] == "old"  # an empty password field leaves it unchanged
+
+
+@pytest.mark.parametrize("document", [
+    {"api": {"definitionVersion": "V4", "type": "MESSAGE", "listeners": [{"type": "HTTP", "entrypoints": [
+        {"type": "sse", "qos": "AT_LEAST_ONCE"}]}]},
+     "plans": [{"id": "p", "security": {"type": "KEY_LESS"}, "mode": "STANDARD"}]},
+    {"gravitee": "4.0.0", "type": "message", "listeners": [{"type": "http", "entrypoints": [
+        {"type": "sse", "qos": "at-least-once"}]}], "plans": {"p": {"security": {"type": "key-less"},
+                                                                     "mode": "standard"}}},
+])
+def test_both_spellings_read_the_same(document):
+    api = read_document(document)
+    assert api["type"] == "message" and api["definitionVersion"] == "4.0.0"
+    assert api["listeners"][0]["entrypoints"][0]["qos"] == "at-least-once"
+    assert api["plans"] == [{"id": "p", "security": {"type": "key-less"}, "mode": "standard"}]
+    management, plans = to_management_form(api)
+    assert management["listeners"][0]["entrypoints"][0]["qos"] == "AT_LEAST_ONCE"
+    assert plans[0]["security"]["type"] == "KEY_LESS" and management["definitionVersion"] == "V4"
