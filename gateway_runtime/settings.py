@@ -33,7 +33,6 @@ class Field:
     maximum: float | None = None
     when: tuple | None = None  # (controlling path, (allowed values...))
     help: str = ""
-    section: str = ""
 
     def __post_init__(self):
         assert self.kind in KINDS, self.kind
@@ -160,7 +159,7 @@ class Settings:
                     set_path(values, f.path, pairs)
             elif f.kind == "secret" and raw == "" and get_path(previous or {}, f.path) is not None:
                 set_path(values, f.path, SECRET_MASK)
-            elif raw.strip() != "" or f.kind in ("text",) and raw != "":
+            elif raw.strip():
                 set_path(values, f.path, raw if f.kind in ("text", "secret") else raw.strip())
         for f in self.fields:
             if not self.active(f, values):
@@ -168,6 +167,9 @@ class Settings:
         values = self.restore_secrets(values, previous)
         clean, errors = self.validate(values)
         return prune_empty(clean), {prefix + k: v for k, v in errors.items()}
+
+    def is_set(self, f, values):
+        return get_path(values or {}, f.path) not in (None, "")
 
     def form_value(self, f, values):
         """The text an input shows for a field (secrets are never echoed back)."""

@@ -71,7 +71,9 @@ def _wizard_sections(form, errors):
     sections = []
     for spec in entrypoint_specs:
         values, _ = spec.configuration.from_form(form, f"ep.{spec.type}.")
-        sections.append((spec, spec.type in chosen, values))
+        sections.append(dict(spec=spec, chosen=spec.type in chosen, values=values,
+                             qos_choices=registry.qos_choices(spec.type, endpoint_type),
+                             qos=form.get(f"qos.{spec.type}") or "auto"))
     endpoint_spec = registry.endpoint(endpoint_type)
     endpoint_values = endpoint_spec.configuration.from_form(form, "cfg.")[0] if endpoint_spec and form else {}
     return dict(api_type=api_type, entrypoint_sections=sections, endpoint_specs=endpoint_specs,
@@ -109,8 +111,11 @@ def create_api():
             spec = registry.entrypoint(type_name)
             values, problems = spec.configuration.from_form(form, f"ep.{type_name}.")
             errors.update(problems)
-            entrypoints.append({"type": type_name, "qos": form.get(f"qos.{type_name}") or "auto",
-                                "configuration": values})
+            qos = form.get(f"qos.{type_name}") or "auto"
+            offered = registry.qos_choices(type_name, endpoint_type)
+            if qos not in offered:
+                errors[f"qos.{type_name}"] = f"{spec.label} offers the quality of service " + ", ".join(offered) + "."
+            entrypoints.append({"type": type_name, "qos": qos, "configuration": values})
         if endpoint_spec is not None:
             configuration, problems = endpoint_spec.configuration.from_form(form, "cfg.")
             errors.update(problems)
