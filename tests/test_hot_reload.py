@@ -160,6 +160,12 @@ def test_gunicorn_with_two_gevent_workers_sees_a_deployment_within_1s(tmp_path):
             return time.monotonic()
 
         _assert_everyone_has_it_within_a_second(deploy, [server.gateway])
+        ws = websocket.create_connection(server.gateway.replace("http", "ws") + "/demo", timeout=5)
+        assert ws.recv() == "after"
+        ws.close()
+        with requests.get(server.gateway + "/demo", headers={"Accept": "text/event-stream"}, stream=True,
+                          timeout=5) as sse:
+            assert [e.get("data") for e in read_sse(sse, 3)] == [None, "after", "after"]
     finally:
         server.stop()
 
