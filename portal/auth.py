@@ -1,5 +1,6 @@
 """One admin user: browser sessions for the UI, HTTP Basic for the management API."""
 import functools
+import hashlib
 import os
 import secrets
 
@@ -32,9 +33,21 @@ def ensure_admin():
         db.session.commit()
 
 
+# Password hashing is deliberately slow (~0.1 s); management API clients send the password on
+# every call. A check that passed is remembered for the exact stored hash, so a password change
+# invalidates it; only digests are kept.
+_verified = set()
+
+
 def authenticate(username, password):
     user = db.session.scalar(select(User).where(User.username == username))
-    if user is not None and check_password_hash(user.password_hash, password or ""):
+    if user is None:
+        return None
+    key = hashlib.sha256(f"{user.password_hash}\0{password or ''}".encode()).digest()
+    if key in _verified:
+        return user
+    if check_password_hash(user.password_hash, password or ""):
+        _verified.add(key)
         return user
     return None
 

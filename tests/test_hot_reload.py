@@ -1,7 +1,5 @@
 """Hot reload: a deployment or start/stop reaches every process and worker within 1 s, open
 streams are told to go away, nothing in flight fails, and nothing leaks."""
-import os
-import subprocess
 import sys
 import threading
 import time

@@ -4,6 +4,7 @@ import json
 import re
 
 from .. import registry
+from ..settings import get_path, set_path
 from .forms import DefinitionError
 
 API_TYPES = ("message", "proxy")
@@ -109,6 +110,13 @@ def validate(api):
 def _check_settings(settings, owner, key, where, errors):
     if owner.get(key) is None:
         return
+    if isinstance(owner[key], dict):
+        # As Gravitee's schema validation does: a required setting that has a default and is
+        # absent takes the default (the mock endpoint's `configuration: {}` is valid in Gravitee).
+        for f in settings:
+            if f.required and f.default is not None and get_path(owner[key], f.path) is None \
+                    and settings.active(f, owner[key]):
+                set_path(owner[key], f.path, f.default)
     clean, problems = settings.validate(owner[key])
     for field, message in problems.items():
         errors.append({"field": f"{where}.{key}.{field}", "message": message})
