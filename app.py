@@ -90,7 +90,6 @@ def prepare(app):
     from portal.auth import ensure_admin
 
     with _lock(app.instance_path), app.app_context():
-        logging.getLogger("alembic").setLevel(logging.WARNING)
         upgrade(directory=str(ROOT / "migrations"))
         ensure_admin()
 
@@ -123,6 +122,7 @@ def make_wsgi():
 def _configure_logging():
     logging.basicConfig(level=os.environ.get("GATEHOUSE_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def serve(args):

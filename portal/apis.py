@@ -188,43 +188,39 @@ def replace(api, document):
     return api
 
 
+def _connector_settings(d):
+    """(place, settings declaration, owner, key) for every settings object of a known connector."""
+    for li, listener in enumerate(d.get("listeners", [])):
+        for ei, entrypoint in enumerate(listener.get("entrypoints", [])):
+            spec = registry.entrypoint(entrypoint["type"])
+            if spec is not None:
+                yield ("entrypoint", li, ei), spec.configuration, entrypoint, "configuration"
+    for group in d.get("endpointGroups", []):
+        spec = registry.endpoint(group["type"])
+        if spec is not None:
+            yield ("group", group["name"]), spec.shared, group, "sharedConfiguration"
+        for endpoint in group.get("endpoints", []):
+            spec = registry.endpoint(endpoint["type"])
+            if spec is not None:
+                place = ("endpoint", group["name"], endpoint["name"])
+                yield place, spec.configuration, endpoint, "configuration"
+                yield place, spec.shared, endpoint, "sharedConfigurationOverride"
+
+
 def restore_secrets(d, previous):
     """Masked secrets in a re-imported export keep the values they had."""
-    old_groups = {g["name"]: g for g in previous.get("endpointGroups", [])}
-    for group in d["endpointGroups"]:
-        spec = registry.endpoint(group["type"])
-        old = old_groups.get(group["name"], {})
-        if spec is None:
-            continue
-        if group.get("sharedConfiguration"):
-            spec.shared.restore_secrets(group["sharedConfiguration"], old.get("sharedConfiguration"))
-        old_endpoints = {e["name"]: e for e in old.get("endpoints", [])}
-        for endpoint in group.get("endpoints", []):
-            espec = registry.endpoint(endpoint["type"])
-            if espec is None:
-                continue
-            before = old_endpoints.get(endpoint["name"], {})
-            for key, settings in (("configuration", espec.configuration),
-                                  ("sharedConfigurationOverride", espec.shared)):
-                if endpoint.get(key):
-                    settings.restore_secrets(endpoint[key], before.get(key))
+    before = {(place, key): owner.get(key) for place, _, owner, key in _connector_settings(previous)}
+    for place, settings, owner, key in _connector_settings(d):
+        if owner.get(key):
+            settings.restore_secrets(owner[key], before.get((place, key)))
 
 
 def masked(d):
     """A copy of the definition with every secret setting masked."""
     d = json.loads(json.dumps(d))
-    for group in d.get("endpointGroups", []):
-        spec = registry.endpoint(group["type"])
-        if spec is not None and group.get("sharedConfiguration"):
-            group["sharedConfiguration"] = spec.shared.mask_secrets(group["sharedConfiguration"])
-        for endpoint in group.get("endpoints", []):
-            espec = registry.endpoint(endpoint["type"])
-            if espec is None:
-                continue
-            for key, settings in (("configuration", espec.configuration),
-                                  ("sharedConfigurationOverride", espec.shared)):
-                if endpoint.get(key):
-                    endpoint[key] = settings.mask_secrets(endpoint[key])
+    for _, settings, owner, key in _connector_settings(d):
+        if owner.get(key):
+            owner[key] = settings.mask_secrets(owner[key])
     return d
 
 
