@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class Message:
+    """One message. Read-only once made: connectors may share `headers` and `metadata` dicts."""
     content: bytes
     id: str | None = None
     headers: dict = field(default_factory=dict)   # name -> [values]
@@ -36,11 +37,20 @@ class Subscription:
     was reached) or was closed. `close()` wakes a waiting `next_batch`.
     """
 
+    # True when its messages carry ack hooks; entrypoints skip acknowledging otherwise.
+    acks = False
+
     def next_batch(self, timeout, max_messages):
         raise NotImplementedError
 
     def close(self):
         pass
+
+
+def acknowledge(subscription, messages):
+    if subscription.acks:
+        for message in messages:
+            message.acknowledge()
 
 
 class EndpointConnector:

@@ -9,7 +9,7 @@ from ..registry import EndpointSpec
 from ..settings import Field, Settings
 
 # With messageInterval 0 a batch is what one write carries; each batch still yields to the hub.
-BATCH = 64
+BATCH = 256
 
 
 class MockSubscription(Subscription):
@@ -26,27 +26,30 @@ class MockSubscription(Subscription):
     def _ended(self):
         return self.count is not None and self.next_id >= self.count
 
-    def _make(self):
-        message = Message(self.content, str(self.next_id), dict(self.headers), dict(self.metadata))
-        self.next_id += 1
-        return message
+    def _take(self, n):
+        """The next n messages, fewer when messageCount ends the stream first."""
+        start = self.next_id
+        end = start + max(n, 0)
+        if self.count is not None:
+            end = min(end, self.count)
+        self.next_id = end
+        content, headers, metadata = self.content, self.headers, self.metadata
+        # Messages are read-only once made, so every message of a mock shares its headers and metadata.
+        return [Message(content, str(i), headers, metadata) for i in range(start, end)]
 
     def next_batch(self, timeout, max_messages=BATCH):
         if self._ended() or self.closed.is_set():
             return None
         if self.interval == 0:
             gevent.sleep(0)
-            batch = []
-            while len(batch) < min(max_messages, BATCH) and not self._ended():
-                batch.append(self._make())
-            return batch
+            return self._take(min(max_messages, BATCH))
         wait = self.due - time.monotonic()
         if wait > timeout:
             return None if self.closed.wait(timeout) else []
         if wait > 0 and self.closed.wait(wait):
             return None
         self.due = max(self.due + self.interval, time.monotonic())
-        return [self._make()]
+        return self._take(1)
 
     def close(self):
         self.closed.set()

@@ -7,7 +7,7 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from ..http import query, respond
-from ..messages import EndpointError
+from ..messages import EndpointError, acknowledge
 from ..registry import EntrypointSpec
 from ..settings import Field, Settings
 
@@ -62,8 +62,8 @@ class HttpGet:
                 error = str(exc)
             finally:
                 self.api.unsubscribe(subscription)
-        for message in items:
-            message.acknowledge()
+        if subscription is not None:
+            acknowledge(subscription, items)
         next_cursor = items[-1].id if items and items[-1].id is not None else cursor
         body = RENDER[fmt](self, items, next_cursor, limit, error)
         return respond(start_response, "200 OK", body, fmt + ";charset=UTF-8")
