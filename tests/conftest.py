@@ -99,7 +99,8 @@ class Server:
 
 
 def environment(workdir, database_url=None, **extra):
-    env = dict(os.environ, GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD,
+    # PYTHONPATH: the server runs this checkout's code, whichever checkout `pip install -e` last named.
+    env = dict(os.environ, GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONPATH=str(ROOT),
                GATEHOUSE_INSTANCE_PATH=str(workdir / "instance"), PYTHONUNBUFFERED="1")
     if database_url:
         env["GATEHOUSE_DATABASE_URL"] = database_url

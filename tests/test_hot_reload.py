@@ -10,7 +10,7 @@ import pytest
 import requests
 import websocket
 
-from conftest import (ADMIN_PASSWORD, MGMT, ROOT, Server, environment, free_port, mock_api, read_sse,
+from conftest import (ADMIN_PASSWORD, MGMT, Server, environment, free_port, mock_api, read_sse,
                       start_process)
 
 JSON = {"Accept": "application/json"}
@@ -134,7 +134,7 @@ def test_two_processes_on_one_postgresql_database_see_a_deployment_within_1s(sta
 
 def test_gunicorn_with_two_gevent_workers_sees_a_deployment_within_1s(tmp_path):
     portal_port, gateway_port = free_port(), free_port()
-    env = environment(tmp_path, GATEHOUSE_GATEWAY_PORT=str(gateway_port), PYTHONPATH=str(ROOT))
+    env = environment(tmp_path, GATEHOUSE_GATEWAY_PORT=str(gateway_port))
     args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "2", "--no-control-socket",
             "-b", f"127.0.0.1:{portal_port}", "-b", f"127.0.0.1:{gateway_port}", "app:make_wsgi()"]
     proc = start_process(args, tmp_path, env, (portal_port, gateway_port))
