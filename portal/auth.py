@@ -52,6 +52,13 @@ def authenticate(username, password):
     return None
 
 
+def local_path(target):
+    """A redirect target from a form or query, kept only when it stays on this site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
 def login_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
@@ -76,8 +83,7 @@ def login():
         if user is not None:
             session.clear()
             session["user_id"] = user.id
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("ui.apis"))
+            return redirect(local_path(request.args.get("next")) or url_for("ui.apis"))
         form.password.errors.append("Wrong user name or password. The admin password was printed on first "
                                     "start, or set with GATEHOUSE_ADMIN_PASSWORD.")
     return render_template("login.html", form=form)

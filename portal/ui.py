@@ -8,7 +8,7 @@ from gateway_runtime import definition as v4
 from gateway_runtime import registry
 
 from . import apis
-from .auth import login_required
+from .auth import local_path, login_required
 from .models import Endpoint, EndpointGroup, db
 
 bp = Blueprint("ui", __name__)
@@ -165,7 +165,7 @@ def deploy(api_id):
     else:
         flash(f"Deployed revision {deployment.revision}. The gateway serves it within a second"
               + ("." if api.state == "started" else "; start the API to serve it."))
-    return redirect(request.form.get("next") or url_for("ui.api_page", api_id=api.id))
+    return redirect(local_path(request.form.get("next")) or url_for("ui.api_page", api_id=api.id))
 
 
 @bp.post("/apis/<api_id>/start")
@@ -249,7 +249,7 @@ def _endpoint(api, endpoint_id):
 
 def _endpoint_form(api, group, endpoint, form):
     """Read and validate the endpoint form. Returns (fields, errors); nothing is stored here."""
-    spec = registry.endpoint(group.type)
+    spec = _spec_of(group)
     errors = {}
     name = form.get("name", "").strip()
     if not name:
@@ -274,11 +274,16 @@ def _endpoint_form(api, group, endpoint, form):
     return fields, errors
 
 
-def _render_endpoint_form(api, group, endpoint, form, errors, status=200):
+def _spec_of(group):
     spec = registry.endpoint(group.type)
     if spec is None:
         abort(400, f"Endpoints of type {group.type} cannot be edited here yet: this gateway has no {group.type} "
                    "connector. Edit the definition and import it again.")
+    return spec
+
+
+def _render_endpoint_form(api, group, endpoint, form, errors, status=200):
+    spec = _spec_of(group)
     if form:
         values = spec.configuration.from_form(form, "cfg.")[0]
         shared_values = spec.shared.from_form(form, "shared.")[0]
@@ -301,7 +306,7 @@ def _render_endpoint_form(api, group, endpoint, form, errors, status=200):
 def endpoint_fields(api_id, group_id):
     api = _api(api_id)
     group = _group(api, group_id)
-    spec = registry.endpoint(group.type)
+    spec = _spec_of(group)
     form = request.form
     return render_template("_endpoint_fields.html", spec=spec, values=spec.configuration.from_form(form, "cfg.")[0],
                            shared_values=spec.shared.from_form(form, "shared.")[0],

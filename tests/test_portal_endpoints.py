@@ -55,3 +55,19 @@ def test_edit_and_delete_endpoints_and_see_the_history(server):
     assert "&#34;messageContent&#34;: &#34;two&#34;" in revision.text
     missing = browser.get(server.portal + f"/apis/{api_id}/deployments/9")
     assert missing.status_code == 404 and "has no revision 9" in missing.text and "go to the API list" in missing.text
+
+
+def test_endpoints_of_a_connector_not_built_yet_are_kept_but_not_editable(server):
+    definition = mock_api()
+    definition["endpointGroups"] = [{"name": "brokers", "type": "kafka", "endpoints": [
+        {"name": "k", "type": "kafka", "configuration": {"bootstrapServers": "localhost:9092"}}]}]
+    api_id = server.import_api(definition)
+    browser = portal_login(server)
+    page = browser.get(server.portal + f"/apis/{api_id}/endpoints")
+    assert "This gateway has no kafka connector yet" in page.text and "/edit" not in page.text
+    group_id = re.search(r'id="group-(\d+)"', page.text).group(1)
+    refused = browser.post(server.portal + f"/apis/{api_id}/groups/{group_id}/endpoints/new",
+                           data={"csrf_token": csrf_token(page.text), "name": "x"})
+    assert refused.status_code == 400 and "cannot be edited here yet" in refused.text
+    overview = browser.get(server.portal + f"/apis/{api_id}")
+    assert "Deploy is blocked" in overview.text and "<li>endpoint kafka</li>" in overview.text
