@@ -2,6 +2,7 @@
 entrypoint reading from (or publishing to) the Mock endpoint."""
 import json
 import re
+import sqlite3
 import xml.etree.ElementTree as ET
 
 import requests
@@ -44,6 +45,10 @@ def create_in_portal(server, browser, **overrides):
 
 
 def test_portal_create_deploy_and_every_entrypoint(server):
+    database = server.workdir / "instance" / "gatehouse.db"
+    with sqlite3.connect(database) as db:  # created by migrations on start, in WAL mode
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() is not None
     browser = portal_login(server)
     bad = create_in_portal(server, browser, **{"cfg.messageInterval": "soon", "name": ""})
     assert bad.status_code == 400
