@@ -168,6 +168,7 @@ def serve(args):
     gevent.signal_handler(signal.SIGINT, stop.set)
     stop.wait()
     portal.stop(timeout=2)
+    gateway_server.close()  # no new connections; open streams end as their APIs retire
     gateway.stop()
     gateway_server.stop(timeout=2)
 

@@ -7,13 +7,14 @@ the routing table in one assignment, and retires what was replaced.
 import gc
 import logging
 import os
+import sys
 
 import gevent
 from greenlet import greenlet
 
 from . import store
 from .deployed import DeployedApi
-from .http import respond
+from .http import respond, respond_json
 
 log = logging.getLogger("gatehouse.gateway")
 NO_ROUTE = "No context-path matches the request URI."
@@ -77,6 +78,12 @@ class Gateway:
         api.enter()
         try:
             return Tracked(handler(environ, start_response), api)
+        except Exception:
+            api.leave()
+            log.exception("API %s: unexpected error in %s", api.id, type(handler).__name__)
+            return respond_json(start_response, "500 Internal Server Error",
+                                {"message": "Unexpected gateway error; the gateway log has the details."},
+                                sys.exc_info())
         except BaseException:
             api.leave()
             raise
@@ -119,17 +126,21 @@ class Gateway:
         if changed or retired:
             log.info("gateway serves %d APIs (changed: %s)", len(apis), ", ".join(sorted(changed)) or "none")
 
-    def stop(self):
+    def stop(self, timeout=5):
+        """On shutdown: streams are told to go away and connectors close (consumers leave their
+        groups, so that a restarted gateway does not wait for them to time out)."""
         if self.watcher is not None:
             self.watcher.kill()
-        for api in self.apis.values():
-            self._retire(api)
+        retiring = [self._retire(api) for api in self.apis.values()]
         self.apis = {}
         self.routes = Routes([])
+        gevent.joinall(retiring, timeout=timeout)
 
     def _retire(self, api):
         self.retiring.add(api)
-        gevent.spawn(api.retire).link(lambda _: self.retiring.discard(api))
+        greenlet = gevent.spawn(api.retire)
+        greenlet.link(lambda _: self.retiring.discard(api))
+        return greenlet
 
     def stats(self):
         return {

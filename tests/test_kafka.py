@@ -1,0 +1,174 @@
+"""Kafka endpoint against a real Kafka-protocol broker (Tansu, started by the test suite)."""
+import base64
+import time
+
+import pytest
+import requests
+import websocket
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from gateway_runtime.http import client_identifier
+
+from conftest import read_sse
+
+JSON = {"Accept": "application/json"}
+
+
+def kafka_api(bootstrap, topic, path="/orders", qos="auto", consumer=None, producer=True, get_count=10,
+              get_duration_ms=8000):
+    shared = {"consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest", **(consumer or {})}}
+    if producer:
+        shared["producer"] = {"enabled": True, "topics": [topic]}
+    return {
+        "name": f"Kafka {path}", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
+        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [
+            {"type": "http-get", "qos": qos, "configuration": {
+                "messagesLimitCount": get_count, "messagesLimitDurationMs": get_duration_ms,
+                "headersInPayload": True, "metadataInPayload": True}},
+            {"type": "http-post", "configuration": {"requestHeadersToMessage": True}},
+            {"type": "sse", "qos": qos},
+            {"type": "websocket"}]}],
+        "endpointGroups": [{"name": "kafka", "type": "kafka", "sharedConfiguration": shared, "endpoints": [
+            {"name": "broker", "type": "kafka", "inheritConfiguration": True,
+             "configuration": {"bootstrapServers": bootstrap}}]}],
+    }
+
+
+def deploy(server, definition):
+    api_id = server.import_api(definition)
+    server.start_api(api_id)
+    server.wait_serving(api_id, 1)
+    return api_id
+
+
+def produce(bootstrap, topic, *values, key=None, headers=()):
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for value in values:
+        producer.send(topic, value=value, key=key, headers=list(headers)).get(10)
+    producer.close()
+
+
+def poll(server, path="/orders", client="a", **params):
+    response = requests.get(server.gateway + path, params=params, timeout=20,
+                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_post_then_get_with_headers_keys_metadata_and_cursor(server, tansu, new_topic):
+    topic = new_topic()
+    deploy(server, kafka_api(tansu.bootstrap, topic, get_count=3))
+    for i in range(3):
+        posted = requests.post(server.gateway + "/orders", data=f"order {i}".encode(), timeout=10,
+                               headers={"X-Trace": f"t{i}"})
+        assert posted.status_code == 202, posted.text
+    produce(tansu.bootstrap, topic, b"keyed", key=b"customer-7", headers=[("origin", b"direct")])
+
+    first = poll(server, limit=3)
+    assert [item["content"] for item in first["items"]] == ["order 0", "order 1", "order 2"]
+    assert first["items"][0]["headers"]["x-trace"] == ["t0"]
+    meta = first["items"][0]["metadata"]
+    assert meta["topic"] == topic and meta["offset"] == "0" and int(meta["sourceTimestamp"]) > 1_700_000_000_000
+    cursor = first["pagination"]["nextCursor"]
+    assert base64.b64decode(cursor).decode() == f"{topic}@{meta['partition']}#2"
+
+    rest = poll(server, limit=1)  # the same client goes on where it stopped
+    assert [item["content"] for item in rest["items"]] == ["keyed"]
+    assert rest["items"][0]["metadata"]["key"] == "customer-7"
+    assert rest["items"][0]["headers"] == {"origin": ["direct"]}
+
+    again = poll(server, client="b", cursor=first["items"][0]["id"], limit=2)  # resume after message 0
+    assert [item["content"] for item in again["items"]] == ["order 1", "order 2"]
+
+
+def test_sse_resumes_exactly_after_last_event_id_and_websocket_round_trips(server, tansu, new_topic):
+    topic = new_topic()
+    deploy(server, kafka_api(tansu.bootstrap, topic))
+    produce(tansu.bootstrap, topic, *[f"m{i}".encode() for i in range(5)], key=b"same-partition")
+    with requests.get(server.gateway + "/orders", headers={"Accept": "text/event-stream",
+                                                           "X-Gravitee-Client-Identifier": "sse-1"},
+                      stream=True, timeout=20) as sse:
+        events = read_sse(sse, 4, timeout=15)
+    assert [e["data"] for e in events[1:]] == ["m0", "m1", "m2"]
+    with requests.get(server.gateway + "/orders", headers={"Accept": "text/event-stream", "Last-Event-ID": events[2]["id"],
+                                                           "X-Gravitee-Client-Identifier": "sse-2"},
+                      stream=True, timeout=20) as sse:
+        resumed = read_sse(sse, 3, timeout=15)
+    assert [e["data"] for e in resumed[1:]] == ["m2", "m3"]
+
+    ws = websocket.create_connection(server.gateway.replace("http", "ws") + "/orders", timeout=15,
+                                     header=["X-Gravitee-Client-Identifier: ws-1"])
+    try:
+        assert [ws.recv() for _ in range(5)] == [f"m{i}" for i in range(5)]
+        ws.send("from the socket")
+        assert ws.recv() == "from the socket"  # published to the topic, consumed back
+    finally:
+        ws.close()
+
+
+def test_clients_with_different_ids_each_get_every_message_same_id_share(server, tansu, new_topic):
+    topic = new_topic(partitions=4)
+    deploy(server, kafka_api(tansu.bootstrap, topic, get_count=20, get_duration_ms=6000))
+    produce(tansu.bootstrap, topic, *[f"m{i}".encode() for i in range(8)])  # spread over partitions
+    a = [i["content"] for i in poll(server, client="one")["items"]]
+    b = [i["content"] for i in poll(server, client="two")["items"]]
+    assert sorted(a) == sorted(b) == [f"m{i}" for i in range(8)]
+    assert poll(server, client="one", messagesLimitDurationMs=500)["items"] == []  # nothing twice
+
+
+@pytest.mark.parametrize("reset", ["earliest", "latest", "none"])
+def test_auto_offset_reset(server, tansu, new_topic, reset):
+    topic = new_topic()
+    produce(tansu.bootstrap, topic, b"before")
+    deploy(server, kafka_api(tansu.bootstrap, topic, consumer={"autoOffsetReset": reset}, get_count=1,
+                             get_duration_ms=6000))
+    if reset == "none":
+        body = poll(server, client="fresh")
+        assert body["items"] == [] and "autoOffsetReset is none" in body["error"]["message"]
+        return
+    if reset == "latest":
+        assert poll(server, client="fresh")["items"] == []  # joins the group, positioned at the end
+        produce(tansu.bootstrap, topic, b"after")
+        assert [i["content"] for i in poll(server, client="fresh")["items"]] == ["after"]
+    else:
+        assert [i["content"] for i in poll(server, client="fresh")["items"]] == ["before"]
+
+
+def test_topic_pattern(server, tansu, new_topic):
+    eu, us, other = new_topic(), new_topic(), "elsewhere-" + new_topic()
+    for topic in (eu, us, other):
+        produce(tansu.bootstrap, topic, topic.encode())
+    pattern = eu.rsplit("-", 1)[0] + "-[0-9]+"
+    deploy(server, kafka_api(tansu.bootstrap, eu, producer=False, get_count=2,
+                             consumer={"topics": None, "topicPattern": pattern}))
+    assert sorted(i["content"] for i in poll(server)["items"]) == sorted([eu, us])
+
+
+def test_at_least_once_commits_what_was_written_and_a_returning_client_goes_on_from_there(
+        start_server, tansu, new_topic):
+    server = start_server()
+    topic = new_topic()
+    api_id = deploy(server, kafka_api(tansu.bootstrap, topic, qos="at-least-once", get_count=2))
+    produce(tansu.bootstrap, topic, *[f"m{i}".encode() for i in range(4)], key=b"one-partition")
+    first = poll(server, client="alo")
+    assert [i["content"] for i in first["items"]] == ["m0", "m1"]
+
+    group = api_id + "-" + client_identifier({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_GRAVITEE_CLIENT_IDENTIFIER": "alo"})
+    partition = TopicPartition(topic, int(first["items"][0]["metadata"]["partition"]))
+    deadline = time.monotonic() + 5
+    while committed(tansu, group, partition) != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the commit follows the write of the response
+    assert committed(tansu, group, partition) == 2
+
+    server.stop()  # its consumers go with it: the client comes back to a new gateway process
+    again = start_server()
+    again.wait_serving(api_id, 1)
+    assert [i["content"] for i in poll(again, client="alo")["items"]] == ["m2", "m3"]
+
+
+def committed(tansu, group, partition):
+    consumer = KafkaConsumer(bootstrap_servers=tansu.bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return consumer.committed(partition)
+    finally:
+        consumer.close()
