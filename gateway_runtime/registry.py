@@ -62,11 +62,11 @@ def entrypoints():
 
 
 def endpoint(type_name):
-    return endpoints().get(type_name)
+    return endpoints().get(type_name) if isinstance(type_name, str) else None
 
 
 def entrypoint(type_name):
-    return entrypoints().get(type_name)
+    return entrypoints().get(type_name) if isinstance(type_name, str) else None
 
 
 def qos_choices(entrypoint_type, endpoint_type):

@@ -33,6 +33,7 @@ class Field:
     maximum: float | None = None
     when: tuple | None = None  # (controlling path, (allowed values...))
     help: str = ""
+    multiline: bool = False    # a secret that is text of several lines (a PEM key)
 
     def __post_init__(self):
         assert self.kind in KINDS, self.kind
@@ -78,9 +79,11 @@ class Settings:
         return current in allowed
 
     # ----- validation of JSON values (import, REST, form results) -----
-    def validate(self, values, prefix=""):
+    def validate(self, values, prefix="", checks=True):
         """Return (clean values, errors). Known fields are coerced to their types; unknown keys are
-        kept as they are so that a definition round-trips."""
+        kept as they are so that a definition round-trips. Expression-language values ({#...})
+        are kept as they are (they block Deploy until supported). Without `checks`, the rules
+        across fields are skipped: an import keeps placeholders that a deploy then names."""
         values = json.loads(json.dumps(values or {}))
         if not isinstance(values, dict):
             return {}, {prefix.rstrip(".") or "configuration": "must be an object"}
@@ -88,6 +91,8 @@ class Settings:
         for f in self.fields:
             raw = get_path(values, f.path)
             name = prefix + f.path
+            if isinstance(raw, str) and "{#" in raw:
+                continue
             if raw is None or raw == "":
                 if f.required and self.active(f, values):
                     errors[name] = f"{f.label} is required"
@@ -98,7 +103,7 @@ class Settings:
                 set_path(values, f.path, coerce(f, raw))
             except ValueError as exc:
                 errors[name] = f"{f.label}: {exc}"
-        if not errors:
+        if checks and not errors:
             for check in self.checks:
                 errors.update({prefix + path: message for path, message in check(values, self).items()})
         return values, errors

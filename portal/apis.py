@@ -147,9 +147,13 @@ def default_plan():
             "mode": "standard", "status": "published"}
 
 
-def prepare(document):
-    """Any accepted input -> a validated canonical definition, with a plan."""
-    d = v4.validate(v4.read_document(document))
+def prepare(document, previous=None):
+    """Any accepted input -> a validated canonical definition, with a plan. Masked secrets take
+    their values from the previous definition first, so that they validate."""
+    d = v4.read_document(document)
+    if previous is not None:
+        restore_secrets(d, previous)
+    d = v4.validate(d)
     if not d.get("plans"):
         d["plans"] = [default_plan()]
     return d
@@ -179,9 +183,8 @@ def create(document):
 
 
 def replace(api, document):
-    d = prepare(document)
+    d = prepare(document, definition_of(api))
     d["id"] = api.id
-    restore_secrets(d, definition_of(api))
     check_paths(d, api.id)
     store_definition(api, d)
     db.session.commit()
@@ -189,20 +192,24 @@ def replace(api, document):
 
 
 def _connector_settings(d):
-    """(place, settings declaration, owner, key) for every settings object of a known connector."""
-    for li, listener in enumerate(d.get("listeners", [])):
-        for ei, entrypoint in enumerate(listener.get("entrypoints", [])):
-            spec = registry.entrypoint(entrypoint["type"])
+    """(place, settings declaration, owner, key) for every settings object of a known connector.
+    Runs on definitions not validated yet, so it skips what is not shaped as expected."""
+    def dicts(items):
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+    for li, listener in enumerate(dicts(d.get("listeners"))):
+        for ei, entrypoint in enumerate(dicts(listener.get("entrypoints"))):
+            spec = registry.entrypoint(entrypoint.get("type"))
             if spec is not None:
                 yield ("entrypoint", li, ei), spec.configuration, entrypoint, "configuration"
-    for group in d.get("endpointGroups", []):
-        spec = registry.endpoint(group["type"])
+    for group in dicts(d.get("endpointGroups")):
+        spec = registry.endpoint(group.get("type"))
         if spec is not None:
-            yield ("group", group["name"]), spec.shared, group, "sharedConfiguration"
-        for endpoint in group.get("endpoints", []):
-            spec = registry.endpoint(endpoint["type"])
+            yield ("group", group.get("name")), spec.shared, group, "sharedConfiguration"
+        for endpoint in dicts(group.get("endpoints")):
+            spec = registry.endpoint(endpoint.get("type"))
             if spec is not None:
-                place = ("endpoint", group["name"], endpoint["name"])
+                place = ("endpoint", group.get("name"), endpoint.get("name"))
                 yield place, spec.configuration, endpoint, "configuration"
                 yield place, spec.shared, endpoint, "sharedConfigurationOverride"
 
@@ -211,7 +218,7 @@ def restore_secrets(d, previous):
     """Masked secrets in a re-imported export keep the values they had."""
     before = {(place, key): owner.get(key) for place, _, owner, key in _connector_settings(previous)}
     for place, settings, owner, key in _connector_settings(d):
-        if owner.get(key):
+        if isinstance(owner.get(key), dict):
             settings.restore_secrets(owner[key], before.get((place, key)))
 
 

@@ -117,15 +117,16 @@ def _check_settings(settings, owner, key, where, errors):
             if f.required and f.default is not None and get_path(owner[key], f.path) is None \
                     and settings.active(f, owner[key]):
                 set_path(owner[key], f.path, f.default)
-    clean, problems = settings.validate(owner[key])
+    clean, problems = settings.validate(owner[key], checks=False)
     for field, message in problems.items():
         errors.append({"field": f"{where}.{key}.{field}", "message": message})
     owner[key] = clean
 
 
 def blocking_parts(api):
-    """Parts this gateway cannot run yet, each named; Deploy is refused while any remain."""
-    parts = []
+    """Parts this gateway cannot run yet, or settings it cannot use as they are (an imported
+    placeholder such as `bootstrap-server`), each named; Deploy is refused while any remain."""
+    parts = _unusable_settings(api)
     for listener in api.get("listeners", []):
         for entrypoint in listener.get("entrypoints", []):
             if registry.entrypoint(entrypoint["type"]) is None:
@@ -164,6 +165,34 @@ def blocking_parts(api):
     elif "{#" in text:
         parts.append("expression language ({#...})")
     return list(dict.fromkeys(parts))
+
+
+def _unusable_settings(api):
+    found = []
+    for listener in api.get("listeners", []):
+        for entrypoint in listener.get("entrypoints", []):
+            spec = registry.entrypoint(entrypoint["type"])
+            if spec is not None:
+                found += _problems(spec.configuration, entrypoint.get("configuration"), f"entrypoint {spec.type}")
+    for group in api.get("endpointGroups", []):
+        spec = registry.endpoint(group["type"])
+        if spec is not None:
+            found += _problems(spec.shared, group.get("sharedConfiguration"), f"group {group['name']}")
+        for endpoint in group.get("endpoints", []):
+            spec = registry.endpoint(endpoint["type"])
+            if spec is None:
+                continue
+            where = f"endpoint {endpoint['name']}"
+            found += _problems(spec.configuration, endpoint.get("configuration"), where)
+            if not endpoint.get("inheritConfiguration"):
+                found += _problems(spec.shared, endpoint.get("sharedConfigurationOverride"), where)
+    return found
+
+
+def _problems(settings, values, where):
+    if values is None or "{#" in json.dumps(values):  # expression language is named on its own
+        return []
+    return [f"{where}: {message}" for message in settings.validate(values)[1].values()]
 
 
 def warnings(api):

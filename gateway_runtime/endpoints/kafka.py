@@ -15,9 +15,11 @@ from gevent.lock import BoundedSemaphore
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata
 from kafka.errors import KafkaTimeoutError, NoOffsetForPartitionError
 
+from ..jaas import JaasError, kafka_sasl_settings
 from ..messages import EndpointConnector, EndpointError, Message, Subscription
 from ..registry import EndpointSpec
-from ..settings import Field, Settings, get_path
+from ..settings import Field, Settings, SettingsError, get_path
+from ..stores import check_key_store, check_trust_store, materialise
 
 log = logging.getLogger("gatehouse.kafka")
 
@@ -167,6 +169,7 @@ class KafkaEndpoint(EndpointConnector):
         self.bootstrap = configuration["bootstrapServers"]
         self.producer_settings = shared.get("producer") or {}
         self.consumer_settings = shared.get("consumer") or {}
+        self.settings = None
         self.producer = None
         self.producer_lock = BoundedSemaphore()
         self.idle = {}  # (client id, qos) -> [(consumer, released at)]
@@ -174,11 +177,24 @@ class KafkaEndpoint(EndpointConnector):
 
     # ----- client settings -----
     def client_settings(self):
-        protocol = get_path(self.shared, "security.protocol") or "PLAINTEXT"
-        if protocol != "PLAINTEXT":
-            raise EndpointError(f"security protocol {protocol} is not available yet on this gateway")
-        return {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": protocol,
-                "client_id": "gatehouse", "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS}
+        """kafka-python settings shared by the producer and the consumers, built once."""
+        if self.settings is None:
+            protocol = get_path(self.shared, "security.protocol") or "PLAINTEXT"
+            settings = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": protocol,
+                        "client_id": "gatehouse", "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS}
+            try:
+                if protocol in SASL:
+                    sasl = get_path(self.shared, "security.sasl") or {}
+                    settings.update(kafka_sasl_settings(sasl.get("saslMechanism"), sasl.get("saslJaasConfig", "")))
+                if protocol in TLS:
+                    ssl_settings = get_path(self.shared, "security.ssl") or {}
+                    # The context keeps what it loaded, so the PEM files need not outlive this block.
+                    with materialise(ssl_settings.get("trustStore"), ssl_settings.get("keyStore")) as tls:
+                        settings["ssl_context"] = tls.ssl_context(check_hostname=True)
+            except (JaasError, SettingsError) as exc:
+                raise EndpointError(f"the Kafka security settings cannot be used: {exc}") from None
+            self.settings = settings
+        return self.settings
 
     def explain(self, exc):
         if isinstance(exc, (KafkaTimeoutError, ConnectionError)):
@@ -314,6 +330,25 @@ def _check_bootstrap(values, settings):
     return {}
 
 
+def _check_security(values, settings):
+    """What would make the client fail to connect, found at save: the JAAS config and the stores."""
+    protocol = get_path(values, "security.protocol") or "PLAINTEXT"
+    errors = {}
+    if protocol in SASL:
+        sasl = get_path(values, "security.sasl") or {}
+        if sasl.get("saslMechanism") and sasl.get("saslJaasConfig"):
+            try:
+                kafka_sasl_settings(sasl["saslMechanism"], sasl["saslJaasConfig"])
+            except JaasError as exc:
+                errors["security.sasl.saslJaasConfig"] = f"SASL JAAS config: {exc}"
+    if protocol in TLS:
+        for name, check in (("trustStore", check_trust_store), ("keyStore", check_key_store)):
+            store = get_path(values, f"security.ssl.{name}")
+            for field, message in check(store).items():
+                errors[f"security.ssl.{name}" + (f".{field}" if field else ".type")] = message
+    return errors
+
+
 def _check_consumer(values, settings):
     consumer = values.get("consumer") or {}
     if not consumer.get("enabled"):
@@ -347,7 +382,7 @@ SHARED = Settings(fields=(
     Field("security.ssl.keyStore.location", "path", "Key store location", when=("security.ssl.keyStore.type", STORES)),
     Field("security.ssl.keyStore.certificateChain", "text", "Certificate chain (PEM)",
           when=("security.ssl.keyStore.type", ("PEM",))),
-    Field("security.ssl.keyStore.key", "secret", "Key", when=("security.ssl.keyStore.type", STORES),
+    Field("security.ssl.keyStore.key", "secret", "Key", when=("security.ssl.keyStore.type", STORES), multiline=True,
           help="PEM text; JKS and PKCS12 as base64. Or give a location."),
     Field("security.ssl.keyStore.keyPassword", "secret", "Key password", when=("security.ssl.keyStore.type", STORES)),
     Field("security.ssl.keyStore.password", "secret", "Key store password",
@@ -370,7 +405,7 @@ SHARED = Settings(fields=(
           when=("consumer.enabled", (True,))),
     Field("consumer.removeConfluentHeader", "boolean", "Remove Confluent schema-registry header", default=False,
           when=("consumer.enabled", (True,))),
-), checks=(_check_consumer,))
+), checks=(_check_security, _check_consumer))
 
 SPEC = EndpointSpec(
     type="kafka",
