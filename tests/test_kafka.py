@@ -172,3 +172,17 @@ def committed(tansu, group, partition):
         return consumer.committed(partition)
     finally:
         consumer.close()
+
+
+def test_qos_none_fans_every_record_out_to_every_client(server, tansu, new_topic):
+    topic = new_topic(partitions=4)
+    deploy(server, kafka_api(tansu.bootstrap, topic, qos="none"))
+    streams = [requests.get(server.gateway + "/orders", stream=True, timeout=20, headers={
+        "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "same-for-all"}) for _ in range(3)]
+    for stream in streams:
+        assert read_sse(stream, 1) == [{"retry": "5000"}]  # subscribed: what comes now is delivered
+    produce(tansu.bootstrap, topic, *[f"m{i}".encode() for i in range(6)])
+    for stream in streams:
+        received = read_sse(stream, 6, timeout=10)
+        assert sorted(e["data"] for e in received) == [f"m{i}" for i in range(6)]
+        stream.close()

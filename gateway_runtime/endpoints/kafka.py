@@ -6,13 +6,15 @@ next http-get poll of the same client does not wait for a group join. The messag
 consumer position after the message, so it is also the resume token.
 """
 import base64
+import collections
 import logging
 import re
 import time
 
 import gevent
+from gevent.event import Event
 from gevent.lock import BoundedSemaphore
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaTimeoutError, NoOffsetForPartitionError
 
 from ..jaas import JaasError, kafka_sasl_settings
@@ -75,6 +77,23 @@ def decode_position(token):
 
 
 # ----- consumption -----
+def read_records(records, strip_confluent):
+    """(partition, record, content, headers, metadata) for the records of one poll, in order."""
+    for tp, items in sorted(records.items(), key=lambda item: (item[0].topic, item[0].partition)):
+        for record in items:
+            value = record.value or b""
+            if strip_confluent and len(value) >= 5 and value[0] == CONFLUENT_MAGIC:
+                value = value[5:]
+            metadata = {"topic": tp.topic, "partition": tp.partition, "offset": record.offset,
+                        "sourceTimestamp": record.timestamp}
+            if record.key is not None:
+                metadata["key"] = record.key.decode("utf-8", "replace")
+            headers = {}
+            for name, raw in record.headers or ():
+                headers.setdefault(name, []).append((raw or b"").decode("utf-8", "replace"))
+            yield tp, record, value, headers, metadata
+
+
 class KafkaSubscription(Subscription):
     def __init__(self, endpoint, context, consumer):
         self.endpoint = endpoint
@@ -114,24 +133,13 @@ class KafkaSubscription(Subscription):
 
     def _messages(self, records):
         batch = []
-        for tp, items in sorted(records.items(), key=lambda item: (item[0].topic, item[0].partition)):
-            for record in items:
-                self.position[(tp.topic, tp.partition)] = record.offset
-                value = record.value or b""
-                if self.strip_confluent and len(value) >= 5 and value[0] == CONFLUENT_MAGIC:
-                    value = value[5:]
-                metadata = {"topic": tp.topic, "partition": tp.partition, "offset": record.offset,
-                            "sourceTimestamp": record.timestamp}
-                if record.key is not None:
-                    metadata["key"] = record.key.decode("utf-8", "replace")
-                headers = {}
-                for name, raw in record.headers or ():
-                    headers.setdefault(name, []).append((raw or b"").decode("utf-8", "replace"))
-                ack = None
-                if self.acks:
-                    self.unacked.setdefault(tp, record.offset)
-                    ack = lambda tp=tp, offset=record.offset: self._acked(tp, offset)  # noqa: E731
-                batch.append(Message(value, encode_position(self.position, self.encode), headers, metadata, ack))
+        for tp, record, value, headers, metadata in read_records(records, self.strip_confluent):
+            self.position[(tp.topic, tp.partition)] = record.offset
+            ack = None
+            if self.acks:
+                self.unacked.setdefault(tp, record.offset)
+                ack = lambda tp=tp, offset=record.offset: self._acked(tp, offset)  # noqa: E731
+            batch.append(Message(value, encode_position(self.position, self.encode), headers, metadata, ack))
         return batch
 
     def _acked(self, tp, offset):
@@ -161,6 +169,117 @@ class KafkaSubscription(Subscription):
             self.endpoint.release((self.context.client_id, self.qos), self.consumer)
 
 
+class FanOut:
+    """qos none: one consumer per endpoint and process, outside any group, reading from the end of
+    every partition, whose records go to every connected subscriber. A thousand SSE clients do
+    not mean a thousand Kafka consumers."""
+
+    QUEUE_LIMIT = 10_000  # messages a subscriber may fall behind before it is told it lost some
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self.subscribers = set()
+        self.position = {}
+        self.error = None
+        self.consumer = None
+        self.connected = Event()
+        self.reader = gevent.spawn(self._read)
+
+    def _connect(self):
+        settings = self.endpoint.consumer_settings
+        consumer = KafkaConsumer(**self.endpoint.client_settings(), group_id=None, enable_auto_commit=False,
+                                 auto_offset_reset="latest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+        pattern = re.compile(settings["topicPattern"]) if settings.get("topicPattern") else None
+        topics = [t for t in consumer.topics() if pattern.fullmatch(t)] if pattern else settings["topics"]
+        partitions = [TopicPartition(topic, p) for topic in topics
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            consumer.position(tp)  # fixes "the end" now: what is produced from here on is delivered
+        return consumer
+
+    def _read(self):
+        encode = self.endpoint.consumer_settings.get("encodeMessageId", True)
+        strip = self.endpoint.consumer_settings.get("removeConfluentHeader", False)
+        while True:
+            try:
+                if self.consumer is None:
+                    self.consumer = self._connect()
+                    self.error = None
+                    self.connected.set()
+                records = self.consumer.poll(timeout_ms=int(POLL_SLICE_S * 1000))
+            except Exception as exc:
+                self.error = self.endpoint.explain(exc)
+                self.connected.set()  # subscribers waiting for the start get the error instead
+                for subscriber in list(self.subscribers):
+                    subscriber.wake()
+                if self.consumer is not None:
+                    close_quietly(self.consumer)
+                    self.consumer = None
+                gevent.sleep(1)
+                continue
+            if records:
+                batch = []
+                for tp, record, value, headers, metadata in read_records(records, strip):
+                    self.position[(tp.topic, tp.partition)] = record.offset
+                    batch.append(Message(value, encode_position(self.position, encode), headers, metadata))
+                for subscriber in list(self.subscribers):
+                    subscriber.deliver(batch)
+
+    def subscribe(self):
+        """A subscriber gets what is produced once this returns."""
+        self.connected.wait(BOOTSTRAP_TIMEOUT_MS / 1000 + 2)
+        if self.consumer is None and self.error:
+            raise EndpointError(self.error)
+        subscription = FanOutSubscription(self)
+        self.subscribers.add(subscription)
+        return subscription
+
+    def close(self):
+        self.reader.kill()
+        if self.consumer is not None:
+            close_quietly(self.consumer)
+
+
+class FanOutSubscription(Subscription):
+    def __init__(self, fanout):
+        self.fanout = fanout
+        self.queue = collections.deque()
+        self.ready = Event()
+        self.overflowed = False
+        self.closed = False
+
+    def deliver(self, batch):
+        self.queue.extend(batch)
+        if len(self.queue) > FanOut.QUEUE_LIMIT:
+            self.overflowed = True
+            self.queue.clear()
+        self.ready.set()
+
+    def wake(self):
+        self.ready.set()
+
+    def next_batch(self, timeout, max_messages):
+        if not self.queue and not self.closed:
+            self.ready.wait(timeout)
+        self.ready.clear()
+        if self.closed:
+            return None
+        if self.overflowed:
+            raise EndpointError(f"this client fell more than {FanOut.QUEUE_LIMIT} messages behind; "
+                                "messages were dropped (qos none)")
+        if not self.queue and self.fanout.error:
+            raise EndpointError(self.fanout.error)
+        n = min(max_messages, len(self.queue))
+        return [self.queue.popleft() for _ in range(n)]
+
+    def close(self):
+        self.closed = True
+        self.ready.set()
+        self.fanout.subscribers.discard(self)
+
+
 class KafkaEndpoint(EndpointConnector):
     """One endpoint's producer and consumer pool."""
 
@@ -170,6 +289,7 @@ class KafkaEndpoint(EndpointConnector):
         self.producer_settings = shared.get("producer") or {}
         self.consumer_settings = shared.get("consumer") or {}
         self.settings = None
+        self.fanout = None
         self.producer = None
         self.producer_lock = BoundedSemaphore()
         self.idle = {}  # (client id, qos) -> [(consumer, released at)]
@@ -239,6 +359,10 @@ class KafkaEndpoint(EndpointConnector):
     def subscribe(self, context):
         if not self.consumer_settings.get("enabled"):
             raise EndpointError("this Kafka endpoint is not configured to consume")
+        if context.qos == "none" and not context.resume_after:
+            if self.fanout is None:
+                self.fanout = FanOut(self)
+            return self.fanout.subscribe()
         consumer = self._take_idle((context.client_id, context.qos)) or self._new_consumer(context)
         return KafkaSubscription(self, context, consumer)
 
@@ -286,6 +410,8 @@ class KafkaEndpoint(EndpointConnector):
 
     def close(self):
         self.reaper.kill()
+        if self.fanout is not None:
+            self.fanout.close()
         for pool in self.idle.values():
             for consumer, _ in pool:
                 close_quietly(consumer)
