@@ -9,7 +9,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from gateway_runtime.http import client_identifier
 
-from conftest import read_sse
+from conftest import Tansu, read_sse
 
 JSON = {"Accept": "application/json"}
 
@@ -186,3 +186,31 @@ def test_qos_none_fans_every_record_out_to_every_client(server, tansu, new_topic
         received = read_sse(stream, 6, timeout=10)
         assert sorted(e["data"] for e in received) == [f"m{i}" for i in range(6)]
         stream.close()
+
+
+def test_broker_restart_mid_stream_then_every_new_message_arrives_without_redeploy(server, tmp_path):
+    broker = Tansu(tmp_path).start()  # a broker of its own: this test kills it
+    try:
+        deploy(server, kafka_api(broker.bootstrap, "restarts"))
+        stream = requests.get(server.gateway + "/orders", stream=True, timeout=60, headers={
+            "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "restart"})
+        produce(broker.bootstrap, "restarts", b"before")
+        assert [e.get("data") for e in read_sse(stream, 2, timeout=15)] == [None, "before"]
+
+        broker.stop()
+        broker.start()  # same port, empty: the topic starts again at offset 0
+        produce(broker.bootstrap, "restarts", *[f"after {i}".encode() for i in range(3)])
+        received = []
+        deadline = time.monotonic() + 45
+        while len(received) < 3 and time.monotonic() < deadline:
+            events = read_sse(stream, 1, timeout=deadline - time.monotonic())
+            if not events:  # the stream ended after an error event: reconnect, as an SSE client does
+                stream.close()
+                stream = requests.get(server.gateway + "/orders", stream=True, timeout=60, headers={
+                    "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "restart"})
+                continue
+            received += [e["data"] for e in events if e.get("event") == "message"]
+        stream.close()
+        assert received == ["after 0", "after 1", "after 2"]
+    finally:
+        broker.stop()
