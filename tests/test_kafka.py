@@ -214,3 +214,18 @@ def test_broker_restart_mid_stream_then_every_new_message_arrives_without_redepl
         assert received == ["after 0", "after 1", "after 2"]
     finally:
         broker.stop()
+
+
+def test_at_most_once_commits_before_delivery_so_nothing_comes_twice(start_server, tansu, new_topic):
+    server = start_server()
+    topic = new_topic()
+    api_id = deploy(server, kafka_api(tansu.bootstrap, topic, qos="at-most-once", get_count=2))
+    produce(tansu.bootstrap, topic, *[f"m{i}".encode() for i in range(4)])
+    first = poll(server, client="amo")
+    assert [i["content"] for i in first["items"]] == ["m0", "m1"]
+    group = api_id + "-" + client_identifier({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_GRAVITEE_CLIENT_IDENTIFIER": "amo"})
+    assert committed(tansu, group, TopicPartition(topic, 0)) == 2  # already when the client got them
+    server.stop()
+    again = start_server()
+    again.wait_serving(api_id, 1)
+    assert [i["content"] for i in poll(again, client="amo")["items"]] == ["m2", "m3"]
