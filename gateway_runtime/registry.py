@@ -24,6 +24,8 @@ class EndpointSpec:
     api_types: tuple = ("message",)
     description: str = ""
     kind: str = "endpoint"
+    # probe(configuration) -> None when the backend answers, else what is wrong (for the portal)
+    probe: object = None
 
 
 @dataclass(frozen=True)

@@ -347,6 +347,18 @@ def edit_endpoint(api_id, endpoint_id):
     return _render_endpoint_form(api, endpoint.group, endpoint, None, {})
 
 
+@bp.get("/apis/<api_id>/endpoints/<int:endpoint_id>/_status")
+@login_required
+def endpoint_status(api_id, endpoint_id):
+    """Loaded by the Backend services page after it is shown: can the backend be reached now?"""
+    endpoint = _endpoint(_api(api_id), endpoint_id)
+    spec = registry.endpoint(endpoint.type)
+    if spec is None or spec.probe is None:
+        return ""
+    problem = spec.probe(endpoint.configuration or {})
+    return render_template("_endpoint_status.html", problem=problem)
+
+
 @bp.route("/apis/<api_id>/endpoints/<int:endpoint_id>/delete", methods=["GET", "POST"])
 @login_required
 def delete_endpoint(api_id, endpoint_id):

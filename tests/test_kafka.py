@@ -1,5 +1,6 @@
 """Kafka endpoint against a real Kafka-protocol broker (Tansu, started by the test suite)."""
 import base64
+import re
 import time
 
 import pytest
@@ -9,7 +10,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from gateway_runtime.http import client_identifier
 
-from conftest import Tansu, read_sse
+from conftest import Tansu, free_port, read_sse
+from test_end_to_end import portal_login
 
 JSON = {"Accept": "application/json"}
 
@@ -229,3 +231,23 @@ def test_at_most_once_commits_before_delivery_so_nothing_comes_twice(start_serve
     again = start_server()
     again.wait_serving(api_id, 1)
     assert [i["content"] for i in poll(again, client="amo")["items"]] == ["m2", "m3"]
+
+
+def test_broker_down_at_deploy_is_visible_in_the_portal_and_to_clients(server, tansu, new_topic):
+    closed = f"127.0.0.1:{free_port()}"
+    api_id = deploy(server, kafka_api(closed, new_topic()))  # deploys all the same
+    started = time.monotonic()
+    polled = requests.get(server.gateway + "/orders", headers=JSON, timeout=20)
+    assert polled.status_code == 502 and time.monotonic() - started < 10
+    assert polled.json()["message"] == f"The endpoint failed: the Kafka brokers at {closed} cannot be reached"
+    with requests.get(server.gateway + "/orders", headers={"Accept": "text/event-stream"}, stream=True,
+                      timeout=20) as sse:
+        assert read_sse(sse, 2)[1] == {"event": "error", "data": f"the Kafka brokers at {closed} cannot be reached"}
+    posted = requests.post(server.gateway + "/orders", data=b"x", timeout=20)
+    assert posted.status_code == 502 and "cannot be reached" in posted.json()["message"]
+
+    browser = portal_login(server)
+    page = browser.get(server.portal + f"/apis/{api_id}/endpoints")
+    status_url = re.search(r'hx-get="([^"]+/_status)"', page.text).group(1)
+    status = browser.get(server.portal + status_url).text
+    assert "unreachable" in status and closed in status

@@ -9,6 +9,7 @@ import base64
 import collections
 import logging
 import re
+import socket
 import time
 
 import gevent
@@ -533,6 +534,19 @@ SHARED = Settings(fields=(
           when=("consumer.enabled", (True,))),
 ), checks=(_check_security, _check_consumer))
 
+def probe(configuration):
+    """Can a TCP connection be opened to one of the bootstrap servers?"""
+    problems = []
+    for server in configuration.get("bootstrapServers", "").split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
+            return None
+        except (OSError, ValueError) as exc:
+            problems.append(f"{server.strip()}: {getattr(exc, 'strerror', None) or exc}")
+    return "unreachable (" + "; ".join(problems) + ")"
+
+
 SPEC = EndpointSpec(
     type="kafka",
     label="Kafka",
@@ -542,4 +556,5 @@ SPEC = EndpointSpec(
         Field("bootstrapServers", "string", "Bootstrap servers", required=True, help="host1:port1,host2:port2"),
     ), checks=(_check_bootstrap,)),
     shared=SHARED,
+    probe=probe,
 )
