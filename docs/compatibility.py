@@ -90,6 +90,20 @@ def render(rows, fixtures_dir):
         + (f", **{statuses['refused']}** refused at import" if statuses["refused"] else "")
         + f", {sum(1 for row in rows if row[3])} with warnings.",
         "",
+        "Fixtures name placeholder hosts (`bootstrap-server`, `mqtt5-host`, ...): imported as they are, they are "
+        "blocked by those settings until a real address is given; the connector tests rewrite them to the local "
+        "brokers (`tests/test_kafka_fixtures.py`).",
+        "",
+        "## Connector features that cannot be tried end to end here",
+        "",
+        "- **Kafka SASL** (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER, GSSAPI): the local broker, Tansu, offers only "
+        "SCRAM and cannot create users, so no SASL handshake is tested against a broker. What is tested: the "
+        "JAAS config is parsed and checked against the mechanism at save (`tests/test_jaas.py`, "
+        "`tests/test_kafka_portal.py`), and each mechanism's form input becomes the exact kafka-python client "
+        "settings, down to the first bytes of kafka-python's own SASL exchange (`tests/test_kafka_settings.py`, "
+        "`tests/test_jaas.py`). GSSAPI needs the `gssapi` package, which is not installed: choosing it is "
+        "refused at save with that reason.",
+        "",
         "## What blocks the most fixtures",
         "",
         "| part | fixtures it blocks | fixtures blocked by it alone |",
