@@ -9,11 +9,6 @@ class Message:
     id: str | None = None
     headers: dict = field(default_factory=dict)   # name -> [values]
     metadata: dict = field(default_factory=dict)
-    ack: object = None                            # callable, or None when nothing to acknowledge
-
-    def acknowledge(self):
-        if self.ack is not None:
-            self.ack()
 
 
 @dataclass(slots=True)
@@ -37,20 +32,15 @@ class Subscription:
     was reached) or was closed. `close()` wakes a waiting `next_batch`.
     """
 
-    # True when its messages carry ack hooks; entrypoints skip acknowledging otherwise.
-    acks = False
+    def acknowledge(self, messages):
+        """Called by the entrypoint once these messages were written to the client; a connector
+        whose qos depends on it (at-least-once) overrides this."""
 
     def next_batch(self, timeout, max_messages):
         raise NotImplementedError
 
     def close(self):
         pass
-
-
-def acknowledge(subscription, messages):
-    if subscription.acks:
-        for message in messages:
-            message.acknowledge()
 
 
 class EndpointConnector:

@@ -2,6 +2,7 @@
 import base64
 import re
 import time
+from unittest.mock import ANY
 
 import pytest
 import requests
@@ -190,21 +191,35 @@ def test_qos_none_fans_every_record_out_to_every_client(server, tansu, new_topic
         stream.close()
 
 
+def next_message(stream, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in read_sse(stream, 1, timeout=deadline - time.monotonic()):
+            if event.get("event") in ("message", "error"):
+                return event
+    raise AssertionError("no message within the time")
+
+
 def test_broker_restart_mid_stream_then_every_new_message_arrives_without_redeploy(server, tmp_path):
     broker = Tansu(tmp_path).start()  # a broker of its own: this test kills it
     try:
-        deploy(server, kafka_api(broker.bootstrap, "restarts"))
+        definition = kafka_api(broker.bootstrap, "restarts")
+        definition["listeners"][0]["entrypoints"][2]["configuration"] = {"heartbeatIntervalInMs": 2000}
+        deploy(server, definition)
         stream = requests.get(server.gateway + "/orders", stream=True, timeout=60, headers={
             "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "restart"})
         produce(broker.bootstrap, "restarts", b"before")
-        assert [e.get("data") for e in read_sse(stream, 2, timeout=15)] == [None, "before"]
+        assert next_message(stream)["data"] == "before"  # after heartbeats while the group forms
 
         broker.stop()
         broker.start()  # same port, empty: the topic starts again at offset 0
-        produce(broker.bootstrap, "restarts", *[f"after {i}".encode() for i in range(3)])
+        # The client keeps waiting (a heartbeat: the gateway polled the new broker and found nothing),
+        # or is told of the failure; either way the broker is back for the gateway from then on.
+        assert read_sse(stream, 1, timeout=20)[0] in ({"comments": [""]}, {"event": "error", "data": ANY})
+        produce(broker.bootstrap, "restarts", *[f"after {i}".encode() for i in range(3)], key=b"one-partition")
         received = []
         deadline = time.monotonic() + 45
-        while len(received) < 3 and time.monotonic() < deadline:
+        while len(set(received)) < 3 and time.monotonic() < deadline:
             events = read_sse(stream, 1, timeout=deadline - time.monotonic())
             if not events:  # the stream ended after an error event: reconnect, as an SSE client does
                 stream.close()
@@ -213,7 +228,8 @@ def test_broker_restart_mid_stream_then_every_new_message_arrives_without_redepl
                 continue
             received += [e["data"] for e in events if e.get("event") == "message"]
         stream.close()
-        assert received == ["after 0", "after 1", "after 2"]
+        # qos auto: after a failure a message may come twice (offsets committed periodically), none is lost
+        assert list(dict.fromkeys(received)) == ["after 0", "after 1", "after 2"]
     finally:
         broker.stop()
 

@@ -101,7 +101,6 @@ class KafkaSubscription(Subscription):
         self.context = context
         self.consumer = consumer
         self.qos = context.qos
-        self.acks = context.qos == "at-least-once"
         self.encode = endpoint.consumer_settings.get("encodeMessageId", True)
         self.strip_confluent = endpoint.consumer_settings.get("removeConfluentHeader", False)
         self.position = {}
@@ -136,24 +135,29 @@ class KafkaSubscription(Subscription):
         batch = []
         for tp, record, value, headers, metadata in read_records(records, self.strip_confluent):
             self.position[(tp.topic, tp.partition)] = record.offset
-            ack = None
-            if self.acks:
+            if self.qos == "at-least-once":
                 self.unacked.setdefault(tp, record.offset)
-                ack = lambda tp=tp, offset=record.offset: self._acked(tp, offset)  # noqa: E731
-            batch.append(Message(value, encode_position(self.position, self.encode), headers, metadata, ack))
+            batch.append(Message(value, encode_position(self.position, self.encode), headers, metadata))
         return batch
 
-    def _acked(self, tp, offset):
-        """at-least-once: the message was written to the client; commit up to it."""
-        try:
-            self.consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1)})
-        except Exception as exc:
-            log.warning("commit of %s@%s#%s failed: %s", tp.topic, tp.partition, offset, exc)
+    def acknowledge(self, messages):
+        """at-least-once: these messages were written to the client; commit up to them, in one call."""
+        if self.qos != "at-least-once" or not messages:
             return
-        if self.position.get((tp.topic, tp.partition), -1) <= offset:
-            self.unacked.pop(tp, None)
-        else:
-            self.unacked[tp] = offset + 1
+        upto = {}
+        for message in messages:
+            meta = message.metadata
+            upto[TopicPartition(meta["topic"], meta["partition"])] = meta["offset"] + 1
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in upto.items()})
+        except Exception as exc:
+            log.warning("commit after delivery failed (the messages may come again): %s", exc)
+            return
+        for tp, offset in upto.items():
+            if self.position.get((tp.topic, tp.partition), -1) < offset:
+                self.unacked.pop(tp, None)
+            else:
+                self.unacked[tp] = offset
 
     def _commit(self):
         try:
@@ -318,6 +322,51 @@ class KafkaEndpoint(EndpointConnector):
         return self.settings
 
     def explain(self, exc):
+        from kafka.errors import KafkaConnectionError
+        context = (self.settings or {}).get("ssl_context")
+        if context is not None and isinstance(exc, (KafkaTimeoutError, ConnectionError, KafkaConnectionError)):
+            # kafka-python retries a failing TLS handshake until bootstrap_timeout_ms and then
+            # reports only a timeout; one handshake of our own tells the client why.
+            import socket
+            import ssl
+
+            from cryptography import x509
+            for server in self.bootstrap.split(",")[:3]:
+                host, _, port = server.strip().rpartition(":")
+                host, where = host.strip("[]"), server.strip()
+                try:
+                    raw = socket.create_connection((host, int(port)), timeout=2)
+                except (OSError, ValueError):
+                    continue  # not reachable at all: the message below says so
+                with raw:
+                    try:
+                        context.wrap_socket(raw, server_hostname=host).close()
+                    except ssl.SSLCertVerificationError as err:
+                        reason = err.verify_message or err.reason or str(err)
+                        if "mismatch" in reason.lower():
+                            return (f"TLS verification of the Kafka broker at {where} failed: {reason} "
+                                    "Give the brokers by a name (or IP address) that their certificate holds.")
+                        issuer = ""
+                        try:  # which CA signed it, so that the client knows what to trust
+                            with socket.create_connection((host, int(port)), timeout=2) as again:
+                                look = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                                look.check_hostname, look.verify_mode = False, ssl.CERT_NONE
+                                with look.wrap_socket(again, server_hostname=host) as tls:
+                                    cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+                            issuer = f" (issued by {cert.issuer.rfc4514_string()})"
+                        except Exception:  # noqa: BLE001, S110 - the name is a help, not a need
+                            pass
+                        return (f"TLS verification of the Kafka broker at {where} failed: {reason}. The "
+                                f"broker's certificate{issuer} is not signed by a CA in the trust store: "
+                                "add the CA certificate that signed it to the trust store.")
+                    except ssl.SSLError as err:
+                        return f"the TLS handshake with the Kafka broker at {where} failed: {err.reason or err}"
+                    except TimeoutError:
+                        return (f"the Kafka broker at {where} did not answer a TLS handshake within 2 s: is "
+                                "it a TLS listener? (security protocol SSL needs one)")
+                    except OSError as err:
+                        return (f"the Kafka broker at {where} closed the connection during the TLS "
+                                f"handshake ({err}): is it a TLS listener?")
         if isinstance(exc, (KafkaTimeoutError, ConnectionError)):
             return f"the Kafka brokers at {self.bootstrap} cannot be reached"
         if isinstance(exc, NoOffsetForPartitionError):

@@ -7,7 +7,7 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from ..http import SentBody, query, respond, respond_json
-from ..messages import EndpointError, acknowledge
+from ..messages import EndpointError
 from ..registry import EntrypointSpec
 from ..settings import Field, Settings
 
@@ -66,7 +66,7 @@ class HttpGet:
         body = RENDER[fmt](self, items, next_cursor, limit, error)
         chunks = respond(start_response, "200 OK", body, fmt + ";charset=UTF-8")
         # Acknowledge once the response was written (at-least-once), then give the subscription back.
-        return SentBody(chunks[0], lambda: acknowledge(subscription, items),
+        return SentBody(chunks[0], lambda: subscription.acknowledge(items),
                         lambda: self.api.unsubscribe(subscription))
 
     def _item(self, message):

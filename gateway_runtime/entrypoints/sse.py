@@ -1,5 +1,5 @@
 """Server-Sent Events: a long-lived stream of messages, resumable by Last-Event-ID."""
-from ..messages import EndpointError, acknowledge
+from ..messages import EndpointError
 from ..registry import EntrypointSpec
 from ..settings import Field, Settings
 
@@ -47,7 +47,7 @@ class ServerSentEvents:
                     yield b":\n\n"
                     continue
                 yield self.events(batch)
-                acknowledge(subscription, batch)
+                subscription.acknowledge(batch)
         finally:
             self.api.unsubscribe(subscription)
 

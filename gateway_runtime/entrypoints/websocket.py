@@ -5,7 +5,7 @@ import gevent
 from simple_websocket import ConnectionClosed, Server
 
 from ..http import max_message_bytes
-from ..messages import EndpointError, Message, acknowledge
+from ..messages import EndpointError, Message
 from ..registry import EntrypointSpec
 from ..settings import Field, Settings
 
@@ -75,7 +75,7 @@ class WebSocket:
                         ws.send(message.content.decode("utf-8"))
                     except UnicodeDecodeError:
                         ws.send(message.content)
-                acknowledge(subscription, batch)
+                subscription.acknowledge(batch)
         except EndpointError as exc:
             close(ws, 1011, str(exc)[:120])
         except (ConnectionClosed, OSError):
