@@ -1,0 +1,502 @@
+"""The Kafka fixtures of the shared Gravitee v4 data (`messages/kafka/*`, `messages/*/*kafka*`
+without the webhook ones, `http/failover/kafka-two-endpoints.json`), run against a real broker
+(Tansu).
+
+Each fixture is loaded and rewritten as a test must: the placeholder `bootstrapServers`
+(`bootstrap-server`) becomes the test broker, and every topic it names becomes a fresh topic of
+the test (the same name -> the same fresh topic, across consumer and producer), so that tests do
+not see each other's messages. Deliberately bad values (`wrong`, `http://localhost:9098`) are
+kept. Then the fixture is imported and either
+
+- deploys, starts and behaves as its name says (BEHAVIOUR), or
+- is refused at deploy (400) naming the first of its `gatehouse.blockingParts` (BLOCKED, which
+  records the parts each one lacks).
+
+A few derived variants (ids `<fixture>+<change>`) run what a blocked fixture would do once its
+blocker is taken out, or what a `-failure` fixture tests with a broker that cannot be reached.
+
+Timing: a new consumer group's first fetch on Tansu comes ~3 s after it joins; the http-get
+fixtures that deploy as they are already wait up to 10 s (messagesLimitDurationMs 10000), so
+their values are kept; calls that expect fewer messages than messagesLimitCount pass `?limit=`
+so as not to wait out that duration. Every test has a client identifier (consumer group) of its
+own.
+
+One gatehouse server serves the whole module; every test deletes its APIs after it, since many
+fixtures share the context path /test.
+"""
+import copy
+import itertools
+import json
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+import websocket
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from gateway_runtime.http import client_identifier
+
+from conftest import ROOT, Server, environment, free_port, read_sse, start_process
+
+FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
+PLACEHOLDER = "bootstrap-server"
+JSON = {"Accept": "application/json"}
+BAD_BOOTSTRAP = "is not host:port; give a comma-separated list such as broker1:9092,broker2:9092"
+
+# fixture -> the blocking parts it has once `bootstrap-server` is rewritten to the test broker.
+BLOCKED = {
+    # The qos fixtures also have a subscription listener with a webhook entrypoint (not run yet);
+    # their HTTP listener is checked by the `+no-webhook` variants below.
+    "messages/kafka/kafka-endpoint-qos-at-least-once.json": ["entrypoint webhook"],
+    "messages/kafka/kafka-endpoint-qos-at-most-once.json": ["entrypoint webhook"],
+    "messages/kafka/kafka-endpoint-qos-auto.json": ["entrypoint webhook"],
+    "messages/kafka/kafka-endpoint-qos-none.json": ["entrypoint webhook"],
+    "messages/http-get/http-get-entrypoint-kafka-endpoint-dynamic-configuration.json": [
+        "policy assign-attributes", "expression language ({#...})"],
+    # Its `wrong` bootstrap value is the point of the fixture: kept (see the +closed-port variant).
+    "messages/http-get/http-get-entrypoint-kafka-endpoint-failure.json": [
+        f"endpoint default: 'wrong' {BAD_BOOTSTRAP}"],
+    "messages/http-get/http-get-entrypoint-kafka-endpoint-override-topic.json": [
+        "policy assign-attributes", "expression language ({#...})"],
+    "messages/http-get/http-get-entrypoint-kafka-endpoint-secret.json": ["secret references ({#secrets...})"],
+    "messages/http-get/http-get-entrypoint-kafka-endpoint-with-tenants.json": ["tenants on endpoint test-topic-2"],
+    # Fails by an interrupt policy, not by the broker (see the +closed-port variant).
+    "messages/http-post/http-post-entrypoint-kafka-endpoint-failure.json": ["policy interrupt-message-request-phase"],
+    "messages/http-post/http-post-entrypoint-kafka-endpoint-override-topic.json": [
+        "policy assign-attributes", "expression language ({#...})"],
+    # The first endpoint's `http://localhost:9098` is the failing endpoint of the failover test: kept.
+    "http/failover/kafka-two-endpoints.json": [
+        f"endpoint default: 'http://localhost:9098' {BAD_BOOTSTRAP}", "failover"],
+}
+
+
+def kafka_fixture_files():
+    """Every Kafka fixture of this module's share: messages/kafka/*, messages/*/*kafka* (not the
+    webhook ones) and the Kafka failover fixture."""
+    files = set(FIXTURES.glob("messages/kafka/*.json")) | set(FIXTURES.glob("messages/*/*kafka*.json"))
+    files = {f for f in files if f.parent.name != "webhook"}
+    files.add(FIXTURES / "http/failover/kafka-two-endpoints.json")
+    return sorted(str(f.relative_to(FIXTURES)) for f in files)
+
+
+# ----- the server, shared by the module -----
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("kafka-fixtures")
+    portal_port, gateway_port = free_port(), free_port()
+    args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
+            "--portal-port", str(portal_port), "--gateway-port", str(gateway_port)]
+    proc = start_process(args, workdir, environment(workdir), (portal_port, gateway_port))
+    server = Server(proc, portal_port, gateway_port, workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(gateway):
+    """The module's server, emptied of APIs after the test."""
+    yield gateway
+    for api in gateway.mgmt("GET", "/apis").json()["data"]:
+        if gateway.mgmt("DELETE", f"/apis/{api['id']}").status_code != 204:
+            gateway.mgmt("POST", f"/apis/{api['id']}/_stop")
+            assert gateway.mgmt("DELETE", f"/apis/{api['id']}").status_code == 204
+
+
+@pytest.fixture
+def client():
+    """A client identifier of this test only: its consumer groups are its own."""
+    return "kf-" + uuid.uuid4().hex[:12]
+
+
+# ----- rewriting a fixture -----
+def load(relative):
+    return json.loads((FIXTURES / relative).read_text())
+
+
+def kafka_endpoints(definition):
+    for group in definition["endpointGroups"]:
+        for endpoint in group.get("endpoints", []):
+            if endpoint.get("type") == "kafka":
+                yield group, endpoint
+
+
+def rewrite(definition, bootstrap, new_topic=None):
+    """A copy with the placeholder bootstrap servers -> `bootstrap`; with new_topic, every topic it
+    names -> a fresh one (consistently). Returns (definition, {old topic: new topic})."""
+    definition = copy.deepcopy(definition)
+    topics = {}
+    for group, endpoint in kafka_endpoints(definition):
+        if endpoint.get("configuration", {}).get("bootstrapServers") == PLACEHOLDER:
+            endpoint["configuration"]["bootstrapServers"] = bootstrap
+        if new_topic is None:
+            continue
+        for shared in (group.get("sharedConfiguration"), endpoint.get("sharedConfigurationOverride")):
+            for side in ("consumer", "producer"):
+                settings = (shared or {}).get(side) or {}
+                if isinstance(settings.get("topics"), list):
+                    settings["topics"] = [topics.setdefault(t, new_topic()) for t in settings["topics"]]
+    return definition, topics
+
+
+def http_path(definition):
+    return next(li for li in definition["listeners"] if li["type"] == "http")["paths"][0]["path"]
+
+
+def entrypoint(definition, kind):
+    return next(e for li in definition["listeners"] for e in li.get("entrypoints", []) if e["type"] == kind)
+
+
+# ----- talking to the gateway and the broker -----
+def deploy(server, definition):
+    body = server.mgmt("POST", "/apis/_import/definition", json=definition)
+    assert body.status_code == 201, body.text
+    body = body.json()
+    assert body["gatehouse"]["blockingParts"] == [], body["gatehouse"]
+    revision = server.deploy(body["id"])
+    server.start_api(body["id"])
+    server.wait_serving(body["id"], revision)
+    return body["id"]
+
+
+def produce(bootstrap, topic, *values, headers=()):
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for value in values:
+        producer.send(topic, value=value.encode(), headers=list(headers)).get(10)
+    producer.close()
+
+
+def consume(bootstrap, topic, count, timeout=10, settle=0.5):
+    """The records of a topic from its start: once `count` came, whatever more comes within
+    `settle` seconds too (to see that nothing unexpected was published)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        consumer.seek_to_beginning()
+        records, deadline, settling = [], time.monotonic() + timeout, False
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=100).values():
+                records.extend(batch)
+            if len(records) >= count and not settling:
+                deadline, settling = min(deadline, time.monotonic() + settle), True
+        return records
+    finally:
+        consumer.close()
+
+
+def get(server, path, client, **params):
+    response = requests.get(server.gateway + path, params=params, timeout=30,
+                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "error" not in body, body
+    return body
+
+
+def contents(body):
+    return [item["content"] for item in body["items"]]
+
+
+def committed(bootstrap, api_id, client, topic, expected, timeout=5):
+    """The offset committed for the client's group on the topic, once it is `expected` (or the
+    last one seen after timeout)."""
+    group = api_id + "-" + client_identifier({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_GRAVITEE_CLIENT_IDENTIFIER": client})
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            offset = consumer.committed(TopicPartition(topic, 0))
+            if offset == expected or time.monotonic() > deadline:
+                return offset
+            time.sleep(0.05)
+    finally:
+        consumer.close()
+
+
+def sse_messages(server, path, client, count, timeout=15):
+    with requests.get(server.gateway + path, stream=True, timeout=30, headers={
+            "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client}) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        messages, deadline = [], time.monotonic() + timeout
+        while len(messages) < count and time.monotonic() < deadline:
+            events = read_sse(stream, 1, timeout=deadline - time.monotonic())
+            if not events:
+                break
+            assert events[0].get("event") != "error", events
+            messages += [e for e in events if e.get("event") == "message"]
+        return messages
+
+
+def ws_connect(server, path, client):
+    return websocket.create_connection(server.gateway.replace("http", "ws", 1) + path, timeout=15,
+                                       header=[f"X-Gravitee-Client-Identifier: {client}"])
+
+
+def assert_nothing_more(ws, wait=1.0):
+    ws.settimeout(wait)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        ws.recv()
+
+
+# ----- blocked fixtures -----
+@pytest.mark.parametrize("relative", sorted(BLOCKED))
+def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, tansu, relative):
+    definition, _ = rewrite(load(relative), tansu.bootstrap)
+    response = server.mgmt("POST", "/apis/_import/definition", json=definition)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    blocking = body["gatehouse"]["blockingParts"]
+    assert blocking, "deploys now: move it to BEHAVIOUR and check what it does"
+    assert blocking == BLOCKED[relative]
+    refused = server.mgmt("POST", f"/apis/{body['id']}/deployments")
+    assert refused.status_code == 400, refused.text
+    assert blocking[0] in refused.json()["message"]
+
+
+# ----- fixtures that deploy: what each one does -----
+def http_get_plain(server, tansu, api_id, definition, topics, client):
+    """http-get, qos auto, messagesLimitCount 2, headers and metadata in the payload."""
+    topic = topics["test-topic"]
+    produce(tansu.bootstrap, topic, "m0", "m1", headers=[("origin", b"fixture")])
+    produce(tansu.bootstrap, topic, "m2")
+    first = get(server, "/test", client)  # stops at the fixture's messagesLimitCount (2)
+    assert contents(first) == ["m0", "m1"]
+    item = first["items"][0]
+    assert item["headers"] == {"origin": ["fixture"]}
+    assert item["metadata"]["topic"] == topic and item["metadata"]["offset"] == "0"
+    assert first["pagination"]["nextCursor"] == first["items"][1]["id"]
+    assert contents(get(server, "/test", client, limit=1)) == ["m2"]  # the same client goes on
+
+
+def http_get_qos(qos, path, topic_name, limit):
+    """http-get with the given qos and messagesLimitCount: the messages, then the commits."""
+    def check(server, tansu, api_id, definition, topics, client):
+        assert entrypoint(definition, "http-get")["qos"] == qos
+        topic = topics[topic_name]
+        produce(tansu.bootstrap, topic, *[f"m{i}" for i in range(limit + 1)])
+        first = get(server, path, client)
+        assert contents(first) == [f"m{i}" for i in range(limit)]
+        assert first["items"][0]["metadata"]["topic"] == topic
+        # at-most-once commits before the response is written, at-least-once after: both
+        # leave the group's offset after the last message returned.
+        assert committed(tansu.bootstrap, api_id, client, topic, limit) == limit
+        assert contents(get(server, path, client, limit=1)) == [f"m{limit}"]
+        assert committed(tansu.bootstrap, api_id, client, topic, limit + 1) == limit + 1
+    return check
+
+
+def qos_fixture(qos, path, topic_name, limit):
+    """messages/kafka/kafka-endpoint-qos-*.json (webhook listener removed): http-get and sse with
+    the qos given and, for auto and none, a websocket that publishes to the topic."""
+    def check(server, tansu, api_id, definition, topics, client):
+        topic = topics[topic_name]
+        for kind in ("http-get", "sse") + (("websocket",) if qos in ("auto", "none") else ()):
+            assert entrypoint(definition, kind)["qos"] == qos
+        if qos in ("at-least-once", "at-most-once"):  # messagesLimitCount 1
+            http_get_qos(qos, path, topic_name, limit)(server, tansu, api_id, definition, topics, client)
+            assert [e["data"] for e in sse_messages(server, path, client + "-sse", 2)] == ["m0", "m1"]
+        elif qos == "auto":  # messagesLimitCount 10, no headers/metadata in the payload
+            produce(tansu.bootstrap, topic, "m0")
+            ws = ws_connect(server, path, client + "-ws")
+            try:
+                assert ws.recv() == "m0"
+                ws.send("from the socket")  # published to the topic, consumed back
+                assert ws.recv() == "from the socket"
+            finally:
+                ws.close()
+            body = get(server, path, client, limit=2)
+            assert contents(body) == ["m0", "from the socket"]
+            assert set(body["items"][0]) == {"id", "content"}  # headersInPayload/metadataInPayload false
+            assert [e["data"] for e in sse_messages(server, path, client + "-sse", 2)] == ["m0", "from the socket"]
+        else:  # none: no group, no commit; each subscriber gets what is produced while it is there
+            produce(tansu.bootstrap, topic, "before")
+            with requests.get(server.gateway + path, stream=True, timeout=30, headers={
+                    "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client + "-sse"}) as sse:
+                assert read_sse(sse, 1) == [{"retry": "5000"}]  # subscribed from here on
+                ws = ws_connect(server, path, client + "-ws")
+                try:
+                    ws.send("from the socket")  # read after the socket subscribed: comes back
+                    assert ws.recv() == "from the socket"
+                    produce(tansu.bootstrap, topic, "m1")
+                    assert ws.recv() == "m1"
+                finally:
+                    ws.close()
+                assert [e["data"] for e in read_sse(sse, 2, timeout=10)] == ["from the socket", "m1"]
+            assert contents(get_while_producing(server, path, client, tansu.bootstrap, topic)) == ["later"]
+    return check
+
+
+def get_while_producing(server, path, client, bootstrap, topic):
+    """A GET (limit=1) answered by what is produced while it waits (qos none reads from the end)."""
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(get, server, path, client, limit=1)
+        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        try:
+            while not pending.done():
+                producer.send(topic, value=b"later").get(10)
+                time.sleep(0.2)
+        finally:
+            producer.close()
+        return pending.result()
+
+
+def http_post_plain(server, tansu, api_id, definition, topics, client):
+    """http-post, requestHeadersToMessage: the body and the request headers land on the topic."""
+    response = requests.post(server.gateway + "/test", data=b"posted", timeout=15,
+                             headers={"X-Order": "o-1", "Content-Type": "text/plain"})
+    assert response.status_code == 202, response.text
+    [record] = consume(tansu.bootstrap, topics["test-topic"], 1)  # and nothing else
+    assert record.value == b"posted"
+    headers = {name: value for name, value in record.headers}
+    assert headers["x-order"] == b"o-1" and headers["content-type"] == b"text/plain"
+
+
+def sse_plain(server, tansu, api_id, definition, topics, client):
+    produce(tansu.bootstrap, topics["test-topic"], "m0", "m1", "m2")
+    events = sse_messages(server, "/test", client, 3)
+    assert [e["data"] for e in events] == ["m0", "m1", "m2"]
+    assert all(e.get("id") for e in events)  # resumable by Last-Event-ID
+
+
+def websocket_check(path, publisher, subscriber):
+    def check(server, tansu, api_id, definition, topics, client):
+        ws_entrypoint = entrypoint(definition, "websocket")
+        config = ws_entrypoint["configuration"]
+        assert (config["publisher"]["enabled"], config["subscriber"]["enabled"]) == (publisher, subscriber)
+        none = ws_entrypoint.get("qos") == "none"
+        topic = topics["test-topic"]
+        if subscriber and not none:
+            produce(tansu.bootstrap, topic, "m0", "m1")  # autoOffsetReset earliest: read from the start
+        ws = ws_connect(server, path, client)
+        probes = 0
+        try:
+            if subscriber and none:  # reads from the end: produce once the socket surely subscribed
+                probes = wait_subscribed(ws, tansu.bootstrap, topic)
+                produce(tansu.bootstrap, topic, "m0", "m1")
+            if subscriber:
+                received = []
+                while len(received) < 2:
+                    frame = ws.recv()
+                    if frame != "probe":
+                        received.append(frame)
+                assert received == ["m0", "m1"]
+            ws.send("from the socket")
+            if publisher and subscriber:
+                assert ws.recv() == "from the socket"  # published, consumed back
+            elif subscriber:
+                assert_nothing_more(ws)  # a frame from a client that may not publish is dropped
+        finally:
+            ws.close()
+        expected = ["probe"] * probes + (["m0", "m1"] if subscriber else []) \
+            + (["from the socket"] if publisher else [])
+        assert [r.value.decode() for r in consume(tansu.bootstrap, topic, len(expected))] == expected
+    return check
+
+
+def wait_subscribed(ws, bootstrap, topic, timeout=15):
+    """Produce `probe` until the socket gets one (then it is subscribed); how many were produced."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    ws.settimeout(0.2)
+    try:
+        deadline = time.monotonic() + timeout
+        for probes in itertools.count(1):
+            producer.send(topic, value=b"probe").get(10)
+            try:
+                assert ws.recv() == "probe"
+                return probes
+            except websocket.WebSocketTimeoutException:
+                assert time.monotonic() < deadline, "the socket got nothing"
+    finally:
+        ws.settimeout(15)
+        producer.close()
+
+
+def unreachable_get(server, tansu, api_id, definition, topics, client):
+    """The -failure fixture with a closed port for `wrong`: a clear error, not a hang or a 500."""
+    started = time.monotonic()
+    response = requests.get(server.gateway + "/test-failure", timeout=30,
+                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
+    assert time.monotonic() - started < 15
+    assert response.status_code == 502, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    bootstrap = next(kafka_endpoints(definition))[1]["configuration"]["bootstrapServers"]
+    assert response.json() == {"message": f"The endpoint failed: the Kafka brokers at {bootstrap} cannot be reached"}
+
+
+def unreachable_post(server, tansu, api_id, definition, topics, client):
+    started = time.monotonic()
+    response = requests.post(server.gateway + "/http-post-entrypoint-kafka-endpoint-failure", data=b"lost",
+                             timeout=30)
+    assert time.monotonic() - started < 15
+    assert response.status_code == 502, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    bootstrap = next(kafka_endpoints(definition))[1]["configuration"]["bootstrapServers"]
+    assert response.json() == {"message": f"The endpoint failed: the Kafka brokers at {bootstrap} cannot be reached"}
+
+
+def without_webhook(definition):
+    definition["listeners"] = [li for li in definition["listeners"] if li["type"] != "subscription"]
+
+
+def closed_port(definition):
+    for _, endpoint in kafka_endpoints(definition):
+        endpoint["configuration"]["bootstrapServers"] = f"127.0.0.1:{free_port()}"
+
+
+def without_flows(definition):
+    definition["flows"] = []
+
+
+# id -> (fixture, changes to the rewritten copy, check). The ids are the fixture paths; a
+# `+change` suffix marks a derived variant.
+BEHAVIOUR = {
+    "messages/http-get/http-get-entrypoint-kafka-endpoint.json": ((), http_get_plain),
+    "messages/http-get/http-get-entrypoint-kafka-endpoint-at-least-once.json": (
+        (), http_get_qos("at-least-once", "/test-at-least-once", "test-topic", 2)),
+    "messages/http-get/http-get-entrypoint-kafka-endpoint-at-most-once.json": (
+        (), http_get_qos("at-most-once", "/test-at-most-once", "test-topic", 2)),
+    "messages/http-post/http-post-entrypoint-kafka-endpoint.json": ((), http_post_plain),
+    "messages/sse/sse-entrypoint-kafka-endpoint.json": ((), sse_plain),
+    "messages/websocket/websocket-entrypoint-kafka-endpoint-publisher-subscriber.json": (
+        (), websocket_check("/test", True, True)),
+    "messages/websocket/websocket-entrypoint-kafka-endpoint-publisher.json": (
+        (), websocket_check("/test", True, False)),
+    "messages/websocket/websocket-entrypoint-kafka-endpoint-subscriber.json": (
+        (), websocket_check("/test-auto", False, True)),
+    "messages/websocket/websocket-entrypoint-kafka-endpoint-subscriber-none.json": (
+        (), websocket_check("/test-none", False, True)),
+    # Derived: the qos fixtures' HTTP listener, run once the webhook listener is taken out.
+    "messages/kafka/kafka-endpoint-qos-at-least-once.json+no-webhook": (
+        (without_webhook,), qos_fixture("at-least-once", "/test-qos-at-least-once", "test-topic-qos-at-least-once", 1)),
+    "messages/kafka/kafka-endpoint-qos-at-most-once.json+no-webhook": (
+        (without_webhook,), qos_fixture("at-most-once", "/test-qos-at-most-once", "test-topic-qos-at-most-once", 1)),
+    "messages/kafka/kafka-endpoint-qos-auto.json+no-webhook": (
+        (without_webhook,), qos_fixture("auto", "/test-qos-auto", "test-topic-qos-auto", 10)),
+    "messages/kafka/kafka-endpoint-qos-none.json+no-webhook": (
+        (without_webhook,), qos_fixture("none", "/test-qos-none", "test-topic-qos-none", 10)),
+    # Derived: the -failure fixtures with a broker that cannot be reached (a closed port).
+    "messages/http-get/http-get-entrypoint-kafka-endpoint-failure.json+closed-port": (
+        (closed_port,), unreachable_get),
+    "messages/http-post/http-post-entrypoint-kafka-endpoint-failure.json+closed-port": (
+        (closed_port, without_flows), unreachable_post),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BEHAVIOUR))
+def test_fixture_deploys_and_behaves_as_named(server, tansu, new_topic, client, case):
+    relative = case.partition("+")[0]
+    changes, check = BEHAVIOUR[case]
+    definition, topics = rewrite(load(relative), tansu.bootstrap, new_topic)
+    for change in changes:
+        change(definition)
+    api_id = deploy(server, definition)
+    check(server, tansu, api_id, definition, topics, client)
+
+
+def test_every_kafka_fixture_is_covered():
+    covered = set(BLOCKED) | {case.partition("+")[0] for case, (changes, _) in BEHAVIOUR.items() if not changes}
+    assert sorted(covered) == kafka_fixture_files()
+    assert not set(BLOCKED) & {case for case, (changes, _) in BEHAVIOUR.items() if not changes}
