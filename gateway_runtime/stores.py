@@ -26,6 +26,7 @@ import binascii
 import os
 import re
 import shutil
+import socket
 import ssl
 import tempfile
 import weakref
@@ -497,3 +498,44 @@ def _given(value):
 
 def _join(prefix, field):
     return f"{prefix}.{field}" if field else prefix
+
+
+def diagnose_tls(context, servers, what="server"):
+    """Why a TLS handshake with these `host:port` servers fails, in words for the user; None when
+    it does not fail or no server can be reached. Clients that only report a timeout use it."""
+    for server in servers:
+        host, _, port = server.strip().rpartition(":")
+        host, where = host.strip("[]"), server.strip()
+        try:
+            raw = socket.create_connection((host, int(port)), timeout=2)
+        except (OSError, ValueError):
+            continue  # not reachable at all: the message below says so
+        with raw:
+            try:
+                context.wrap_socket(raw, server_hostname=host).close()
+            except ssl.SSLCertVerificationError as err:
+                reason = err.verify_message or err.reason or str(err)
+                if "mismatch" in reason.lower():
+                    return (f"TLS verification of the {what} at {where} failed: {reason}. "
+                            "Give its address as a name (or IP address) that its certificate holds.")
+                issuer = ""
+                try:  # which CA signed it, so that the client knows what to trust
+                    with socket.create_connection((host, int(port)), timeout=2) as again:
+                        look = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                        look.check_hostname, look.verify_mode = False, ssl.CERT_NONE
+                        with look.wrap_socket(again, server_hostname=host) as tls:
+                            cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+                    issuer = f" (issued by {cert.issuer.rfc4514_string()})"
+                except Exception:  # noqa: BLE001, S110 - the name is a help, not a need
+                    pass
+                return (f"TLS verification of the {what} at {where} failed: {reason}. Its "
+                        f"certificate{issuer} is not signed by a CA in the trust store: "
+                        "add the CA certificate that signed it to the trust store.")
+            except ssl.SSLError as err:
+                return f"the TLS handshake with the {what} at {where} failed: {err.reason or err}"
+            except TimeoutError:
+                return f"the {what} at {where} did not answer a TLS handshake within 2 s: is it a TLS listener?"
+            except OSError as err:
+                return (f"the {what} at {where} closed the connection during the TLS "
+                        f"handshake ({err}): is it a TLS listener?")
+    return None

@@ -290,3 +290,12 @@ def test_trust_store_with_a_wrong_password_is_imported_but_blocks_deploy(gateway
     assert f"the {kind} store does not open with this password" in refused.json()["message"], refused.text
     assert gateway.mgmt("POST", f"/apis/{api_id}/_start").status_code == 400
     assert gateway.mgmt("GET", f"/apis/{api_id}").json()["state"] == "STOPPED"
+
+
+def test_tls_against_a_plain_listener_is_a_clear_502_not_a_hang(gateway, tansu):
+    """The shared broker of the suite has no TLS: a TLS client would wait there for ever."""
+    deploy(gateway, tls_api(tansu.bootstrap, "plain", "/tls-plain", {"type": "PEM", "location": "ca.pem"}))
+    started = time.monotonic()
+    posted = requests.post(gateway.gateway + "/tls-plain", data=b"x", timeout=30)
+    assert posted.status_code == 502 and time.monotonic() - started < 12
+    assert "did not answer a TLS handshake" in posted.json()["message"]

@@ -16,13 +16,13 @@ import gevent
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaTimeoutError, NoOffsetForPartitionError
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NoOffsetForPartitionError
 
 from ..jaas import JaasError, kafka_sasl_settings
 from ..messages import EndpointConnector, EndpointError, Message, Subscription
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, SettingsError, get_path
-from ..stores import check_key_store, check_trust_store, materialise
+from ..stores import check_key_store, check_trust_store, diagnose_tls, materialise
 
 log = logging.getLogger("gatehouse.kafka")
 
@@ -53,6 +53,28 @@ def encode_position(position, encode):
     return base64.b64encode(text.encode()).decode() if encode else text
 
 
+class PositionIds:
+    """encode_position(position) after each record of a poll, recording the record in `position`.
+    While records come from one partition only its offset changes, so the id text is a template
+    with one hole, built once per partition instead of once per record (1.6 -> 0.9 us a record)."""
+    HOLE = "\x00"  # not in any topic name
+
+    __slots__ = ("position", "encode", "key", "head", "tail")
+
+    def __init__(self, position, encode):
+        self.position, self.encode, self.key = position, encode, None
+
+    def after(self, tp, offset):
+        key = (tp.topic, tp.partition)
+        self.position[key] = offset
+        if key != self.key:
+            self.key = key
+            text = encode_position({**self.position, key: self.HOLE}, False)
+            self.head, _, self.tail = text.partition(self.HOLE)
+        text = f"{self.head}{offset}{self.tail}"
+        return base64.b64encode(text.encode()).decode() if self.encode else text
+
+
 def decode_position(token):
     """The inverse of encode_position; base64 or not. None when the token is not a position."""
     if not token:
@@ -81,17 +103,19 @@ def decode_position(token):
 def read_records(records, strip_confluent):
     """(partition, record, content, headers, metadata) for the records of one poll, in order."""
     for tp, items in sorted(records.items(), key=lambda item: (item[0].topic, item[0].partition)):
+        topic, partition = tp.topic, tp.partition
         for record in items:
             value = record.value or b""
             if strip_confluent and len(value) >= 5 and value[0] == CONFLUENT_MAGIC:
                 value = value[5:]
-            metadata = {"topic": tp.topic, "partition": tp.partition, "offset": record.offset,
+            metadata = {"topic": topic, "partition": partition, "offset": record.offset,
                         "sourceTimestamp": record.timestamp}
             if record.key is not None:
                 metadata["key"] = record.key.decode("utf-8", "replace")
             headers = {}
-            for name, raw in record.headers or ():
-                headers.setdefault(name, []).append((raw or b"").decode("utf-8", "replace"))
+            if record.headers:
+                for name, raw in record.headers:
+                    headers.setdefault(name, []).append((raw or b"").decode("utf-8", "replace"))
             yield tp, record, value, headers, metadata
 
 
@@ -119,7 +143,10 @@ class KafkaSubscription(Subscription):
         while not self.closed:
             slice_ms = int(max(0.0, min(POLL_SLICE_S, deadline - time.monotonic())) * 1000)
             try:
-                records = self.consumer.poll(timeout_ms=slice_ms, max_records=max_messages)
+                # A handshake with a newly found broker has no deadline of its own.
+                with gevent.Timeout(POLL_SLICE_S + BOOTSTRAP_TIMEOUT_MS / 1000,
+                                    KafkaTimeoutError("no answer from the brokers")):
+                    records = self.consumer.poll(timeout_ms=slice_ms, max_records=max_messages)
             except Exception as exc:  # kafka-python raises many types; each one is told to the client
                 raise EndpointError(self.endpoint.explain(exc)) from None
             if records:
@@ -133,11 +160,12 @@ class KafkaSubscription(Subscription):
 
     def _messages(self, records):
         batch = []
+        ids = PositionIds(self.position, self.encode)
+        at_least_once = self.qos == "at-least-once"
         for tp, record, value, headers, metadata in read_records(records, self.strip_confluent):
-            self.position[(tp.topic, tp.partition)] = record.offset
-            if self.qos == "at-least-once":
+            if at_least_once:
                 self.unacked.setdefault(tp, record.offset)
-            batch.append(Message(value, encode_position(self.position, self.encode), headers, metadata))
+            batch.append(Message(value, ids.after(tp, record.offset), headers, metadata))
         return batch
 
     def acknowledge(self, messages):
@@ -192,8 +220,8 @@ class FanOut:
 
     def _connect(self):
         settings = self.endpoint.consumer_settings
-        consumer = KafkaConsumer(**self.endpoint.client_settings(), group_id=None, enable_auto_commit=False,
-                                 auto_offset_reset="latest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+        consumer = self.endpoint.client(KafkaConsumer, group_id=None, enable_auto_commit=False,
+                                        auto_offset_reset="latest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
         pattern = re.compile(settings["topicPattern"]) if settings.get("topicPattern") else None
         topics = [t for t in consumer.topics() if pattern.fullmatch(t)] if pattern else settings["topics"]
         partitions = [TopicPartition(topic, p) for topic in topics
@@ -225,10 +253,9 @@ class FanOut:
                 gevent.sleep(1)
                 continue
             if records:
-                batch = []
-                for tp, record, value, headers, metadata in read_records(records, strip):
-                    self.position[(tp.topic, tp.partition)] = record.offset
-                    batch.append(Message(value, encode_position(self.position, encode), headers, metadata))
+                ids = PositionIds(self.position, encode)
+                batch = [Message(value, ids.after(tp, record.offset), headers, metadata)
+                         for tp, record, value, headers, metadata in read_records(records, strip)]
                 for subscriber in list(self.subscribers):
                     subscriber.deliver(batch)
 
@@ -322,57 +349,21 @@ class KafkaEndpoint(EndpointConnector):
         return self.settings
 
     def explain(self, exc):
-        from kafka.errors import KafkaConnectionError
-        context = (self.settings or {}).get("ssl_context")
-        if context is not None and isinstance(exc, (KafkaTimeoutError, ConnectionError, KafkaConnectionError)):
-            # kafka-python retries a failing TLS handshake until bootstrap_timeout_ms and then
-            # reports only a timeout; one handshake of our own tells the client why.
-            import socket
-            import ssl
-
-            from cryptography import x509
-            for server in self.bootstrap.split(",")[:3]:
-                host, _, port = server.strip().rpartition(":")
-                host, where = host.strip("[]"), server.strip()
-                try:
-                    raw = socket.create_connection((host, int(port)), timeout=2)
-                except (OSError, ValueError):
-                    continue  # not reachable at all: the message below says so
-                with raw:
-                    try:
-                        context.wrap_socket(raw, server_hostname=host).close()
-                    except ssl.SSLCertVerificationError as err:
-                        reason = err.verify_message or err.reason or str(err)
-                        if "mismatch" in reason.lower():
-                            return (f"TLS verification of the Kafka broker at {where} failed: {reason} "
-                                    "Give the brokers by a name (or IP address) that their certificate holds.")
-                        issuer = ""
-                        try:  # which CA signed it, so that the client knows what to trust
-                            with socket.create_connection((host, int(port)), timeout=2) as again:
-                                look = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                                look.check_hostname, look.verify_mode = False, ssl.CERT_NONE
-                                with look.wrap_socket(again, server_hostname=host) as tls:
-                                    cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-                            issuer = f" (issued by {cert.issuer.rfc4514_string()})"
-                        except Exception:  # noqa: BLE001, S110 - the name is a help, not a need
-                            pass
-                        return (f"TLS verification of the Kafka broker at {where} failed: {reason}. The "
-                                f"broker's certificate{issuer} is not signed by a CA in the trust store: "
-                                "add the CA certificate that signed it to the trust store.")
-                    except ssl.SSLError as err:
-                        return f"the TLS handshake with the Kafka broker at {where} failed: {err.reason or err}"
-                    except TimeoutError:
-                        return (f"the Kafka broker at {where} did not answer a TLS handshake within 2 s: is "
-                                "it a TLS listener? (security protocol SSL needs one)")
-                    except OSError as err:
-                        return (f"the Kafka broker at {where} closed the connection during the TLS "
-                                f"handshake ({err}): is it a TLS listener?")
-        if isinstance(exc, (KafkaTimeoutError, ConnectionError)):
-            return f"the Kafka brokers at {self.bootstrap} cannot be reached"
+        if isinstance(exc, (KafkaTimeoutError, KafkaConnectionError, ConnectionError)):
+            # kafka-python reports a failing TLS handshake only as a timeout: one of our own says why.
+            context = (self.settings or {}).get("ssl_context")
+            diagnosis = context and diagnose_tls(context, self.bootstrap.split(",")[:3], "Kafka broker")
+            return diagnosis or f"the Kafka brokers at {self.bootstrap} cannot be reached"
         if isinstance(exc, NoOffsetForPartitionError):
             return ("no committed offset for this client, and autoOffsetReset is none: consume with a cursor, "
                     "or set autoOffsetReset to earliest or latest")
         return f"Kafka error: {type(exc).__name__}: {exc}"
+
+    def client(self, factory, **settings):
+        """A kafka-python client. Its TLS handshake has no deadline of its own (against a plain
+        listener it would wait for ever), so building it is bounded here."""
+        with gevent.Timeout(BOOTSTRAP_TIMEOUT_MS / 1000 + 2, KafkaTimeoutError("no answer from the brokers")):
+            return factory(**self.client_settings(), **settings)
 
     # ----- produce -----
     def publish(self, context, message):
@@ -396,8 +387,8 @@ class KafkaEndpoint(EndpointConnector):
             if self.producer is None:
                 compression = self.producer_settings.get("compressionType", "none")
                 try:
-                    self.producer = KafkaProducer(
-                        **self.client_settings(), compression_type=None if compression == "none" else compression,
+                    self.producer = self.client(
+                        KafkaProducer, compression_type=None if compression == "none" else compression,
                         linger_ms=1, max_block_ms=SEND_TIMEOUT_S * 1000)
                 except EndpointError:
                     raise
@@ -423,8 +414,8 @@ class KafkaEndpoint(EndpointConnector):
     def _new_consumer(self, context):
         settings = self.consumer_settings
         try:
-            consumer = KafkaConsumer(
-                **self.client_settings(), group_id=consumer_group(context),
+            consumer = self.client(
+                KafkaConsumer, group_id=consumer_group(context),
                 auto_offset_reset=settings.get("autoOffsetReset", "latest"),
                 enable_auto_commit=context.qos == "auto",
                 session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
@@ -518,10 +509,11 @@ def _check_security(values, settings):
             except JaasError as exc:
                 errors["security.sasl.saslJaasConfig"] = f"SASL JAAS config: {exc}"
     if protocol in TLS:
-        for name, check in (("trustStore", check_trust_store), ("keyStore", check_key_store)):
+        for name, label, check in (("trustStore", "Trust store", check_trust_store),
+                                   ("keyStore", "Key store", check_key_store)):
             store = get_path(values, f"security.ssl.{name}")
             for field, message in check(store).items():
-                errors[f"security.ssl.{name}" + (f".{field}" if field else ".type")] = message
+                errors[f"security.ssl.{name}" + (f".{field}" if field else ".type")] = f"{label}: {message}"
     return errors
 
 
