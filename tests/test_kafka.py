@@ -267,3 +267,41 @@ def test_broker_down_at_deploy_is_visible_in_the_portal_and_to_clients(server, t
     status_url = re.search(r'hx-get="([^"]+/_status)"', page.text).group(1)
     status = browser.get(server.portal + status_url).text
     assert "unreachable" in status and closed in status
+
+
+def test_two_clients_with_the_same_identifier_share_the_messages(server, tansu, new_topic):
+    topic = new_topic(partitions=4)
+    definition = kafka_api(tansu.bootstrap, topic)
+    definition["listeners"][0]["entrypoints"][2]["configuration"] = {"heartbeatIntervalInMs": 2000}
+    deploy(server, definition)
+    headers = {"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "shared"}
+    streams = [requests.get(server.gateway + "/orders", headers=headers, stream=True, timeout=60) for _ in range(2)]
+    for stream in streams:  # each is in the group once it idles with heartbeats after the join
+        for _ in range(3):
+            read_sse(stream, 1, timeout=10)
+    produce(tansu.bootstrap, topic, *[f"m{i}".encode() for i in range(12)])
+    got = [[], []]
+    deadline = time.monotonic() + 20
+    while len(got[0]) + len(got[1]) < 12 and time.monotonic() < deadline:
+        for i, stream in enumerate(streams):
+            got[i] += [e["data"] for e in read_sse(stream, 1, timeout=1) if e.get("event") == "message"]
+    for stream in streams:
+        stream.close()
+    assert sorted(got[0] + got[1]) == sorted(f"m{i}" for i in range(12))  # every message, once
+    assert got[0] and got[1]  # both took a share
+
+
+def test_consumers_and_producer_are_closed_on_undeploy(server, tansu, new_topic):
+    topic = new_topic()
+    before = server.runtime()["fds"]
+    api_id = deploy(server, kafka_api(tansu.bootstrap, topic, get_count=1, get_duration_ms=4000))
+    produce(tansu.bootstrap, topic, b"one")
+    assert requests.post(server.gateway + "/orders", data=b"two", timeout=10).status_code == 202
+    for client in ("c1", "c2", "c3"):
+        poll(server, client=client)
+    assert server.runtime()["fds"] >= before + 4  # a producer and three consumers hold connections
+    assert server.mgmt("POST", f"/apis/{api_id}/_stop").status_code == 204
+    deadline = time.monotonic() + 10
+    while (stats := server.runtime())["apis"] or stats["retiring"] or stats["fds"] > before:
+        assert time.monotonic() < deadline, f"still open after stop: {stats}"
+        time.sleep(0.1)
