@@ -181,17 +181,21 @@ def _load_trust(store):
         return None, {p.field: p.message}
 
 
+def _open_jks(data, field, password, name):
+    try:
+        return jks.KeyStore.loads(data, password, try_decrypt_keys=False)
+    except jks.KeystoreSignatureException:
+        raise _Problem("password", f"the {name} store does not open with this password: "
+                                   "check the password") from None
+    except Exception:  # noqa: BLE001 - pyjks fails on bad input in many ways
+        raise _damaged(field, name) from None
+
+
 def _binary_trust(data, field, password):
     password = _text_or_none(password)
     if _is_jks(data):
         name = _jks_name(data)
-        try:
-            ks = jks.KeyStore.loads(data, password, try_decrypt_keys=False)
-        except jks.KeystoreSignatureException:
-            raise _Problem("password", f"the {name} store does not open with this password: "
-                                       "check the password") from None
-        except Exception:  # noqa: BLE001 - pyjks fails on bad input in many ways
-            raise _damaged(field, name) from None
+        ks = _open_jks(data, field, password, name)
         # As Java does: trusted certificate entries, plus the certificate of each key entry.
         ders = [e.cert for _, e in sorted(ks.certs.items()) if e.type == "X.509"]
         ders += [e.cert_chain[0][1] for _, e in sorted(ks.private_keys.items())
@@ -276,13 +280,7 @@ def _pem_private_key(data, field, password):
 def _binary_key(data, field, password, key_password):
     if _is_jks(data):
         name = _jks_name(data)
-        try:
-            ks = jks.KeyStore.loads(data, password, try_decrypt_keys=False)
-        except jks.KeystoreSignatureException:
-            raise _Problem("password", f"the {name} store does not open with this password: "
-                                       "check the password") from None
-        except Exception:  # noqa: BLE001 - pyjks fails on bad input in many ways
-            raise _damaged(field, name) from None
+        ks = _open_jks(data, field, password, name)
         entries = sorted(ks.private_keys.items())
         if not entries:
             raise _no_key(field, name)
