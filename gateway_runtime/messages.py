@@ -22,6 +22,12 @@ class ClientContext:
 
 class EndpointError(Exception):
     """The backend failed; the message is safe to show to an API consumer."""
+    status = "502 Bad Gateway"
+
+
+class NotFound(EndpointError):
+    """What the client asked for does not exist at the backend (a topic, with checkTopicExistence)."""
+    status = "404 Not Found"
 
 
 class Subscription:

@@ -305,3 +305,38 @@ def test_consumers_and_producer_are_closed_on_undeploy(server, tansu, new_topic)
     while (stats := server.runtime())["apis"] or stats["retiring"] or stats["fds"] > before:
         assert time.monotonic() < deadline, f"still open after stop: {stats}"
         time.sleep(0.1)
+
+
+def test_check_topic_existence_answers_404_for_a_missing_topic(server, tansu):
+    deploy(server, kafka_api(tansu.bootstrap, "never-created-topic", producer=False,
+                             consumer={"checkTopicExistence": True}))
+    missing = requests.get(server.gateway + "/orders", headers=JSON, timeout=20)
+    assert missing.status_code == 404
+    assert missing.json() == {"message": "The endpoint failed: no such topic: never-created-topic"}
+    sse = requests.get(server.gateway + "/orders", headers={"Accept": "text/event-stream"}, timeout=20)
+    assert sse.status_code == 404 and "no such topic" in sse.json()["message"]
+
+
+def test_confluent_schema_registry_header_is_removed_when_asked(server, tansu, new_topic):
+    topic = new_topic()
+    deploy(server, kafka_api(tansu.bootstrap, topic, consumer={"removeConfluentHeader": True}, get_count=2))
+    produce(tansu.bootstrap, topic, b"\x00\x00\x00\x00\x07{\"id\": 1}", b"plain")
+    assert [i["content"] for i in poll(server, client="confluent")["items"]] == ['{"id": 1}', "plain"]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])
+def test_producer_compression(server, tansu, new_topic, compression):
+    topic = new_topic()
+    definition = kafka_api(tansu.bootstrap, topic, get_count=1)
+    group = definition["endpointGroups"][0]["sharedConfiguration"]
+    group["producer"]["compressionType"] = compression
+    deploy(server, definition)
+    body = ("compressible " * 200).encode()
+    assert requests.post(server.gateway + "/orders", data=body, timeout=10).status_code == 202
+    consumer = KafkaConsumer(topic, bootstrap_servers=tansu.bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=10_000)
+    try:
+        record = next(iter(consumer))
+    finally:
+        consumer.close()
+    assert record.value == body

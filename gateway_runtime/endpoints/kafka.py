@@ -19,7 +19,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Offse
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NoOffsetForPartitionError
 
 from ..jaas import JaasError, kafka_sasl_settings
-from ..messages import EndpointConnector, EndpointError, Message, Subscription
+from ..messages import EndpointConnector, EndpointError, Message, NotFound, Subscription
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, SettingsError, get_path
 from ..stores import check_key_store, check_trust_store, diagnose_tls, materialise
@@ -431,7 +431,7 @@ class KafkaEndpoint(EndpointConnector):
                 missing = set(settings["topics"]) - (consumer.topics() or set())
                 if missing:
                     consumer.close()
-                    raise EndpointError(f"no such topic: {', '.join(sorted(missing))}")
+                    raise NotFound(f"no such topic: {', '.join(sorted(missing))}")
             consumer.subscribe(topics=settings["topics"], listener=listener)
         return consumer
 

@@ -46,7 +46,7 @@ class HttpGet:
         try:
             subscription = self.api.subscribe(environ, self.qos, cursor)
         except EndpointError as exc:
-            return respond_json(start_response, "502 Bad Gateway", {"message": f"The endpoint failed: {exc}"})
+            return respond_json(start_response, exc.status, {"message": f"The endpoint failed: {exc}"})
         try:
             deadline = time.monotonic() + self.duration
             while len(items) < limit:

@@ -28,7 +28,7 @@ class HttpPost:
             try:
                 self.api.publish(environ, self.qos, Message(body, headers=headers))
             except EndpointError as exc:
-                return respond_json(start_response, "502 Bad Gateway", {"message": f"The endpoint failed: {exc}"})
+                return respond_json(start_response, exc.status, {"message": f"The endpoint failed: {exc}"})
         return respond(start_response, "202 Accepted")
 
 

@@ -1,5 +1,6 @@
 """Server-Sent Events: a long-lived stream of messages, resumable by Last-Event-ID."""
-from ..messages import EndpointError
+from ..http import respond_json
+from ..messages import EndpointError, NotFound
 from ..registry import EntrypointSpec
 from ..settings import Field, Settings
 
@@ -24,6 +25,8 @@ class ServerSentEvents:
     def __call__(self, environ, start_response):
         try:
             subscription = self.api.subscribe(environ, self.qos, environ.get("HTTP_LAST_EVENT_ID"))
+        except NotFound as exc:
+            return respond_json(start_response, exc.status, {"message": f"The endpoint failed: {exc}"})
         except EndpointError as exc:
             start_response("200 OK", HEADERS)
             return [f"retry: {self.retry}\n\n".encode() + event_error(str(exc))]
