@@ -32,20 +32,21 @@ import json
 import os
 import re
 import selectors
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from common import (Gatehouse, Processes, cpu_seconds, free_port, load_average, median, quickack,  # noqa: E402
+                    read_headers, recv_some, wait_for_port)
+
 CONTENT = '{"symbol":"GATE","price":101.25,"volume":1200,"venue":"XBENCH"}'
 SSE_BATCH = 256          # events per chunk: gateway_runtime.endpoints.mock.BATCH
 GET_LIMIT = 500         # messagesLimitCount
 HEARTBEAT_MS = 5000     # the SSE entrypoint's default heartbeatIntervalInMs (sent as `retry:`)
-ADMIN_PASSWORD = "bench-admin-pw"
-MGMT = "/management/v2/environments/DEFAULT"
 PATH = "/bench"
 
 
@@ -88,68 +89,9 @@ def baseline_server(port, nodelay):
 
 
 # ---------------------------------------------------------------- processes
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, proc, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.log_path.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"port {port} did not open")
-
-
-class Processes:
-    """Every process this script starts, each in its own session; all stopped on exit."""
-
-    def __init__(self):
-        self.procs = []
-
-    def start(self, args, workdir, env=None):
-        log_path = Path(workdir) / f"proc-{len(self.procs)}.log"
-        with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        proc.log_path = log_path
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what it started
-                proc.wait()
-
-
 def start_gateway(procs, workdir):
-    import requests
-
-    portal_port, gateway_port = free_port(), free_port()
-    env = dict(os.environ, GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD, GATEHOUSE_INSTANCE_PATH=str(workdir / "instance"),
-               PYTHONUNBUFFERED="1", GATEHOUSE_LOG_LEVEL="WARNING")
-    env.pop("GATEHOUSE_DATABASE_URL", None)  # the default: SQLite in the temp instance folder
-    args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
-            "--portal-port", str(portal_port), "--gateway-port", str(gateway_port)]
-    proc = procs.start(args, workdir, env)
-    wait_for_port(portal_port, proc)
-    wait_for_port(gateway_port, proc)
-    http = requests.Session()
-    http.auth = ("admin", ADMIN_PASSWORD)
-    portal = f"http://127.0.0.1:{portal_port}{MGMT}"
-    definition = {
+    gateway = Gatehouse(procs, workdir)
+    gateway.deploy({
         "name": "Bench", "apiVersion": "1.0", "definitionVersion": "4.0.0", "type": "message",
         "listeners": [{"type": "http", "paths": [{"path": PATH}], "entrypoints": [
             {"type": "http-get", "configuration": {"messagesLimitCount": GET_LIMIT}},
@@ -157,19 +99,9 @@ def start_gateway(procs, workdir):
         "endpointGroups": [{"name": "default", "type": "mock", "endpoints": [
             {"name": "mock", "type": "mock", "weight": 1, "inheritConfiguration": False,
              "configuration": {"messageInterval": 0, "messageContent": CONTENT}}]}],
-    }
-    response = http.post(f"{portal}/apis/_import/definition", json=definition, timeout=30)
-    assert response.status_code == 201, response.text
-    api_id = response.json()["id"]
-    response = http.post(f"{portal}/apis/{api_id}/_start", timeout=30)
-    assert response.status_code == 204, response.text
-    deadline = time.monotonic() + 10
-    while api_id not in http.get(f"{portal}/_runtime", timeout=30).json()["apis"]:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the gateway did not start serving the API")
-        time.sleep(0.05)
-    http.close()
-    return proc, gateway_port
+    })
+    gateway.http.close()
+    return gateway.proc, gateway.port
 
 
 def start_baseline(procs, workdir, nodelay):
@@ -180,43 +112,9 @@ def start_baseline(procs, workdir, nodelay):
     return proc, port
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, from /proc (None where there is no /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return None
-
-
 # ---------------------------------------------------------------- client
-QUICKACK = hasattr(socket, "TCP_QUICKACK")  # Linux; off with --no-quickack
-
-
-def quickack(sock):
-    """ACK what arrived at once instead of delaying the ACK (see the module docstring)."""
-    if QUICKACK:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-
-
 def request(port, accept):
     return (f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: {accept}\r\n\r\n").encode()
-
-
-def recv_some(sock):
-    data = sock.recv(65536)
-    if not data:
-        raise ConnectionError("the server closed the connection")
-    return data
-
-
-def read_headers(sock, buf=b""):
-    while b"\r\n\r\n" not in buf:
-        buf += recv_some(sock)
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise AssertionError(head.decode("latin-1"))
-    return head, rest
 
 
 def sse_prefix(port, size=64 * 1024):
@@ -339,19 +237,6 @@ def describe(label, result, unit):
     print(f"  {label:<9} {result['rate']:>12,.0f} {unit}{extra}{cpu}", flush=True)
 
 
-def load_average():
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def median(values):
-    values = sorted(values)
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement (default 5)")
@@ -366,8 +251,7 @@ def main():
     if args.baseline_server:
         baseline_server(args.baseline_server, args.baseline_nodelay)
         return 0
-    global QUICKACK
-    QUICKACK = QUICKACK and not args.no_quickack
+    common.QUICKACK = common.QUICKACK and not args.no_quickack
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load_average()}")
     procs = Processes()
