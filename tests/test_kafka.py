@@ -9,7 +9,9 @@ import requests
 import websocket
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from gateway_runtime.endpoints.kafka import SPEC
 from gateway_runtime.http import client_identifier
+from gateway_runtime.messages import ClientContext, Message
 
 from conftest import Tansu, free_port, read_sse
 from test_end_to_end import portal_login
@@ -340,3 +342,25 @@ def test_producer_compression(server, tansu, new_topic, compression):
     finally:
         consumer.close()
     assert record.value == body
+
+
+def test_record_keys_round_trip_through_the_connector(tansu, new_topic):
+    """A message's `key` attribute becomes the record key and comes back as `key` metadata.
+    (Over HTTP a client cannot set it: in Gravitee a policy sets that attribute.)"""
+    topic = new_topic()
+    shared = {"producer": {"enabled": True, "topics": [topic]},
+              "consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest"}}
+    kafka = SPEC.connector(SPEC.configuration.with_defaults({"bootstrapServers": tansu.bootstrap}),
+                           SPEC.shared.with_defaults(shared))
+    context = ClientContext("api", "keys")
+    try:
+        kafka.publish(context, Message(b"keyed", headers={"h": ["1"]}, metadata={"key": "customer-9"}))
+        subscription = kafka.subscribe(context)
+        batch = []
+        deadline = time.monotonic() + 15
+        while not batch and time.monotonic() < deadline:
+            batch = subscription.next_batch(1, 10)
+        subscription.close()
+        assert [(m.content, m.metadata["key"], m.headers) for m in batch] == [(b"keyed", "customer-9", {"h": ["1"]})]
+    finally:
+        kafka.close()
