@@ -121,12 +121,6 @@ class Settings:
     def ignored_present(self, values):
         return [key for key in self.ignored if get_path(values or {}, key) is not None]
 
-    def without_ignored(self, values):
-        values = dict(values or {})
-        for key in self.ignored:
-            values.pop(key, None)
-        return values
-
     # ----- secrets -----
     def mask_secrets(self, values):
         values = json.loads(json.dumps(values or {}))
