@@ -71,6 +71,18 @@ class DeployedApi:
     def context(self, environ, qos, resume_after):
         return ClientContext(self.id, client_identifier(environ), qos, resume_after)
 
+    def pick_endpoint(self):
+        return self._pick()
+
+    def rest_of(self, path):
+        """The request path after the context path that routed it here ('' when none is left)."""
+        for _, prefix in sorted(self.paths, key=lambda p: -len(p[1])):
+            if prefix == "/":
+                return path
+            if path == prefix or path.startswith(prefix + "/"):
+                return path[len(prefix):]
+        return path
+
     def subscribe(self, environ, qos, resume_after):
         if self.stopping.is_set():
             raise EndpointError("the API is being redeployed; try again")

@@ -1,0 +1,184 @@
+"""HTTP proxy endpoint: forwards a request to a backend and streams the answer back (urllib3,
+cooperative under gevent; one connection pool per endpoint)."""
+import ssl
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError
+
+from ..messages import EndpointConnector, EndpointError
+from ..registry import EndpointSpec
+from ..settings import Field, Settings, SettingsError, get_path
+from ..stores import check_trust_store, materialise
+
+# Meaningful for one connection only; never forwarded (RFC 9110, 7.6.1).
+HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "transfer-encoding", "upgrade", "proxy-connection"))
+STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
+READ_CHUNK = 64 * 1024
+
+
+class GatewayTimeout(EndpointError):
+    status = "504 Gateway Timeout"
+
+
+class HttpProxyEndpoint(EndpointConnector):
+    def __init__(self, configuration, shared):
+        super().__init__(configuration, shared)
+        self.target = configuration["target"]
+        http = shared["http"]
+        self.headers = [(h["name"], h["value"]) for h in shared.get("headers", [])]
+        self.follow_redirects = http["followRedirects"]
+        self.propagate_host = http["propagateClientHost"]
+        self.compression = http["useCompression"]
+        self.pool = urllib3.PoolManager(
+            num_pools=8, maxsize=http["maxConcurrentConnections"], block=True, retries=False,
+            timeout=urllib3.Timeout(connect=http["connectTimeout"] / 1000, read=http["readTimeout"] / 1000),
+            ssl_context=self._ssl_context(shared.get("ssl") or {}) if self.target.startswith("https") else None,
+            headers={} if http["keepAlive"] else {"Connection": "close"})
+
+    @staticmethod
+    def _ssl_context(options):
+        trust_store = options.get("trustStore") or {}
+        if options.get("trustAll"):
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            return context
+        try:
+            with materialise(gravitee_store(trust_store), None) as tls:
+                return tls.ssl_context(check_hostname=options.get("hostnameVerifier", True))
+        except SettingsError as exc:
+            raise EndpointError(f"the SSL settings cannot be used: {exc}") from None
+
+    def forward(self, method, rest, query, headers, body, client_host):
+        """Send the request on (`rest`: the path after the context path); return (status line,
+        headers, body chunks, release)."""
+        url = (self.target.rstrip("/") + rest) if rest else self.target
+        if query:
+            url += ("&" if "?" in url else "?") + query
+        headers = dict(headers)
+        if not self.propagate_host:
+            headers.pop("Host", None)
+        elif client_host:
+            headers["Host"] = client_host
+        if not self.compression:
+            headers.pop("Accept-Encoding", None)
+        headers.update(self.headers)
+        try:
+            response = self.pool.urlopen(method, url, body=body, headers=headers, redirect=self.follow_redirects,
+                                         preload_content=False, decode_content=False,
+                                         chunked=body is not None and "Content-Length" not in headers)
+        except (HTTPError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            # urllib3's NewConnectionError (refused, no route) derives from ConnectTimeoutError.
+            if isinstance(reason, (ConnectTimeoutError, ReadTimeoutError)) \
+                    and not isinstance(reason, NewConnectionError):
+                raise GatewayTimeout(f"the backend {host_of(url)} did not answer in time") from None
+            raise EndpointError(f"the backend {host_of(url)} cannot be reached") from None
+        out_headers = [(name, value) for name, value in response.headers.iteritems()
+                       if name.lower() not in HOP_BY_HOP]
+        return f"{response.status} {response.reason or ''}".strip(), out_headers, body_chunks(response), \
+            response.release_conn
+
+    def close(self):
+        self.pool.clear()
+
+
+def body_chunks(response):
+    """The backend's body as it comes: chunk by chunk, so that a stream (SSE) is not held back."""
+    try:
+        if response.chunked and response.supports_chunked_reads():
+            yield from response.read_chunked(decode_content=False)
+        else:
+            while chunk := response.read1(READ_CHUNK):
+                yield chunk
+    except (ProtocolError, ReadTimeoutError, OSError):
+        return  # the backend went away mid-body: end the response here
+
+
+def host_of(url):
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+def gravitee_store(store):
+    """Gravitee's http-proxy names (path / content) -> the stores module's (location / certificates)."""
+    renamed = {"type": store.get("type", "NONE")}
+    if store.get("path"):
+        renamed["location"] = store["path"]
+    if store.get("content"):
+        renamed["certificates"] = store["content"]
+    if store.get("password"):
+        renamed["password"] = store["password"]
+    return renamed
+
+
+def _check_target(values, settings):
+    target = values.get("target", "")
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return {"target": f"'{target}' is not an http:// or https:// URL"}
+    return {}
+
+
+def _check_shared(values, settings):
+    errors = {}
+    if get_path(values, "http.version") == "HTTP_2":
+        errors["http.version"] = "HTTP/2 to backends is not available yet: choose HTTP/1.1"
+    if get_path(values, "proxy.enabled"):
+        errors["proxy.enabled"] = "An outbound proxy is not available yet"
+    if (get_path(values, "ssl.keyStore.type") or "NONE") not in ("NONE", ""):
+        errors["ssl.keyStore.type"] = "Client certificates (key store) to backends are not available yet"
+    trust = get_path(values, "ssl.trustStore")
+    if trust and trust.get("type") not in (None, "", "NONE") and not get_path(values, "ssl.trustAll"):
+        for field, message in check_trust_store(gravitee_store(trust)).items():
+            name = {"location": "path", "certificates": "content"}.get(field, field) or "type"
+            errors[f"ssl.trustStore.{name}"] = f"Trust store: {message}"
+    return errors
+
+
+SHARED = Settings(fields=(
+    Field("http.version", "enum", "HTTP version", default="HTTP_1_1", choices=("HTTP_1_1", "HTTP_2")),
+    Field("http.connectTimeout", "integer", "Connect timeout (ms)", default=5000, minimum=1),
+    Field("http.readTimeout", "integer", "Read timeout (ms)", default=10000, minimum=1),
+    Field("http.idleTimeout", "integer", "Idle timeout (ms)", default=60000, minimum=0),
+    Field("http.keepAlive", "boolean", "Keep connections alive", default=True),
+    Field("http.keepAliveTimeout", "integer", "Keep-alive timeout (ms)", default=30000, minimum=0,
+          when=("http.keepAlive", (True,))),
+    Field("http.maxConcurrentConnections", "integer", "Max concurrent connections", default=20, minimum=1),
+    Field("http.followRedirects", "boolean", "Follow redirects", default=False),
+    Field("http.propagateClientHost", "boolean", "Propagate the client's Host header", default=False),
+    Field("http.useCompression", "boolean", "Use compression", default=True),
+    Field("headers", "pairs", "Headers added to each request", help="One 'name: value' per line."),
+    Field("proxy.enabled", "boolean", "Use an outbound proxy", default=False),
+    Field("proxy.useSystemProxy", "boolean", "Use the system proxy", default=False, when=("proxy.enabled", (True,))),
+    Field("proxy.type", "enum", "Proxy type", default="HTTP", choices=("HTTP", "SOCKS4", "SOCKS5"),
+          when=("proxy.enabled", (True,))),
+    Field("proxy.host", "string", "Proxy host", when=("proxy.enabled", (True,))),
+    Field("proxy.port", "integer", "Proxy port", minimum=1, maximum=65535, when=("proxy.enabled", (True,))),
+    Field("proxy.username", "string", "Proxy user name", when=("proxy.enabled", (True,))),
+    Field("proxy.password", "secret", "Proxy password", when=("proxy.enabled", (True,))),
+    Field("ssl.hostnameVerifier", "boolean", "Verify the host name", default=True),
+    Field("ssl.trustAll", "boolean", "Trust all certificates", default=False),
+    Field("ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES + ("",)),
+    Field("ssl.trustStore.path", "path", "Trust store path", when=("ssl.trustStore.type", STORE_TYPES[1:])),
+    Field("ssl.trustStore.content", "text", "Trust store content", when=("ssl.trustStore.type", STORE_TYPES[1:]),
+          help="PEM text; JKS and PKCS12 as base64."),
+    Field("ssl.trustStore.password", "secret", "Trust store password",
+          when=("ssl.trustStore.type", ("JKS", "PKCS12"))),
+    Field("ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES + ("",)),
+), checks=(_check_shared,))
+
+SPEC = EndpointSpec(
+    type="http-proxy",
+    label="HTTP proxy",
+    connector=HttpProxyEndpoint,
+    api_types=("proxy",),
+    qos=("auto",),
+    description="Forwards requests to an HTTP backend.",
+    configuration=Settings(fields=(
+        Field("target", "string", "Target URL", required=True,
+              help="The request path after the context path is appended to it."),
+    ), checks=(_check_target,)),
+    shared=SHARED,
+)

@@ -1,0 +1,199 @@
+"""HTTP proxy APIs against real local backends (stdlib HTTP servers started by the tests)."""
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from conftest import free_port
+
+
+class Backend(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes: don't hold the body back
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, body, content_type="application/json", extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in extra:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body_size(self):
+        """Reads the whole body, chunked or not, keeping only its size."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self._drain(int(self.headers.get("Content-Length") or 0))
+        size = 0
+        while length := int(self.rfile.readline().strip(), 16):
+            size += self._drain(length)
+            self.rfile.readline()
+        self.rfile.readline()
+        return size
+
+    def _drain(self, length):
+        size = 0
+        while size < length:
+            size += len(self.rfile.read(min(length - size, 1 << 20)))
+        return size
+
+    def do_GET(self):
+        if self.path.startswith("/sse"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(3):
+                event = f"id: {i}\ndata: event {i} at {time.monotonic()}\n\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+                time.sleep(0.5)
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.path.startswith("/slow"):
+            time.sleep(3)
+        self.echo()
+
+    def do_POST(self):
+        self.echo(self._body_size())
+
+    do_PUT = do_POST
+    do_DELETE = do_GET
+
+    def echo(self, size=0):
+        self._send(200, json.dumps({"backend": self.server.name, "method": self.command, "path": self.path,
+                                    "headers": dict(self.headers), "size": size}).encode(),
+                   extra=[("X-Backend", self.server.name), ("Connection", "keep-alive")])
+
+
+def start_backend(name):
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Backend)
+    server.name = name
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def backends():
+    servers = [start_backend(f"b{i}") for i in range(3)]
+    yield servers
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def url(server):
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def proxy_api(targets, path="/shop", lb="round-robin", weights=None, http=None):
+    endpoints = [{"name": f"e{i}", "type": "http-proxy", "weight": (weights or [1] * len(targets))[i],
+                  "inheritConfiguration": True, "configuration": {"target": target}}
+                 for i, target in enumerate(targets)]
+    return {"name": f"Proxy {path}", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "proxy",
+            "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [{"type": "http-proxy"}]}],
+            "endpointGroups": [{"name": "backends", "type": "http-proxy", "loadBalancer": {"type": lb},
+                                "sharedConfiguration": {"http": http or {}}, "endpoints": endpoints}]}
+
+
+def deploy(server, definition):
+    api_id = server.import_api(definition)
+    api = server.mgmt("GET", f"/apis/{api_id}").json()
+    assert api["gatehouse"]["blockingParts"] == [], api["gatehouse"]
+    server.start_api(api_id)
+    server.wait_serving(api_id, 1)
+    return api_id
+
+
+def test_path_query_headers_and_body_are_forwarded(server, backends):
+    deploy(server, proxy_api([url(backends[0]) + "/api/v1"]))
+    got = requests.post(server.gateway + "/shop/orders/7?expand=lines&x=1", data=b"x" * 1000,
+                        headers={"X-Custom": "kept", "Proxy-Authorization": "Basic eDp5", "Te": "trailers",
+                                 "X-Forwarded-For": "10.9.9.9"}, timeout=10)
+    assert got.status_code == 200 and got.headers["X-Backend"] == "b0"
+    echo = got.json()
+    assert echo["method"] == "POST" and echo["path"] == "/api/v1/orders/7?expand=lines&x=1" and echo["size"] == 1000
+    assert echo["headers"]["X-Custom"] == "kept"
+    assert echo["headers"]["X-Forwarded-For"] == "10.9.9.9, 127.0.0.1"
+    assert echo["headers"]["X-Forwarded-Proto"] == "http"
+    assert echo["headers"]["X-Forwarded-Host"] == server.gateway.split("//")[1]
+    assert echo["headers"]["Host"] == f"127.0.0.1:{backends[0].server_address[1]}"
+    assert "Proxy-Authorization" not in echo["headers"] and "Te" not in echo["headers"]  # hop-by-hop
+    root = requests.get(server.gateway + "/shop", timeout=10).json()
+    assert root["path"] == "/api/v1"
+
+
+def test_round_robin_and_weighted_round_robin_are_exact_over_whole_cycles(server, backends):
+    targets = [url(b) for b in backends]
+    deploy(server, proxy_api(targets, path="/rr"))
+    deploy(server, proxy_api(targets, path="/wrr", lb="weighted-round-robin", weights=[1, 2, 3]))
+    with requests.Session() as s:
+        rr = Counter(s.get(server.gateway + "/rr", timeout=10).headers["X-Backend"] for _ in range(30))
+        wrr = Counter(s.get(server.gateway + "/wrr", timeout=10).headers["X-Backend"] for _ in range(60))
+    assert rr == {"b0": 10, "b1": 10, "b2": 10}
+    assert wrr == {"b0": 10, "b1": 20, "b2": 30}
+
+
+@pytest.mark.parametrize("lb, weights", [("random", [1, 1, 1]), ("weighted-random", [1, 2, 3])])
+def test_random_balancers_pass_a_chi_square_test(server, backends, lb, weights):
+    deploy(server, proxy_api([url(b) for b in backends], path="/rand", lb=lb, weights=weights))
+    with requests.Session() as s:
+        seen = Counter(s.get(server.gateway + "/rand", timeout=10).headers["X-Backend"] for _ in range(1000))
+    expected = [1000 * w / sum(weights) for w in weights]
+    chi2 = sum((seen[f"b{i}"] - e) ** 2 / e for i, e in enumerate(expected))
+    assert chi2 < 13.816, (seen, chi2)  # 2 degrees of freedom, p = 0.001
+
+
+def test_killed_backend_is_502_and_slow_backend_is_504(server, backends):
+    dead = f"http://127.0.0.1:{free_port()}"
+    deploy(server, proxy_api([dead], path="/dead"))
+    deploy(server, proxy_api([url(backends[0])], path="/slowpoke", http={"readTimeout": 1000}))
+    refused = requests.get(server.gateway + "/dead/x", timeout=10)
+    assert refused.status_code == 502 and refused.json() == {"message": f"the backend {dead[7:]} cannot be reached"}
+    started = time.monotonic()
+    slow = requests.get(server.gateway + "/slowpoke/slow", timeout=10)
+    assert slow.status_code == 504 and "did not answer in time" in slow.json()["message"]
+    assert time.monotonic() - started < 2.5
+
+
+def test_sse_backend_events_reach_the_client_one_by_one(server, backends):
+    deploy(server, proxy_api([url(backends[0])], path="/events"))
+    arrivals = []
+    with requests.get(server.gateway + "/events/sse", stream=True, timeout=10) as response:
+        assert response.headers["Content-Type"] == "text/event-stream"
+        for line in response.iter_lines(decode_unicode=True):
+            if line.startswith("data:"):
+                arrivals.append(time.monotonic())
+    assert len(arrivals) == 3
+    assert arrivals[1] - arrivals[0] > 0.3 and arrivals[2] - arrivals[1] > 0.3  # not held back until the end
+
+
+def test_a_200_mb_upload_streams_through_without_growing_the_gateway(server, backends):
+    deploy(server, proxy_api([url(backends[0])], path="/upload"))
+    pid = server.runtime()["pid"]
+
+    def rss_mb():
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+    before = rss_mb()
+    block = b"u" * (1 << 20)
+    peak = [before]
+
+    def body():
+        for i in range(200):
+            if i % 20 == 0:
+                peak.append(rss_mb())
+            yield block
+
+    got = requests.put(server.gateway + "/upload/big", data=body(), timeout=120)  # chunked upload
+    assert got.status_code == 200 and got.json()["size"] == 200 * (1 << 20)
+    assert max(peak) - before < 50, (before, peak)
