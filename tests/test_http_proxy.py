@@ -1,5 +1,6 @@
 """HTTP proxy APIs against real local backends (stdlib HTTP servers started by the tests)."""
 import json
+import ssl
 import threading
 import time
 from collections import Counter
@@ -8,7 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from cryptography.hazmat.primitives import serialization
+
 from conftest import free_port
+from test_kafka_tls import make_ca, make_server_cert, pem
 
 
 class Backend(BaseHTTPRequestHandler):
@@ -73,11 +77,12 @@ class Backend(BaseHTTPRequestHandler):
                    extra=[("X-Backend", self.server.name), ("Connection", "keep-alive")])
 
 
-def start_backend(name):
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Backend)
+def start_backend(name, start=True, host="127.0.0.1"):
+    server = ThreadingHTTPServer((host, free_port()), Backend)
     server.name = name
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    if start:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
@@ -197,3 +202,52 @@ def test_a_200_mb_upload_streams_through_without_growing_the_gateway(server, bac
     got = requests.put(server.gateway + "/upload/big", data=body(), timeout=120)  # chunked upload
     assert got.status_code == 200 and got.json()["size"] == 200 * (1 << 20)
     assert max(peak) - before < 50, (before, peak)
+
+
+@pytest.fixture
+def tls_backend(tmp_path):
+    """A backend over TLS with a certificate for 127.0.0.1 and localhost, from a CA of the test."""
+    ca_key, ca_cert = make_ca("Proxy test CA")
+    key, cert = make_server_cert(ca_key, ca_cert)
+    (tmp_path / "server.pem").write_bytes(pem(cert))
+    (tmp_path / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                            serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()))
+    server = start_backend("tls", start=False, host="0.0.0.0")  # reached as 127.0.0.1 and as 127.0.0.2
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, pem(ca_cert).decode()
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_backends_with_a_trust_store_trust_all_and_host_name_checks(server, tls_backend):
+    backend, ca = tls_backend
+    port = backend.server_address[1]
+    deploy(server, proxy_api([f"https://127.0.0.1:{port}"], path="/trusted",
+                             http={}) | {"endpointGroups": [tls_group(port, {"trustStore": {"type": "PEM", "content": ca}})]})
+    assert requests.get(server.gateway + "/trusted/x", timeout=10).headers["X-Backend"] == "tls"
+
+    deploy(server, proxy_api([], path="/untrusted") | {"endpointGroups": [tls_group(port, {})]})
+    refused = requests.get(server.gateway + "/untrusted/x", timeout=10)
+    assert refused.status_code == 502 and "is not signed by a CA in the trust store" in refused.json()["message"]
+
+    deploy(server, proxy_api([], path="/all") | {"endpointGroups": [tls_group(port, {"trustAll": True})]})
+    assert requests.get(server.gateway + "/all/x", timeout=10).status_code == 200
+
+    # By a name its certificate does not hold: refused, unless host names are not verified.
+    deploy(server, proxy_api([], path="/byname") | {"endpointGroups": [
+        tls_group(port, {"trustStore": {"type": "PEM", "content": ca}}, host="127.0.0.2")]})
+    mismatch = requests.get(server.gateway + "/byname/x", timeout=10)
+    assert mismatch.status_code == 502 and "mismatch" in mismatch.json()["message"]
+    deploy(server, proxy_api([], path="/noverify") | {"endpointGroups": [
+        tls_group(port, {"trustStore": {"type": "PEM", "content": ca}, "hostnameVerifier": False}, host="127.0.0.2")]})
+    assert requests.get(server.gateway + "/noverify/x", timeout=10).status_code == 200
+
+
+def tls_group(port, ssl_options, host="127.0.0.1"):
+    return {"name": "tls", "type": "http-proxy", "sharedConfiguration": {"ssl": ssl_options}, "endpoints": [
+        {"name": "tls", "type": "http-proxy", "inheritConfiguration": True,
+         "configuration": {"target": f"https://{host}:{port}"}}]}

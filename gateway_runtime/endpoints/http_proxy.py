@@ -4,12 +4,13 @@ import ssl
 from urllib.parse import urlsplit
 
 import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError
+from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError,
+                                SSLError)
 
 from ..messages import EndpointConnector, EndpointError
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, SettingsError, get_path
-from ..stores import check_trust_store, materialise
+from ..stores import check_trust_store, diagnose_tls, materialise
 
 # Meaningful for one connection only; never forwarded (RFC 9110, 7.6.1).
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -31,11 +32,14 @@ class HttpProxyEndpoint(EndpointConnector):
         self.follow_redirects = http["followRedirects"]
         self.propagate_host = http["propagateClientHost"]
         self.compression = http["useCompression"]
+        self.ssl_context = self._ssl_context(shared.get("ssl") or {}) if self.target.startswith("https") else None
         self.pool = urllib3.PoolManager(
             num_pools=8, maxsize=http["maxConcurrentConnections"], block=True, retries=False,
             timeout=urllib3.Timeout(connect=http["connectTimeout"] / 1000, read=http["readTimeout"] / 1000),
-            ssl_context=self._ssl_context(shared.get("ssl") or {}) if self.target.startswith("https") else None,
-            headers={} if http["keepAlive"] else {"Connection": "close"})
+            ssl_context=self.ssl_context, headers={} if http["keepAlive"] else {"Connection": "close"},
+            # urllib3 matches host names itself unless told not to, whatever the context says.
+            **({"assert_hostname": False} if self.ssl_context is not None and not self.ssl_context.check_hostname
+               else {}))
 
     @staticmethod
     def _ssl_context(options):
@@ -74,6 +78,9 @@ class HttpProxyEndpoint(EndpointConnector):
             if isinstance(reason, (ConnectTimeoutError, ReadTimeoutError)) \
                     and not isinstance(reason, NewConnectionError):
                 raise GatewayTimeout(f"the backend {host_of(url)} did not answer in time") from None
+            if isinstance(reason, SSLError) and self.ssl_context is not None:
+                why = diagnose_tls(self.ssl_context, [host_of(url)], "backend")
+                raise EndpointError(why or f"the TLS handshake with the backend {host_of(url)} failed") from None
             raise EndpointError(f"the backend {host_of(url)} cannot be reached") from None
         out_headers = [(name, value) for name, value in response.headers.iteritems()
                        if name.lower() not in HOP_BY_HOP]
