@@ -6,10 +6,11 @@ retires: its streams are told to go away, in-flight requests finish, its connect
 import itertools
 import logging
 import random
+from functools import partial
 
 from gevent.event import Event
 
-from . import registry
+from . import health, registry
 from .http import client_identifier
 from .messages import ClientContext, EndpointError
 
@@ -30,6 +31,7 @@ class DeployedApi:
         self.paths = []          # (host or None, normalised path)
         self.entrypoints = []    # handlers, highest priority first
         self.endpoints = []      # (connector, weight, secondary)
+        self.health_checks = []
         try:
             self._build(definition)
         except Exception:
@@ -48,18 +50,25 @@ class DeployedApi:
                 self.entrypoints.append((spec.priority, spec.handler(config, self, entrypoint.get("qos", "auto"))))
         self.entrypoints = [handler for _, handler in sorted(self.entrypoints, key=lambda e: -e[0])]
         group = definition["endpointGroups"][0]
+        checks = []
         for endpoint in group.get("endpoints", []):
             spec = registry.endpoint(endpoint["type"])
             if spec is None:  # a test-kit-only endpoint, ignored
                 continue
             shared_source = group.get("sharedConfiguration") if endpoint.get("inheritConfiguration") \
                 else endpoint.get("sharedConfigurationOverride")
-            connector = spec.connector(spec.configuration.with_defaults(endpoint.get("configuration")),
-                                       spec.shared.with_defaults(shared_source))
+            configuration = spec.configuration.with_defaults(endpoint.get("configuration"))
+            connector = spec.connector(configuration, spec.shared.with_defaults(shared_source))
             self.endpoints.append((connector, endpoint.get("weight") or 1, bool(endpoint.get("secondary"))))
+            check = health.settings_of(group, endpoint)
+            if check is not None and "target" in configuration:
+                checks.append((connector, check, configuration["target"]))
         if not self.endpoints:
             raise EndpointError("the API has no endpoint this gateway can use")
-        self._pick = balancer((group.get("loadBalancer") or {}).get("type", "round-robin"), self.endpoints)
+        self.balancer = Balancer((group.get("loadBalancer") or {}).get("type", "round-robin"), self.endpoints)
+        self._pick = self.balancer.pick
+        self.health_checks = [health.HealthCheck(check, target, partial(self.balancer.set_up, connector))
+                              for connector, check, target in checks]
 
     # ----- what entrypoints call -----
     def handler_for(self, environ):
@@ -117,6 +126,8 @@ class DeployedApi:
         self.close_connectors()
 
     def close_connectors(self):
+        for check in self.health_checks:
+            check.stop()
         for connector, _, _ in self.endpoints:
             try:
                 connector.close()
@@ -124,20 +135,41 @@ class DeployedApi:
                 log.exception("closing a connector of API %s failed", self.id)
 
 
-def balancer(kind, endpoints):
-    """A function picking the connector for one call. Secondary endpoints serve only when no
-    primary exists (health checks come with the HTTP proxy)."""
-    pool = [e for e in endpoints if not e[2]] or endpoints
-    if kind == "random":
-        return lambda: random.choice(pool)[0]
-    if kind == "weighted-random":
-        weights = [e[1] for e in pool]
-        return lambda: random.choices(pool, weights)[0][0]
-    if kind == "weighted-round-robin":
-        cycle = itertools.cycle([e[0] for e in pool for _ in range(e[1])])
-    else:
-        cycle = itertools.cycle([e[0] for e in pool])
-    return lambda: next(cycle)
+class NoEndpointUp(EndpointError):
+    status = "503 Service Unavailable"
+
+
+class Balancer:
+    """Picks the connector for one call among the endpoints that are up (health checks take them
+    out of rotation and back). Secondary endpoints serve only when no primary one is up."""
+
+    def __init__(self, kind, endpoints):
+        self.kind = kind
+        self.endpoints = endpoints
+        self.down = set()
+        self._arrange()
+
+    def set_up(self, connector, up):
+        (self.down.discard if up else self.down.add)(connector)
+        self._arrange()
+
+    def _arrange(self):
+        live = [e for e in self.endpoints if e[0] not in self.down]
+        self.pool = [e for e in live if not e[2]] or live
+        self.weights = [e[1] for e in self.pool]
+        if self.kind == "weighted-round-robin":
+            self.cycle = itertools.cycle([e[0] for e in self.pool for _ in range(e[1])])
+        else:
+            self.cycle = itertools.cycle([e[0] for e in self.pool])
+
+    def pick(self):
+        if not self.pool:
+            raise NoEndpointUp("no endpoint of this API is up (all fail their health checks)")
+        if self.kind == "random":
+            return random.choice(self.pool)[0]
+        if self.kind == "weighted-random":
+            return random.choices(self.pool, self.weights)[0][0]
+        return next(self.cycle)
 
 
 def normalise_path(path):

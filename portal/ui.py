@@ -6,6 +6,7 @@ from werkzeug.exceptions import HTTPException
 
 from gateway_runtime import definition as v4
 from gateway_runtime import registry
+from gateway_runtime.definition.checks import LOAD_BALANCERS
 
 from . import apis
 from .auth import local_path, login_required
@@ -247,9 +248,9 @@ def _endpoint(api, endpoint_id):
     return endpoint
 
 
-def _endpoint_form(api, group, endpoint, form):
-    """Read and validate the endpoint form. Returns (fields, errors); nothing is stored here."""
-    spec = _spec_of(group)
+def _endpoint_form(api, spec, endpoint, form):
+    """Read and validate the endpoint form (also the first-endpoint part of the add-group form).
+    Returns (fields, errors); nothing is stored here."""
     errors = {}
     name = form.get("name", "").strip()
     if not name:
@@ -282,23 +283,33 @@ def _spec_of(group):
     return spec
 
 
+def _endpoint_form_values(spec, endpoint, form):
+    """What the endpoint fields show: the posted form, else the stored endpoint, else the defaults."""
+    if form:
+        return dict(values=spec.configuration.from_form(form, "cfg.")[0],
+                    shared_values=spec.shared.from_form(form, "shared.")[0],
+                    inherit=form.get("inheritConfiguration") == "on",
+                    head=dict(name=form.get("name", ""), weight=form.get("weight", "1"),
+                              secondary=form.get("secondary") == "on"))
+    if endpoint is not None:
+        return dict(values=endpoint.configuration or {}, shared_values=endpoint.shared_configuration_override or {},
+                    inherit=bool(endpoint.inherit_configuration),
+                    head=dict(name=endpoint.name, weight=endpoint.weight or 1, secondary=bool(endpoint.secondary)))
+    return dict(values={}, shared_values={}, inherit=True, head=dict(name="", weight=1, secondary=False))
+
+
 def _render_endpoint_form(api, group, endpoint, form, errors, status=200):
     spec = _spec_of(group)
-    if form:
-        values = spec.configuration.from_form(form, "cfg.")[0]
-        shared_values = spec.shared.from_form(form, "shared.")[0]
-        inherit = form.get("inheritConfiguration") == "on"
-        head = dict(name=form.get("name", ""), weight=form.get("weight", "1"), secondary=form.get("secondary") == "on")
-    elif endpoint is not None:
-        values, shared_values = endpoint.configuration or {}, endpoint.shared_configuration_override or {}
-        inherit = bool(endpoint.inherit_configuration)
-        head = dict(name=endpoint.name, weight=endpoint.weight or 1, secondary=bool(endpoint.secondary))
-    else:
-        values, shared_values, inherit = {}, {}, True
-        head = dict(name="", weight=1, secondary=False)
-    return render_template("endpoint_form.html", api=api, group=group, endpoint=endpoint, spec=spec, values=values,
-                           shared_values=shared_values, inherit=inherit, head=head, errors=errors,
-                           refresh_url=url_for("ui.endpoint_fields", api_id=api.id, group_id=group.id)), status
+    return render_template("endpoint_form.html", api=api, group=group, endpoint=endpoint, spec=spec, errors=errors,
+                           refresh_url=url_for("ui.endpoint_fields", api_id=api.id, group_id=group.id),
+                           **_endpoint_form_values(spec, endpoint, form)), status
+
+
+def _render_endpoint_fields(spec, form, refresh_url):
+    """The HTMX refresh of the connector part of an endpoint form (inherit toggled, type changed...)."""
+    values = _endpoint_form_values(spec, None, form)
+    del values["head"]
+    return render_template("_endpoint_fields.html", spec=spec, errors={}, refresh_url=refresh_url, **values)
 
 
 @bp.post("/apis/<api_id>/groups/<int:group_id>/_fields")
@@ -306,12 +317,8 @@ def _render_endpoint_form(api, group, endpoint, form, errors, status=200):
 def endpoint_fields(api_id, group_id):
     api = _api(api_id)
     group = _group(api, group_id)
-    spec = _spec_of(group)
-    form = request.form
-    return render_template("_endpoint_fields.html", spec=spec, values=spec.configuration.from_form(form, "cfg.")[0],
-                           shared_values=spec.shared.from_form(form, "shared.")[0],
-                           inherit=form.get("inheritConfiguration") == "on", errors={},
-                           refresh_url=url_for("ui.endpoint_fields", api_id=api.id, group_id=group.id))
+    return _render_endpoint_fields(_spec_of(group), request.form,
+                                   url_for("ui.endpoint_fields", api_id=api.id, group_id=group.id))
 
 
 @bp.route("/apis/<api_id>/groups/<int:group_id>/endpoints/new", methods=["GET", "POST"])
@@ -320,10 +327,11 @@ def new_endpoint(api_id, group_id):
     api = _api(api_id)
     group = _group(api, group_id)
     if request.method == "POST":
-        fields, errors = _endpoint_form(api, group, None, request.form)
+        fields, errors = _endpoint_form(api, _spec_of(group), None, request.form)
         if errors:
             return _render_endpoint_form(api, group, None, request.form, errors, 400)
-        group.endpoints.append(Endpoint(type=group.type, position=len(group.endpoints), extra={}, **fields))
+        position = max((e.position for e in group.endpoints), default=-1) + 1  # after deletes too
+        group.endpoints.append(Endpoint(type=group.type, position=position, extra={}, **fields))
         db.session.commit()
         flash(f"Endpoint {fields['name']} added. Redeploy to apply.")
         return redirect(url_for("ui.endpoints", api_id=api.id))
@@ -336,7 +344,7 @@ def edit_endpoint(api_id, endpoint_id):
     api = _api(api_id)
     endpoint = _endpoint(api, endpoint_id)
     if request.method == "POST":
-        fields, errors = _endpoint_form(api, endpoint.group, endpoint, request.form)
+        fields, errors = _endpoint_form(api, _spec_of(endpoint.group), endpoint, request.form)
         if errors:
             return _render_endpoint_form(api, endpoint.group, endpoint, request.form, errors, 400)
         for key, value in fields.items():
@@ -377,3 +385,93 @@ def delete_endpoint(api_id, endpoint_id):
     return render_template("confirm.html", title=f"Delete the endpoint {endpoint.name}?",
                            text="The gateway keeps using it until you redeploy.",
                            action=url_for("ui.delete_endpoint", api_id=api.id, endpoint_id=endpoint.id), back=back)
+
+
+# ----- endpoint groups -----
+def _group_specs(api):
+    """The endpoint types a new group of this API may have: registered connectors for its API type."""
+    return [spec for spec in registry.endpoints().values() if api.type in spec.api_types]
+
+
+def _chosen_group_spec(api, form):
+    specs = _group_specs(api)
+    chosen = (form or {}).get("group_type")
+    return next((spec for spec in specs if spec.type == chosen), specs[0] if specs else None)
+
+
+def _render_group_form(api, form, errors, status=200):
+    spec = _chosen_group_spec(api, form)
+    if spec is None:
+        abort(400, f"This gateway has no endpoint connector for {api.type} APIs, so no group can be added.")
+    group_head = dict(name=(form or {}).get("group_name", ""),
+                      type=spec.type, load_balancer=(form or {}).get("load_balancer") or LOAD_BALANCERS[0])
+    return render_template("group_form.html", api=api, spec=spec, specs=_group_specs(api),
+                           load_balancers=LOAD_BALANCERS, group_head=group_head, errors=errors,
+                           refresh_url=url_for("ui.new_group_fields", api_id=api.id),
+                           **_endpoint_form_values(spec, None, form)), status
+
+
+@bp.post("/apis/<api_id>/groups/new/_fields")
+@login_required
+def new_group_fields(api_id):
+    api = _api(api_id)
+    spec = _chosen_group_spec(api, request.form)
+    if spec is None:
+        abort(400, f"This gateway has no endpoint connector for {api.type} APIs.")
+    return _render_endpoint_fields(spec, request.form, url_for("ui.new_group_fields", api_id=api.id))
+
+
+@bp.route("/apis/<api_id>/groups/new", methods=["GET", "POST"])
+@login_required
+def new_group(api_id):
+    """A group needs an endpoint, so the group is created together with its first endpoint."""
+    api = _api(api_id)
+    if request.method == "POST":
+        form = request.form
+        spec = _chosen_group_spec(api, form)
+        errors = {}
+        if spec is None or spec.type != form.get("group_type"):
+            errors["group_type"] = "Choose an endpoint type among those offered for " + api.type + " APIs."
+        name = form.get("group_name", "").strip()
+        if not name:
+            errors["group_name"] = "Give the group a name."
+        elif name in {g_.name for g_ in api.endpoint_groups}:
+            errors["group_name"] = f"Another endpoint group of this API is already named {name}."
+        load_balancer = form.get("load_balancer", "")
+        if load_balancer not in LOAD_BALANCERS:
+            errors["load_balancer"] = "Choose a load balancer: " + ", ".join(LOAD_BALANCERS) + "."
+        fields = {}
+        if spec is not None:
+            fields, problems = _endpoint_form(api, spec, None, form)
+            errors.update(problems)
+        if errors:
+            return _render_group_form(api, form, errors, 400)
+        position = max((g_.position for g_ in api.endpoint_groups), default=-1) + 1
+        group = EndpointGroup(name=name, type=spec.type, load_balancer=load_balancer, position=position, extra={},
+                              endpoints=[Endpoint(type=spec.type, position=0, extra={}, **fields)])
+        api.endpoint_groups.append(group)
+        db.session.commit()
+        flash(f"Endpoint group {name} added with its endpoint {fields['name']}. Redeploy to apply.")
+        return redirect(url_for("ui.endpoints", api_id=api.id))
+    return _render_group_form(api, None, {})
+
+
+@bp.route("/apis/<api_id>/groups/<int:group_id>/delete", methods=["GET", "POST"])
+@login_required
+def delete_group(api_id, group_id):
+    api = _api(api_id)
+    group = _group(api, group_id)
+    back = url_for("ui.endpoints", api_id=api.id)
+    if len(api.endpoint_groups) == 1:
+        flash(f"Endpoint group {group.name} is the last one of this API, and an API needs at least one endpoint "
+              "group. Add another group first, or change this one's endpoints.", "error")
+        return redirect(back)
+    if request.method == "POST":
+        api.endpoint_groups.remove(group)
+        db.session.commit()
+        flash(f"Endpoint group {group.name} and its endpoints deleted. Redeploy to apply.")
+        return redirect(back)
+    return render_template("confirm.html", title=f"Delete the endpoint group {group.name}?",
+                           text=f"Its {len(group.endpoints)} endpoint(s) are deleted with it. "
+                                "The gateway keeps using them until you redeploy.",
+                           action=url_for("ui.delete_group", api_id=api.id, group_id=group.id), back=back)

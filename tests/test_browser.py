@@ -128,7 +128,7 @@ def test_create_message_api_with_two_mock_endpoints_in_the_browser(server, brows
     page.get_by_role("link", name="Endpoints → Backend services").click()
     expect(page.get_by_role("heading", name="Backend services")).to_be_visible()
     expect(page.locator("tr", has_text="Default endpoint")).to_be_visible()
-    page.get_by_role("link", name="Add an endpoint").click()
+    page.get_by_role("link", name="Add an endpoint", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile("Add an endpoint"))).to_be_visible()
 
     inherit = page.get_by_role("checkbox", name="Inherit the group's shared configuration")

@@ -49,6 +49,9 @@ class Backend(BaseHTTPRequestHandler):
         return size
 
     def do_GET(self):
+        if self.path.startswith("/health"):
+            self._send(getattr(self.server, "health_status", 200), b"{}")
+            return
         if self.path.startswith("/sse"):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -251,3 +254,37 @@ def tls_group(port, ssl_options, host="127.0.0.1"):
     return {"name": "tls", "type": "http-proxy", "sharedConfiguration": {"ssl": ssl_options}, "endpoints": [
         {"name": "tls", "type": "http-proxy", "inheritConfiguration": True,
          "configuration": {"target": f"https://{host}:{port}"}}]}
+
+
+def test_a_failing_endpoint_leaves_rotation_within_its_thresholds_and_comes_back(server, backends):
+    healthy, flaky = backends[0], backends[1]
+    definition = proxy_api([url(healthy), url(flaky)], path="/checked")
+    definition["endpointGroups"][0]["services"] = {"healthCheck": {
+        "enabled": True, "type": "http-health-check", "configuration": {
+            "schedule": "* * * * * *", "method": "GET", "target": "/health", "overrideEndpointPath": True,
+            "assertion": "{#response.status == 200}", "successThreshold": 2, "failureThreshold": 2}}}
+    api_id = deploy(server, definition)
+    assert server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"] == []
+
+    def served(n=12):
+        with requests.Session() as s:
+            return Counter(s.get(server.gateway + "/checked", timeout=10).headers["X-Backend"] for _ in range(n))
+
+    assert served() == {"b0": 6, "b1": 6}
+    flaky.health_status = 500  # its /health starts failing: out after 2 failed checks, one a second
+    failing_since = time.monotonic()
+    while served(4) != {"b0": 4}:
+        assert time.monotonic() - failing_since < 4, "still in rotation after 2 failed checks"
+        time.sleep(0.2)
+    flaky.health_status = 200
+    back_since = time.monotonic()
+    while served(4) != {"b0": 2, "b1": 2}:
+        assert time.monotonic() - back_since < 4, "not back after 2 passed checks"
+        time.sleep(0.2)
+
+    healthy.health_status = flaky.health_status = 503
+    deadline = time.monotonic() + 4
+    while (response := requests.get(server.gateway + "/checked", timeout=10)).status_code != 503:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert response.json() == {"message": "no endpoint of this API is up (all fail their health checks)"}

@@ -71,3 +71,58 @@ def test_endpoints_of_a_connector_not_built_yet_are_kept_but_not_editable(server
     assert refused.status_code == 400 and "cannot be edited here yet" in refused.text
     overview = browser.get(server.portal + f"/apis/{api_id}")
     assert "Deploy is blocked" in overview.text and "<li>endpoint solace</li>" in overview.text
+
+
+def test_add_and_delete_endpoint_groups(server):
+    api_id = server.import_api(mock_api(content="one"))
+    browser = portal_login(server)
+    page = browser.get(server.portal + f"/apis/{api_id}/endpoints")
+    token = csrf_token(page.text)
+    assert "Add an endpoint group" in page.text
+    first_group = re.search(r'id="group-(\d+)"', page.text).group(1)
+
+    last = browser.post(server.portal + f"/apis/{api_id}/groups/{first_group}/delete", data={"csrf_token": token})
+    assert "Endpoint group default is the last one of this API" in last.text
+
+    form_page = browser.get(server.portal + f"/apis/{api_id}/groups/new")
+    assert form_page.status_code == 200 and "Add an endpoint group" in form_page.text
+    assert '<option value="mock"' in form_page.text and '<option value="http-proxy"' not in form_page.text
+    assert 'value="weighted-random"' in form_page.text and 'id="endpoint-fields"' in form_page.text
+
+    fields = browser.post(server.portal + f"/apis/{api_id}/groups/new/_fields",
+                          data={"csrf_token": token, "group_type": "mock", "cfg.messageContent": "kept"})
+    assert fields.status_code == 200 and ">kept</textarea>" in fields.text and 'id="endpoint-fields"' in fields.text
+
+    form = {"csrf_token": token, "group_name": "default", "group_type": "mock", "load_balancer": "fastest",
+            "name": "mock", "weight": "1", "inheritConfiguration": "on",
+            "cfg.messageInterval": "-5", "cfg.messageContent": "two"}
+    bad = browser.post(server.portal + f"/apis/{api_id}/groups/new", data=form)
+    assert bad.status_code == 400
+    assert "Another endpoint group of this API is already named default." in bad.text
+    assert "Choose a load balancer: round-robin, random, weighted-round-robin, weighted-random." in bad.text
+    assert "Another endpoint of this API is already named mock." in bad.text
+    assert "must be at least 0" in bad.text
+    assert ">two</textarea>" in bad.text  # the form comes back as sent
+    assert len(server.mgmt("GET", f"/apis/{api_id}").json()["endpointGroups"]) == 1
+
+    form.update({"group_name": "spare", "load_balancer": "weighted-random", "name": "spare one", "weight": "2",
+                 "cfg.messageInterval": "10"})
+    added = browser.post(server.portal + f"/apis/{api_id}/groups/new", data=form)
+    assert "Endpoint group spare added with its endpoint spare one. Redeploy to apply." in added.text
+    groups = server.mgmt("GET", f"/apis/{api_id}").json()["endpointGroups"]
+    assert [(g["name"], g["type"], (g.get("loadBalancer") or {}).get("type")) for g in groups][1] == (
+        "spare", "mock", "WEIGHTED_RANDOM")  # the management API speaks the v4 wire form
+    assert [(e["name"], e["weight"], e["configuration"]["messageContent"]) for e in groups[1]["endpoints"]] == [
+        ("spare one", 2, "two")]
+
+    confirm = browser.get(server.portal + f"/apis/{api_id}/groups/{first_group}/delete")
+    assert "Delete the endpoint group default?" in confirm.text
+    deleted = browser.post(server.portal + f"/apis/{api_id}/groups/{first_group}/delete", data={"csrf_token": token})
+    assert "Endpoint group default and its endpoints deleted. Redeploy to apply." in deleted.text
+    groups = server.mgmt("GET", f"/apis/{api_id}").json()["endpointGroups"]
+    assert [g["name"] for g in groups] == ["spare"]
+    spare_group = re.search(r'id="group-(\d+)"', deleted.text).group(1)
+    refused = browser.post(server.portal + f"/apis/{api_id}/groups/{spare_group}/delete", data={"csrf_token": token})
+    assert "Endpoint group spare is the last one of this API" in refused.text
+    missing = browser.post(server.portal + f"/apis/{api_id}/groups/{first_group}/delete", data={"csrf_token": token})
+    assert missing.status_code == 404

@@ -3,7 +3,7 @@ cannot run yet (kept, shown, blocks Deploy), and what is ignored (named in a war
 import json
 import re
 
-from .. import registry
+from .. import health, registry
 from ..settings import get_path, set_path
 from .forms import DefinitionError
 
@@ -138,13 +138,11 @@ def blocking_parts(api):
         for kind in sorted(kinds - set(TEST_KIT_ENDPOINTS)):
             if registry.endpoint(kind) is None:
                 parts.append(f"endpoint {kind}")
-        if _enabled_services(group.get("services")):
-            parts.append(f"services ({', '.join(_enabled_services(group['services']))}) on group {group['name']}")
+        parts += _service_parts(group.get("services"), group, f"group {group['name']}")
         for endpoint in group.get("endpoints", []):
             if endpoint.get("tenants"):
                 parts.append(f"tenants on endpoint {endpoint['name']}")
-            if _enabled_services(endpoint.get("services")):
-                parts.append(f"services on endpoint {endpoint['name']}")
+            parts += _service_parts(endpoint.get("services"), group, f"endpoint {endpoint['name']}")
     for plan in api.get("plans", []):
         kind = plan["security"]["type"]
         if kind != "key-less":
@@ -159,7 +157,9 @@ def blocking_parts(api):
         parts.append("resources (" + ", ".join(r.get("type", "?") for r in api["resources"] if isinstance(r, dict)) + ")")
     if api.get("responseTemplates"):
         parts.append("response templates")
-    text = json.dumps({k: api.get(k) for k in ("listeners", "endpointGroups", "flows")})
+    text = json.dumps({"listeners": api.get("listeners"), "flows": api.get("flows"),
+                       # services are judged above (a health check's assertion is EL we evaluate)
+                       "endpointGroups": [_without_services(g) for g in api.get("endpointGroups", [])]})
     if "{#secrets" in text:
         parts.append("secret references ({#secrets...})")
     elif "{#" in text:
@@ -226,6 +226,26 @@ def _policies(api):
                 if isinstance(step, dict) and step.get("enabled", True) is not False:
                     names.add(step.get("policy", "?"))
     return names
+
+
+def _without_services(group):
+    group = {k: v for k, v in group.items() if k != "services"}
+    group["endpoints"] = [{k: v for k, v in e.items() if k != "services"} for e in group.get("endpoints", [])]
+    return group
+
+
+def _service_parts(services, group, where):
+    """Endpoint services this gateway cannot run: HTTP health checks of proxy endpoints it can."""
+    parts = []
+    for name in _enabled_services(services):
+        service = services[name]
+        if name == "healthCheck" and service.get("type", "http-health-check") == "http-health-check" \
+                and group["type"] == "http-proxy":
+            parts += [f"{where}: {problem}" for problem in
+                      health.problems({**health.DEFAULTS, **(service.get("configuration") or {})})]
+        else:
+            parts.append(f"services ({name}) on {where}")
+    return parts
 
 
 def _enabled_services(services):

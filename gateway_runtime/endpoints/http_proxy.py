@@ -57,9 +57,11 @@ class HttpProxyEndpoint(EndpointConnector):
     def forward(self, method, rest, query, headers, body, client_host):
         """Send the request on (`rest`: the path after the context path); return (status line,
         headers, body chunks, release)."""
-        url = (self.target.rstrip("/") + rest) if rest else self.target
+        base, _, target_query = self.target.partition("?")  # a target may carry a query of its own
+        url = (base.rstrip("/") + rest) if rest else base
+        query = "&".join(q for q in (target_query, query) if q)
         if query:
-            url += ("&" if "?" in url else "?") + query
+            url += "?" + query
         headers = dict(headers)
         if not self.propagate_host:
             headers.pop("Host", None)

@@ -1,0 +1,98 @@
+"""HTTP health checks of proxy endpoints (Gravitee's `http-health-check` service): a cron
+schedule with seconds, a request, an assertion on the status, success and failure thresholds."""
+import logging
+import operator
+import re
+import time
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import gevent
+import urllib3
+from croniter import croniter
+
+log = logging.getLogger("gatehouse.health")
+ASSERTION = re.compile(r"^\{#response\.status\s*(==|!=|>=|<=|>|<)\s*(\d{3})\}$")
+COMPARE = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le, ">": operator.gt,
+           "<": operator.lt}
+DEFAULTS = {"method": "GET", "target": "/", "overrideEndpointPath": True, "assertion": "{#response.status == 200}",
+            "successThreshold": 2, "failureThreshold": 2}
+CHECK_TIMEOUT_S = 5
+
+
+def settings_of(group, endpoint):
+    """The health check that applies to an endpoint (its own, else its group's), or None."""
+    for services in ((endpoint.get("services") or {}), (group.get("services") or {})):
+        check = services.get("healthCheck")
+        if isinstance(check, dict) and check.get("enabled", True):
+            return {**DEFAULTS, **(check.get("configuration") or {})}
+    return None
+
+
+def problems(check):
+    """What in a health check this gateway cannot run, for the blocking parts."""
+    found = []
+    try:
+        croniter(check.get("schedule") or "", second_at_beginning=True)
+    except (ValueError, KeyError):
+        found.append(f"health check schedule '{check.get('schedule')}' is not a cron expression "
+                     "(seconds minutes hours day month weekday)")
+    if not ASSERTION.match(str(check.get("assertion", "")).strip()):
+        found.append(f"health check assertion '{check.get('assertion')}' (only {{#response.status OP code}} "
+                     "is available yet)")
+    return found
+
+
+class HealthCheck:
+    """Runs one endpoint's checks in a greenlet and tells `on_change(up)` when it crosses a threshold."""
+
+    def __init__(self, check, endpoint_target, on_change):
+        op, code = ASSERTION.match(check["assertion"].strip()).groups()
+        self.passes = lambda status: COMPARE[op](status, int(code))
+        self.check = check
+        self.url = health_url(endpoint_target, check)
+        self.on_change = on_change
+        self.up = True
+        self.streak = 0  # successes while down, failures while up
+        self.http = urllib3.PoolManager(num_pools=1, maxsize=1, retries=False, cert_reqs="CERT_NONE",
+                                        timeout=urllib3.Timeout(total=CHECK_TIMEOUT_S))
+        self.greenlet = gevent.spawn(self._run)
+
+    def _run(self):
+        schedule = croniter(self.check["schedule"], datetime.now(), second_at_beginning=True)
+        while True:
+            gevent.sleep(max(0.0, schedule.get_next(float) - time.time()))
+            self.record(self._probe())
+
+    def _probe(self):
+        try:
+            response = self.http.request(self.check["method"], self.url, body=self.check.get("body"),
+                                         headers={h["name"]: h["value"] for h in self.check.get("headers") or []})
+            return self.passes(response.status)
+        except (urllib3.exceptions.HTTPError, OSError):
+            return False
+
+    def record(self, passed):
+        if passed == self.up:
+            self.streak = 0
+            return
+        self.streak += 1
+        if self.streak >= (self.check["successThreshold"] if passed else self.check["failureThreshold"]):
+            self.up, self.streak = passed, 0
+            log.info("endpoint %s is %s", self.url, "back in rotation" if passed else "out of rotation")
+            self.on_change(passed)
+
+    def stop(self):
+        self.greenlet.kill()
+        self.http.clear()
+
+
+def health_url(endpoint_target, check):
+    path = check.get("target") or "/"
+    if path.startswith(("http://", "https://")):
+        return path
+    path = path if path.startswith("/") else "/" + path
+    if check.get("overrideEndpointPath", True):  # the check's path replaces the endpoint's
+        parts = urlsplit(endpoint_target)
+        return f"{parts.scheme}://{parts.netloc}{path}"
+    return endpoint_target.rstrip("/") + path

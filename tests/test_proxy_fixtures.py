@@ -1,0 +1,393 @@
+"""The HTTP proxy fixtures of the shared Gravitee v4 data (`http/api.json`, `http/failover/api-*.json`,
+`http/sse/*.json`, `http/connectionfailure/*.json`, `http/post/*.json`,
+`http/secrets/api-with-secrets.json`), run against a local stdlib backend.
+
+Each fixture is loaded and rewritten as a test must: the placeholder backend `http://localhost:8080`
+(and `https://localhost:8080`, `http://localhost:19996`) becomes the test backend, and
+`${GATEWAY_HTTP_PORT}` becomes the gateway's port (the SSE proxy fixture proxies to the mock SSE
+API served by the same gateway). Deliberately bad targets (`nonexistent-backend.invalid`,
+`localhost:1`) are kept. Then the fixture is imported and either
+
+- deploys, starts and behaves as its name says (BEHAVIOUR), or
+- is refused at deploy (400) naming the first of its `gatehouse.blockingParts` (BLOCKED).
+
+A few derived variants (ids `<fixture>+<change>`) run what a blocked fixture would do once its
+blocker is taken out.
+
+One gatehouse server serves the whole module; every test deletes its APIs after it, since most
+fixtures share the context path /test.
+"""
+import copy
+import json
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from conftest import ROOT, Server, environment, free_port, read_sse, start_process
+
+FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
+PLACEHOLDERS = ("http://localhost:8080", "https://localhost:8080", "http://localhost:19996")
+HTTP2 = "endpoint default: HTTP/2 to backends is not available yet: choose HTTP/1.1"
+
+# fixture -> the blocking parts it has once its targets are rewritten to the test backend.
+BLOCKED = {
+    "http/connectionfailure/api-refused-with-umbrella-template.json": ["response templates"],
+    "http/connectionfailure/api-tls-handshake-with-template.json": ["response templates"],
+    "http/failover/api-failover-dynamic-routing-group-capture.json": [
+        "policy dynamic-routing", "failover", "expression language ({#...})"],
+    "http/failover/api-failure-condition-post.json": ["failover"],
+    "http/failover/api-failure-condition.json": ["failover"],
+    # mutating-http-proxy is test-kit only (a warning); failover is what blocks.
+    "http/failover/api-mutating-failure-condition-post.json": ["failover"],
+    "http/failover/api-mutating-three-endpoints-post.json": ["failover"],
+    "http/failover/api-one-circuit-breaker-per-subscription.json": [
+        "plan type api-key not available yet (plan ApiKey)", "failover"],
+    "http/failover/api-only-one-endpoint.json": ["failover"],
+    "http/failover/api-second-group-routing-to-a-endpoints-group.json": [
+        "policy dynamic-routing", "failover", "expression language ({#...})"],
+    "http/failover/api-second-group-routing-to-one-endpoint.json": [
+        "policy dynamic-routing", "failover", "expression language ({#...})"],
+    "http/failover/api-three-endpoints-force-next-full-loop.json": ["failover"],
+    "http/failover/api-three-endpoints-force-next.json": ["failover"],
+    "http/failover/api-three-endpoints-post.json": ["failover"],
+    "http/failover/api-three-endpoints-query-params.json": ["failover"],
+    "http/failover/api-three-endpoints.json": ["failover"],
+    "http/post/api-endpoint-http2.json": [HTTP2],
+    "http/secrets/api-with-secrets.json": ["secret references ({#secrets...})"],
+}
+
+
+def proxy_fixture_files():
+    patterns = ("http/api.json", "http/failover/api-*.json", "http/sse/*.json", "http/connectionfailure/*.json",
+                "http/post/*.json", "http/secrets/api-with-secrets.json")
+    return sorted({str(f.relative_to(FIXTURES)) for pattern in patterns for f in FIXTURES.glob(pattern)})
+
+
+# ----- the backend: records what reaches it -----
+class Recorder(BaseHTTPRequestHandler):
+    """Answers every request with a JSON echo of it and records it. `?sleep=<s>` delays the answer
+    (the number of requests in progress at once is tracked)."""
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while length := int(self.rfile.readline().strip(), 16):
+                data += self.rfile.read(length)
+                self.rfile.readline()
+            self.rfile.readline()
+            return data
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def handle_one(self):
+        body = self._body()
+        backend = self.server
+        with backend.lock:
+            backend.active += 1
+            backend.peak = max(backend.peak, backend.active)
+        try:
+            if "sleep=" in self.path:
+                time.sleep(float(self.path.split("sleep=")[1].split("&")[0]))
+            record = {"method": self.command, "path": self.path, "headers": dict(self.headers),
+                      "body": body.decode("latin-1")}
+            backend.seen.append(record)
+            answer = json.dumps(record).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.send_header("X-Backend", "recorder")
+            self.end_headers()
+            self.wfile.write(answer)
+        finally:
+            with backend.lock:
+                backend.active -= 1
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_one
+
+
+@pytest.fixture(scope="module")
+def backend():
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Recorder)
+    server.daemon_threads = True
+    server.lock = threading.Lock()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def recorder(backend):
+    backend.seen, backend.active, backend.peak = [], 0, 0
+    return backend
+
+
+# ----- the server, shared by the module -----
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("proxy-fixtures")
+    portal_port, gateway_port = free_port(), free_port()
+    args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
+            "--portal-port", str(portal_port), "--gateway-port", str(gateway_port)]
+    proc = start_process(args, workdir, environment(workdir), (portal_port, gateway_port))
+    server = Server(proc, portal_port, gateway_port, workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(gateway):
+    """The module's server, emptied of APIs after the test."""
+    yield gateway
+    for api in gateway.mgmt("GET", "/apis").json()["data"]:
+        if gateway.mgmt("DELETE", f"/apis/{api['id']}").status_code != 204:
+            gateway.mgmt("POST", f"/apis/{api['id']}/_stop")
+            assert gateway.mgmt("DELETE", f"/apis/{api['id']}").status_code == 204
+
+
+# ----- rewriting a fixture -----
+def load(relative):
+    return json.loads((FIXTURES / relative).read_text())
+
+
+def endpoints(definition):
+    for group in definition["endpointGroups"]:
+        yield from group.get("endpoints", [])
+
+
+def rewrite(definition, backend_url, gateway_port):
+    """A copy whose placeholder targets point at the test backend (and the gateway)."""
+    definition = copy.deepcopy(definition)
+    for endpoint in endpoints(definition):
+        configuration = endpoint.get("configuration") or {}
+        target = configuration.get("target")
+        if not isinstance(target, str):
+            continue
+        for placeholder in PLACEHOLDERS:
+            if target.startswith(placeholder):
+                scheme = placeholder.split(":")[0]  # https stays https (the TLS handshake fixture)
+                target = scheme + backend_url[len("http"):] + target[len(placeholder):]
+        configuration["target"] = target.replace("${GATEWAY_HTTP_PORT}", str(gateway_port))
+    return definition
+
+
+def deploy(server, definition):
+    body = server.mgmt("POST", "/apis/_import/definition", json=definition)
+    assert body.status_code == 201, body.text
+    body = body.json()
+    assert body["gatehouse"]["blockingParts"] == [], body["gatehouse"]
+    revision = server.deploy(body["id"])
+    server.start_api(body["id"])
+    server.wait_serving(body["id"], revision)
+    return body["id"]
+
+
+# ----- blocked fixtures -----
+@pytest.mark.parametrize("relative", sorted(BLOCKED))
+def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, backend, relative):
+    definition = rewrite(load(relative), backend.url, server.gateway_port)
+    response = server.mgmt("POST", "/apis/_import/definition", json=definition)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    blocking = body["gatehouse"]["blockingParts"]
+    assert blocking, "deploys now: move it to BEHAVIOUR and check what it does"
+    assert blocking == BLOCKED[relative]
+    refused = server.mgmt("POST", f"/apis/{body['id']}/deployments")
+    assert refused.status_code == 400, refused.text
+    assert blocking[0] in refused.json()["message"]
+
+
+# ----- fixtures that deploy: what each one does -----
+def plain_proxy(server, recorder, definition):
+    """http/api.json: GET /test/... reaches <target>/... with its query; the answer comes back."""
+    got = requests.get(server.gateway + "/test/items/7?a=1&b=two", headers={"X-Custom": "kept"}, timeout=10)
+    assert got.status_code == 200, got.text
+    assert got.headers["X-Backend"] == "recorder"
+    echo = got.json()
+    assert echo["method"] == "GET" and echo["path"] == "/endpoint/items/7?a=1&b=two"
+    assert echo["headers"]["X-Custom"] == "kept"
+    assert requests.get(server.gateway + "/test", timeout=10).json()["path"] == "/endpoint"
+    # The flow selects GET only, with no policy: other methods are proxied as they are.
+    deleted = requests.delete(server.gateway + "/test/items/7", timeout=10)
+    assert deleted.status_code == 200 and deleted.json()["method"] == "DELETE"
+    assert [r["path"] for r in recorder.seen] == ["/endpoint/items/7?a=1&b=two", "/endpoint", "/endpoint/items/7"]
+
+
+def post_http11(server, recorder, definition):
+    """http/post/api-endpoint-http11.json: a POST body (sized and chunked) reaches the backend."""
+    payload = json.dumps({"order": 42, "lines": ["a", "b"]})
+    got = requests.post(server.gateway + "/test", data=payload, timeout=10,
+                        headers={"Content-Type": "application/json"})
+    assert got.status_code == 200, got.text
+    echo = got.json()
+    assert echo["method"] == "POST" and echo["path"] == "/endpoint" and echo["body"] == payload
+    assert echo["headers"]["Content-Type"] == "application/json"
+    chunked = requests.post(server.gateway + "/test/more", data=iter([b"part-1;", b"part-2"]), timeout=10)
+    assert chunked.status_code == 200 and chunked.json()["body"] == "part-1;part-2"
+    assert chunked.json()["path"] == "/endpoint/more"
+    assert [r["method"] for r in recorder.seen] == ["POST", "POST"]
+
+
+def mock_sse(server, recorder, definition):
+    """http/sse/api-mock-sse-backend.json: an SSE stream of `mock data` every millisecond."""
+    with requests.get(server.gateway + "/sse-mock-endpoint", stream=True, timeout=10,
+                      headers={"Accept": "text/event-stream"}) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        events = read_sse(stream, 6, timeout=5)
+    messages = [e for e in events if e.get("event") == "message"]
+    assert len(messages) >= 3, events
+    assert all(e["data"] == "mock data" for e in messages)
+
+
+def sse_proxy(server, recorder, definition):
+    """http/sse/api-sse-proxy.json: proxies /test to the gateway's own mock SSE API; the events
+    come through as they are produced (the stream never ends: read a few, then hang up)."""
+    deploy(server, load("http/sse/api-mock-sse-backend.json"))
+    with requests.get(server.gateway + "/test", stream=True, timeout=10,
+                      headers={"Accept": "text/event-stream"}) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        started = time.monotonic()
+        events = read_sse(stream, 6, timeout=5)
+        assert time.monotonic() - started < 5
+    messages = [e for e in events if e.get("event") == "message"]
+    assert len(messages) >= 3, events
+    assert all(e["data"] == "mock data" for e in messages)
+    assert recorder.seen == []
+
+
+def dns_failure(server, recorder, definition):
+    """http/connectionfailure/api-dns-failure.json: a host that does not resolve -> 502, quickly."""
+    started = time.monotonic()
+    got = requests.get(server.gateway + "/test", timeout=15)
+    assert time.monotonic() - started < 5
+    assert got.status_code == 502, got.text
+    assert got.json() == {"message": "the backend nonexistent-backend.invalid:8080 cannot be reached"}
+
+
+def tiny_pool(server, recorder, definition):
+    """http/connectionfailure/api-tiny-pool.json: maxConcurrentConnections 1 -> concurrent
+    requests wait their turn for the one connection (readTimeout 2000 is not exceeded by each)."""
+    assert definition["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"]["http"][
+        "maxConcurrentConnections"] == 1
+    started = time.monotonic()
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda i: requests.get(f"{server.gateway}/test/{i}?sleep=0.4", timeout=15),
+                                range(3)))
+    elapsed = time.monotonic() - started
+    assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+    assert sorted(a.json()["path"] for a in answers) == [f"/endpoint/{i}?sleep=0.4" for i in range(3)]
+    assert recorder.peak == 1
+    assert elapsed >= 1.2
+    # a single call slower than readTimeout (2000 ms) -> 504
+    slow = requests.get(server.gateway + "/test/slow?sleep=2.5", timeout=15)
+    assert slow.status_code == 504 and "did not answer in time" in slow.json()["message"]
+
+
+def round_robin(server, recorder, definition):
+    """The three-endpoints fixtures without failover: round-robin over endpoint-1..3."""
+    paths = [requests.get(server.gateway + "/test/x", timeout=10).json()["path"] for _ in range(6)]
+    assert sorted(paths) == sorted(["/endpoint-1/x", "/endpoint-2/x", "/endpoint-3/x"] * 2)
+    assert paths[:3] == paths[3:]
+
+
+def round_robin_post(server, recorder, definition):
+    bodies = [requests.post(server.gateway + "/test", data=f"b{i}", timeout=10).json() for i in range(3)]
+    assert sorted(b["path"] for b in bodies) == ["/endpoint-1", "/endpoint-2", "/endpoint-3"]
+    assert [b["body"] for b in bodies] == ["b0", "b1", "b2"]
+
+
+def query_params(server, recorder, definition):
+    """The target's own query (`?e=N`) is kept and the client's is added."""
+    seen = [requests.get(server.gateway + "/test?q=1", timeout=10).json()["path"] for _ in range(3)]
+    assert sorted(seen) == [f"/endpoint-{n}?e={n}&q=1" for n in (1, 2, 3)]
+
+
+def query_params_with_rest_path(server, recorder, definition):
+    """... and a path after the context path goes into the target's path, before its query."""
+    seen = [requests.get(server.gateway + "/test/sub?q=1", timeout=10).json()["path"] for _ in range(3)]
+    assert sorted(seen) == [f"/endpoint-{n}/sub?e={n}&q=1" for n in (1, 2, 3)]
+
+
+def refused_backend(server, recorder, definition):
+    """localhost:1 refuses: without the template, the gateway's own 502."""
+    got = requests.get(server.gateway + "/test", timeout=15)
+    assert got.status_code == 502, got.text
+    assert got.json() == {"message": "the backend localhost:1 cannot be reached"}
+
+
+def tls_to_plain_backend(server, recorder, definition):
+    """https:// to a plain HTTP backend: the TLS handshake fails -> 502, not a hang or a 500."""
+    host = definition["endpointGroups"][0]["endpoints"][0]["configuration"]["target"].split("/")[2]
+    started = time.monotonic()
+    got = requests.get(server.gateway + "/test", timeout=15)
+    assert time.monotonic() - started < 5
+    assert got.status_code == 502, got.text
+    assert got.json()["message"].startswith(f"the TLS handshake with the backend at {host} failed")
+    assert recorder.seen == []  # the plain backend never saw an HTTP request
+
+
+def without_failover(definition):
+    definition["failover"]["enabled"] = False
+
+
+def without_templates(definition):
+    del definition["responseTemplates"]
+
+
+def as_http11(definition):
+    definition["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"]["http"]["version"] = "HTTP_1_1"
+
+
+
+# id -> (changes to the rewritten copy, check). A `+change` suffix marks a derived variant.
+BEHAVIOUR = {
+    "http/api.json": ((), plain_proxy),
+    "http/post/api-endpoint-http11.json": ((), post_http11),
+    "http/sse/api-mock-sse-backend.json": ((), mock_sse),
+    "http/sse/api-sse-proxy.json": ((), sse_proxy),
+    "http/connectionfailure/api-dns-failure.json": ((), dns_failure),
+    "http/connectionfailure/api-tiny-pool.json": ((), tiny_pool),
+    # Derived: blocked fixtures once the blocker is taken out.
+    "http/failover/api-three-endpoints.json+no-failover": ((without_failover,), round_robin),
+    "http/failover/api-three-endpoints-post.json+no-failover": ((without_failover,), round_robin_post),
+    "http/failover/api-three-endpoints-query-params.json+no-failover": ((without_failover,), query_params),
+    "http/failover/api-three-endpoints-query-params.json+no-failover+rest-path": (
+        (without_failover,), query_params_with_rest_path),
+    "http/connectionfailure/api-refused-with-umbrella-template.json+no-template": (
+        (without_templates,), refused_backend),
+    "http/connectionfailure/api-tls-handshake-with-template.json+no-template": (
+        (without_templates,), tls_to_plain_backend),
+    "http/post/api-endpoint-http2.json+http11": ((as_http11,), post_http11),
+}
+def cases():
+    for case in sorted(BEHAVIOUR):
+        yield pytest.param(case, id=case)
+
+
+@pytest.mark.parametrize("case", cases())
+def test_fixture_deploys_and_behaves_as_named(server, recorder, case):
+    relative = case.partition("+")[0]
+    changes, check = BEHAVIOUR[case]
+    definition = rewrite(load(relative), recorder.url, server.gateway_port)
+    for change in changes:
+        change(definition)
+    deploy(server, definition)
+    check(server, recorder, definition)
+
+
+def test_every_proxy_fixture_is_covered():
+    covered = set(BLOCKED) | {case.partition("+")[0] for case, (changes, _) in BEHAVIOUR.items() if not changes}
+    assert sorted(covered) == proxy_fixture_files()
+    assert not set(BLOCKED) & {case for case, (changes, _) in BEHAVIOUR.items() if not changes}
