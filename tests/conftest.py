@@ -76,6 +76,21 @@ class Server:
         assert response.status_code == 202, response.text
         return response.json()["revision"]
 
+    def deploy_api(self, definition):
+        """Import, check that nothing blocks it, start, and wait until the gateway serves it."""
+        api_id = self.import_api(definition)
+        api = self.mgmt("GET", f"/apis/{api_id}").json()
+        assert api["gatehouse"]["blockingParts"] == [], api["gatehouse"]
+        self.start_api(api_id)
+        self.wait_serving(api_id, 1)
+        return api_id
+
+    def delete_all_apis(self):
+        for api in self.mgmt("GET", "/apis").json()["data"]:
+            if self.mgmt("DELETE", f"/apis/{api['id']}").status_code != 204:
+                self.mgmt("POST", f"/apis/{api['id']}/_stop")
+                assert self.mgmt("DELETE", f"/apis/{api['id']}").status_code == 204
+
     def runtime(self):
         return self.mgmt("GET", "/_runtime").json()
 
@@ -119,24 +134,42 @@ def start_process(args, workdir, env, ports):
     return proc
 
 
+def launch(workdir, database_url=None, **extra):
+    """A `gatehouse serve` process on free ports, with its instance folder in `workdir`."""
+    portal_port, gateway_port = free_port(), free_port()
+    args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
+            "--portal-port", str(portal_port), "--gateway-port", str(gateway_port)]
+    proc = start_process(args, workdir, environment(workdir, database_url, **extra), (portal_port, gateway_port))
+    return Server(proc, portal_port, gateway_port, workdir)
+
+
 @pytest.fixture
 def start_server(tmp_path):
     """Factory: start_server(database_url=None, **env) -> Server running `gatehouse serve`."""
     servers = []
 
     def start(database_url=None, **extra):
-        portal_port, gateway_port = free_port(), free_port()
-        workdir = tmp_path
-        args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
-                "--portal-port", str(portal_port), "--gateway-port", str(gateway_port)]
-        proc = start_process(args, workdir, environment(workdir, database_url, **extra), (portal_port, gateway_port))
-        server = Server(proc, portal_port, gateway_port, workdir)
-        servers.append(server)
-        return server
+        servers.append(launch(tmp_path, database_url, **extra))
+        return servers[-1]
 
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory):
+    """One server for a whole test module (for modules of many short tests)."""
+    server = launch(tmp_path_factory.mktemp("module"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shared_server(module_server):
+    """The module's server, emptied of APIs after each test."""
+    yield module_server
+    module_server.delete_all_apis()
 
 
 @pytest.fixture

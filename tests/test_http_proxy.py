@@ -112,17 +112,8 @@ def proxy_api(targets, path="/shop", lb="round-robin", weights=None, http=None):
                                 "sharedConfiguration": {"http": http or {}}, "endpoints": endpoints}]}
 
 
-def deploy(server, definition):
-    api_id = server.import_api(definition)
-    api = server.mgmt("GET", f"/apis/{api_id}").json()
-    assert api["gatehouse"]["blockingParts"] == [], api["gatehouse"]
-    server.start_api(api_id)
-    server.wait_serving(api_id, 1)
-    return api_id
-
-
 def test_path_query_headers_and_body_are_forwarded(server, backends):
-    deploy(server, proxy_api([url(backends[0]) + "/api/v1"]))
+    server.deploy_api(proxy_api([url(backends[0]) + "/api/v1"]))
     got = requests.post(server.gateway + "/shop/orders/7?expand=lines&x=1", data=b"x" * 1000,
                         headers={"X-Custom": "kept", "Proxy-Authorization": "Basic eDp5", "Te": "trailers",
                                  "X-Forwarded-For": "10.9.9.9"}, timeout=10)
@@ -141,8 +132,8 @@ def test_path_query_headers_and_body_are_forwarded(server, backends):
 
 def test_round_robin_and_weighted_round_robin_are_exact_over_whole_cycles(server, backends):
     targets = [url(b) for b in backends]
-    deploy(server, proxy_api(targets, path="/rr"))
-    deploy(server, proxy_api(targets, path="/wrr", lb="weighted-round-robin", weights=[1, 2, 3]))
+    server.deploy_api(proxy_api(targets, path="/rr"))
+    server.deploy_api(proxy_api(targets, path="/wrr", lb="weighted-round-robin", weights=[1, 2, 3]))
     with requests.Session() as s:
         rr = Counter(s.get(server.gateway + "/rr", timeout=10).headers["X-Backend"] for _ in range(30))
         wrr = Counter(s.get(server.gateway + "/wrr", timeout=10).headers["X-Backend"] for _ in range(60))
@@ -152,7 +143,7 @@ def test_round_robin_and_weighted_round_robin_are_exact_over_whole_cycles(server
 
 @pytest.mark.parametrize("lb, weights", [("random", [1, 1, 1]), ("weighted-random", [1, 2, 3])])
 def test_random_balancers_pass_a_chi_square_test(server, backends, lb, weights):
-    deploy(server, proxy_api([url(b) for b in backends], path="/rand", lb=lb, weights=weights))
+    server.deploy_api(proxy_api([url(b) for b in backends], path="/rand", lb=lb, weights=weights))
     with requests.Session() as s:
         seen = Counter(s.get(server.gateway + "/rand", timeout=10).headers["X-Backend"] for _ in range(1000))
     expected = [1000 * w / sum(weights) for w in weights]
@@ -162,8 +153,8 @@ def test_random_balancers_pass_a_chi_square_test(server, backends, lb, weights):
 
 def test_killed_backend_is_502_and_slow_backend_is_504(server, backends):
     dead = f"http://127.0.0.1:{free_port()}"
-    deploy(server, proxy_api([dead], path="/dead"))
-    deploy(server, proxy_api([url(backends[0])], path="/slowpoke", http={"readTimeout": 1000}))
+    server.deploy_api(proxy_api([dead], path="/dead"))
+    server.deploy_api(proxy_api([url(backends[0])], path="/slowpoke", http={"readTimeout": 1000}))
     refused = requests.get(server.gateway + "/dead/x", timeout=10)
     assert refused.status_code == 502 and refused.json() == {"message": f"the backend {dead[7:]} cannot be reached"}
     started = time.monotonic()
@@ -173,7 +164,7 @@ def test_killed_backend_is_502_and_slow_backend_is_504(server, backends):
 
 
 def test_sse_backend_events_reach_the_client_one_by_one(server, backends):
-    deploy(server, proxy_api([url(backends[0])], path="/events"))
+    server.deploy_api(proxy_api([url(backends[0])], path="/events"))
     arrivals = []
     with requests.get(server.gateway + "/events/sse", stream=True, timeout=10) as response:
         assert response.headers["Content-Type"] == "text/event-stream"
@@ -185,7 +176,7 @@ def test_sse_backend_events_reach_the_client_one_by_one(server, backends):
 
 
 def test_a_200_mb_upload_streams_through_without_growing_the_gateway(server, backends):
-    deploy(server, proxy_api([url(backends[0])], path="/upload"))
+    server.deploy_api(proxy_api([url(backends[0])], path="/upload"))
     pid = server.runtime()["pid"]
 
     def rss_mb():
@@ -229,23 +220,23 @@ def tls_backend(tmp_path):
 def test_https_backends_with_a_trust_store_trust_all_and_host_name_checks(server, tls_backend):
     backend, ca = tls_backend
     port = backend.server_address[1]
-    deploy(server, proxy_api([f"https://127.0.0.1:{port}"], path="/trusted",
+    server.deploy_api(proxy_api([f"https://127.0.0.1:{port}"], path="/trusted",
                              http={}) | {"endpointGroups": [tls_group(port, {"trustStore": {"type": "PEM", "content": ca}})]})
     assert requests.get(server.gateway + "/trusted/x", timeout=10).headers["X-Backend"] == "tls"
 
-    deploy(server, proxy_api([], path="/untrusted") | {"endpointGroups": [tls_group(port, {})]})
+    server.deploy_api(proxy_api([], path="/untrusted") | {"endpointGroups": [tls_group(port, {})]})
     refused = requests.get(server.gateway + "/untrusted/x", timeout=10)
     assert refused.status_code == 502 and "is not signed by a CA in the trust store" in refused.json()["message"]
 
-    deploy(server, proxy_api([], path="/all") | {"endpointGroups": [tls_group(port, {"trustAll": True})]})
+    server.deploy_api(proxy_api([], path="/all") | {"endpointGroups": [tls_group(port, {"trustAll": True})]})
     assert requests.get(server.gateway + "/all/x", timeout=10).status_code == 200
 
     # By a name its certificate does not hold: refused, unless host names are not verified.
-    deploy(server, proxy_api([], path="/byname") | {"endpointGroups": [
+    server.deploy_api(proxy_api([], path="/byname") | {"endpointGroups": [
         tls_group(port, {"trustStore": {"type": "PEM", "content": ca}}, host="127.0.0.2")]})
     mismatch = requests.get(server.gateway + "/byname/x", timeout=10)
     assert mismatch.status_code == 502 and "mismatch" in mismatch.json()["message"]
-    deploy(server, proxy_api([], path="/noverify") | {"endpointGroups": [
+    server.deploy_api(proxy_api([], path="/noverify") | {"endpointGroups": [
         tls_group(port, {"trustStore": {"type": "PEM", "content": ca}, "hostnameVerifier": False}, host="127.0.0.2")]})
     assert requests.get(server.gateway + "/noverify/x", timeout=10).status_code == 200
 
@@ -263,7 +254,7 @@ def test_a_failing_endpoint_leaves_rotation_within_its_thresholds_and_comes_back
         "enabled": True, "type": "http-health-check", "configuration": {
             "schedule": "* * * * * *", "method": "GET", "target": "/health", "overrideEndpointPath": True,
             "assertion": "{#response.status == 200}", "successThreshold": 2, "failureThreshold": 2}}}
-    api_id = deploy(server, definition)
+    api_id = server.deploy_api(definition)
     assert server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"] == []
 
     def served(n=12):

@@ -196,15 +196,6 @@ def tls_api(bootstrap, topic, path, trust_store):
     }
 
 
-def deploy(server, definition):
-    api_id = server.import_api(definition)
-    api = server.mgmt("GET", f"/apis/{api_id}").json()
-    assert api["gatehouse"]["blockingParts"] == [], api["gatehouse"]
-    server.start_api(api_id)
-    server.wait_serving(api_id, 1)
-    return api_id
-
-
 def trust_stores(pki):
     """{variant: trust store} for every way a trust store can be given."""
     return {
@@ -239,7 +230,7 @@ def test_trust_store_round_trip_over_tls(gateway, tls_broker, pki, kind, variant
     apis = []
     for variant in variants:
         topic, path = tls_broker.create_topic(), f"/tls-{variant}"
-        deploy(gateway, tls_api(tls_broker.bootstrap, topic, path, stores[variant]))
+        gateway.deploy_api(tls_api(tls_broker.bootstrap, topic, path, stores[variant]))
         apis.append((variant, topic, path))
     for variant, _, path in apis:
         posted = requests.post(gateway.gateway + path, data=f"over TLS via {variant}".encode(), timeout=20)
@@ -257,7 +248,7 @@ def test_trust_store_round_trip_over_tls(gateway, tls_broker, pki, kind, variant
 
 def test_broker_certificate_from_another_ca_is_a_clear_502_and_does_not_hang(gateway, tls_broker):
     topic, path = tls_broker.create_topic(), "/tls-wrong-ca"
-    deploy(gateway, tls_api(tls_broker.bootstrap, topic, path, {"type": "PEM", "location": "wrong-ca.pem"}))
+    gateway.deploy_api(tls_api(tls_broker.bootstrap, topic, path, {"type": "PEM", "location": "wrong-ca.pem"}))
 
     started = time.monotonic()
     posted = requests.post(gateway.gateway + path, data=b"never delivered", timeout=30)
@@ -294,7 +285,7 @@ def test_trust_store_with_a_wrong_password_is_imported_but_blocks_deploy(gateway
 
 def test_tls_against_a_plain_listener_is_a_clear_502_not_a_hang(gateway, tansu):
     """The shared broker of the suite has no TLS: a TLS client would wait there for ever."""
-    deploy(gateway, tls_api(tansu.bootstrap, "plain", "/tls-plain", {"type": "PEM", "location": "ca.pem"}))
+    gateway.deploy_api(tls_api(tansu.bootstrap, "plain", "/tls-plain", {"type": "PEM", "location": "ca.pem"}))
     started = time.monotonic()
     posted = requests.post(gateway.gateway + "/tls-plain", data=b"x", timeout=30)
     assert posted.status_code == 502 and time.monotonic() - started < 12

@@ -19,7 +19,6 @@ fixtures share the context path /test.
 """
 import copy
 import json
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import ROOT, Server, environment, free_port, read_sse, start_process
+from conftest import ROOT, free_port, read_sse
 
 FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
 PLACEHOLDERS = ("http://localhost:8080", "https://localhost:8080", "http://localhost:19996")
@@ -133,26 +132,9 @@ def recorder(backend):
 
 
 # ----- the server, shared by the module -----
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("proxy-fixtures")
-    portal_port, gateway_port = free_port(), free_port()
-    args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
-            "--portal-port", str(portal_port), "--gateway-port", str(gateway_port)]
-    proc = start_process(args, workdir, environment(workdir), (portal_port, gateway_port))
-    server = Server(proc, portal_port, gateway_port, workdir)
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def server(gateway):
-    """The module's server, emptied of APIs after the test."""
-    yield gateway
-    for api in gateway.mgmt("GET", "/apis").json()["data"]:
-        if gateway.mgmt("DELETE", f"/apis/{api['id']}").status_code != 204:
-            gateway.mgmt("POST", f"/apis/{api['id']}/_stop")
-            assert gateway.mgmt("DELETE", f"/apis/{api['id']}").status_code == 204
+def server(shared_server):
+    return shared_server
 
 
 # ----- rewriting a fixture -----
