@@ -44,18 +44,22 @@ def browser():
         browser.close()
 
 
-def test_create_message_api_with_two_mock_endpoints_in_the_browser(server, browser):
+def logged_in_page(browser, server):
+    """A page of the portal, logged in as the admin."""
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.set_default_timeout(10_000)
-    portal = server.portal
-
-    # 1. Log in.
-    page.goto(portal + "/login")
+    page.goto(server.portal + "/login")
     page.fill("#username", "admin")
     page.fill("#password", ADMIN_PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="APIs")).to_be_visible()
     expect(page.get_by_role("button", name="Log out admin")).to_be_visible()
+    return page
+
+
+def test_create_message_api_with_two_mock_endpoints_in_the_browser(server, browser):
+    page = logged_in_page(browser, server)
+    portal = server.portal
+    expect(page.get_by_role("heading", name="APIs")).to_be_visible()
 
     # 2. The create-API wizard: conditional entrypoint sections swapped in by HTMX.
     page.get_by_role("link", name="Create API").first.click()

@@ -4,8 +4,7 @@ import re
 
 import pytest
 import requests
-from conftest import ADMIN_PASSWORD
-from test_browser import browser, by_id, expect, field_error, htmx_idle  # noqa: F401 (browser is a fixture)
+from test_browser import browser, by_id, expect, field_error, htmx_idle, logged_in_page  # noqa: F401 (browser is a fixture)
 from test_http_proxy import start_backend, url
 
 
@@ -20,17 +19,8 @@ def two_backends():
 
 def test_create_proxy_api_edit_its_endpoints_and_proxy_through_it(server, browser, two_backends):  # noqa: F811
     alpha, beta = two_backends
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    page.set_default_timeout(10_000)
+    page = logged_in_page(browser, server)
     page.on("dialog", lambda dialog: dialog.accept())  # the hx-confirm of the Delete buttons
-    portal = server.portal
-
-    # 1. Log in.
-    page.goto(portal + "/login")
-    page.fill("#username", "admin")
-    page.fill("#password", ADMIN_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out admin")).to_be_visible()
 
     # 2. The wizard: a proxy API, HTTP proxy entrypoint, HTTP proxy endpoint to the alpha backend.
     page.get_by_role("link", name="Create API").first.click()

@@ -132,17 +132,6 @@ def entrypoint(definition, kind):
 
 
 # ----- talking to the gateway and the broker -----
-def deploy(server, definition):
-    body = server.mgmt("POST", "/apis/_import/definition", json=definition)
-    assert body.status_code == 201, body.text
-    body = body.json()
-    assert body["gatehouse"]["blockingParts"] == [], body["gatehouse"]
-    revision = server.deploy(body["id"])
-    server.start_api(body["id"])
-    server.wait_serving(body["id"], revision)
-    return body["id"]
-
-
 def produce(bootstrap, topic, *values, headers=()):
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     for value in values:
@@ -474,7 +463,7 @@ def test_fixture_deploys_and_behaves_as_named(server, tansu, new_topic, client, 
     definition, topics = rewrite(load(relative), tansu.bootstrap, new_topic)
     for change in changes:
         change(definition)
-    api_id = deploy(server, definition)
+    api_id = server.deploy_api(definition)
     check(server, tansu, api_id, definition, topics, client)
 
 

@@ -163,17 +163,6 @@ def rewrite(definition, backend_url, gateway_port):
     return definition
 
 
-def deploy(server, definition):
-    body = server.mgmt("POST", "/apis/_import/definition", json=definition)
-    assert body.status_code == 201, body.text
-    body = body.json()
-    assert body["gatehouse"]["blockingParts"] == [], body["gatehouse"]
-    revision = server.deploy(body["id"])
-    server.start_api(body["id"])
-    server.wait_serving(body["id"], revision)
-    return body["id"]
-
-
 # ----- blocked fixtures -----
 @pytest.mark.parametrize("relative", sorted(BLOCKED))
 def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, backend, relative):
@@ -235,7 +224,7 @@ def mock_sse(server, recorder, definition):
 def sse_proxy(server, recorder, definition):
     """http/sse/api-sse-proxy.json: proxies /test to the gateway's own mock SSE API; the events
     come through as they are produced (the stream never ends: read a few, then hang up)."""
-    deploy(server, load("http/sse/api-mock-sse-backend.json"))
+    server.deploy_api(load("http/sse/api-mock-sse-backend.json"))
     with requests.get(server.gateway + "/test", stream=True, timeout=10,
                       headers={"Accept": "text/event-stream"}) as stream:
         assert stream.status_code == 200
@@ -365,7 +354,7 @@ def test_fixture_deploys_and_behaves_as_named(server, recorder, case):
     definition = rewrite(load(relative), recorder.url, server.gateway_port)
     for change in changes:
         change(definition)
-    deploy(server, definition)
+    server.deploy_api(definition)
     check(server, recorder, definition)
 
 
