@@ -10,7 +10,7 @@ from functools import partial
 
 from gevent.event import Event
 
-from . import health, registry
+from . import failover, health, registry
 from .http import client_identifier
 from .messages import ClientContext, EndpointError
 
@@ -32,6 +32,9 @@ class DeployedApi:
         self.entrypoints = []    # handlers, highest priority first
         self.endpoints = []      # (connector, weight, secondary)
         self.health_checks = []
+        settings = definition.get("failover") or {}
+        self.failover = failover.Failover(failover.SETTINGS.with_defaults(settings)) if settings.get("enabled") \
+            else None
         try:
             self._build(definition)
         except Exception:
@@ -80,8 +83,12 @@ class DeployedApi:
     def context(self, environ, qos, resume_after):
         return ClientContext(self.id, client_identifier(environ), qos, resume_after)
 
-    def pick_endpoint(self):
-        return self._pick()
+    def forward(self, request, environ):
+        """An HTTP request to a proxy endpoint, with failover when the API has it."""
+        if self.failover is None:
+            return self._pick().forward(request)
+        client = client_identifier(environ) if self.failover.per_subscription else None
+        return self.failover.forward(self.balancer, request, client)
 
     def rest_of(self, path):
         """The request path after the context path that routed it here ('' when none is left)."""
@@ -95,7 +102,12 @@ class DeployedApi:
     def subscribe(self, environ, qos, resume_after):
         if self.stopping.is_set():
             raise EndpointError("the API is being redeployed; try again")
-        subscription = self._pick().subscribe(self.context(environ, qos, resume_after))
+        context = self.context(environ, qos, resume_after)
+        if self.failover is None:
+            subscription = self._pick().subscribe(context)
+        else:  # subscribing twice is harmless: every failure may be retried
+            subscription = self.failover.call(self.balancer, context.client_id,
+                                              lambda connector: connector.subscribe(context), idempotent=True)
         self.subscriptions.add(subscription)
         return subscription
 
@@ -104,7 +116,12 @@ class DeployedApi:
         subscription.close()
 
     def publish(self, environ, qos, message):
-        return self._pick().publish(self.context(environ, qos, None), message)
+        context = self.context(environ, qos, None)
+        if self.failover is None:
+            return self._pick().publish(context, message)
+        # A message that may have reached the broker is not sent again: it would be there twice.
+        return self.failover.call(self.balancer, context.client_id,
+                                  lambda connector: connector.publish(context, message), idempotent=False)
 
     # ----- request accounting, so a retiring API can drain -----
     def enter(self):
@@ -161,6 +178,14 @@ class Balancer:
             self.cycle = itertools.cycle([e[0] for e in self.pool for _ in range(e[1])])
         else:
             self.cycle = itertools.cycle([e[0] for e in self.pool])
+
+    def next_after(self, connector):
+        """The endpoint after this one in the group's order (failover's forceNextEndpointOnFailure)."""
+        connectors = [e[0] for e in self.pool]
+        if not connectors:
+            return self.pick()
+        position = connectors.index(connector) if connector in connectors else -1
+        return connectors[(position + 1) % len(connectors)]
 
     def pick(self):
         if not self.pool:

@@ -1,8 +1,6 @@
 """HTTP health checks of proxy endpoints (Gravitee's `http-health-check` service): a cron
 schedule with seconds, a request, an assertion on the status, success and failure thresholds."""
 import logging
-import operator
-import re
 import time
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -11,10 +9,9 @@ import gevent
 import urllib3
 from croniter import croniter
 
+from .conditions import status_condition
+
 log = logging.getLogger("gatehouse.health")
-ASSERTION = re.compile(r"^\{#response\.status\s*(==|!=|>=|<=|>|<)\s*(\d{3})\}$")
-COMPARE = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le, ">": operator.gt,
-           "<": operator.lt}
 DEFAULTS = {"method": "GET", "target": "/", "overrideEndpointPath": True, "assertion": "{#response.status == 200}",
             "successThreshold": 2, "failureThreshold": 2}
 CHECK_TIMEOUT_S = 5
@@ -37,7 +34,7 @@ def problems(check):
     except (ValueError, KeyError):
         found.append(f"health check schedule '{check.get('schedule')}' is not a cron expression "
                      "(seconds minutes hours day month weekday)")
-    if not ASSERTION.match(str(check.get("assertion", "")).strip()):
+    if status_condition(check.get("assertion")) is None:
         found.append(f"health check assertion '{check.get('assertion')}' (only {{#response.status OP code}} "
                      "is available yet)")
     return found
@@ -47,8 +44,7 @@ class HealthCheck:
     """Runs one endpoint's checks in a greenlet and tells `on_change(up)` when it crosses a threshold."""
 
     def __init__(self, check, endpoint_target, on_change):
-        op, code = ASSERTION.match(check["assertion"].strip()).groups()
-        self.passes = lambda status: COMPARE[op](status, int(code))
+        self.passes = status_condition(check["assertion"])
         self.check = check
         self.url = health_url(endpoint_target, check)
         self.on_change = on_change

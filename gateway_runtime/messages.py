@@ -1,5 +1,9 @@
 """What entrypoints and endpoint connectors exchange; they never import each other."""
+import itertools
 from dataclasses import dataclass, field
+
+READ_CHUNK = 64 * 1024
+REPLAY_LIMIT = 1024 * 1024  # bodies up to this size are kept so that failover can send them again
 
 
 @dataclass(slots=True)
@@ -20,9 +24,50 @@ class ClientContext:
     resume_after: str | None = None   # Last-Event-ID / ?cursor=
 
 
+@dataclass(slots=True)
+class Request:
+    """What the http-proxy entrypoint asks a proxy endpoint to send: `rest` is the path after the
+    context path; `body` is None, bytes, or the client's input stream (sent as it is read)."""
+    method: str
+    rest: str
+    query: str
+    headers: dict
+    body: object
+    host: str | None
+
+    def make_replayable(self):
+        """Keep a small body in memory so that the request can be sent again; a large one stays a
+        stream (it is never held in memory) and the request can be sent once only."""
+        if self.body is None or isinstance(self.body, bytes):
+            return True
+        length = self.headers.get("Content-Length")
+        limit = REPLAY_LIMIT if length is None else min(int(length), REPLAY_LIMIT)
+        data = read_up_to(self.body, limit + 1)
+        if len(data) <= REPLAY_LIMIT:
+            self.body = data
+            self.headers["Content-Length"] = str(len(data))
+            return True
+        stream = self.body
+        self.body = itertools.chain((data,), iter(lambda: stream.read(READ_CHUNK), b""))
+        return False
+
+
+def read_up_to(stream, size):
+    parts, left = [], size
+    while left > 0 and (part := stream.read(min(left, READ_CHUNK))):
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
 class EndpointError(Exception):
     """The backend failed; the message is safe to show to an API consumer."""
     status = "502 Bad Gateway"
+
+
+class Unreachable(EndpointError):
+    """The request never reached the backend (refused, unresolvable, TLS handshake failed): it
+    can safely be sent to another endpoint, whatever its method."""
 
 
 class NotFound(EndpointError):

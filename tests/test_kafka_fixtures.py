@@ -68,7 +68,7 @@ BLOCKED = {
         "policy assign-attributes", "expression language ({#...})"],
     # The first endpoint's `http://localhost:9098` is the failing endpoint of the failover test: kept.
     "http/failover/kafka-two-endpoints.json": [
-        f"endpoint default: 'http://localhost:9098' {BAD_BOOTSTRAP}", "failover"],
+        f"endpoint default: 'http://localhost:9098' {BAD_BOOTSTRAP}"],
 }
 
 

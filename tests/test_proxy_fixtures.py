@@ -32,30 +32,22 @@ from conftest import ROOT, free_port, read_sse
 FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
 PLACEHOLDERS = ("http://localhost:8080", "https://localhost:8080", "http://localhost:19996")
 HTTP2 = "endpoint default: HTTP/2 to backends is not available yet: choose HTTP/1.1"
+MUTATING = "group default-group has only test-kit endpoints, which are ignored: nothing to call"
 
 # fixture -> the blocking parts it has once its targets are rewritten to the test backend.
 BLOCKED = {
     "http/connectionfailure/api-refused-with-umbrella-template.json": ["response templates"],
     "http/connectionfailure/api-tls-handshake-with-template.json": ["response templates"],
     "http/failover/api-failover-dynamic-routing-group-capture.json": [
-        "policy dynamic-routing", "failover", "expression language ({#...})"],
-    "http/failover/api-failure-condition-post.json": ["failover"],
-    "http/failover/api-failure-condition.json": ["failover"],
-    # mutating-http-proxy is test-kit only (a warning); failover is what blocks.
-    "http/failover/api-mutating-failure-condition-post.json": ["failover"],
-    "http/failover/api-mutating-three-endpoints-post.json": ["failover"],
+        "policy dynamic-routing", "expression language ({#...})"],
+    "http/failover/api-mutating-failure-condition-post.json": [MUTATING],
+    "http/failover/api-mutating-three-endpoints-post.json": [MUTATING],
     "http/failover/api-one-circuit-breaker-per-subscription.json": [
-        "plan type api-key not available yet (plan ApiKey)", "failover"],
-    "http/failover/api-only-one-endpoint.json": ["failover"],
+        "plan type api-key not available yet (plan ApiKey)"],
     "http/failover/api-second-group-routing-to-a-endpoints-group.json": [
-        "policy dynamic-routing", "failover", "expression language ({#...})"],
+        "policy dynamic-routing", "expression language ({#...})"],
     "http/failover/api-second-group-routing-to-one-endpoint.json": [
-        "policy dynamic-routing", "failover", "expression language ({#...})"],
-    "http/failover/api-three-endpoints-force-next-full-loop.json": ["failover"],
-    "http/failover/api-three-endpoints-force-next.json": ["failover"],
-    "http/failover/api-three-endpoints-post.json": ["failover"],
-    "http/failover/api-three-endpoints-query-params.json": ["failover"],
-    "http/failover/api-three-endpoints.json": ["failover"],
+        "policy dynamic-routing", "expression language ({#...})"],
     "http/post/api-endpoint-http2.json": [HTTP2],
     "http/secrets/api-with-secrets.json": ["secret references ({#secrets...})"],
 }
@@ -70,7 +62,9 @@ def proxy_fixture_files():
 # ----- the backend: records what reaches it -----
 class Recorder(BaseHTTPRequestHandler):
     """Answers every request with a JSON echo of it and records it. `?sleep=<s>` delays the answer
-    (the number of requests in progress at once is tracked)."""
+    (the number of requests in progress at once is tracked). `backend.script(prefix, *answers)`
+    makes requests whose path starts with `prefix` get the given (status, delay) answers in turn,
+    the last one repeating."""
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 
@@ -93,19 +87,23 @@ class Recorder(BaseHTTPRequestHandler):
         with backend.lock:
             backend.active += 1
             backend.peak = max(backend.peak, backend.active)
+            status, delay = backend.next_answer(self.path)
+            record = {"method": self.command, "path": self.path, "headers": dict(self.headers),
+                      "body": body.decode("latin-1"), "status": status}
+            backend.seen.append(record)  # on arrival: the order in which the gateway tried
         try:
             if "sleep=" in self.path:
-                time.sleep(float(self.path.split("sleep=")[1].split("&")[0]))
-            record = {"method": self.command, "path": self.path, "headers": dict(self.headers),
-                      "body": body.decode("latin-1")}
-            backend.seen.append(record)
+                delay = float(self.path.split("sleep=")[1].split("&")[0])
+            time.sleep(delay)
             answer = json.dumps(record).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(answer)))
             self.send_header("X-Backend", "recorder")
             self.end_headers()
             self.wfile.write(answer)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the gateway gave up on a slow answer
         finally:
             with backend.lock:
                 backend.active -= 1
@@ -113,11 +111,30 @@ class Recorder(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_one
 
 
+class Backend(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def reset(self):
+        self.seen, self.active, self.peak, self.scripts = [], 0, 0, {}
+
+    def script(self, prefix, *answers):
+        self.scripts[prefix] = list(answers)
+
+    def next_answer(self, path):
+        for prefix, answers in self.scripts.items():
+            if path.startswith(prefix):
+                return answers.pop(0) if len(answers) > 1 else answers[0]
+        return 200, 0
+
+    def paths(self):
+        return [r["path"] for r in self.seen]
+
+
 @pytest.fixture(scope="module")
 def backend():
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Recorder)
-    server.daemon_threads = True
+    server = Backend(("127.0.0.1", free_port()), Recorder)
     server.lock = threading.Lock()
+    server.reset()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
@@ -127,7 +144,7 @@ def backend():
 
 @pytest.fixture
 def recorder(backend):
-    backend.seen, backend.active, backend.peak = [], 0, 0
+    backend.reset()
     return backend
 
 
@@ -266,23 +283,10 @@ def tiny_pool(server, recorder, definition):
     assert slow.status_code == 504 and "did not answer in time" in slow.json()["message"]
 
 
-def round_robin(server, recorder, definition):
-    """The three-endpoints fixtures without failover: round-robin over endpoint-1..3."""
-    paths = [requests.get(server.gateway + "/test/x", timeout=10).json()["path"] for _ in range(6)]
-    assert sorted(paths) == sorted(["/endpoint-1/x", "/endpoint-2/x", "/endpoint-3/x"] * 2)
-    assert paths[:3] == paths[3:]
-
-
 def round_robin_post(server, recorder, definition):
     bodies = [requests.post(server.gateway + "/test", data=f"b{i}", timeout=10).json() for i in range(3)]
     assert sorted(b["path"] for b in bodies) == ["/endpoint-1", "/endpoint-2", "/endpoint-3"]
     assert [b["body"] for b in bodies] == ["b0", "b1", "b2"]
-
-
-def query_params(server, recorder, definition):
-    """The target's own query (`?e=N`) is kept and the client's is added."""
-    seen = [requests.get(server.gateway + "/test?q=1", timeout=10).json()["path"] for _ in range(3)]
-    assert sorted(seen) == [f"/endpoint-{n}?e={n}&q=1" for n in (1, 2, 3)]
 
 
 def query_params_with_rest_path(server, recorder, definition):
@@ -309,8 +313,154 @@ def tls_to_plain_backend(server, recorder, definition):
     assert recorder.seen == []  # the plain backend never saw an HTTP request
 
 
-def without_failover(definition):
-    definition["failover"]["enabled"] = False
+# ----- failover: slow is 0.75 s against a slowCallDuration of 500 ms -----
+SLOW, FAST, ERROR = (200, 0.75), (200, 0), (500, 0)
+
+
+def retried_on_slow_calls(server, recorder, definition):
+    """http/failover/api-three-endpoints.json: endpoints 1 and 2 are slow, so a GET is retried on
+    2 then 3 and gets 3's answer (with one Content-Length); a fast call is not retried; when every
+    endpoint is slow, 502 after 1 + maxRetries attempts."""
+    recorder.script("/endpoint-1", SLOW)
+    recorder.script("/endpoint-2", SLOW)
+    got = requests.get(server.gateway + "/test/x", timeout=10)
+    assert got.status_code == 200, got.text
+    assert got.json()["path"] == "/endpoint-3/x"
+    assert got.raw.headers.getlist("Content-Length") == [str(len(got.content))]
+    assert recorder.paths() == ["/endpoint-1/x", "/endpoint-2/x", "/endpoint-3/x"]
+    recorder.reset()
+    fast = requests.get(server.gateway + "/test/y", timeout=10)  # the cycle is back at endpoint-1
+    assert fast.status_code == 200 and recorder.paths() == ["/endpoint-1/y"]
+    recorder.reset()
+    for prefix in ("/endpoint-1", "/endpoint-2", "/endpoint-3"):
+        recorder.script(prefix, SLOW)
+    started = time.monotonic()
+    failed = requests.get(server.gateway + "/test/z", timeout=10)
+    assert failed.status_code == 502, failed.text
+    assert failed.json() == {"message": "the backend did not answer within 500 ms (after 3 attempts)"}
+    assert 1.4 < time.monotonic() - started < 3
+    assert sorted(recorder.paths()) == ["/endpoint-1/z", "/endpoint-2/z", "/endpoint-3/z"]
+
+
+def retried_with_query(server, recorder, definition):
+    """api-three-endpoints-query-params.json: the retry keeps the next target's own query."""
+    recorder.script("/endpoint-1", SLOW)
+    got = requests.get(server.gateway + "/test?q=1", timeout=10)
+    assert got.status_code == 200 and got.json()["path"] == "/endpoint-2?e=2&q=1"
+    assert recorder.paths() == ["/endpoint-1?e=1&q=1", "/endpoint-2?e=2&q=1"]
+
+
+def refused_first(definition):
+    definition["endpointGroups"][0]["endpoints"][0]["configuration"]["target"] = f"http://127.0.0.1:{free_port()}/x"
+
+
+def post_retried_only_when_undelivered(server, recorder, definition):
+    """api-three-endpoints-post.json, endpoint 1 refusing connections: a POST that never reached
+    a backend is sent to the next one with its body; one that reached a slow backend is not sent
+    again (it may still be applied), so 502 after one attempt."""
+    got = requests.post(server.gateway + "/test", data="order-1", timeout=10)
+    assert got.status_code == 200, got.text
+    assert got.json()["path"] == "/endpoint-2" and got.json()["body"] == "order-1"
+    recorder.reset()
+    recorder.script("/endpoint", SLOW)
+    slow = requests.post(server.gateway + "/test", data="order-2", timeout=10)
+    assert slow.status_code == 502, slow.text
+    assert slow.json() == {"message": "the backend did not answer within 500 ms"}
+    assert [(r["path"], r["body"]) for r in recorder.seen] == [("/endpoint-3", "order-2")]
+
+
+def retried_on_failure_condition(server, recorder, definition):
+    """api-failure-condition.json ({#response.status >= 500}): 500 then 200 -> the client gets 200."""
+    recorder.script("/endpoint", ERROR, FAST)
+    got = requests.get(server.gateway + "/test", timeout=10)
+    assert got.status_code == 200, got.text
+    assert [r["status"] for r in recorder.seen] == [500, 200]
+
+
+def post_retried_on_failure_condition(server, recorder, definition):
+    """api-failure-condition-post.json: a POST answered 500 is sent again, with its body."""
+    recorder.script("/endpoint", ERROR, FAST)
+    got = requests.post(server.gateway + "/test", data="order-3", timeout=10)
+    assert got.status_code == 200, got.text
+    assert [(r["status"], r["body"]) for r in recorder.seen] == [(500, "order-3"), (200, "order-3")]
+
+
+def forced_to_the_next_endpoint(server, recorder, definition):
+    """api-three-endpoints-force-next.json: endpoints 1 and 2 answer 500 -> 3 answers."""
+    recorder.script("/endpoint-1", ERROR)
+    recorder.script("/endpoint-2", ERROR)
+    got = requests.get(server.gateway + "/test", timeout=10)
+    assert got.status_code == 200 and got.json()["path"] == "/endpoint-3"
+    assert recorder.paths() == ["/endpoint-1", "/endpoint-2", "/endpoint-3"]
+
+
+def forced_full_loop(server, recorder, definition):
+    """api-three-endpoints-force-next-full-loop.json (maxRetries 4): all answer 500 -> tried
+    1, 2, 3, 1, 2 in that order, then 502."""
+    recorder.script("/endpoint-", ERROR)
+    got = requests.get(server.gateway + "/test", timeout=10)
+    assert got.status_code == 502
+    assert got.json() == {"message": "the backend answered 500, which the API's failure condition counts as a "
+                                     "failure (after 5 attempts)"}
+    assert recorder.paths() == ["/endpoint-1", "/endpoint-2", "/endpoint-3", "/endpoint-1", "/endpoint-2"]
+
+
+def only_one_endpoint(server, recorder, definition):
+    """api-only-one-endpoint.json: a fast call is sent once; a slow first answer is retried."""
+    assert requests.get(server.gateway + "/test", timeout=10).status_code == 200
+    assert len(recorder.seen) == 1
+    recorder.reset()
+    recorder.script("/endpoint", SLOW, FAST)
+    got = requests.get(server.gateway + "/test", timeout=10)
+    assert got.status_code == 200 and len(recorder.seen) == 2
+
+
+def without_api_key_plan(definition):
+    definition["plans"] = [p for p in definition["plans"] if p["security"]["type"] == "key-less"]
+
+
+def circuit_per_subscription(server, recorder, definition):
+    """api-one-circuit-breaker-per-subscription.json (maxRetries 1, maxFailures 2): two calls of
+    one client to a slow backend fail after 2 attempts each; its circuit is then open (502, the
+    backend is not called); another client's circuit is closed and its call goes through."""
+    recorder.script("/endpoint", SLOW)
+    one = {"X-Gravitee-Client-Identifier": "client-one"}
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: requests.get(server.gateway + "/test", headers=one, timeout=10), range(2)))
+    assert [a.status_code for a in answers] == [502, 502]
+    assert len(recorder.seen) == 4
+    recorder.reset()
+    recorder.script("/endpoint", FAST)
+    opened = requests.get(server.gateway + "/test", headers=one, timeout=10)
+    assert opened.status_code == 502
+    assert "circuit open" in opened.json()["message"]
+    assert recorder.seen == []
+    other = requests.get(server.gateway + "/test", headers={"X-Gravitee-Client-Identifier": "client-two"}, timeout=10)
+    assert other.status_code == 200 and len(recorder.seen) == 1
+
+
+def short_open_state(definition):
+    definition["failover"].update(maxRetries=0, maxFailures=2, openStateDuration=1000)
+
+
+def circuit_closes_after_open_state(server, recorder, definition):
+    """api-failure-condition.json with maxRetries 0, maxFailures 2, openStateDuration 1000: two
+    500s open the circuit; calls then fail at once without reaching the backend until, 1 s later,
+    one trial call goes through; it succeeds, so the circuit closes again."""
+    recorder.script("/endpoint", ERROR)
+    assert [requests.get(server.gateway + "/test", timeout=10).status_code for _ in range(2)] == [502, 502]
+    opened_at = time.monotonic()
+    refused = requests.get(server.gateway + "/test", timeout=10)
+    assert refused.status_code == 502 and "circuit open" in refused.json()["message"]
+    assert len(recorder.seen) == 2
+    recorder.script("/endpoint", FAST)
+    deadline = opened_at + 5
+    while (got := requests.get(server.gateway + "/test", timeout=10)).status_code != 200:
+        assert "circuit open" in got.json()["message"] and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert time.monotonic() - opened_at >= 0.9  # opened_at is taken just after the circuit opened
+    assert [r["status"] for r in recorder.seen] == [500, 500, 200]
+    assert requests.get(server.gateway + "/test", timeout=10).status_code == 200
 
 
 def without_templates(definition):
@@ -330,12 +480,20 @@ BEHAVIOUR = {
     "http/sse/api-sse-proxy.json": ((), sse_proxy),
     "http/connectionfailure/api-dns-failure.json": ((), dns_failure),
     "http/connectionfailure/api-tiny-pool.json": ((), tiny_pool),
+    "http/failover/api-three-endpoints.json": ((), retried_on_slow_calls),
+    "http/failover/api-three-endpoints-query-params.json": ((), retried_with_query),
+    "http/failover/api-three-endpoints-query-params.json+rest-path": ((), query_params_with_rest_path),
+    "http/failover/api-three-endpoints-post.json": ((), round_robin_post),
+    "http/failover/api-three-endpoints-post.json+first-refused": ((refused_first,), post_retried_only_when_undelivered),
+    "http/failover/api-failure-condition.json": ((), retried_on_failure_condition),
+    "http/failover/api-failure-condition-post.json": ((), post_retried_on_failure_condition),
+    "http/failover/api-three-endpoints-force-next.json": ((), forced_to_the_next_endpoint),
+    "http/failover/api-three-endpoints-force-next-full-loop.json": ((), forced_full_loop),
+    "http/failover/api-only-one-endpoint.json": ((), only_one_endpoint),
+    "http/failover/api-failure-condition.json+short-open-state": ((short_open_state,), circuit_closes_after_open_state),
     # Derived: blocked fixtures once the blocker is taken out.
-    "http/failover/api-three-endpoints.json+no-failover": ((without_failover,), round_robin),
-    "http/failover/api-three-endpoints-post.json+no-failover": ((without_failover,), round_robin_post),
-    "http/failover/api-three-endpoints-query-params.json+no-failover": ((without_failover,), query_params),
-    "http/failover/api-three-endpoints-query-params.json+no-failover+rest-path": (
-        (without_failover,), query_params_with_rest_path),
+    "http/failover/api-one-circuit-breaker-per-subscription.json+keyless-only": (
+        (without_api_key_plan,), circuit_per_subscription),
     "http/connectionfailure/api-refused-with-umbrella-template.json+no-template": (
         (without_templates,), refused_backend),
     "http/connectionfailure/api-tls-handshake-with-template.json+no-template": (

@@ -93,3 +93,60 @@ def test_both_spellings_read_the_same(document):
     management, plans = to_management_form(api)
     assert management["listeners"][0]["entrypoints"][0]["qos"] == "AT_LEAST_ONCE"
     assert plans[0]["security"]["type"] == "KEY_LESS" and management["definitionVersion"] == "V4"
+
+
+def test_status_conditions_compare_the_response_status():
+    from gateway_runtime.conditions import status_condition
+    at_least_500 = status_condition("{#response.status >= 500}")
+    assert [at_least_500(s) for s in (200, 499, 500, 503)] == [False, False, True, True]
+    either = status_condition("{#response.status == 429 || response.status >= 500 && response.status != 501}")
+    assert [either(s) for s in (429, 500, 501, 404)] == [True, True, False, False]
+    for other in ("{#request.headers['x'] == 'y'}", "response.status >= 500", "{#response.status >= five}"):
+        assert status_condition(other) is None, other
+
+
+def test_circuit_breaker_opens_after_max_failures_and_lets_one_trial_through(monkeypatch):
+    from gateway_runtime import failover
+    now = [100.0]
+    monkeypatch.setattr(failover.time, "monotonic", lambda: now[0])
+    breaker = failover.CircuitBreaker(max_failures=2, open_seconds=10)
+    breaker.record(False)
+    breaker.record(True)   # a success resets the count: failures must come in a row
+    breaker.record(False)
+    assert breaker.allow()
+    breaker.record(False)
+    assert not breaker.allow()
+    now[0] += 10
+    assert breaker.allow() and not breaker.allow()  # one trial call at a time
+    breaker.record(False)                           # the trial failed: open again
+    assert not breaker.allow()
+    now[0] += 10
+    assert breaker.allow()
+    breaker.record(True)
+    assert breaker.allow() and breaker.allow()
+
+
+def test_next_after_goes_round_the_endpoints_that_are_up():
+    from gateway_runtime.deployed import Balancer
+    balancer = Balancer("random", [("a", 1, False), ("b", 1, False), ("c", 1, False), ("s", 1, True)])
+    assert [balancer.next_after(c) for c in "abc"] == ["b", "c", "a"]
+    balancer.set_up("b", False)
+    assert balancer.next_after("a") == "c" and balancer.next_after("b") == "a"
+
+
+def test_failover_settings_are_checked_at_import_and_deploy():
+    from gateway_runtime.definition import blocking_parts, validate
+    from gateway_runtime.definition.forms import DefinitionError
+    api = {"name": "a", "type": "proxy", "listeners": [{"type": "http", "paths": [{"path": "/a"}],
+                                                          "entrypoints": [{"type": "http-proxy"}]}],
+           "endpointGroups": [{"name": "g", "type": "http-proxy",
+                               "endpoints": [{"name": "e", "type": "http-proxy",
+                                              "configuration": {"target": "http://127.0.0.1:1"}}]}]}
+    with pytest.raises(DefinitionError) as refused:
+        validate({**api, "failover": {"enabled": True, "maxRetries": "many"}})
+    assert refused.value.errors == [{"field": "failover.maxRetries", "message": "Max retries: must be a number"}]
+    condition = {"enabled": True, "failureCondition": "{#response.headers['x'] != null}"}
+    assert blocking_parts(validate({**api, "failover": condition})) == [
+        "failover: Failure condition: only comparisons of the response status are available, "
+        "e.g. {#response.status >= 500} (joined by && or ||)"]
+    assert blocking_parts(validate({**api, "failover": {**condition, "enabled": False}})) == []

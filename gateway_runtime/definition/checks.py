@@ -3,7 +3,7 @@ cannot run yet (kept, shown, blocks Deploy), and what is ignored (named in a war
 import json
 import re
 
-from .. import health, registry
+from .. import failover, health, registry
 from ..settings import get_path, set_path
 from .forms import DefinitionError
 
@@ -98,6 +98,13 @@ def validate(api):
             if spec is not None:
                 _check_settings(spec.configuration, endpoint, "configuration", ewhere, errors)
                 _check_settings(spec.shared, endpoint, "sharedConfigurationOverride", ewhere, errors)
+    if api.get("failover") is not None:
+        if isinstance(api["failover"], dict):
+            api["failover"], problems = failover.SETTINGS.validate(api["failover"], checks=False)
+            for field, message in problems.items():
+                err(f"failover.{field}", message)
+        else:
+            err("failover", "failover must be an object.")
     for pi, plan in enumerate(api.get("plans", [])):
         if not isinstance(plan, dict) or not isinstance(plan.get("security"), dict) \
                 or not isinstance(plan["security"].get("type"), str):
@@ -138,6 +145,8 @@ def blocking_parts(api):
         for kind in sorted(kinds - set(TEST_KIT_ENDPOINTS)):
             if registry.endpoint(kind) is None:
                 parts.append(f"endpoint {kind}")
+        if group.get("endpoints") and all(e["type"] in TEST_KIT_ENDPOINTS for e in group["endpoints"]):
+            parts.append(f"group {group['name']} has only test-kit endpoints, which are ignored: nothing to call")
         parts += _service_parts(group.get("services"), group, f"group {group['name']}")
         for endpoint in group.get("endpoints", []):
             if endpoint.get("tenants"):
@@ -149,8 +158,7 @@ def blocking_parts(api):
             parts.append(f"plan type {kind} not available yet (plan {plan.get('name', plan.get('id'))})")
     for policy in sorted(_policies(api) - set(TEST_KIT_POLICIES)):
         parts.append(f"policy {policy}")
-    if isinstance(api.get("failover"), dict) and api["failover"].get("enabled"):
-        parts.append("failover")
+    parts += failover.problems(api.get("failover"))
     if _enabled_services(api.get("services")):
         parts.append(f"API services ({', '.join(_enabled_services(api['services']))})")
     if api.get("resources"):

@@ -7,7 +7,7 @@ import urllib3
 from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError,
                                 SSLError)
 
-from ..messages import EndpointConnector, EndpointError
+from ..messages import EndpointConnector, EndpointError, Unreachable
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, SettingsError, get_path
 from ..stores import check_trust_store, diagnose_tls, materialise
@@ -54,55 +54,87 @@ class HttpProxyEndpoint(EndpointConnector):
         except SettingsError as exc:
             raise EndpointError(f"the SSL settings cannot be used: {exc}") from None
 
-    def forward(self, method, rest, query, headers, body, client_host):
-        """Send the request on (`rest`: the path after the context path); return (status line,
-        headers, body chunks, release)."""
+    def forward(self, request):
+        """Send the request on; return the backend's Answer once its status and headers came."""
         base, _, target_query = self.target.partition("?")  # a target may carry a query of its own
-        url = (base.rstrip("/") + rest) if rest else base
-        query = "&".join(q for q in (target_query, query) if q)
+        url = (base.rstrip("/") + request.rest) if request.rest else base
+        query = "&".join(q for q in (target_query, request.query) if q)
         if query:
             url += "?" + query
-        headers = dict(headers)
+        headers = dict(request.headers)
         if not self.propagate_host:
             headers.pop("Host", None)
-        elif client_host:
-            headers["Host"] = client_host
+        elif request.host:
+            headers["Host"] = request.host
         if not self.compression:
             headers.pop("Accept-Encoding", None)
         headers.update(self.headers)
+        body = request.body
         try:
-            response = self.pool.urlopen(method, url, body=body, headers=headers, redirect=self.follow_redirects,
-                                         preload_content=False, decode_content=False,
+            response = self.pool.urlopen(request.method, url, body=body, headers=headers,
+                                         redirect=self.follow_redirects, preload_content=False,
+                                         decode_content=False,
                                          chunked=body is not None and "Content-Length" not in headers)
         except (HTTPError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            # urllib3's NewConnectionError (refused, no route) derives from ConnectTimeoutError.
-            if isinstance(reason, (ConnectTimeoutError, ReadTimeoutError)) \
-                    and not isinstance(reason, NewConnectionError):
-                raise GatewayTimeout(f"the backend {host_of(url)} did not answer in time") from None
-            if isinstance(reason, SSLError) and self.ssl_context is not None:
-                why = diagnose_tls(self.ssl_context, [host_of(url)], "backend")
-                raise EndpointError(why or f"the TLS handshake with the backend {host_of(url)} failed") from None
-            raise EndpointError(f"the backend {host_of(url)} cannot be reached") from None
-        out_headers = [(name, value) for name, value in response.headers.iteritems()
-                       if name.lower() not in HOP_BY_HOP]
-        return f"{response.status} {response.reason or ''}".strip(), out_headers, body_chunks(response), \
-            response.release_conn
+            raise self._failure(exc, url) from None
+        return Answer(response)
+
+    def _failure(self, exc, url):
+        reason = getattr(exc, "reason", None) or exc
+        # urllib3's NewConnectionError (refused, no route, no such host) derives from ConnectTimeoutError.
+        if isinstance(reason, NewConnectionError):
+            return Unreachable(f"the backend {host_of(url)} cannot be reached")
+        if isinstance(reason, (ConnectTimeoutError, ReadTimeoutError)):
+            return GatewayTimeout(f"the backend {host_of(url)} did not answer in time")
+        if isinstance(reason, SSLError) and self.ssl_context is not None:
+            why = diagnose_tls(self.ssl_context, [host_of(url)], "backend")
+            return Unreachable(why or f"the TLS handshake with the backend {host_of(url)} failed")
+        return EndpointError(f"the backend {host_of(url)} cannot be reached")
 
     def close(self):
         self.pool.clear()
 
 
-def body_chunks(response):
-    """The backend's body as it comes: chunk by chunk, so that a stream (SSE) is not held back."""
-    try:
-        if response.chunked and response.supports_chunked_reads():
-            yield from response.read_chunked(decode_content=False)
-        else:
-            while chunk := response.read1(READ_CHUNK):
-                yield chunk
-    except (ProtocolError, ReadTimeoutError, OSError):
-        return  # the backend went away mid-body: end the response here
+class Answer:
+    """The backend's answer: status and headers at once, the body as it comes (chunk by chunk, so
+    that a stream is not held back). It is the WSGI response body: closing it gives the connection
+    back to the pool, or drops the connection when the body was not read to its end."""
+    __slots__ = ("response", "complete")
+
+    def __init__(self, response):
+        self.response, self.complete = response, False
+
+    @property
+    def status_code(self):
+        return self.response.status
+
+    @property
+    def status(self):
+        return f"{self.response.status} {self.response.reason or ''}".strip()
+
+    @property
+    def headers(self):
+        return [(name, value) for name, value in self.response.headers.iteritems()
+                if name.lower() not in HOP_BY_HOP]
+
+    def __iter__(self):
+        response = self.response
+        try:
+            if response.chunked and response.supports_chunked_reads():
+                yield from response.read_chunked(decode_content=False)
+            else:
+                while chunk := response.read1(READ_CHUNK):
+                    yield chunk
+            self.complete = True
+        except (ProtocolError, ReadTimeoutError, OSError):
+            return  # the backend went away mid-body: end the response here
+
+    def close(self):
+        if not self.complete:
+            self.response.close()
+        self.response.release_conn()
+
+    discard = close
 
 
 def host_of(url):

@@ -1,7 +1,7 @@
 """HTTP proxy entrypoint: any request under the context path goes to the backend, streamed both
 ways; the backend's answer comes back as it arrives."""
 from ..http import respond_json
-from ..messages import EndpointError
+from ..messages import EndpointError, Request
 from ..registry import EntrypointSpec
 from ..settings import Settings
 
@@ -22,28 +22,14 @@ class HttpProxy:
         chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
         # The body is read from the client while it is sent on: an upload never sits in memory.
         body = environ["wsgi.input"] if chunked or headers.get("Content-Length", "0") != "0" else None
+        request = Request(environ["REQUEST_METHOD"], self.api.rest_of(environ.get("PATH_INFO") or "/"),
+                          environ.get("QUERY_STRING", ""), headers, body, environ.get("HTTP_HOST"))
         try:
-            status, out_headers, chunks, release = self.api.pick_endpoint().forward(
-                environ["REQUEST_METHOD"], self.api.rest_of(environ.get("PATH_INFO") or "/"),
-                environ.get("QUERY_STRING", ""), headers, body, environ.get("HTTP_HOST"))
+            answer = self.api.forward(request, environ)
         except EndpointError as exc:
             return respond_json(start_response, exc.status, {"message": str(exc)})
-        start_response(status, out_headers)
-        return Streamed(chunks, release)
-
-
-class Streamed:
-    """The backend's body; its connection goes back to the pool when the client has it all."""
-
-    def __init__(self, chunks, release):
-        self.chunks, self.release = chunks, release
-
-    def __iter__(self):
-        return self.chunks
-
-    def close(self):
-        self.chunks.close()
-        self.release()
+        start_response(answer.status, answer.headers)
+        return answer
 
 
 def forwarded_headers(environ):
