@@ -5,8 +5,10 @@ checked for the portal and turned into PEM files a Python TLS client can use.
                   "location": path | "certificates": content, "password": (JKS / PKCS12)}
     key store    PEM:          "certificateChain" (PEM) + "location" (PEM private key file)
                                or "certificateChain" + "key" (PEM) [+ "keyPassword"]
+                               ("certificateChainLocation", a PEM file, instead of "certificateChain")
                  JKS / PKCS12: "location" + "password" [+ "keyPassword"]
                                or "key" (base64 store content) + "password" [+ "keyPassword"]
+                               [+ "alias": which private key of a JKS store]
 
 PEM content is PEM text; JKS / PKCS12 content is the store file's bytes in base64. Locations are
 files under GATEHOUSE_CERTS_DIR (relative to it, or absolute inside it).
@@ -223,7 +225,8 @@ def _load_key(store):
         data, field = _source(store, "key", binary=True, what="the store content (key, in base64)")
         if errors:
             return None, errors
-        material = _binary_key(data, field, password, _text_or_none(store.get("keyPassword")))
+        material = _binary_key(data, field, password, _text_or_none(store.get("keyPassword")),
+                               _text_or_none(store.get("alias")))
         _check_pair(material)
         return material, {}
     except _Problem as p:
@@ -233,16 +236,19 @@ def _load_key(store):
 def _pem_key_store(store):
     errors = {}
     chain = None
-    if _given(store.get("certificateChain")):
-        try:
+    try:
+        if _given(store.get("certificateChainLocation")):
+            chain = _pem_certs(_read_location(store["certificateChainLocation"], "certificateChainLocation"),
+                               "certificateChainLocation")
+        elif _given(store.get("certificateChain")):
             chain = _pem_certs(_text_bytes(store["certificateChain"], "certificateChain"), "certificateChain")
-        except _Problem as p:
-            errors[p.field] = p.message
+    except _Problem as p:
+        errors[p.field] = p.message
     material = None
     try:
         data, field = _source(store, "key", binary=False, what="the private key (key)")
         key, password = _pem_private_key(data, field, _text_or_none(store.get("keyPassword")))
-        if chain is None and "certificateChain" not in errors:
+        if chain is None and not errors:
             # Kafka's PEM key store file may hold the certificate chain next to the key.
             chain = _pem_certs(data, field) if b"-----BEGIN CERTIFICATE-----" in data else None
             if chain is None:
@@ -277,13 +283,18 @@ def _pem_private_key(data, field, password):
                               "an unsupported key type") from None
 
 
-def _binary_key(data, field, password, key_password):
+def _binary_key(data, field, password, key_password, wanted_alias=None):
     if _is_jks(data):
         name = _jks_name(data)
         ks = _open_jks(data, field, password, name)
         entries = sorted(ks.private_keys.items())
         if not entries:
             raise _no_key(field, name)
+        if wanted_alias is not None:
+            entries = [(alias, entry) for alias, entry in entries if alias == wanted_alias.lower()]
+            if not entries:
+                raise _Problem("alias", f"the {name} store has no private key named '{wanted_alias}': it has "
+                                        + ", ".join(f"'{a}'" for a, _ in sorted(ks.private_keys.items())))
         # Java picks a key per handshake; with several key entries we use the first alias.
         alias, entry = entries[0]
         opened_with = None
@@ -388,13 +399,13 @@ def _source(store, content_field, binary, what):
                                       "encoded in base64 (e.g. `base64 -w0 store.p12`)") from None
 
 
-def _read_location(value):
+def _read_location(value, field="location"):
     if not isinstance(value, str):
-        raise _Problem("location", "must be a file path")
+        raise _Problem(field, "must be a file path")
     try:
         check_certs_path(value)
     except ValueError as exc:
-        raise _Problem("location", str(exc)) from None
+        raise _Problem(field, str(exc)) from None
     base = os.path.realpath(os.environ["GATEHOUSE_CERTS_DIR"])
     full = os.path.realpath(os.path.join(base, value))
     try:
@@ -403,8 +414,8 @@ def _read_location(value):
         with open(full, "rb") as f:
             return f.read()
     except OSError:
-        raise _Problem("location", f"no readable file at {full}: check the path and that the "
-                                   "gateway's user may read the file") from None
+        raise _Problem(field, f"no readable file at {full}: check the path and that the "
+                              "gateway's user may read the file") from None
 
 
 def _pem_certs(data, field):

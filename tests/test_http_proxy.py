@@ -1,4 +1,6 @@
 """HTTP proxy APIs against real local backends (stdlib HTTP servers started by the tests)."""
+import base64
+import datetime
 import json
 import ssl
 import threading
@@ -9,7 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from cryptography.hazmat.primitives import serialization
+import jks
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 
 from conftest import free_port
 from test_kafka_tls import make_ca, make_server_cert, pem
@@ -279,3 +286,96 @@ def test_a_failing_endpoint_leaves_rotation_within_its_thresholds_and_comes_back
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert response.json() == {"message": "no endpoint of this API is up (all fail their health checks)"}
+
+
+def make_client_cert(ca_key, ca_cert, name="gateway client"):
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return key, cert
+
+
+@pytest.fixture
+def mtls_backend(tmp_path):
+    """A TLS backend that asks for a client certificate signed by the test's CA; it names the
+    client it saw in the X-Client header."""
+    ca_key, ca_cert = make_ca("Mutual TLS test CA")
+    key, cert = make_server_cert(ca_key, ca_cert)
+    (tmp_path / "server.pem").write_bytes(pem(cert))
+    (tmp_path / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                            serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()))
+    (tmp_path / "ca.pem").write_bytes(pem(ca_cert))
+    server = start_backend("mtls", start=False)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    context.load_verify_locations(tmp_path / "ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, ca_key, ca_cert
+    server.shutdown()
+    server.server_close()
+
+
+def client_key_stores(ca_key, ca_cert):
+    """The same kind of client certificate as a PEM pair, a PKCS12 store and a JKS store with two
+    keys (the alias picks the one the backend trusts)."""
+    key, cert = make_client_cert(ca_key, ca_cert)
+    other_key, other_cert = make_client_cert(*make_ca("Another CA"), name="stranger")
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    p12 = pkcs12.serialize_key_and_certificates(b"client", key, cert, [ca_cert],
+                                                serialization.BestAvailableEncryption(b"p12-secret"))
+
+    def jks_entry(alias, k, c):
+        der_key = k.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+        return jks.PrivateKeyEntry.new(alias, [c.public_bytes(serialization.Encoding.DER)], der_key, "pkcs8")
+
+    store = jks.KeyStore.new("jks", [jks_entry("a-stranger", other_key, other_cert), jks_entry("client", key, cert)])
+    return {
+        "PEM": {"type": "PEM", "certContent": pem(cert).decode(), "keyContent": key_pem},
+        "PKCS12": {"type": "PKCS12", "content": base64.b64encode(p12).decode(), "password": "p12-secret"},
+        "JKS": {"type": "JKS", "content": base64.b64encode(store.saves("jks-secret")).decode(),
+                "password": "jks-secret", "alias": "client"},
+    }
+
+
+def test_client_certificates_to_backends_from_pem_pkcs12_and_jks_stores(server, mtls_backend):
+    backend, ca_key, ca_cert = mtls_backend
+    port = backend.server_address[1]
+    trust = {"type": "PEM", "content": pem(ca_cert).decode()}
+    server.deploy_api(proxy_api([], path="/anonymous") | {"endpointGroups": [tls_group(port, {"trustStore": trust})]})
+    refused = requests.get(server.gateway + "/anonymous/x", timeout=10)
+    assert refused.status_code == 502, refused.text
+    assert refused.json()["message"] == (f"the TLS handshake with the backend 127.0.0.1:{port} failed: if the "
+                                         "backend asks for a client certificate, give one in the endpoint's SSL "
+                                         "key store")
+    for kind, key_store in client_key_stores(ca_key, ca_cert).items():
+        path = f"/with-{kind.lower()}"
+        server.deploy_api(proxy_api([], path=path) | {
+            "endpointGroups": [tls_group(port, {"trustStore": trust, "keyStore": key_store})]})
+        got = requests.get(server.gateway + path + "/x", timeout=10)
+        assert got.status_code == 200, (kind, got.text)
+        assert got.headers["X-Backend"] == "mtls"
+
+
+def test_a_wrong_store_password_or_a_damaged_store_is_a_form_error(mtls_backend):
+    from gateway_runtime.endpoints.http_proxy import SHARED
+    _, ca_key, ca_cert = mtls_backend
+    stores = client_key_stores(ca_key, ca_cert)
+    cases = [
+        ({**stores["PKCS12"], "password": "wrong"}, "ssl.keyStore.password", "password"),
+        ({**stores["JKS"], "content": stores["JKS"]["content"][:200]}, "ssl.keyStore.content", "damaged"),
+        ({**stores["JKS"], "alias": "nobody"}, "ssl.keyStore.alias", "no private key named 'nobody'"),
+        ({**stores["PEM"], "certContent": "not a certificate"}, "ssl.keyStore.certContent", "PEM"),
+    ]
+    for key_store, field, words in cases:
+        _, errors = SHARED.validate({"ssl": {"keyStore": key_store}})
+        assert field in errors, (field, errors)
+        assert words in errors[field] and errors[field].startswith("Key store: "), errors[field]

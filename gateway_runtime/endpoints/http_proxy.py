@@ -10,7 +10,7 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionErr
 from ..messages import EndpointConnector, EndpointError, Unreachable
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, SettingsError, get_path
-from ..stores import check_trust_store, diagnose_tls, materialise
+from ..stores import check_key_store, check_trust_store, diagnose_tls, materialise
 
 # Meaningful for one connection only; never forwarded (RFC 9110, 7.6.1).
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -32,7 +32,9 @@ class HttpProxyEndpoint(EndpointConnector):
         self.follow_redirects = http["followRedirects"]
         self.propagate_host = http["propagateClientHost"]
         self.compression = http["useCompression"]
-        self.ssl_context = self._ssl_context(shared.get("ssl") or {}) if self.target.startswith("https") else None
+        ssl_options = shared.get("ssl") or {}
+        self.client_certificate = (get_path(ssl_options, "keyStore.type") or "NONE") != "NONE"
+        self.ssl_context = self._ssl_context(ssl_options) if self.target.startswith("https") else None
         self.pool = urllib3.PoolManager(
             num_pools=8, maxsize=http["maxConcurrentConnections"], block=True, retries=False,
             timeout=urllib3.Timeout(connect=http["connectTimeout"] / 1000, read=http["readTimeout"] / 1000),
@@ -43,16 +45,16 @@ class HttpProxyEndpoint(EndpointConnector):
 
     @staticmethod
     def _ssl_context(options):
-        trust_store = options.get("trustStore") or {}
-        if options.get("trustAll"):
-            context = ssl.create_default_context()
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-            return context
+        trust_store = {"type": "NONE"} if options.get("trustAll") else gravitee_trust_store(options.get("trustStore") or {})
         try:
-            with materialise(gravitee_store(trust_store), None) as tls:
-                return tls.ssl_context(check_hostname=options.get("hostnameVerifier", True))
+            with materialise(trust_store, gravitee_key_store(options.get("keyStore") or {})) as tls:
+                context = tls.ssl_context(check_hostname=options.get("hostnameVerifier", True)
+                                          and not options.get("trustAll"))
         except SettingsError as exc:
             raise EndpointError(f"the SSL settings cannot be used: {exc}") from None
+        if options.get("trustAll"):
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def forward(self, request):
         """Send the request on; return the backend's Answer once its status and headers came."""
@@ -88,6 +90,9 @@ class HttpProxyEndpoint(EndpointConnector):
             return GatewayTimeout(f"the backend {host_of(url)} did not answer in time")
         if isinstance(reason, SSLError) and self.ssl_context is not None:
             why = diagnose_tls(self.ssl_context, [host_of(url)], "backend")
+            if why is None and not self.client_certificate:
+                why = (f"the TLS handshake with the backend {host_of(url)} failed: if the backend asks for a "
+                       "client certificate, give one in the endpoint's SSL key store")
             return Unreachable(why or f"the TLS handshake with the backend {host_of(url)} failed")
         return EndpointError(f"the backend {host_of(url)} cannot be reached")
 
@@ -142,16 +147,33 @@ def host_of(url):
     return parts.netloc or url
 
 
-def gravitee_store(store):
-    """Gravitee's http-proxy names (path / content) -> the stores module's (location / certificates)."""
-    renamed = {"type": store.get("type", "NONE")}
-    if store.get("path"):
-        renamed["location"] = store["path"]
-    if store.get("content"):
-        renamed["certificates"] = store["content"]
-    if store.get("password"):
-        renamed["password"] = store["password"]
+# Gravitee's http-proxy store fields -> the stores module's, for each store kind.
+TRUST_FIELDS = {"path": "location", "content": "certificates", "password": "password"}
+KEY_FIELDS = {"PEM": {"certPath": "certificateChainLocation", "certContent": "certificateChain",
+                      "keyPath": "location", "keyContent": "key"},
+              "JKS": {"path": "location", "content": "key", "password": "password", "keyPassword": "keyPassword",
+                      "alias": "alias"}}
+KEY_FIELDS["PKCS12"] = KEY_FIELDS["JKS"]
+
+
+def _renamed(store, fields):
+    renamed = {"type": store.get("type") or "NONE"}
+    renamed.update({theirs: store[ours] for ours, theirs in fields.items() if store.get(ours) not in (None, "")})
     return renamed
+
+
+def gravitee_trust_store(store):
+    return _renamed(store, TRUST_FIELDS)
+
+
+def gravitee_key_store(store):
+    return _renamed(store, KEY_FIELDS.get(store.get("type"), {}))
+
+
+def _store_errors(prefix, errors, fields, label):
+    """The stores module's {field: message} under the form's field names."""
+    ours = {theirs: mine for mine, theirs in fields.items()}
+    return {f"{prefix}.{ours.get(field) or 'type'}": f"{label}: {message}" for field, message in errors.items()}
 
 
 def _check_target(values, settings):
@@ -168,13 +190,16 @@ def _check_shared(values, settings):
         errors["http.version"] = "HTTP/2 to backends is not available yet: choose HTTP/1.1"
     if get_path(values, "proxy.enabled"):
         errors["proxy.enabled"] = "An outbound proxy is not available yet"
-    if (get_path(values, "ssl.keyStore.type") or "NONE") not in ("NONE", ""):
-        errors["ssl.keyStore.type"] = "Client certificates (key store) to backends are not available yet"
-    trust = get_path(values, "ssl.trustStore")
-    if trust and trust.get("type") not in (None, "", "NONE") and not get_path(values, "ssl.trustAll"):
-        for field, message in check_trust_store(gravitee_store(trust)).items():
-            name = {"location": "path", "certificates": "content"}.get(field, field) or "type"
-            errors[f"ssl.trustStore.{name}"] = f"Trust store: {message}"
+    if get_path(values, "ssl.trustAll"):
+        stores = ()
+    else:
+        trust = get_path(values, "ssl.trustStore") or {}
+        stores = (("ssl.trustStore", check_trust_store(gravitee_trust_store(trust)), TRUST_FIELDS, "Trust store"),)
+    key = get_path(values, "ssl.keyStore") or {}
+    stores += (("ssl.keyStore", check_key_store(gravitee_key_store(key)), KEY_FIELDS.get(key.get("type"), {}),
+                "Key store"),)
+    for prefix, problems, fields, label in stores:
+        errors.update(_store_errors(prefix, problems, fields, label))
     return errors
 
 
@@ -207,7 +232,21 @@ SHARED = Settings(fields=(
           help="PEM text; JKS and PKCS12 as base64."),
     Field("ssl.trustStore.password", "secret", "Trust store password",
           when=("ssl.trustStore.type", ("JKS", "PKCS12"))),
-    Field("ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES + ("",)),
+    Field("ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES + ("",),
+          help="A client certificate for backends that ask for one."),
+    Field("ssl.keyStore.certPath", "path", "Certificate chain path", when=("ssl.keyStore.type", ("PEM",))),
+    Field("ssl.keyStore.certContent", "text", "Certificate chain content", when=("ssl.keyStore.type", ("PEM",)),
+          help="PEM text: the client certificate first."),
+    Field("ssl.keyStore.keyPath", "path", "Private key path", when=("ssl.keyStore.type", ("PEM",))),
+    Field("ssl.keyStore.keyContent", "secret", "Private key content", when=("ssl.keyStore.type", ("PEM",)),
+          multiline=True),
+    Field("ssl.keyStore.path", "path", "Key store path", when=("ssl.keyStore.type", ("JKS", "PKCS12"))),
+    Field("ssl.keyStore.content", "text", "Key store content", when=("ssl.keyStore.type", ("JKS", "PKCS12")),
+          help="The store file in base64."),
+    Field("ssl.keyStore.password", "secret", "Key store password", when=("ssl.keyStore.type", ("JKS", "PKCS12"))),
+    Field("ssl.keyStore.alias", "string", "Key alias", when=("ssl.keyStore.type", ("JKS", "PKCS12")),
+          help="Which private key of the store (JKS); the first one when empty."),
+    Field("ssl.keyStore.keyPassword", "secret", "Key password", when=("ssl.keyStore.type", ("JKS", "PKCS12"))),
 ), checks=(_check_shared,))
 
 SPEC = EndpointSpec(
