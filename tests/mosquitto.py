@@ -1,6 +1,7 @@
 """MQTT test helpers: the machine's Mosquitto (127.0.0.1:1883, shared: every test uses topics of
 its own), a private Mosquitto a test starts (a password file, a plain and a TLS listener on free
 ports, a CA made here), and paho clients to publish and to collect what comes."""
+import getpass
 import os
 import queue
 import shutil
@@ -62,11 +63,13 @@ class Mosquitto:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         passwords = workdir / "passwords"
         subprocess.run([MOSQUITTO_PASSWD, "-b", "-c", str(passwords), USER, PASSWORD], check=True)
+        tls = f"cafile {certs / 'mqtt-ca.pem'}\ncertfile {workdir / 'server.pem'}\nkeyfile {workdir / 'server.key'}\n"
+        # The TLS port on 127.0.0.2 too: an address the server certificate does not name.
         (workdir / "mosquitto.conf").write_text(
-            f"per_listener_settings false\nallow_anonymous false\npassword_file {passwords}\n"
+            # Run as root, Mosquitto would switch to its own user, who cannot read the test's files.
+            f"user {getpass.getuser()}\nper_listener_settings false\nallow_anonymous false\npassword_file {passwords}\n"
             f"persistence false\nlistener {self.port} 127.0.0.1\n"
-            f"listener {self.tls_port} 127.0.0.1\ncafile {certs / 'mqtt-ca.pem'}\n"
-            f"certfile {workdir / 'server.pem'}\nkeyfile {workdir / 'server.key'}\n")
+            f"listener {self.tls_port} 127.0.0.1\n{tls}listener {self.tls_port} 127.0.0.2\n{tls}")
         self.proc = None
 
     @property

@@ -144,7 +144,7 @@ class Connection:
     def _pump_until(self, done):
         while not done():
             rc = self.client.loop(timeout=0.1)
-            if rc != mqtt.MQTT_ERR_SUCCESS:
+            if rc != mqtt.MQTT_ERR_SUCCESS and not done():  # a refusing CONNACK also ends the loop
                 raise ConnectionError(self.lost or mqtt.error_string(rc))
 
     def _connect(self):
@@ -161,8 +161,10 @@ class Connection:
                 reason, session_present = self.connack.get()
                 if reason.is_failure:
                     self.client.disconnect()
-                    raise EndpointError(f"MQTT broker {endpoint.address} refused the connection: "
-                                        f"{decapitalise(str(reason))}")
+                    # Mosquitto answers a wrong password with "not authorized", not with code 0x86.
+                    hint = " (check the user name and password)" if reason.value in (0x86, 0x87) else ""
+                    raise EndpointError(f"the MQTT broker at {endpoint.address} refused the connection: "
+                                        f"{decapitalise(str(reason))}{hint}")
                 if self.topic and not session_present:
                     result = AsyncResult()
                     _, mid = self.client.subscribe(self.topic, self.qos)
@@ -171,7 +173,7 @@ class Connection:
                     refused = [r for r in result.get() if r.is_failure]
                     if refused:
                         self.client.disconnect()
-                        raise EndpointError(f"MQTT broker {endpoint.address} refused the subscription to "
+                        raise EndpointError(f"the MQTT broker at {endpoint.address} refused the subscription to "
                                             f"{self.topic}: {decapitalise(str(refused[0]))}")
         except EndpointError:
             raise
