@@ -12,11 +12,10 @@ import uuid
 
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import free_port, wait_for_port
 from cryptography.hazmat.primitives import serialization
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-
-from conftest import free_port, wait_for_port
 from test_kafka_tls import make_ca, make_server_cert, pem
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -88,15 +87,6 @@ class Mosquitto:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
-
-
-@pytest.fixture(scope="module")
-def private_broker(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("mosquitto")
-    certs = tmp_path_factory.mktemp("certs")
-    broker = Mosquitto(workdir, certs).start()
-    yield broker
-    broker.stop()
 
 
 # ----- paho clients of the tests (threads of their own, not gevent) -----

@@ -8,15 +8,21 @@ import time
 
 import pytest
 import requests
-
 from conftest import launch, read_sse
-from mosquitto import PASSWORD, USER, private_broker, publish, unique_topic  # noqa: F401
+from mosquitto import PASSWORD, USER, Mosquitto, publish, unique_topic
 from test_end_to_end import portal_login
 from test_kafka_tls import jks_trust_store
 from test_mqtt5 import mqtt_api, poll, post
 
 JSON = {"Accept": "application/json"}
 STORE_PASSWORD = "changeit-mqtt"
+
+
+@pytest.fixture(scope="module")
+def private_broker(tmp_path_factory):
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"), tmp_path_factory.mktemp("certs")).start()
+    yield broker
+    broker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +187,7 @@ def test_attempts_zero_gives_up_at_once_and_a_publisher_is_told(server, private_
         assert response.status_code == 502
         message = response.json()["message"]
         # Lost while waiting for its PUBACK, or found lost already: either way no retry is made.
-        assert message.endswith("; gave up after 0 reconnect attempts") or \
-            message.endswith("cannot be reached: connection refused"), message
+        assert message.endswith(("; gave up after 0 reconnect attempts", "cannot be reached: connection refused")), message
     finally:
         private_broker.start()
     post(server, b"a new connection once the broker is back")
