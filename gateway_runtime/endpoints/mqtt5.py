@@ -288,6 +288,19 @@ class MqttSubscription(Subscription):
             self.endpoint.release(self.key, self.connection)
 
 
+class QuietSubscription(Subscription):
+    """A stream with no messages, until closed."""
+
+    def __init__(self):
+        self.closed = Event()
+
+    def next_batch(self, timeout, max_messages):
+        return None if self.closed.wait(timeout) else []
+
+    def close(self):
+        self.closed.set()
+
+
 class FanOut:
     """qos none: one connection per endpoint and process subscribed at QoS 0; what it receives goes
     to every connected subscriber (FanOutSubscription, shared with the Kafka endpoint)."""
@@ -414,7 +427,9 @@ class Mqtt5Endpoint(EndpointConnector):
     # ----- subscribe -----
     def subscribe(self, context):
         if not self.consumer.get("enabled"):
-            raise EndpointError("this MQTT endpoint is not configured to consume")
+            # As Gravitee does: a websocket that only publishes (its subscriber side left on by
+            # default, as in the mqtt5-endpoint-publish fixture) gets a quiet stream, not an error.
+            return QuietSubscription()
         if context.qos == "none":
             with self.fanout_lock:
                 if self.fanout is None or self.fanout.error:
