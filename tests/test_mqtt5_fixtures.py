@@ -13,7 +13,6 @@ import uuid
 import pytest
 import requests
 import websocket
-
 from conftest import ROOT, read_sse
 from mosquitto import Collector, publish, shared_broker, unique_topic
 

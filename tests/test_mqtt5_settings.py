@@ -2,10 +2,10 @@
 form's sections following its toggles, secrets never echoed, the schema's spellings."""
 import re
 
-from gateway_runtime.endpoints.mqtt5 import SPEC
-
 from conftest import mock_api
 from test_end_to_end import csrf_token, portal_login
+
+from gateway_runtime.endpoints.mqtt5 import SPEC
 
 
 def errors_of(shared, configuration=None):
