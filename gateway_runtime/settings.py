@@ -50,6 +50,8 @@ class Settings:
     ignored: tuple = ()
     # Rules across fields: callables taking the coerced values, returning {path: message}.
     checks: tuple = ()
+    # (other spelling, path): a value found under the other spelling is kept under `path`.
+    aliases: tuple = ()
     _by_path: dict = dc_field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -87,6 +89,11 @@ class Settings:
         values = json.loads(json.dumps(values or {}))
         if not isinstance(values, dict):
             return {}, {prefix.rstrip(".") or "configuration": "must be an object"}
+        for other, path in self.aliases:
+            if get_path(values, other) is not None:
+                if get_path(values, path) is None:
+                    set_path(values, path, get_path(values, other))
+                delete_path(values, other)
         errors = {}
         for f in self.fields:
             raw = get_path(values, f.path)

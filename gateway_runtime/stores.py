@@ -418,6 +418,15 @@ def _read_location(value, field="location"):
                               "gateway's user may read the file") from None
 
 
+def read_location(value):
+    """The bytes of a file named by a `path` setting (under GATEHOUSE_CERTS_DIR); ValueError
+    saying what is wrong. For settings that name a file the stores above do not read themselves."""
+    try:
+        return _read_location(value)
+    except _Problem as p:
+        raise ValueError(p.message) from None
+
+
 def _pem_certs(data, field):
     if b"-----BEGIN CERTIFICATE-----" not in data:
         raise _Problem(field, "not PEM certificates: expected one or more "

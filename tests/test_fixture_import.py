@@ -40,7 +40,11 @@ SMOKE = {
 }
 
 
-def smoke(server, definition):
+# Fixtures whose endpoint fails by design (a host that does not exist): the status that says so.
+FAILING = {"messages/mqtt5/mqtt5-endpoint-failure.json": {"http-get": 502}}
+
+
+def smoke(server, definition, name=""):
     """Problems answering one request per (smoke-testable) entrypoint of a started API."""
     problems = []
     for listener in definition.get("listeners", []):
@@ -51,6 +55,7 @@ def smoke(server, definition):
             if entrypoint["type"] not in SMOKE:
                 continue
             method, query, headers, status = SMOKE[entrypoint["type"]]
+            status = FAILING.get(name, {}).get(entrypoint["type"], status)
             with requests.request(method, server.gateway + path + query, headers=headers, data=b"hi" if method == "POST"
                                   else None, stream=True, timeout=5) as response:
                 if response.status_code != status:
@@ -109,7 +114,7 @@ def check_fixture(server, path, problems):
             else:
                 try:
                     server.wait_serving(api_id, deployment.json()["revision"])
-                    for problem in smoke(server, definition):
+                    for problem in smoke(server, definition, name):
                         fail(problem)
                 except AssertionError as exc:
                     fail(str(exc))

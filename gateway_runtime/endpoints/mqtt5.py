@@ -1,0 +1,696 @@
+"""MQTT 5 endpoint (paho-mqtt 2.x, cooperative under gevent).
+
+Each paho client's network loop is driven by a greenlet of ours (`client.loop()` on gevent's
+sockets), not by paho's own thread or reconnect logic, so that the reconnect attempts, their
+backoff and the "down" state are ours to count and to report.
+
+Publish: one client per endpoint. Consume: a client per client identifier (and qos), subscribed
+through a shared subscription `$share/<group>/<topic>`, so that several gateway processes serving
+one client identifier split its messages instead of each getting all of them; or, for qos none,
+one fan-out client per endpoint and process whose messages go to every connected subscriber.
+MQTT has no replayable position, so messages carry no id and a resume token is ignored.
+"""
+import collections
+import hashlib
+import itertools
+import logging
+import os
+import re
+import socket
+import ssl
+import time
+import uuid
+
+import gevent
+import paho.mqtt.client as mqtt
+from gevent.event import AsyncResult, Event
+from gevent.lock import BoundedSemaphore
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ..messages import EndpointConnector, EndpointError, Message, Subscription
+from ..registry import EndpointSpec
+from ..settings import Field, Settings, SettingsError, get_path
+from ..stores import (
+    check_key_store,
+    check_trust_store,
+    diagnose_tls,
+    materialise,
+    read_location,
+)
+from .kafka import FanOutSubscription
+
+log = logging.getLogger("gatehouse.mqtt5")
+
+CONNECT_TIMEOUT_S = 5
+KEEPALIVE_S = 30
+LOOP_SLICE_S = 0.5
+PUBLISH_TIMEOUT_S = 10
+IDLE_CLIENT_S = 30      # how long a subscriber's client waits in the pool for its client's next poll
+STORES = ("PEM", "JKS", "PKCS12")
+# Unique per process, so that two gateway processes never take over each other's MQTT sessions.
+PROCESS = f"{socket.gethostname()}-{os.getpid()}"
+
+_endpoints = set()  # live endpoints, for the portal's status probe (same process)
+
+
+def backoff(attempt):
+    """Seconds before reconnect attempt `attempt` (0-based): 0.5, 1, 2, 4, then 5."""
+    return min(0.5 * 2 ** attempt, 5.0)
+
+
+def decapitalise(text):
+    return text[:1].lower() + text[1:]
+
+
+# ----- messages -----
+def to_message(msg):
+    props = msg.properties
+    headers = {}
+    for name, value in getattr(props, "UserProperty", None) or ():
+        headers.setdefault(name, []).append(value)
+    metadata = {"topic": msg.topic, "qos": msg.qos, "retain": bool(msg.retain)}
+    for attribute, key in (("ContentType", "contentType"), ("MessageExpiryInterval", "messageExpiryInterval"),
+                           ("ResponseTopic", "responseTopic")):
+        value = getattr(props, attribute, None)
+        if value is not None:
+            metadata[key] = value
+    return Message(msg.payload, None, headers, metadata)
+
+
+def publish_properties(message, producer):
+    props = Properties(PacketTypes.PUBLISH)
+    pairs = [(name, value) for name, values in message.headers.items() for value in values]
+    if pairs:
+        props.UserProperty = pairs
+    content_type = message.metadata.get("contentType") or (message.headers.get("content-type") or [None])[0]
+    if content_type:
+        props.ContentType = content_type
+    if producer.get("messageExpiryInterval", -1) >= 0:
+        props.MessageExpiryInterval = producer["messageExpiryInterval"]
+    if producer.get("responseTopic"):
+        props.ResponseTopic = producer["responseTopic"]
+    return props
+
+
+# ----- one connection to the broker -----
+class Connection:
+    """A paho client, connected (or an EndpointError raised) when built. When the connection drops
+    it reconnects up to the endpoint's attempts, with backoff; then it is down for good (`error`).
+
+    Received messages wait in `queue` as (message, mid, qos); `on_message`, when given, takes them
+    instead (the fan-out). With `manual_ack` a QoS 1 message is acknowledged only by `ack`."""
+
+    def __init__(self, endpoint, client_id, topic=None, qos=0, manual_ack=False, on_message=None, on_down=None):
+        self.endpoint = endpoint
+        self.client_id = client_id
+        self.topic, self.qos = topic, qos
+        self.on_message, self.on_down = on_message, on_down
+        self.queue = collections.deque()
+        self.arrived = Event()
+        self.up = Event()
+        self.error = None
+        self.closed = False
+        self.acks = {}      # mid -> AsyncResult(reason codes) of a SUBSCRIBE
+        self.connack = None
+        self.lost = None    # why the broker dropped the connection, when it said so
+        self.client = endpoint.new_client(client_id, manual_ack)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self._connect()
+        self.loop = gevent.spawn(self._run)
+
+    # paho callbacks (run inside client.loop(), in this connection's greenlet)
+    def _on_connect(self, client, userdata, flags, reason, properties):
+        self.connack.set((reason, flags.session_present))
+
+    def _on_subscribe(self, client, userdata, mid, reasons, properties):
+        if mid in self.acks:
+            self.acks.pop(mid).set(reasons)
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties):
+        if reason.is_failure:
+            self.lost = decapitalise(str(reason))
+
+    def _on_message(self, client, userdata, msg):
+        if self.on_message is not None:
+            self.on_message(to_message(msg))
+            return
+        self.queue.append((to_message(msg), msg.mid, msg.qos))
+        self.arrived.set()
+
+    def _pump_until(self, done):
+        while not done():
+            rc = self.client.loop(timeout=0.1)
+            if rc != mqtt.MQTT_ERR_SUCCESS and not done():  # a refusing CONNACK also ends the loop
+                raise ConnectionError(self.lost or mqtt.error_string(rc))
+
+    def _connect(self):
+        """CONNECT and, without a session that holds it, SUBSCRIBE; EndpointError when refused."""
+        endpoint = self.endpoint
+        self.connack = AsyncResult()
+        try:
+            with gevent.Timeout(CONNECT_TIMEOUT_S, TimeoutError(f"no answer within {CONNECT_TIMEOUT_S} s")):
+                properties = Properties(PacketTypes.CONNECT)
+                properties.SessionExpiryInterval = endpoint.session_expiry
+                self.client.connect(endpoint.host, endpoint.port, KEEPALIVE_S, clean_start=endpoint.clean_start,
+                                    properties=properties)
+                self._pump_until(self.connack.ready)
+                reason, session_present = self.connack.get()
+                if reason.is_failure:
+                    self.client.disconnect()
+                    # Mosquitto answers a wrong password with "not authorized", not with code 0x86.
+                    hint = " (check the user name and password)" if reason.value in (0x86, 0x87) else ""
+                    raise EndpointError(f"the MQTT broker at {endpoint.address} refused the connection: "
+                                        f"{decapitalise(str(reason))}{hint}")
+                if self.topic and not session_present:
+                    result = AsyncResult()
+                    _, mid = self.client.subscribe(self.topic, self.qos)
+                    self.acks[mid] = result
+                    self._pump_until(result.ready)
+                    refused = [r for r in result.get() if r.is_failure]
+                    if refused:
+                        self.client.disconnect()
+                        raise EndpointError(f"the MQTT broker at {endpoint.address} refused the subscription to "
+                                            f"{self.topic}: {decapitalise(str(refused[0]))}")
+        except EndpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - socket, TLS and paho errors: each one told to the client
+            abort(self.client)
+            raise EndpointError(endpoint.explain(exc)) from None
+        self.lost = None
+        self.up.set()
+        endpoint.reached()
+
+    def _run(self):
+        while not self.closed:
+            rc = self.client.loop(timeout=LOOP_SLICE_S)
+            if self.closed:
+                return
+            if rc == mqtt.MQTT_ERR_SUCCESS:
+                continue
+            self.up.clear()
+            reason = self.lost or mqtt.error_string(rc)
+            log.warning("MQTT broker %s: connection lost (%s); reconnecting", self.endpoint.address, reason)
+            if not self._reconnect(f"the connection to the MQTT broker {self.endpoint.address} was lost ({reason})"):
+                return
+
+    def _reconnect(self, last):
+        attempts = self.endpoint.attempts
+        for attempt in range(attempts):
+            gevent.sleep(backoff(attempt))
+            if self.closed:
+                return False
+            try:
+                self._connect()
+                log.info("MQTT broker %s: reconnected (attempt %d of %d)", self.endpoint.address, attempt + 1, attempts)
+                return True
+            except EndpointError as exc:
+                last = str(exc)
+        self.error = f"{last}; gave up after {attempts} reconnect attempt{'s' if attempts != 1 else ''}"
+        log.warning("MQTT broker %s: %s", self.endpoint.address, self.error)
+        self.endpoint.gave_up(self.error)
+        self.arrived.set()
+        self.up.set()  # whoever waits for the connection now sees the error
+        if self.on_down is not None:
+            self.on_down()
+        return False
+
+    def wait_up(self, timeout):
+        """True when connected; EndpointError once down; False while still reconnecting."""
+        self.up.wait(timeout)
+        if self.error:
+            raise EndpointError(self.error)
+        return self.up.is_set()
+
+    def ack(self, entries):
+        for _, mid, qos in entries:
+            if qos > 0:
+                self.client.ack(mid, qos)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        self.up.set()
+        self.arrived.set()
+        if gevent.getcurrent() is not self.loop:
+            self.loop.kill()
+        # paho writes DISCONNECT at once (its loop is not ours to run here): the broker then keeps
+        # or ends the session as CONNECT asked, and no will is sent.
+        self.client.disconnect()
+        abort(self.client)
+
+
+# ----- consuming -----
+class MqttSubscription(Subscription):
+    """One client's stream from its own connection. QoS 1 messages are acknowledged to the broker
+    when handed over (auto, at-most-once) or once written to the client (at-least-once)."""
+
+    def __init__(self, endpoint, key, connection, qos):
+        self.endpoint, self.key, self.connection, self.qos = endpoint, key, connection, qos
+        self.unacked = []
+        self.closed = False
+
+    def next_batch(self, timeout, max_messages):
+        connection = self.connection
+        if not connection.queue and not self.closed:
+            connection.arrived.wait(timeout)
+        connection.arrived.clear()
+        if self.closed:
+            return None
+        if not connection.queue and connection.error:
+            raise EndpointError(connection.error)
+        entries = [connection.queue.popleft() for _ in range(min(max_messages, len(connection.queue)))]
+        if self.qos == "at-least-once":
+            self.unacked.extend(entries)
+        else:
+            connection.ack(entries)
+        return [entry[0] for entry in entries]
+
+    def acknowledge(self, messages):
+        if not self.unacked or not messages:
+            return
+        written = {id(m) for m in messages}
+        done = [e for e in self.unacked if id(e[0]) in written]
+        self.unacked = [e for e in self.unacked if id(e[0]) not in written]
+        self.connection.ack(done)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            # Handed over but never written: the client's next subscription gets them first.
+            self.connection.queue.extendleft(reversed(self.unacked))
+            self.unacked = []
+            self.connection.arrived.set()
+            self.endpoint.release(self.key, self.connection)
+
+
+class QuietSubscription(Subscription):
+    """A stream with no messages, until closed."""
+
+    def __init__(self):
+        self.closed = Event()
+
+    def next_batch(self, timeout, max_messages):
+        return None if self.closed.wait(timeout) else []
+
+    def close(self):
+        self.closed.set()
+
+
+class FanOut:
+    """qos none: one connection per endpoint and process subscribed at QoS 0; what it receives goes
+    to every connected subscriber (FanOutSubscription, shared with the Kafka endpoint)."""
+
+    def __init__(self, endpoint):
+        self.subscribers = set()
+        self.error = None
+        self.connection = Connection(endpoint, f"gatehouse-fanout-{uuid.uuid4().hex[:12]}", endpoint.topic("consumer"),
+                                     0, on_message=self._deliver, on_down=self._down)
+
+    def _deliver(self, message):
+        for subscriber in list(self.subscribers):
+            subscriber.deliver([message])
+
+    def _down(self):
+        self.error = self.connection.error
+        for subscriber in list(self.subscribers):
+            subscriber.wake()
+
+    def subscribe(self):
+        subscription = FanOutSubscription(self)
+        self.subscribers.add(subscription)
+        return subscription
+
+    def close(self):
+        self.connection.close()
+
+
+# ----- the endpoint -----
+class Mqtt5Endpoint(EndpointConnector):
+    def __init__(self, configuration, shared):
+        super().__init__(configuration, shared)
+        self.host = configuration["serverHost"]
+        self.port = int(configuration["serverPort"])
+        self.address = f"{self.host}:{self.port}"
+        self.attempts = shared["reconnectAttempt"]
+        self.session_expiry = shared["sessionExpiryInterval"]
+        self.clean_start = shared["cleanStart"]
+        self.producer = shared.get("producer") or {}
+        self.consumer = shared.get("consumer") or {}
+        self.tls_context = None
+        self.down = None          # why the last connection gave up, until one connects again
+        self.publisher = None
+        self.publisher_lock = BoundedSemaphore()
+        self.fanout = None
+        self.fanout_lock = BoundedSemaphore()
+        self.idle = {}            # (client id, qos) -> [(connection, released at)]
+        self.busy = collections.Counter()  # MQTT client ids in use by live subscriptions
+        self.reaper = gevent.spawn(self._reap)
+        _endpoints.add(self)
+
+    # ----- clients -----
+    def new_client(self, client_id, manual_ack):
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                             reconnect_on_failure=False, manual_ack=manual_ack)
+        client.connect_timeout = CONNECT_TIMEOUT_S
+        auth = get_path(self.shared, "security.auth") or {}
+        if auth.get("username"):
+            client.username_pw_set(auth["username"], auth.get("password"))
+        ssl_settings = get_path(self.shared, "security.ssl") or {}
+        if tls_enabled(self.shared):
+            if self.tls_context is None:
+                try:
+                    trust, key = gravitee_stores(ssl_settings)
+                    with materialise(trust, key) as tls:
+                        self.tls_context = tls.ssl_context(check_hostname=ssl_settings.get("hostnameVerifier", True))
+                except (SettingsError, ValueError) as exc:
+                    raise EndpointError(f"the MQTT TLS settings cannot be used: {exc}") from None
+            client.tls_set_context(self.tls_context)
+            client.tls_insecure_set(not self.tls_context.check_hostname)
+        return client
+
+    def explain(self, exc):
+        where = f"the MQTT broker at {self.address}"
+        if isinstance(exc, socket.gaierror):
+            return f"{where} cannot be reached: no such host {self.host}"
+        if isinstance(exc, (ssl.SSLError, ssl.CertificateError)) or (
+                self.tls_context is not None and isinstance(exc, (TimeoutError, ConnectionError))):
+            diagnosis = self.tls_context and diagnose_tls(self.tls_context, [self.address], "MQTT broker")
+            if diagnosis:
+                return diagnosis
+        if isinstance(exc, ConnectionRefusedError):
+            return f"{where} cannot be reached: connection refused"
+        if isinstance(exc, (TimeoutError, gevent.Timeout)):
+            return f"{where} did not answer within {CONNECT_TIMEOUT_S} s"
+        if isinstance(exc, OSError):
+            return f"{where} cannot be reached: {exc.strerror or exc}"
+        return f"{where}: {exc}"
+
+    def topic(self, side):
+        return (self.producer if side == "producer" else self.consumer)["topic"]
+
+    def reached(self):
+        self.down = None
+
+    def gave_up(self, reason):
+        self.down = reason
+
+    # ----- publish -----
+    def publish(self, context, message):
+        if not self.producer.get("enabled"):
+            raise EndpointError("this MQTT endpoint is not configured to publish")
+        connection = self._publisher()
+        if not connection.wait_up(PUBLISH_TIMEOUT_S):
+            raise EndpointError(f"the MQTT broker at {self.address} is reconnecting; try again")
+        qos = 0 if context.qos == "none" else 1
+        info = connection.client.publish(self.topic("producer"), message.content, qos,
+                                         self.producer.get("retained", False), publish_properties(message, self.producer))
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise EndpointError(f"publishing to the MQTT broker at {self.address} failed: {mqtt.error_string(info.rc)}")
+        if qos and not wait_published(info, connection, PUBLISH_TIMEOUT_S):
+            raise EndpointError(connection.error or f"the MQTT broker at {self.address} did not acknowledge the "
+                                                    f"message within {PUBLISH_TIMEOUT_S} s")
+
+    def _publisher(self):
+        with self.publisher_lock:
+            if self.publisher is None or self.publisher.error:
+                if self.publisher is not None:
+                    self.publisher.close()
+                self.publisher = None
+                self.publisher = Connection(self, f"gatehouse-pub-{uuid.uuid4().hex[:12]}")
+            return self.publisher
+
+    # ----- subscribe -----
+    def subscribe(self, context):
+        if not self.consumer.get("enabled"):
+            # As Gravitee does: a websocket that only publishes (its subscriber side left on by
+            # default, as in the mqtt5-endpoint-publish fixture) gets a quiet stream, not an error.
+            return QuietSubscription()
+        if context.qos == "none":
+            with self.fanout_lock:
+                if self.fanout is None or self.fanout.error:
+                    if self.fanout is not None:
+                        self.fanout.close()
+                    self.fanout = None
+                    self.fanout = FanOut(self)
+                return self.fanout.subscribe()
+        key = (context.api_id, context.client_id, context.qos)
+        connection = self._take_idle(key) or self._new_subscriber(key)
+        return MqttSubscription(self, key, connection, context.qos)
+
+    def _take_idle(self, key):
+        pool = self.idle.get(key)
+        while pool:
+            connection = pool.pop()[0]
+            if not connection.error:
+                return connection
+            self._retire(connection)
+        return None
+
+    def _new_subscriber(self, key):
+        group = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
+        # The first live client of a key always has the same MQTT client id, so its session (with
+        # sessionExpiryInterval) is resumed; a second one at once gets its own and shares the group.
+        base = f"gatehouse-{group}-{PROCESS}"
+        client_id = next(f"{base}-{n}" for n in itertools.count() if not self.busy[f"{base}-{n}"])
+        self.busy[client_id] += 1
+        try:
+            return Connection(self, client_id, f"$share/{group}/{self.topic('consumer')}", 1, manual_ack=True)
+        except EndpointError:
+            self.busy[client_id] -= 1
+            raise
+
+    def release(self, key, connection):
+        # With a session expiry the broker holds what comes while the client is away: close now.
+        if connection.error or self.session_expiry > 0 or connection.closed:
+            self._retire(connection)
+        else:
+            self.idle.setdefault(key, []).append((connection, time.monotonic()))
+
+    def _retire(self, connection):
+        connection.close()
+        self.busy[connection.client_id] -= 1
+        if self.busy[connection.client_id] <= 0:
+            del self.busy[connection.client_id]
+
+    def _reap(self):
+        while True:
+            gevent.sleep(IDLE_CLIENT_S / 3)
+            now = time.monotonic()
+            for key, pool in list(self.idle.items()):
+                for entry in [e for e in pool if now - e[1] > IDLE_CLIENT_S or e[0].error]:
+                    pool.remove(entry)
+                    self._retire(entry[0])
+                if not pool:
+                    self.idle.pop(key, None)
+
+    def close(self):
+        _endpoints.discard(self)
+        self.reaper.kill()
+        if self.fanout is not None:
+            self.fanout.close()
+        for pool in self.idle.values():
+            for connection, _ in pool:
+                self._retire(connection)
+        self.idle.clear()
+        if self.publisher is not None:
+            self.publisher.close()
+
+
+def wait_published(info, connection, timeout):
+    """Until the PUBACK came (True), the connection went down (False) or timeout (False). Waits
+    in slices: paho does not wake a waiting publisher when its connection is given up."""
+    deadline = time.monotonic() + timeout
+    while not info.is_published():
+        if connection.error or time.monotonic() > deadline:
+            return False
+        info.wait_for_publish(LOOP_SLICE_S)
+    return True
+
+
+def abort(client):
+    """Close a client's socket now: paho has no public call for a connection that failed half-way."""
+    if client.socket() is not None:
+        client._sock_close()
+
+
+# ----- TLS stores: Gravitee's MQTT / RabbitMQ names -> the stores module's -----
+TRUST_NAMES = {"path": "location", "content": "certificates", "password": "password"}
+KEY_NAMES = {"PEM": {"keyPath": "location", "keyContent": "key", "certContent": "certificateChain"},
+             "JKS": {"path": "location", "content": "key", "password": "password"}}
+
+
+def tls_enabled(shared):
+    return get_path(shared, "security.ssl.trustStore.type") in STORES
+
+
+def gravitee_stores(ssl_settings):
+    """(trust store, key store) in the stores module's names. ValueError naming a certPath that
+    cannot be read."""
+    trust = ssl_settings.get("trustStore") or {}
+    key = ssl_settings.get("keyStore") or {}
+    renamed_trust = {new: trust[old] for old, new in TRUST_NAMES.items() if trust.get(old)}
+    renamed_trust["type"] = trust.get("type", "NONE")
+    kind = key.get("type") or "NONE"
+    names = KEY_NAMES["PEM" if kind == "PEM" else "JKS"]
+    renamed_key = {new: key[old] for old, new in names.items() if key.get(old)}
+    renamed_key["type"] = kind
+    if kind == "PEM" and key.get("certPath") and not key.get("certContent"):
+        renamed_key["certificateChain"] = read_location(key["certPath"]).decode("utf-8", "replace")
+    return renamed_trust, renamed_key
+
+
+def _store_field(store, kind, field, given):
+    """The Gravitee field a stores-module problem is about."""
+    if store == "trustStore":
+        return {v: k for k, v in TRUST_NAMES.items()}.get(field, "type")
+    if kind == "PEM" and field == "certificateChain":
+        return "certContent" if given.get("certContent") else "certPath"
+    if field == "keyPassword":
+        return "keyContent" if kind == "PEM" else "password"
+    names = {v: k for k, v in KEY_NAMES["PEM" if kind == "PEM" else "JKS"].items()}
+    return names.get(field, "type")
+
+
+# ----- checks at save -----
+PORT = re.compile(r"^\d{1,5}$")
+HOST = re.compile(r"^[A-Za-z0-9.\-_:\[\]]+$")
+
+
+def _check_server(values, settings):
+    errors = {}
+    host, port = str(values.get("serverHost", "")), str(values.get("serverPort", ""))
+    if not HOST.match(host):
+        errors["serverHost"] = f"Server host: '{host}' is not a host name or IP address"
+    if not PORT.match(port) or not 1 <= int(port) <= 65535:
+        errors["serverPort"] = f"Server port: '{port}' is not a port number (1 to 65535)"
+    return errors
+
+
+def topic_problem(topic, wildcards):
+    """What is wrong with a topic (or, with wildcards, a topic filter); None when it is usable."""
+    if "\0" in topic:
+        return "must not contain a NUL character"
+    levels = topic.split("/")
+    if not wildcards:
+        if "+" in topic or "#" in topic:
+            return "a topic to publish to cannot hold the wildcards + or #"
+        return None
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "# must be a whole level, the last one (as in sensors/#)"
+        if "+" in level and level != "+":
+            return "+ must be a whole level (as in sensors/+/temperature)"
+    return None
+
+
+def _check_topics(values, settings):
+    errors = {}
+    for side, wildcards in (("producer", False), ("consumer", True)):
+        part = values.get(side) or {}
+        if part.get("enabled") and part.get("topic"):
+            problem = topic_problem(part["topic"], wildcards)
+            if problem:
+                errors[f"{side}.topic"] = f"Topic: {problem}"
+    response = get_path(values, "producer.responseTopic")
+    if get_path(values, "producer.enabled") and response and topic_problem(response, False):
+        errors["producer.responseTopic"] = f"Response topic: {topic_problem(response, False)}"
+    return errors
+
+
+def _check_tls(values, settings):
+    if not tls_enabled(values):
+        return {}
+    ssl_settings = get_path(values, "security.ssl") or {}
+    given_key = ssl_settings.get("keyStore") or {}
+    kind = given_key.get("type") or "NONE"
+    try:
+        trust, key = gravitee_stores(ssl_settings)
+    except ValueError as exc:
+        return {"security.ssl.keyStore.certPath": f"Certificate path: {exc}"}
+    errors = {}
+    for store, label, check, renamed in (("trustStore", "Trust store", check_trust_store, trust),
+                                         ("keyStore", "Key store", check_key_store, key)):
+        for field, message in check(renamed).items():
+            errors[f"security.ssl.{store}.{_store_field(store, kind, field, given_key)}"] = f"{label}: {message}"
+    return errors
+
+
+def probe(configuration):
+    """Down when this process's gateway gave up reconnecting to the broker; else can a TCP
+    connection be opened to it?"""
+    host, port = configuration.get("serverHost"), str(configuration.get("serverPort"))
+    address = f"{host}:{port}"
+    for endpoint in list(_endpoints):
+        if endpoint.address == address and endpoint.down:
+            return f"down: {endpoint.down}"
+    try:
+        socket.create_connection((str(host).strip("[]"), int(port)), timeout=1).close()
+        return None
+    except (OSError, ValueError) as exc:
+        return f"unreachable ({address}: {getattr(exc, 'strerror', None) or exc})"
+
+
+PRODUCER = ("producer.enabled", (True,))
+CONSUMER = ("consumer.enabled", (True,))
+TLS = ("security.ssl.trustStore.type", STORES)
+
+SHARED = Settings(fields=(
+    Field("reconnectAttempt", "integer", "Reconnect attempts", default=3, minimum=0, maximum=10,
+          help="How often to reconnect after the connection drops (0 to 10), with backoff; then the endpoint is down."),
+    Field("sessionExpiryInterval", "integer", "Session expiry interval (s)", default=0, minimum=0,
+          help="How long the broker keeps a consumer's session (and its QoS 1 messages) while it is away; 0: none."),
+    Field("cleanStart", "boolean", "Clean start", default=True,
+          help="Start every connection with a fresh session, discarding what the broker kept."),
+    Field("security.auth.username", "string", "Username"),
+    Field("security.auth.password", "secret", "Password"),
+    Field("security.ssl.trustStore.type", "enum", "TLS trust store", default="NONE", choices=("NONE",) + STORES,
+          help="NONE: plain TCP. Otherwise TLS, trusting the certificates of this store."),
+    Field("security.ssl.hostnameVerifier", "boolean", "Verify the host name", default=True, when=TLS),
+    Field("security.ssl.trustStore.path", "path", "Trust store path", when=TLS,
+          help="A file under GATEHOUSE_CERTS_DIR; or give the content below."),
+    Field("security.ssl.trustStore.content", "text", "Trust store content", when=TLS,
+          help="PEM text; JKS and PKCS12 as base64."),
+    Field("security.ssl.trustStore.password", "secret", "Trust store password",
+          when=("security.ssl.trustStore.type", ("JKS", "PKCS12"))),
+    Field("security.ssl.keyStore.type", "enum", "Key store (client certificate)", default="NONE",
+          choices=("NONE",) + STORES, when=TLS),
+    Field("security.ssl.keyStore.certPath", "path", "Certificate path", when=("security.ssl.keyStore.type", ("PEM",))),
+    Field("security.ssl.keyStore.certContent", "text", "Certificate content (PEM)",
+          when=("security.ssl.keyStore.type", ("PEM",))),
+    Field("security.ssl.keyStore.keyPath", "path", "Key path", when=("security.ssl.keyStore.type", ("PEM",))),
+    Field("security.ssl.keyStore.keyContent", "secret", "Key content (PEM)", multiline=True,
+          when=("security.ssl.keyStore.type", ("PEM",))),
+    Field("security.ssl.keyStore.path", "path", "Key store path", when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
+    Field("security.ssl.keyStore.content", "secret", "Key store content (base64)", multiline=True,
+          when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
+    Field("security.ssl.keyStore.password", "secret", "Key store password",
+          when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
+    Field("producer.enabled", "boolean", "Use producer", default=False),
+    Field("producer.topic", "string", "Producer topic", required=True, when=PRODUCER, help="No wildcards."),
+    Field("producer.retained", "boolean", "Retained", default=False, when=PRODUCER,
+          help="The broker keeps the last message and gives it to every new subscriber."),
+    Field("producer.messageExpiryInterval", "integer", "Message expiry interval (s)", default=-1, minimum=-1,
+          when=PRODUCER, help="-1: the message never expires."),
+    Field("producer.responseTopic", "string", "Response topic", when=PRODUCER),
+    Field("consumer.enabled", "boolean", "Use consumer", default=False),
+    Field("consumer.topic", "string", "Consumer topic", required=True, when=CONSUMER,
+          help="Wildcards allowed: + for one level, # for the rest (sensors/+/temperature, sensors/#)."),
+), checks=(_check_topics, _check_tls), aliases=(("reconnectAttempts", "reconnectAttempt"),))
+
+SPEC = EndpointSpec(
+    type="mqtt5",
+    label="MQTT 5",
+    connector=Mqtt5Endpoint,
+    description="Publish to and subscribe to the topics of an MQTT 5 broker.",
+    configuration=Settings(fields=(
+        Field("serverHost", "string", "Server host", required=True),
+        Field("serverPort", "string", "Server port", required=True, help="1 to 65535, e.g. 1883 (8883 for TLS)."),
+    ), checks=(_check_server,)),
+    shared=SHARED,
+    probe=probe,
+)

@@ -1,0 +1,244 @@
+"""The MQTT fixtures of the shared Gravitee v4 data (`messages/mqtt5/*`, `messages/*/*mqtt5*`
+without the webhook one, `http/failover/mqtt-two-endpoints.json`) against the machine's Mosquitto.
+
+Each fixture is rewritten as a test must: the placeholder host and port (`mqtt5-host`,
+`localhost` / `mqtt5-port`) become the local broker, and every topic becomes a topic of this test
+(the same name -> the same new topic). Deliberately bad values (`wrong`, `invalid-host` / `-1`)
+are kept. Then it either deploys and behaves as its name says (BEHAVIOUR), or is refused at deploy
+naming its blocking parts (BLOCKED); `+change` ids are variants with a blocker taken out."""
+import copy
+import json
+import uuid
+
+import pytest
+import requests
+import websocket
+from conftest import ROOT, read_sse
+from mosquitto import Collector, publish, shared_broker, unique_topic
+
+FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
+JSON = {"Accept": "application/json"}
+
+BLOCKED = {
+    "messages/mqtt5/mqtt5-endpoint-qos-at-least-once.json": ["entrypoint webhook"],
+    "messages/mqtt5/mqtt5-endpoint-qos-at-most-once.json": ["entrypoint webhook"],
+    "messages/mqtt5/mqtt5-endpoint-qos-auto.json": ["entrypoint webhook"],
+    "messages/mqtt5/mqtt5-endpoint-qos-none.json": ["entrypoint webhook"],
+    "messages/mqtt5/mqtt5-endpoint-secret.json": ["entrypoint webhook", "secret references ({#secrets...})"],
+    "messages/http-post/http-post-entrypoint-mqtt5-endpoint-attribute.json": [
+        "policy assign-attributes", "expression language ({#...})"],
+    "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json": ["policy interrupt-message-request-phase"],
+    # The first endpoint's port -1 is the failing endpoint of the failover test: kept.
+    "http/failover/mqtt-two-endpoints.json": [
+        "endpoint default: Server port: '-1' is not a port number (1 to 65535)", "failover"],
+}
+
+
+def mqtt_fixture_files():
+    files = set(FIXTURES.glob("messages/mqtt5/*.json")) | set(FIXTURES.glob("messages/*/*mqtt5*.json"))
+    files = {f for f in files if f.parent.name != "webhook"}
+    files.add(FIXTURES / "http/failover/mqtt-two-endpoints.json")
+    return sorted(str(f.relative_to(FIXTURES)) for f in files)
+
+
+@pytest.fixture
+def broker():
+    return shared_broker()
+
+
+@pytest.fixture
+def server(shared_server):
+    return shared_server
+
+
+def rewrite(relative, broker):
+    definition = json.loads((FIXTURES / relative).read_text())
+    definition = copy.deepcopy(definition)
+    topics = {}
+    for group in definition["endpointGroups"]:
+        for endpoint in group.get("endpoints", []):
+            config = endpoint.get("configuration") or {}
+            if config.get("serverHost") in ("mqtt5-host", "localhost"):
+                config["serverHost"] = broker[0]
+            if config.get("serverPort") == "mqtt5-port":
+                config["serverPort"] = str(broker[1])
+            for shared in (group.get("sharedConfiguration"), endpoint.get("sharedConfigurationOverride")):
+                for side in ("consumer", "producer"):
+                    settings = (shared or {}).get(side) or {}
+                    if settings.get("topic"):
+                        settings["topic"] = topics.setdefault(settings["topic"], unique_topic(settings["topic"]))
+    return definition, topics
+
+
+@pytest.mark.parametrize("relative", sorted(BLOCKED))
+def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, broker, relative):
+    definition, _ = rewrite(relative, broker)
+    response = server.mgmt("POST", "/apis/_import/definition", json=definition)
+    assert response.status_code == 201, response.text
+    blocking = response.json()["gatehouse"]["blockingParts"]
+    assert blocking == BLOCKED[relative]
+    refused = server.mgmt("POST", f"/apis/{response.json()['id']}/deployments")
+    assert refused.status_code == 400 and blocking[0] in refused.json()["message"]
+
+
+def ws_connect(server, path, client):
+    return websocket.create_connection(server.gateway.replace("http", "ws", 1) + path, timeout=15,
+                                       header=[f"X-Gravitee-Client-Identifier: {client}"])
+
+
+def sse_stream(server, path, client):
+    stream = requests.get(server.gateway + path, stream=True, timeout=20,
+                          headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client})
+    assert read_sse(stream, 1) == [{"retry": "5000"}]
+    return stream
+
+
+def messages(stream, count):
+    return [e["data"] for e in read_sse(stream, count) if e.get("event") == "message"]
+
+
+def failure(server, broker, definition, topics, client):
+    """host `wrong`: every entrypoint tells the client, none hangs."""
+    expected = "the MQTT broker at wrong:1234 cannot be reached: no such host wrong"
+    got = requests.get(server.gateway + "/test-failure", headers=JSON, timeout=15)
+    assert got.status_code == 502 and got.json() == {"message": f"The endpoint failed: {expected}"}
+    with requests.get(server.gateway + "/test-failure", stream=True, timeout=15,
+                      headers={"Accept": "text/event-stream"}) as stream:
+        assert read_sse(stream, 2)[1] == {"event": "error", "data": expected}
+
+
+def websocket_publish(path):
+    def check(server, broker, definition, topics, client):
+        [topic] = topics.values()
+        direct = Collector(broker, topic)
+        ws = ws_connect(server, path, client)
+        try:
+            ws.send("from the socket")
+            assert [m.payload for m in direct.get(1)] == [b"from the socket"]
+        finally:
+            ws.close()
+            direct.close()
+    return check
+
+
+def http_post(path, retained):
+    def check(server, broker, definition, topics, client):
+        [topic] = topics.values()
+        direct = Collector(broker, topic)
+        try:
+            response = requests.post(server.gateway + path, data=b"posted", timeout=15, headers={"X-Order": "o-1"})
+            assert response.status_code == 202
+            [message] = direct.get(1)
+            assert message.payload == b"posted" and ("x-order", "o-1") in message.properties.UserProperty
+        finally:
+            direct.close()
+        if retained:  # a subscriber that comes later still gets it
+            later = Collector(broker, topic)
+            try:
+                [message] = later.get(1)
+                assert message.payload == b"posted" and message.retain
+            finally:
+                later.close()
+            publish(broker, topic, b"", retain=True)
+    return check
+
+
+def subscriber(path, entrypoint):
+    def check(server, broker, definition, topics, client):
+        [topic] = topics.values()
+        if entrypoint == "sse":
+            with sse_stream(server, path, client) as stream:
+                publish(broker, topic, b"m0")
+                publish(broker, topic, b"m1")
+                assert messages(stream, 2) == ["m0", "m1"]
+            return
+        ws = ws_connect(server, path, client)
+        try:
+            # The socket subscribes after the upgrade: publish until it receives (then in order).
+            ws.settimeout(0.3)
+            for _ in range(30):
+                publish(broker, topic, b"probe")
+                try:
+                    assert ws.recv() == "probe"
+                    break
+                except websocket.WebSocketTimeoutException:
+                    continue
+            ws.settimeout(10)
+            publish(broker, topic, b"m0")
+            publish(broker, topic, b"m1")
+            assert [ws.recv(), ws.recv()] == ["m0", "m1"]
+        finally:
+            ws.close()
+    return check
+
+
+def qos_fixture(path, qos):
+    """The qos fixtures' HTTP listener: SSE with the fixture's qos gets what is published, in
+    order; a websocket (auto, none) publishes back through the endpoint."""
+    def check(server, broker, definition, topics, client):
+        [topic] = topics.values()
+        with sse_stream(server, path, client) as stream:
+            publish(broker, topic, b"m0")
+            if qos in ("auto", "none"):
+                ws = ws_connect(server, path, client + "-ws")
+                try:
+                    ws.send("from the socket")
+                    assert messages(stream, 2) == ["m0", "from the socket"]
+                finally:
+                    ws.close()
+            else:
+                assert messages(stream, 1) == ["m0"]
+        if qos != "none":
+            response = requests.get(server.gateway + path, headers=JSON, timeout=15,
+                                    params={"limit": 1}, allow_redirects=False)
+            assert response.status_code == 200 and "error" not in response.json()
+    return check
+
+
+def without_webhook(definition):
+    definition["listeners"] = [li for li in definition["listeners"] if li["type"] != "subscription"]
+
+
+def without_flows(definition):
+    definition["flows"] = []
+
+
+BEHAVIOUR = {
+    "messages/mqtt5/mqtt5-endpoint-failure.json": ((), failure),
+    "messages/mqtt5/mqtt5-endpoint-publish.json": ((), websocket_publish("/test-publish")),
+    "messages/http-post/http-post-entrypoint-mqtt5-endpoint.json": ((), http_post("/test", False)),
+    "messages/http-post/http-post-entrypoint-mqtt5-endpoint-retained.json": (
+        (), http_post("/http-post-endpoint-mqtt5-endpoint-retained", True)),
+    "messages/sse/sse-entrypoint-mqtt5-endpoint.json": ((), subscriber("/test", "sse")),
+    "messages/websocket/websocket-entrypoint-mqtt5-endpoint-publisher.json": ((), websocket_publish("/test")),
+    "messages/websocket/websocket-entrypoint-mqtt5-endpoint-subscriber.json": (
+        (), subscriber("/test-auto", "websocket")),
+    "messages/websocket/websocket-entrypoint-mqtt5-endpoint-subscriber-none.json": (
+        (), subscriber("/test-none", "websocket")),
+    "messages/mqtt5/mqtt5-endpoint-qos-at-least-once.json+no-webhook": (
+        (without_webhook,), qos_fixture("/test-qos-at-least-once", "at-least-once")),
+    "messages/mqtt5/mqtt5-endpoint-qos-at-most-once.json+no-webhook": (
+        (without_webhook,), qos_fixture("/test-qos-at-most-once", "at-most-once")),
+    "messages/mqtt5/mqtt5-endpoint-qos-auto.json+no-webhook": (
+        (without_webhook,), qos_fixture("/test-qos-auto", "auto")),
+    "messages/mqtt5/mqtt5-endpoint-qos-none.json+no-webhook": (
+        (without_webhook,), qos_fixture("/test-qos-none", "none")),
+    "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json+no-flows": (
+        (without_flows,), http_post("/http-post-entrypoint-mqtt5-endpoint-failure", False)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BEHAVIOUR))
+def test_fixture_deploys_and_behaves_as_named(server, broker, case):
+    relative = case.partition("+")[0]
+    changes, check = BEHAVIOUR[case]
+    definition, topics = rewrite(relative, broker)
+    for change in changes:
+        change(definition)
+    server.deploy_api(definition)
+    check(server, broker, definition, topics, "fx-" + uuid.uuid4().hex[:10])
+
+
+def test_every_mqtt_fixture_is_covered():
+    covered = set(BLOCKED) | {case.partition("+")[0] for case, (changes, _) in BEHAVIOUR.items() if not changes}
+    assert sorted(covered) == mqtt_fixture_files()
