@@ -1,4 +1,4 @@
-# `make test` installs everything the tests need (Chromium and stunnel from Debian, the package with its test
+# `make test` installs everything the tests need (Chromium, stunnel and Mosquitto from Debian, the package with its test
 # extras) and runs the whole suite; `.ci/run` calls it.
 PYTHON ?= python3
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -9,8 +9,8 @@ run:
 	$(PYTHON) -m pip install -e . && gatehouse serve
 
 test-deps:
-	@command -v chromium >/dev/null && command -v stunnel4 >/dev/null || \
-		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium stunnel4; }
+	@command -v chromium >/dev/null && command -v stunnel4 >/dev/null && test -x /usr/sbin/mosquitto || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium stunnel4 mosquitto; }
 	$(PYTHON) -m pip install -q -e '.[test]'
 
 test: test-deps

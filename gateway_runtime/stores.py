@@ -161,6 +161,48 @@ class TlsFiles:
         return context
 
 
+# ------------------------------------------- Gravitee's names in HTTP proxy, MQTT 5 and RabbitMQ
+# Those connectors name store fields `path` / `content` (and a PEM key store `certPath` /
+# `certContent` / `keyPath` / `keyContent`) where the Kafka ones, read above, say `location` /
+# `certificates` / `key`.
+GRAVITEE_TRUST = {"path": "location", "content": "certificates", "password": "password"}
+GRAVITEE_KEY = {"PEM": {"certPath": "certificateChainLocation", "certContent": "certificateChain",
+                        "keyPath": "location", "keyContent": "key"},
+                "JKS": {"path": "location", "content": "key", "password": "password", "keyPassword": "keyPassword",
+                        "alias": "alias"}}
+GRAVITEE_KEY["PKCS12"] = GRAVITEE_KEY["JKS"]
+
+
+def _renamed(store, names):
+    renamed = {"type": (store or {}).get("type") or "NONE"}
+    renamed.update({ours: store[theirs] for theirs, ours in names.items() if store.get(theirs) not in (None, "")})
+    return renamed
+
+
+def gravitee_stores(ssl_settings):
+    """(trust store, key store) of an `ssl` settings object in Gravitee's names, in this module's."""
+    trust, key = ssl_settings.get("trustStore") or {}, ssl_settings.get("keyStore") or {}
+    return _renamed(trust, GRAVITEE_TRUST), _renamed(key, GRAVITEE_KEY.get(key.get("type"), {}))
+
+
+def check_gravitee_stores(ssl_settings, prefix, trust=True):
+    """{`<prefix>.trustStore.<field>` / `<prefix>.keyStore.<field>`: message} for an `ssl` settings
+    object in Gravitee's names (the trust store left out when not `trust`)."""
+    trust_store, key_store = gravitee_stores(ssl_settings)
+    kind = key_store["type"]
+    errors = {}
+    if trust:
+        names = {ours: theirs for theirs, ours in GRAVITEE_TRUST.items()}
+        for field, message in check_trust_store(trust_store).items():
+            errors[f"{prefix}.trustStore.{names.get(field, 'type')}"] = f"Trust store: {message}"
+    names = {ours: theirs for theirs, ours in GRAVITEE_KEY.get(kind, {}).items()}
+    if kind == "PEM":  # Gravitee's PEM key store has no key password: the key itself is at fault
+        names["keyPassword"] = "keyPath" if key_store.get("location") else "keyContent"
+    for field, message in check_key_store(key_store).items():
+        errors[f"{prefix}.keyStore.{names.get(field, 'type')}"] = f"Key store: {message}"
+    return errors
+
+
 # ----------------------------------------------------------------- trust stores
 
 def _load_trust(store):
@@ -416,15 +458,6 @@ def _read_location(value, field="location"):
     except OSError:
         raise _Problem(field, f"no readable file at {full}: check the path and that the "
                               "gateway's user may read the file") from None
-
-
-def read_location(value):
-    """The bytes of a file named by a `path` setting (under GATEHOUSE_CERTS_DIR); ValueError
-    saying what is wrong. For settings that name a file the stores above do not read themselves."""
-    try:
-        return _read_location(value)
-    except _Problem as p:
-        raise ValueError(p.message) from None
 
 
 def _pem_certs(data, field):

@@ -10,7 +10,7 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionErr
 from ..messages import EndpointConnector, EndpointError, Unreachable
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, SettingsError, get_path
-from ..stores import check_key_store, check_trust_store, diagnose_tls, materialise
+from ..stores import check_gravitee_stores, diagnose_tls, gravitee_stores, materialise
 
 # Meaningful for one connection only; never forwarded (RFC 9110, 7.6.1).
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -45,9 +45,9 @@ class HttpProxyEndpoint(EndpointConnector):
 
     @staticmethod
     def _ssl_context(options):
-        trust_store = {"type": "NONE"} if options.get("trustAll") else gravitee_trust_store(options.get("trustStore") or {})
+        trust_store, key_store = gravitee_stores(options)
         try:
-            with materialise(trust_store, gravitee_key_store(options.get("keyStore") or {})) as tls:
+            with materialise({"type": "NONE"} if options.get("trustAll") else trust_store, key_store) as tls:
                 context = tls.ssl_context(check_hostname=options.get("hostnameVerifier", True)
                                           and not options.get("trustAll"))
         except SettingsError as exc:
@@ -147,35 +147,6 @@ def host_of(url):
     return parts.netloc or url
 
 
-# Gravitee's http-proxy store fields -> the stores module's, for each store kind.
-TRUST_FIELDS = {"path": "location", "content": "certificates", "password": "password"}
-KEY_FIELDS = {"PEM": {"certPath": "certificateChainLocation", "certContent": "certificateChain",
-                      "keyPath": "location", "keyContent": "key"},
-              "JKS": {"path": "location", "content": "key", "password": "password", "keyPassword": "keyPassword",
-                      "alias": "alias"}}
-KEY_FIELDS["PKCS12"] = KEY_FIELDS["JKS"]
-
-
-def _renamed(store, fields):
-    renamed = {"type": store.get("type") or "NONE"}
-    renamed.update({theirs: store[ours] for ours, theirs in fields.items() if store.get(ours) not in (None, "")})
-    return renamed
-
-
-def gravitee_trust_store(store):
-    return _renamed(store, TRUST_FIELDS)
-
-
-def gravitee_key_store(store):
-    return _renamed(store, KEY_FIELDS.get(store.get("type"), {}))
-
-
-def _store_errors(prefix, errors, fields, label):
-    """The stores module's {field: message} under the form's field names."""
-    ours = {theirs: mine for mine, theirs in fields.items()}
-    return {f"{prefix}.{ours.get(field) or 'type'}": f"{label}: {message}" for field, message in errors.items()}
-
-
 def _check_target(values, settings):
     target = values.get("target", "")
     parts = urlsplit(target)
@@ -190,16 +161,8 @@ def _check_shared(values, settings):
         errors["http.version"] = "HTTP/2 to backends is not available yet: choose HTTP/1.1"
     if get_path(values, "proxy.enabled"):
         errors["proxy.enabled"] = "An outbound proxy is not available yet"
-    if get_path(values, "ssl.trustAll"):
-        stores = ()
-    else:
-        trust = get_path(values, "ssl.trustStore") or {}
-        stores = (("ssl.trustStore", check_trust_store(gravitee_trust_store(trust)), TRUST_FIELDS, "Trust store"),)
-    key = get_path(values, "ssl.keyStore") or {}
-    stores += (("ssl.keyStore", check_key_store(gravitee_key_store(key)), KEY_FIELDS.get(key.get("type"), {}),
-                "Key store"),)
-    for prefix, problems, fields, label in stores:
-        errors.update(_store_errors(prefix, problems, fields, label))
+    errors.update(check_gravitee_stores(get_path(values, "ssl") or {}, "ssl",
+                                        trust=not get_path(values, "ssl.trustAll")))
     return errors
 
 

@@ -31,13 +31,7 @@ from paho.mqtt.properties import Properties
 from ..messages import EndpointConnector, EndpointError, Message, Subscription
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, SettingsError, get_path
-from ..stores import (
-    check_key_store,
-    check_trust_store,
-    diagnose_tls,
-    materialise,
-    read_location,
-)
+from ..stores import check_gravitee_stores, diagnose_tls, gravitee_stores, materialise
 from .kafka import FanOutSubscription
 
 log = logging.getLogger("gatehouse.mqtt5")
@@ -367,7 +361,7 @@ class Mqtt5Endpoint(EndpointConnector):
                     trust, key = gravitee_stores(ssl_settings)
                     with materialise(trust, key) as tls:
                         self.tls_context = tls.ssl_context(check_hostname=ssl_settings.get("hostnameVerifier", True))
-                except (SettingsError, ValueError) as exc:
+                except SettingsError as exc:
                     raise EndpointError(f"the MQTT TLS settings cannot be used: {exc}") from None
             client.tls_set_context(self.tls_context)
             client.tls_insecure_set(not self.tls_context.check_hostname)
@@ -518,42 +512,8 @@ def abort(client):
         client._sock_close()
 
 
-# ----- TLS stores: Gravitee's MQTT / RabbitMQ names -> the stores module's -----
-TRUST_NAMES = {"path": "location", "content": "certificates", "password": "password"}
-KEY_NAMES = {"PEM": {"keyPath": "location", "keyContent": "key", "certContent": "certificateChain"},
-             "JKS": {"path": "location", "content": "key", "password": "password"}}
-
-
 def tls_enabled(shared):
     return get_path(shared, "security.ssl.trustStore.type") in STORES
-
-
-def gravitee_stores(ssl_settings):
-    """(trust store, key store) in the stores module's names. ValueError naming a certPath that
-    cannot be read."""
-    trust = ssl_settings.get("trustStore") or {}
-    key = ssl_settings.get("keyStore") or {}
-    renamed_trust = {new: trust[old] for old, new in TRUST_NAMES.items() if trust.get(old)}
-    renamed_trust["type"] = trust.get("type", "NONE")
-    kind = key.get("type") or "NONE"
-    names = KEY_NAMES["PEM" if kind == "PEM" else "JKS"]
-    renamed_key = {new: key[old] for old, new in names.items() if key.get(old)}
-    renamed_key["type"] = kind
-    if kind == "PEM" and key.get("certPath") and not key.get("certContent"):
-        renamed_key["certificateChain"] = read_location(key["certPath"]).decode("utf-8", "replace")
-    return renamed_trust, renamed_key
-
-
-def _store_field(store, kind, field, given):
-    """The Gravitee field a stores-module problem is about."""
-    if store == "trustStore":
-        return {v: k for k, v in TRUST_NAMES.items()}.get(field, "type")
-    if kind == "PEM" and field == "certificateChain":
-        return "certContent" if given.get("certContent") else "certPath"
-    if field == "keyPassword":
-        return "keyContent" if kind == "PEM" else "password"
-    names = {v: k for k, v in KEY_NAMES["PEM" if kind == "PEM" else "JKS"].items()}
-    return names.get(field, "type")
 
 
 # ----- checks at save -----
@@ -605,19 +565,7 @@ def _check_topics(values, settings):
 def _check_tls(values, settings):
     if not tls_enabled(values):
         return {}
-    ssl_settings = get_path(values, "security.ssl") or {}
-    given_key = ssl_settings.get("keyStore") or {}
-    kind = given_key.get("type") or "NONE"
-    try:
-        trust, key = gravitee_stores(ssl_settings)
-    except ValueError as exc:
-        return {"security.ssl.keyStore.certPath": f"Certificate path: {exc}"}
-    errors = {}
-    for store, label, check, renamed in (("trustStore", "Trust store", check_trust_store, trust),
-                                         ("keyStore", "Key store", check_key_store, key)):
-        for field, message in check(renamed).items():
-            errors[f"security.ssl.{store}.{_store_field(store, kind, field, given_key)}"] = f"{label}: {message}"
-    return errors
+    return check_gravitee_stores(get_path(values, "security.ssl") or {}, "security.ssl")
 
 
 def probe(configuration):
