@@ -2,7 +2,10 @@
 import base64
 import datetime
 import json
+import os
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -18,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from conftest import free_port
+from conftest import free_port, wait_for_port
 from test_kafka_tls import make_ca, make_server_cert, pem
 
 
@@ -379,3 +382,91 @@ def test_a_wrong_store_password_or_a_damaged_store_is_a_form_error(mtls_backend)
         _, errors = SHARED.validate({"ssl": {"keyStore": key_store}})
         assert field in errors, (field, errors)
         assert words in errors[field] and errors[field].startswith("Key store: "), errors[field]
+
+
+@pytest.fixture
+def outbound_proxies(tmp_path):
+    """pproxy (a real HTTP / SOCKS proxy server) on free ports: an HTTP and a SOCKS5 proxy that
+    want user `gw` with password `secret`, and a SOCKS4 one without. Its log names every
+    connection it carries."""
+    ports = {"HTTP": free_port(), "SOCKS5": free_port(), "SOCKS4": free_port()}
+    log = tmp_path / "pproxy.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pproxy", "-v", "--auth", "0", "-l", f"http://127.0.0.1:{ports['HTTP']}#gw:secret",
+         "-l", f"socks5://127.0.0.1:{ports['SOCKS5']}#gw:secret", "-l", f"socks4://127.0.0.1:{ports['SOCKS4']}"],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for port in ports.values():
+        wait_for_port(port, process)
+    yield ports, log
+    process.terminate()
+    process.wait(10)
+
+
+def carried(log, address, timeout=5):
+    """Did the proxy log a connection to this address (within the timeout)?"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if f"-> {address}" in log.read_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_requests_go_through_an_outbound_http_or_socks_proxy(server, backends, tls_backend, outbound_proxies):
+    ports, log = outbound_proxies
+    address = f"127.0.0.1:{backends[0].server_address[1]}"
+    credentials = {"username": "gw", "password": "secret"}
+    for kind, extra in (("HTTP", credentials), ("SOCKS5", credentials), ("SOCKS4", {})):
+        path = f"/via-{kind.lower()}"
+        server.deploy_api(proxy_api([url(backends[0])], path=path) | {"endpointGroups": [
+            {**proxy_api([url(backends[0])])["endpointGroups"][0], "sharedConfiguration": {
+                "proxy": {"enabled": True, "type": kind, "host": "127.0.0.1", "port": ports[kind], **extra}}}]})
+        got = requests.get(server.gateway + path + "/x", timeout=10)
+        assert got.status_code == 200 and got.headers["X-Backend"] == "b0", (kind, got.text)
+    assert log.read_text().count(f"-> {address}") >= 3 or carried(log, address)
+
+    # https through the HTTP proxy's CONNECT tunnel, the backend verified against the test's CA
+    tls, ca = tls_backend
+    tls_port = tls.server_address[1]
+    server.deploy_api(proxy_api([], path="/tunnel") | {"endpointGroups": [{
+        **tls_group(tls_port, {"trustStore": {"type": "PEM", "content": ca}}),
+        "sharedConfiguration": {"ssl": {"trustStore": {"type": "PEM", "content": ca}},
+                                "proxy": {"enabled": True, "type": "HTTP", "host": "127.0.0.1",
+                                          "port": ports["HTTP"], **credentials}}}]})
+    tunnelled = requests.get(server.gateway + "/tunnel/x", timeout=10)
+    assert tunnelled.status_code == 200 and tunnelled.headers["X-Backend"] == "tls", tunnelled.text
+    assert carried(log, f"127.0.0.1:{tls_port}")
+
+
+def test_outbound_proxy_failures_are_clear(server, backends, outbound_proxies):
+    ports, _ = outbound_proxies
+    target = url(backends[0])
+    down = free_port()
+    cases = [
+        ({"type": "HTTP", "port": ports["HTTP"], "username": "gw", "password": "wrong"},
+         f"the outbound proxy 127.0.0.1:{ports['HTTP']} refused the gateway's credentials (407): check the proxy "
+         "user name and password"),
+        ({"type": "HTTP", "port": down},
+         f"the outbound proxy 127.0.0.1:{down} did not take the request to {target[7:]}: [Errno 111] Connection refused"),
+        ({"type": "SOCKS5", "port": down},
+         f"the backend {target[7:]} cannot be reached through the proxy 127.0.0.1:{down}: [Errno 111] Connection refused"),
+    ]
+    for i, (proxy, message) in enumerate(cases):
+        path = f"/failing-{i}"
+        server.deploy_api(proxy_api([target], path=path) | {"endpointGroups": [
+            {**proxy_api([target])["endpointGroups"][0],
+             "sharedConfiguration": {"proxy": {"enabled": True, "host": "127.0.0.1", **proxy}}}]})
+        got = requests.get(server.gateway + path, timeout=10)
+        assert (got.status_code, got.json()) == (502, {"message": message})
+
+
+def test_the_system_proxy_is_the_one_the_environment_names(start_server, backends, outbound_proxies):
+    ports, log = outbound_proxies
+    gateway = start_server(HTTP_PROXY=f"http://gw:secret@127.0.0.1:{ports['HTTP']}", NO_PROXY="")
+    address = f"127.0.0.1:{backends[1].server_address[1]}"
+    gateway.deploy_api(proxy_api([url(backends[1])], path="/system") | {"endpointGroups": [
+        {**proxy_api([url(backends[1])])["endpointGroups"][0],
+         "sharedConfiguration": {"proxy": {"enabled": True, "useSystemProxy": True}}}]})
+    got = requests.get(gateway.gateway + "/system", timeout=10)
+    assert got.status_code == 200 and got.headers["X-Backend"] == "b1", got.text
+    assert carried(log, address)

@@ -1,11 +1,14 @@
 """HTTP proxy endpoint: forwards a request to a backend and streams the answer back (urllib3,
 cooperative under gevent; one connection pool per endpoint)."""
 import ssl
-from urllib.parse import urlsplit
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import urllib3
-from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError,
-                                SSLError)
+from urllib3.contrib.socks import SOCKSProxyManager
+from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError, ProxyError,
+                                ReadTimeoutError, SSLError)
 
 from ..messages import EndpointConnector, EndpointError, Unreachable
 from ..registry import EndpointSpec
@@ -35,13 +38,15 @@ class HttpProxyEndpoint(EndpointConnector):
         ssl_options = shared.get("ssl") or {}
         self.client_certificate = (get_path(ssl_options, "keyStore.type") or "NONE") != "NONE"
         self.ssl_context = self._ssl_context(ssl_options) if self.target.startswith("https") else None
-        self.pool = urllib3.PoolManager(
+        pool_options = dict(
             num_pools=8, maxsize=http["maxConcurrentConnections"], block=True, retries=False,
             timeout=urllib3.Timeout(connect=http["connectTimeout"] / 1000, read=http["readTimeout"] / 1000),
             ssl_context=self.ssl_context, headers={} if http["keepAlive"] else {"Connection": "close"},
             # urllib3 matches host names itself unless told not to, whatever the context says.
             **({"assert_hostname": False} if self.ssl_context is not None and not self.ssl_context.check_hostname
                else {}))
+        self.proxy = outbound_proxy(shared.get("proxy") or {}, self.target)
+        self.pool = pool_manager(self.proxy, pool_options)
 
     @staticmethod
     def _ssl_context(options):
@@ -60,6 +65,8 @@ class HttpProxyEndpoint(EndpointConnector):
         """Send the request on; return the backend's Answer once its status and headers came."""
         base, _, target_query = self.target.partition("?")  # a target may carry a query of its own
         url = (base.rstrip("/") + request.rest) if request.rest else base
+        if not urlsplit(url).path:  # a proxy is sent the absolute URL, which must then have a path
+            url += "/"
         query = "&".join(q for q in (target_query, request.query) if q)
         if query:
             url += "?" + query
@@ -79,10 +86,20 @@ class HttpProxyEndpoint(EndpointConnector):
                                          chunked=body is not None and "Content-Length" not in headers)
         except (HTTPError, OSError) as exc:
             raise self._failure(exc, url) from None
+        if response.status == 407 and self.proxy is not None:
+            response.release_conn()
+            raise EndpointError(f"the outbound proxy {self.proxy.address} refused the gateway's credentials "
+                                "(407): check the proxy user name and password")
         return Answer(response)
 
     def _failure(self, exc, url):
         reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, ProxyError):
+            return Unreachable(f"the outbound proxy {self.proxy.address} did not take the request to "
+                               f"{host_of(url)}: {last_words(reason.original_error)}")
+        if isinstance(reason, NewConnectionError) and self.proxy is not None:  # SOCKS: the proxy or what it says
+            return Unreachable(f"the backend {host_of(url)} cannot be reached through the proxy "
+                               f"{self.proxy.address}: {last_words(reason)}")
         # urllib3's NewConnectionError (refused, no route, no such host) derives from ConnectTimeoutError.
         if isinstance(reason, NewConnectionError):
             return Unreachable(f"the backend {host_of(url)} cannot be reached")
@@ -142,6 +159,57 @@ class Answer:
     discard = close
 
 
+@dataclass(frozen=True)
+class OutboundProxy:
+    url: str
+    username: str | None
+    password: str | None
+
+    @property
+    def address(self):
+        return urlsplit(self.url).netloc
+
+
+def outbound_proxy(options, target):
+    """The proxy requests to `target` go through, or None. The system proxy is the one the
+    environment names (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), as curl reads it."""
+    if not options.get("enabled"):
+        return None
+    if options.get("useSystemProxy"):
+        host = urlsplit(target).hostname or ""
+        if urllib.request.proxy_bypass_environment(host):
+            return None
+        proxies = urllib.request.getproxies_environment()
+        url = proxies.get(urlsplit(target).scheme) or proxies.get("all")
+        if not url:
+            raise EndpointError("the endpoint uses the system proxy, but the gateway's environment names none "
+                                "(set HTTP_PROXY / HTTPS_PROXY)")
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        # user:password@ in the variable is for the proxy's authentication, never for messages
+        return OutboundProxy(f"{parts.scheme}://{parts.hostname}:{parts.port or 80}",
+                             unquote(parts.username) if parts.username else None,
+                             unquote(parts.password) if parts.password else None)
+    scheme = {"HTTP": "http", "SOCKS4": "socks4a", "SOCKS5": "socks5h"}[options.get("type", "HTTP")]
+    return OutboundProxy(f"{scheme}://{options['host']}:{options['port']}", options.get("username"),
+                         options.get("password"))
+
+
+def pool_manager(proxy, options):
+    if proxy is None:
+        return urllib3.PoolManager(**options)
+    if proxy.url.startswith("socks"):
+        return SOCKSProxyManager(proxy.url, username=proxy.username, password=proxy.password, **options)
+    # Spelt as in RFC 9110: some proxies read header names case-sensitively.
+    headers = {"Proxy-Authorization": urllib3.make_headers(
+        proxy_basic_auth=f"{proxy.username}:{proxy.password or ''}")["proxy-authorization"]} if proxy.username else None
+    return urllib3.ProxyManager(proxy.url, proxy_headers=headers, **options)
+
+
+def last_words(exc):
+    """What went wrong, without urllib3's preamble."""
+    return str(exc).rpartition("new connection: ")[2].strip("'\")") or type(exc).__name__
+
+
 def host_of(url):
     parts = urlsplit(url)
     return parts.netloc or url
@@ -159,8 +227,10 @@ def _check_shared(values, settings):
     errors = {}
     if get_path(values, "http.version") == "HTTP_2":
         errors["http.version"] = "HTTP/2 to backends is not available yet: choose HTTP/1.1"
-    if get_path(values, "proxy.enabled"):
-        errors["proxy.enabled"] = "An outbound proxy is not available yet"
+    if get_path(values, "proxy.enabled") and not get_path(values, "proxy.useSystemProxy"):
+        for field, label in (("host", "Proxy host"), ("port", "Proxy port")):
+            if get_path(values, f"proxy.{field}") in (None, ""):
+                errors[f"proxy.{field}"] = f"{label} is required (or use the system proxy)"
     errors.update(check_gravitee_stores(get_path(values, "ssl") or {}, "ssl",
                                         trust=not get_path(values, "ssl.trustAll")))
     return errors
