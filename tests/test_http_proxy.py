@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+import h2_backend
 from conftest import free_port, wait_for_port
 from test_kafka_tls import make_ca, make_server_cert, pem
 
@@ -470,3 +471,29 @@ def test_the_system_proxy_is_the_one_the_environment_names(start_server, backend
     got = requests.get(gateway.gateway + "/system", timeout=10)
     assert got.status_code == 200 and got.headers["X-Backend"] == "b1", got.text
     assert carried(log, address)
+
+
+def test_http2_to_backends_in_clear_text_and_over_tls(server, tmp_path):
+    ca_key, ca_cert = make_ca("HTTP/2 test CA")
+    key, cert = make_server_cert(ca_key, ca_cert)
+    (tmp_path / "h2.pem").write_bytes(pem(cert))
+    (tmp_path / "h2.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                        serialization.NoEncryption()))
+    with h2_backend.serving(tmp_path) as clear, \
+            h2_backend.serving(tmp_path, tmp_path / "h2.pem", tmp_path / "h2.key") as secured:
+        server.deploy_api(proxy_api([clear + "/base"], path="/h2c", http={"version": "HTTP_2"}))
+        sized = requests.post(server.gateway + "/h2c/orders?x=1", data=b"order-1", timeout=10)
+        assert sized.status_code == 200, sized.text
+        assert sized.json() == {"httpVersion": "2", "method": "POST", "path": "/base/orders", "query": "x=1",
+                                "body": "order-1"}
+        streamed = requests.post(server.gateway + "/h2c/more", data=iter([b"part-1;", b"part-2"]), timeout=10)
+        assert streamed.json()["body"] == "part-1;part-2" and streamed.json()["httpVersion"] == "2"
+
+        server.deploy_api(proxy_api([], path="/h2") | {"endpointGroups": [{
+            **tls_group(int(secured.rsplit(":", 1)[1]), {"trustStore": {"type": "PEM", "content": pem(ca_cert).decode()}}),
+            "sharedConfiguration": {"http": {"version": "HTTP_2"},
+                                    "ssl": {"trustStore": {"type": "PEM", "content": pem(ca_cert).decode()}}}}]})
+        over_tls = requests.get(server.gateway + "/h2/x", timeout=10)
+        assert over_tls.status_code == 200 and over_tls.json()["httpVersion"] == "2", over_tls.text
+    gone = requests.get(server.gateway + "/h2c/after", timeout=10)
+    assert gone.status_code == 502 and "cannot be reached" in gone.json()["message"]

@@ -1,25 +1,34 @@
-"""HTTP proxy endpoint: forwards a request to a backend and streams the answer back (urllib3,
-cooperative under gevent; one connection pool per endpoint)."""
+"""HTTP proxy endpoint: forwards a request to a backend and streams the answer back, cooperative
+under gevent, with one connection pool per endpoint: urllib3 for HTTP/1.1 (directly or through an
+outbound HTTP / SOCKS proxy), httpx with h2 for HTTP/2."""
 import ssl
+import sys
 import urllib.request
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-import urllib3
-from urllib3.contrib.socks import SOCKSProxyManager
-from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError, ProxyError,
-                                ReadTimeoutError, SSLError)
+from gevent import monkey
 
-from ..messages import EndpointConnector, EndpointError, Unreachable
-from ..registry import EndpointSpec
-from ..settings import Field, Settings, SettingsError, get_path
-from ..stores import check_gravitee_stores, diagnose_tls, gravitee_stores, materialise
+# httpcore looks for trio when imported; under gevent's patched `select` (no epoll) importing trio
+# fails with AttributeError, not the ImportError httpcore expects. The gateway never runs trio.
+if monkey.is_module_patched("select"):
+    sys.modules.setdefault("trio", None)
+
+import httpx  # noqa: E402
+import urllib3  # noqa: E402
+from urllib3.contrib.socks import SOCKSProxyManager  # noqa: E402
+from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError,  # noqa: E402
+                                ProxyError, ReadTimeoutError, SSLError)
+
+from ..messages import READ_CHUNK, EndpointConnector, EndpointError, Unreachable  # noqa: E402
+from ..registry import EndpointSpec  # noqa: E402
+from ..settings import Field, Settings, SettingsError, get_path  # noqa: E402
+from ..stores import check_gravitee_stores, diagnose_tls, gravitee_stores, materialise  # noqa: E402
 
 # Meaningful for one connection only; never forwarded (RFC 9110, 7.6.1).
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "proxy-connection"))
 STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
-READ_CHUNK = 64 * 1024
 
 
 class GatewayTimeout(EndpointError):
@@ -46,6 +55,7 @@ class HttpProxyEndpoint(EndpointConnector):
             **({"assert_hostname": False} if self.ssl_context is not None and not self.ssl_context.check_hostname
                else {}))
         self.proxy = outbound_proxy(shared.get("proxy") or {}, self.target)
+        self.http2 = Http2Client(self.target, http, self.ssl_context) if http["version"] == "HTTP_2" else None
         self.pool = pool_manager(self.proxy, pool_options)
 
     @staticmethod
@@ -79,6 +89,8 @@ class HttpProxyEndpoint(EndpointConnector):
             headers.pop("Accept-Encoding", None)
         headers.update(self.headers)
         body = request.body
+        if self.http2 is not None:
+            return self.http2.send(request.method, url, headers, body, self.follow_redirects, self._failure)
         try:
             response = self.pool.urlopen(request.method, url, body=body, headers=headers,
                                          redirect=self.follow_redirects, preload_content=False,
@@ -100,21 +112,50 @@ class HttpProxyEndpoint(EndpointConnector):
         if isinstance(reason, NewConnectionError) and self.proxy is not None:  # SOCKS: the proxy or what it says
             return Unreachable(f"the backend {host_of(url)} cannot be reached through the proxy "
                                f"{self.proxy.address}: {last_words(reason)}")
+        if isinstance(reason, SSLError) or isinstance(reason, httpx.ConnectError) \
+                and isinstance(reason.__context__, ssl.SSLError):
+            return self._tls_failure(url)
         # urllib3's NewConnectionError (refused, no route, no such host) derives from ConnectTimeoutError.
-        if isinstance(reason, NewConnectionError):
+        if isinstance(reason, (NewConnectionError, httpx.ConnectError)):
             return Unreachable(f"the backend {host_of(url)} cannot be reached")
-        if isinstance(reason, (ConnectTimeoutError, ReadTimeoutError)):
+        if isinstance(reason, (ConnectTimeoutError, ReadTimeoutError, httpx.TimeoutException)):
             return GatewayTimeout(f"the backend {host_of(url)} did not answer in time")
-        if isinstance(reason, SSLError) and self.ssl_context is not None:
-            why = diagnose_tls(self.ssl_context, [host_of(url)], "backend")
-            if why is None and not self.client_certificate:
-                why = (f"the TLS handshake with the backend {host_of(url)} failed: if the backend asks for a "
-                       "client certificate, give one in the endpoint's SSL key store")
-            return Unreachable(why or f"the TLS handshake with the backend {host_of(url)} failed")
         return EndpointError(f"the backend {host_of(url)} cannot be reached")
+
+    def _tls_failure(self, url):
+        why = diagnose_tls(self.ssl_context, [host_of(url)], "backend") if self.ssl_context is not None else None
+        if why is None and not self.client_certificate:
+            why = (f"the TLS handshake with the backend {host_of(url)} failed: if the backend asks for a "
+                   "client certificate, give one in the endpoint's SSL key store")
+        return Unreachable(why or f"the TLS handshake with the backend {host_of(url)} failed")
 
     def close(self):
         self.pool.clear()
+        if self.http2 is not None:
+            self.http2.client.close()
+
+
+class Http2Client:
+    """HTTP/2 to one backend (httpx with h2): ALPN over TLS, prior knowledge in clear text."""
+
+    def __init__(self, target, http, ssl_context):
+        cleartext = target.startswith("http:")
+        self.client = httpx.Client(
+            http1=not cleartext, http2=True, verify=ssl_context if ssl_context is not None else True,
+            timeout=httpx.Timeout(http["readTimeout"] / 1000, connect=http["connectTimeout"] / 1000),
+            limits=httpx.Limits(max_connections=http["maxConcurrentConnections"],
+                                keepalive_expiry=http["keepAliveTimeout"] / 1000 if http["keepAlive"] else 0),
+            trust_env=False)
+
+    def send(self, method, url, headers, body, follow_redirects, failure):
+        if body is not None and not isinstance(body, bytes):
+            stream = body
+            body = iter(lambda: stream.read(READ_CHUNK), b"")
+        try:
+            request = self.client.build_request(method, url, headers=headers, content=body)
+            return Http2Answer(self.client.send(request, stream=True, follow_redirects=follow_redirects))
+        except (httpx.HTTPError, OSError) as exc:
+            raise failure(exc, url) from None
 
 
 class Answer:
@@ -205,6 +246,34 @@ def pool_manager(proxy, options):
     return urllib3.ProxyManager(proxy.url, proxy_headers=headers, **options)
 
 
+class Http2Answer(Answer):
+    __slots__ = ()
+
+    @property
+    def status_code(self):
+        return self.response.status_code
+
+    @property
+    def status(self):
+        return f"{self.response.status_code} {self.response.reason_phrase}".strip()
+
+    @property
+    def headers(self):
+        return [(name, value) for name, value in self.response.headers.multi_items() if name not in HOP_BY_HOP]
+
+    def __iter__(self):
+        try:
+            yield from self.response.iter_raw()
+            self.complete = True
+        except (httpx.HTTPError, OSError):
+            return  # the backend went away mid-body: end the response here
+
+    def close(self):
+        self.response.close()
+
+    discard = close
+
+
 def last_words(exc):
     """What went wrong, without urllib3's preamble."""
     return str(exc).rpartition("new connection: ")[2].strip("'\")") or type(exc).__name__
@@ -226,7 +295,11 @@ def _check_target(values, settings):
 def _check_shared(values, settings):
     errors = {}
     if get_path(values, "http.version") == "HTTP_2":
-        errors["http.version"] = "HTTP/2 to backends is not available yet: choose HTTP/1.1"
+        if get_path(values, "http.clearTextUpgrade"):
+            errors["http.clearTextUpgrade"] = ("An HTTP/1.1 upgrade to h2c is not available: leave it off to open "
+                                               "HTTP/2 connections directly (prior knowledge)")
+        if get_path(values, "proxy.enabled"):
+            errors["http.version"] = "HTTP/2 through an outbound proxy is not available: choose HTTP/1.1"
     if get_path(values, "proxy.enabled") and not get_path(values, "proxy.useSystemProxy"):
         for field, label in (("host", "Proxy host"), ("port", "Proxy port")):
             if get_path(values, f"proxy.{field}") in (None, ""):
@@ -238,6 +311,8 @@ def _check_shared(values, settings):
 
 SHARED = Settings(fields=(
     Field("http.version", "enum", "HTTP version", default="HTTP_1_1", choices=("HTTP_1_1", "HTTP_2")),
+    Field("http.clearTextUpgrade", "boolean", "Upgrade clear-text connections to HTTP/2 (h2c)", default=False,
+          when=("http.version", ("HTTP_2",))),
     Field("http.connectTimeout", "integer", "Connect timeout (ms)", default=5000, minimum=1),
     Field("http.readTimeout", "integer", "Read timeout (ms)", default=10000, minimum=1),
     Field("http.idleTimeout", "integer", "Idle timeout (ms)", default=60000, minimum=0),
