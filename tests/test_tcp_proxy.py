@@ -1,0 +1,253 @@
+"""tcp-proxy APIs: TLS clients on the gateway's TCP port, routed by SNI host name to real local
+TCP backends (plain and TLS), through a real `gatehouse serve`."""
+import re
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from test_kafka_tls import make_ca, make_server_cert, pem
+
+
+class EchoBackend:
+    """A TCP backend (over TLS when given a server context) that answers each chunk it receives
+    with `<name>:<chunk>`. kill() cuts its connections and stops listening."""
+
+    def __init__(self, name, context=None):
+        self.name, self.context = name.encode(), context
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            if self.context is not None:
+                conn = self.context.wrap_socket(conn, server_side=True)
+            self.connections.append(conn)
+            while data := conn.recv(65536):
+                conn.sendall(self.name + b":" + data)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def kill(self):
+        for sock in [self.listener, *self.connections]:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the threads blocked on them
+            except OSError:
+                pass
+            sock.close()
+
+
+@pytest.fixture
+def backends():
+    made = []
+
+    def make(name, context=None):
+        made.append(EchoBackend(name, context))
+        return made[-1]
+
+    yield make
+    for backend in made:
+        backend.kill()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA of the test, a server context with a certificate it signed for 127.0.0.1, and
+    another CA that signed nothing here."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca_key, ca_cert = make_ca("TCP test CA")
+    key, cert = make_server_cert(ca_key, ca_cert)
+    (folder / "server.pem").write_bytes(pem(cert))
+    (folder / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.pem", folder / "server.key")
+    return {"server_context": context, "ca": pem(ca_cert).decode(), "other_ca": pem(make_ca("Another CA")[1]).decode()}
+
+
+def tcp_api(hosts, *ports, secured=False, shared=None, name=None):
+    return {
+        "name": name or hosts[0], "apiVersion": "1", "definitionVersion": "4.0.0", "type": "proxy",
+        "listeners": [{"type": "tcp", "hosts": hosts, "entrypoints": [{"type": "tcp-proxy", "configuration": {}}]}],
+        "endpointGroups": [{"name": "backends", "type": "tcp-proxy", "loadBalancer": {"type": "round-robin"},
+                            "sharedConfiguration": shared or {}, "endpoints": [
+            {"name": f"backend-{i}", "type": "tcp-proxy", "inheritConfiguration": True,
+             "configuration": {"target": {"host": "127.0.0.1", "port": port, "secured": secured}}}
+            for i, port in enumerate(ports)]}],
+    }
+
+
+def connect(server, sni, timeout=5):
+    """A TLS client of the gateway's TCP port, trusting the certificate the gateway generated."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(server.workdir / "instance" / "tcp-listener.crt")
+    context.check_hostname = False  # the generated certificate names no host; a real one would
+    raw = socket.create_connection(("127.0.0.1", server.tcp_port), timeout=timeout)
+    try:
+        return context.wrap_socket(raw, server_hostname=sni)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def exchange(sock, payload, expected_prefix):
+    """Send payload; return the reply once it is as long as `<prefix>:<payload>` (or the connection ended)."""
+    sock.sendall(payload)
+    want = len(expected_prefix) + 1 + len(payload)
+    reply = b""
+    while len(reply) < want and (chunk := sock.recv(65536)):
+        reply += chunk
+    return reply
+
+
+def closed_within(sock, seconds):
+    """True when the gateway closes this connection within `seconds` (the client sends nothing)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            if sock.recv(65536) == b"":
+                return True
+        except TimeoutError:
+            return False
+        except OSError:  # reset, or the TLS session cut short
+            return True
+    return False
+
+
+def test_sni_host_routes_to_the_api_that_lists_it(shared_server, backends):
+    a, b = backends("A"), backends("B")
+    shared_server.deploy_api(tcp_api(["a.example"], a.port))
+    shared_server.deploy_api(tcp_api(["b.example", "b2.example"], b.port))
+    with connect(shared_server, "a.example") as client:
+        assert exchange(client, b"ping", b"A") == b"A:ping"
+        assert exchange(client, b"again", b"A") == b"A:again"  # one connection, many exchanges
+    with connect(shared_server, "b.example") as client:
+        assert exchange(client, b"ping", b"B") == b"B:ping"
+    with connect(shared_server, "B2.Example") as client:  # host names compare without case
+        assert exchange(client, b"ping", b"B") == b"B:ping"
+
+
+def test_unknown_sni_is_refused_with_unrecognized_name_and_logged_once(shared_server, backends):
+    a = backends("A")
+    shared_server.deploy_api(tcp_api(["a.example"], a.port))
+    with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+        connect(shared_server, "nobody.example")
+    with connect(shared_server, "a.example") as client:  # the listener carries on
+        assert exchange(client, b"ping", b"A") == b"A:ping"
+    assert shared_server.log.count("no API listens for the SNI host name 'nobody.example'") == 1
+    assert "Traceback" not in shared_server.log
+
+
+def test_secured_target_is_verified_against_the_trust_store(shared_server, backends, pki):
+    tls = backends("TLS", pki["server_context"])
+    shared_server.deploy_api(tcp_api(["trusted.example"], tls.port, secured=True,
+                                     shared={"ssl": {"trustStore": {"type": "PEM", "content": pki["ca"]}}}))
+    with connect(shared_server, "trusted.example") as client:
+        assert exchange(client, b"secret", b"TLS") == b"TLS:secret"
+
+    shared_server.deploy_api(tcp_api(["wrong-ca.example"], tls.port, secured=True,
+                                     shared={"ssl": {"trustStore": {"type": "PEM", "content": pki["other_ca"]}}}))
+    with connect(shared_server, "wrong-ca.example") as client:
+        assert closed_within(client, 5)
+    assert re.search(rf"TLS verification of the backend 127\.0\.0\.1:{tls.port} failed: .*certificate.*; add the CA "
+                     "that signed its certificate to the trust store", shared_server.log)
+
+
+def test_round_robin_over_two_endpoints(shared_server, backends):
+    a, b = backends("A"), backends("B")
+    shared_server.deploy_api(tcp_api(["rr.example"], a.port, b.port))
+    served = []
+    for _ in range(4):
+        with connect(shared_server, "rr.example") as client:
+            served.append(exchange(client, b"who", b"A")[:1])
+    assert served in ([b"A", b"B", b"A", b"B"], [b"B", b"A", b"B", b"A"])
+
+
+def test_a_killed_backend_closes_the_client_connection_promptly(shared_server, backends):
+    a = backends("A")
+    shared_server.deploy_api(tcp_api(["a.example"], a.port))
+    with connect(shared_server, "a.example") as client:
+        assert exchange(client, b"ping", b"A") == b"A:ping"
+        a.kill()
+        assert closed_within(client, 1)
+
+
+def test_an_unreachable_backend_is_retried_then_the_client_is_closed(shared_server, backends):
+    a = backends("A")
+    a.kill()  # its port now refuses connections
+    shared_server.deploy_api(tcp_api(["down.example"], a.port, shared={
+        "tcp": {"reconnectAttempts": 2, "reconnectInterval": 200}}))
+    started = time.monotonic()
+    with connect(shared_server, "down.example") as client:
+        assert closed_within(client, 5)
+    assert time.monotonic() - started >= 0.4  # two pauses of 200 ms between the three attempts
+    assert f"the backend 127.0.0.1:{a.port} cannot be reached (Connection refused) after 3 attempt(s)" \
+        in shared_server.log
+
+
+def test_the_idle_timeout_closes_a_silent_connection(shared_server, backends):
+    a = backends("A")
+    shared_server.deploy_api(tcp_api(["idle.example"], a.port, shared={"tcp": {"idleTimeout": 300}}))
+    with connect(shared_server, "idle.example") as client:
+        assert exchange(client, b"ping", b"A") == b"A:ping"
+        quiet_since = time.monotonic()
+        assert closed_within(client, 2)
+        assert time.monotonic() - quiet_since >= 0.3
+
+
+def test_a_redeploy_sends_new_connections_to_the_new_target(shared_server, backends):
+    a, b = backends("A"), backends("B")
+    api_id = shared_server.deploy_api(tcp_api(["switch.example"], a.port))
+    with connect(shared_server, "switch.example") as before:
+        assert exchange(before, b"1", b"A") == b"A:1"
+        response = shared_server.mgmt("PUT", f"/apis/{api_id}/_import/definition",
+                                      json=tcp_api(["switch.example"], b.port))
+        assert response.status_code == 200, response.text
+        shared_server.wait_serving(api_id, shared_server.deploy(api_id))
+        with connect(shared_server, "switch.example") as after:
+            assert exchange(after, b"2", b"B") == b"B:2"
+        # An open connection stays with the revision it started on while that one drains.
+        assert exchange(before, b"3", b"A") == b"A:3"
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    (lambda d: d["endpointGroups"][0]["endpoints"][0]["configuration"]["target"].update(port=70000),
+     "endpointGroups[0].endpoints[0].configuration.target.port", "Target port: must be at most 65535"),
+    (lambda d: d["endpointGroups"][0]["endpoints"][0]["configuration"]["target"].pop("host"),
+     "endpointGroups[0].endpoints[0].configuration.target.host", "Target host is required"),
+    (lambda d: d["listeners"][0].update(hosts=[]), "listeners[0].hosts", "needs at least one host name"),
+    (lambda d: d["listeners"][0].update(hosts=["not a host"]), "listeners[0].hosts[0]", "is not a host name"),
+    (lambda d: d["listeners"][0]["entrypoints"][0].update(type="http-proxy"), "listeners[0].entrypoints[0].type",
+     "The http-proxy entrypoint belongs on a http listener."),
+    (lambda d: d["listeners"].append({"type": "http", "paths": [{"path": "/x"}], "entrypoints": [
+        {"type": "http-proxy"}]}), "listeners[0].type", "can have no other listener"),
+])
+def test_bad_definitions_are_refused_naming_the_field(shared_server, change, field, message):
+    definition = tcp_api(["bad.example"], 9)
+    change(definition)
+    response = shared_server.mgmt("POST", "/apis/_import/definition", json=definition)
+    assert response.status_code == 400, response.text
+    assert any(e["field"] == field and message in e["message"] for e in response.json()["errors"]), response.text
+
+
+def test_an_outbound_proxy_blocks_deploy_with_its_reason(shared_server):
+    api_id = shared_server.import_api(tcp_api(["proxy.example"], 9, shared={
+        "proxy": {"enabled": True, "host": "127.0.0.1", "port": 1080}}))
+    parts = shared_server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"]
+    assert parts == ["group backends: An outbound proxy for TCP is not available yet"]
