@@ -9,6 +9,7 @@ import time
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from test_end_to_end import csrf_token, portal_login
 from test_kafka_tls import make_ca, make_server_cert, pem
 
 
@@ -251,3 +252,46 @@ def test_an_outbound_proxy_blocks_deploy_with_its_reason(shared_server):
         "proxy": {"enabled": True, "host": "127.0.0.1", "port": 1080}}))
     parts = shared_server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"]
     assert parts == ["group backends: An outbound proxy for TCP is not available yet"]
+
+
+def test_the_portal_edits_tcp_proxy_endpoints_with_form_errors_naming_the_field(shared_server, backends):
+    a, b = backends("A"), backends("B")
+    api_id = shared_server.deploy_api(tcp_api(["portal.example"], a.port, name="TCP portal"))
+    browser = portal_login(shared_server)
+    page = browser.get(shared_server.portal + f"/apis/{api_id}")
+    assert "<code>portal.example</code>" in page.text and "SNI hosts" in page.text
+    endpoints = browser.get(shared_server.portal + f"/apis/{api_id}/endpoints")
+    token = csrf_token(endpoints.text)
+    group_id = re.search(r"/groups/(\d+)/endpoints/new", endpoints.text).group(1)
+    new_group = browser.get(shared_server.portal + f"/apis/{api_id}/groups/new")
+    assert re.findall(r'<option value="([^"]+)"', new_group.text.split('id="group_type"')[1].split("</select>")[0]) \
+        == ["tcp-proxy"]  # a tcp listener's API takes tcp-proxy groups only
+    # The create-API wizard makes HTTP listeners: it offers no tcp-proxy parts.
+    wizard = browser.post(shared_server.portal + "/apis/new/_fields", data={"csrf_token": token, "type": "proxy"})
+    assert 'name="entrypoint.http-proxy"' in wizard.text and "tcp-proxy" not in wizard.text
+
+    new_endpoint = shared_server.portal + f"/apis/{api_id}/groups/{group_id}/endpoints/new"
+    form = {"csrf_token": token, "name": "second", "weight": "1", "cfg.target.host": "127.0.0.1",
+            "cfg.target.port": "70000", "shared.tcp.connectTimeout": "-1"}
+    bad = browser.post(new_endpoint, data=form)
+    assert bad.status_code == 400
+    assert 'id="cfg.target.port-error">Target port: must be at most 65535' in bad.text
+    assert 'id="shared.tcp.connectTimeout-error">Connect timeout (ms): must be at least 0' in bad.text
+    assert 'name="shared.ssl.trustStore.type"' in bad.text  # the SSL section of the shared settings
+    form.update({"cfg.target.port": str(b.port), "shared.tcp.connectTimeout": "500"})
+    proxied = browser.post(new_endpoint, data=form | {"shared.proxy.enabled": "on"})
+    assert proxied.status_code == 400
+    assert 'id="shared.proxy.enabled-error">An outbound proxy for TCP is not available yet' in proxied.text
+    added = browser.post(new_endpoint, data=form)
+    assert "Endpoint second added. Redeploy to apply." in added.text
+    endpoint = shared_server.mgmt("GET", f"/apis/{api_id}").json()["endpointGroups"][0]["endpoints"][1]
+    assert endpoint["configuration"] == {"target": {"host": "127.0.0.1", "port": b.port, "secured": False}}
+    assert endpoint["sharedConfigurationOverride"]["tcp"]["connectTimeout"] == 500
+
+    browser.post(shared_server.portal + f"/apis/{api_id}/deploy", data={"csrf_token": token})
+    shared_server.wait_serving(api_id, 2)
+    served = set()
+    for _ in range(2):
+        with connect(shared_server, "portal.example") as client:
+            served.add(exchange(client, b"hi", b"A")[:1])
+    assert served == {b"A", b"B"}
