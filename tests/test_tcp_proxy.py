@@ -13,12 +13,11 @@ from test_end_to_end import csrf_token, portal_login
 from test_kafka_tls import make_ca, make_server_cert, pem
 
 
-class EchoBackend:
-    """A TCP backend (over TLS when given a server context) that answers each chunk it receives
-    with `<name>:<chunk>`. kill() cuts its connections and stops listening."""
+class Backend:
+    """A TCP server of the test: a thread per connection runs serve(conn). kill() cuts its
+    connections and stops listening."""
 
-    def __init__(self, name, context=None):
-        self.name, self.context = name.encode(), context
+    def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.connections = []
@@ -34,15 +33,14 @@ class EchoBackend:
 
     def _serve(self, conn):
         try:
-            if self.context is not None:
-                conn = self.context.wrap_socket(conn, server_side=True)
-            self.connections.append(conn)
-            while data := conn.recv(65536):
-                conn.sendall(self.name + b":" + data)
+            self.serve(conn)
         except OSError:
             pass
         finally:
             conn.close()
+
+    def serve(self, conn):
+        raise NotImplementedError
 
     def kill(self):
         for sock in [self.listener, *self.connections]:
@@ -51,6 +49,21 @@ class EchoBackend:
             except OSError:
                 pass
             sock.close()
+
+
+class EchoBackend(Backend):
+    """Answers each chunk it receives with `<name>:<chunk>`, over TLS when given a server context."""
+
+    def __init__(self, name, context=None):
+        self.name, self.context = name.encode(), context
+        super().__init__()
+
+    def serve(self, conn):
+        if self.context is not None:
+            conn = self.context.wrap_socket(conn, server_side=True)
+        self.connections.append(conn)
+        while data := conn.recv(65536):
+            conn.sendall(self.name + b":" + data)
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 """The shared Gravitee tcp fixtures, their targets rewritten to local backends: each deploys and
 relays what its name says (plain bytes; a WebSocket conversation)."""
 import json
-import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -10,7 +8,7 @@ import websocket
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
-from test_tcp_proxy import backends, connect, exchange  # noqa: F401 (backends is a fixture)
+from test_tcp_proxy import Backend, backends, connect, exchange  # noqa: F401 (backends is a fixture)
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "gravitee-v4-fixtures" / "tcp"
 
@@ -23,47 +21,29 @@ def fixture(name, port):
     return definition, definition["listeners"][0]["hosts"][0]
 
 
-class WebSocketEcho:
+class WebSocketEcho(Backend):
     """A WebSocket server (wsproto over a plain socket) that answers each text message with `echo:<text>`."""
 
-    def __init__(self):
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _serve(conn):
+    def serve(self, conn):
+        self.connections.append(conn)
         ws = WSConnection(ConnectionType.SERVER)
-        with conn:
-            while data := conn.recv(65536):
-                ws.receive_data(data)
-                for event in ws.events():
-                    if isinstance(event, Request):
-                        conn.sendall(ws.send(AcceptConnection()))
-                    elif isinstance(event, TextMessage):
-                        conn.sendall(ws.send(TextMessage(data="echo:" + event.data)))
-                    elif isinstance(event, CloseConnection):
-                        conn.sendall(ws.send(event.response()))
-                        return
-
-    def stop(self):
-        self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
+        while data := conn.recv(65536):
+            ws.receive_data(data)
+            for event in ws.events():
+                if isinstance(event, Request):
+                    conn.sendall(ws.send(AcceptConnection()))
+                elif isinstance(event, TextMessage):
+                    conn.sendall(ws.send(TextMessage(data="echo:" + event.data)))
+                elif isinstance(event, CloseConnection):
+                    conn.sendall(ws.send(event.response()))
+                    return
 
 
 @pytest.fixture
 def websocket_backend():
     backend = WebSocketEcho()
     yield backend
-    backend.stop()
+    backend.kill()
 
 
 def test_api_json_relays_bytes(shared_server, backends):  # noqa: F811
