@@ -48,7 +48,8 @@ class DeployedApi:
                 continue
             for entry in listener.get("paths", []):
                 self.paths.append((entry.get("host") or None, normalise_path(entry["path"])))
-            self.sni_hosts += [host.lower() for host in listener.get("hosts", [])]
+            if listener["type"] == "tcp":
+                self.sni_hosts += [host.lower() for host in listener.get("hosts", [])]
             for entrypoint in listener.get("entrypoints", []):
                 spec = registry.entrypoint(entrypoint["type"])
                 config = spec.configuration.with_defaults(entrypoint.get("configuration"))

@@ -9,6 +9,7 @@ import time
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from gateway_runtime.endpoints.tcp_proxy import IdleTimeouts
 from test_end_to_end import csrf_token, portal_login
 from test_kafka_tls import make_ca, make_server_cert, pem
 
@@ -225,6 +226,15 @@ def test_the_idle_timeout_closes_a_silent_connection(shared_server, backends):
         assert time.monotonic() - sent >= 0.3
 
 
+def test_each_idle_timeout_watches_its_own_direction():
+    # Last data from the backend at 10 s, to it at 20 s.
+    assert IdleTimeouts(0, 0, 0).deadline(10, 20) is None
+    assert IdleTimeouts(5, 0, 0).deadline(10, 20) == 25  # either way
+    assert IdleTimeouts(0, 5, 0).deadline(10, 20) == 15  # from the backend
+    assert IdleTimeouts(0, 0, 5).deadline(10, 20) == 25  # to the backend
+    assert IdleTimeouts(30, 8, 2).deadline(10, 20) == 18  # the first to pass
+
+
 def test_a_redeploy_sends_new_connections_to_the_new_target(shared_server, backends):
     a, b = backends("A"), backends("B")
     api_id = shared_server.deploy_api(tcp_api(["switch.example"], a.port))
@@ -238,6 +248,12 @@ def test_a_redeploy_sends_new_connections_to_the_new_target(shared_server, backe
             assert exchange(after, b"2", b"B") == b"B:2"
         # An open connection stays with the revision it started on while that one drains.
         assert exchange(before, b"3", b"A") == b"A:3"
+    assert shared_server.mgmt("POST", f"/apis/{api_id}/_stop").status_code == 204
+    deadline = time.monotonic() + 5
+    while api_id in shared_server.runtime()["apis"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):  # a stopped API's host is free again
+        connect(shared_server, "switch.example")
 
 
 @pytest.mark.parametrize(("change", "field", "message"), [
