@@ -216,6 +216,33 @@ def test_an_unreachable_backend_is_retried_then_the_client_is_closed(shared_serv
         in shared_server.log
 
 
+def test_the_connect_timeout_gives_up_on_a_backend_that_does_not_answer(shared_server):
+    # A listener that never accepts, its queue filled: the kernel drops further SYNs, so connecting hangs.
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as silent:
+        port = silent.getsockname()[1]
+        fillers = []
+        for _ in range(16):  # until one connection hangs (Linux queues one at backlog 0)
+            filler = socket.socket()
+            filler.settimeout(0.2)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except TimeoutError:
+                filler.close()
+                break
+            fillers.append(filler)
+        else:
+            pytest.fail("the accept queue never filled")
+        shared_server.deploy_api(tcp_api(["slow.example"], port, shared={
+            "tcp": {"connectTimeout": 300, "reconnectAttempts": 0}}))
+        started = time.monotonic()
+        with connect(shared_server, "slow.example") as client:
+            assert closed_within(client, 3)
+        assert time.monotonic() - started >= 0.3
+        for filler in fillers:
+            filler.close()
+    assert f"the backend 127.0.0.1:{port} cannot be reached (timed out) after 1 attempt(s)" in shared_server.log
+
+
 def test_the_idle_timeout_closes_a_silent_connection(shared_server, backends):
     a = backends("A")
     shared_server.deploy_api(tcp_api(["idle.example"], a.port, shared={"tcp": {"idleTimeout": 300}}))
