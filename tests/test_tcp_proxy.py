@@ -311,11 +311,12 @@ def test_a_host_another_api_listens_for_is_a_conflict(shared_server):
                                           "The host taken.example is already used by the tcp listener of the API 'first'."}]
 
 
-def test_an_outbound_proxy_blocks_deploy_with_its_reason(shared_server):
-    api_id = shared_server.import_api(tcp_api(["proxy.example"], 9, shared={
-        "proxy": {"enabled": True, "host": "127.0.0.1", "port": 1080}}))
+def test_an_outbound_proxy_and_failover_block_deploy_with_their_reasons(shared_server):
+    definition = tcp_api(["proxy.example"], 9, shared={"proxy": {"enabled": True, "host": "127.0.0.1", "port": 1080}})
+    api_id = shared_server.import_api(definition | {"failover": {"enabled": True}})
     parts = shared_server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"]
-    assert parts == ["group backends: An outbound proxy for TCP is not available yet"]
+    assert parts == ["group backends: An outbound proxy for TCP is not available yet",
+                     "failover on a tcp listener's API (the endpoints' reconnect attempts retry connections)"]
 
 
 def test_the_portal_edits_tcp_proxy_endpoints_with_form_errors_naming_the_field(shared_server, backends):

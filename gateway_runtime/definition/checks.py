@@ -180,6 +180,9 @@ def blocking_parts(api):
     for policy in sorted(_policies(api) - set(TEST_KIT_POLICIES)):
         parts.append(f"policy {policy}")
     parts += failover.problems(api.get("failover"))
+    if isinstance(api.get("failover"), dict) and api["failover"].get("enabled") \
+            and any(listener.get("type") == "tcp" for listener in api.get("listeners", [])):
+        parts.append("failover on a tcp listener's API (the endpoints' reconnect attempts retry connections)")
     if _enabled_services(api.get("services")):
         parts.append(f"API services ({', '.join(_enabled_services(api['services']))})")
     if api.get("resources"):

@@ -28,7 +28,7 @@ class TcpProxy:
     def relay(self, client, peer):
         """Serve one client connection (TLS done) until it ends; closes it."""
         try:
-            endpoint = self.api.pick_endpoint()
+            endpoint = self.api.balancer.pick()
             backend = endpoint.connect()
         except EndpointError as exc:
             log.warning("API %s: TCP connection from %s closed: %s", self.api.id, peer, exc)
