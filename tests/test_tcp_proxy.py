@@ -344,9 +344,11 @@ def test_the_portal_edits_tcp_proxy_endpoints_with_form_errors_naming_the_field(
     assert 'id="shared.tcp.connectTimeout-error">Connect timeout (ms): must be at least 0' in bad.text
     assert 'name="shared.ssl.trustStore.type"' in bad.text  # the SSL section of the shared settings
     form.update({"cfg.target.port": str(b.port), "shared.tcp.connectTimeout": "500"})
-    proxied = browser.post(new_endpoint, data=form | {"shared.proxy.enabled": "on"})
-    assert proxied.status_code == 400
-    assert 'id="shared.proxy.enabled-error">An outbound proxy for TCP is not available yet' in proxied.text
+    refused = browser.post(new_endpoint, data=form | {"shared.proxy.enabled": "on", "shared.ssl.trustStore.type": "PEM",
+                                                      "shared.ssl.trustStore.content": "not a certificate"})
+    assert refused.status_code == 400
+    assert 'id="shared.proxy.enabled-error">An outbound proxy for TCP is not available yet' in refused.text
+    assert 'id="shared.ssl.trustStore.content-error">Trust store: not PEM certificates' in refused.text
     added = browser.post(new_endpoint, data=form)
     assert "Endpoint second added. Redeploy to apply." in added.text
     endpoint = shared_server.mgmt("GET", f"/apis/{api_id}").json()["endpointGroups"][0]["endpoints"][1]

@@ -1,8 +1,8 @@
 """TCP proxy endpoint: opens the connection to the backend (over TLS when the target is `secured`)
 for one client connection that the TCP listener routed to this API by its SNI host name.
 
-The SSL settings are http-proxy's (the same Gravitee `sslOptions` schema), so their fields, their
-checks and the client context are taken from that module rather than declared twice.
+The SSL settings are http-proxy's (the same Gravitee `sslOptions` schema), so their fields and the
+client context are taken from that module rather than declared twice.
 """
 import logging
 import socket
@@ -13,6 +13,7 @@ import gevent
 from ..messages import EndpointConnector, EndpointError
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, get_path
+from ..stores import check_gravitee_stores
 from . import http_proxy
 
 log = logging.getLogger("gatehouse.tcp")
@@ -98,8 +99,7 @@ class IdleTimeouts:
 
 
 def _check_shared(values, settings):
-    errors = {key: message for key, message in http_proxy._check_shared(values, settings).items()
-              if key.startswith("ssl.")}
+    errors = check_gravitee_stores(get_path(values, "ssl") or {}, "ssl", trust=not get_path(values, "ssl.trustAll"))
     if get_path(values, "proxy.enabled"):
         errors["proxy.enabled"] = "An outbound proxy for TCP is not available yet"
     return errors
