@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 DEFAULT_PORTAL_PORT = 8084
 DEFAULT_GATEWAY_PORT = 8082
+DEFAULT_TCP_PORT = 4082  # TLS connections routed by SNI to tcp-proxy APIs; "off" turns it off
 
 
 def create_app(test_config=None):
@@ -140,6 +141,28 @@ def _listener(host, port):
     return sock
 
 
+def _tcp_listener(app, gateway, host, port):
+    """The TCP listener (None when turned off), its certificate made under the instance lock."""
+    from gateway_runtime.tcp import TcpListener, server_certificate
+
+    if port is None:
+        return None
+    with _lock(app.instance_path):
+        certfile, keyfile = server_certificate(app.instance_path)
+    listener = TcpListener(gateway, _listener(host, port), certfile, keyfile)
+    listener.start()
+    return listener
+
+
+def _port_or_off(value):
+    if str(value).lower() == "off":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither a port number nor 'off'") from None
+
+
 def serve(args):
     from gevent import monkey
     monkey.patch_all()
@@ -156,6 +179,7 @@ def serve(args):
     gateway = _gateway(app)
     portal = WSGIServer(_listener(args.host, args.portal_port), app, log=None)
     gateway_server = WSGIServer(_listener(args.host, args.gateway_port), gateway, log=None)
+    tcp = _tcp_listener(app, gateway, args.host, args.tcp_port)
     portal.start()
     gateway_server.start()
     # Start-up made ~100k long-lived objects (Flask, SQLAlchemy, templates): keep them out of
@@ -163,12 +187,16 @@ def serve(args):
     gc.freeze()
     print(f"Gatehouse portal:  http://{args.host}:{portal.server_port}/", flush=True)
     print(f"Gatehouse gateway: http://{args.host}:{gateway_server.server_port}/", flush=True)
+    if tcp is not None:
+        print(f"Gatehouse TCP:     {args.host}:{tcp.port} (TLS, routed by SNI)", flush=True)
     stop = Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
     stop.wait()
     portal.stop(timeout=2)
     gateway_server.close()  # no new connections; open streams end as their APIs retire
+    if tcp is not None:
+        tcp.close()
     gateway.stop()
     gateway_server.stop(timeout=2)
 
@@ -180,6 +208,8 @@ def main(argv=None):
     run.add_argument("--host", default=os.environ.get("GATEHOUSE_HOST", "127.0.0.1"))
     run.add_argument("--portal-port", type=int, default=DEFAULT_PORTAL_PORT)
     run.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT)
+    run.add_argument("--tcp-port", type=_port_or_off, default=os.environ.get("GATEHOUSE_TCP_PORT", DEFAULT_TCP_PORT),
+                     help="TLS port of tcp-proxy APIs (routed by SNI), or 'off'")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args)

@@ -29,6 +29,7 @@ class DeployedApi:
         self.idle.set()
         self.subscriptions = set()
         self.paths = []          # (host or None, normalised path)
+        self.sni_hosts = []      # lower-case host names of a tcp listener
         self.entrypoints = []    # handlers, highest priority first
         self.endpoints = []      # (connector, weight, secondary)
         self.health_checks = []
@@ -43,10 +44,12 @@ class DeployedApi:
 
     def _build(self, definition):
         for listener in definition.get("listeners", []):
-            if listener.get("type") != "http":
+            if listener.get("type") not in ("http", "tcp"):
                 continue
             for entry in listener.get("paths", []):
                 self.paths.append((entry.get("host") or None, normalise_path(entry["path"])))
+            if listener["type"] == "tcp":
+                self.sni_hosts += [host.lower() for host in listener.get("hosts", [])]
             for entrypoint in listener.get("entrypoints", []):
                 spec = registry.entrypoint(entrypoint["type"])
                 config = spec.configuration.with_defaults(entrypoint.get("configuration"))

@@ -22,11 +22,17 @@ NO_ENTRYPOINT = "No entrypoint matches the incoming request."
 
 
 class Routes:
-    """(host, path) -> API, longest path first; a route naming a host beats one that does not."""
+    """(host, path) -> API, longest path first; a route naming a host beats one that does not.
+    For the TCP listener: SNI host name -> API."""
 
     def __init__(self, apis):
+        apis = list(apis)
         entries = [(host, path, api) for api in apis for host, path in api.paths]
         self.entries = sorted(entries, key=lambda e: (len(e[1]), e[0] is not None), reverse=True)
+        self.sni_hosts = {host: api for api in apis for host in api.sni_hosts}
+
+    def match_sni(self, server_name):
+        return self.sni_hosts.get(server_name.lower()) if server_name else None
 
     def match(self, host, path):
         for route_host, route_path, api in self.entries:

@@ -26,6 +26,8 @@ class EndpointSpec:
     kind: str = "endpoint"
     # probe(configuration) -> None when the backend answers, else what is wrong (for the portal)
     probe: object = None
+    # The listener type it serves under: "tcp" for byte streams routed by SNI; None for any other.
+    listener: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class EntrypointSpec:
     priority: int = 0
     description: str = ""
     kind: str = "entrypoint"
+    # The listener type that carries it (`tcp`: a TLS connection routed by SNI, not an HTTP request).
+    listener: str = "http"
 
 
 def _discover(package_name):

@@ -26,7 +26,9 @@ PLAN_KEYS = ("id", "name", "security", "mode", "status")
 
 
 class Conflict(Exception):
-    pass
+    def __init__(self, message, field="listeners.paths"):
+        super().__init__(message)
+        self.field = field
 
 
 class DeployRefused(Exception):
@@ -169,6 +171,14 @@ def check_paths(d, api_id):
         if ((host or None), normalise_path(path)) in wanted:
             name = db.session.get(Api, other).name
             raise Conflict(f"The context path {path} is already used by the API '{name}'.")
+    wanted_hosts = {h.lower() for l in d["listeners"] if l["type"] == "tcp" for h in l.get("hosts") or []}
+    tcp_listeners = db.session.execute(select(Listener.extra, Listener.api_id)
+                                       .where(Listener.type == "tcp", Listener.api_id != api_id)).all()
+    for extra, other in tcp_listeners:
+        for host in extra.get("hosts") or []:
+            if host.lower() in wanted_hosts:
+                raise Conflict(f"The host {host} is already used by the tcp listener of the API "
+                               f"'{db.session.get(Api, other).name}'.", "listeners.hosts")
 
 
 def create(document):

@@ -38,7 +38,7 @@ def definition_error(exc):
 
 @bp.errorhandler(apis.Conflict)
 def conflict(exc):
-    return error(409, str(exc), [{"field": "listeners.paths", "message": str(exc)}])
+    return error(409, str(exc), [{"field": exc.field, "message": str(exc)}])
 
 
 @bp.errorhandler(apis.DeployRefused)

@@ -60,8 +60,9 @@ def apis_list():
 # ----- create-API wizard -----
 def _wizard_state(form):
     api_type = form.get("type", "message")
-    entrypoint_specs = [s for s in registry.entrypoints().values() if api_type in s.api_types]
-    endpoint_specs = [s for s in registry.endpoints().values() if api_type in s.api_types]
+    # The wizard makes an HTTP listener (a context path); tcp-proxy APIs are imported for now.
+    entrypoint_specs = [s for s in registry.entrypoints().values() if api_type in s.api_types and s.listener == "http"]
+    endpoint_specs = [s for s in registry.endpoints().values() if api_type in s.api_types and s.listener != "tcp"]
     chosen = [s.type for s in entrypoint_specs if form.get(f"entrypoint.{s.type}")]
     endpoint_type = form.get("endpoint_type") or (endpoint_specs[0].type if endpoint_specs else "")
     return api_type, entrypoint_specs, endpoint_specs, chosen, endpoint_type
@@ -389,8 +390,11 @@ def delete_endpoint(api_id, endpoint_id):
 
 # ----- endpoint groups -----
 def _group_specs(api):
-    """The endpoint types a new group of this API may have: registered connectors for its API type."""
-    return [spec for spec in registry.endpoints().values() if api.type in spec.api_types]
+    """The endpoint types a new group of this API may have: registered connectors for its API type
+    and its kind of listener (tcp-proxy endpoints for a tcp listener, only there)."""
+    tcp = any(listener.type == "tcp" for listener in api.listeners)
+    return [spec for spec in registry.endpoints().values()
+            if api.type in spec.api_types and (spec.listener == "tcp") == tcp]
 
 
 def _chosen_group_spec(api, form):

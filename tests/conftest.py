@@ -46,11 +46,12 @@ def read_log(proc):
 class Server:
     """One Gatehouse process (or gunicorn master) with a portal URL, a gateway URL and a client."""
 
-    def __init__(self, proc, portal_port, gateway_port, workdir):
+    def __init__(self, proc, portal_port, gateway_port, workdir, tcp_port=None):
         self.proc = proc
         self.portal = f"http://127.0.0.1:{portal_port}"
         self.gateway = f"http://127.0.0.1:{gateway_port}"
         self.gateway_port = gateway_port
+        self.tcp_port = tcp_port
         self.workdir = workdir
         self.http = requests.Session()
         self.http.auth = ("admin", ADMIN_PASSWORD)
@@ -115,8 +116,10 @@ class Server:
 
 def environment(workdir, database_url=None, **extra):
     # PYTHONPATH: the server runs this checkout's code, whichever checkout `pip install -e` last named.
+    # GATEHOUSE_TCP_PORT: a free one, so that servers running side by side do not race for the default.
     env = dict(os.environ, GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONPATH=str(ROOT),
-               GATEHOUSE_INSTANCE_PATH=str(workdir / "instance"), PYTHONUNBUFFERED="1")
+               GATEHOUSE_INSTANCE_PATH=str(workdir / "instance"), PYTHONUNBUFFERED="1",
+               GATEHOUSE_TCP_PORT=str(free_port()))
     if database_url:
         env["GATEHOUSE_DATABASE_URL"] = database_url
     env.update(extra)
@@ -139,8 +142,10 @@ def launch(workdir, database_url=None, **extra):
     portal_port, gateway_port = free_port(), free_port()
     args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
             "--portal-port", str(portal_port), "--gateway-port", str(gateway_port)]
-    proc = start_process(args, workdir, environment(workdir, database_url, **extra), (portal_port, gateway_port))
-    return Server(proc, portal_port, gateway_port, workdir)
+    env = environment(workdir, database_url, **extra)
+    tcp_port = int(env["GATEHOUSE_TCP_PORT"])
+    proc = start_process(args, workdir, env, (portal_port, gateway_port, tcp_port))
+    return Server(proc, portal_port, gateway_port, workdir, tcp_port)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from gateway_runtime.settings import SECRET_MASK, Field, Settings
 
 class FakeApi:
     def __init__(self, name, *paths):
-        self.name, self.paths = name, list(paths)
+        self.name, self.paths, self.sni_hosts = name, list(paths), []
 
 
 def test_routes_prefer_host_then_longest_path():

@@ -16,6 +16,7 @@ FLOW_PHASES = ("request", "response", "subscribe", "publish", "connect", "intera
 TEST_KIT_POLICIES = ("message-flow-ready",)
 TEST_KIT_ENDPOINTS = ("mutating-http-proxy",)
 CONTEXT_PATH = re.compile(r"^/[A-Za-z0-9_\-./~%:@!$&'()*+,;=]*$")
+SNI_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$")
 
 
 def validate(api):
@@ -52,6 +53,8 @@ def validate(api):
             path = entry.get("path") if isinstance(entry, dict) else None
             if not isinstance(path, str) or not CONTEXT_PATH.match(path):
                 err(f"{where}.paths[{pi}].path", "A context path must start with '/' and contain no spaces.")
+        if listener.get("type") == "tcp":
+            _check_tcp_listener(listener, listeners, where, err)
         entrypoints = listener.get("entrypoints")
         if not isinstance(entrypoints, list) or not entrypoints:
             err(f"{where}.entrypoints", "A listener needs at least one entrypoint.")
@@ -66,6 +69,8 @@ def validate(api):
             spec = registry.entrypoint(entrypoint["type"])
             if spec is not None:
                 _check_settings(spec.configuration, entrypoint, "configuration", ewhere, errors)
+                if spec.listener != listener.get("type") and listener.get("type") in ("http", "tcp"):
+                    err(f"{ewhere}.type", f"The {spec.type} entrypoint belongs on a {spec.listener} listener.")
     groups = api.get("endpointGroups")
     if not isinstance(groups, list) or not groups:
         err("endpointGroups", "The API needs at least one endpoint group.")
@@ -81,6 +86,9 @@ def validate(api):
         spec = registry.endpoint(group["type"])
         if spec is not None:
             _check_settings(spec.shared, group, "sharedConfiguration", where, errors)
+            if (spec.listener == "tcp") != any(isinstance(li, dict) and li.get("type") == "tcp" for li in listeners):
+                err(f"{where}.type", f"{spec.type} endpoints need a tcp listener (clients routed by SNI host)."
+                    if spec.listener == "tcp" else f"An API with a tcp listener needs tcp-proxy endpoints, not {spec.type}.")
         endpoints = group.get("endpoints")
         if not isinstance(endpoints, list):
             err(f"{where}.endpoints", "endpoints must be a list.")
@@ -112,6 +120,19 @@ def validate(api):
     if errors:
         raise DefinitionError(errors)
     return api
+
+
+def _check_tcp_listener(listener, listeners, where, err):
+    """A tcp listener names the SNI hosts it answers, and is the API's only listener (as in Gravitee)."""
+    hosts = listener.get("hosts")
+    if not isinstance(hosts, list) or not hosts:
+        err(f"{where}.hosts", "A tcp listener needs at least one host name (the SNI name clients send).")
+        hosts = []
+    for hi, host in enumerate(hosts):
+        if not isinstance(host, str) or not SNI_HOST.match(host):
+            err(f"{where}.hosts[{hi}]", f"{host!r} is not a host name (such as api.example.com).")
+    if len(listeners) > 1:
+        err(f"{where}.type", "An API with a tcp listener can have no other listener.")
 
 
 def _check_settings(settings, owner, key, where, errors):
@@ -159,6 +180,9 @@ def blocking_parts(api):
     for policy in sorted(_policies(api) - set(TEST_KIT_POLICIES)):
         parts.append(f"policy {policy}")
     parts += failover.problems(api.get("failover"))
+    if isinstance(api.get("failover"), dict) and api["failover"].get("enabled") \
+            and any(listener.get("type") == "tcp" for listener in api.get("listeners", [])):
+        parts.append("failover on a tcp listener's API (the endpoints' reconnect attempts retry connections)")
     if _enabled_services(api.get("services")):
         parts.append(f"API services ({', '.join(_enabled_services(api['services']))})")
     if api.get("resources"):

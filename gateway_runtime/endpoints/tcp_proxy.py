@@ -1,0 +1,146 @@
+"""TCP proxy endpoint: opens the connection to the backend (over TLS when the target is `secured`)
+for one client connection that the TCP listener routed to this API by its SNI host name.
+
+The SSL settings are http-proxy's (the same Gravitee `sslOptions` schema), so their fields and the
+client context are taken from that module rather than declared twice.
+"""
+import logging
+import socket
+import ssl
+
+import gevent
+
+from ..messages import EndpointConnector, EndpointError
+from ..registry import EndpointSpec
+from ..settings import Field, Settings, get_path
+from ..stores import check_gravitee_stores
+from . import http_proxy
+
+log = logging.getLogger("gatehouse.tcp")
+
+
+class TcpProxyEndpoint(EndpointConnector):
+    def __init__(self, configuration, shared):
+        super().__init__(configuration, shared)
+        target = configuration["target"]
+        self.host, self.port, self.secured = target["host"], target["port"], target["secured"]
+        tcp = shared["tcp"]
+        self.connect_timeout = tcp["connectTimeout"] / 1000 or None  # 0: no timeout, as in Gravitee
+        self.attempts = 1 + tcp["reconnectAttempts"]
+        self.reconnect_interval = tcp["reconnectInterval"] / 1000
+        self.idle_timeouts = IdleTimeouts(tcp["idleTimeout"] / 1000, tcp["readIdleTimeout"] / 1000,
+                                          tcp["writeIdleTimeout"] / 1000)
+        self.ssl_context = http_proxy.HttpProxyEndpoint._ssl_context(shared.get("ssl") or {}) \
+            if self.secured else None
+        self.open = set()  # backend sockets of connections in progress, closed by close()
+
+    @property
+    def address(self):
+        return f"{self.host}:{self.port}"
+
+    def connect(self):
+        """A connected backend socket (TLS-wrapped when secured); raises EndpointError saying why not."""
+        sock = self._connect_with_retries()
+        if self.ssl_context is not None:
+            try:
+                sock.settimeout(self.connect_timeout)
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+            except ssl.SSLCertVerificationError as exc:
+                sock.close()
+                raise EndpointError(f"TLS verification of the backend {self.address} failed: "
+                                    f"{exc.verify_message or exc.reason}; add the CA that signed its "
+                                    "certificate to the trust store") from None
+            except OSError as exc:  # ssl.SSLError included
+                sock.close()
+                raise EndpointError(f"the TLS handshake with the backend {self.address} failed: "
+                                    f"{getattr(exc, 'reason', None) or exc}") from None
+        sock.settimeout(None)
+        self.open.add(sock)
+        return sock
+
+    def _connect_with_retries(self):
+        for attempt in range(self.attempts):
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+            except OSError as exc:
+                reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+                if attempt + 1 < self.attempts:
+                    gevent.sleep(self.reconnect_interval)
+                continue
+            # Interactive protocols send small writes; Nagle's algorithm would hold them back.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        raise EndpointError(f"the backend {self.address} cannot be reached ({reason}) after "
+                            f"{self.attempts} attempt(s)")
+
+    def release(self, sock):
+        self.open.discard(sock)
+        sock.close()
+
+    def close(self):
+        """On retirement: connections still open after the drain are cut (their relays then end)."""
+        for sock in list(self.open):
+            self.release(sock)
+
+
+class IdleTimeouts:
+    """Gravitee's TCP client idle timeouts in seconds (0: none), seen from the backend connection:
+    `read` is data from the backend, `write` data to it, `idle` either."""
+    __slots__ = ("idle", "read", "write")
+
+    def __init__(self, idle, read, write):
+        self.idle, self.read, self.write = idle, read, write
+
+    def deadline(self, last_read, last_write):
+        """When the connection is idle too long given its last read and write (None: never)."""
+        deadlines = [last + limit for last, limit in ((max(last_read, last_write), self.idle),
+                                                      (last_read, self.read), (last_write, self.write)) if limit]
+        return min(deadlines, default=None)
+
+
+def _check_shared(values, settings):
+    errors = check_gravitee_stores(get_path(values, "ssl") or {}, "ssl", trust=not get_path(values, "ssl.trustAll"))
+    if get_path(values, "proxy.enabled"):
+        errors["proxy.enabled"] = "An outbound proxy for TCP is not available yet"
+    return errors
+
+
+ENABLED = ("proxy.enabled", (True,))
+SHARED = Settings(fields=(
+    Field("tcp.connectTimeout", "integer", "Connect timeout (ms)", default=3000, minimum=0,
+          help="0: wait as long as the operating system does."),
+    Field("tcp.reconnectAttempts", "integer", "Reconnect attempts", default=3, minimum=0,
+          help="Tries after the first failed connection; 0: no retry."),
+    Field("tcp.reconnectInterval", "integer", "Reconnect interval (ms)", default=1000, minimum=0),
+    Field("tcp.idleTimeout", "integer", "Idle timeout (ms)", default=0, minimum=0,
+          help="Close the connection when no data went either way for this long; 0: never."),
+    Field("tcp.readIdleTimeout", "integer", "Read idle timeout (ms)", default=0, minimum=0,
+          help="Close the connection when the backend sent nothing for this long; 0: never."),
+    Field("tcp.writeIdleTimeout", "integer", "Write idle timeout (ms)", default=0, minimum=0,
+          help="Close the connection when nothing was sent to the backend for this long; 0: never."),
+    Field("proxy.enabled", "boolean", "Use an outbound proxy", default=False),
+    Field("proxy.useSystemProxy", "boolean", "Use the system proxy", default=False, when=ENABLED),
+    Field("proxy.type", "enum", "Proxy type", default="SOCKS5", choices=("SOCKS4", "SOCKS5"), when=ENABLED),
+    Field("proxy.host", "string", "Proxy host", when=ENABLED),
+    Field("proxy.port", "integer", "Proxy port", minimum=1, maximum=65535, when=ENABLED),
+    Field("proxy.username", "string", "Proxy user name", when=ENABLED),
+    Field("proxy.password", "secret", "Proxy password", when=ENABLED),
+    *(f for f in http_proxy.SHARED if f.path.startswith("ssl.")),
+), checks=(_check_shared,))
+
+SPEC = EndpointSpec(
+    type="tcp-proxy",
+    label="TCP proxy",
+    connector=TcpProxyEndpoint,
+    api_types=("proxy",),
+    qos=("auto",),
+    listener="tcp",
+    description="Relays the bytes of a TLS client connection to a TCP backend.",
+    configuration=Settings(fields=(
+        Field("target.host", "string", "Target host", required=True, help="Backend host name or IP address."),
+        Field("target.port", "integer", "Target port", required=True, minimum=1, maximum=65535),
+        Field("target.secured", "boolean", "Connect to the target over TLS", default=False,
+              help="The SSL settings say which certificates to trust."),
+    )),
+    shared=SHARED,
+)
