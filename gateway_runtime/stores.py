@@ -203,6 +203,18 @@ def check_gravitee_stores(ssl_settings, prefix, trust=True):
     return errors
 
 
+def gravitee_ssl_context(ssl_settings):
+    """A client SSLContext for an `ssl` settings object in Gravitee's names (hostnameVerifier,
+    trustAll, trustStore, keyStore). Raises SettingsError when a store cannot be used."""
+    trust_store, key_store = gravitee_stores(ssl_settings)
+    trust_all = bool(ssl_settings.get("trustAll"))
+    with materialise({"type": "NONE"} if trust_all else trust_store, key_store) as tls:
+        context = tls.ssl_context(check_hostname=ssl_settings.get("hostnameVerifier", True) and not trust_all)
+    if trust_all:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 # ----------------------------------------------------------------- trust stores
 
 def _load_trust(store):

@@ -23,7 +23,7 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionErr
 from ..messages import READ_CHUNK, EndpointConnector, EndpointError, Unreachable  # noqa: E402
 from ..registry import EndpointSpec  # noqa: E402
 from ..settings import Field, Settings, SettingsError, get_path  # noqa: E402
-from ..stores import check_gravitee_stores, diagnose_tls, gravitee_stores, materialise  # noqa: E402
+from ..stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context  # noqa: E402
 
 # Meaningful for one connection only; never forwarded (RFC 9110, 7.6.1).
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -46,7 +46,7 @@ class HttpProxyEndpoint(EndpointConnector):
         self.compression = http["useCompression"]
         ssl_options = shared.get("ssl") or {}
         self.client_certificate = (get_path(ssl_options, "keyStore.type") or "NONE") != "NONE"
-        self.ssl_context = self._ssl_context(ssl_options) if self.target.startswith("https") else None
+        self.ssl_context = ssl_context(ssl_options) if self.target.startswith("https") else None
         pool_options = dict(
             num_pools=8, maxsize=http["maxConcurrentConnections"], block=True, retries=False,
             timeout=urllib3.Timeout(connect=http["connectTimeout"] / 1000, read=http["readTimeout"] / 1000),
@@ -57,19 +57,6 @@ class HttpProxyEndpoint(EndpointConnector):
         self.proxy = outbound_proxy(shared.get("proxy") or {}, self.target)
         self.http2 = Http2Client(self.target, http, self.ssl_context) if http["version"] == "HTTP_2" else None
         self.pool = pool_manager(self.proxy, pool_options)
-
-    @staticmethod
-    def _ssl_context(options):
-        trust_store, key_store = gravitee_stores(options)
-        try:
-            with materialise({"type": "NONE"} if options.get("trustAll") else trust_store, key_store) as tls:
-                context = tls.ssl_context(check_hostname=options.get("hostnameVerifier", True)
-                                          and not options.get("trustAll"))
-        except SettingsError as exc:
-            raise EndpointError(f"the SSL settings cannot be used: {exc}") from None
-        if options.get("trustAll"):
-            context.verify_mode = ssl.CERT_NONE
-        return context
 
     def forward(self, request):
         """Send the request on; return the backend's Answer once its status and headers came."""
@@ -272,6 +259,13 @@ class Http2Answer(Answer):
         self.response.close()
 
     discard = close
+
+
+def ssl_context(ssl_settings):
+    try:
+        return gravitee_ssl_context(ssl_settings)
+    except SettingsError as exc:
+        raise EndpointError(f"the SSL settings cannot be used: {exc}") from None
 
 
 def last_words(exc):

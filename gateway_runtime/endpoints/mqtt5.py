@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 from ..messages import EndpointConnector, EndpointError, Message, Subscription
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, SettingsError, get_path
-from ..stores import check_gravitee_stores, diagnose_tls, gravitee_stores, materialise
+from ..stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
 from .kafka import FanOutSubscription
 
 log = logging.getLogger("gatehouse.mqtt5")
@@ -358,9 +358,7 @@ class Mqtt5Endpoint(EndpointConnector):
         if tls_enabled(self.shared):
             if self.tls_context is None:
                 try:
-                    trust, key = gravitee_stores(ssl_settings)
-                    with materialise(trust, key) as tls:
-                        self.tls_context = tls.ssl_context(check_hostname=ssl_settings.get("hostnameVerifier", True))
+                    self.tls_context = gravitee_ssl_context(ssl_settings)
                 except SettingsError as exc:
                     raise EndpointError(f"the MQTT TLS settings cannot be used: {exc}") from None
             client.tls_set_context(self.tls_context)

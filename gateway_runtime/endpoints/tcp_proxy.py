@@ -30,8 +30,7 @@ class TcpProxyEndpoint(EndpointConnector):
         self.reconnect_interval = tcp["reconnectInterval"] / 1000
         self.idle_timeouts = IdleTimeouts(tcp["idleTimeout"] / 1000, tcp["readIdleTimeout"] / 1000,
                                           tcp["writeIdleTimeout"] / 1000)
-        self.ssl_context = http_proxy.HttpProxyEndpoint._ssl_context(shared.get("ssl") or {}) \
-            if self.secured else None
+        self.ssl_context = http_proxy.ssl_context(shared.get("ssl") or {}) if self.secured else None
         self.open = set()  # backend sockets of connections in progress, closed by close()
 
     @property
