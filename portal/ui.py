@@ -5,7 +5,7 @@ from flask import (Blueprint, abort, flash, g, jsonify, redirect, render_templat
 from werkzeug.exceptions import HTTPException
 
 from gateway_runtime import definition as v4
-from gateway_runtime import registry
+from gateway_runtime import failover, registry
 from gateway_runtime.definition.checks import LOAD_BALANCERS
 
 from . import apis
@@ -479,3 +479,33 @@ def delete_group(api_id, group_id):
                            text=f"Its {len(group.endpoints)} endpoint(s) are deleted with it. "
                                 "The gateway keeps using them until you redeploy.",
                            action=url_for("ui.delete_group", api_id=api.id, group_id=group.id), back=back)
+
+
+# ----- failover (the API's `failover` block) -----
+def _render_failover(api, values, errors, status=200, template="failover.html"):
+    return render_template(template, api=api, settings=failover.SETTINGS, values=values, errors=errors,
+                           refresh_url=url_for("ui.failover_fields", api_id=api.id)), status
+
+
+@bp.post("/apis/<api_id>/failover/_fields")
+@login_required
+def failover_fields(api_id):
+    values, _ = failover.SETTINGS.from_form(request.form, "failover.")
+    return _render_failover(_api(api_id), values, {}, template="_failover_fields.html")
+
+
+@bp.route("/apis/<api_id>/failover", methods=["GET", "POST"])
+@login_required
+def edit_failover(api_id):
+    api = _api(api_id)
+    if any(listener.type == "tcp" for listener in api.listeners):
+        abort(400, "TCP proxy APIs have no failover: their endpoints' reconnect attempts do that job.")
+    if request.method == "POST":
+        values, errors = failover.SETTINGS.from_form(request.form, "failover.")
+        if errors:
+            return _render_failover(api, values, errors, 400)
+        api.extra = {**api.extra, "failover": values}
+        db.session.commit()
+        flash("Failover saved. Redeploy to apply.")
+        return redirect(url_for("ui.endpoints", api_id=api.id))
+    return _render_failover(api, api.extra.get("failover") or {}, {})

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 import h2_backend
 from conftest import free_port, wait_for_port
+from test_end_to_end import csrf_token, portal_login
 from test_kafka_tls import make_ca, make_server_cert, pem
 
 
@@ -497,3 +498,38 @@ def test_http2_to_backends_in_clear_text_and_over_tls(server, tmp_path):
         assert over_tls.status_code == 200 and over_tls.json()["httpVersion"] == "2", over_tls.text
     gone = requests.get(server.gateway + "/h2c/after", timeout=10)
     assert gone.status_code == 502 and "cannot be reached" in gone.json()["message"]
+
+
+def test_failover_is_configured_in_the_portal_and_retries_on_the_next_endpoint(server, backends):
+    dead = f"http://127.0.0.1:{free_port()}"
+    api_id = server.import_api(proxy_api([dead, url(backends[0])], path="/fo"))
+    browser = portal_login(server)
+    page = browser.get(server.portal + f"/apis/{api_id}/failover")
+    assert page.status_code == 200 and 'name="failover.enabled"' in page.text
+    token = csrf_token(page.text)
+    assert 'name="failover.maxRetries"' not in page.text  # its section opens with the toggle (HTMX)
+    section = browser.post(server.portal + f"/apis/{api_id}/failover/_fields",
+                           data={"csrf_token": token, "failover.enabled": "on"})
+    assert 'id="failover-fields"' in section.text and 'name="failover.maxRetries"' in section.text
+    bad = browser.post(server.portal + f"/apis/{api_id}/failover", data={
+        "csrf_token": token, "failover.enabled": "on", "failover.maxRetries": "-1"})
+    assert bad.status_code == 400 and "Max retries: must be at least 0" in bad.text
+    unknown = browser.post(server.portal + f"/apis/{api_id}/failover", data={
+        "csrf_token": token, "failover.enabled": "on", "failover.failureCondition": "{#request.headers['x'] == 'y'}"})
+    assert unknown.status_code == 400
+    assert "only comparisons of the response status are available" in unknown.text
+    assert "failover" not in server.mgmt("GET", f"/apis/{api_id}").json()
+    saved = browser.post(server.portal + f"/apis/{api_id}/failover", data={
+        "csrf_token": token, "failover.enabled": "on", "failover.maxRetries": "1", "failover.slowCallDuration": "2000",
+        "failover.openStateDuration": "10000", "failover.maxFailures": "5",
+        "failover.failureCondition": "{#response.status >= 500}"})
+    assert saved.status_code == 200 and "Failover saved. Redeploy to apply." in saved.text
+    assert "On: up to 1 retries" in saved.text
+    assert server.mgmt("GET", f"/apis/{api_id}").json()["failover"] == {
+        "enabled": True, "maxRetries": 1, "slowCallDuration": 2000, "openStateDuration": 10000, "maxFailures": 5,
+        "perSubscription": False, "forceNextEndpointOnFailure": False, "failureCondition": "{#response.status >= 500}"}
+    server.start_api(api_id)
+    server.wait_serving(api_id, 1)
+    answers = [requests.get(server.gateway + "/fo/x", timeout=10) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200] * 4  # the dead endpoint's turns went to the next one
+    assert {a.headers["X-Backend"] for a in answers} == {"b0"}
