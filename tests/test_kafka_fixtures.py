@@ -421,6 +421,21 @@ def without_flows(definition):
     definition["flows"] = []
 
 
+def first_closed(definition):
+    definition["endpointGroups"][0]["endpoints"][0]["configuration"]["bootstrapServers"] = f"127.0.0.1:{free_port()}"
+
+
+def failover_to_the_second_endpoint(server, tansu, api_id, definition, topics, client):
+    """http/failover/kafka-two-endpoints.json, its first endpoint's `http://localhost:9098` made a
+    closed port: what the balancer gives to it is retried on the second one (Tansu) once the first
+    fails to connect: a post lands on the topic; an http-get returns what is there."""
+    response = requests.post(server.gateway + "/test", data=b"posted", timeout=30)
+    assert response.status_code == 202, response.text
+    assert [r.value for r in consume(tansu.bootstrap, topics["test-topic"], 1)] == [b"posted"]
+    produce(tansu.bootstrap, topics["test-topic"], "m1")
+    assert contents(get(server, "/test", client)) == ["posted", "m1"]
+
+
 # id -> (fixture, changes to the rewritten copy, check). The ids are the fixture paths; a
 # `+change` suffix marks a derived variant.
 BEHAVIOUR = {
@@ -448,6 +463,7 @@ BEHAVIOUR = {
         (without_webhook,), qos_fixture("auto", "/test-qos-auto", "test-topic-qos-auto", 10)),
     "messages/kafka/kafka-endpoint-qos-none.json+no-webhook": (
         (without_webhook,), qos_fixture("none", "/test-qos-none", "test-topic-qos-none", 10)),
+    "http/failover/kafka-two-endpoints.json+first-closed": ((first_closed,), failover_to_the_second_endpoint),
     # Derived: the -failure fixtures with a broker that cannot be reached (a closed port).
     "messages/http-get/http-get-entrypoint-kafka-endpoint-failure.json+closed-port": (
         (closed_port,), unreachable_get),

@@ -8,7 +8,9 @@ are kept. Then it either deploys and behaves as its name says (BEHAVIOUR), or is
 naming its blocking parts (BLOCKED); `+change` ids are variants with a blocker taken out."""
 import copy
 import json
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -195,6 +197,38 @@ def qos_fixture(path, qos):
     return check
 
 
+def closed_port_first(definition):
+    definition["endpointGroups"][0]["endpoints"][0]["configuration"]["serverPort"] = "1"
+
+
+def failover_to_the_second_endpoint(server, broker, definition, topics, client):
+    """http/failover/mqtt-two-endpoints.json with the first endpoint's port -1 made a valid port
+    of a host that does not exist: every call that the balancer gives to it is retried on the
+    second one (the local broker): posts arrive, and an http-get gets what is published."""
+    [topic] = topics.values()
+    direct = Collector(broker, topic)
+    try:
+        for i in range(2):
+            response = requests.post(server.gateway + "/test", data=f"posted-{i}".encode(), timeout=20)
+            assert response.status_code == 202, response.text
+        assert sorted(m.payload for m in direct.get(2)) == [b"posted-0", b"posted-1"]
+    finally:
+        direct.close()
+    with ThreadPoolExecutor(1) as pool:
+        # qos none: only what is published while the poll is subscribed reaches it.
+        poll = pool.submit(requests.get, server.gateway + "/test", headers={**JSON, "X-Gravitee-Client-Identifier":
+                                                                             client}, timeout=30)
+        sent = 0
+        while not poll.done() and sent < 200:
+            publish(broker, topic, f"live-{sent}".encode())
+            sent += 1
+            time.sleep(0.05)
+        got = poll.result()
+    assert got.status_code == 200, got.text
+    items = [item["content"] for item in got.json()["items"]]
+    assert len(items) == 2 and all(item.startswith("live-") for item in items), items
+
+
 def without_webhook(definition):
     definition["listeners"] = [li for li in definition["listeners"] if li["type"] != "subscription"]
 
@@ -223,6 +257,7 @@ BEHAVIOUR = {
         (without_webhook,), qos_fixture("/test-qos-auto", "auto")),
     "messages/mqtt5/mqtt5-endpoint-qos-none.json+no-webhook": (
         (without_webhook,), qos_fixture("/test-qos-none", "none")),
+    "http/failover/mqtt-two-endpoints.json+closed-port": ((closed_port_first,), failover_to_the_second_endpoint),
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json+no-flows": (
         (without_flows,), http_post("/http-post-entrypoint-mqtt5-endpoint-failure", False)),
 }

@@ -19,7 +19,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Offse
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NoOffsetForPartitionError
 
 from ..jaas import JaasError, kafka_sasl_settings
-from ..messages import EndpointConnector, EndpointError, Message, NotFound, Subscription
+from ..messages import EndpointConnector, EndpointError, Message, NotFound, Subscription, Unreachable
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, SettingsError, get_path
 from ..stores import check_key_store, check_trust_store, diagnose_tls, materialise
@@ -392,8 +392,8 @@ class KafkaEndpoint(EndpointConnector):
                         linger_ms=1, max_block_ms=SEND_TIMEOUT_S * 1000)
                 except EndpointError:
                     raise
-                except Exception as exc:
-                    raise EndpointError(self.explain(exc)) from None
+                except Exception as exc:  # no producer, so nothing was sent: failover may send it elsewhere
+                    raise Unreachable(self.explain(exc)) from None
             return self.producer
 
     # ----- consume -----

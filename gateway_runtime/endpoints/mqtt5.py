@@ -28,7 +28,7 @@ from gevent.lock import BoundedSemaphore
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ..messages import EndpointConnector, EndpointError, Message, Subscription
+from ..messages import EndpointConnector, EndpointError, Message, Subscription, Unreachable
 from ..registry import EndpointSpec
 from ..settings import Field, Settings, SettingsError, get_path
 from ..stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
@@ -157,7 +157,7 @@ class Connection:
                     self.client.disconnect()
                     # Mosquitto answers a wrong password with "not authorized", not with code 0x86.
                     hint = " (check the user name and password)" if reason.value in (0x86, 0x87) else ""
-                    raise EndpointError(f"the MQTT broker at {endpoint.address} refused the connection: "
+                    raise Unreachable(f"the MQTT broker at {endpoint.address} refused the connection: "
                                         f"{decapitalise(str(reason))}{hint}")
                 if self.topic and not session_present:
                     result = AsyncResult()
@@ -173,7 +173,7 @@ class Connection:
             raise
         except Exception as exc:  # noqa: BLE001 - socket, TLS and paho errors: each one told to the client
             abort(self.client)
-            raise EndpointError(endpoint.explain(exc)) from None
+            raise Unreachable(endpoint.explain(exc)) from None
         self.lost = None
         self.up.set()
         endpoint.reached()
@@ -213,10 +213,10 @@ class Connection:
         return False
 
     def wait_up(self, timeout):
-        """True when connected; EndpointError once down; False while still reconnecting."""
+        """True when connected; Unreachable once down; False while still reconnecting."""
         self.up.wait(timeout)
         if self.error:
-            raise EndpointError(self.error)
+            raise Unreachable(self.error)
         return self.up.is_set()
 
     def ack(self, entries):
@@ -397,7 +397,7 @@ class Mqtt5Endpoint(EndpointConnector):
             raise EndpointError("this MQTT endpoint is not configured to publish")
         connection = self._publisher()
         if not connection.wait_up(PUBLISH_TIMEOUT_S):
-            raise EndpointError(f"the MQTT broker at {self.address} is reconnecting; try again")
+            raise Unreachable(f"the MQTT broker at {self.address} is reconnecting; try again")
         qos = 0 if context.qos == "none" else 1
         info = connection.client.publish(self.topic("producer"), message.content, qos,
                                          self.producer.get("retained", False), publish_properties(message, self.producer))
