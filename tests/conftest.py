@@ -221,6 +221,16 @@ def read_sse(response, count, timeout=10):
     return events
 
 
+def next_message(stream, timeout=15):
+    """The next `message` or `error` event of an SSE stream (heartbeats and comments skipped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in read_sse(stream, 1, timeout=deadline - time.monotonic()):
+            if event.get("event") in ("message", "error"):
+                return event
+    raise AssertionError("no message within the timeout")
+
+
 def pretty(obj):
     return json.dumps(obj, indent=2, sort_keys=True)
 

@@ -15,6 +15,23 @@ def csrf_token(html):
     return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
 
 
+class EndpointsPage:
+    """A signed-in browser on an API's Backend services page, with what its forms need."""
+
+    def __init__(self, server, api_id):
+        self.browser = portal_login(server)
+        page = self.browser.get(server.portal + f"/apis/{api_id}/endpoints")
+        self.token = csrf_token(page.text)
+        self.endpoint_id = re.search(r"/endpoints/(\d+)/edit", page.text).group(1)
+        group_id = re.search(r'id="group-(\d+)"', page.text).group(1)
+        self.refresh = server.portal + f"/apis/{api_id}/groups/{group_id}/_fields"
+
+
+def connector_fields(html):
+    """The connector settings a form shows (their input names)."""
+    return set(re.findall(r'name="((?:cfg|shared)\.[^"]+)"', html))
+
+
 def portal_login(server):
     browser = requests.Session()
     page = browser.get(server.portal + "/login")

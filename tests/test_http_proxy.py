@@ -210,18 +210,22 @@ def test_a_200_mb_upload_streams_through_without_growing_the_gateway(server, bac
     assert max(peak) - before < 50, (before, peak)
 
 
+def server_cert_files(folder, ca_key, ca_cert):
+    """(certificate file, key file) of a server certificate for 127.0.0.1 from the CA, in PEM."""
+    key, cert = make_server_cert(ca_key, ca_cert)
+    (folder / "server.pem").write_bytes(pem(cert))
+    (folder / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    return folder / "server.pem", folder / "server.key"
+
+
 @pytest.fixture
 def tls_backend(tmp_path):
     """A backend over TLS with a certificate for 127.0.0.1 and localhost, from a CA of the test."""
     ca_key, ca_cert = make_ca("Proxy test CA")
-    key, cert = make_server_cert(ca_key, ca_cert)
-    (tmp_path / "server.pem").write_bytes(pem(cert))
-    (tmp_path / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                            serialization.PrivateFormat.PKCS8,
-                                                            serialization.NoEncryption()))
     server = start_backend("tls", start=False, host="0.0.0.0")  # reached as 127.0.0.1 and as 127.0.0.2
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    context.load_cert_chain(*server_cert_files(tmp_path, ca_key, ca_cert))
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server, pem(ca_cert).decode()
@@ -309,15 +313,10 @@ def mtls_backend(tmp_path):
     """A TLS backend that asks for a client certificate signed by the test's CA; it names the
     client it saw in the X-Client header."""
     ca_key, ca_cert = make_ca("Mutual TLS test CA")
-    key, cert = make_server_cert(ca_key, ca_cert)
-    (tmp_path / "server.pem").write_bytes(pem(cert))
-    (tmp_path / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                            serialization.PrivateFormat.PKCS8,
-                                                            serialization.NoEncryption()))
     (tmp_path / "ca.pem").write_bytes(pem(ca_cert))
     server = start_backend("mtls", start=False)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    context.load_cert_chain(*server_cert_files(tmp_path, ca_key, ca_cert))
     context.load_verify_locations(tmp_path / "ca.pem")
     context.verify_mode = ssl.CERT_REQUIRED
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -476,12 +475,8 @@ def test_the_system_proxy_is_the_one_the_environment_names(start_server, backend
 
 def test_http2_to_backends_in_clear_text_and_over_tls(server, tmp_path):
     ca_key, ca_cert = make_ca("HTTP/2 test CA")
-    key, cert = make_server_cert(ca_key, ca_cert)
-    (tmp_path / "h2.pem").write_bytes(pem(cert))
-    (tmp_path / "h2.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                        serialization.NoEncryption()))
     with h2_backend.serving(tmp_path) as clear, \
-            h2_backend.serving(tmp_path, tmp_path / "h2.pem", tmp_path / "h2.key") as secured:
+            h2_backend.serving(tmp_path, *server_cert_files(tmp_path, ca_key, ca_cert)) as secured:
         server.deploy_api(proxy_api([clear + "/base"], path="/h2c", http={"version": "HTTP_2"}))
         sized = requests.post(server.gateway + "/h2c/orders?x=1", data=b"order-1", timeout=10)
         assert sized.status_code == 200, sized.text

@@ -13,7 +13,7 @@ from gateway_runtime.endpoints.kafka import SPEC
 from gateway_runtime.http import client_identifier
 from gateway_runtime.messages import ClientContext, Message
 
-from conftest import Tansu, free_port, read_sse
+from conftest import Tansu, free_port, next_message, read_sse
 from test_end_to_end import portal_login
 
 JSON = {"Accept": "application/json"}
@@ -191,15 +191,6 @@ def test_qos_none_fans_every_record_out_to_every_client(server, tansu, new_topic
         received = read_sse(stream, 6, timeout=10)
         assert sorted(e["data"] for e in received) == [f"m{i}" for i in range(6)]
         stream.close()
-
-
-def next_message(stream, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in read_sse(stream, 1, timeout=deadline - time.monotonic()):
-            if event.get("event") in ("message", "error"):
-                return event
-    raise AssertionError("no message within the time")
 
 
 def test_broker_restart_mid_stream_then_every_new_message_arrives_without_redeploy(server, tmp_path):

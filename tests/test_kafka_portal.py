@@ -1,8 +1,7 @@
 """The Kafka endpoint form: its conditional sections and what is checked at save."""
-import re
 
 from conftest import mock_api
-from test_end_to_end import csrf_token, portal_login
+from test_end_to_end import EndpointsPage, connector_fields
 
 JAAS = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="app" password="s3cret";'
 
@@ -16,27 +15,19 @@ def kafka_group_api():
     return definition
 
 
-def fields(html):
-    return set(re.findall(r'name="((?:cfg|shared)\.[^"]+)"', html))
-
-
 def test_kafka_form_sections_follow_the_toggles_and_save_checks_the_settings(server):
     api_id = server.import_api(kafka_group_api())
-    browser = portal_login(server)
-    page = browser.get(server.portal + f"/apis/{api_id}/endpoints")
-    token = csrf_token(page.text)
-    endpoint_id = re.search(r"/endpoints/(\d+)/edit", page.text).group(1)
-    group_id = re.search(r'id="group-(\d+)"', page.text).group(1)
-    refresh = server.portal + f"/apis/{api_id}/groups/{group_id}/_fields"
+    portal = EndpointsPage(server, api_id)
+    browser, token, endpoint_id, refresh = portal.browser, portal.token, portal.endpoint_id, portal.refresh
 
     edit = browser.get(server.portal + f"/apis/{api_id}/endpoints/{endpoint_id}/edit")
-    shown = fields(edit.text)
+    shown = connector_fields(edit.text)
     assert {"cfg.bootstrapServers", "shared.security.protocol", "shared.producer.enabled",
             "shared.consumer.enabled", "shared.consumer.topics", "shared.consumer.autoOffsetReset"} <= shown
     assert "shared.producer.topics" not in shown and "shared.security.sasl.saslMechanism" not in shown
 
     def section(**form):
-        return fields(browser.post(refresh, data={"csrf_token": token, **form}).text)
+        return connector_fields(browser.post(refresh, data={"csrf_token": token, **form}).text)
 
     assert "shared.producer.topics" in section(**{"shared.producer.enabled": "on"})
     sasl = section(**{"shared.security.protocol": "SASL_SSL"})

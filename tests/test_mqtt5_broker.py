@@ -8,7 +8,7 @@ import time
 
 import pytest
 import requests
-from conftest import launch, read_sse
+from conftest import launch, next_message, read_sse
 from mosquitto import PASSWORD, USER, Mosquitto, publish, unique_topic
 from test_end_to_end import portal_login
 from test_kafka_tls import jks_trust_store
@@ -104,15 +104,6 @@ def test_wrong_ca_and_wrong_host_name_are_clear_errors(server, private_broker):
     server.deploy_api(mqtt_api(other, unique_topic("no-verify"),
                                shared=tls({"type": "PEM", "path": "mqtt-ca.pem"}, hostname_verifier=False)))
     post(server, b"accepted")
-
-
-def next_message(stream, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in read_sse(stream, 1, timeout=deadline - time.monotonic()):
-            if event.get("event") in ("message", "error"):
-                return event
-    raise AssertionError("no event within the timeout")
 
 
 def endpoint_status(server, api_id):

@@ -1,9 +1,8 @@
 """The MQTT 5 endpoint's settings: what is refused at save (naming the field, nothing saved), the
 form's sections following its toggles, secrets never echoed, the schema's spellings."""
-import re
 
 from conftest import mock_api
-from test_end_to_end import csrf_token, portal_login
+from test_end_to_end import EndpointsPage, connector_fields
 
 from gateway_runtime.endpoints.mqtt5 import SPEC
 
@@ -57,21 +56,13 @@ def mqtt_group_api():
     return definition
 
 
-def fields(html):
-    return set(re.findall(r'name="((?:cfg|shared)\.[^"]+)"', html))
-
-
 def test_mqtt_form_sections_follow_the_toggles_and_save_checks_the_settings(server):
     api_id = server.import_api(mqtt_group_api())
-    browser = portal_login(server)
-    page = browser.get(server.portal + f"/apis/{api_id}/endpoints")
-    token = csrf_token(page.text)
-    endpoint_id = re.search(r"/endpoints/(\d+)/edit", page.text).group(1)
-    group_id = re.search(r'id="group-(\d+)"', page.text).group(1)
-    refresh = server.portal + f"/apis/{api_id}/groups/{group_id}/_fields"
+    portal = EndpointsPage(server, api_id)
+    browser, token, endpoint_id, refresh = portal.browser, portal.token, portal.endpoint_id, portal.refresh
     edit_url = server.portal + f"/apis/{api_id}/endpoints/{endpoint_id}/edit"
 
-    shown = fields(browser.get(edit_url).text)
+    shown = connector_fields(browser.get(edit_url).text)
     assert {"cfg.serverHost", "cfg.serverPort", "shared.reconnectAttempt", "shared.sessionExpiryInterval",
             "shared.cleanStart", "shared.security.auth.username", "shared.security.auth.password",
             "shared.security.ssl.trustStore.type", "shared.producer.enabled", "shared.consumer.enabled",
@@ -79,7 +70,7 @@ def test_mqtt_form_sections_follow_the_toggles_and_save_checks_the_settings(serv
     assert "shared.producer.topic" not in shown and "shared.security.ssl.hostnameVerifier" not in shown
 
     def section(**form):
-        return fields(browser.post(refresh, data={"csrf_token": token, **form}).text)
+        return connector_fields(browser.post(refresh, data={"csrf_token": token, **form}).text)
 
     assert {"shared.producer.topic", "shared.producer.retained", "shared.producer.messageExpiryInterval",
             "shared.producer.responseTopic"} <= section(**{"shared.producer.enabled": "on"})
