@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 import h2_backend
 from conftest import free_port, wait_for_port
-from test_end_to_end import csrf_token, portal_login
+from test_end_to_end import EndpointsPage, connector_fields, csrf_token, portal_login
 from test_kafka_tls import make_ca, make_server_cert, pem
 
 
@@ -528,3 +528,48 @@ def test_failover_is_configured_in_the_portal_and_retries_on_the_next_endpoint(s
     answers = [requests.get(server.gateway + "/fo/x", timeout=10) for _ in range(4)]
     assert [a.status_code for a in answers] == [200] * 4  # the dead endpoint's turns went to the next one
     assert {a.headers["X-Backend"] for a in answers} == {"b0"}
+
+
+def test_the_endpoint_form_opens_each_http_proxy_section_with_its_toggle(server, backends):
+    api_id = server.import_api(proxy_api([url(backends[0])], path="/form") | {"endpointGroups": [
+        {**proxy_api([url(backends[0])])["endpointGroups"][0],
+         "endpoints": [{"name": "e0", "type": "http-proxy", "inheritConfiguration": False,
+                        "configuration": {"target": url(backends[0])}, "sharedConfigurationOverride": {}}]}]})
+    portal = EndpointsPage(server, api_id)
+    shown = connector_fields(portal.browser.get(
+        server.portal + f"/apis/{api_id}/endpoints/{portal.endpoint_id}/edit").text)
+    always = {"cfg.target", "shared.http.version", "shared.http.connectTimeout", "shared.http.readTimeout",
+              "shared.http.idleTimeout",
+              "shared.http.keepAlive", "shared.http.keepAliveTimeout", "shared.http.maxConcurrentConnections",
+              "shared.http.followRedirects", "shared.http.propagateClientHost", "shared.http.useCompression",
+              "shared.headers", "shared.proxy.enabled", "shared.ssl.hostnameVerifier", "shared.ssl.trustAll",
+              "shared.ssl.trustStore.type", "shared.ssl.keyStore.type"}
+    assert always <= shown
+    assert not {f for f in shown if f.startswith(("shared.proxy.", "shared.ssl.keyStore.", "shared.ssl.trustStore."))
+                } - {"shared.proxy.enabled", "shared.ssl.keyStore.type", "shared.ssl.trustStore.type"}
+
+    def section(**form):
+        return connector_fields(portal.browser.post(portal.refresh, data={
+            "csrf_token": portal.token, "cfg.target": url(backends[0]), **form}).text) - always
+
+    assert section(**{"shared.http.version": "HTTP_2"}) == {"shared.http.clearTextUpgrade"}
+    assert section(**{"shared.proxy.enabled": "on"}) == {
+        "shared.proxy.useSystemProxy", "shared.proxy.type", "shared.proxy.host", "shared.proxy.port",
+        "shared.proxy.username", "shared.proxy.password"}
+    assert section(**{"shared.ssl.trustStore.type": "PEM"}) == {"shared.ssl.trustStore.path",
+                                                                "shared.ssl.trustStore.content"}
+    assert section(**{"shared.ssl.trustStore.type": "JKS"}) == {
+        "shared.ssl.trustStore.path", "shared.ssl.trustStore.content", "shared.ssl.trustStore.password"}
+    assert section(**{"shared.ssl.keyStore.type": "PEM"}) == {
+        "shared.ssl.keyStore.certPath", "shared.ssl.keyStore.certContent", "shared.ssl.keyStore.keyPath",
+        "shared.ssl.keyStore.keyContent"}
+    assert section(**{"shared.ssl.keyStore.type": "PKCS12"}) == {
+        "shared.ssl.keyStore.path", "shared.ssl.keyStore.content", "shared.ssl.keyStore.password",
+        "shared.ssl.keyStore.alias", "shared.ssl.keyStore.keyPassword"}
+    # Saving an outbound proxy without its host is refused, naming the field; nothing is saved.
+    refused = portal.browser.post(server.portal + f"/apis/{api_id}/endpoints/{portal.endpoint_id}/edit", data={
+        "csrf_token": portal.token, "name": "e0", "weight": "1", "cfg.target": url(backends[0]),
+        "shared.proxy.enabled": "on", "shared.proxy.type": "SOCKS5"})
+    assert refused.status_code == 400 and "Proxy host is required (or use the system proxy)" in refused.text
+    stored = server.mgmt("GET", f"/apis/{api_id}").json()["endpointGroups"][0]["endpoints"][0]
+    assert "proxy" not in (stored.get("sharedConfigurationOverride") or {})
