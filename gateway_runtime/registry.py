@@ -26,6 +26,8 @@ class EndpointSpec:
     kind: str = "endpoint"
     # probe(configuration) -> None when the backend answers, else what is wrong (for the portal)
     probe: object = None
+    # forget(api_id, configuration, shared): the API was deleted; remove what it left at the backend
+    forget: object = None
 
 
 @dataclass(frozen=True)
