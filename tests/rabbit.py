@@ -171,15 +171,19 @@ def queues_of(api_id):
 
 def gateway_connections(api_id):
     """{pid: connection_name} of the broker's connections named for this API by the gateway."""
-    rows = json.loads(rabbitmqctl("list_connections", "pid", "client_properties", "--formatter", "json") or "[]")
-    found = {}
+    # The JSON listing has the client properties but writes pids in a form close_connection does
+    # not take; the plain listing has usable pids. Both name each connection by its addresses.
+    rows = json.loads(rabbitmqctl("list_connections", "name", "client_properties", "--formatter", "json") or "[]")
+    named = {}
     for row in rows:
-        properties = row["client_properties"]
-        if isinstance(properties, list):  # [[name, type, value], ...]
-            properties = {p[0]: p[2] for p in properties}
-        name = properties.get("connection_name", "")
-        if name.startswith(f"gatehouse/{api_id}/"):
-            found[row["pid"]] = name
+        properties = {p[0]: p[2] for p in row["client_properties"]}
+        if properties.get("connection_name", "").startswith(f"gatehouse/{api_id}/"):
+            named[row["name"]] = properties["connection_name"]
+    found = {}
+    for line in rabbitmqctl("list_connections", "pid", "name", "--no-table-headers").splitlines():
+        pid, _, name = line.partition("\t")
+        if name in named:
+            found[pid] = named[name]
     return found
 
 
