@@ -10,9 +10,13 @@ import socket
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pika
 import pytest
+import requests
+
+from gateway_runtime.http import client_identifier
 
 HOST, PORT = "127.0.0.1", 5672
 QUEUE_PREFIX = "gravitee/gio-gateway/"
@@ -104,10 +108,10 @@ def publish(exchange, routing_key, *bodies, headers=None, **properties):
 class Tap:
     """A queue of the test's own bound to an exchange: what was published there, seen directly."""
 
-    def __init__(self, names, exchange, routing_key="#", exchange_type="topic"):
+    def __init__(self, exchange, routing_key="#", exchange_type="topic", auto_delete=False):
         self.connection = connect()
         self.channel = self.connection.channel()
-        self.channel.exchange_declare(exchange, exchange_type)
+        self.channel.exchange_declare(exchange, exchange_type, auto_delete=auto_delete)
         self.queue = self.channel.queue_declare("", exclusive=True).method.queue
         self.channel.queue_bind(self.queue, exchange, routing_key)
 
@@ -137,6 +141,33 @@ def queue_state(name):
     finally:
         if connection.is_open:
             connection.close()
+
+
+def queue_of(api_id, client, qos="auto"):
+    """The gateway's queue for a test client (its X-Gravitee-Client-Identifier) of an API."""
+    identifier = client_identifier({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_GRAVITEE_CLIENT_IDENTIFIER": client})
+    return f"{QUEUE_PREFIX}{api_id}-{identifier}" + ("-none" if qos == "none" else "")
+
+
+def consuming(api_id, client, qos="auto", consumers=1):
+    wait_for(lambda: (queue_state(queue_of(api_id, client, qos)) or (0, 0))[1] >= consumers,
+             what=f"{consumers} consumer(s) of client {client}")
+
+
+def get(gateway, path, client, **params):
+    response = requests.get(gateway + path, params=params, timeout=30,
+                            headers={"Accept": "application/json", "X-Gravitee-Client-Identifier": client})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def get_while(gateway, path, api_id, client, action, **params):
+    """A GET that waits for messages, answered by what `action` publishes once it consumes."""
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(get, gateway, path, client, **params)
+        consuming(api_id, client)
+        action()
+        return pending.result()
 
 
 def wait_for(condition, timeout=10, what="the condition"):

@@ -8,22 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import websocket
-from conftest import free_port, mock_api, read_sse
-from rabbit import (
-    QUEUE_PREFIX,
-    Tap,
-    close_gateway_connections,
-    declare,
-    gateway_connections,
-    list_queues,
-    publish,
-    queue_state,
-    unacknowledged,
-    wait_for,
-)
-from test_end_to_end import portal_login
 
-from gateway_runtime.http import client_identifier
+import rabbit
+from conftest import free_port, mock_api, read_sse
+from rabbit import (Tap, close_gateway_connections, consuming, declare, gateway_connections, list_queues, publish,
+                    queue_of, queue_state, unacknowledged, wait_for)
+from test_end_to_end import portal_login
 
 pytest_plugins = ("rabbit",)  # its fixtures: rabbitmq, names
 JSON = {"Accept": "application/json"}
@@ -68,25 +58,12 @@ def deploy(server, names, definition):
     return api_id
 
 
-def queue_of(api_id, client, qos="auto"):
-    identifier = client_identifier({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_GRAVITEE_CLIENT_IDENTIFIER": client})
-    return f"{QUEUE_PREFIX}{api_id}-{identifier}" + ("-none" if qos == "none" else "")
-
-
 def get(server, client, path="/orders", **params):
-    response = requests.get(server.gateway + path, params=params, timeout=30,
-                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
-    assert response.status_code == 200, response.text
-    return response.json()
+    return rabbit.get(server.gateway, path, client, **params)
 
 
 def get_while(server, api_id, client, action, **params):
-    """A GET that waits for messages, answered by what `action` publishes once it consumes."""
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(get, server, client, **params)
-        wait_for(lambda: (queue_state(queue_of(api_id, client)) or (0, 0))[1] == 1, what="the GET to consume")
-        action()
-        return pending.result()
+    return rabbit.get_while(server.gateway, "/orders", api_id, client, action, **params)
 
 
 def contents(body):
@@ -146,7 +123,7 @@ def test_publish_over_http_post_and_websocket_consume_over_http_get_sse_and_webs
     ws = websocket.create_connection(server.gateway.replace("http", "ws", 1) + "/orders", timeout=15,
                                      header=["X-Gravitee-Client-Identifier: ws-client"])
     try:
-        wait_for(lambda: (queue_state(queue_of(api_id, "ws-client")) or (0, 0))[1] == 1, what="the socket to consume")
+        consuming(api_id, "ws-client")
         posted = requests.post(server.gateway + "/orders", data=b"from http-post", timeout=10, headers={"X-Trace": "t-1"})
         assert posted.status_code == 202, posted.text
         ws.send("from the socket")
@@ -173,7 +150,7 @@ def test_two_client_ids_each_get_all_messages_and_one_ids_two_connections_share_
     name = names.exchange()
     api_id = deploy(server, names, rabbit_api(consumer=(exchange(name), "#")))
     streams = {"a1": sse(server, "a"), "a2": sse(server, "a"), "b": sse(server, "b")}
-    wait_for(lambda: queue_state(queue_of(api_id, "a"))[1] == 2, what="both connections of a to consume")
+    consuming(api_id, "a", consumers=2)
     try:
         publish(name, "k", *[f"m{i}" for i in range(10)])
         b = [e["data"] for e in sse_messages(streams["b"], 10)]
@@ -282,7 +259,7 @@ def test_an_exchange_declared_otherwise_is_a_clear_error_naming_it(server, names
 def test_consumer_and_producer_never_swap_exchanges(server, names):
     incoming, outgoing = names.exchange("in"), names.exchange("out")
     api_id = deploy(server, names, rabbit_api(consumer=(exchange(incoming), "#"), producer=(exchange(outgoing), "k")))
-    tap = Tap(names, outgoing)
+    tap = Tap(outgoing)
     try:
         def send():
             assert requests.post(server.gateway + "/orders", data=b"outbound", timeout=10).status_code == 202
@@ -302,22 +279,21 @@ def test_a_waiting_consumer_does_not_block_other_requests(server, names):
     with ThreadPoolExecutor(8) as pool:
         waiting = [pool.submit(get, server, f"idle-{i}") for i in range(6)]
         for i in range(6):
-            queue = queue_of(api_id, f"idle-{i}")
-            wait_for(lambda q=queue: (queue_state(q) or (0, 0))[1] == 1, what="the GETs to wait")
-        for _ in range(10):
+            consuming(api_id, f"idle-{i}")
+        for _ in range(5):  # fewer than the GETs' limit (10): they go on waiting
             started = time.monotonic()
             mock = requests.get(server.gateway + "/mock", headers=JSON, timeout=10)
             posted = requests.post(server.gateway + "/orders", data=b"while waiting", timeout=10)
             assert mock.status_code == 200 and posted.status_code == 202
             assert time.monotonic() - started < 0.5
         assert all(not w.done() for w in waiting)  # they were waiting all along
-        assert all(len(w.result()["items"]) >= 1 for w in waiting)
+        assert [contents(w.result()) for w in waiting] == [["while waiting"] * 5] * 6
 
 
 def test_the_broker_closing_the_gateways_connections_loses_nothing_confirmed(server, names):
     name = names.exchange()
     api_id = deploy(server, names, rabbit_api(consumer=(exchange(name), "#"), producer=(exchange(name), "k")))
-    tap = Tap(names, name)
+    tap = Tap(name)
     stream = sse(server, "fault")
     confirmed, stop = [], threading.Event()
 
