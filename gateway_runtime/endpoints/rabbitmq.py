@@ -1,8 +1,8 @@
 """RabbitMQ endpoint (AMQP 0-9-1, pika's BlockingConnection over gevent's sockets).
 
 A BlockingConnection must not be used by two greenlets at once, so each connection has one
-owner: the endpoint's producer connection is guarded by a lock, and each subscription (one SSE
-stream, one WebSocket, one http-get call) owns a connection of its own. A waiting consumer sits
+owner: each of the endpoint's producer connections serves one publish at a time, and each
+subscription (one SSE stream, one WebSocket, one http-get call) owns a connection of its own. A waiting consumer sits
 in pika's select(), which gevent makes cooperative: the hub goes on serving other requests.
 
 Every connection is named `gatehouse/<api id>/<endpoint name>` (client property
@@ -24,6 +24,7 @@ import time
 import gevent
 import pika
 from gevent.lock import BoundedSemaphore
+from gevent.queue import LifoQueue
 from pika.exceptions import (AMQPConnectionError, AMQPError, ChannelClosedByBroker,
                              NackError, ProbableAuthenticationError, StreamLostError)
 
@@ -46,6 +47,7 @@ WAIT_SLICE_S = 0.25           # next_batch waits in slices so that close() is no
 CONNECT_TIMEOUT_S = 3
 HEARTBEAT_S = 30
 KEEPALIVE_S = 10              # an idle producer connection answers heartbeats this often
+PRODUCERS = 8                 # producer connections per endpoint, opened as concurrent publishes need them
 BACKOFF_S = (0.1, 0.2, 0.5, 1, 2)
 GIVE_UP_S = 15                # a lost consumer connection not back after this is the client's error
 DEFAULT_EXPIRY_S = 86_400
@@ -103,8 +105,12 @@ class RabbitEndpoint(EndpointConnector):
         self.producer_settings = shared.get("producer") or {}
         self.consumer_settings = shared.get("consumer") or {}
         self.tls = None
-        self.producer = None          # (connection, {confirm: channel})
-        self.producer_lock = BoundedSemaphore()
+        # A confirm is a round trip, and a channel waits for each: publishes of concurrent requests
+        # go over several connections. Last in, first out, so that a light load uses one.
+        self.all_producers = [Producer(self) for _ in range(PRODUCERS)]
+        self.producers = LifoQueue()
+        for producer in reversed(self.all_producers):
+            self.producers.put(producer)
         self.recorded = set()         # queue names this process wrote to the directory
         self.keeper = gevent.spawn(self._keep_alive)
 
@@ -201,61 +207,21 @@ class RabbitEndpoint(EndpointConnector):
     def publish(self, context, message):
         if not self.producer_settings.get("enabled"):
             raise EndpointError("this RabbitMQ endpoint is not configured to produce")
-        confirm = context.qos != "none"
         exchange = self.producer_settings.get("exchange") or {}
         properties = amqp_properties(message, exchange.get("durable", False))
-        with self.producer_lock:
-            # A connection the broker closed since the last publish is found here: one new
-            # connection is tried before the client is told. A message is confirmed to the
-            # client only once the broker confirmed it.
-            for attempt in (1, 2):
-                try:
-                    channel = self._producer_channel(context, confirm)
-                    channel.basic_publish(exchange.get("name", ""), self.producer_settings.get("routingKey") or "",
-                                          message.content, properties)
-                    return
-                except LOST as exc:
-                    self._drop_producer()
-                    if attempt == 2:
-                        raise EndpointError(self.explain(exc)) from None
-                except EndpointError:
-                    self._drop_producer()
-                    raise
-                except AMQPError as exc:
-                    self._drop_producer()
-                    raise EndpointError(self.explain(exc)) from None
-
-    def _producer_channel(self, context, confirm):
-        if self.producer is None:
-            self.producer = (self.connect(context.api_id), {})
-        connection, channels = self.producer
-        if confirm not in channels:
-            channel = connection.channel()
-            self.declare_exchange(channel, self.producer_settings)
-            if confirm:
-                channel.confirm_delivery()
-            channels[confirm] = channel
-        return channels[confirm]
-
-    def _drop_producer(self):
-        if self.producer is not None:
-            close_quietly(self.producer[0])
-            self.producer = None
+        producer = self.producers.get()
+        try:
+            producer.publish(context, exchange.get("name", ""), self.producer_settings.get("routingKey") or "",
+                             message.content, properties, confirm=context.qos != "none")
+        finally:
+            self.producers.put(producer)
 
     def _keep_alive(self):
-        """pika answers heartbeats only while called: an idle producer is called here."""
+        """pika answers heartbeats only while called: idle producers are called here."""
         while True:
             gevent.sleep(KEEPALIVE_S)
-            if self.producer is None or not self.producer_lock.acquire(blocking=False):
-                continue
-            try:
-                if self.producer is not None:
-                    self.producer[0].process_data_events(0)
-            except Exception as exc:  # noqa: BLE001 - the next publish reconnects; say why it will
-                log.info("the producer connection to %s was lost (%s); the next publish reconnects", self.where, exc)
-                self._drop_producer()
-            finally:
-                self.producer_lock.release()
+            for producer in self.all_producers:
+                producer.keep_alive()
 
     # ----- consume -----
     def subscribe(self, context):
@@ -265,8 +231,71 @@ class RabbitEndpoint(EndpointConnector):
 
     def close(self):
         self.keeper.kill()
-        with self.producer_lock:
-            self._drop_producer()
+        for producer in self.all_producers:
+            producer.close()
+
+
+class Producer:
+    """One producer connection, used by one publish at a time (the endpoint's pool sees to it)."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self.lock = BoundedSemaphore()  # against the keep-alive greenlet
+        self.connection = None
+        self.channels = {}  # confirm mode -> channel
+
+    def publish(self, context, exchange, routing_key, body, properties, confirm):
+        # A connection the broker closed since the last publish is found here: one new connection
+        # is tried before the client is told. A message is confirmed to the client only once the
+        # broker confirmed it.
+        with self.lock:
+            for attempt in (1, 2):
+                try:
+                    self._channel(context, confirm).basic_publish(exchange, routing_key, body, properties)
+                    return
+                except LOST as exc:
+                    self._drop()
+                    if attempt == 2:
+                        raise EndpointError(self.endpoint.explain(exc)) from None
+                except EndpointError:
+                    self._drop()
+                    raise
+                except AMQPError as exc:
+                    self._drop()
+                    raise EndpointError(self.endpoint.explain(exc)) from None
+
+    def _channel(self, context, confirm):
+        if self.connection is None:
+            self.connection = self.endpoint.connect(context.api_id)
+        if confirm not in self.channels:
+            channel = self.connection.channel()
+            self.endpoint.declare_exchange(channel, self.endpoint.producer_settings)
+            if confirm:
+                channel.confirm_delivery()
+            self.channels[confirm] = channel
+        return self.channels[confirm]
+
+    def _drop(self):
+        if self.connection is not None:
+            close_quietly(self.connection)
+        self.connection, self.channels = None, {}
+
+    def keep_alive(self):
+        if self.connection is None or not self.lock.acquire(blocking=False):
+            return
+        try:
+            if self.connection is not None:
+                self.connection.process_data_events(0)
+        except Exception as exc:  # noqa: BLE001 - the next publish reconnects; the log says why it will
+            log.info("a producer connection to %s was lost (%s); the next publish reconnects",
+                     self.endpoint.where, exc)
+            self._drop()
+        finally:
+            self.lock.release()
+
+    def close(self):
+        with self.lock:
+            self._drop()
 
 
 class RabbitSubscription(Subscription):
