@@ -337,6 +337,8 @@ class RabbitSubscription(Subscription):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
+                if self.connection is not None and not self.connection.is_open:
+                    self._lost()  # found closed by an acknowledge: pika cannot wait on it any more
                 if self.connection is None:
                     self._reconnect(deadline)
                     continue
