@@ -92,7 +92,9 @@ def render(rows, fixtures_dir):
         "",
         "Fixtures name placeholder hosts (`bootstrap-server`, `mqtt5-host`, ...): imported as they are, they are "
         "blocked by those settings until a real address is given; the connector tests rewrite them to the local "
-        "brokers (`tests/test_kafka_fixtures.py`).",
+        "brokers (`tests/test_kafka_fixtures.py`). A RabbitMQ host (`rabbitmq-host`) is a valid name, so those "
+        "fixtures deploy as they are and answer 502 naming the broker that cannot be reached; "
+        "`tests/test_rabbitmq_fixtures.py` runs them against the local broker.",
         "",
         "## Connector features that cannot be tried end to end here",
         "",
@@ -103,6 +105,9 @@ def render(rows, fixtures_dir):
         "settings, down to the first bytes of kafka-python's own SASL exchange (`tests/test_kafka_settings.py`, "
         "`tests/test_jaas.py`). GSSAPI needs the `gssapi` package, which is not installed: choosing it is "
         "refused at save with that reason.",
+        "- **RabbitMQ TLS**: the local broker (shared, not ours to reconfigure) has no TLS listener. What is "
+        "tested: the stores are checked at save and become the TLS context pika is given "
+        "(`tests/test_rabbitmq_settings.py`).",
         "",
         "## What blocks the most fixtures",
         "",

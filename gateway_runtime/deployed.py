@@ -65,6 +65,7 @@ class DeployedApi:
                 else endpoint.get("sharedConfigurationOverride")
             configuration = spec.configuration.with_defaults(endpoint.get("configuration"))
             connector = spec.connector(configuration, spec.shared.with_defaults(shared_source))
+            connector.owner = f"{self.id}/{endpoint.get('name')}"
             self.endpoints.append((connector, endpoint.get("weight") or 1, bool(endpoint.get("secondary"))))
             check = health.settings_of(group, endpoint)
             if check is not None and "target" in configuration:

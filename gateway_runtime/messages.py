@@ -95,6 +95,9 @@ class Subscription:
 
 
 class EndpointConnector:
+    # "<api id>/<endpoint name>", set by the deployed API: how a connector names itself to its backend.
+    owner = None
+
     def __init__(self, configuration, shared):
         self.configuration = configuration
         self.shared = shared

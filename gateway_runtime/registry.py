@@ -28,6 +28,8 @@ class EndpointSpec:
     probe: object = None
     # The listener type it serves under: "tcp" for byte streams routed by SNI; None for any other.
     listener: str | None = None
+    # forget(api_id, configuration, shared): the API was deleted; remove what it left at the backend
+    forget: object = None
 
 
 @dataclass(frozen=True)

@@ -288,8 +288,32 @@ def stop(api):
 
 
 def delete(api):
+    forget_at_backends(api)
     db.session.delete(api)
     db.session.commit()
+
+
+def forget_at_backends(api):
+    """Let each endpoint remove what the API left at its backend (RabbitMQ queues), for the draft
+    and the deployed revision. A backend that cannot be reached does not stop the deletion."""
+    definitions = [definition_of(api)] + [d.definition for d in api.deployments.limit(1)]
+    done = set()
+    for definition in definitions:
+        for group in definition.get("endpointGroups", []):
+            for endpoint in group.get("endpoints", []):
+                spec = registry.endpoint(endpoint.get("type"))
+                shared = group.get("sharedConfiguration") if endpoint.get("inheritConfiguration") \
+                    else endpoint.get("sharedConfigurationOverride")
+                key = json.dumps([endpoint.get("type"), endpoint.get("configuration"), shared], sort_keys=True)
+                if spec is None or spec.forget is None or key in done:
+                    continue
+                done.add(key)
+                try:
+                    spec.forget(api.id, spec.configuration.with_defaults(endpoint.get("configuration")),
+                                spec.shared.with_defaults(shared))
+                except Exception as exc:  # noqa: BLE001 - the API goes all the same; the log says what stayed
+                    current_app.logger.warning("API %s deleted; endpoint %s could not clean up: %s",
+                                               api.id, endpoint.get("name"), exc)
 
 
 def find(api_id):
