@@ -7,7 +7,6 @@ import sys
 import time
 import uuid
 
-import pytest
 import requests
 
 from conftest import ADMIN_PASSWORD, MGMT, ROOT, mock_api
@@ -329,7 +328,7 @@ def test_admin_creates_users_changes_roles_and_disables_them(server):
     assert post_form(admin, server, f"/users/{bob_id}", {"role": "owner"}).status_code == 302
     created = mgmt_as(server, "bob", "POST", "/apis/_import/definition", json=mock_api())
     assert created.status_code == 201
-    assert f"<dd id=\"owner\">bob</dd>" in bob.get(f"{server.portal}/apis/{created.json()['id']}").text
+    assert '<dd id="owner">bob</dd>' in bob.get(f"{server.portal}/apis/{created.json()['id']}").text
 
     assert post_form(admin, server, f"/users/{bob_id}", {"role": "owner", "disabled": "on"}).status_code == 302
     assert bob.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
