@@ -11,6 +11,7 @@ import requests
 
 from conftest import ADMIN_PASSWORD, MGMT, ROOT, mock_api
 from test_end_to_end import csrf_token
+from test_browser import browser, expect, logged_in_page  # noqa: F401  (browser: a fixture)
 from test_hot_reload import postgres_url  # noqa: F401  (a fixture)
 
 PASSWORD = "correct horse battery"
@@ -18,19 +19,19 @@ LOGIN = "login"  # expected: a redirect to the login page
 
 
 def login(server, username, password=PASSWORD):
-    """A browser-like session logged in to the portal."""
-    browser = requests.Session()
-    token = csrf_token(browser.get(server.portal + "/login").text)
-    response = browser.post(server.portal + "/login", allow_redirects=False,
+    """A session logged in to the portal, as a browser would be."""
+    client = requests.Session()
+    token = csrf_token(client.get(server.portal + "/login").text)
+    response = client.post(server.portal + "/login", allow_redirects=False,
                             data={"csrf_token": token, "username": username, "password": password})
     assert response.status_code == 302, response.text
-    return browser
+    return client
 
 
-def post_form(browser, server, path, data=None, **kwargs):
+def post_form(client, server, path, data=None, **kwargs):
     """POST a portal form with the session's CSRF token (read from a page every session may see)."""
-    token = csrf_token(browser.get(server.portal + "/login").text)
-    return browser.post(server.portal + path, data={"csrf_token": token, **(data or {})}, allow_redirects=False,
+    token = csrf_token(client.get(server.portal + "/login").text)
+    return client.post(server.portal + path, data={"csrf_token": token, **(data or {})}, allow_redirects=False,
                         **kwargs)
 
 
@@ -178,10 +179,10 @@ class Matrix:
     def token_of(self, actor):
         """A token of the actor's own to revoke (anonymous: someone's, which it may not touch)."""
         owner = "viewer" if actor == "anonymous" else actor
-        browser = self.sessions[owner]
-        response = post_form(browser, self.server, "/tokens", {"name": f"matrix-{uuid.uuid4().hex[:8]}"})
+        client = self.sessions[owner]
+        response = post_form(client, self.server, "/tokens", {"name": f"matrix-{uuid.uuid4().hex[:8]}"})
         assert response.status_code == 201, response.text
-        return int(re.findall(r"/tokens/(\d+)/revoke", browser.get(self.server.portal + "/tokens").text)[-1])
+        return int(re.findall(r"/tokens/(\d+)/revoke", client.get(self.server.portal + "/tokens").text)[-1])
 
     def request(self, actor, method, path):
         if path.startswith("/management/"):
@@ -191,10 +192,10 @@ class Matrix:
             auth = None if actor == "anonymous" else (actor, self.passwords[actor])
             return requests.request(method, self.server.portal + path, auth=auth, json=body, timeout=30,
                                     allow_redirects=False)
-        browser = self.sessions[actor]
+        client = self.sessions[actor]
         if method == "GET":
-            return browser.get(self.server.portal + path, allow_redirects=False)
-        return post_form(browser, self.server, path)
+            return client.get(self.server.portal + path, allow_redirects=False)
+        return post_form(client, self.server, path)
 
 
 def check(response, expected, actor, where):
@@ -234,9 +235,9 @@ def test_every_route_answers_each_role_as_the_table_says(server, tmp_path, monke
 
 # ----- failed logins -----
 def portal_attempt(server, username, password):
-    browser = requests.Session()
-    token = csrf_token(browser.get(server.portal + "/login").text)
-    return browser.post(server.portal + "/login", allow_redirects=False,
+    client = requests.Session()
+    token = csrf_token(client.get(server.portal + "/login").text)
+    return client.post(server.portal + "/login", allow_redirects=False,
                         data={"csrf_token": token, "username": username, "password": password})
 
 
@@ -288,26 +289,26 @@ def test_the_lock_holds_across_two_processes_on_one_postgresql_database(start_se
 # ----- sessions -----
 def test_an_idle_session_expires_and_an_active_one_does_not(start_server):
     server = start_server(GATEHOUSE_PERMANENT_SESSION_LIFETIME="3")
-    browser = login(server, "admin", ADMIN_PASSWORD)
+    client = login(server, "admin", ADMIN_PASSWORD)
     for _ in range(3):  # 4.5 s of activity, more than the lifetime: each request extends it
         time.sleep(1.5)
-        assert browser.get(server.portal + "/apis", allow_redirects=False).status_code == 200
-    stolen = dict(browser.cookies)
+        assert client.get(server.portal + "/apis", allow_redirects=False).status_code == 200
+    stolen = dict(client.cookies)
     time.sleep(4.2)  # idle for longer than the lifetime
-    assert browser.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
-    # The server refuses the old cookie too, not only the browser that dropped it.
+    assert client.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
+    # The server refuses the old cookie too, not only the client that dropped it.
     replay = requests.get(server.portal + "/apis", cookies=stolen, allow_redirects=False)
     assert replay.headers["Location"].startswith("/login")
 
 
 def test_logout_ends_the_session(server):
-    browser = login(server, "admin", ADMIN_PASSWORD)
-    page = browser.get(server.portal + "/apis").text
+    client = login(server, "admin", ADMIN_PASSWORD)
+    page = client.get(server.portal + "/apis").text
     assert 'id="whoami">admin <small>(admin)</small>' in page and "Log out admin" in page
-    assert browser.get(server.portal + "/logout").status_code == 405  # a link or image cannot log you out
-    out = post_form(browser, server, "/logout")
+    assert client.get(server.portal + "/logout").status_code == 405  # a link or image cannot log you out
+    out = post_form(client, server, "/logout")
     assert out.status_code == 302 and out.headers["Location"] == "/login"
-    assert browser.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
+    assert client.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
 
 
 # ----- users -----
@@ -378,3 +379,33 @@ def test_a_personal_access_token_is_shown_once_works_with_its_role_and_stops_whe
     assert post_form(vic, server, f"/tokens/{token_id}/revoke").status_code == 404  # not vic's to revoke
     assert post_form(dora, server, f"/tokens/{token_id}/revoke").status_code == 302
     assert requests.get(server.portal + MGMT + "/apis", headers=bearer).status_code == 401
+
+
+# ----- in a browser -----
+def test_in_a_browser_an_admin_adds_an_owner_who_makes_a_token_and_no_policy_blocks_the_pages(server, browser):  # noqa: F811 (the fixture)
+    blocked = []
+    page = logged_in_page(browser, server)
+    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text
+            else None)
+    page.get_by_role("link", name="Users").click()
+    page.fill("#new-username", "erin")
+    page.select_option("#new-role", "owner")
+    page.fill("#new-password", PASSWORD)
+    page.get_by_role("button", name="Add user").click()
+    expect(page.get_by_text("User erin created with the role owner")).to_be_visible()
+    page.get_by_role("button", name="Log out admin").click()
+
+    page.fill("#username", "erin")
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#whoami")).to_have_text("erin (owner)")
+    expect(page.get_by_role("link", name="Users")).to_have_count(0)
+    page.get_by_role("link", name="Tokens").click()
+    page.fill("#token-name", "laptop")
+    page.get_by_role("button", name="Create token").click()
+    token = page.locator("#new-token code").inner_text()
+    assert requests.get(server.portal + MGMT + "/apis", headers={"Authorization": f"Bearer {token}"}).ok
+    page.goto(server.portal + "/users")
+    expect(page.get_by_text("Only an admin can do this; ask an admin")).to_be_visible()
+    page.screenshot(path=str(server.workdir / "forbidden.png"))
+    assert blocked == []
