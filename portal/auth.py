@@ -19,6 +19,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
+from gateway_runtime.http import client_address
+
 from .models import AccessToken, Api, LoginThrottle, User, db, utcnow
 
 ADMIN = "admin"
@@ -85,7 +87,7 @@ def _throttle_keys(username):
     # Many people may share one address (an office NAT), so an address gets more tries than one name.
     config = current_app.config
     return ((f"user:{(username or '').lower()[:200]}", config["LOGIN_MAX_FAILURES"]),
-            (f"addr:{request.remote_addr}", config["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
+            (f"addr:{client_address(request.environ)}", config["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
 
 
 def locked_for(username):
