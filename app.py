@@ -25,7 +25,7 @@ def create_app(test_config=None):
     from flask_wtf.csrf import CSRFProtect
 
     from gateway_runtime import store
-    from portal import auth, management, ui
+    from portal import auth, management, ui, users
     from portal.models import db
 
     instance = os.environ.get("GATEHOUSE_INSTANCE_PATH", os.path.join(os.getcwd(), "instance"))
@@ -38,6 +38,11 @@ def create_app(test_config=None):
         SQLALCHEMY_ENGINE_OPTIONS=store.engine_options(url),
         WTF_CSRF_TIME_LIMIT=None,
         SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=8 * 3600,  # seconds since the last request: an idle session ends
+        LOGIN_MAX_FAILURES=5,
+        LOGIN_MAX_FAILURES_PER_ADDRESS=20,
+        LOGIN_LOCK_SECONDS=30,  # doubles with each failure past the limit
+        LOGIN_LOCK_MAX_SECONDS=3600,
     )
     app.config.from_prefixed_env("GATEHOUSE")
     if test_config:
@@ -49,10 +54,24 @@ def create_app(test_config=None):
         store.install_sqlite_pragmas(db.engine)
     app.register_blueprint(auth.bp)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(users.bp)
     app.register_blueprint(management.bp)
-    csrf.exempt(management.bp)  # Basic auth only: no cookie, so no cross-site forgery to guard against
+    csrf.exempt(management.bp)  # Authorization header only, never the cookie: no cross-site forgery to guard against
+    app.before_request(auth.load_user)
+    app.after_request(_security_headers)
     ui.register_error_pages(app)
+    auth.check_every_view_guarded(app)
     return app
+
+
+def _security_headers(response):
+    """No page runs a script or style that is not one of our static files (so reflected input cannot
+    run), none is framed, and no body is sniffed into another type."""
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; "
+                                "base-uri 'self'; form-action 'self'; object-src 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
 
 
 def _secret_key(instance_path):

@@ -181,9 +181,9 @@ def check_paths(d, api_id):
                                f"'{db.session.get(Api, other).name}'.", "listeners.hosts")
 
 
-def create(document):
+def create(document, owner):
     d = prepare(document)
-    api = Api(id=str(uuid.uuid4()), name=d["name"], type=d["type"], state="stopped", extra={})
+    api = Api(id=str(uuid.uuid4()), name=d["name"], type=d["type"], state="stopped", extra={}, owner=owner)
     d["id"] = api.id
     check_paths(d, api.id)
     db.session.add(api)

@@ -1,19 +1,34 @@
-"""One admin user: browser sessions for the UI, HTTP Basic for the management API."""
+"""Users, roles and who may do what.
+
+Browser sessions for the portal; HTTP Basic or personal access tokens for the management API.
+Every view declares its access rule with `@requires(role)` / `@requires(role, api="api_id")` or
+`@public`; `check_every_view_guarded` refuses to start an app with a view that has none.
+"""
 import functools
 import hashlib
 import os
 import secrets
+from datetime import timedelta
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from .models import User, db
+from gateway_runtime.http import client_address
+
+from .models import AccessToken, Api, LoginThrottle, User, db, utcnow
 
 ADMIN = "admin"
+ROLES = ("viewer", "owner", "admin")  # each role can do what the ones before it can
+ROLE_TEXT = {"viewer": "reads everything, changes nothing",
+             "owner": "creates APIs and manages the APIs they own",
+             "admin": "manages every API and the users"}
+TOKEN_PREFIX = "ghp_"
 bp = Blueprint("auth", __name__)
 
 
@@ -24,7 +39,7 @@ def ensure_admin():
     user = db.session.scalar(select(User).where(User.username == ADMIN))
     if user is None:
         password = wanted or secrets.token_urlsafe(12)
-        db.session.add(User(username=ADMIN, password_hash=generate_password_hash(password)))
+        db.session.add(User(username=ADMIN, password_hash=generate_password_hash(password), role="admin"))
         db.session.commit()
         if not wanted:
             print(f"Gatehouse admin user: {ADMIN}  password (shown once, keep it): {password}", flush=True)
@@ -33,23 +48,194 @@ def ensure_admin():
         db.session.commit()
 
 
+# ----- credentials -----
 # Password hashing is deliberately slow (~0.1 s); management API clients send the password on
 # every call. A check that passed is remembered for the exact stored hash, so a password change
 # invalidates it; only digests are kept.
 _verified = set()
 
 
-def authenticate(username, password):
-    user = db.session.scalar(select(User).where(User.username == username))
-    if user is None:
-        return None
+def _password_matches(user, password):
     key = hashlib.sha256(f"{user.password_hash}\0{password or ''}".encode()).digest()
     if key in _verified:
-        return user
+        return True
     if check_password_hash(user.password_hash, password or ""):
         _verified.add(key)
-        return user
+        return True
+    return False
+
+
+def token_digest(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(user, name):
+    """Create a personal access token; the clear token is returned this once and never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user.tokens.append(AccessToken(name=name, token_hash=token_digest(token), hint=token[:10]))
+    db.session.commit()
+    return token
+
+
+def _token_user(token):
+    found = db.session.scalar(select(AccessToken).where(AccessToken.token_hash == token_digest(token)))
+    return found.user if found is not None and not found.user.disabled else None
+
+
+# ----- failed-login throttle -----
+def _throttle_keys(username):
+    # Many people may share one address (an office NAT), so an address gets more tries than one name.
+    config = current_app.config
+    return ((f"user:{(username or '').lower()[:200]}", config["LOGIN_MAX_FAILURES"]),
+            (f"addr:{client_address(request.environ)}", config["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
+
+
+def locked_for(username):
+    """Seconds until this user name and client address may try again (0: now)."""
+    keys = [key for key, _ in _throttle_keys(username)]
+    until = db.session.scalars(select(LoginThrottle.locked_until).where(
+        LoginThrottle.key.in_(keys), LoginThrottle.locked_until.is_not(None))).all()
+    remaining = max([(u - utcnow()).total_seconds() for u in until], default=0)
+    return max(0, int(remaining + 0.999))
+
+
+def _count_failure(key, limit):
+    # An UPDATE first: it locks the row (PostgreSQL) or the database (SQLite) until the commit, so
+    # processes failing at the same moment each add their failure.
+    counted = db.session.execute(update(LoginThrottle).where(LoginThrottle.key == key)
+                                 .values(failures=LoginThrottle.failures + 1)).rowcount
+    if not counted:
+        try:
+            db.session.add(LoginThrottle(key=key, failures=1))
+            db.session.flush()
+        except IntegrityError:  # another process added it first
+            db.session.rollback()
+            return _count_failure(key, limit)
+    row = db.session.get(LoginThrottle, key, populate_existing=True)
+    if row.failures >= limit:
+        seconds = current_app.config["LOGIN_LOCK_SECONDS"] * 2 ** (row.failures - limit)
+        row.locked_until = utcnow() + timedelta(seconds=min(seconds, current_app.config["LOGIN_LOCK_MAX_SECONDS"]))
+    db.session.commit()
+
+
+def _forget_failures(username):
+    db.session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_([k for k, _ in _throttle_keys(username)])))
+    db.session.commit()
+
+
+def authenticate(username, password):
+    """The active user with this password, or None; refuses (429) while failures lock the name or
+    the client address, even for the right password."""
+    wait = locked_for(username)
+    if wait:
+        raise TooManyRequests(f"Too many failed logins: try again in {wait} seconds.", retry_after=wait)
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None or user.disabled or not _password_matches(user, password):
+        for key, limit in _throttle_keys(username):
+            _count_failure(key, limit)
+        return None
+    if db.session.scalar(select(LoginThrottle.key).where(
+            LoginThrottle.key.in_([k for k, _ in _throttle_keys(username)]))):
+        _forget_failures(username)
+    return user
+
+
+def _management_user():
+    auth = request.authorization
+    if auth is None:
+        return None
+    if auth.type == "basic":
+        return authenticate(auth.username, auth.password)
+    if auth.type == "bearer" and auth.token:
+        return _token_user(auth.token)
     return None
+
+
+def load_user():
+    """Before each request: g.user from the Authorization header (management API) or the session."""
+    g.user = None
+    if request.endpoint == "static":
+        return
+    if request.blueprint == "management":
+        g.user = _management_user()
+        return
+    user_id = session.get("user_id")
+    user = db.session.get(User, user_id) if user_id else None
+    if user is not None and user.disabled:
+        session.clear()
+        user = None
+    g.user = user
+
+
+# ----- access rules -----
+def has_role(user, role):
+    return user is not None and ROLES.index(user.role) >= ROLES.index(role)
+
+
+def can_manage(api, user=None):
+    """Whether the user (default: the current one) may change this API: an admin, or its owner."""
+    user = user or g.get("user")
+    return has_role(user, "admin") or (has_role(user, "owner") and api.owner_id == user.id)
+
+
+def forbidden_message(role, api=None):
+    user = g.user
+    who = f"You are logged in as {user.username} (role {user.role})."
+    if not has_role(user, role):
+        if role == "admin":
+            return f"{who} Only an admin can do this; ask an admin if it needs doing."
+        return f"{who} This needs the {role} role ({ROLE_TEXT[role]}): ask an admin for the {role} role."
+    owner = api.owner.username if api.owner else "nobody"
+    return (f"{who} Only the owner of the API {api.name} ({owner}) or an admin can change it: ask them, "
+            "or ask an admin to make you its owner.")
+
+
+def requires(role, api=None):
+    """Access rule of a view: the least role it needs, and with `api` the name of the URL
+    parameter holding an API id, which the user must also be able to manage (owner or admin).
+
+        @bp.post("/apis/<api_id>/plans")
+        @requires("owner", api="api_id")
+        def new_plan(api_id): ...
+
+    Anonymous: the login page (portal) or 401 (management API). Not allowed: 403 saying what to do.
+    An unknown API id is left to the view, which answers 404."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role}")
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if g.user is None:
+                if request.blueprint == "management":
+                    abort(401, "Authentication required: use HTTP Basic, or a personal access token "
+                               "(Authorization: Bearer ...) made on the portal's Tokens page.")
+                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            if not has_role(g.user, role):
+                abort(403, forbidden_message(role))
+            if api is not None:
+                found = db.session.get(Api, kwargs[api])
+                if found is not None and not can_manage(found):
+                    abort(403, forbidden_message(role, found))
+            return view(*args, **kwargs)
+        wrapped.access = (role, api)
+        return wrapped
+    return decorate
+
+
+def public(view):
+    """Access rule of a view anyone may call, logged in or not."""
+    view.access = ("public", None)
+    return view
+
+
+def check_every_view_guarded(app):
+    """Fail at start-up, not in production, when a view was added without an access rule."""
+    missing = sorted(endpoint for endpoint, view in app.view_functions.items()
+                     if endpoint != "static" and not hasattr(view, "access"))
+    if missing:
+        raise RuntimeError("views without an access rule (add @requires(role) or @public from portal.auth): "
+                           + ", ".join(missing))
 
 
 def local_path(target):
@@ -59,38 +245,42 @@ def local_path(target):
     return None
 
 
-def login_required(view):
-    @functools.wraps(view)
-    def wrapped(*args, **kwargs):
-        user_id = session.get("user_id")
-        g.user = db.session.get(User, user_id) if user_id else None
-        if g.user is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        return view(*args, **kwargs)
-    return wrapped
-
-
+# ----- log in and out -----
 class LoginForm(FlaskForm):
     username = StringField("User name", validators=[DataRequired("Enter the user name.")], default=ADMIN)
     password = PasswordField("Password", validators=[DataRequired("Enter the password.")])
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        user = authenticate(form.username.data, form.password.data)
+        try:
+            user = authenticate(form.username.data, form.password.data)
+        except TooManyRequests as exc:
+            form.password.errors.append(exc.description + " Until then even the right password is refused.")
+            return render_template("login.html", form=form), 429
         if user is not None:
             session.clear()
+            session.permanent = True  # expires PERMANENT_SESSION_LIFETIME after the last request
             session["user_id"] = user.id
             return redirect(local_path(request.args.get("next")) or url_for("ui.apis"))
-        form.password.errors.append("Wrong user name or password. The admin password was printed on first "
-                                    "start, or set with GATEHOUSE_ADMIN_PASSWORD.")
+        form.password.errors.append("Wrong user name or password (or the account is disabled). The admin "
+                                    "password was printed on first start, or set with GATEHOUSE_ADMIN_PASSWORD; "
+                                    "other users get theirs from an admin.")
     return render_template("login.html", form=form)
 
 
 @bp.post("/logout")
+@public
 def logout():
     session.clear()
     flash("You are logged out.")
     return redirect(url_for("auth.login"))
+
+
+@bp.app_context_processor
+def access_helpers():
+    """Pages show only the actions the user may take."""
+    return {"has_role": has_role, "can_manage": can_manage}

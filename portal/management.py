@@ -1,11 +1,12 @@
-"""Management REST API: the Gravitee-compatible subset, JSON, HTTP Basic auth."""
-from flask import Blueprint, abort, current_app, jsonify, request
+"""Management REST API: the Gravitee-compatible subset, JSON, HTTP Basic auth or personal access
+tokens (portal.auth.load_user reads them)."""
+from flask import Blueprint, abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from gateway_runtime import definition as v4
 
 from . import apis
-from .auth import authenticate
+from .auth import public, requires
 from .openapi import document as openapi_document
 
 bp = Blueprint("management", __name__, url_prefix="/management/v2")
@@ -18,17 +19,6 @@ def error(status, message, errors=()):
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="Gatehouse management API"'
     return response
-
-
-@bp.before_request
-def basic_auth():
-    if request.endpoint == "management.openapi":
-        return None
-    auth = request.authorization
-    if auth is None or auth.type != "basic" or authenticate(auth.username, auth.password) is None:
-        return error(401, "Authentication required: use HTTP Basic with the admin user.")
-    request.environ["gatehouse.user"] = auth.username
-    return None
 
 
 @bp.errorhandler(apis.DefinitionError)
@@ -48,7 +38,10 @@ def refused(exc):
 
 @bp.errorhandler(HTTPException)
 def http_error(exc):
-    return error(exc.code, exc.description)
+    response = error(exc.code, exc.description)
+    if getattr(exc, "retry_after", None):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @bp.errorhandler(Exception)
@@ -72,10 +65,6 @@ def _api(api_id):
     return api
 
 
-def _user():
-    return request.environ["gatehouse.user"]
-
-
 def summary(api):
     d = apis.definition_of(api)
     body, _ = v4.to_management_form(apis.masked(d))
@@ -92,11 +81,13 @@ def summary(api):
 
 
 @bp.get("/openapi.json")
+@public
 def openapi():
     return jsonify(openapi_document())
 
 
 @bp.get(ENV + "/apis")
+@requires("viewer")
 def list_apis():
     items = [summary(api) for api in apis.all_apis()]
     return jsonify({"data": items, "pagination": {"page": 1, "perPage": len(items), "pageCount": 1,
@@ -104,11 +95,13 @@ def list_apis():
 
 
 @bp.get(ENV + "/apis/<api_id>")
+@requires("viewer")
 def get_api(api_id):
     return jsonify(summary(_api(api_id)))
 
 
 @bp.delete(ENV + "/apis/<api_id>")
+@requires("owner", api="api_id")
 def delete_api(api_id):
     api = _api(api_id)
     if api.state == "started":
@@ -118,27 +111,31 @@ def delete_api(api_id):
 
 
 @bp.post(ENV + "/apis/_import/definition")
+@requires("owner")
 def import_definition():
-    api = apis.create(_body())
+    api = apis.create(_body(), owner=g.user)
     return jsonify(summary(api)), 201
 
 
 @bp.put(ENV + "/apis/<api_id>/_import/definition")
+@requires("owner", api="api_id")
 def replace_definition(api_id):
     api = apis.replace(_api(api_id), _body())
     return jsonify(summary(api))
 
 
 @bp.post(ENV + "/apis/<api_id>/_start")
+@requires("owner", api="api_id")
 def start(api_id):
     api = _api(api_id)
     if api.state == "started":
         return error(400, "The API is already started.")
-    apis.start(api, _user())
+    apis.start(api, g.user.username)
     return "", 204
 
 
 @bp.post(ENV + "/apis/<api_id>/_stop")
+@requires("owner", api="api_id")
 def stop(api_id):
     api = _api(api_id)
     if api.state == "stopped":
@@ -148,18 +145,23 @@ def stop(api_id):
 
 
 @bp.post(ENV + "/apis/<api_id>/deployments")
+@requires("owner", api="api_id")
 def deploy(api_id):
-    deployment = apis.deploy(_api(api_id), _user())
+    deployment = apis.deploy(_api(api_id), g.user.username)
     return jsonify({"revision": deployment.revision, "deployedAt": deployment.created_at.isoformat() + "Z"}), 202
 
 
 @bp.get(ENV + "/apis/<api_id>/_export/definition")
+@requires("viewer")
 def export(api_id):
     include = request.args.get("includeSecrets", "false").lower() == "true"
+    if include and g.user.role != "admin":
+        abort(403, "Only an admin may export secrets in clear: leave out includeSecrets, or ask an admin.")
     return jsonify(apis.export(_api(api_id), include_secrets=include))
 
 
 @bp.get(ENV + "/_runtime")
+@requires("viewer")
 def runtime():
     """Ours: what this process's gateway serves, and its greenlet and file descriptor counts."""
     gateway = current_app.extensions.get("gatehouse_gateway")

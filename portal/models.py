@@ -26,6 +26,35 @@ class User(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     username = db.Column(db.String(80), unique=True, nullable=False)
     password_hash = db.Column(db.String(255), nullable=False)
+    role = db.Column(db.String(20), nullable=False, default="viewer")  # viewer | owner | admin
+    disabled = db.Column(db.Boolean, nullable=False, default=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    tokens = db.relationship("AccessToken", order_by="AccessToken.created_at", cascade="all, delete-orphan",
+                             back_populates="user")
+
+
+class AccessToken(db.Model):
+    """A personal access token for the management API. Only its SHA-256 is stored: tokens are long
+    random strings, so a fast hash is enough and keeps the per-request lookup cheap."""
+    __tablename__ = "access_tokens"
+    id = db.Column(db.Integer, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    name = db.Column(db.String(100), nullable=False)
+    token_hash = db.Column(db.String(64), nullable=False, unique=True)
+    hint = db.Column(db.String(12), nullable=False)  # the first characters, so the owner can tell tokens apart
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    user = db.relationship("User", back_populates="tokens")
+
+
+class LoginThrottle(db.Model):
+    """Failed logins per user name and per client address. Kept in the database so that every
+    worker and every node sees the same counts."""
+    __tablename__ = "login_throttle"
+    key = db.Column(db.String(300), primary_key=True)  # "user:<name>" or "addr:<ip>"
+    failures = db.Column(db.Integer, nullable=False, default=0)
+    locked_until = db.Column(db.DateTime)
 
 
 class Api(db.Model):
@@ -37,6 +66,7 @@ class Api(db.Model):
     type = db.Column(db.String(20), nullable=False)  # message | proxy
     state = db.Column(db.String(20), nullable=False, default="stopped")  # started | stopped
     deployed_revision = db.Column(db.Integer)
+    owner_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), index=True)
     extra = db.Column(JSON, nullable=False, default=dict)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
@@ -48,6 +78,7 @@ class Api(db.Model):
     plans = db.relationship("Plan", order_by="Plan.position", cascade="all, delete-orphan", back_populates="api")
     deployments = db.relationship("Deployment", order_by="Deployment.revision.desc()",
                                   cascade="all, delete-orphan", back_populates="api", lazy="dynamic")
+    owner = db.relationship("User")
 
 
 class Listener(db.Model):

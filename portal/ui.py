@@ -9,7 +9,7 @@ from gateway_runtime import failover, registry
 from gateway_runtime.definition.checks import LOAD_BALANCERS
 
 from . import apis
-from .auth import local_path, login_required
+from .auth import local_path, requires
 from .models import Endpoint, EndpointGroup, db
 
 bp = Blueprint("ui", __name__)
@@ -45,13 +45,13 @@ def _api(api_id):
 
 
 @bp.get("/")
-@login_required
+@requires("viewer")
 def index():
     return redirect(url_for("ui.apis"))
 
 
 @bp.get("/apis", endpoint="apis")
-@login_required
+@requires("viewer")
 def apis_list():
     items = [(api, apis.has_undeployed_changes(api)) for api in apis.all_apis()]
     return render_template("apis.html", items=items)
@@ -84,13 +84,13 @@ def _wizard_sections(form, errors):
 
 
 @bp.post("/apis/new/_fields")
-@login_required
+@requires("owner")
 def wizard_fields():
     return render_template("_wizard_connectors.html", **_wizard_sections(request.form, {}))
 
 
 @bp.route("/apis/new", methods=["GET", "POST"])
-@login_required
+@requires("owner")
 def create_api():
     form = request.form
     errors = {}
@@ -133,7 +133,7 @@ def create_api():
                                                    "inheritConfiguration": True, "configuration": configuration}]}],
             }
             try:
-                api = apis.create(document)
+                api = apis.create(document, owner=g.user)
             except apis.Conflict as exc:
                 errors["path"] = str(exc)
             except v4.DefinitionError as exc:
@@ -148,7 +148,7 @@ def create_api():
 
 # ----- the API page -----
 @bp.get("/apis/<api_id>")
-@login_required
+@requires("viewer")
 def api_page(api_id):
     api = _api(api_id)
     d = apis.definition_of(api)
@@ -157,7 +157,7 @@ def api_page(api_id):
 
 
 @bp.post("/apis/<api_id>/deploy")
-@login_required
+@requires("owner", api="api_id")
 def deploy(api_id):
     api = _api(api_id)
     try:
@@ -171,7 +171,7 @@ def deploy(api_id):
 
 
 @bp.post("/apis/<api_id>/start")
-@login_required
+@requires("owner", api="api_id")
 def start(api_id):
     api = _api(api_id)
     try:
@@ -184,7 +184,7 @@ def start(api_id):
 
 
 @bp.post("/apis/<api_id>/stop")
-@login_required
+@requires("owner", api="api_id")
 def stop(api_id):
     apis.stop(_api(api_id))
     flash("API stopped: the gateway no longer serves it.")
@@ -192,7 +192,7 @@ def stop(api_id):
 
 
 @bp.route("/apis/<api_id>/delete", methods=["GET", "POST"])
-@login_required
+@requires("owner", api="api_id")
 def delete_api(api_id):
     api = _api(api_id)
     if api.state == "started":
@@ -209,14 +209,14 @@ def delete_api(api_id):
 
 
 @bp.get("/apis/<api_id>/deployments")
-@login_required
+@requires("viewer")
 def deployments(api_id):
     api = _api(api_id)
     return render_template("deployments.html", api=api, deployments=api.deployments.all())
 
 
 @bp.get("/apis/<api_id>/deployments/<int:revision>")
-@login_required
+@requires("viewer")
 def deployment(api_id, revision):
     api = _api(api_id)
     found = api.deployments.filter_by(revision=revision).first()
@@ -228,7 +228,7 @@ def deployment(api_id, revision):
 
 # ----- Endpoints -> Backend services -----
 @bp.get("/apis/<api_id>/endpoints")
-@login_required
+@requires("viewer")
 def endpoints(api_id):
     api = _api(api_id)
     return render_template("endpoints.html", api=api, changes=apis.has_undeployed_changes(api),
@@ -314,7 +314,7 @@ def _render_endpoint_fields(spec, form, refresh_url):
 
 
 @bp.post("/apis/<api_id>/groups/<int:group_id>/_fields")
-@login_required
+@requires("owner", api="api_id")
 def endpoint_fields(api_id, group_id):
     api = _api(api_id)
     group = _group(api, group_id)
@@ -323,7 +323,7 @@ def endpoint_fields(api_id, group_id):
 
 
 @bp.route("/apis/<api_id>/groups/<int:group_id>/endpoints/new", methods=["GET", "POST"])
-@login_required
+@requires("owner", api="api_id")
 def new_endpoint(api_id, group_id):
     api = _api(api_id)
     group = _group(api, group_id)
@@ -340,7 +340,7 @@ def new_endpoint(api_id, group_id):
 
 
 @bp.route("/apis/<api_id>/endpoints/<int:endpoint_id>/edit", methods=["GET", "POST"])
-@login_required
+@requires("owner", api="api_id")
 def edit_endpoint(api_id, endpoint_id):
     api = _api(api_id)
     endpoint = _endpoint(api, endpoint_id)
@@ -357,7 +357,7 @@ def edit_endpoint(api_id, endpoint_id):
 
 
 @bp.get("/apis/<api_id>/endpoints/<int:endpoint_id>/_status")
-@login_required
+@requires("viewer")
 def endpoint_status(api_id, endpoint_id):
     """Loaded by the Backend services page after it is shown: can the backend be reached now?"""
     endpoint = _endpoint(_api(api_id), endpoint_id)
@@ -369,7 +369,7 @@ def endpoint_status(api_id, endpoint_id):
 
 
 @bp.route("/apis/<api_id>/endpoints/<int:endpoint_id>/delete", methods=["GET", "POST"])
-@login_required
+@requires("owner", api="api_id")
 def delete_endpoint(api_id, endpoint_id):
     api = _api(api_id)
     endpoint = _endpoint(api, endpoint_id)
@@ -416,7 +416,7 @@ def _render_group_form(api, form, errors, status=200):
 
 
 @bp.post("/apis/<api_id>/groups/new/_fields")
-@login_required
+@requires("owner", api="api_id")
 def new_group_fields(api_id):
     api = _api(api_id)
     spec = _chosen_group_spec(api, request.form)
@@ -426,7 +426,7 @@ def new_group_fields(api_id):
 
 
 @bp.route("/apis/<api_id>/groups/new", methods=["GET", "POST"])
-@login_required
+@requires("owner", api="api_id")
 def new_group(api_id):
     """A group needs an endpoint, so the group is created together with its first endpoint."""
     api = _api(api_id)
@@ -461,7 +461,7 @@ def new_group(api_id):
 
 
 @bp.route("/apis/<api_id>/groups/<int:group_id>/delete", methods=["GET", "POST"])
-@login_required
+@requires("owner", api="api_id")
 def delete_group(api_id, group_id):
     api = _api(api_id)
     group = _group(api, group_id)
@@ -488,14 +488,14 @@ def _render_failover(api, values, errors, status=200, template="failover.html"):
 
 
 @bp.post("/apis/<api_id>/failover/_fields")
-@login_required
+@requires("owner", api="api_id")
 def failover_fields(api_id):
     values, _ = failover.SETTINGS.from_form(request.form, "failover.")
     return _render_failover(_api(api_id), values, {}, template="_failover_fields.html")
 
 
 @bp.route("/apis/<api_id>/failover", methods=["GET", "POST"])
-@login_required
+@requires("owner", api="api_id")
 def edit_failover(api_id):
     api = _api(api_id)
     if any(listener.type == "tcp" for listener in api.listeners):

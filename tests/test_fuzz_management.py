@@ -1,0 +1,143 @@
+"""Bad input: schemathesis fuzzes every management route from the app's own OpenAPI document, and
+hypothesis every portal form, against a real server, with a fixed seed and a bounded budget. No
+answer is a 5xx, a refused call stores nothing, no input comes back as markup, and every answer
+carries the headers that stop a browser from running or framing what it gets."""
+import sqlite3
+
+import pytest
+import requests
+from requests.structures import CaseInsensitiveDict
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
+                                 status_code_conformance)
+
+from conftest import ADMIN_PASSWORD, mock_api
+from test_roles import TABLE, add_user, app_routes, login, post_form, user_id
+
+SEED = 20261128
+FUZZ = settings(deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck))
+# What a refused call must leave as it was: all but the failed-login counts, which count refusals.
+STORED = ("users", "access_tokens", "apis", "listeners", "context_paths", "entrypoints", "endpoint_groups",
+          "endpoints", "plans", "deployments")
+SCRIPT = "<script>alert(1)</script>"
+
+
+def stored(server):
+    with sqlite3.connect(server.workdir / "instance" / "gatehouse.db") as conn:
+        return {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in STORED}
+
+
+def assert_safe_headers(response):
+    # schemathesis gives each header as a list of values, requests as one string
+    headers = CaseInsensitiveDict({name: value[0] if isinstance(value, list) else value
+                                   for name, value in response.headers.items()})
+    csp = headers.get("Content-Security-Policy", "")
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, headers
+    assert headers.get("X-Content-Type-Options") == "nosniff"
+    assert headers.get("X-Frame-Options") == "DENY"
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(module_server):
+    module_server.http.headers["Accept"] = "application/json"
+    return module_server
+
+
+def test_the_openapi_document_describes_every_management_route(fuzz_server, tmp_path, monkeypatch):
+    document = requests.get(fuzz_server.portal + "/management/v2/openapi.json").json()
+    described = {(path, method.upper()) for path, item in document["paths"].items()
+                 for method in item if method != "parameters"}
+    routes = {(rule.rule.replace("<api_id>", "{apiId}"), method)
+              for endpoint, rule, methods in app_routes(tmp_path, monkeypatch) if endpoint.startswith("management.")
+              for method in methods}
+    assert described == routes
+
+
+def test_fuzzed_management_calls_never_fail_on_our_side_nor_store_a_refused_call(fuzz_server):
+    schema = schemathesis.openapi.from_url(fuzz_server.portal + "/management/v2/openapi.json")
+    real = {"id": fuzz_server.import_api(mock_api(path="/fuzz-target"))}
+    counts = {"calls": 0, "refused": 0, "accepted": 0}
+
+    def target():
+        """A real API for half the calls, so that fuzzed bodies reach past the 404 (made again when
+        a fuzzed call deleted it)."""
+        if fuzz_server.mgmt("GET", f"/apis/{real['id']}").status_code == 404:
+            real["id"] = fuzz_server.import_api(mock_api(path="/fuzz-target"))
+        return real["id"]
+
+    strategy = schema.as_strategy() | schema.as_strategy(schemathesis.GenerationMode.NEGATIVE)
+
+    @seed(SEED)
+    @settings(FUZZ, max_examples=250)
+    @given(case=strategy, on_real_api=st.booleans())
+    def run(case, on_real_api):
+        if on_real_api and "apiId" in (case.path_parameters or {}):
+            case.path_parameters["apiId"] = target()
+        before = stored(fuzz_server)
+        response = case.call_and_validate(session=fuzz_server.http, checks=[
+            not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance])
+        counts["calls"] += 1
+        assert_safe_headers(response)
+        if response.status_code >= 400:
+            counts["refused"] += 1
+            assert stored(fuzz_server) == before, f"{case.method} {case.formatted_path} stored part of a refused call"
+        else:
+            counts["accepted"] += 1
+
+    run()
+    assert counts["refused"] > 100 and counts["accepted"] > 20, counts  # both kinds were really exercised
+    assert "Traceback" not in fuzz_server.log
+
+
+# ----- portal forms -----
+# Field names of every portal form (a form ignores those it does not know).
+FIELDS = ("name", "path", "version", "description", "type", "endpoint_type", "entrypoint.http-get", "qos.http-get",
+          "cfg.messageInterval", "cfg.messageContent", "cfg.messageCount", "group_name", "group_type",
+          "load_balancer", "weight", "inheritConfiguration", "secondary", "username", "role", "password", "owner",
+          "disabled", "next")
+TEXT = st.one_of(st.just(SCRIPT), st.just('"><img src=x onerror=alert(1)>'), st.text(max_size=40),
+                 st.sampled_from(["", "/", "message", "proxy", "mock", "owner", "admin", "on", "-1", "9" * 30]))
+
+
+def test_fuzzed_portal_forms_are_refused_cleanly_and_never_echo_markup(fuzz_server, tmp_path, monkeypatch):
+    admin = login(fuzz_server, "admin", ADMIN_PASSWORD)
+    api_id = fuzz_server.import_api(mock_api(path="/form-target"))
+    endpoints = admin.get(f"{fuzz_server.portal}/apis/{api_id}/endpoints").text
+    group_id = int(endpoints.split('id="group-')[1].split('"')[0])
+    endpoint_id = int(endpoints.split('id="endpoint-')[1].split('"')[0])
+    add_user(fuzz_server, admin, "fuzzed", "viewer")  # whose role the fuzzer may change, not the admin's
+    values = {"api_id": api_id, "group_id": group_id, "endpoint_id": endpoint_id, "token_id": 1, "revision": 1,
+              "user_id": user_id(fuzz_server, admin, "fuzzed")}
+    forms = sorted({rule.build({k: values[k] for k in rule.arguments})[1]
+                    for endpoint, rule, methods in app_routes(tmp_path, monkeypatch)
+                    if "POST" in methods and TABLE[(endpoint, "POST")][-1] != 405
+                    and endpoint not in ("auth.logout", "auth.login")})
+
+    @seed(SEED)
+    @settings(FUZZ, max_examples=150)
+    @given(path=st.sampled_from(forms), data=st.dictionaries(st.sampled_from(FIELDS), TEXT, max_size=8))
+    def run(path, data):
+        before = stored(fuzz_server)
+        response = post_form(admin, fuzz_server, path, data)
+        assert response.status_code < 500, (path, data, response.text[:500])
+        assert_safe_headers(response)
+        assert SCRIPT not in response.text and "<img src=x" not in response.text, (path, data)
+        if response.status_code >= 400:
+            assert stored(fuzz_server) == before, (path, data)
+
+    run()
+    assert "Traceback" not in fuzz_server.log
+
+
+def test_every_portal_page_carries_the_security_headers(fuzz_server):
+    admin = login(fuzz_server, "admin", ADMIN_PASSWORD)
+    for path in ("/login", "/apis", "/apis/new", "/tokens", "/users", "/no-such-page",
+                 "/static/gatehouse.css", "/management/v2/openapi.json"):
+        assert_safe_headers(admin.get(fuzz_server.portal + path))
+    # The pages load no inline script or style, which the policy would block.
+    page = admin.get(fuzz_server.portal + "/apis").text
+    assert "<script>" not in page and "<style" not in page and " style=" not in page and " on" + "click=" not in page
+

@@ -1,0 +1,414 @@
+"""Portal users and roles on a real server: every route as each role and as anonymous, the
+failed-login throttle (also across two processes on one PostgreSQL database), idle session
+expiry, logout, and personal access tokens."""
+import copy
+import re
+import sys
+import time
+import uuid
+
+import requests
+
+from conftest import ADMIN_PASSWORD, MGMT, ROOT, mock_api
+from test_end_to_end import csrf_token
+from test_browser import browser, expect, logged_in_page  # noqa: F401  (browser: a fixture)
+from test_hot_reload import postgres_url  # noqa: F401  (a fixture)
+
+PASSWORD = "correct horse battery"
+LOGIN = "login"  # expected: a redirect to the login page
+
+
+def login(server, username, password=PASSWORD):
+    """A session logged in to the portal, as a browser would be."""
+    client = requests.Session()
+    token = csrf_token(client.get(server.portal + "/login").text)
+    response = client.post(server.portal + "/login", allow_redirects=False,
+                            data={"csrf_token": token, "username": username, "password": password})
+    assert response.status_code == 302, response.text
+    return client
+
+
+def post_form(client, server, path, data=None, **kwargs):
+    """POST a portal form with the session's CSRF token (read from a page every session may see)."""
+    token = csrf_token(client.get(server.portal + "/login").text)
+    return client.post(server.portal + path, data={"csrf_token": token, **(data or {})}, allow_redirects=False,
+                        **kwargs)
+
+
+def add_user(server, admin, username, role):
+    response = post_form(admin, server, "/users", {"username": username, "role": role, "password": PASSWORD})
+    assert response.status_code == 302, response.text
+
+
+def user_id(server, admin, username):
+    page = admin.get(server.portal + "/users").text
+    return int(re.search(rf'<tr id="user-{re.escape(username)}">.*?/users/(\d+)"', page, re.S).group(1))
+
+
+def mgmt_as(server, username, method, path, password=PASSWORD, **kwargs):
+    return requests.request(method, server.portal + MGMT + path, auth=(username, password), timeout=30, **kwargs)
+
+
+def two_group_api(path):
+    """A message API with two endpoint groups of two endpoints each, so that deleting one
+    endpoint or one group reaches the confirm page instead of the last-one refusal."""
+    d = mock_api(path=path, name="Matrix " + path)
+    group = d["endpointGroups"][0]
+    group["endpoints"].append(dict(group["endpoints"][0], name="mock-2"))
+    second = copy.deepcopy(group)
+    second["name"] = "second"
+    second["endpoints"][0]["name"], second["endpoints"][1]["name"] = "mock-3", "mock-4"
+    d["endpointGroups"].append(second)
+    return d
+
+
+# ----- the role matrix -----
+# Actors: anonymous, a viewer, the owner of the API in the URL, an owner of another API, an admin.
+# For every route and method: the expected status of each. LOGIN is a redirect to the login page;
+# 403s must say what to do. A route of the app that is missing here fails the test.
+ACTORS = ("anonymous", "viewer", "owner", "other", "admin")
+TABLE = {
+    #                                   anonymous viewer owner other admin
+    ("auth.login", "GET"):              (200,     200,   200,  200,  200),
+    ("auth.login", "POST"):             (200,     200,   200,  200,  200),   # empty form: shown again
+    ("auth.logout", "POST"):            (302,     302,   302,  302,  302),
+    ("ui.index", "GET"):                (LOGIN,   302,   302,  302,  302),
+    ("ui.apis", "GET"):                 (LOGIN,   200,   200,  200,  200),
+    ("ui.create_api", "GET"):           (LOGIN,   403,   200,  200,  200),
+    ("ui.create_api", "POST"):          (LOGIN,   403,   400,  400,  400),   # empty form: errors
+    ("ui.wizard_fields", "POST"):       (LOGIN,   403,   200,  200,  200),
+    ("ui.api_page", "GET"):             (LOGIN,   200,   200,  200,  200),
+    ("ui.deploy", "POST"):              (LOGIN,   403,   302,  403,  302),
+    ("ui.start", "POST"):               (LOGIN,   403,   302,  403,  302),
+    ("ui.stop", "POST"):                (LOGIN,   403,   302,  403,  302),
+    ("ui.delete_api", "GET"):           (LOGIN,   403,   200,  403,  200),
+    ("ui.delete_api", "POST"):          (LOGIN,   403,   302,  403,  302),
+    ("ui.deployments", "GET"):          (LOGIN,   200,   200,  200,  200),
+    ("ui.deployment", "GET"):           (LOGIN,   200,   200,  200,  200),
+    ("ui.endpoints", "GET"):            (LOGIN,   200,   200,  200,  200),
+    ("ui.endpoint_fields", "POST"):     (LOGIN,   403,   200,  403,  200),
+    ("ui.new_endpoint", "GET"):         (LOGIN,   403,   200,  403,  200),
+    ("ui.new_endpoint", "POST"):        (LOGIN,   403,   400,  403,  400),
+    ("ui.edit_endpoint", "GET"):        (LOGIN,   403,   200,  403,  200),
+    ("ui.edit_endpoint", "POST"):       (LOGIN,   403,   400,  403,  400),
+    ("ui.endpoint_status", "GET"):      (LOGIN,   200,   200,  200,  200),
+    ("ui.delete_endpoint", "GET"):      (LOGIN,   403,   200,  403,  200),
+    ("ui.delete_endpoint", "POST"):     (LOGIN,   403,   302,  403,  302),
+    ("ui.new_group_fields", "POST"):    (LOGIN,   403,   200,  403,  200),
+    ("ui.failover_fields", "POST"):     (LOGIN,   403,   200,  403,  200),
+    ("ui.edit_failover", "GET"):        (LOGIN,   403,   200,  403,  200),
+    ("ui.edit_failover", "POST"):       (LOGIN,   403,   302,  403,  302),   # empty form: failover off
+    ("ui.new_group", "GET"):            (LOGIN,   403,   200,  403,  200),
+    ("ui.new_group", "POST"):           (LOGIN,   403,   400,  403,  400),
+    ("ui.delete_group", "GET"):         (LOGIN,   403,   200,  403,  200),
+    ("ui.delete_group", "POST"):        (LOGIN,   403,   302,  403,  302),
+    ("users.users", "GET"):             (LOGIN,   403,   403,  403,  200),
+    ("users.create_user", "POST"):      (LOGIN,   403,   403,  403,  400),   # empty form: errors
+    ("users.update_user", "POST"):      (LOGIN,   403,   403,  403,  302),
+    ("users.api_owner", "POST"):        (LOGIN,   403,   403,  403,  302),
+    ("users.tokens", "GET"):            (LOGIN,   200,   200,  200,  200),
+    ("users.create_token", "POST"):     (LOGIN,   400,   400,  400,  400),   # empty form: errors
+    ("users.revoke_token", "POST"):     (LOGIN,   302,   302,  302,  302),   # each revokes a token of their own
+    ("management.openapi", "GET"):      (200,     200,   200,  200,  200),
+    ("management.list_apis", "GET"):    (401,     200,   200,  200,  200),
+    ("management.get_api", "GET"):      (401,     200,   200,  200,  200),
+    ("management.export", "GET"):       (401,     200,   200,  200,  200),
+    ("management.runtime", "GET"):      (401,     200,   200,  200,  200),
+    ("management.import_definition", "POST"): (401, 403, 201,  201,  201),
+    ("management.replace_definition", "PUT"): (401, 403, 200,  403,  200),
+    ("management.delete_api", "DELETE"):      (401, 403, 204,  403,  204),
+    ("management.start", "POST"):       (401,     403,   204,  403,  204),
+    ("management.stop", "POST"):        (401,     403,   400,  403,  400),   # allowed, but it is stopped
+    ("management.deploy", "POST"):      (401,     403,   202,  403,  202),
+}
+# Routes that change what the next actor would find: each request gets an API of its own.
+FRESH = {"ui.start", "ui.stop", "ui.delete_api", "ui.delete_endpoint", "ui.delete_group", "management.delete_api",
+         "management.replace_definition",
+         "management.start"}
+
+
+def app_routes(tmp_path, monkeypatch):
+    """(endpoint, rule, methods) of every route of this checkout's app."""
+    monkeypatch.setenv("GATEHOUSE_INSTANCE_PATH", str(tmp_path / "routes-instance"))
+    sys.path.insert(0, str(ROOT))
+    import app
+    assert app.__file__.startswith(str(ROOT)), app.__file__
+    flask_app = app.create_app()
+    return [(rule.endpoint, rule, rule.methods - {"HEAD", "OPTIONS"}) for rule in flask_app.url_map.iter_rules()
+            if rule.endpoint != "static"]
+
+
+class Matrix:
+    """The actors' sessions and the objects whose ids fill the URLs."""
+
+    def __init__(self, server):
+        self.server = server
+        self.admin = login(server, "admin", ADMIN_PASSWORD)
+        for name, role in (("viewer", "viewer"), ("owner", "owner"), ("other", "owner")):
+            add_user(server, self.admin, name, role)
+        self.target_user = user_id(server, self.admin, "viewer")
+        self.passwords = {"admin": ADMIN_PASSWORD, "viewer": PASSWORD, "owner": PASSWORD, "other": PASSWORD}
+        self.sessions = {}
+        for actor in ACTORS:
+            self.relogin(actor)
+        mgmt_as(server, "other", "POST", "/apis/_import/definition", json=mock_api(path="/other-" + uuid.uuid4().hex))
+        self.api = self.new_api()
+        assert mgmt_as(server, "owner", "POST", f"/apis/{self.api['id']}/deployments").status_code == 202
+
+    def relogin(self, actor):
+        if actor == "anonymous":
+            self.sessions[actor] = requests.Session()
+        else:
+            self.sessions[actor] = login(self.server, actor, self.passwords[actor])
+
+    def new_api(self):
+        """An API owned by `owner`, with the ids of its groups and endpoints."""
+        response = mgmt_as(self.server, "owner", "POST", "/apis/_import/definition",
+                           json=two_group_api("/m-" + uuid.uuid4().hex))
+        assert response.status_code == 201, response.text
+        api_id = response.json()["id"]
+        page = self.sessions["admin"].get(f"{self.server.portal}/apis/{api_id}/endpoints").text
+        return {"id": api_id, "groups": [int(x) for x in re.findall(r'id="group-(\d+)"', page)],
+                "endpoints": [int(x) for x in re.findall(r'id="endpoint-(\d+)"', page)]}
+
+    def url_values(self, endpoint, rule, actor):
+        api = self.new_api() if endpoint in FRESH else self.api
+        values = {"api_id": api["id"], "group_id": api["groups"][0], "endpoint_id": api["endpoints"][0],
+                  "revision": 1, "user_id": self.target_user}
+        if "token_id" in rule.arguments:
+            values["token_id"] = self.token_of(actor)
+        return {name: values[name] for name in rule.arguments}
+
+    def token_of(self, actor):
+        """A token of the actor's own to revoke (anonymous: someone's, which it may not touch)."""
+        owner = "viewer" if actor == "anonymous" else actor
+        client = self.sessions[owner]
+        response = post_form(client, self.server, "/tokens", {"name": f"matrix-{uuid.uuid4().hex[:8]}"})
+        assert response.status_code == 201, response.text
+        return int(re.findall(r"/tokens/(\d+)/revoke", client.get(self.server.portal + "/tokens").text)[-1])
+
+    def request(self, actor, method, path):
+        if path.startswith("/management/"):
+            body = None
+            if method in ("POST", "PUT") and path.endswith("/_import/definition"):
+                body = mock_api(path="/i-" + uuid.uuid4().hex)
+            auth = None if actor == "anonymous" else (actor, self.passwords[actor])
+            return requests.request(method, self.server.portal + path, auth=auth, json=body, timeout=30,
+                                    allow_redirects=False)
+        client = self.sessions[actor]
+        if method == "GET":
+            return client.get(self.server.portal + path, allow_redirects=False)
+        return post_form(client, self.server, path)
+
+
+def check(response, expected, actor, where):
+    if expected == LOGIN:
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login"), where
+        return
+    assert response.status_code == expected, f"{where}: {response.status_code} {response.text[:300]}"
+    if expected == 403:
+        assert "ask an admin" in response.text or "ask them" in response.text, where
+    if expected == 401:
+        assert "WWW-Authenticate" in response.headers, where
+
+
+def test_every_route_answers_each_role_as_the_table_says(server, tmp_path, monkeypatch):
+    routes = app_routes(tmp_path, monkeypatch)
+    in_app = {(endpoint, method) for endpoint, _, methods in routes for method in methods}
+    assert not in_app - TABLE.keys(), f"routes without a row in TABLE: {sorted(in_app - TABLE.keys())}"
+    assert not TABLE.keys() - in_app, f"rows of TABLE for routes that are gone: {sorted(TABLE.keys() - in_app)}"
+
+    on_path = {}  # a method missing from a rule may be another rule's on the same path
+    for _, rule, methods in routes:
+        on_path.setdefault(rule.rule, set()).update(methods)
+
+    matrix = Matrix(server)
+    checked = 0
+    for endpoint, rule, methods in routes:
+        for method in sorted(methods | ({"GET", "POST"} - on_path[rule.rule])):
+            for actor, expected in zip(ACTORS, TABLE.get((endpoint, method), (405,) * len(ACTORS))):
+                path = rule.build(matrix.url_values(endpoint, rule, actor), append_unknown=False)[1]
+                response = matrix.request(actor, method, path)
+                check(response, expected, actor, f"{method} {path} ({endpoint}) as {actor}")
+                checked += 1
+                if endpoint == "auth.logout":
+                    matrix.relogin(actor)
+    assert checked >= len(TABLE) * len(ACTORS)
+
+
+# ----- failed logins -----
+def portal_attempt(server, username, password):
+    client = requests.Session()
+    token = csrf_token(client.get(server.portal + "/login").text)
+    return client.post(server.portal + "/login", allow_redirects=False,
+                        data={"csrf_token": token, "username": username, "password": password})
+
+
+def test_five_wrong_passwords_lock_the_user_name_until_the_delay_passes(start_server):
+    server = start_server(GATEHOUSE_LOGIN_LOCK_SECONDS="2")
+    admin = login(server, "admin", ADMIN_PASSWORD)
+    add_user(server, admin, "alice", "viewer")
+
+    # Successes are not counted, and one resets the count.
+    for _ in range(4):
+        assert "Wrong user name or password" in portal_attempt(server, "alice", "nope").text
+    assert portal_attempt(server, "alice", PASSWORD).status_code == 302
+    for _ in range(4):
+        assert portal_attempt(server, "alice", "nope").status_code == 200
+    assert portal_attempt(server, "alice", PASSWORD).status_code == 302
+
+    for _ in range(5):
+        assert portal_attempt(server, "alice", "nope").status_code == 200
+    refused = portal_attempt(server, "alice", PASSWORD)
+    assert refused.status_code == 429 and "Too many failed logins" in refused.text
+    api = mgmt_as(server, "alice", "GET", "/apis")
+    assert api.status_code == 429 and int(api.headers["Retry-After"]) >= 1
+    assert login(server, "admin", ADMIN_PASSWORD)  # other names are not locked
+
+    time.sleep(int(api.headers["Retry-After"]))  # the lock is a span of time: nothing to wait on but the clock
+    assert mgmt_as(server, "alice", "GET", "/apis").status_code == 200
+    assert portal_attempt(server, "alice", PASSWORD).status_code == 302
+
+
+def test_wrong_passwords_for_many_names_lock_the_client_address(start_server):
+    server = start_server(GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS="6")
+    for name in ("a1", "a2", "a3"):
+        assert mgmt_as(server, name, "GET", "/apis").status_code == 401
+        assert mgmt_as(server, name, "GET", "/apis").status_code == 401
+    refused = mgmt_as(server, "admin", "GET", "/apis", password=ADMIN_PASSWORD)
+    assert refused.status_code == 429, refused.text
+
+
+def test_the_lock_holds_across_two_processes_on_one_postgresql_database(start_server, postgres_url):  # noqa: F811
+    first = start_server(postgres_url)
+    second = start_server(postgres_url)
+    for server in (first, second, first, second, first):
+        assert mgmt_as(server, "admin", "GET", "/apis", password="wrong").status_code == 401
+    for server in (first, second):
+        assert mgmt_as(server, "admin", "GET", "/apis", password=ADMIN_PASSWORD).status_code == 429
+        assert portal_attempt(server, "admin", ADMIN_PASSWORD).status_code == 429
+
+
+# ----- sessions -----
+def test_an_idle_session_expires_and_an_active_one_does_not(start_server):
+    server = start_server(GATEHOUSE_PERMANENT_SESSION_LIFETIME="3")
+    client = login(server, "admin", ADMIN_PASSWORD)
+    for _ in range(3):  # 4.5 s of activity, more than the lifetime: each request extends it
+        time.sleep(1.5)
+        assert client.get(server.portal + "/apis", allow_redirects=False).status_code == 200
+    stolen = dict(client.cookies)
+    time.sleep(4.2)  # idle for longer than the lifetime
+    assert client.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
+    # The server refuses the old cookie too, not only the client that dropped it.
+    replay = requests.get(server.portal + "/apis", cookies=stolen, allow_redirects=False)
+    assert replay.headers["Location"].startswith("/login")
+
+
+def test_logout_ends_the_session(server):
+    client = login(server, "admin", ADMIN_PASSWORD)
+    page = client.get(server.portal + "/apis").text
+    assert 'id="whoami">admin <small>(admin)</small>' in page and "Log out admin" in page
+    assert client.get(server.portal + "/logout").status_code == 405  # a link or image cannot log you out
+    out = post_form(client, server, "/logout")
+    assert out.status_code == 302 and out.headers["Location"] == "/login"
+    assert client.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
+
+
+# ----- users -----
+def test_admin_creates_users_changes_roles_and_disables_them(server):
+    admin = login(server, "admin", ADMIN_PASSWORD)
+    add_user(server, admin, "bob", "viewer")
+    page = admin.get(server.portal + "/users").text
+    assert "bob" in page and PASSWORD not in page and "scrypt" not in page and "pbkdf2" not in page
+
+    taken = post_form(admin, server, "/users", {"username": "bob", "role": "owner", "password": PASSWORD})
+    assert taken.status_code == 400 and "There is already a user named bob" in taken.text
+    short = post_form(admin, server, "/users", {"username": "carol", "role": "owner", "password": "short"})
+    assert short.status_code == 400 and "at least 10 characters" in short.text
+
+    bob = login(server, "bob")
+    assert mgmt_as(server, "bob", "POST", "/apis/_import/definition", json=mock_api()).status_code == 403
+    bob_id = user_id(server, admin, "bob")
+    assert post_form(admin, server, f"/users/{bob_id}", {"role": "owner"}).status_code == 302
+    created = mgmt_as(server, "bob", "POST", "/apis/_import/definition", json=mock_api())
+    assert created.status_code == 201
+    assert '<dd id="owner">bob</dd>' in bob.get(f"{server.portal}/apis/{created.json()['id']}").text
+
+    assert post_form(admin, server, f"/users/{bob_id}", {"role": "owner", "disabled": "on"}).status_code == 302
+    assert bob.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
+    assert "Wrong user name or password" in portal_attempt(server, "bob", PASSWORD).text
+    assert mgmt_as(server, "bob", "GET", "/apis").status_code == 401
+
+    admin_id = user_id(server, admin, "admin")
+    last = post_form(admin, server, f"/users/{admin_id}", {"role": "viewer"})
+    assert last.status_code == 400 and "last active admin" in last.text
+
+
+def test_admin_hands_an_api_to_another_owner(server):
+    admin = login(server, "admin", ADMIN_PASSWORD)
+    add_user(server, admin, "olga", "owner")
+    add_user(server, admin, "pete", "owner")
+    api_id = mgmt_as(server, "olga", "POST", "/apis/_import/definition", json=mock_api()).json()["id"]
+    assert mgmt_as(server, "pete", "POST", f"/apis/{api_id}/deployments").status_code == 403
+    assert post_form(admin, server, f"/apis/{api_id}/owner", {"owner": "pete"}).status_code == 302
+    assert mgmt_as(server, "pete", "POST", f"/apis/{api_id}/deployments").status_code == 202
+    assert mgmt_as(server, "olga", "POST", f"/apis/{api_id}/deployments").status_code == 403
+
+
+# ----- personal access tokens -----
+def test_a_personal_access_token_is_shown_once_works_with_its_role_and_stops_when_revoked(server):
+    admin = login(server, "admin", ADMIN_PASSWORD)
+    add_user(server, admin, "dora", "owner")
+    add_user(server, admin, "vic", "viewer")
+    dora = login(server, "dora")
+    created = post_form(dora, server, "/tokens", {"name": "ci-deploy"})
+    assert created.status_code == 201
+    token = re.search(r"<code>(ghp_[A-Za-z0-9_-]+)</code>", created.text).group(1)
+    assert token not in dora.get(server.portal + "/tokens").text  # shown once
+
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert requests.get(server.portal + MGMT + "/apis", headers=bearer).status_code == 200
+    made = requests.post(server.portal + MGMT + "/apis/_import/definition", headers=bearer, json=mock_api())
+    assert made.status_code == 201
+    assert requests.get(server.portal + MGMT + "/apis", headers={"Authorization": "Bearer ghp_nope"}).status_code == 401
+
+    vic = login(server, "vic")
+    vic_token = re.search(r"<code>(ghp_[^<]+)</code>", post_form(vic, server, "/tokens", {"name": "read"}).text)[1]
+    viewer_call = requests.post(server.portal + MGMT + "/apis/_import/definition",
+                                headers={"Authorization": f"Bearer {vic_token}"}, json=mock_api(path="/v"))
+    assert viewer_call.status_code == 403 and "ask an admin for the owner role" in viewer_call.json()["message"]
+
+    token_id = re.search(r"/tokens/(\d+)/revoke", dora.get(server.portal + "/tokens").text).group(1)
+    assert post_form(vic, server, f"/tokens/{token_id}/revoke").status_code == 404  # not vic's to revoke
+    assert post_form(dora, server, f"/tokens/{token_id}/revoke").status_code == 302
+    assert requests.get(server.portal + MGMT + "/apis", headers=bearer).status_code == 401
+
+
+# ----- in a browser -----
+def test_in_a_browser_an_admin_adds_an_owner_who_makes_a_token_and_no_policy_blocks_the_pages(server, browser):  # noqa: F811 (the fixture)
+    blocked = []
+    page = logged_in_page(browser, server)
+    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text
+            else None)
+    page.get_by_role("link", name="Users").click()
+    page.fill("#new-username", "erin")
+    page.select_option("#new-role", "owner")
+    page.fill("#new-password", PASSWORD)
+    page.get_by_role("button", name="Add user").click()
+    expect(page.get_by_text("User erin created with the role owner")).to_be_visible()
+    page.get_by_role("button", name="Log out admin").click()
+
+    page.fill("#username", "erin")
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#whoami")).to_have_text("erin (owner)")
+    expect(page.get_by_role("link", name="Users")).to_have_count(0)
+    page.get_by_role("link", name="Tokens").click()
+    page.fill("#token-name", "laptop")
+    page.get_by_role("button", name="Create token").click()
+    token = page.locator("#new-token code").inner_text()
+    assert requests.get(server.portal + MGMT + "/apis", headers={"Authorization": f"Bearer {token}"}).ok
+    page.goto(server.portal + "/users")
+    expect(page.get_by_text("Only an admin can do this; ask an admin")).to_be_visible()
+    page.screenshot(path=str(server.workdir / "forbidden.png"))
+    assert blocked == []
