@@ -1,10 +1,14 @@
-"""Helpers shared by the benchmark scripts (bench/messages.py, bench/kafka.py).
+"""Helpers shared by the benchmark scripts (bench/messages.py, bench/kafka.py, bench/mqtt.py).
 
 A real `gatehouse serve` on free ports of 127.0.0.1 with a temp SQLite, APIs imported and started
-through the management API, processes each in their own session and all stopped on exit, and the
-raw-socket client pieces (no HTTP library in the measured paths).
+through the management API, processes each in their own session and all stopped on exit, the
+raw-socket client pieces (no HTTP library in the measured paths), wrk POSTing with a Lua script,
+and the 1,000-stream SSE fan-out client, run as `python bench/common.py --fanout-client PORT PATH N`.
 """
+import json
 import os
+import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -14,6 +18,8 @@ from pathlib import Path
 
 ADMIN_PASSWORD = "bench-admin-pw"
 MGMT = "/management/v2/environments/DEFAULT"
+BODY_1K = (b'{"order":"GATE-0000001","side":"buy","qty":100,"note":"' + b"x" * 967 + b'"}')
+assert len(BODY_1K) == 1024
 
 
 # ---------------------------------------------------------------- processes
@@ -113,6 +119,12 @@ class Gatehouse:
         self.procs.stop(self.proc)
 
 
+def api(name, path, endpoint, entrypoints):
+    return {"name": name, "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
+            "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": entrypoints}],
+            "endpointGroups": [endpoint]}
+
+
 def cpu_seconds(pid):
     """utime + stime of a process, from /proc (None where there is no /proc)."""
     try:
@@ -181,3 +193,229 @@ def read_headers(sock, buf=b""):
     if not head.startswith(b"HTTP/1.1 200"):
         raise AssertionError(head.decode("latin-1"))
     return head, rest
+
+
+def sse_request(port, path, client_id):
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
+            f"X-Gravitee-Client-Identifier: {client_id}\r\n\r\n").encode()
+
+
+def post_request(port, path, body):
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def read_headers_any(sock, buf=b""):
+    """Headers and the rest of a response whose body is Content-Length bytes long (read fully)."""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed")
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head, rest[length:]
+
+
+def warm_up_posts(port, path, count=20, body=BODY_1K):
+    """A few POSTs, each answered 202, before measuring (the first one creates the endpoint's client)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        for _ in range(count):
+            sock.sendall(post_request(port, path, body))
+            head, _ = read_headers_any(sock)
+            assert head.startswith(b"HTTP/1.1 202"), head
+
+
+# ---------------------------------------------------------------- wrk
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[%s]]
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) accepted = 0; other = 0 end
+function response(status, headers, body)
+  if status == 202 then accepted = accepted + 1 else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local a, o = 0, 0
+  for _, t in ipairs(threads) do a = a + t:get("accepted"); o = o + t:get("other") end
+  io.write(string.format("ACCEPTED %%d OTHER %%d ERRORS %%d\\n", a, o,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+  io.write(string.format("LATENCY p50 %%d p99 %%d\\n", latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_post(port, path, duration, connections, workdir, body=BODY_1K):
+    """`wrk -t2 -c<connections>` POSTing `body` (ASCII); 202s/s, latency, and what was not a 202."""
+    script = Path(workdir) / "post.lua"
+    script.write_text(WRK_LUA % body.decode())
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "-s", str(script),
+                          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+                         timeout=duration + 60, cwd=workdir)
+    if out.returncode != 0:
+        raise RuntimeError(out.stdout + out.stderr)
+    text = out.stdout
+    total = int(re.search(r"(\d+) requests in ([\d.]+)(m?s)", text).group(1))
+    seconds = float(re.search(r"requests in ([\d.]+)(m?s)", text).group(1))
+    if re.search(r"requests in [\d.]+ms", text):
+        seconds /= 1000
+    accepted, other, errors = map(int, re.search(r"ACCEPTED (\d+) OTHER (\d+) ERRORS (\d+)", text).groups())
+    p50, p99 = map(int, re.search(r"LATENCY p50 (\d+) p99 (\d+)", text).groups())
+    return {"requests": total, "accepted": accepted, "other": other, "errors": errors, "seconds": seconds,
+            "rate": accepted / seconds, "p50_ms": p50 / 1000, "p99_ms": p99 / 1000}
+
+
+# ---------------------------------------------------------------- SSE fan-out client
+FANOUT_DATA = re.compile(rb"\ndata: (\d+) (\d+|END) ([0-9.]+)")
+
+
+def fanout_client(port, path, clients):
+    """Separate process: `clients` greenlets, each with a raw socket reading one SSE stream.
+
+    Messages are `<phase> <seq> <send time> <padding>`, then `<phase> END <count> <time>`. Each
+    stream checks that it gets seq 0, 1, 2 ... in order; when every stream has seen a phase's END
+    (or 20 s after the first one did), one JSON line per phase goes to stdout. `lag_*` is the
+    send-to-read time of the first message of each read; `reach_*` the time until the last stream
+    read a message (greenlets run one at a time, so the last read of a seq is the latest)."""
+    from gevent import monkey
+    monkey.patch_all()
+    import gevent
+    raise_nofile()
+
+    phases = {}
+    ready = []
+    broken = {"closed": 0, "errors": 0}  # streams that ended, error events
+
+    def phase_stats(p):
+        return phases.setdefault(p, {"phase": p, "deliveries": 0, "missing": 0, "disorder": 0, "ended": 0,
+                                     "first_ts": None, "last_rx": 0.0, "lags": [], "reported": False,
+                                     "sent": {}, "reached": {}})
+
+    def reader(i):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        sock.sendall(sse_request(port, path, f"fan-{i}"))
+        buf = b""
+        while b"retry:" not in buf:
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed before subscribing")
+            buf += data
+        ready.append(i)
+        buf = buf[buf.index(b"retry:"):]
+        current, expected = None, 0
+        while True:
+            data = sock.recv(1 << 16)
+            now = time.time()
+            if not data:
+                broken["closed"] += 1
+                return
+            buf += data
+            cut = buf.rfind(b"\n\n")
+            if cut < 0:
+                continue
+            complete, buf = buf[:cut + 2], buf[cut + 2:]
+            if b"event: error" in complete:
+                broken["errors"] += 1
+                sys.stderr.write(complete[complete.index(b"event: error"):][:300].decode() + "\n")
+            found = FANOUT_DATA.findall(complete)
+            if not found:
+                continue
+            first = True
+            for p, seq, ts in found:
+                p = int(p)
+                if p != current:
+                    current, expected = p, 0
+                st = phases.get(p) or phase_stats(p)
+                if seq == b"END":
+                    st["missing"] += max(0, int(ts) - expected)  # for END the third field is the count
+                    st["ended"] += 1
+                    if st["ended"] == 1:
+                        gevent.spawn(report_later, p)
+                    if st["ended"] == len(ready):
+                        report(p)
+                    continue
+                seq = int(seq)
+                if seq != expected:
+                    if seq > expected:
+                        st["missing"] += seq - expected
+                    else:
+                        st["disorder"] += 1
+                expected = seq + 1
+                st["deliveries"] += 1
+                st["reached"][seq] = now
+                if seq not in st["sent"]:
+                    st["sent"][seq] = ts
+                if first:
+                    ts = float(ts)
+                    st["lags"].append(now - ts)
+                    if st["first_ts"] is None or ts < st["first_ts"]:
+                        st["first_ts"] = ts
+                    first = False
+                st["last_rx"] = now
+
+    def report(p):
+        st = phases[p]
+        if st["reported"]:
+            return
+        st["reported"] = True
+        lags = sorted(st.pop("lags")) or [0.0]
+        sent = st.pop("sent")
+        reach = sorted(at - float(sent[seq]) for seq, at in st.pop("reached").items()) or [0.0]
+        st.update(reach_p50=percentile(reach, 50), reach_p99=percentile(reach, 99), reach_max=reach[-1])
+        st.update(lag_p50=lags[len(lags) // 2], lag_p99=lags[int(len(lags) * 0.99)], lag_max=lags[-1],
+                  clients=len(ready), errors=broken["closed"] + broken["errors"])
+        print(json.dumps(st), flush=True)
+
+    def report_later(p):
+        gevent.sleep(20)
+        report(p)
+
+    readers = []
+    for i in range(clients):
+        readers.append(gevent.spawn(reader, i))
+        if i % 100 == 99:
+            gevent.sleep(0.05)  # a gentler connection ramp than 1,000 at once
+    deadline = time.monotonic() + 60
+    while len(ready) < clients and time.monotonic() < deadline:
+        failed = [g for g in readers if g.dead and g.exception]
+        if failed:
+            print(json.dumps({"error": repr(failed[0].exception)}), flush=True)
+            return 1
+        gevent.sleep(0.05)
+    print(json.dumps({"ready": len(ready)}), flush=True)
+    gevent.joinall(readers)
+    return 0
+
+
+class FanoutClient:
+    def __init__(self, procs, workdir, port, path, clients):
+        self.proc = procs.start([sys.executable, str(Path(__file__).resolve()), "--fanout-client",
+                                 str(port), path, str(clients)], workdir, stdout=subprocess.PIPE)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.proc.stdout, selectors.EVENT_READ)
+
+    def line(self, timeout):
+        if not self.selector.select(timeout):
+            raise TimeoutError(f"the fan-out client said nothing in {timeout:g} s: "
+                               f"{self.proc.log_path.read_text()[-1000:]}")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the fan-out client ended: {self.proc.log_path.read_text()[-2000:]}")
+        return json.loads(line)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--fanout-client"] or len(sys.argv) != 5:
+        sys.exit("usage: python bench/common.py --fanout-client PORT PATH N")
+    sys.exit(fanout_client(int(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
