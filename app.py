@@ -31,6 +31,7 @@ def create_app(test_config=None):
     instance = os.environ.get("GATEHOUSE_INSTANCE_PATH", os.path.join(os.getcwd(), "instance"))
     app = Flask(__name__, instance_path=os.path.abspath(instance), template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"))
+    os.makedirs(app.instance_path, exist_ok=True)  # the start-up lock lives there, whatever the key and database
     url = store.database_url(app.instance_path)
     secret_key = _secret_key(app.instance_path)
     app.config.from_mapping(
@@ -62,7 +63,6 @@ def _secret_key(instance_path):
     secrets stay readable. Nodes sharing a database must be given the same GATEHOUSE_SECRET_KEY."""
     if os.environ.get("GATEHOUSE_SECRET_KEY"):
         return os.environ["GATEHOUSE_SECRET_KEY"]
-    os.makedirs(instance_path, exist_ok=True)
     path = os.path.join(instance_path, "secret_key")
     with _lock(instance_path):
         if not os.path.exists(path):
