@@ -5,6 +5,7 @@ encrypts a database stored in clear (and its downgrade decrypts it), and a node 
 key refuses to start."""
 import base64
 import json
+import re
 import shutil
 import sqlite3
 import stat
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
 from conftest import environment, free_port, missing
+from test_end_to_end import portal_login
 from test_http_proxy import make_client_cert, mtls_backend, proxy_api, tls_group  # noqa: F401 (a fixture)
 from test_kafka_tls import pem, pkcs12_trust_store
 
@@ -114,20 +116,27 @@ def test_a_database_dump_holds_no_secret_in_clear(request, start_server, secrets
     assert dump.count(MARKER) == 2 * (3 + 2) + 1, dump.count(MARKER)
 
 
-def test_the_gateway_uses_the_decrypted_secrets_and_logs_none(server, secrets):
+def test_the_gateway_uses_the_decrypted_secrets_and_logs_none(start_server, secrets):
+    server = start_server(GATEHOUSE_LOG_LEVEL="DEBUG")
     api_id = server.deploy_api(secrets.proxy_api())
     got = requests.get(server.gateway + "/vault/x", timeout=10)
     assert got.status_code == 200 and got.headers["X-Backend"] == "mtls", got.text
-    server.deploy_api(secrets.kafka_api())  # its producer is built with the JAAS config and both stores
+    server.deploy_api(secrets.kafka_api())
+    # The producer is made with the JAAS config and both stores, and fails to reach its broker.
+    refused = requests.post(server.gateway + "/orders", data="an order", timeout=60)
+    assert refused.status_code == 502 and "cannot be reached" in refused.json()["message"]
 
-    from test_end_to_end import portal_login
     browser = portal_login(server)
-    for page in ("", "/endpoints", "/deployments/1"):
+    endpoints = browser.get(server.portal + f"/apis/{api_id}/endpoints").text
+    edit = re.search(r"/endpoints/\d+/edit", endpoints).group(0)
+    for page in ("", "/endpoints", edit, "/deployments/1"):
         shown = browser.get(server.portal + f"/apis/{api_id}{page}")
         assert shown.status_code == 200
         secrets.assert_none_in(shown.text, f"the page /apis/<id>{page}")
     secrets.assert_none_in(sqlite_dump(server.workdir), "the SQLite dump")
-    secrets.assert_none_in(Path(server.proc.log_path).read_text(), "the server log")
+    log = Path(server.proc.log_path).read_text()
+    assert "deployed as revision 1" in log and "DEBUG kafka" in log  # the log is the whole story, at DEBUG
+    secrets.assert_none_in(log, "the server log")
 
 
 def test_exports_mask_secrets_unless_an_admin_asks_and_a_masked_import_keeps_them(server, secrets):
