@@ -45,9 +45,6 @@ class Cipher:
         except InvalidToken:
             raise WrongKey() from None
 
-    def seal_definition(self, d):
-        return registry.map_secrets(d, self.encrypt)
-
     def open_definition(self, d):
         return registry.map_secrets(d, self.decrypt)
 
