@@ -106,7 +106,9 @@ def prepare(app):
             with db.engine.begin() as connection:
                 app.extensions["gatehouse_cipher"].check_key(connection)
         except WrongKey:
-            raise SystemExit(str(WrongKey(db.engine.url.render_as_string(hide_password=True)))) from None
+            print(WrongKey(db.engine.url.render_as_string(hide_password=True)), file=sys.stderr, flush=True)
+            # 3 is gunicorn's worker boot error: its master stops instead of starting workers again.
+            sys.exit(3)
         ensure_admin()
 
 
