@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
 from conftest import environment, free_port, missing
-from test_end_to_end import portal_login
+from test_end_to_end import csrf_token, portal_login
 from test_http_proxy import make_client_cert, mtls_backend, proxy_api, tls_group  # noqa: F401 (a fixture)
 from test_kafka_tls import pem, pkcs12_trust_store
 
@@ -158,6 +158,28 @@ def test_exports_mask_secrets_unless_an_admin_asks_and_a_masked_import_keeps_the
     after = sqlite_dump(server.workdir)
     secrets.assert_none_in(after, "the SQLite dump")
     assert after.count(MARKER) == before.count(MARKER) == 2 + 1
+
+
+def test_a_secret_left_blank_in_the_endpoint_form_keeps_its_stored_value(server, secrets):
+    kafka = secrets.kafka_api()
+    group = kafka["endpointGroups"][0]
+    group["endpoints"][0].update(inheritConfiguration=False, sharedConfigurationOverride={
+        "security": {"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": secrets.jaas}},
+        "producer": {"enabled": True, "topics": ["orders"]}})
+    api_id = server.import_api(kafka)
+    browser = portal_login(server)
+    page = browser.get(server.portal + f"/apis/{api_id}/endpoints").text
+    edit = server.portal + f"/apis/{api_id}" + re.search(r"/endpoints/\d+/edit", page).group(0)
+    form = {"csrf_token": csrf_token(page), "name": "main", "weight": "1", "cfg.bootstrapServers": "127.0.0.1:9092",
+            "shared.security.protocol": "SASL_PLAINTEXT", "shared.security.sasl.saslMechanism": "PLAIN",
+            "shared.security.sasl.saslJaasConfig": "", "shared.producer.enabled": "on",
+            "shared.producer.topics": "orders"}
+    assert "Endpoint main saved." in browser.post(edit, data=form).text
+    exported = server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()
+    override = exported["api"]["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"]
+    assert override["security"]["sasl"]["saslJaasConfig"] == secrets.jaas
+    dump = sqlite_dump(server.workdir)
+    assert SASL_PASSWORD not in dump and MARKER in dump
 
 
 # ----- the migration -----
