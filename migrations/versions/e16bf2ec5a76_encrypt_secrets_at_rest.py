@@ -2,7 +2,7 @@
 
 Revision ID: e16bf2ec5a76
 Revises: 9edb4a9cffe7
-Create Date: 2026-12-02 10:00:00.000000
+Create Date: 2026-11-27 13:00:00.000000
 
 The key is this node's (GATEHOUSE_SECRET_KEY or the instance key file); the check value it
 stores makes nodes with another key refuse to start. Downgrade decrypts them again.
