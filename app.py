@@ -25,15 +25,18 @@ def create_app(test_config=None):
     from flask_wtf.csrf import CSRFProtect
 
     from gateway_runtime import store
+    from gateway_runtime.at_rest import Cipher
     from portal import auth, management, ui, users
     from portal.models import db
 
     instance = os.environ.get("GATEHOUSE_INSTANCE_PATH", os.path.join(os.getcwd(), "instance"))
     app = Flask(__name__, instance_path=os.path.abspath(instance), template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"))
+    os.makedirs(app.instance_path, exist_ok=True)  # the start-up lock lives there, whatever the key and database
     url = store.database_url(app.instance_path)
+    secret_key = _secret_key(app.instance_path)
     app.config.from_mapping(
-        SECRET_KEY=_secret_key(app.instance_path),
+        SECRET_KEY=secret_key,
         SQLALCHEMY_DATABASE_URI=url,
         SQLALCHEMY_ENGINE_OPTIONS=store.engine_options(url),
         WTF_CSRF_TIME_LIMIT=None,
@@ -48,6 +51,7 @@ def create_app(test_config=None):
     if test_config:
         app.config.update(test_config)
     db.init_app(app)
+    app.extensions["gatehouse_cipher"] = Cipher(secret_key)
     Migrate(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf = CSRFProtect(app)
     with app.app_context():
@@ -75,16 +79,19 @@ def _security_headers(response):
 
 
 def _secret_key(instance_path):
-    """One key for every process on this instance folder, so sessions survive restarts."""
+    """One key for every process on this instance folder, so sessions survive restarts and stored
+    secrets stay readable. Nodes sharing a database must be given the same GATEHOUSE_SECRET_KEY."""
     if os.environ.get("GATEHOUSE_SECRET_KEY"):
         return os.environ["GATEHOUSE_SECRET_KEY"]
-    os.makedirs(instance_path, exist_ok=True)
     path = os.path.join(instance_path, "secret_key")
     with _lock(instance_path):
         if not os.path.exists(path):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))
+        elif os.stat(path).st_mode & 0o077:
+            # The key decrypts every stored secret: a copy made readable to others is narrowed again.
+            os.chmod(path, 0o600)
     with open(path) as f:
         return f.read().strip()
 
@@ -105,20 +112,30 @@ class _lock:
 
 
 def prepare(app):
-    """Apply pending migrations and make sure the admin user exists."""
+    """Apply pending migrations, check that this node's key reads the stored secrets, and make
+    sure the admin user exists. A wrong key ends the process with one line saying what to do."""
     from flask_migrate import upgrade
 
+    from gateway_runtime.at_rest import WrongKey
     from portal.auth import ensure_admin
+    from portal.models import db
 
     with _lock(app.instance_path), app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
+        try:
+            with db.engine.begin() as connection:
+                app.extensions["gatehouse_cipher"].check_key(connection)
+        except WrongKey:
+            print(WrongKey(db.engine.url.render_as_string(hide_password=True)), file=sys.stderr, flush=True)
+            # 3 is gunicorn's worker boot error: its master stops instead of starting workers again.
+            sys.exit(3)
         ensure_admin()
 
 
 def _gateway(app):
     from gateway_runtime.gateway import Gateway
 
-    gateway = Gateway(app.config["SQLALCHEMY_DATABASE_URI"])
+    gateway = Gateway(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["gatehouse_cipher"])
     gateway.start()
     app.extensions["gatehouse_gateway"] = gateway
     return gateway

@@ -63,8 +63,9 @@ class Tracked:
 
 
 class Gateway:
-    def __init__(self, database_url, poll_interval=0.25):
+    def __init__(self, database_url, cipher, poll_interval=0.25):
         self.engine = store.make_engine(database_url)
+        self.cipher = cipher  # stored revisions hold their secrets encrypted
         self.poll_interval = poll_interval
         self.apis = {}
         self.failed = {}  # api_id -> revision that could not be built (not retried until it changes)
@@ -119,7 +120,7 @@ class Gateway:
         apis = {api_id: api for api_id, api in self.apis.items() if wanted.get(api_id) == api.revision}
         for api_id, definition in definitions.items():
             try:
-                apis[api_id] = DeployedApi(definition, changed[api_id])
+                apis[api_id] = DeployedApi(self.cipher.open_definition(definition), changed[api_id])
                 self.failed.pop(api_id, None)
             except Exception:
                 log.exception("API %s revision %s could not be started", api_id, changed[api_id])

@@ -4,6 +4,7 @@ Each module in `entrypoints/` and `endpoints/` exposes `SPEC`. Adding a connecto
 module there (and its form partial `templates/connectors/<type>.html`); nothing else changes.
 """
 import importlib
+import json
 import pkgutil
 from dataclasses import dataclass, field
 from functools import cache
@@ -82,3 +83,36 @@ def qos_choices(entrypoint_type, endpoint_type):
     ep, en = entrypoint(entrypoint_type), endpoint(endpoint_type)
     allowed = set(ep.qos if ep else QOS_ORDER) & set(en.qos if en else QOS_ORDER)
     return [q for q in QOS_ORDER if q in allowed]
+
+
+def connector_settings(d):
+    """(place, settings declaration, owner, key) for every settings object of a known connector
+    in an API definition. Runs on definitions not validated yet, so it skips what is not shaped
+    as expected."""
+    def dicts(items):
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+    for li, listener in enumerate(dicts(d.get("listeners"))):
+        for ei, item in enumerate(dicts(listener.get("entrypoints"))):
+            spec = entrypoint(item.get("type"))
+            if spec is not None:
+                yield ("entrypoint", li, ei), spec.configuration, item, "configuration"
+    for group in dicts(d.get("endpointGroups")):
+        spec = endpoint(group.get("type"))
+        if spec is not None:
+            yield ("group", group.get("name")), spec.shared, group, "sharedConfiguration"
+        for item in dicts(group.get("endpoints")):
+            spec = endpoint(item.get("type"))
+            if spec is not None:
+                place = ("endpoint", group.get("name"), item.get("name"))
+                yield place, spec.configuration, item, "configuration"
+                yield place, spec.shared, item, "sharedConfigurationOverride"
+
+
+def map_secrets(d, change):
+    """A copy of the definition with change(value) in place of each secret setting that is set."""
+    d = json.loads(json.dumps(d))
+    for _, settings, owner, key in connector_settings(d):
+        if isinstance(owner.get(key), dict):
+            owner[key] = settings.map_secrets(owner[key], change)
+    return d

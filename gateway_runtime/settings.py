@@ -129,12 +129,17 @@ class Settings:
         return [key for key in self.ignored if get_path(values or {}, key) is not None]
 
     # ----- secrets -----
-    def mask_secrets(self, values):
+    def map_secrets(self, values, change):
+        """A copy of the values with change(value) in place of each secret that is set."""
         values = json.loads(json.dumps(values or {}))
         for f in self.fields:
-            if f.secret and get_path(values, f.path) not in (None, ""):
-                set_path(values, f.path, SECRET_MASK)
+            value = get_path(values, f.path)
+            if f.secret and value not in (None, ""):
+                set_path(values, f.path, change(value))
         return values
+
+    def mask_secrets(self, values):
+        return self.map_secrets(values, lambda _: SECRET_MASK)
 
     def restore_secrets(self, values, previous):
         """A masked secret sent back (an export re-imported, a form left blank) keeps the old value."""

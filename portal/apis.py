@@ -10,6 +10,7 @@ from gateway_runtime import definition as v4
 from gateway_runtime import registry
 from gateway_runtime.definition.forms import DefinitionError
 from gateway_runtime.deployed import normalise_path
+from gateway_runtime.settings import SECRET_MASK
 
 from .models import (Api, ContextPath, Deployment, Endpoint, EndpointGroup, Entrypoint, Listener, Plan, db,
                      utcnow)
@@ -201,44 +202,17 @@ def replace(api, document):
     return api
 
 
-def _connector_settings(d):
-    """(place, settings declaration, owner, key) for every settings object of a known connector.
-    Runs on definitions not validated yet, so it skips what is not shaped as expected."""
-    def dicts(items):
-        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
-
-    for li, listener in enumerate(dicts(d.get("listeners"))):
-        for ei, entrypoint in enumerate(dicts(listener.get("entrypoints"))):
-            spec = registry.entrypoint(entrypoint.get("type"))
-            if spec is not None:
-                yield ("entrypoint", li, ei), spec.configuration, entrypoint, "configuration"
-    for group in dicts(d.get("endpointGroups")):
-        spec = registry.endpoint(group.get("type"))
-        if spec is not None:
-            yield ("group", group.get("name")), spec.shared, group, "sharedConfiguration"
-        for endpoint in dicts(group.get("endpoints")):
-            spec = registry.endpoint(endpoint.get("type"))
-            if spec is not None:
-                place = ("endpoint", group.get("name"), endpoint.get("name"))
-                yield place, spec.configuration, endpoint, "configuration"
-                yield place, spec.shared, endpoint, "sharedConfigurationOverride"
-
-
 def restore_secrets(d, previous):
     """Masked secrets in a re-imported export keep the values they had."""
-    before = {(place, key): owner.get(key) for place, _, owner, key in _connector_settings(previous)}
-    for place, settings, owner, key in _connector_settings(d):
+    before = {(place, key): owner.get(key) for place, _, owner, key in registry.connector_settings(previous)}
+    for place, settings, owner, key in registry.connector_settings(d):
         if isinstance(owner.get(key), dict):
             settings.restore_secrets(owner[key], before.get((place, key)))
 
 
 def masked(d):
     """A copy of the definition with every secret setting masked."""
-    d = json.loads(json.dumps(d))
-    for _, settings, owner, key in _connector_settings(d):
-        if owner.get(key):
-            owner[key] = settings.mask_secrets(owner[key])
-    return d
+    return registry.map_secrets(d, lambda _: SECRET_MASK)
 
 
 def export(api, include_secrets=False):

@@ -1,13 +1,18 @@
 """The v4 API model as stored by the portal (the draft), and its immutable deployments.
 
 Columns hold what the portal edits and queries; each row's `extra` keeps the definition keys we
-do not model, so that an imported definition exports unchanged.
+do not model, so that an imported definition exports unchanged. Connector settings and
+deployed definitions hold their secrets encrypted (gateway_runtime.at_rest): the attributes
+below read and take clear values, the `stored_*` columns hold what is written.
 """
 from datetime import datetime, timezone
 
+from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase
+
+from gateway_runtime import registry
 
 
 class Base(DeclarativeBase):
@@ -19,6 +24,46 @@ db = SQLAlchemy(model_class=Base)
 
 def utcnow():
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def cipher():
+    return current_app.extensions["gatehouse_cipher"]
+
+
+class _Sealed:
+    """An attribute over a JSON column whose secrets are stored encrypted."""
+
+    def __init__(self, column):
+        self.column = column
+
+    def __get__(self, row, owner=None):
+        if row is None:
+            return self
+        value = getattr(row, self.column)
+        return None if value is None else self.transform(row, value, cipher().decrypt)
+
+    def __set__(self, row, value):
+        setattr(row, self.column, None if value is None else self.transform(row, value, cipher().encrypt))
+
+
+class SealedSettings(_Sealed):
+    """Connector settings: which values are secret depends on the row's connector type."""
+
+    def __init__(self, column, spec_of, part):
+        super().__init__(column)
+        self.spec_of, self.part = spec_of, part
+
+    def transform(self, row, value, change):
+        if row.type is None:
+            # Set in the other order, the settings would be stored without knowing their secrets.
+            raise TypeError(f"{type(row).__name__}.type must be set before its settings")
+        spec = self.spec_of(row.type)
+        return value if spec is None else getattr(spec, self.part).map_secrets(value, change)
+
+
+class SealedDefinition(_Sealed):
+    def transform(self, row, value, change):
+        return registry.map_secrets(value, change)
 
 
 class User(db.Model):
@@ -116,7 +161,8 @@ class Entrypoint(db.Model):
     position = db.Column(db.Integer, nullable=False, default=0)
     type = db.Column(db.String(60), nullable=False)
     qos = db.Column(db.String(30))
-    configuration = db.Column(JSON)
+    stored_configuration = db.Column("configuration", JSON)
+    configuration = SealedSettings("stored_configuration", registry.entrypoint, "configuration")
     extra = db.Column(JSON, nullable=False, default=dict)
 
     listener = db.relationship("Listener", back_populates="entrypoints")
@@ -130,7 +176,8 @@ class EndpointGroup(db.Model):
     name = db.Column(db.String(200), nullable=False)
     type = db.Column(db.String(60), nullable=False)
     load_balancer = db.Column(db.String(40))
-    shared_configuration = db.Column(JSON)
+    stored_shared_configuration = db.Column("shared_configuration", JSON)
+    shared_configuration = SealedSettings("stored_shared_configuration", registry.endpoint, "shared")
     extra = db.Column(JSON, nullable=False, default=dict)
 
     api = db.relationship("Api", back_populates="endpoint_groups")
@@ -149,8 +196,11 @@ class Endpoint(db.Model):
     weight = db.Column(db.Integer)
     inherit_configuration = db.Column(db.Boolean)
     secondary = db.Column(db.Boolean)
-    configuration = db.Column(JSON)
-    shared_configuration_override = db.Column(JSON)
+    stored_configuration = db.Column("configuration", JSON)
+    configuration = SealedSettings("stored_configuration", registry.endpoint, "configuration")
+    stored_shared_configuration_override = db.Column("shared_configuration_override", JSON)
+    shared_configuration_override = SealedSettings("stored_shared_configuration_override", registry.endpoint,
+                                                   "shared")
     extra = db.Column(JSON, nullable=False, default=dict)
 
     group = db.relationship("EndpointGroup", back_populates="endpoints")
@@ -178,8 +228,17 @@ class Deployment(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     api_id = db.Column(db.String(64), db.ForeignKey("apis.id", ondelete="CASCADE"), nullable=False, index=True)
     revision = db.Column(db.Integer, nullable=False)
-    definition = db.Column(JSON, nullable=False)
+    stored_definition = db.Column("definition", JSON, nullable=False)
+    definition = SealedDefinition("stored_definition")
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     created_by = db.Column(db.String(80), nullable=False)
 
     api = db.relationship("Api", back_populates="deployments")
+
+
+class SecretsKeyCheck(db.Model):
+    """One row: a value encrypted with the key of the nodes sharing this database. Only
+    at_rest.Cipher.check_key reads it; declared here so that autogenerate keeps the table."""
+    __tablename__ = "secrets_key_check"
+    id = db.Column(db.Integer, primary_key=True)
+    value = db.Column(db.Text, nullable=False)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,33 @@ def shared_server(module_server):
 @pytest.fixture
 def server(start_server):
     return start_server()
+
+
+def missing(what):
+    """A test that needs a service fails in CI when it is missing, and is skipped elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is missing (the Makefile's test-deps installs it)")
+    pytest.skip(f"needs {what}")
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/"
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database on the local PostgreSQL (trust auth for the user postgres), dropped after."""
+    import psycopg
+
+    name = "gatehouse_test_" + uuid.uuid4().hex[:10]
+    try:
+        admin = psycopg.connect(POSTGRES + "postgres", autocommit=True)
+    except psycopg.OperationalError:
+        missing("PostgreSQL on 127.0.0.1:5432")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield POSTGRES + name
+    with psycopg.connect(POSTGRES + "postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def mock_api(path="/demo", content="hello", interval=100, count=None, entrypoints=None, name="Demo"):

@@ -11,8 +11,7 @@ import time
 import uuid
 
 import paho.mqtt.client as mqtt
-import pytest
-from conftest import free_port, wait_for_port
+from conftest import free_port, missing, wait_for_port
 from cryptography.hazmat.primitives import serialization
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -22,13 +21,6 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 SHARED = ("127.0.0.1", 1883)
 USER, PASSWORD = "gateway", "mqtt-s3cret-pw"
-
-
-def missing(what):
-    """A test that needs a broker fails in CI when it is missing, and is skipped elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is missing (the Makefile's test-deps installs it)")
-    pytest.skip(f"needs {what}")
 
 
 def shared_broker():
