@@ -98,7 +98,7 @@ def prepare(app):
 def _gateway(app):
     from gateway_runtime.gateway import Gateway
 
-    gateway = Gateway(app.config["SQLALCHEMY_DATABASE_URI"])
+    gateway = Gateway(app.config["SQLALCHEMY_DATABASE_URI"], app.config["SECRET_KEY"])
     gateway.start()
     app.extensions["gatehouse_gateway"] = gateway
     return gateway

@@ -173,6 +173,21 @@ def shared_server(module_server):
 
 
 @pytest.fixture
+def postgres_url():
+    """A fresh database on the local PostgreSQL (CI fails here if PostgreSQL is not running)."""
+    import uuid
+
+    import psycopg
+    name = "gatehouse_test_" + uuid.uuid4().hex[:10]
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def server(start_server):
     return start_server()
 

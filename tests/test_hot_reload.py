@@ -3,10 +3,7 @@ streams are told to go away, nothing in flight fails, and nothing leaks."""
 import sys
 import threading
 import time
-import uuid
 
-import psycopg
-import pytest
 import requests
 import websocket
 
@@ -102,18 +99,6 @@ def _assert_everyone_has_it_within_a_second(deploy, urls):
     deployed_at = deploy()
     time.sleep(max(0.0, deployed_at + 1.0 - time.monotonic()))  # the promise is about this moment
     assert _spread(urls, 50) == ["after"] * 50
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh database on the local PostgreSQL (CI fails here if PostgreSQL is not running)."""
-    name = "gatehouse_test_" + uuid.uuid4().hex[:10]
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_two_processes_on_one_postgresql_database_see_a_deployment_within_1s(start_server, postgres_url):
