@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,26 @@ class Server:
         self.start_api(api_id)
         self.wait_serving(api_id, 1)
         return api_id
+
+    def application(self, client_id=None):
+        """A new application (its client id defaults to its id)."""
+        body = {"name": f"App {uuid.uuid4().hex[:6]}", "description": "test"}
+        if client_id:
+            body["clientId"] = client_id
+        response = self.mgmt("POST", "/applications", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def subscribe(self, api_id, plan_id, application=None):
+        """A subscription (of a new application unless given); `apiKey` holds the key when one was made."""
+        application = application or self.application()
+        response = self.mgmt("POST", f"/apis/{api_id}/subscriptions", json={"applicationId": application["id"],
+                                                                            "planId": plan_id})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def api_named(self, name):
+        return next(api["id"] for api in self.mgmt("GET", "/apis").json()["data"] if api["name"] == name)
 
     def delete_all_apis(self):
         for api in self.mgmt("GET", "/apis").json()["data"]:
@@ -175,8 +196,6 @@ def shared_server(module_server):
 @pytest.fixture
 def postgres_url():
     """A fresh database on the local PostgreSQL (CI fails here if PostgreSQL is not running)."""
-    import uuid
-
     import psycopg
     name = "gatehouse_test_" + uuid.uuid4().hex[:10]
     admin = "postgresql://postgres@127.0.0.1:5432/postgres"

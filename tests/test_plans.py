@@ -141,23 +141,6 @@ def refused(response, status, words):
     return True
 
 
-def application(server, client_id=None):
-    body = {"name": f"App {uuid.uuid4().hex[:6]}", "description": "test"}
-    if client_id:
-        body["clientId"] = client_id
-    response = server.mgmt("POST", "/applications", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def subscribe(server, api_id, plan_id, app=None):
-    app = app or application(server)
-    response = server.mgmt("POST", f"/apis/{api_id}/subscriptions", json={"applicationId": app["id"],
-                                                                          "planId": plan_id})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
 def until(check, timeout=1.0):
     """Poll check() until it is true; the time it took, or an AssertionError past the timeout."""
     started = time.monotonic()
@@ -192,7 +175,7 @@ def test_keyless_plan_serves_anyone_and_closing_it_leaves_no_plan(server, backen
 def test_api_key_plan(server, backend, kind):
     api_id, url = deploy(server, backend, kind, [plan("gold", "API_KEY")])
     other_id, _ = deploy(server, backend, kind, [plan("silver", "API_KEY")])
-    subscription = subscribe(server, api_id, "gold")
+    subscription = server.subscribe(api_id, "gold")
     key = subscription["apiKey"]
     assert subscription["status"] == "ACCEPTED" and len(key) >= 32
 
@@ -203,7 +186,7 @@ def test_api_key_plan(server, backend, kind):
     assert served(call(url, params={"api-key": key}))
     if kind == "proxy":  # the key is not passed on (propagateApiKey false)
         assert call(url, {"X-Gravitee-Api-Key": key}).json()["apiKeyHeader"] is None
-    elsewhere = subscribe(server, other_id, "silver")["apiKey"]
+    elsewhere = server.subscribe(other_id, "silver")["apiKey"]
     until(lambda: call(url, {"X-Gravitee-Api-Key": elsewhere}).status_code == 403)
     refused(call(url, {"X-Gravitee-Api-Key": elsewhere}), 403, "no subscription to this API")
 
@@ -224,7 +207,7 @@ def test_api_key_plan(server, backend, kind):
 
 def test_api_key_on_websocket_is_checked_before_the_handshake(server, backend):
     api_id, _ = deploy(server, backend, "message", [plan("gold", "API_KEY")], path="/ws-keys")
-    key = subscribe(server, api_id, "gold")["apiKey"]
+    key = server.subscribe(api_id, "gold")["apiKey"]
     url = server.gateway.replace("http", "ws") + "/ws-keys"
     with pytest.raises(websocket.WebSocketBadStatusException) as failed:
         websocket.create_connection(url, timeout=5)
@@ -240,7 +223,7 @@ def test_api_key_on_websocket_is_checked_before_the_handshake(server, backend):
 def test_jwt_hs256_plan(server, backend, kind):
     api_id, url = deploy(server, backend, kind, [hs_plan()])
     client = f"client-{uuid.uuid4().hex[:8]}"
-    subscription = subscribe(server, api_id, "jwt-hs", application(server, client))
+    subscription = server.subscribe(api_id, "jwt-hs", server.application(client))
     assert "apiKey" not in subscription
     good = token(client)
     until(lambda: call(url, bearer(good)).status_code == 200)
@@ -263,7 +246,7 @@ def test_jwt_rs256_plan_with_a_given_public_key(server, backend, kind):
     api_id, url = deploy(server, backend, kind, [plan("jwt-rs", "JWT", {
         "signature": "RSA_RS256", "publicKeyResolver": "GIVEN_KEY", "resolverParameter": pem(signer)})])
     client = f"client-{uuid.uuid4().hex[:8]}"
-    subscribe(server, api_id, "jwt-rs", application(server, client))
+    server.subscribe(api_id, "jwt-rs", server.application(client))
     until(lambda: call(url, bearer(token(client, signer, "RS256"))).status_code == 200)
     assert served(call(url, bearer(token(client, signer, "RS256"))))
     refused(call(url, bearer(token(client, stranger, "RS256"))), 401, "Signature verification failed")
@@ -277,7 +260,7 @@ def test_jwt_rs256_plan_with_a_jwks_url_and_key_rotation(server, backend, jwks_u
     api_id, url = deploy(server, backend, kind, [plan("jwt-jwks", "JWT", {
         "signature": "RSA_RS256", "publicKeyResolver": "JWKS_URL", "resolverParameter": jwks_url})])
     client = f"client-{uuid.uuid4().hex[:8]}"
-    subscribe(server, api_id, "jwt-jwks", application(server, client))
+    server.subscribe(api_id, "jwt-jwks", server.application(client))
     until(lambda: call(url, bearer(token(client, first, "RS256", "k1"))).status_code == 200)
     assert served(call(url, bearer(token(client, first, "RS256", "k1"))))
 
@@ -295,17 +278,17 @@ def test_plan_statuses(server, backend):
         "name": "Gold", "security": {"type": "API_KEY"}, "validation": "AUTO"})
     assert created.status_code == 201 and created.json()["status"] == "STAGING"
     gold = created.json()["id"]
-    app = application(server)
+    app = server.application()
     staging = server.mgmt("POST", f"/apis/{api_id}/subscriptions", json={"applicationId": app["id"], "planId": gold})
     assert staging.status_code == 400 and "only published plans" in staging.json()["message"]
     assert server.mgmt("POST", f"/apis/{api_id}/plans/{gold}/_publish").json()["status"] == "PUBLISHED"
-    key = subscribe(server, api_id, gold, app)["apiKey"]
+    key = server.subscribe(api_id, gold, app)["apiKey"]
     server.wait_serving(api_id, server.deploy(api_id))  # a new plan serves once deployed
     assert served(call(url, {"X-Gravitee-Api-Key": key}))
     assert served(call(url))  # the key-less plan still serves requests without a key
 
     assert server.mgmt("POST", f"/apis/{api_id}/plans/{gold}/_deprecate").json()["status"] == "DEPRECATED"
-    late = server.mgmt("POST", f"/apis/{api_id}/subscriptions", json={"applicationId": application(server)["id"],
+    late = server.mgmt("POST", f"/apis/{api_id}/subscriptions", json={"applicationId": server.application()["id"],
                                                                       "planId": gold})
     assert late.status_code == 400 and "is deprecated" in late.json()["message"]
     assert served(call(url, {"X-Gravitee-Api-Key": key}))  # existing subscriptions go on
@@ -326,7 +309,7 @@ def test_plan_statuses(server, backend):
 def test_manual_validation(server, backend):
     api_id, url = deploy(server, backend, "proxy", [plan("gold", "API_KEY", validation="MANUAL"),
                                                     dict(hs_plan(), validation="MANUAL")])
-    pending = subscribe(server, api_id, "gold")
+    pending = server.subscribe(api_id, "gold")
     assert pending["status"] == "PENDING" and "apiKey" not in pending
     keys = f"/apis/{api_id}/subscriptions/{pending['id']}/api-keys"
     early = server.mgmt("POST", keys + "/_renew")
@@ -337,7 +320,7 @@ def test_manual_validation(server, backend):
     until(lambda: call(url, {"X-Gravitee-Api-Key": key}).status_code == 200)
 
     client = f"client-{uuid.uuid4().hex[:8]}"
-    waiting = subscribe(server, api_id, "jwt-hs", application(server, client))
+    waiting = server.subscribe(api_id, "jwt-hs", server.application(client))
     refused(call(url, bearer(token(client))), 403, "no subscription")
     rejected = server.mgmt("POST", f"/apis/{api_id}/subscriptions/{waiting['id']}/_reject",
                            json={"reason": "not for you"})
@@ -363,7 +346,7 @@ def test_plans_in_both_definition_forms_and_the_secret_masked_on_export(server, 
     assert server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json() \
         ["plans"][0]["security"]["configuration"]["resolverParameter"] == SECRET
     client = f"client-{uuid.uuid4().hex[:8]}"
-    subscribe(server, api_id, "jwt-hs", application(server, client))
+    server.subscribe(api_id, "jwt-hs", server.application(client))
     server.wait_serving(api_id, server.deploy(api_id))
     assert served(call(server.gateway + "/forms", bearer(token(client))))
 
@@ -373,7 +356,7 @@ def test_revocation_is_seen_by_a_second_process_on_postgresql_within_1s(start_se
     first, second = start_server(postgres_url), start_server(postgres_url)
     api_id, _ = deploy(first, backend, "proxy", [plan("gold", "API_KEY")], path="/pg")
     second.wait_serving(api_id, 1)
-    subscription = subscribe(first, api_id, "gold")
+    subscription = first.subscribe(api_id, "gold")
     key = subscription["apiKey"]
     urls = [first.gateway + "/pg", second.gateway + "/pg"]
     until(lambda: all(call(u, {"X-Gravitee-Api-Key": key}).status_code == 200 for u in urls))
