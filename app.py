@@ -24,7 +24,7 @@ def create_app(test_config=None):
     from flask_wtf.csrf import CSRFProtect
 
     from gateway_runtime import store
-    from portal import auth, management, ui
+    from portal import auth, consumers, management, ui
     from portal.models import db
 
     instance = os.environ.get("GATEHOUSE_INSTANCE_PATH", os.path.join(os.getcwd(), "instance"))
@@ -48,6 +48,7 @@ def create_app(test_config=None):
         store.install_sqlite_pragmas(db.engine)
     app.register_blueprint(auth.bp)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(consumers.bp)
     app.register_blueprint(management.bp)
     csrf.exempt(management.bp)  # Basic auth only: no cookie, so no cross-site forgery to guard against
     ui.register_error_pages(app)
