@@ -19,6 +19,17 @@ def _plan(api, plan_id):
     return plan
 
 
+def _done(change, said, back):
+    """Make a change; flash what it did (said() once done), or why it could not be made; go back."""
+    try:
+        change()
+    except subs.Invalid as exc:
+        flash(str(exc), "error")
+    else:
+        flash(said())
+    return redirect(back)
+
+
 def _application(application_id):
     application = subs.find_application(application_id)
     if application is None:
@@ -103,13 +114,9 @@ def edit_plan(api_id, plan_id):
 def plan_status(api_id, plan_id):
     api = _api(api_id)
     plan = _plan(api, plan_id)
-    try:
-        subs.move_plan(plan, request.form.get("status", ""), g.user.username)
-    except subs.Invalid as exc:
-        flash(str(exc), "error")
-    else:
-        flash(f"Plan {plan.name} is {plan.status} now: gateways apply it within a second.")
-    return redirect(url_for("consumers.plans", api_id=api.id))
+    return _done(lambda: subs.move_plan(plan, request.form.get("status", ""), g.user.username),
+                 lambda: f"Plan {plan.name} is {plan.status} now: gateways apply it within a second.",
+                 url_for("consumers.plans", api_id=api.id))
 
 
 # role: admin or the API's owner
@@ -120,18 +127,11 @@ def process_subscription(api_id, subscription_id, action):
     subscription = subs.find_subscription(subscription_id)
     if subscription is None or subscription.api_id != api.id:
         abort(404, "That subscription does not exist (any more). Go back to the Plans tab.")
-    try:
-        if action == "accept":
-            subs.accept(subscription, g.user.username)
-        elif action == "reject":
-            subs.reject(subscription, g.user.username, request.form.get("reason", ""))
-        else:
-            subs.close(subscription, g.user.username)
-    except subs.Invalid as exc:
-        flash(str(exc), "error")
-    else:
-        flash(f"Subscription of {subscription.application.name} {subscription.status.lower()}.")
-    return redirect(url_for("consumers.plans", api_id=api.id))
+    change = {"accept": lambda: subs.accept(subscription, g.user.username),
+              "reject": lambda: subs.reject(subscription, g.user.username, request.form.get("reason", "")),
+              "close": lambda: subs.close(subscription, g.user.username)}[action]
+    return _done(change, lambda: f"Subscription of {subscription.application.name} {subscription.status.lower()}.",
+                 url_for("consumers.plans", api_id=api.id))
 
 
 # ----- applications -----
@@ -211,13 +211,8 @@ def revoke_key(application_id, key_id):
     key = db.session.get(ApiKey, key_id)
     if key is None or key.subscription.application_id != application.id:
         abort(404, "That API key does not exist (any more). Go back to the application's page.")
-    try:
-        subs.revoke_key(key)
-    except subs.Invalid as exc:
-        flash(str(exc), "error")
-    else:
-        flash(f"API key {key.prefix}… revoked: gateways refuse it within a second.")
-    return redirect(url_for("consumers.application", application_id=application.id))
+    return _done(lambda: subs.revoke_key(key), lambda: f"API key {key.prefix}… revoked: gateways refuse it within a "
+                 "second.", url_for("consumers.application", application_id=application.id))
 
 
 # role: admin or the application's owner
@@ -226,10 +221,6 @@ def revoke_key(application_id, key_id):
 def close_subscription(application_id, subscription_id):
     application = _application(application_id)
     subscription = _subscription_of(application, subscription_id)
-    try:
-        subs.close(subscription, g.user.username)
-    except subs.Invalid as exc:
-        flash(str(exc), "error")
-    else:
-        flash("Subscription closed: its keys stop working within a second.")
-    return redirect(url_for("consumers.application", application_id=application.id))
+    return _done(lambda: subs.close(subscription, g.user.username),
+                 lambda: "Subscription closed: its keys stop working within a second.",
+                 url_for("consumers.application", application_id=application.id))

@@ -21,9 +21,12 @@ SECRET = "a-long-enough-hmac-secret-for-hs256-tokens!"
 JSON = {"Accept": "application/json"}
 
 
-class Backend(BaseHTTPRequestHandler):
+class JsonHandler(BaseHTTPRequestHandler):
+    def payload(self):
+        raise NotImplementedError
+
     def do_GET(self):
-        body = json.dumps({"backend": "ok", "apiKeyHeader": self.headers.get("X-Gravitee-Api-Key")}).encode()
+        body = json.dumps(self.payload()).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -34,19 +37,16 @@ class Backend(BaseHTTPRequestHandler):
         pass
 
 
-class Jwks(BaseHTTPRequestHandler):
+class Backend(JsonHandler):
+    def payload(self):
+        return {"backend": "ok", "apiKeyHeader": self.headers.get("X-Gravitee-Api-Key")}
+
+
+class Jwks(JsonHandler):
     keys = []  # JWKs served now; a test changes it to rotate
 
-    def do_GET(self):
-        body = json.dumps({"keys": Jwks.keys}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+    def payload(self):
+        return {"keys": Jwks.keys}
 
 
 def serve(handler):
