@@ -26,7 +26,7 @@ def create_app(test_config=None):
 
     from gateway_runtime import store
     from gateway_runtime.at_rest import Cipher
-    from portal import auth, management, ui, users
+    from portal import auth, consumers, management, ui, users
     from portal.models import db
 
     instance = os.environ.get("GATEHOUSE_INSTANCE_PATH", os.path.join(os.getcwd(), "instance"))
@@ -59,6 +59,7 @@ def create_app(test_config=None):
     app.register_blueprint(auth.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(users.bp)
+    app.register_blueprint(consumers.bp)
     app.register_blueprint(management.bp)
     csrf.exempt(management.bp)  # Authorization header only, never the cookie: no cross-site forgery to guard against
     app.before_request(auth.load_user)
@@ -135,7 +136,8 @@ def prepare(app):
 def _gateway(app):
     from gateway_runtime.gateway import Gateway
 
-    gateway = Gateway(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["gatehouse_cipher"])
+    gateway = Gateway(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["gatehouse_cipher"],
+                      app.config["SECRET_KEY"])
     gateway.start()
     app.extensions["gatehouse_gateway"] = gateway
     return gateway

@@ -10,7 +10,7 @@ from functools import partial
 
 from gevent.event import Event
 
-from . import failover, health, registry
+from . import failover, health, plans, registry
 from .http import client_identifier
 from .messages import ClientContext, EndpointError
 
@@ -36,6 +36,8 @@ class DeployedApi:
         settings = definition.get("failover") or {}
         self.failover = failover.Failover(failover.SETTINGS.with_defaults(settings)) if settings.get("enabled") \
             else None
+        listed = definition.get("plans") or {}
+        self.guard = plans.Guard(self.id, listed.values() if isinstance(listed, dict) else listed)
         try:
             self._build(definition)
         except Exception:

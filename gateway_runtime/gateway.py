@@ -13,8 +13,10 @@ import gevent
 from greenlet import greenlet
 
 from . import store
+from .access import Access, KeyHasher
 from .deployed import DeployedApi
-from .http import respond, respond_json
+from .http import SUBSCRIPTION, respond, respond_json
+from .plans import Refused
 
 log = logging.getLogger("gatehouse.gateway")
 NO_ROUTE = "No context-path matches the request URI."
@@ -63,10 +65,12 @@ class Tracked:
 
 
 class Gateway:
-    def __init__(self, database_url, cipher, poll_interval=0.25):
+    def __init__(self, database_url, cipher, secret_key, poll_interval=0.25):
         self.engine = store.make_engine(database_url)
         self.cipher = cipher  # stored revisions hold their secrets encrypted
+        self.hasher = KeyHasher(secret_key)
         self.poll_interval = poll_interval
+        self.access = Access()
         self.apis = {}
         self.failed = {}  # api_id -> revision that could not be built (not retried until it changes)
         self.routes = Routes([])
@@ -82,6 +86,10 @@ class Gateway:
         handler = api.handler_for(environ)
         if handler is None:
             return respond(start_response, "404 Not Found", NO_ENTRYPOINT)
+        try:  # before any entrypoint runs: a WebSocket is refused before its handshake
+            environ[SUBSCRIPTION] = api.guard.admit(environ, self.access, self.hasher)
+        except Refused as refused:
+            return respond_json(start_response, refused.status, {"message": refused.message})
         api.enter()
         try:
             return Tracked(handler(environ, start_response), api)
@@ -110,9 +118,16 @@ class Gateway:
 
     def refresh(self):
         with self.engine.connect() as connection:
+            version = store.access_version(connection)
+            access = self.access if version == self.access.version else \
+                Access(version, *store.access_tables(connection))  # read after the version: never older
             wanted = store.served_versions(connection)
             current = {api_id: api.revision for api_id, api in self.apis.items()}
             if wanted == current:
+                if access is not self.access:
+                    for api in self.apis.values():
+                        api.guard.apply(access)
+                    self.access = access
                 return
             changed = {api_id: rev for api_id, rev in wanted.items()
                        if current.get(api_id) != rev and self.failed.get(api_id) != rev}
@@ -126,6 +141,9 @@ class Gateway:
                 log.exception("API %s revision %s could not be started", api_id, changed[api_id])
                 self.failed[api_id] = changed[api_id]
         retired = [api for api_id, api in self.apis.items() if apis.get(api_id) is not api]
+        for api in apis.values():
+            api.guard.apply(access)
+        self.access = access
         self.apis = apis
         self.routes = Routes(apis.values())
         for api in retired:

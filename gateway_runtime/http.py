@@ -103,8 +103,12 @@ def client_address(environ):
     return address
 
 
+SUBSCRIPTION = "gatehouse.subscription"  # environ key: the subscription a request is served under
+
+
 def client_identifier(environ):
-    """Key-less clients are told apart by a hash of their address, plus what they append."""
-    identifier = hashlib.sha256(client_address(environ).encode()).hexdigest()[:32]
+    """The subscription id; key-less clients are told apart by a hash of their address. Either way
+    a client may append to it (X-Gravitee-Client-Identifier), to run several consumer groups."""
+    identifier = environ.get(SUBSCRIPTION) or hashlib.sha256(client_address(environ).encode()).hexdigest()[:32]
     extra = environ.get("HTTP_X_GRAVITEE_CLIENT_IDENTIFIER")
     return f"{identifier}-{extra}" if extra else identifier

@@ -70,3 +70,20 @@ def load_revisions(connection, wanted):
             value = row[0]
             found[api_id] = json.loads(value) if isinstance(value, str) else value
     return found
+
+
+def access_version(connection):
+    return connection.execute(text("SELECT version FROM access_version WHERE id = 1")).scalar()
+
+
+def access_tables(connection):
+    """(plan statuses, live API keys, JWT subscribers): see gateway_runtime.access.Access."""
+    statuses = {(api, plan): status for api, plan, status in
+                connection.execute(text("SELECT api_id, id, status FROM plans"))}
+    keys = {row[0]: tuple(row[1:]) for row in connection.execute(text(
+        "SELECT k.key_hash, s.id, s.api_id, s.plan_id FROM api_keys k JOIN subscriptions s ON s.id = k.subscription_id"
+        " WHERE k.revoked_at IS NULL AND s.status = 'ACCEPTED'"))}
+    subscribers = {tuple(row[:3]): row[3] for row in connection.execute(text(
+        "SELECT s.api_id, s.plan_id, a.client_id, s.id FROM subscriptions s"
+        " JOIN applications a ON a.id = s.application_id WHERE s.status = 'ACCEPTED'"))}
+    return statuses, keys, subscribers

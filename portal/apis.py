@@ -7,6 +7,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from gateway_runtime import definition as v4
+from gateway_runtime import plans as plan_rules
 from gateway_runtime import registry
 from gateway_runtime.definition.forms import DefinitionError
 from gateway_runtime.deployed import normalise_path
@@ -90,14 +91,16 @@ def definition_of(api):
             group["endpoints"].append(endpoint)
         group.update(g.extra)
         out["endpointGroups"].append(group)
-    out["plans"] = []
-    for p in api.plans:
-        plan = {"id": p.id, "name": p.name, "security": dict(p.extra.get("security", {}), type=p.security_type)}
-        _put(plan, "mode", p.mode)
-        _put(plan, "status", p.status)
-        plan.update({k: v for k, v in p.extra.items() if k != "security"})
-        out["plans"].append(plan)
+    out["plans"] = [plan_definition(p) for p in api.plans]
     return out
+
+
+def plan_definition(p):
+    plan = {"id": p.id, "name": p.name, "security": dict(p.extra.get("security", {}), type=p.security_type)}
+    _put(plan, "mode", p.mode)
+    _put(plan, "status", p.status)
+    plan.update({k: v for k, v in p.extra.items() if k != "security"})
+    return plan
 
 
 def store_definition(api, d):
@@ -159,6 +162,8 @@ def prepare(document, previous=None):
     d = v4.validate(d)
     if not d.get("plans"):
         d["plans"] = [default_plan()]
+    for plan in d["plans"]:  # a plan in a gateway-form definition serves: Gravitee's test kit omits the status
+        plan.setdefault("status", "published")
     return d
 
 
@@ -208,11 +213,21 @@ def restore_secrets(d, previous):
     for place, settings, owner, key in registry.connector_settings(d):
         if isinstance(owner.get(key), dict):
             settings.restore_secrets(owner[key], before.get((place, key)))
+    stored = {p["id"]: p["security"].get("configuration") for p in previous.get("plans", [])}
+    for plan in d.get("plans", []):
+        security = plan.get("security") if isinstance(plan, dict) else None
+        if isinstance(security, dict) and isinstance(security.get("configuration"), dict):
+            plan_rules.restore_secret(security["configuration"], stored.get(plan.get("id")))
 
 
 def masked(d):
     """A copy of the definition with every secret setting masked."""
-    return registry.map_secrets(d, lambda _: SECRET_MASK)
+    d = registry.map_secrets(d, lambda _: SECRET_MASK)
+    plans = d.get("plans") or []
+    for plan in plans.values() if isinstance(plans, dict) else plans:  # a deployment holds the gateway form
+        if plan["security"].get("configuration"):
+            plan["security"]["configuration"] = plan_rules.mask_secret(plan["security"]["configuration"])
+    return d
 
 
 def export(api, include_secrets=False):
@@ -225,9 +240,19 @@ def last_deployment(api):
     return api.deployments.first()
 
 
+# Plan fields that act at once, without a redeploy (gateways read plan statuses live).
+LIVE_PLAN_KEYS = ("status", "validation")
+
+
 def has_undeployed_changes(api):
     last = last_deployment(api)
-    return last is None or last.definition != v4.to_gateway_form(definition_of(api))
+    return last is None or _deployed_part(last.definition) != _deployed_part(v4.to_gateway_form(definition_of(api)))
+
+
+def _deployed_part(gateway_form):
+    plans = {plan_id: {k: v for k, v in plan.items() if k not in LIVE_PLAN_KEYS}
+             for plan_id, plan in gateway_form.get("plans", {}).items()}
+    return dict(gateway_form, plans=plans)
 
 
 def blocking_parts(api):

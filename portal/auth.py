@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired
 
 from gateway_runtime.http import client_address
 
-from .models import AccessToken, Api, LoginThrottle, User, db, utcnow
+from .models import AccessToken, Api, Application, LoginThrottle, User, db, utcnow
 
 ADMIN = "admin"
 ROLES = ("viewer", "owner", "admin")  # each role can do what the ones before it can
@@ -178,6 +178,20 @@ def can_manage(api, user=None):
     return has_role(user, "admin") or (has_role(user, "owner") and api.owner_id == user.id)
 
 
+def can_use(application, user=None):
+    """Whether the user (default: the current one) may act for this application: an admin, or its owner."""
+    user = user or g.get("user")
+    return has_role(user, "admin") or (user is not None and application.owner_id == user.id)
+
+
+def ensure(allowed, whose):
+    """403 unless allowed; `whose` names who may (e.g. "the owner of the application A")."""
+    if not allowed:
+        user = g.user
+        abort(403, f"You are logged in as {user.username} (role {user.role}). Only {whose} or an admin can do "
+                   "this: ask them.")
+
+
 def forbidden_message(role, api=None):
     user = g.user
     who = f"You are logged in as {user.username} (role {user.role})."
@@ -190,9 +204,10 @@ def forbidden_message(role, api=None):
             "or ask an admin to make you its owner.")
 
 
-def requires(role, api=None):
+def requires(role, api=None, application=None):
     """Access rule of a view: the least role it needs, and with `api` the name of the URL
-    parameter holding an API id, which the user must also be able to manage (owner or admin).
+    parameter holding an API id, which the user must also be able to manage (owner or admin);
+    with `application` that of an application id, which the user must own (or be an admin).
 
         @bp.post("/apis/<api_id>/plans")
         @requires("owner", api="api_id")
@@ -217,8 +232,12 @@ def requires(role, api=None):
                 found = db.session.get(Api, kwargs[api])
                 if found is not None and not can_manage(found):
                     abort(403, forbidden_message(role, found))
+            if application is not None:
+                found = db.session.get(Application, kwargs[application])
+                if found is not None:
+                    ensure(can_use(found), f"the owner of the application {found.name}")
             return view(*args, **kwargs)
-        wrapped.access = (role, api)
+        wrapped.access = (role, api or application)
         return wrapped
     return decorate
 

@@ -168,3 +168,6 @@ def runtime():
     if gateway is None:
         return error(404, "No gateway runs in this process.")
     return jsonify(gateway.stats())
+
+
+from . import management_subscriptions  # noqa: E402,F401  (its routes join this blueprint)

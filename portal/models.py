@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import JSON, UniqueConstraint, event, update
+from sqlalchemy.orm import DeclarativeBase, Session
 
 from gateway_runtime import registry
 
@@ -124,6 +124,8 @@ class Api(db.Model):
     deployments = db.relationship("Deployment", order_by="Deployment.revision.desc()",
                                   cascade="all, delete-orphan", back_populates="api", lazy="dynamic")
     owner = db.relationship("User")
+    subscriptions = db.relationship("Subscription", order_by="Subscription.created_at", cascade="all, delete-orphan",
+                                    back_populates="api")
 
 
 class Listener(db.Model):
@@ -242,3 +244,73 @@ class SecretsKeyCheck(db.Model):
     __tablename__ = "secrets_key_check"
     id = db.Column(db.Integer, primary_key=True)
     value = db.Column(db.Text, nullable=False)
+
+
+class Application(db.Model):
+    """A consumer of APIs: it subscribes to plans; JWTs name it by their `client_id` claim."""
+    __tablename__ = "applications"
+    id = db.Column(db.String(64), primary_key=True)
+    name = db.Column(db.String(200), nullable=False)
+    description = db.Column(db.Text, nullable=False, default="")
+    client_id = db.Column(db.String(200), nullable=False, unique=True)
+    owner_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    owner = db.relationship("User")
+    subscriptions = db.relationship("Subscription", order_by="Subscription.created_at", cascade="all, delete-orphan",
+                                    back_populates="application")
+
+
+class Subscription(db.Model):
+    """An application's subscription to one plan of an API. The plan is named by its definition id
+    (plans rows are replaced when a definition is imported again; their ids stay)."""
+    __tablename__ = "subscriptions"
+    id = db.Column(db.String(64), primary_key=True)
+    api_id = db.Column(db.String(64), db.ForeignKey("apis.id", ondelete="CASCADE"), nullable=False, index=True)
+    plan_id = db.Column(db.String(100), nullable=False)
+    application_id = db.Column(db.String(64), db.ForeignKey("applications.id", ondelete="CASCADE"), nullable=False,
+                               index=True)
+    status = db.Column(db.String(20), nullable=False)  # PENDING | ACCEPTED | REJECTED | CLOSED
+    reason = db.Column(db.Text)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    processed_at = db.Column(db.DateTime)
+    processed_by = db.Column(db.String(80))
+
+    api = db.relationship("Api", back_populates="subscriptions")
+    application = db.relationship("Application", back_populates="subscriptions")
+    api_keys = db.relationship("ApiKey", order_by="ApiKey.created_at.desc()", cascade="all, delete-orphan",
+                               back_populates="subscription")
+
+
+class ApiKey(db.Model):
+    """Only a keyed hash of the key is stored (gateway_runtime.access.KeyHasher); the key itself is
+    shown once, when it is made."""
+    __tablename__ = "api_keys"
+    id = db.Column(db.Integer, primary_key=True)
+    subscription_id = db.Column(db.String(64), db.ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False,
+                                index=True)
+    key_hash = db.Column(db.String(64), nullable=False, unique=True)
+    prefix = db.Column(db.String(8), nullable=False)  # enough for a person to tell keys apart
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    revoked_at = db.Column(db.DateTime)
+
+    subscription = db.relationship("Subscription", back_populates="api_keys")
+
+
+class AccessVersion(db.Model):
+    """One row, bumped by every commit that changes who may call what; gateways reload their
+    plan/subscription/key cache when it moves (a cheap query on every poll)."""
+    __tablename__ = "access_version"
+    id = db.Column(db.Integer, primary_key=True)
+    version = db.Column(db.BigInteger, nullable=False, default=0)
+
+
+ACCESS_MODELS = (Plan, Subscription, ApiKey, Application, Api)
+
+
+@event.listens_for(Session, "before_flush")
+def _bump_access_version(session, _context, _instances):
+    changed = [o for o in (*session.new, *session.dirty, *session.deleted) if isinstance(o, ACCESS_MODELS)]
+    # An API's own edits (name, listeners) do not change access; its deletion (with its plans) does.
+    if any(not isinstance(o, Api) or o in session.deleted for o in changed):
+        session.execute(update(AccessVersion).values(version=AccessVersion.version + 1))

@@ -87,6 +87,26 @@ class Server:
         self.wait_serving(api_id, 1)
         return api_id
 
+    def application(self, client_id=None):
+        """A new application (its client id defaults to its id)."""
+        body = {"name": f"App {uuid.uuid4().hex[:6]}", "description": "test"}
+        if client_id:
+            body["clientId"] = client_id
+        response = self.mgmt("POST", "/applications", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def subscribe(self, api_id, plan_id, application=None):
+        """A subscription (of a new application unless given); `apiKey` holds the key when one was made."""
+        application = application or self.application()
+        response = self.mgmt("POST", f"/apis/{api_id}/subscriptions", json={"applicationId": application["id"],
+                                                                            "planId": plan_id})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def api_named(self, name):
+        return next(api["id"] for api in self.mgmt("GET", "/apis").json()["data"] if api["name"] == name)
+
     def delete_all_apis(self):
         for api in self.mgmt("GET", "/apis").json()["data"]:
             if self.mgmt("DELETE", f"/apis/{api['id']}").status_code != 204:

@@ -82,16 +82,19 @@ def test_import_replace_export_deploy_start_stop(server):
     assert server.mgmt("GET", f"/apis/{api_id}").status_code == 404
 
 
-def test_plans_other_than_keyless_block_deploy_by_name(server):
+def test_plans_this_gateway_cannot_enforce_block_deploy_by_name(server):
     definition = mock_api()
-    definition["plans"] = [{"id": "p1", "name": "Gold", "security": {"type": "API_KEY"}, "mode": "STANDARD",
-                            "status": "PUBLISHED"}]
+    definition["plans"] = [{"id": "p1", "name": "Gold", "security": {"type": "OAUTH2"}, "mode": "STANDARD",
+                            "status": "PUBLISHED"},
+                           {"id": "p2", "name": "Tokens", "security": {"type": "JWT", "configuration": {
+                               "signature": "RSA_RS256", "publicKeyResolver": "GATEWAY_KEYS"}}}]
     api_id = server.import_api(definition)
     assert server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"] == [
-        "plan type api-key not available yet (plan Gold)"]
+        "plan type oauth2 not available yet (plan Gold)",
+        "JWT keys: only the key given here or a JWKS URL are available yet (plan Tokens)"]
     refused = server.mgmt("POST", f"/apis/{api_id}/deployments")
     assert refused.status_code == 400
-    assert "plan type api-key not available yet" in refused.json()["message"]
+    assert "plan type oauth2 not available yet" in refused.json()["message"]
     assert server.mgmt("POST", f"/apis/{api_id}/_start").status_code == 400
     assert server.mgmt("GET", f"/apis/{api_id}").json()["state"] == "STOPPED"
 

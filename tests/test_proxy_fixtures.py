@@ -42,8 +42,6 @@ BLOCKED = {
         "policy dynamic-routing", "expression language ({#...})"],
     "http/failover/api-mutating-failure-condition-post.json": [MUTATING],
     "http/failover/api-mutating-three-endpoints-post.json": [MUTATING],
-    "http/failover/api-one-circuit-breaker-per-subscription.json": [
-        "plan type api-key not available yet (plan ApiKey)"],
     "http/failover/api-second-group-routing-to-a-endpoints-group.json": [
         "policy dynamic-routing", "expression language ({#...})"],
     "http/failover/api-second-group-routing-to-one-endpoint.json": [
@@ -428,6 +426,19 @@ def only_one_endpoint(server, recorder, definition):
     assert got.status_code == 200 and len(recorder.seen) == 2
 
 
+def circuit_per_api_key(server, recorder, definition):
+    """api-one-circuit-breaker-per-subscription.json (maxRetries 1, maxFailures 2, perSubscription):
+    two subscriptions to its api-key plan (two API keys) have a circuit each: one key's calls to a
+    slow backend open its circuit (502, the backend is not called); the other key's call goes through."""
+    api_id = server.api_named(definition["name"])
+    one, two = ({"X-Gravitee-Api-Key": server.subscribe(api_id, "plan-apikey-id")["apiKey"]} for _ in range(2))
+    deadline = time.monotonic() + 1
+    while requests.get(server.gateway + "/test", headers=two, timeout=10).status_code != 200:  # the gateway's poll
+        assert time.monotonic() < deadline
+    recorder.reset()
+    separate_circuits(server, recorder, one, two)
+
+
 def without_api_key_plan(definition):
     definition["plans"] = [p for p in definition["plans"] if p["security"]["type"] == "key-less"]
 
@@ -436,8 +447,14 @@ def circuit_per_subscription(server, recorder, definition):
     """api-one-circuit-breaker-per-subscription.json (maxRetries 1, maxFailures 2): two calls of
     one client to a slow backend fail after 2 attempts each; its circuit is then open (502, the
     backend is not called); another client's circuit is closed and its call goes through."""
+    separate_circuits(server, recorder, {"X-Gravitee-Client-Identifier": "client-one"},
+                      {"X-Gravitee-Client-Identifier": "client-two"})
+
+
+def separate_circuits(server, recorder, one, two):
+    """Two calls of client `one` to a slow backend fail after 2 attempts each; its circuit is then
+    open (502, the backend is not called); client `two`'s circuit is closed and its call goes through."""
     recorder.script("/endpoint", SLOW)
-    one = {"X-Gravitee-Client-Identifier": "client-one"}
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda _: requests.get(server.gateway + "/test", headers=one, timeout=10), range(2)))
     assert [a.status_code for a in answers] == [502, 502]
@@ -445,10 +462,9 @@ def circuit_per_subscription(server, recorder, definition):
     recorder.reset()
     recorder.script("/endpoint", FAST)
     opened = requests.get(server.gateway + "/test", headers=one, timeout=10)
-    assert opened.status_code == 502
-    assert "circuit open" in opened.json()["message"]
+    assert opened.status_code == 502 and "circuit open" in opened.json()["message"]
     assert recorder.seen == []
-    other = requests.get(server.gateway + "/test", headers={"X-Gravitee-Client-Identifier": "client-two"}, timeout=10)
+    other = requests.get(server.gateway + "/test", headers=two, timeout=10)
     assert other.status_code == 200 and len(recorder.seen) == 1
 
 
@@ -500,9 +516,10 @@ BEHAVIOUR = {
     "http/failover/api-three-endpoints-force-next-full-loop.json": ((), forced_full_loop),
     "http/failover/api-only-one-endpoint.json": ((), only_one_endpoint),
     "http/failover/api-failure-condition.json+short-open-state": ((short_open_state,), circuit_closes_after_open_state),
-    # Derived: blocked fixtures once the blocker is taken out.
+    "http/failover/api-one-circuit-breaker-per-subscription.json": ((), circuit_per_api_key),
     "http/failover/api-one-circuit-breaker-per-subscription.json+keyless-only": (
         (without_api_key_plan,), circuit_per_subscription),
+    # Derived: blocked fixtures once the blocker is taken out.
     "http/connectionfailure/api-refused-with-umbrella-template.json+no-template": (
         (without_templates,), refused_backend),
     "http/connectionfailure/api-tls-handshake-with-template.json+no-template": (

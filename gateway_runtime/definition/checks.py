@@ -3,7 +3,7 @@ cannot run yet (kept, shown, blocks Deploy), and what is ignored (named in a war
 import json
 import re
 
-from .. import failover, health, registry
+from .. import failover, health, plans, registry
 from ..settings import get_path, set_path
 from .forms import DefinitionError
 
@@ -117,6 +117,8 @@ def validate(api):
         if not isinstance(plan, dict) or not isinstance(plan.get("security"), dict) \
                 or not isinstance(plan["security"].get("type"), str):
             err(f"plans[{pi}].security.type", "A plan needs a security type.")
+        elif plan.get("status") is not None and plan["status"] not in plans.STATUSES:
+            err(f"plans[{pi}].status", "A plan's status must be one of " + ", ".join(plans.STATUSES) + ".")
     if errors:
         raise DefinitionError(errors)
     return api
@@ -174,9 +176,8 @@ def blocking_parts(api):
                 parts.append(f"tenants on endpoint {endpoint['name']}")
             parts += _service_parts(endpoint.get("services"), group, f"endpoint {endpoint['name']}")
     for plan in api.get("plans", []):
-        kind = plan["security"]["type"]
-        if kind != "key-less":
-            parts.append(f"plan type {kind} not available yet (plan {plan.get('name', plan.get('id'))})")
+        name = plan.get("name", plan.get("id"))
+        parts += [f"{message.rstrip('.')} (plan {name})" for message in plans.problems(plan).values()]
     for policy in sorted(_policies(api) - set(TEST_KIT_POLICIES)):
         parts.append(f"policy {policy}")
     parts += failover.problems(api.get("failover"))

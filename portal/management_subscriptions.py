@@ -1,0 +1,211 @@
+"""Management REST API, plans and consumers: plans of an API, applications, subscriptions and
+API keys (the Gravitee APIM v2 routes and shapes, JSON, on the management blueprint and its auth)."""
+from flask import abort, g, jsonify, request
+
+from gateway_runtime import definition as v4
+from gateway_runtime import plans as rules
+
+from . import apis
+from . import subscriptions as subs
+from .auth import can_manage, can_use, ensure, requires
+from .management import ENV, _api, _body, bp, error
+from .models import ApiKey, db
+
+
+@bp.errorhandler(subs.Invalid)
+def invalid(exc):
+    return error(400, str(exc), [{"field": field, "message": message} for field, message in exc.errors.items()])
+
+
+def _plan(api, plan_id):
+    plan = subs.find_plan(api, plan_id)
+    if plan is None:
+        abort(404, f"API {api.name} has no plan {plan_id}.")
+    return plan
+
+
+def _subscription(api, subscription_id, api_owner=True, application_owner=True):
+    """The subscription, once the current user is shown to be one who may act on it: the API's
+    owner and / or its application's owner, as allowed (admins always)."""
+    subscription = subs.find_subscription(subscription_id)
+    if subscription is None or subscription.api_id != api.id:
+        abort(404, f"API {api.name} has no subscription {subscription_id}.")
+    whose = " or ".join(w for w, allowed in ((f"the owner of the API {api.name}", api_owner),
+                                              (f"the owner of the application {subscription.application.name}",
+                                               application_owner)) if allowed)
+    ensure(api_owner and can_manage(api) or application_owner and can_use(subscription.application), whose)
+    return subscription
+
+
+def plan_json(plan):
+    d = apis.plan_definition(plan)
+    if d["security"].get("configuration"):
+        d["security"]["configuration"] = rules.mask_secret(d["security"]["configuration"])
+    _, (out,) = v4.to_management_form({"plans": [d]})
+    out.setdefault("validation", subs.validation(plan))
+    out["apiId"] = plan.api_id
+    return out
+
+
+def application_json(application):
+    return {"id": application.id, "name": application.name, "description": application.description,
+            "settings": {"app": {"clientId": application.client_id}},
+            "owner": {"id": application.owner_id}, "createdAt": application.created_at.isoformat() + "Z"}
+
+
+def key_json(key, clear=None):
+    out = {"id": str(key.id), "prefix": key.prefix, "revoked": key.revoked_at is not None,
+           "createdAt": key.created_at.isoformat() + "Z",
+           "revokedAt": key.revoked_at.isoformat() + "Z" if key.revoked_at else None}
+    if clear is not None:
+        out["key"] = clear  # the only time the key is shown
+    return out
+
+
+def subscription_json(subscription, clear_key=None):
+    out = {"id": subscription.id, "api": {"id": subscription.api_id}, "plan": {"id": subscription.plan_id},
+           "application": {"id": subscription.application_id, "name": subscription.application.name},
+           "status": subscription.status, "reason": subscription.reason,
+           "createdAt": subscription.created_at.isoformat() + "Z",
+           "processedAt": subscription.processed_at.isoformat() + "Z" if subscription.processed_at else None,
+           "processedBy": subscription.processed_by}
+    if clear_key is not None:
+        out["apiKey"] = clear_key  # the only time the key is shown
+    return out
+
+
+def _fields(body):
+    security = body.get("security") if isinstance(body.get("security"), dict) else {}
+    configuration = security.get("configuration")
+    return {"name": body.get("name"), "description": body.get("description"),
+            "type": v4.gateway_enum(security.get("type")), "validation": body.get("validation", "AUTO"),
+            "configuration": configuration if isinstance(configuration, dict) else {}}
+
+
+# ----- plans -----
+@bp.get(ENV + "/apis/<api_id>/plans")
+@requires("viewer")
+def list_plans(api_id):
+    return jsonify({"data": [plan_json(p) for p in _api(api_id).plans]})
+
+
+@bp.post(ENV + "/apis/<api_id>/plans")
+@requires("owner", api="api_id")
+def create_plan(api_id):
+    return jsonify(plan_json(subs.save_plan(_api(api_id), None, _fields(_body())))), 201
+
+
+@bp.get(ENV + "/apis/<api_id>/plans/<plan_id>")
+@requires("viewer")
+def get_plan(api_id, plan_id):
+    api = _api(api_id)
+    return jsonify(plan_json(_plan(api, plan_id)))
+
+
+@bp.put(ENV + "/apis/<api_id>/plans/<plan_id>")
+@requires("owner", api="api_id")
+def update_plan(api_id, plan_id):
+    api = _api(api_id)
+    return jsonify(plan_json(subs.save_plan(api, _plan(api, plan_id), _fields(_body()))))
+
+
+@bp.post(ENV + "/apis/<api_id>/plans/<plan_id>/<any(_publish, _deprecate, _close):action>")
+@requires("owner", api="api_id")
+def move_plan(api_id, plan_id, action):
+    api = _api(api_id)
+    plan = _plan(api, plan_id)
+    subs.move_plan(plan, {"_publish": "published", "_deprecate": "deprecated", "_close": "closed"}[action], g.user.username)
+    return jsonify(plan_json(plan))
+
+
+# ----- applications -----
+@bp.get(ENV + "/applications")
+@requires("viewer")
+def list_applications():
+    return jsonify({"data": [application_json(a) for a in subs.all_applications()]})
+
+
+@bp.post(ENV + "/applications")
+@requires("owner")
+def create_application():
+    body = _body()
+    settings = body.get("settings") if isinstance(body.get("settings"), dict) else {}
+    client_id = body.get("clientId") or (settings.get("app") or {}).get("clientId")
+    application = subs.create_application(body.get("name"), body.get("description"), client_id, g.user)
+    return jsonify(application_json(application)), 201
+
+
+@bp.get(ENV + "/applications/<application_id>")
+@requires("viewer")
+def get_application(application_id):
+    application = subs.find_application(application_id)
+    if application is None:
+        abort(404, f"No application with id {application_id}.")
+    return jsonify(application_json(application))
+
+
+# ----- subscriptions -----
+@bp.get(ENV + "/apis/<api_id>/subscriptions")
+@requires("viewer")
+def list_subscriptions(api_id):
+    api = _api(api_id)
+    # The API's owner sees every subscription; an application's owner, those of their applications.
+    return jsonify({"data": [subscription_json(s) for s in api.subscriptions
+                             if can_manage(api) or can_use(s.application)]})
+
+
+@bp.post(ENV + "/apis/<api_id>/subscriptions")
+@requires("owner")
+def create_subscription(api_id):
+    body = _body()
+    application = subs.find_application(str(body.get("applicationId")))
+    if application is None:
+        raise subs.Invalid({"applicationId": f"No application with id {body.get('applicationId')}."})
+    ensure(can_use(application), f"the owner of the application {application.name}")
+    subscription, key = subs.subscribe(application, _api(api_id), str(body.get("planId")), g.user.username)
+    return jsonify(subscription_json(subscription, key)), 201
+
+
+@bp.get(ENV + "/apis/<api_id>/subscriptions/<subscription_id>")
+@requires("viewer")
+def get_subscription(api_id, subscription_id):
+    return jsonify(subscription_json(_subscription(_api(api_id), subscription_id)))
+
+
+@bp.post(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/<any(_accept, _reject, _close):action>")
+@requires("viewer")
+def process_subscription(api_id, subscription_id, action):
+    subscription = _subscription(_api(api_id), subscription_id, application_owner=action == "_close")
+    if action == "_accept":
+        subs.accept(subscription, g.user.username)
+    elif action == "_reject":
+        subs.reject(subscription, g.user.username, (request.get_json(silent=True) or {}).get("reason", ""))
+    else:
+        subs.close(subscription, g.user.username)
+    return jsonify(subscription_json(subscription))
+
+
+# ----- API keys -----
+@bp.get(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/api-keys")
+@requires("viewer")
+def list_api_keys(api_id, subscription_id):
+    subscription = _subscription(_api(api_id), subscription_id)
+    return jsonify({"data": [key_json(k) for k in subscription.api_keys]})
+
+
+@bp.post(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/api-keys/_renew")
+@requires("owner")
+def renew_api_key(api_id, subscription_id):
+    subscription = _subscription(_api(api_id), subscription_id, api_owner=False)
+    return jsonify(key_json(*subs.renew_key(subscription))), 201
+
+
+@bp.post(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/api-keys/<int:key_id>/_revoke")
+@requires("viewer")
+def revoke_api_key(api_id, subscription_id, key_id):
+    subscription = _subscription(_api(api_id), subscription_id)
+    key = db.session.get(ApiKey, key_id)
+    if key is None or key.subscription_id != subscription.id:
+        abort(404, f"Subscription {subscription.id} has no API key {key_id}.")
+    subs.revoke_key(key)
+    return jsonify(key_json(key))

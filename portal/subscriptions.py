@@ -1,0 +1,221 @@
+"""Plans' lifecycle and settings, applications, subscriptions and API keys: what the portal pages
+and the management API both do. Every change commits at once; gateways see it within a poll
+(the access version moves with it, see models.AccessVersion)."""
+import secrets
+import uuid
+
+from flask import current_app
+from sqlalchemy import select
+
+from gateway_runtime import plans as rules
+from gateway_runtime.access import KeyHasher
+
+from .models import ApiKey, Application, Plan, Subscription, db, utcnow
+
+# status -> the statuses a plan may move to (closing is final, as in Gravitee)
+PLAN_MOVES = {"staging": ("published", "closed"), "published": ("deprecated", "closed"),
+              "deprecated": ("published", "closed"), "closed": ()}
+LIVE = ("PENDING", "ACCEPTED")
+
+
+class Invalid(ValueError):
+    """What the user asked cannot be done as asked: {field: message}, each saying what to change."""
+
+    def __init__(self, errors):
+        super().__init__(" ".join(errors.values()))
+        self.errors = errors
+
+
+def hasher():
+    if "gatehouse_key_hasher" not in current_app.extensions:
+        current_app.extensions["gatehouse_key_hasher"] = KeyHasher(current_app.config["SECRET_KEY"])
+    return current_app.extensions["gatehouse_key_hasher"]
+
+
+# ----- plans -----
+def validation(plan):
+    return plan.extra.get("validation", "AUTO")
+
+
+def configuration(plan):
+    return plan.extra.get("security", {}).get("configuration") or {}
+
+
+def save_plan(api, plan, fields):
+    """Add (plan None) or change a plan of the API's draft. fields: name, description, security type,
+    security configuration, validation. A new plan starts in staging, as in Gravitee."""
+    errors = {}
+    name = (fields.get("name") or "").strip()
+    if not name:
+        errors["name"] = "Give the plan a name."
+    kind = fields.get("type") if plan is None else plan.security_type
+    if kind not in rules.TYPES:
+        errors["type"] = "Choose a plan type: " + ", ".join(rules.TYPES) + "."
+    if fields.get("validation", "AUTO") not in rules.VALIDATIONS:
+        errors["validation"] = "Subscriptions are accepted automatically (AUTO) or by the API owner (MANUAL)."
+    config = rules.restore_secret(dict(fields.get("configuration") or {}), configuration(plan) if plan else {})
+    if kind in rules.TYPES:
+        errors.update(rules.problems({"security": {"type": kind, "configuration": config}}))
+    if errors:
+        raise Invalid(errors)
+    if plan is None:
+        plan = Plan(api_id=api.id, id=str(uuid.uuid4()), security_type=kind, mode="standard", status="staging",
+                    position=max((p.position for p in api.plans), default=-1) + 1, extra={})
+        api.plans.append(plan)
+    security = {"configuration": config} if config else {}
+    plan.name = name
+    plan.extra = {**{k: v for k, v in plan.extra.items() if k not in ("security", "description")},
+                  **({"security": security} if security else {}), "validation": fields.get("validation", "AUTO"),
+                  **({"description": fields["description"].strip()} if fields.get("description") else {})}
+    api.updated_at = utcnow()
+    db.session.commit()
+    return plan
+
+
+def move_plan(plan, status, user):
+    """Publish, deprecate or close a plan: at once, without a redeploy. Closing it closes its
+    subscriptions (their keys stop working)."""
+    current = plan.status or "published"
+    if status not in PLAN_MOVES.get(current, ()):
+        raise Invalid({"status": f"A {current} plan cannot become {status}; it may become "
+                                 + (" or ".join(PLAN_MOVES.get(current, ())) or "nothing else: closing is final")
+                                 + "."})
+    plan.status = status
+    if status == "closed":
+        for subscription in subscriptions_of_plan(plan):
+            if subscription.status in LIVE:
+                _close(subscription, user)
+    db.session.commit()
+
+
+def find_plan(api, plan_id):
+    return next((p for p in api.plans if p.id == plan_id), None)
+
+
+def subscriptions_of_plan(plan):
+    return db.session.scalars(select(Subscription).where(Subscription.api_id == plan.api_id,
+                                                         Subscription.plan_id == plan.id)).all()
+
+
+# ----- applications -----
+def create_application(name, description, client_id, owner):
+    app_id = str(uuid.uuid4())
+    name, client_id = (name or "").strip(), (client_id or "").strip() or app_id
+    errors = {}
+    if not name:
+        errors["name"] = "Give the application a name."
+    if db.session.scalar(select(Application).where(Application.client_id == client_id)):
+        errors["client_id"] = f"Another application already has the client id {client_id}: choose another one."
+    if errors:
+        raise Invalid(errors)
+    application = Application(id=app_id, name=name, description=(description or "").strip(), client_id=client_id,
+                              owner_id=owner.id)
+    db.session.add(application)
+    db.session.commit()
+    return application
+
+
+def all_applications():
+    return db.session.scalars(select(Application).order_by(Application.name)).all()
+
+
+# ----- subscriptions -----
+def subscribe(application, api, plan_id, user):
+    """(subscription, the API key in clear or None). AUTO validation accepts at once, and an
+    api-key subscription then gets its key; MANUAL waits for the API owner."""
+    plan = find_plan(api, plan_id)
+    if plan is None:
+        raise Invalid({"planId": f"API {api.name} has no plan {plan_id}."})
+    if plan.security_type == "key-less":
+        raise Invalid({"planId": f"{plan.name} is a key-less plan: anyone may call the API, no subscription needed."})
+    if (plan.status or "published") != "published":
+        raise Invalid({"planId": f"Plan {plan.name} is {plan.status}: only published plans take new subscriptions."})
+    if any(s.application_id == application.id and s.plan_id == plan.id and s.status in LIVE
+           for s in api.subscriptions):
+        raise Invalid({"planId": f"Application {application.name} already has a subscription to plan {plan.name}."})
+    automatic = validation(plan) == "AUTO"
+    subscription = Subscription(id=str(uuid.uuid4()), api_id=api.id, plan_id=plan.id, application=application,
+                                status="ACCEPTED" if automatic else "PENDING",
+                                processed_at=utcnow() if automatic else None,
+                                processed_by="automatic validation" if automatic else None)
+    db.session.add(subscription)
+    key = _issue_key(subscription)[1] if automatic and plan.security_type == "api-key" else None
+    db.session.commit()
+    return subscription, key
+
+
+def plan_of(subscription):
+    return find_plan(subscription.api, subscription.plan_id)
+
+
+def accept(subscription, user):
+    """The API owner accepts a pending subscription; the application's owner then gets its key."""
+    _process(subscription, "ACCEPTED", user)
+
+
+def reject(subscription, user, reason=""):
+    _process(subscription, "REJECTED", user, reason)
+
+
+def _process(subscription, status, user, reason=""):
+    if subscription.status != "PENDING":
+        raise Invalid({"status": f"The subscription is {subscription.status.lower()}, not pending."})
+    subscription.status, subscription.processed_at, subscription.processed_by = status, utcnow(), user
+    subscription.reason = (reason or "").strip() or None
+    db.session.commit()
+
+
+def close(subscription, user):
+    if subscription.status not in LIVE:
+        raise Invalid({"status": f"The subscription is already {subscription.status.lower()}."})
+    _close(subscription, user)
+    db.session.commit()
+
+
+def _close(subscription, user):
+    subscription.status, subscription.processed_at, subscription.processed_by = "CLOSED", utcnow(), user
+    for key in active_keys(subscription):
+        key.revoked_at = utcnow()
+
+
+# ----- API keys -----
+def active_keys(subscription):
+    return [key for key in subscription.api_keys if key.revoked_at is None]
+
+
+def renew_key(subscription):
+    """(the new key's row, the key in clear: shown this once) for an accepted api-key subscription;
+    the keys it had stop working at once."""
+    plan = plan_of(subscription)
+    if plan is None or plan.security_type != "api-key":
+        raise Invalid({"subscription": "Only subscriptions to api-key plans have API keys."})
+    if subscription.status != "ACCEPTED":
+        raise Invalid({"subscription": f"The subscription is {subscription.status.lower()}: only accepted "
+                                       "subscriptions get API keys."})
+    for key in active_keys(subscription):
+        key.revoked_at = utcnow()
+    issued = _issue_key(subscription)
+    db.session.commit()
+    return issued
+
+
+def revoke_key(key):
+    if key.revoked_at is not None:
+        raise Invalid({"apiKey": "This API key is already revoked."})
+    key.revoked_at = utcnow()
+    db.session.commit()
+
+
+def _issue_key(subscription):
+    key = secrets.token_urlsafe(32)
+    row = ApiKey(key_hash=hasher()(key), prefix=key[:6], created_at=utcnow())
+    subscription.api_keys.append(row)
+    return row, key
+
+
+def find_subscription(subscription_id):
+    return db.session.get(Subscription, subscription_id)
+
+
+def find_application(application_id):
+    return db.session.get(Application, application_id)
