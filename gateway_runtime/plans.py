@@ -46,11 +46,24 @@ def is_hmac(configuration):
     return (configuration or {}).get("signature", "RSA_RS256").startswith("HMAC_")
 
 
+def map_secret(configuration, change):
+    """A plan's security configuration with change(secret) in place of an HMAC secret."""
+    if is_hmac(configuration) and configuration.get("resolverParameter"):
+        return dict(configuration, resolverParameter=change(configuration["resolverParameter"]))
+    return configuration
+
+
+def map_plan_secret(plan, change):
+    """A plan (a definition's, or a stored plan's extra keys) with its secret changed."""
+    security = plan.get("security") if isinstance(plan, dict) else None
+    if isinstance(security, dict) and isinstance(security.get("configuration"), dict):
+        return dict(plan, security=dict(security, configuration=map_secret(security["configuration"], change)))
+    return plan
+
+
 def mask_secret(configuration):
     """A plan's security configuration as shown or exported: an HMAC secret is masked."""
-    if is_hmac(configuration) and configuration.get("resolverParameter"):
-        return dict(configuration, resolverParameter=SECRET_MASK)
-    return configuration
+    return map_secret(configuration, lambda _: SECRET_MASK)
 
 
 def restore_secret(configuration, previous):

@@ -9,6 +9,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from functools import cache
 
+from .plans import map_plan_secret
 from .settings import Settings
 
 QOS_ORDER = ("none", "auto", "at-most-once", "at-least-once")
@@ -110,9 +111,15 @@ def connector_settings(d):
 
 
 def map_secrets(d, change):
-    """A copy of the definition with change(value) in place of each secret setting that is set."""
+    """A copy of the definition with change(value) in place of each secret that is set: connector
+    settings and plans' HMAC secrets."""
     d = json.loads(json.dumps(d))
     for _, settings, owner, key in connector_settings(d):
         if isinstance(owner.get(key), dict):
             owner[key] = settings.map_secrets(owner[key], change)
+    plans = d.get("plans")
+    if isinstance(plans, dict):  # the gateway form
+        d["plans"] = {key: map_plan_secret(plan, change) for key, plan in plans.items()}
+    elif isinstance(plans, list):
+        d["plans"] = [map_plan_secret(plan, change) for plan in plans]
     return d

@@ -222,12 +222,7 @@ def restore_secrets(d, previous):
 
 def masked(d):
     """A copy of the definition with every secret setting masked."""
-    d = registry.map_secrets(d, lambda _: SECRET_MASK)
-    plans = d.get("plans") or []
-    for plan in plans.values() if isinstance(plans, dict) else plans:  # a deployment holds the gateway form
-        if plan["security"].get("configuration"):
-            plan["security"]["configuration"] = plan_rules.mask_secret(plan["security"]["configuration"])
-    return d
+    return registry.map_secrets(d, lambda _: SECRET_MASK)
 
 
 def export(api, include_secrets=False):

@@ -13,6 +13,7 @@ from sqlalchemy import JSON, UniqueConstraint, event, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from gateway_runtime import registry
+from gateway_runtime.plans import map_plan_secret
 
 
 class Base(DeclarativeBase):
@@ -59,6 +60,13 @@ class SealedSettings(_Sealed):
             raise TypeError(f"{type(row).__name__}.type must be set before its settings")
         spec = self.spec_of(row.type)
         return value if spec is None else getattr(spec, self.part).map_secrets(value, change)
+
+
+class SealedPlan(_Sealed):
+    """A plan's definition keys beside its columns: its security configuration may hold a secret."""
+
+    def transform(self, row, value, change):
+        return map_plan_secret(value, change)
 
 
 class SealedDefinition(_Sealed):
@@ -218,7 +226,8 @@ class Plan(db.Model):
     security_type = db.Column(db.String(30), nullable=False)
     mode = db.Column(db.String(20))
     status = db.Column(db.String(20))
-    extra = db.Column(JSON, nullable=False, default=dict)
+    stored_extra = db.Column("extra", JSON, nullable=False, default=dict)
+    extra = SealedPlan("stored_extra")
 
     api = db.relationship("Api", back_populates="plans")
 

@@ -28,6 +28,7 @@ from test_kafka_tls import pem, pkcs12_trust_store
 MARKER = "enc:v1:"
 SASL_PASSWORD = "sasl-pw-" + uuid.uuid4().hex[:12]
 TRUST_PASSWORD = "trust-pw-" + uuid.uuid4().hex[:12]
+JWT_SECRET = "jwt-hmac-secret-at-least-32-bytes-long!"
 PREVIOUS_REVISION = "b7c3e1a2d4f5"  # the revision before the one that encrypts
 KEY_A, KEY_B = "shared-node-key-" + uuid.uuid4().hex, "another-node-key-" + uuid.uuid4().hex
 
@@ -106,14 +107,17 @@ def shared_ssl(exported):
 def test_a_database_dump_holds_no_secret_in_clear(request, start_server, secrets, database):
     url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
     server = start_server(url)
-    for definition in (secrets.proxy_api(), secrets.kafka_api()):
+    jwt_plan = {"id": "jwt", "name": "JWT", "status": "PUBLISHED", "security": {"type": "JWT", "configuration": {
+        "signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY", "resolverParameter": JWT_SECRET}}}
+    for definition in (secrets.proxy_api(), secrets.kafka_api() | {"plans": [jwt_plan]}):
         api_id = server.import_api(definition)
         assert server.deploy(api_id) == 1  # a deployment revision beside the draft
     dump = postgres_dump(url) if url else sqlite_dump(server.workdir)
     secrets.assert_none_in(dump, f"the {database} dump")
-    # Drafts and revisions of both APIs (3 secrets in the Kafka group, 2 in the proxy group), and
-    # the key check value.
-    assert dump.count(MARKER) == 2 * (3 + 2) + 1, dump.count(MARKER)
+    assert JWT_SECRET not in dump
+    # Drafts and revisions of both APIs (3 secrets in the Kafka group, 2 in the proxy group, the
+    # JWT plan's HMAC secret), and the key check value.
+    assert dump.count(MARKER) == 2 * (3 + 2 + 1) + 1, dump.count(MARKER)
 
 
 def test_the_gateway_uses_the_decrypted_secrets_and_logs_none(start_server, secrets):

@@ -13,6 +13,7 @@ from flask import current_app
 
 from gateway_runtime import registry
 from gateway_runtime.at_rest import CHECK_TABLE
+from gateway_runtime.plans import map_plan_secret
 
 
 # revision identifiers, used by Alembic.
@@ -31,7 +32,7 @@ SETTINGS_COLUMNS = (
 
 
 def _rewrite(change):
-    """Apply change() to every stored secret, draft and deployed."""
+    """Apply change() to every stored secret, draft and deployed (connector settings, plans' secrets)."""
     bind = op.get_bind()
     for name, column, spec_of, part in SETTINGS_COLUMNS:
         table = sa.table(name, sa.column("id", sa.Integer), sa.column("type", sa.String), sa.column(column, sa.JSON))
@@ -39,6 +40,11 @@ def _rewrite(change):
             spec = spec_of(type_name)
             if spec is not None and value is not None:
                 _update(bind, table, row_id, column, value, getattr(spec, part).map_secrets(value, change))
+    plans = sa.table("plans", sa.column("pk", sa.Integer), sa.column("extra", sa.JSON))
+    for pk, extra in bind.execute(sa.select(plans.c.pk, plans.c.extra)).all():
+        changed = map_plan_secret(extra or {}, change)
+        if changed != extra:
+            bind.execute(plans.update().where(plans.c.pk == pk).values(extra=changed))
     deployments = sa.table("deployments", sa.column("id", sa.Integer), sa.column("definition", sa.JSON))
     for row_id, definition in bind.execute(sa.select(deployments.c.id, deployments.c.definition)).all():
         _update(bind, deployments, row_id, "definition", definition, registry.map_secrets(definition, change))
