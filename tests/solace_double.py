@@ -16,6 +16,7 @@ It answers as the library does, as far as its documentation and a real connectio
     acknowledged when it stops goes back to the queue and comes again flagged redelivered.
   - Messages are dispatched on a thread per receiver, as the library's own dispatch thread does.
 """
+import copy
 import enum
 import itertools
 import os
@@ -224,7 +225,7 @@ class Broker:
                     receiver.deliver(InboundMessage(stored, False))
             for durable in self.queues.values():
                 if any(matches(s, stored.destination) for s in durable.subscriptions):
-                    durable.pending.append(stored)
+                    durable.pending.append(copy.copy(stored))  # each queue has its own delivery state
                     durable.dispatch()
 
 
