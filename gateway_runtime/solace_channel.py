@@ -4,6 +4,8 @@ per gateway process, started again on the next call after it died.
 One greenlet reads the worker's socket and hands each frame to whoever waits for it: a reply to
 the call that sent the request, a message to its subscription, a log record to the gateway's
 log. Calls wait on gevent events, so a slow broker holds up no other request of the hub.
+The worker stops when this process ends, however it ends: its end of the socket pair is then
+closed, and the worker, seeing the end of its input, disconnects from its brokers and exits.
 """
 import itertools
 import logging

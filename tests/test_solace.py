@@ -10,12 +10,9 @@ import time
 import pytest
 import requests
 import websocket
-from conftest import free_port, launch, next_message, read_sse
-from solace_support import double_env, solace_api, wait_gone, worker_pids
+from conftest import free_port, launch, next_message
+from solace_support import JSON, double_env, poll, post, solace_api, sse, wait_gone, worker_pids
 from test_end_to_end import portal_login
-
-JSON = {"Accept": "application/json"}
-
 
 @pytest.fixture(scope="module")
 def double_server(tmp_path_factory):
@@ -28,28 +25,6 @@ def double_server(tmp_path_factory):
 def server(double_server):
     yield double_server
     double_server.delete_all_apis()
-
-
-def poll(server, path="/solace", client="a", **params):
-    response = requests.get(server.gateway + path, params=params, timeout=20,
-                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "error" not in body, body
-    return body
-
-
-def post(server, body, path="/solace", **headers):
-    response = requests.post(server.gateway + path, data=body, timeout=15, headers=headers)
-    assert response.status_code == 202, response.text
-
-
-def sse(server, path="/solace", client="s"):
-    stream = requests.get(server.gateway + path, stream=True, timeout=20, headers={
-        "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client})
-    assert stream.status_code == 200
-    assert read_sse(stream, 1) == [{"retry": "5000"}]  # subscribed: the worker's receiver has started
-    return stream
 
 
 def ws_connect(server, path="/solace", client="w"):

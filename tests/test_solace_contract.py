@@ -11,13 +11,12 @@ import uuid
 
 import pytest
 import requests
-from conftest import next_message, read_sse
-from solace_support import solace_api
+from conftest import next_message
+from solace_support import poll, post, solace_api, sse
 
 SETTINGS = ("SOLACE_URL", "SOLACE_VPN", "SOLACE_USERNAME", "SOLACE_PASSWORD")
 pytestmark = pytest.mark.skipif(not all(os.environ.get(name) for name in SETTINGS),
                                 reason="no Solace broker: set " + ", ".join(SETTINGS))
-JSON = {"Accept": "application/json"}
 
 
 def broker_api(path, topic, qos="auto", password=None):
@@ -32,27 +31,13 @@ def run():
     return uuid.uuid4().hex[:10]
 
 
-def poll(server, path, client, **params):
-    response = requests.get(server.gateway + path, params=params, timeout=30,
-                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "error" not in body, body
-    return body["items"]
-
-
-def post(server, path, body, **headers):
-    response = requests.post(server.gateway + path, data=body, timeout=30, headers=headers)
-    assert response.status_code == 202, response.text
-
-
 def test_publish_subscribe_round_trip_with_user_properties_and_metadata(server, run):
     topic = f"gatehouse/contract/{run}/orders"
     server.deploy_api(broker_api("/round-trip", topic))
     client = f"rt-{run}"
-    assert poll(server, "/round-trip", client) == []   # the client's durable queue now attracts the topic
-    post(server, "/round-trip", "ünïcode".encode(), **{"X-Trace": "t-1"})
-    [item] = poll(server, "/round-trip", client)
+    assert poll(server, "/round-trip", client)["items"] == []   # the client's durable queue now attracts the topic
+    post(server, "ünïcode".encode(), "/round-trip", **{"X-Trace": "t-1"})
+    [item] = poll(server, "/round-trip", client)["items"]
     assert item["content"] == "ünïcode" and item["headers"]["x-trace"] == ["t-1"]
     metadata = item["metadata"]
     assert metadata["destinationName"] == topic
@@ -65,22 +50,20 @@ def test_persistent_queue_redelivers_what_was_not_written(server, run):
     server.deploy_api(broker_api("/redelivery", topic, qos="at-least-once"))
     client = f"rd-{run}"
     poll(server, "/redelivery", client)
-    post(server, "/redelivery", b"one")
-    post(server, "/redelivery", b"two")
-    first = poll(server, "/redelivery", client, limit=1)
+    post(server, b"one", "/redelivery")
+    post(server, b"two", "/redelivery")
+    first = poll(server, "/redelivery", client, limit=1)["items"]
     assert [(i["content"], i["metadata"]["isRedelivered"]) for i in first] == [("one", "False")]
-    again = poll(server, "/redelivery", client)
+    again = poll(server, "/redelivery", client)["items"]
     assert [(i["content"], i["metadata"]["isRedelivered"]) for i in again] == [("two", "True")]
-    assert poll(server, "/redelivery", client) == []
+    assert poll(server, "/redelivery", client)["items"] == []
 
 
 def test_direct_subscription_for_qos_none(server, run):
     topic = f"gatehouse/contract/{run}/prices"
     server.deploy_api(broker_api("/direct", topic, qos="none"))
-    with requests.get(server.gateway + "/direct", stream=True, timeout=30,
-                      headers={"Accept": "text/event-stream"}) as stream:
-        assert read_sse(stream, 1) == [{"retry": "5000"}]   # the direct receiver has started
-        post(server, "/direct", b"live")
+    with sse(server, "/direct") as stream:   # the direct receiver has started
+        post(server, b"live", "/direct")
         assert next_message(stream)["data"] == "live"
 
 
