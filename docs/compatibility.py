@@ -108,6 +108,18 @@ def render(rows, fixtures_dir):
         "- **RabbitMQ TLS**: the local broker (shared, not ours to reconfigure) has no TLS listener. What is "
         "tested: the stores are checked at save and become the TLS context pika is given "
         "(`tests/test_rabbitmq_settings.py`).",
+        "- **Solace**: no PubSub+ broker can run here, so nothing Solace-specific was verified against a real "
+        "broker. Verified with the real solace-pubsubplus 1.11 library: a closed port gives `Connection refused to "
+        "tcp://host:port` (a 502, an SSE error event, WebSocket close 1011, the portal's endpoint status) in about "
+        "half a second including the worker's start, while the gateway serves other APIs (`tests/test_solace_real.py`), "
+        "and every Solace fixture deploys and reports it, or is blocked naming what it lacks "
+        "(`tests/test_solace_fixtures.py`). Verified with a test double standing in for the library inside the real "
+        "worker process (`tests/solace_double.py`): publish and direct / persistent subscribe, acknowledgements and "
+        "redelivery (`isRedelivered`), user properties as headers, metadata, authentication and VPN errors, a "
+        "killed worker (`tests/test_solace.py`); the double's broker behaviour and error texts are our reading of "
+        "the library's documentation. `tests/test_solace_contract.py` checks them against a real broker when "
+        "`SOLACE_URL`, `SOLACE_VPN`, `SOLACE_USERNAME` and `SOLACE_PASSWORD` are set; it has not been run. TLS "
+        "(`tcps://`) was checked only as far as the trust store becoming a PEM directory.",
         "",
         "## What blocks the most fixtures",
         "",

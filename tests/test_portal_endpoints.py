@@ -59,18 +59,18 @@ def test_edit_and_delete_endpoints_and_see_the_history(server):
 
 def test_endpoints_of_a_connector_not_built_yet_are_kept_but_not_editable(server):
     definition = mock_api()
-    definition["endpointGroups"] = [{"name": "brokers", "type": "solace", "endpoints": [
-        {"name": "s", "type": "solace", "configuration": {"url": "tcp://localhost:55555", "vpnName": "default"}}]}]
+    definition["endpointGroups"] = [{"name": "brokers", "type": "azure-service-bus", "endpoints": [
+        {"name": "s", "type": "azure-service-bus", "configuration": {"connectionString": "Endpoint=sb://example/"}}]}]
     api_id = server.import_api(definition)
     browser = portal_login(server)
     page = browser.get(server.portal + f"/apis/{api_id}/endpoints")
-    assert "This gateway has no solace connector yet" in page.text and "/edit" not in page.text
+    assert "This gateway has no azure-service-bus connector yet" in page.text and "/edit" not in page.text
     group_id = re.search(r'id="group-(\d+)"', page.text).group(1)
     refused = browser.post(server.portal + f"/apis/{api_id}/groups/{group_id}/endpoints/new",
                            data={"csrf_token": csrf_token(page.text), "name": "x"})
     assert refused.status_code == 400 and "cannot be edited here yet" in refused.text
     overview = browser.get(server.portal + f"/apis/{api_id}")
-    assert "Deploy is blocked" in overview.text and "<li>endpoint solace</li>" in overview.text
+    assert "Deploy is blocked" in overview.text and "<li>endpoint azure-service-bus</li>" in overview.text
 
 
 def test_add_and_delete_endpoint_groups(server):

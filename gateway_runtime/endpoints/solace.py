@@ -1,0 +1,328 @@
+"""Solace PubSub+ endpoint. solace-pubsubplus runs in a worker process of its own
+(solace_worker.py, reached through solace_channel.py): it cannot run in the gevent-patched gateway.
+
+Publish: direct messages for qos none, persistent ones (confirmed by the broker) otherwise; one
+message per configured topic; message headers become user properties. Subscribe: qos none is a
+direct receiver of the topics; any other qos a persistent receiver on the client's durable,
+non-exclusive queue, which attracts the topics, so that what comes while the client is away is
+kept for it. Its name is Gravitee's `gravitee/gio-gateway/<client>` with the client scoped by API
+(as the RabbitMQ queues are), so that one client of two APIs does not get both in one queue.
+"""
+import collections
+import logging
+import re
+import socket
+import ssl
+import uuid
+
+from gevent.event import Event
+
+from ..messages import EndpointConnector, EndpointError, Message, Subscription
+from ..registry import EndpointSpec
+from ..settings import Field, Settings, SettingsError, get_path
+from ..solace_channel import channel
+from ..stores import check_gravitee_stores, gravitee_stores, materialise
+from .mqtt5 import QuietSubscription
+
+log = logging.getLogger("gatehouse.solace")
+
+QUEUE_PREFIX = "gravitee/gio-gateway/"
+STORES = ("PEM", "JKS", "PKCS12")
+DIRECT_BUFFER = 10_000        # direct messages a subscriber may fall behind before it is told
+DEFAULT_PORTS = {"tcp": 55555, "tcps": 55443}
+URL = re.compile(r"^(tcps?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-_]*)(?::(\d{1,5}))?/?$")
+TOPIC_MAX_BYTES = 250
+
+_endpoints = set()  # live endpoints of this process, for the portal's status probe
+
+
+def queue_name(context):
+    return f"{QUEUE_PREFIX}{context.api_id}-{context.client_id}"
+
+
+def user_properties(message, producer):
+    """Message headers as Solace user properties (a map: several values of one header are joined
+    as HTTP joins them). The Python API cannot set a reply-to destination, so a response topic
+    travels as the user property `responseTopic`."""
+    properties = {name: ", ".join(values) for name, values in message.headers.items()}
+    if producer.get("responseTopic"):
+        properties["responseTopic"] = producer["responseTopic"]
+    return properties
+
+
+class SolaceEndpoint(EndpointConnector):
+    def __init__(self, configuration, shared):
+        super().__init__(configuration, shared)
+        self.url = configuration["url"].rstrip("/")
+        self.vpn = configuration["vpnName"]
+        self.producer = shared.get("producer") or {}
+        self.consumer = shared.get("consumer") or {}
+        self.key = uuid.uuid4().hex     # this endpoint's connection in the worker
+        self.tls_files = None
+        self.last_error = None          # why the last connection failed, until one succeeds
+        _endpoints.add(self)
+
+    def service(self):
+        """How the worker connects for this endpoint (sent with every request: a restarted worker
+        connects again from it)."""
+        settings = {"key": self.key, "url": self.url, "vpn": self.vpn}
+        auth = get_path(self.shared, "security.auth") or {}
+        if auth.get("enabled", True) and auth.get("username"):
+            settings.update(username=auth["username"], password=auth.get("password") or "")
+        if self.url.startswith("tcps://"):
+            ssl_settings = get_path(self.shared, "security.ssl") or {}
+            settings.update(hostnameVerifier=ssl_settings.get("hostnameVerifier", True),
+                            trustStore=self._trust_directory(ssl_settings))
+        return settings
+
+    def _trust_directory(self, ssl_settings):
+        """The Solace API trusts a directory of PEM files: the trust store written as one, or the
+        system's certificate directory when the store is NONE."""
+        trust_store, _ = gravitee_stores(ssl_settings)
+        if trust_store["type"] == "NONE":
+            return ssl.get_default_verify_paths().capath or "/etc/ssl/certs"
+        if self.tls_files is None:
+            try:
+                self.tls_files = materialise(trust_store, {"type": "NONE"})
+            except SettingsError as exc:
+                raise EndpointError(f"the Solace TLS trust store cannot be used: {exc}") from None
+        return self.tls_files.directory
+
+    def call(self, header, payload=b""):
+        try:
+            result = channel().call({**header, "service": self.service()}, payload)
+        except EndpointError as exc:
+            self.last_error = str(exc)
+            raise
+        self.last_error = None
+        return result
+
+    # ----- publish -----
+    def publish(self, context, message):
+        if not self.producer.get("enabled"):
+            raise EndpointError("this Solace endpoint is not configured to publish")
+        self.call({"op": "publish", "topics": self.producer["topics"], "persistent": context.qos != "none",
+                   "properties": user_properties(message, self.producer),
+                   "expiry": self.producer.get("messageExpiryInterval", -1)}, message.content)
+
+    # ----- subscribe -----
+    def subscribe(self, context):
+        if not self.consumer.get("enabled"):
+            # As the MQTT endpoint: a websocket that only publishes gets a quiet stream, not an error.
+            return QuietSubscription()
+        return SolaceSubscription(self, context)
+
+    def probe(self):
+        try:
+            self.call({"op": "connect"})
+            return None
+        except EndpointError as exc:
+            return str(exc)
+
+    def close(self):
+        _endpoints.discard(self)
+        channel().send({"op": "close", "key": self.key})
+        if self.tls_files is not None:
+            self.tls_files.close()
+
+
+class SolaceSubscription(Subscription):
+    """One client's receiver in the worker. Messages come over the channel as the broker sends
+    them; a persistent one is acknowledged to the broker when handed over (auto, at-most-once)
+    or once written to the client (at-least-once). A direct subscriber that falls too far behind
+    is told so (qos none may drop messages; silently losing them would hide it)."""
+
+    def __init__(self, endpoint, context):
+        self.id = uuid.uuid4().hex
+        self.qos = context.qos
+        self.persistent = context.qos != "none"
+        self.buffer = collections.deque()   # (message, number)
+        self.unacked = []
+        self.ready = Event()
+        self.error = None
+        self.closed = False
+        self.channel = channel()
+        self.channel.subscribers[self.id] = self
+        try:
+            endpoint.call({"op": "subscribe", "sub": self.id, "topics": endpoint.consumer["topics"],
+                           "queue": queue_name(context) if self.persistent else None})
+        except EndpointError:
+            self.channel.subscribers.pop(self.id, None)
+            raise
+
+    # called by the channel's reader
+    def deliver(self, header, payload):
+        if not self.persistent and len(self.buffer) >= DIRECT_BUFFER:
+            self.buffer.clear()
+            self.lost(f"this client fell more than {DIRECT_BUFFER} messages behind; messages were dropped (qos none)")
+            return
+        self.buffer.append((Message(payload, None, header["headers"], header["metadata"]), header["number"]))
+        self.ready.set()
+
+    def lost(self, reason):
+        self.error = self.error or reason
+        self.ready.set()
+
+    def next_batch(self, timeout, max_messages):
+        if not self.buffer and not self.closed and not self.error:
+            self.ready.wait(timeout)
+        self.ready.clear()
+        if self.closed:
+            return None
+        if not self.buffer and self.error:
+            raise EndpointError(self.error)
+        entries = [self.buffer.popleft() for _ in range(min(max_messages, len(self.buffer)))]
+        if self.persistent:
+            if self.qos == "at-least-once":
+                self.unacked.extend(entries)
+            else:
+                self._ack(entries)
+        return [message for message, _ in entries]
+
+    def acknowledge(self, messages):
+        if not self.unacked or not messages:
+            return
+        written = {id(m) for m in messages}
+        self._ack([e for e in self.unacked if id(e[0]) in written])
+        self.unacked = [e for e in self.unacked if id(e[0]) not in written]
+
+    def _ack(self, entries):
+        if entries and not self.error:
+            self.channel.send({"op": "ack", "sub": self.id, "numbers": [number for _, number in entries]})
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.ready.set()
+            if self.channel.subscribers.pop(self.id, None) is not None:
+                # What was received and not acknowledged goes back to the queue, redelivered later.
+                self.channel.send({"op": "unsubscribe", "sub": self.id})
+
+
+# ----- checks at save -----
+def url_problem(url):
+    found = URL.match(url or "")
+    if not found:
+        return "must be tcp://host[:port] or tcps://host[:port]"
+    if found.group(3) and not 1 <= int(found.group(3)) <= 65535:
+        return f"port {found.group(3)} is not between 1 and 65535"
+    return None
+
+
+def topic_problem(topic, wildcards):
+    """What is wrong with a Solace topic (with wildcards, a subscription); None when usable."""
+    if not topic:
+        return "must not be empty"
+    if len(topic.encode()) > TOPIC_MAX_BYTES:
+        return f"longer than Solace's limit of {TOPIC_MAX_BYTES} bytes"
+    if "\0" in topic:
+        return "must not contain a NUL character"
+    levels = topic.split("/")
+    if any(level == "" for level in levels):
+        return "must not have an empty level (// or a leading or trailing /)"
+    if not wildcards:
+        if "*" in topic or ">" in topic:
+            return "a topic to publish to cannot hold the wildcards * or >"
+        return None
+    for i, level in enumerate(levels):
+        if ">" in level and (level != ">" or i != len(levels) - 1):
+            return "> must be the whole last level (as in orders/>)"
+        if "*" in level[:-1]:
+            return "* must end a level (as in orders/*/eu or orders/eu*)"
+    return None
+
+
+def _check_url(values, settings):
+    problem = url_problem(values.get("url"))
+    return {"url": f"URL: '{values.get('url')}' {problem}"} if problem else {}
+
+
+def _check_topics(values, settings):
+    errors = {}
+    for side, wildcards in (("producer", False), ("consumer", True)):
+        part = values.get(side) or {}
+        if not part.get("enabled"):
+            continue
+        for topic in part.get("topics") or []:
+            problem = topic_problem(topic, wildcards)
+            if problem:
+                errors[f"{side}.topics"] = f"Topic '{topic}': {problem}"
+                break
+    response = get_path(values, "producer.responseTopic")
+    if get_path(values, "producer.enabled") and response and topic_problem(response, False):
+        errors["producer.responseTopic"] = f"Response topic: {topic_problem(response, False)}"
+    return errors
+
+
+def _check_tls(values, settings):
+    if get_path(values, "security.ssl.trustStore.type") not in STORES:
+        return {}
+    return check_gravitee_stores(get_path(values, "security.ssl") or {}, "security.ssl")
+
+
+def probe(configuration):
+    """What a live endpoint of this process says (connecting through the worker, with its
+    credentials); else can a TCP connection be opened to the broker?"""
+    url, vpn = str(configuration.get("url", "")).rstrip("/"), configuration.get("vpnName")
+    for endpoint in list(_endpoints):
+        if endpoint.url == url and endpoint.vpn == vpn:
+            return endpoint.probe()
+    found = URL.match(url)
+    if not found:
+        return f"not a Solace URL: {url}"
+    scheme, host, port = found.groups()
+    try:
+        socket.create_connection((host.strip("[]"), int(port or DEFAULT_PORTS[scheme])), timeout=1).close()
+        return None
+    except OSError as exc:
+        if isinstance(exc, ConnectionRefusedError):
+            return f"Connection refused to {url}"
+        return f"unreachable ({url}: {getattr(exc, 'strerror', None) or exc})"
+
+
+PRODUCER = ("producer.enabled", (True,))
+CONSUMER = ("consumer.enabled", (True,))
+AUTH = ("security.auth.enabled", (True,))
+
+SHARED = Settings(fields=(
+    Field("security.auth.enabled", "boolean", "Authentication configuration", default=True,
+          help="Log in with a user name and password (basic authentication)."),
+    Field("security.auth.username", "string", "Username", when=AUTH),
+    Field("security.auth.password", "secret", "Password", when=AUTH),
+    Field("security.ssl.trustStore.type", "enum", "TLS trust store", default="NONE", choices=("NONE",) + STORES,
+          help="Used with tcps:// URLs. NONE: the system's certificate authorities."),
+    Field("security.ssl.hostnameVerifier", "boolean", "Verify the host name", default=True,
+          help="With tcps://: the broker's certificate must name the URL's host."),
+    Field("security.ssl.trustStore.path", "path", "Trust store path", when=("security.ssl.trustStore.type", STORES),
+          help="A file under GATEHOUSE_CERTS_DIR; or give the content below."),
+    Field("security.ssl.trustStore.content", "text", "Trust store content",
+          when=("security.ssl.trustStore.type", STORES), help="PEM text; JKS and PKCS12 as base64."),
+    Field("security.ssl.trustStore.password", "secret", "Trust store password",
+          when=("security.ssl.trustStore.type", ("JKS", "PKCS12"))),
+    Field("producer.enabled", "boolean", "Use producer", default=False),
+    Field("producer.topics", "list", "Producer topics", required=True, when=PRODUCER,
+          help="One per line; each message is published to every one. No wildcards."),
+    Field("producer.retained", "boolean", "Retained", default=False, when=PRODUCER,
+          help="Kept for Gravitee definitions: Solace brokers have no retained messages, so it changes nothing."),
+    Field("producer.messageExpiryInterval", "integer", "Message expiry interval (s)", default=-1, minimum=-1,
+          when=PRODUCER, help="-1: never. Otherwise the broker discards a persistent message not consumed by then."),
+    Field("producer.responseTopic", "string", "Response topic", when=PRODUCER,
+          help="Sent with each message as the user property responseTopic."),
+    Field("consumer.enabled", "boolean", "Use consumer", default=False),
+    Field("consumer.topics", "list", "Consumer topics", required=True, when=CONSUMER,
+          help="One per line. Wildcards: * for one level (orders/*/eu) or the rest of one (orders/eu*), "
+               "> for all further levels (orders/>)."),
+), checks=(_check_topics, _check_tls))
+
+SPEC = EndpointSpec(
+    type="solace",
+    label="Solace",
+    connector=SolaceEndpoint,
+    description="Publish to and subscribe to the topics of a Solace PubSub+ broker (direct or persistent).",
+    configuration=Settings(fields=(
+        Field("url", "string", "URL", required=True, help="tcp://host[:port] (55555 by default) or tcps://host[:port]."),
+        Field("vpnName", "string", "VPN name", required=True, default="default"),
+    ), checks=(_check_url,)),
+    shared=SHARED,
+    probe=probe,
+)
