@@ -31,13 +31,17 @@ class DeployedApi:
         self.paths = []          # (host or None, normalised path)
         self.sni_hosts = []      # lower-case host names of a tcp listener
         self.entrypoints = []    # handlers, highest priority first
+        self.webhook = None      # the webhook entrypoint of a subscription listener
         self.endpoints = []      # (connector, weight, secondary)
+        self.extra_connectors = []  # connectors outside the balancer (a dead-letter endpoint)
         self.health_checks = []
         settings = definition.get("failover") or {}
         self.failover = failover.Failover(failover.SETTINGS.with_defaults(settings)) if settings.get("enabled") \
             else None
         listed = definition.get("plans") or {}
-        self.guard = plans.Guard(self.id, listed.values() if isinstance(listed, dict) else listed)
+        listed = list(listed.values() if isinstance(listed, dict) else listed)
+        self.guard = plans.Guard(self.id, listed)
+        self.push_plans = {plan["id"] for plan in listed if plan.get("mode") == "push"}
         try:
             self._build(definition)
         except Exception:
@@ -46,7 +50,8 @@ class DeployedApi:
 
     def _build(self, definition):
         for listener in definition.get("listeners", []):
-            if listener.get("type") not in ("http", "tcp"):
+            if listener.get("type") == "subscription":
+                self._build_webhook(definition, listener)
                 continue
             for entry in listener.get("paths", []):
                 self.paths.append((entry.get("host") or None, normalise_path(entry["path"])))
@@ -60,14 +65,9 @@ class DeployedApi:
         group = definition["endpointGroups"][0]
         checks = []
         for endpoint in group.get("endpoints", []):
-            spec = registry.endpoint(endpoint["type"])
-            if spec is None:  # a test-kit-only endpoint, ignored
+            if registry.endpoint(endpoint["type"]) is None:  # a test-kit-only endpoint, ignored
                 continue
-            shared_source = group.get("sharedConfiguration") if endpoint.get("inheritConfiguration") \
-                else endpoint.get("sharedConfigurationOverride")
-            configuration = spec.configuration.with_defaults(endpoint.get("configuration"))
-            connector = spec.connector(configuration, spec.shared.with_defaults(shared_source))
-            connector.owner = f"{self.id}/{endpoint.get('name')}"
+            connector, configuration = self._connector(group, endpoint)
             self.endpoints.append((connector, endpoint.get("weight") or 1, bool(endpoint.get("secondary"))))
             check = health.settings_of(group, endpoint)
             if check is not None and "target" in configuration:
@@ -78,6 +78,26 @@ class DeployedApi:
         self._pick = self.balancer.pick
         self.health_checks = [health.HealthCheck(check, target, partial(self.balancer.set_up, connector))
                               for connector, check, target in checks]
+
+    def _connector(self, group, endpoint):
+        spec = registry.endpoint(endpoint["type"])
+        shared_source = group.get("sharedConfiguration") if endpoint.get("inheritConfiguration") \
+            else endpoint.get("sharedConfigurationOverride")
+        configuration = spec.configuration.with_defaults(endpoint.get("configuration"))
+        connector = spec.connector(configuration, spec.shared.with_defaults(shared_source))
+        connector.owner = f"{self.id}/{endpoint.get('name')}"
+        return connector, configuration
+
+    def _build_webhook(self, definition, listener):
+        entrypoint = listener["entrypoints"][0]
+        spec = registry.entrypoint(entrypoint["type"])
+        self.webhook = spec.handler(spec.configuration.with_defaults(entrypoint.get("configuration")), self,
+                                    entrypoint.get("qos", "auto"))
+        name = (entrypoint.get("dlq") or {}).get("endpoint")
+        if name:
+            group, endpoint = dlq_endpoint(definition, name)
+            self.webhook.dlq = self._connector(group, endpoint)[0]
+            self.extra_connectors.append(self.webhook.dlq)
 
     # ----- what entrypoints call -----
     def handler_for(self, environ):
@@ -117,6 +137,17 @@ class DeployedApi:
         self.subscriptions.add(subscription)
         return subscription
 
+    def context_for(self, subscription_id, qos):
+        """The context of a push subscription: its id is the client identifier."""
+        return ClientContext(self.id, subscription_id, qos, None)
+
+    def subscribe_push(self, subscription_id, qos):
+        if self.stopping.is_set():
+            raise EndpointError("the API is being redeployed")
+        subscription = self._pick().subscribe(self.context_for(subscription_id, qos))
+        self.subscriptions.add(subscription)
+        return subscription
+
     def unsubscribe(self, subscription):
         self.subscriptions.discard(subscription)
         subscription.close()
@@ -151,7 +182,7 @@ class DeployedApi:
     def close_connectors(self):
         for check in self.health_checks:
             check.stop()
-        for connector, _, _ in self.endpoints:
+        for connector in [e[0] for e in self.endpoints] + self.extra_connectors:
             try:
                 connector.close()
             except Exception:
@@ -201,6 +232,15 @@ class Balancer:
         if self.kind == "weighted-random":
             return random.choices(self.pool, self.weights)[0][0]
         return next(self.cycle)
+
+
+def dlq_endpoint(definition, name):
+    """(group, endpoint) a webhook's `dlq.endpoint` names: an endpoint, or a group (its first endpoint)."""
+    for group in definition.get("endpointGroups", []):
+        for endpoint in group.get("endpoints", []):
+            if endpoint.get("name") == name or group.get("name") == name:
+                return group, endpoint
+    raise EndpointError(f"the dead-letter endpoint {name} is not an endpoint of the API")
 
 
 def normalise_path(path):

@@ -17,6 +17,7 @@ from .access import Access, KeyHasher
 from .deployed import DeployedApi
 from .http import SUBSCRIPTION, respond, respond_json
 from .plans import Refused
+from .webhook import Pusher
 
 log = logging.getLogger("gatehouse.gateway")
 NO_ROUTE = "No context-path matches the request URI."
@@ -76,6 +77,7 @@ class Gateway:
         self.routes = Routes([])
         self.retiring = set()
         self.watcher = None
+        self.pusher = Pusher(self)
 
     # ----- serving -----
     def __call__(self, environ, start_response):
@@ -107,6 +109,7 @@ class Gateway:
     def start(self):
         self.refresh()
         self.watcher = gevent.spawn(self._watch)
+        self.pusher.start()
 
     def _watch(self):
         while True:
@@ -156,6 +159,7 @@ class Gateway:
         groups, so that a restarted gateway does not wait for them to time out)."""
         if self.watcher is not None:
             self.watcher.kill()
+        self.pusher.stop(timeout)
         retiring = [self._retire(api) for api in self.apis.values()]
         self.apis = {}
         self.routes = Routes([])

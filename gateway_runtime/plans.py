@@ -19,7 +19,8 @@ from .settings import SECRET_MASK
 
 log = logging.getLogger("gatehouse.gateway")
 
-TYPES = ("key-less", "api-key", "jwt")
+TYPES = ("key-less", "api-key", "jwt", "push")
+PUSH = "push"  # a push plan's security type (ours) and mode: subscribers are called back, they never call
 STATUSES = ("staging", "published", "deprecated", "closed")
 SERVING = ("published", "deprecated")  # deprecated: existing subscriptions go on, new ones are refused
 VALIDATIONS = ("AUTO", "MANUAL")
@@ -194,6 +195,8 @@ class Guard:
         self.plans = []  # (plan id, type, deployed status, JwtPlan or None, security configuration)
         for plan in plans:
             kind, config = plan["security"]["type"], plan["security"].get("configuration") or {}
+            if kind == PUSH:
+                continue
             self.plans.append((plan["id"], kind, plan.get("status"), JwtPlan(plan["id"], config)
                                if kind == "jwt" else None, config))
         self.apply(None)

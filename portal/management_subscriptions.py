@@ -71,14 +71,26 @@ def subscription_json(subscription, clear_key=None):
            "processedBy": subscription.processed_by}
     if clear_key is not None:
         out["apiKey"] = clear_key  # the only time the key is shown
+    if subscription.consumer_configuration is not None:
+        out["consumerConfiguration"] = subs.masked_consumer(subscription)
     return out
+
+
+def webhook_json(subscription):
+    """A push subscription's delivery state and its last attempts, newest first."""
+    state = subs.webhook_state(subscription)
+    return {"state": state.state if state else "pending", "detail": state.detail if state else None,
+            "deliveries": [{"at": d.created_at.isoformat() + "Z", "messageId": d.message_id, "attempt": d.attempt,
+                            "status": d.status, "latencyMs": d.latency_ms, "outcome": d.outcome, "detail": d.detail}
+                           for d in subs.deliveries(subscription)]}
 
 
 def _fields(body):
     security = body.get("security") if isinstance(body.get("security"), dict) else {}
     configuration = security.get("configuration")
     return {"name": body.get("name"), "description": body.get("description"),
-            "type": v4.gateway_enum(security.get("type")), "validation": body.get("validation", "AUTO"),
+            "type": rules.PUSH if v4.gateway_enum(body.get("mode")) == rules.PUSH else v4.gateway_enum(security.get("type")),
+            "validation": body.get("validation", "AUTO"),
             "configuration": configuration if isinstance(configuration, dict) else {}}
 
 
@@ -162,14 +174,36 @@ def create_subscription(api_id):
     if application is None:
         raise subs.Invalid({"applicationId": f"No application with id {body.get('applicationId')}."})
     ensure(can_use(application), f"the owner of the application {application.name}")
-    subscription, key = subs.subscribe(application, _api(api_id), str(body.get("planId")), g.user.username)
+    subscription, key = subs.subscribe(application, _api(api_id), str(body.get("planId")), g.user.username,
+                                       body.get("consumerConfiguration"))
     return jsonify(subscription_json(subscription, key)), 201
 
 
 @bp.get(ENV + "/apis/<api_id>/subscriptions/<subscription_id>")
 @requires("viewer")
 def get_subscription(api_id, subscription_id):
-    return jsonify(subscription_json(_subscription(_api(api_id), subscription_id)))
+    subscription = _subscription(_api(api_id), subscription_id)
+    out = subscription_json(subscription)
+    if subscription.consumer_configuration is not None:
+        out["gatehouse"] = {"webhook": webhook_json(subscription)}
+    return jsonify(out)
+
+
+@bp.put(ENV + "/apis/<api_id>/subscriptions/<subscription_id>")
+@requires("viewer")
+def update_subscription(api_id, subscription_id):
+    subscription = _subscription(_api(api_id), subscription_id, api_owner=False)
+    subs.update_consumer(subscription, _body().get("consumerConfiguration"))
+    return jsonify(subscription_json(subscription))
+
+
+@bp.post(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/<any(_retry, _resume):action>")
+@requires("viewer")
+def push_subscription(api_id, subscription_id, action):
+    """A push subscription's "retry now" (while it waits to try again) and "resume" (once failed)."""
+    subscription = _subscription(_api(api_id), subscription_id)
+    (subs.retry_now if action == "_retry" else subs.resume)(subscription)
+    return jsonify(subscription_json(subscription))
 
 
 @bp.post(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/<any(_accept, _reject, _close):action>")

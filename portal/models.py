@@ -13,6 +13,7 @@ from sqlalchemy import JSON, UniqueConstraint, event, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from gateway_runtime import registry
+from gateway_runtime.entrypoints.webhook import SUBSCRIPTION as WEBHOOK_SUBSCRIPTION
 from gateway_runtime.plans import map_plan_secret
 
 
@@ -67,6 +68,14 @@ class SealedPlan(_Sealed):
 
     def transform(self, row, value, change):
         return map_plan_secret(value, change)
+
+
+class SealedConsumer(_Sealed):
+    """A push subscription's consumer configuration: its webhook settings hold credentials."""
+
+    def transform(self, row, value, change):
+        return dict(value, entrypointConfiguration=WEBHOOK_SUBSCRIPTION.map_secrets(
+            value.get("entrypointConfiguration"), change))
 
 
 class SealedDefinition(_Sealed):
@@ -284,6 +293,9 @@ class Subscription(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     processed_at = db.Column(db.DateTime)
     processed_by = db.Column(db.String(80))
+    # Push plans: {entrypointId, entrypointConfiguration} (Gravitee's consumerConfiguration)
+    stored_consumer_configuration = db.Column("consumer_configuration", JSON)
+    consumer_configuration = SealedConsumer("stored_consumer_configuration")
 
     api = db.relationship("Api", back_populates="subscriptions")
     application = db.relationship("Application", back_populates="subscriptions")
@@ -304,6 +316,35 @@ class ApiKey(db.Model):
     revoked_at = db.Column(db.DateTime)
 
     subscription = db.relationship("Subscription", back_populates="api_keys")
+
+
+class WebhookState(db.Model):
+    """A push subscription's delivery state, and its lease: the gateway process delivering it
+    (holder) and until when (seconds since the epoch). See gateway_runtime.webhook."""
+    __tablename__ = "webhook_states"
+    subscription_id = db.Column(db.String(64), db.ForeignKey("subscriptions.id", ondelete="CASCADE"),
+                                primary_key=True)
+    state = db.Column(db.String(20), nullable=False, default="active")  # active | retrying | failed
+    detail = db.Column(db.Text)
+    holder = db.Column(db.String(200))
+    lease_until = db.Column(db.Float)
+    wake = db.Column(db.Integer, nullable=False, default=0)  # 1: "retry now" was asked
+    updated_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class WebhookDelivery(db.Model):
+    """One attempt to deliver a message to a callback (the last ones of each subscription)."""
+    __tablename__ = "webhook_deliveries"
+    id = db.Column(db.Integer, primary_key=True)
+    subscription_id = db.Column(db.String(64), db.ForeignKey("subscriptions.id", ondelete="CASCADE"),
+                                nullable=False, index=True)
+    message_id = db.Column(db.String(500))
+    attempt = db.Column(db.Integer, nullable=False)
+    status = db.Column(db.Integer)  # the callback's HTTP status; None when it could not be reached
+    latency_ms = db.Column(db.Integer, nullable=False)
+    outcome = db.Column(db.String(20), nullable=False)  # delivered | failed | dead-lettered
+    detail = db.Column(db.Text)  # the start of the callback's answer, or why it could not be called
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
 class AccessVersion(db.Model):

@@ -8,9 +8,11 @@ from flask import current_app
 from sqlalchemy import select
 
 from gateway_runtime import plans as rules
+from gateway_runtime import webhook
 from gateway_runtime.access import KeyHasher
+from gateway_runtime.entrypoints.webhook import SUBSCRIPTION as WEBHOOK_SETTINGS
 
-from .models import ApiKey, Application, Plan, Subscription, db, utcnow
+from .models import ApiKey, Application, Plan, Subscription, WebhookDelivery, WebhookState, db, utcnow
 
 # status -> the statuses a plan may move to (closing is final, as in Gravitee)
 PLAN_MOVES = {"staging": ("published", "closed"), "published": ("deprecated", "closed"),
@@ -59,7 +61,8 @@ def save_plan(api, plan, fields):
     if errors:
         raise Invalid(errors)
     if plan is None:
-        plan = Plan(api_id=api.id, id=str(uuid.uuid4()), security_type=kind, mode="standard", status="staging",
+        plan = Plan(api_id=api.id, id=str(uuid.uuid4()), security_type=kind,
+                    mode=rules.PUSH if kind == rules.PUSH else "standard", status="staging",
                     position=max((p.position for p in api.plans), default=-1) + 1, extra={})
         api.plans.append(plan)
     security = {"configuration": config} if config else {}
@@ -120,9 +123,10 @@ def all_applications():
 
 
 # ----- subscriptions -----
-def subscribe(application, api, plan_id, user):
+def subscribe(application, api, plan_id, user, consumer=None):
     """(subscription, the API key in clear or None). AUTO validation accepts at once, and an
-    api-key subscription then gets its key; MANUAL waits for the API owner."""
+    api-key subscription then gets its key; MANUAL waits for the API owner. A push plan's
+    subscription needs its consumer configuration (the webhook's callback and settings)."""
     plan = find_plan(api, plan_id)
     if plan is None:
         raise Invalid({"planId": f"API {api.name} has no plan {plan_id}."})
@@ -133,15 +137,89 @@ def subscribe(application, api, plan_id, user):
     if any(s.application_id == application.id and s.plan_id == plan.id and s.status in LIVE
            for s in api.subscriptions):
         raise Invalid({"planId": f"Application {application.name} already has a subscription to plan {plan.name}."})
+    if plan.security_type == rules.PUSH:
+        if not any(listener.type == "subscription" for listener in api.listeners):
+            raise Invalid({"planId": f"API {api.name} has no webhook entrypoint (a subscription listener) to push "
+                                     "messages with."})
+        consumer = consumer_configuration(consumer, None)
+    else:
+        consumer = None
     automatic = validation(plan) == "AUTO"
     subscription = Subscription(id=str(uuid.uuid4()), api_id=api.id, plan_id=plan.id, application=application,
                                 status="ACCEPTED" if automatic else "PENDING",
                                 processed_at=utcnow() if automatic else None,
-                                processed_by="automatic validation" if automatic else None)
+                                processed_by="automatic validation" if automatic else None,
+                                consumer_configuration=consumer)
     db.session.add(subscription)
     key = _issue_key(subscription)[1] if automatic and plan.security_type == "api-key" else None
     db.session.commit()
     return subscription, key
+
+
+# ----- push subscriptions (webhooks) -----
+def consumer_configuration(consumer, previous):
+    """A push subscription's consumer configuration, checked: {entrypointId: webhook,
+    entrypointConfiguration}. Masked secrets sent back keep the stored ones."""
+    consumer = consumer if isinstance(consumer, dict) else {}
+    settings = consumer.get("entrypointConfiguration")
+    if not isinstance(settings, dict) or not settings:
+        raise Invalid({"consumerConfiguration": "A push plan's subscription needs its webhook settings "
+                                                "(consumerConfiguration.entrypointConfiguration), at least a callbackUrl."})
+    settings = WEBHOOK_SETTINGS.restore_secrets(settings, (previous or {}).get("entrypointConfiguration"))
+    clean, errors = WEBHOOK_SETTINGS.validate(settings)
+    if not errors:
+        try:
+            webhook.check_callback(clean["callbackUrl"])
+        except webhook.Refused as exc:
+            errors["callbackUrl"] = str(exc)
+    if errors:
+        raise Invalid({f"consumerConfiguration.entrypointConfiguration.{k}": v for k, v in errors.items()})
+    return {"entrypointId": "webhook", **{k: v for k, v in consumer.items() if k == "channel"},
+            "entrypointConfiguration": clean}
+
+
+def masked_consumer(subscription):
+    consumer = subscription.consumer_configuration
+    if consumer is None:
+        return None
+    return dict(consumer, entrypointConfiguration=WEBHOOK_SETTINGS.mask_secrets(consumer["entrypointConfiguration"]))
+
+
+def update_consumer(subscription, consumer):
+    """New webhook settings: the delivering gateway restarts its loop with them within a second."""
+    if subscription.consumer_configuration is None:
+        raise Invalid({"consumerConfiguration": "Only subscriptions to push plans have webhook settings."})
+    subscription.consumer_configuration = consumer_configuration(consumer, subscription.consumer_configuration)
+    db.session.commit()
+
+
+def webhook_state(subscription):
+    return db.session.get(WebhookState, subscription.id)
+
+
+def deliveries(subscription, limit=20):
+    return db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription.id)
+                              .order_by(WebhookDelivery.id.desc()).limit(limit)).all()
+
+
+def retry_now(subscription):
+    """Cut a retrying subscription's wait short: its gateway tries again within a second."""
+    state = webhook_state(subscription)
+    if state is None or state.state != "retrying":
+        raise Invalid({"state": "Only a retrying subscription can be retried now; this one is "
+                                f"{state.state if state else 'not started'}."})
+    state.wake = 1
+    db.session.commit()
+
+
+def resume(subscription):
+    """A failed subscription delivers again, from the first message it had not delivered."""
+    state = webhook_state(subscription)
+    if state is None or state.state != "failed":
+        raise Invalid({"state": "Only a failed subscription can be resumed; this one is "
+                                f"{state.state if state else 'not started'}."})
+    state.state, state.detail, state.updated_at = "active", None, utcnow()
+    db.session.commit()
 
 
 def plan_of(subscription):

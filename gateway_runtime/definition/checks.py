@@ -69,7 +69,7 @@ def validate(api):
             spec = registry.entrypoint(entrypoint["type"])
             if spec is not None:
                 _check_settings(spec.configuration, entrypoint, "configuration", ewhere, errors)
-                if spec.listener != listener.get("type") and listener.get("type") in ("http", "tcp"):
+                if spec.listener != listener.get("type") and listener.get("type") in LISTENER_TYPES:
                     err(f"{ewhere}.type", f"The {spec.type} entrypoint belongs on a {spec.listener} listener.")
     groups = api.get("endpointGroups")
     if not isinstance(groups, list) or not groups:
@@ -119,6 +119,8 @@ def validate(api):
             err(f"plans[{pi}].security.type", "A plan needs a security type.")
         elif plan.get("status") is not None and plan["status"] not in plans.STATUSES:
             err(f"plans[{pi}].status", "A plan's status must be one of " + ", ".join(plans.STATUSES) + ".")
+        elif (plan.get("mode") == plans.PUSH) != (plan["security"]["type"] == plans.PUSH):
+            err(f"plans[{pi}].mode", "A push plan (mode push) has no other security: subscribers are called back.")
     if errors:
         raise DefinitionError(errors)
     return api
@@ -161,8 +163,7 @@ def blocking_parts(api):
         for entrypoint in listener.get("entrypoints", []):
             if registry.entrypoint(entrypoint["type"]) is None:
                 parts.append(f"entrypoint {entrypoint['type']}")
-            if entrypoint.get("dlq"):
-                parts.append(f"dead-letter queue on entrypoint {entrypoint['type']}")
+            parts += _dlq_parts(api, entrypoint)
     for group in api.get("endpointGroups", []):
         kinds = {group["type"]} | {e["type"] for e in group.get("endpoints", [])}
         for kind in sorted(kinds - set(TEST_KIT_ENDPOINTS)):
@@ -198,6 +199,18 @@ def blocking_parts(api):
     elif "{#" in text:
         parts.append("expression language ({#...})")
     return list(dict.fromkeys(parts))
+
+
+def _dlq_parts(api, entrypoint):
+    name = (entrypoint.get("dlq") or {}).get("endpoint")
+    if not entrypoint.get("dlq"):
+        return []
+    if entrypoint["type"] != "webhook":
+        return [f"dead-letter queue on entrypoint {entrypoint['type']}"]
+    names = {n for g in api.get("endpointGroups", []) for n in [g["name"]] + [e["name"] for e in g.get("endpoints", [])]}
+    if name not in names:
+        return [f"dead-letter endpoint {name} of entrypoint webhook: the API has no endpoint or group of that name"]
+    return []
 
 
 def _unusable_settings(api):

@@ -82,6 +82,9 @@ def read_document(document):
         api.pop(key, None)
     api.pop("plans", None)
     _convert(api, [p for p in plans if isinstance(p, dict)], gateway_enum)
+    for plan in plans:  # Gravitee's push plans have no security; ours name it, so that every plan has a type
+        if isinstance(plan, dict) and plan.get("mode") == "push" and not plan.get("security"):
+            plan["security"] = {"type": "push"}
     api["definitionVersion"] = GATEWAY_VERSION
     api["plans"] = plans
     return api
