@@ -31,7 +31,7 @@ class Receiver:
                 with receiver.changed:
                     result = receiver.answer(len(receiver.calls) + 1, body, self.headers)
                     status, payload = result if isinstance(result, tuple) else (result, {"status": result})
-                    receiver.calls.append(Call(self.path, dict(self.headers), body, status))
+                    receiver.calls.append(Call(self.path, self.headers, body, status))  # names case-insensitive
                     receiver.changed.notify_all()
                 data = json.dumps(payload).encode()
                 self.send_response(status)
