@@ -7,7 +7,12 @@ import time
 import pytest
 
 from conftest import launch
-from webhook_support import ALLOW_PRIVATE, Receiver, hook, mock_group, push_subscribe, wait_state, webhook_api
+from rabbit import QUEUE_PREFIX, declare, publish, queue_state, wait_for
+from test_kafka_fixtures import consume, produce
+from webhook_support import (ALLOW_PRIVATE, Receiver, hook, kafka_group, mock_group, push_subscribe, wait_state,
+                             webhook_api)
+
+pytest_plugins = ("rabbit",)  # its fixtures: rabbitmq, names
 
 
 @pytest.fixture
@@ -168,3 +173,57 @@ def test_a_private_callback_is_refused_without_the_setting(start_server):
         assert "loopback, link-local or private address" in refused["errors"][0]["message"], refused
     refused = push_subscribe(server, api_id, hook("ftp://example.com/"), expect=400)
     assert "is not an http:// or https:// URL" in refused["message"]
+
+
+# ----- brokers -----
+def test_kafka_messages_are_delivered_in_order_and_committed(server, receiver, tansu, new_topic):
+    topic = new_topic()
+    target = receiver()
+    api_id = server.deploy_api(webhook_api([kafka_group(tansu.bootstrap, topic)], qos="at-least-once"))
+    subscription = push_subscribe(server, api_id, hook(target.url + "/hook"))
+    produce(tansu.bootstrap, topic, *[f"k{i}" for i in range(10)])
+    target.wait(lambda calls: len(calls) >= 10, timeout=30)
+    assert target.accepted() == [f"k{i}" for i in range(10)]
+    state = wait_state(server, api_id, subscription["id"], "active", lambda s: len(s["deliveries"]) >= 10)
+    assert {d["outcome"] for d in state["deliveries"]} == {"delivered"}
+
+
+def test_rabbitmq_messages_are_delivered_in_order(server, receiver, names):
+    exchange = names.exchange()
+    declare(exchange)
+    target = receiver()
+    group = {"name": "rabbit", "type": "rabbitmq", "endpoints": [
+        {"name": "broker", "type": "rabbitmq", "inheritConfiguration": False,
+         "configuration": {"serverHost": "127.0.0.1", "serverPort": 5672},
+         "sharedConfigurationOverride": {"security": {"auth": {"username": "guest", "password": "guest"}},
+                                         "consumer": {"enabled": True, "routingKey": "orders.#", "exchange": {
+                                             "name": exchange, "type": "topic", "durable": False,
+                                             "autoDelete": False}}}}]}
+    api_id = server.deploy_api(webhook_api([group], qos="at-least-once"))
+    names.api_ids.add(api_id)
+    subscription = push_subscribe(server, api_id, hook(target.url + "/hook"))
+    wait_for(lambda: (queue_state(f"{QUEUE_PREFIX}{api_id}-{subscription['id']}") or (0, 0))[1] >= 1,
+             what="the subscription's queue consumer")
+    publish(exchange, "orders.new", *[f"r{i}" for i in range(10)], headers={"X-Order": "yes"})
+    target.wait(lambda calls: len(calls) >= 10)
+    assert target.accepted() == [f"r{i}" for i in range(10)]
+    assert target.calls[0].headers.get("X-Order") == "yes"
+
+
+def test_a_receiver_that_never_recovers_sends_every_message_to_the_dead_letter_endpoint(
+        server, receiver, tansu, new_topic):
+    dlq_topic = new_topic()
+    target = receiver(lambda n, body, headers: 500 if n % 3 else 200)  # one call in three succeeds
+    groups = [mock_group(12, interval=5), kafka_group(tansu.bootstrap, dlq_topic, consume=False, name="dead")]
+    api_id = server.deploy_api(webhook_api(groups, qos="at-least-once", dlq="dead-kafka"))
+    subscription = push_subscribe(server, api_id, hook(target.url + "/hook", retry=("LINEAR", 2, 0.01, 0.01)))
+    # calls 1, 2 fail (message 0 is dead-lettered), call 3 succeeds (message 1), and so on
+    target.wait(lambda calls: len(calls) == 18)
+    dead = [r.value.decode() for r in consume(tansu.bootstrap, dlq_topic, 6)]
+    delivered = target.accepted()
+    assert (len(delivered), len(dead)) == (6, 6)
+    assert all(body == "message" for body in delivered + dead)
+    state = wait_state(server, api_id, subscription["id"], until=lambda s: s["deliveries"][0]["messageId"] == "11")
+    assert [(d["messageId"], d["outcome"], d["detail"]) for d in state["deliveries"][:2]] == [
+        ("11", "delivered", '{"status": 200}'), ("10", "dead-lettered", "after 2 attempts (HTTP 500)")]
+    assert state["state"] == "active"
