@@ -314,7 +314,7 @@ class Pusher:
 
     def record(self, subscription_id, message_id, attempt, status, latency_ms, outcome, snippet):
         self.attempts.append({"s": subscription_id, "m": message_id, "a": attempt, "st": status, "l": latency_ms,
-                              "o": outcome, "d": snippet, "t": _utcnow()})
+                              "o": outcome, "d": snippet, "t": _utcnow(), "h": self.holder})
 
     # ----- each tick -----
     def tick(self):
@@ -362,7 +362,7 @@ class Pusher:
     def _write(self, c, attempts, states):
         if attempts:
             c.execute(text("INSERT INTO webhook_deliveries (subscription_id, message_id, attempt, status, latency_ms,"
-                           " outcome, detail, created_at) VALUES (:s, :m, :a, :st, :l, :o, :d, :t)"), attempts)
+                           " outcome, detail, created_at, gateway) VALUES (:s, :m, :a, :st, :l, :o, :d, :t, :h)"), attempts)
             for sid in {a["s"] for a in attempts}:
                 c.execute(text("DELETE FROM webhook_deliveries WHERE subscription_id = :s AND id <= ("
                                "SELECT id FROM webhook_deliveries WHERE subscription_id = :s ORDER BY id DESC"

@@ -81,7 +81,8 @@ def webhook_json(subscription):
     state = subs.webhook_state(subscription)
     return {"state": state.state if state else "pending", "detail": state.detail if state else None,
             "deliveries": [{"at": d.created_at.isoformat() + "Z", "messageId": d.message_id, "attempt": d.attempt,
-                            "status": d.status, "latencyMs": d.latency_ms, "outcome": d.outcome, "detail": d.detail}
+                            "status": d.status, "latencyMs": d.latency_ms, "outcome": d.outcome, "detail": d.detail,
+                            "gateway": d.gateway}
                            for d in subs.deliveries(subscription)]}
 
 

@@ -345,6 +345,7 @@ class WebhookDelivery(db.Model):
     outcome = db.Column(db.String(20), nullable=False)  # delivered | failed | dead-lettered
     detail = db.Column(db.Text)  # the start of the callback's answer, or why it could not be called
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    gateway = db.Column(db.String(200))  # the process that made the attempt (its lease holder name)
 
 
 class AccessVersion(db.Model):
