@@ -28,7 +28,7 @@ import gevent
 import urllib3
 from gevent.event import Event
 from gevent.pool import Pool
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from .endpoints.http_proxy import outbound_proxy, pool_manager, ssl_context
@@ -41,6 +41,7 @@ log = logging.getLogger("gatehouse.webhook")
 LEASE_S = 5.0         # a killed holder's subscriptions move to another process after this long
 TICK_S = 0.5          # leases renewed, states and attempts written, commands read
 LOG_KEEP = 100        # attempts kept per subscription
+PENDING_KEEP = 10_000  # attempts kept in memory while the database cannot be written
 SNIPPET = 200         # characters of a callback's answer kept in the log
 BATCH = 64
 RESUBSCRIBE_S = 2.0   # after the endpoint failed, before subscribing again
@@ -324,8 +325,8 @@ class Pusher:
             with self.engine.begin() as c:
                 self._write(c, attempts, states)
                 rows = self._read(c)
-        except Exception:
-            self.attempts[:0] = attempts
+        except Exception:  # kept for the next tick, the newest PENDING_KEEP only (the database may stay away)
+            self.attempts = (attempts + self.attempts)[-PENDING_KEEP:]
             self.states = {**states, **self.states}
             raise
         now = time.time()
@@ -360,6 +361,10 @@ class Pusher:
                 self.deliveries[sid] = Delivery(self, row, api, entry, settings)
 
     def _write(self, c, attempts, states):
+        if attempts:  # a subscription deleted meanwhile takes its attempts with it
+            existing = {row[0] for row in c.execute(text("SELECT id FROM subscriptions WHERE id IN :ids").bindparams(
+                bindparam("ids", expanding=True)), {"ids": sorted({a["s"] for a in attempts})})}
+            attempts = [a for a in attempts if a["s"] in existing]
         if attempts:
             c.execute(text("INSERT INTO webhook_deliveries (subscription_id, message_id, attempt, status, latency_ms,"
                            " outcome, detail, created_at, gateway) VALUES (:s, :m, :a, :st, :l, :o, :d, :t, :h)"), attempts)
