@@ -47,12 +47,6 @@ BAD_BOOTSTRAP = "is not host:port; give a comma-separated list such as broker1:9
 
 # fixture -> the blocking parts it has once `bootstrap-server` is rewritten to the test broker.
 BLOCKED = {
-    # The qos fixtures also have a subscription listener with a webhook entrypoint (not run yet);
-    # their HTTP listener is checked by the `+no-webhook` variants below.
-    "messages/kafka/kafka-endpoint-qos-at-least-once.json": ["entrypoint webhook"],
-    "messages/kafka/kafka-endpoint-qos-at-most-once.json": ["entrypoint webhook"],
-    "messages/kafka/kafka-endpoint-qos-auto.json": ["entrypoint webhook"],
-    "messages/kafka/kafka-endpoint-qos-none.json": ["entrypoint webhook"],
     "messages/http-get/http-get-entrypoint-kafka-endpoint-dynamic-configuration.json": [
         "policy assign-attributes", "expression language ({#...})"],
     # Its `wrong` bootstrap value is the point of the fixture: kept (see the +closed-port variant).
@@ -260,7 +254,7 @@ def http_get_qos(qos, path, topic_name, limit):
 
 
 def qos_fixture(qos, path, topic_name, limit):
-    """messages/kafka/kafka-endpoint-qos-*.json (webhook listener removed): http-get and sse with
+    """messages/kafka/kafka-endpoint-qos-*.json (their webhook listener: test_webhook_fixtures): http-get and sse with
     the qos given and, for auto and none, a websocket that publishes to the topic."""
     def check(server, tansu, api_id, definition, topics, client):
         topic = topics[topic_name]
@@ -408,10 +402,6 @@ def unreachable_post(server, tansu, api_id, definition, topics, client):
     assert response.json() == {"message": f"The endpoint failed: the Kafka brokers at {bootstrap} cannot be reached"}
 
 
-def without_webhook(definition):
-    definition["listeners"] = [li for li in definition["listeners"] if li["type"] != "subscription"]
-
-
 def closed_port(definition):
     for _, endpoint in kafka_endpoints(definition):
         endpoint["configuration"]["bootstrapServers"] = f"127.0.0.1:{free_port()}"
@@ -454,15 +444,15 @@ BEHAVIOUR = {
         (), websocket_check("/test-auto", False, True)),
     "messages/websocket/websocket-entrypoint-kafka-endpoint-subscriber-none.json": (
         (), websocket_check("/test-none", False, True)),
-    # Derived: the qos fixtures' HTTP listener, run once the webhook listener is taken out.
-    "messages/kafka/kafka-endpoint-qos-at-least-once.json+no-webhook": (
-        (without_webhook,), qos_fixture("at-least-once", "/test-qos-at-least-once", "test-topic-qos-at-least-once", 1)),
-    "messages/kafka/kafka-endpoint-qos-at-most-once.json+no-webhook": (
-        (without_webhook,), qos_fixture("at-most-once", "/test-qos-at-most-once", "test-topic-qos-at-most-once", 1)),
-    "messages/kafka/kafka-endpoint-qos-auto.json+no-webhook": (
-        (without_webhook,), qos_fixture("auto", "/test-qos-auto", "test-topic-qos-auto", 10)),
-    "messages/kafka/kafka-endpoint-qos-none.json+no-webhook": (
-        (without_webhook,), qos_fixture("none", "/test-qos-none", "test-topic-qos-none", 10)),
+    # The qos fixtures' HTTP listener (their webhook listener: test_webhook_fixtures).
+    "messages/kafka/kafka-endpoint-qos-at-least-once.json": (
+        (), qos_fixture("at-least-once", "/test-qos-at-least-once", "test-topic-qos-at-least-once", 1)),
+    "messages/kafka/kafka-endpoint-qos-at-most-once.json": (
+        (), qos_fixture("at-most-once", "/test-qos-at-most-once", "test-topic-qos-at-most-once", 1)),
+    "messages/kafka/kafka-endpoint-qos-auto.json": (
+        (), qos_fixture("auto", "/test-qos-auto", "test-topic-qos-auto", 10)),
+    "messages/kafka/kafka-endpoint-qos-none.json": (
+        (), qos_fixture("none", "/test-qos-none", "test-topic-qos-none", 10)),
     "http/failover/kafka-two-endpoints.json+first-closed": ((first_closed,), failover_to_the_second_endpoint),
     # Derived: the -failure fixtures with a broker that cannot be reached (a closed port).
     "messages/http-get/http-get-entrypoint-kafka-endpoint-failure.json+closed-port": (

@@ -22,11 +22,7 @@ FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
 JSON = {"Accept": "application/json"}
 
 BLOCKED = {
-    "messages/mqtt5/mqtt5-endpoint-qos-at-least-once.json": ["entrypoint webhook"],
-    "messages/mqtt5/mqtt5-endpoint-qos-at-most-once.json": ["entrypoint webhook"],
-    "messages/mqtt5/mqtt5-endpoint-qos-auto.json": ["entrypoint webhook"],
-    "messages/mqtt5/mqtt5-endpoint-qos-none.json": ["entrypoint webhook"],
-    "messages/mqtt5/mqtt5-endpoint-secret.json": ["entrypoint webhook", "secret references ({#secrets...})"],
+    "messages/mqtt5/mqtt5-endpoint-secret.json": ["secret references ({#secrets...})"],
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-attribute.json": [
         "policy assign-attributes", "expression language ({#...})"],
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json": ["policy interrupt-message-request-phase"],
@@ -229,10 +225,6 @@ def failover_to_the_second_endpoint(server, broker, definition, topics, client):
     assert len(items) == 2 and all(item.startswith("live-") for item in items), items
 
 
-def without_webhook(definition):
-    definition["listeners"] = [li for li in definition["listeners"] if li["type"] != "subscription"]
-
-
 def without_flows(definition):
     definition["flows"] = []
 
@@ -249,14 +241,14 @@ BEHAVIOUR = {
         (), subscriber("/test-auto", "websocket")),
     "messages/websocket/websocket-entrypoint-mqtt5-endpoint-subscriber-none.json": (
         (), subscriber("/test-none", "websocket")),
-    "messages/mqtt5/mqtt5-endpoint-qos-at-least-once.json+no-webhook": (
-        (without_webhook,), qos_fixture("/test-qos-at-least-once", "at-least-once")),
-    "messages/mqtt5/mqtt5-endpoint-qos-at-most-once.json+no-webhook": (
-        (without_webhook,), qos_fixture("/test-qos-at-most-once", "at-most-once")),
-    "messages/mqtt5/mqtt5-endpoint-qos-auto.json+no-webhook": (
-        (without_webhook,), qos_fixture("/test-qos-auto", "auto")),
-    "messages/mqtt5/mqtt5-endpoint-qos-none.json+no-webhook": (
-        (without_webhook,), qos_fixture("/test-qos-none", "none")),
+    "messages/mqtt5/mqtt5-endpoint-qos-at-least-once.json": (
+        (), qos_fixture("/test-qos-at-least-once", "at-least-once")),
+    "messages/mqtt5/mqtt5-endpoint-qos-at-most-once.json": (
+        (), qos_fixture("/test-qos-at-most-once", "at-most-once")),
+    "messages/mqtt5/mqtt5-endpoint-qos-auto.json": (
+        (), qos_fixture("/test-qos-auto", "auto")),
+    "messages/mqtt5/mqtt5-endpoint-qos-none.json": (
+        (), qos_fixture("/test-qos-none", "none")),
     "http/failover/mqtt-two-endpoints.json+closed-port": ((closed_port_first,), failover_to_the_second_endpoint),
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json+no-flows": (
         (without_flows,), http_post("/http-post-entrypoint-mqtt5-endpoint-failure", False)),
