@@ -2,6 +2,7 @@
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from gateway_runtime import plans as rules
+from gateway_runtime.entrypoints.webhook import SUBSCRIPTION as WEBHOOK_SETTINGS
 
 from . import apis
 from . import subscriptions as subs
@@ -150,11 +151,18 @@ def create_application():
     return redirect(url_for("consumers.application", application_id=application.id))
 
 
-def _render_application(application, new_key=None, errors=None, status=200):
+def _render_application(application, new_key=None, errors=None, status=200, webhook=None):
     offered = [(api, plan) for api in apis.all_apis() for plan in api.plans
                if plan.security_type != "key-less" and plan.status == "published"]
     return render_template("application.html", application=application, offered=offered, new_key=new_key,
-                           errors=errors or {}, plan_of=subs.plan_of, active_keys=subs.active_keys), status
+                           errors=errors or {}, plan_of=subs.plan_of, active_keys=subs.active_keys,
+                           settings=WEBHOOK_SETTINGS, values=webhook or {},
+                           refresh_url=url_for("consumers.webhook_fields", application_id=application.id)), status
+
+
+def _webhook_errors(exc):
+    """A consumer configuration's errors, named as the form's webhook fields."""
+    return {"webhook." + field.rpartition("entrypointConfiguration.")[2]: message for field, message in exc.errors.items()}
 
 
 @bp.get("/applications/<application_id>")
@@ -172,9 +180,16 @@ def subscribe(application_id):
     try:
         if api is None:
             raise subs.Invalid({"plan": "Choose a plan to subscribe to."})
-        subscription, key = subs.subscribe(application, api, plan_id, g.user.username)
+        plan = subs.find_plan(api, plan_id)
+        push = plan is not None and plan.security_type == rules.PUSH
+        values, errors = WEBHOOK_SETTINGS.from_form(request.form, "webhook.") if push else (None, {})
+        if errors:
+            raise subs.Invalid(errors)
+        subscription, key = subs.subscribe(application, api, plan_id, g.user.username,
+                                           {"entrypointConfiguration": values} if push else None)
     except subs.Invalid as exc:
-        return _render_application(application, errors=exc.errors, status=400)
+        return _render_application(application, errors=_webhook_errors(exc), status=400,
+                                   webhook=WEBHOOK_SETTINGS.from_form(request.form, "webhook.")[0])
     if subscription.status == "PENDING":
         flash("Subscription requested: the API owner accepts or rejects it. Once accepted, get its API key here.")
     # The key is shown in this response only: it is not stored, nor put in a flash (a cookie).
@@ -212,3 +227,57 @@ def close_subscription(application_id, subscription_id):
     return _done(lambda: subs.close(subscription, g.user.username),
                  lambda: "Subscription closed: its keys stop working within a second.",
                  url_for("consumers.application", application_id=application.id))
+
+
+# ----- push subscriptions: their webhook -----
+@bp.post("/applications/<application_id>/webhook/_fields")
+@requires("owner", application="application_id")
+def webhook_fields(application_id):
+    _application(application_id)
+    values, _ = WEBHOOK_SETTINGS.from_form(request.form, "webhook.")
+    return render_template("_webhook_fields.html", settings=WEBHOOK_SETTINGS, values=values, errors={},
+                           refresh_url=url_for("consumers.webhook_fields", application_id=application_id))
+
+
+def _push_subscription(application, subscription_id):
+    subscription = _subscription_of(application, subscription_id)
+    if subscription.consumer_configuration is None:
+        abort(404, "That subscription is not to a push plan: it has no webhook.")
+    return subscription
+
+
+@bp.route("/applications/<application_id>/subscriptions/<subscription_id>/webhook", methods=["GET", "POST"])
+@requires("owner", application="application_id")
+def webhook(application_id, subscription_id):
+    """A push subscription: its delivery state, its last deliveries, and its webhook settings."""
+    application = _application(application_id)
+    subscription = _push_subscription(application, subscription_id)
+    stored = subscription.consumer_configuration["entrypointConfiguration"]
+    values, errors, status = stored, {}, 200
+    if request.method == "POST":
+        values, errors = WEBHOOK_SETTINGS.from_form(request.form, "webhook.", stored)
+        if not errors:
+            try:
+                subs.update_consumer(subscription, {"entrypointConfiguration": values})
+            except subs.Invalid as exc:
+                errors = _webhook_errors(exc)
+            else:
+                flash("Webhook settings saved: the gateway delivering it uses them within a second.")
+                return redirect(url_for("consumers.webhook", application_id=application.id,
+                                        subscription_id=subscription.id))
+        status = 400
+    return render_template("webhook.html", application=application, subscription=subscription,
+                           state=subs.webhook_state(subscription), deliveries=subs.deliveries(subscription),
+                           settings=WEBHOOK_SETTINGS, values=values, errors=errors,
+                           refresh_url=url_for("consumers.webhook_fields", application_id=application.id)), status
+
+
+@bp.post("/applications/<application_id>/subscriptions/<subscription_id>/webhook/<any(retry, resume):action>")
+@requires("owner", application="application_id")
+def webhook_action(application_id, subscription_id, action):
+    application = _application(application_id)
+    subscription = _push_subscription(application, subscription_id)
+    change = subs.retry_now if action == "retry" else subs.resume
+    return _done(lambda: change(subscription),
+                 lambda: "Retrying now." if action == "retry" else "Resumed: delivery starts again within a second.",
+                 url_for("consumers.webhook", application_id=application.id, subscription_id=subscription.id))

@@ -120,6 +120,14 @@ TABLE = {
     ("management.start", "POST"):       (401,     403,   204,  403,  204),
     ("management.stop", "POST"):        (401,     403,   400,  403,  400),   # allowed, but it is stopped
     ("management.deploy", "POST"):      (401,     403,   202,  403,  202),
+    # ----- webhook (issue 9): push subscriptions. URL ids as the consumer rows' (an application of
+    # the admin, a subscription of it to a standard plan: hence 404 / 400 where the caller may act).
+    ("consumers.webhook_fields", "POST"):      (LOGIN, 403, 403, 403, 200),
+    ("consumers.webhook", "GET"):              (LOGIN, 403, 403, 403, 404),   # not a push subscription
+    ("consumers.webhook", "POST"):             (LOGIN, 403, 403, 403, 404),
+    ("consumers.webhook_action", "POST"):      (LOGIN, 403, 403, 403, 404),
+    ("management.update_subscription", "PUT"): (401,   403, 403, 403, 400),   # the application's owner only
+    ("management.push_subscription", "POST"):  (401,   403, 400, 403, 400),   # not retrying / not failed
 }
 # Routes that change what the next actor would find: each request gets an API of its own.
 FRESH = {"ui.start", "ui.stop", "ui.delete_api", "ui.delete_endpoint", "ui.delete_group", "management.delete_api",
