@@ -227,3 +227,23 @@ def test_a_receiver_that_never_recovers_sends_every_message_to_the_dead_letter_e
     assert [(d["messageId"], d["outcome"], d["detail"]) for d in state["deliveries"][:2]] == [
         ("11", "delivered", '{"status": 200}'), ("10", "dead-lettered", "after 2 attempts (HTTP 500)")]
     assert state["state"] == "active"
+
+
+def test_the_callback_address_is_checked_again_at_each_delivery(monkeypatch):
+    """DNS can change after the subscription was saved: each call resolves and checks again."""
+    import socket
+    from types import SimpleNamespace
+
+    from gateway_runtime import webhook
+    from gateway_runtime.entrypoints.webhook import SUBSCRIPTION
+    from gateway_runtime.messages import Message
+
+    monkeypatch.delenv("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", raising=False)
+    addresses = iter(["93.184.216.34", "10.0.0.7"])
+    monkeypatch.setattr(webhook.socket, "getaddrinfo", lambda *args, **kwargs: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(addresses), 80))])
+    webhook.check_callback("http://hooks.example/in")  # public when saved
+    entry = SimpleNamespace(concurrency=1, connect_timeout=1, read_timeout=1, config={})
+    caller = webhook.Caller(entry, SUBSCRIPTION.with_defaults({"callbackUrl": "http://hooks.example/in"}))
+    with pytest.raises(webhook.Refused, match="resolves to 10.0.0.7"):
+        caller.post(Message(b"x"))
