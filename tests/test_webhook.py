@@ -1,6 +1,6 @@
 """The webhook entrypoint on real servers: a real local HTTP receiver; Mock, Kafka (Tansu) and
 RabbitMQ endpoints; retries with backoff, the dead-letter endpoint, failure and resume, the
-SSRF guard, and restarts."""
+SSRF guard. Across processes: test_webhook_processes."""
 import threading
 import time
 
@@ -9,23 +9,9 @@ import pytest
 from conftest import launch
 from rabbit import QUEUE_PREFIX, declare, publish, queue_state, wait_for
 from test_kafka_fixtures import consume, produce
-from webhook_support import (ALLOW_PRIVATE, Receiver, hook, kafka_group, mock_group, push_subscribe, wait_state,
-                             webhook_api)
+from webhook_support import (ALLOW_PRIVATE, hook, kafka_group, mock_group, push_subscribe, wait_state, webhook_api)
 
-pytest_plugins = ("rabbit",)  # its fixtures: rabbitmq, names
-
-
-@pytest.fixture
-def receiver():
-    made = []
-
-    def make(answer=None):
-        made.append(Receiver(answer) if answer else Receiver())
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.close()
+pytest_plugins = ("rabbit", "webhook_support")  # their fixtures: rabbitmq, names; receiver
 
 
 @pytest.fixture(scope="module")

@@ -4,24 +4,11 @@ one of two processes, moving to the other within 10 s when that one is killed.""
 import time
 
 import psycopg
-import pytest
 
 from test_kafka_fixtures import produce
-from webhook_support import ALLOW_PRIVATE, Receiver, hook, kafka_group, mock_group, push_subscribe, wait_state, \
-    webhook_api
+from webhook_support import ALLOW_PRIVATE, hook, kafka_group, mock_group, push_subscribe, wait_state, webhook_api
 
-
-@pytest.fixture
-def receiver():
-    made = []
-
-    def make(answer=None):
-        made.append(Receiver(answer) if answer else Receiver())
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.close()
+pytest_plugins = ("webhook_support",)  # its fixture: receiver
 
 
 def test_a_restart_during_retries_delivers_every_message_at_least_once(start_server, receiver, tansu, new_topic):

@@ -5,6 +5,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 ALLOW_PRIVATE = {"GATEHOUSE_WEBHOOK_ALLOW_PRIVATE": "true"}  # the receivers listen on 127.0.0.1
 PUSH_PLAN = {"id": "push-plan", "name": "Push", "mode": "push", "status": "published", "validation": "AUTO"}
 
@@ -65,6 +67,20 @@ class Receiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    """Factory: receiver(answer=None) -> a Receiver, closed after the test."""
+    made = []
+
+    def make(answer=None):
+        made.append(Receiver(answer) if answer else Receiver())
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
 
 
 def webhook_api(endpoint_groups, qos="auto", configuration=None, dlq=None, name="Webhook API"):
