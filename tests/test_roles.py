@@ -12,7 +12,6 @@ import requests
 from conftest import ADMIN_PASSWORD, MGMT, ROOT, mock_api
 from test_end_to_end import csrf_token
 from test_browser import browser, expect, logged_in_page  # noqa: F401  (browser: a fixture)
-from test_hot_reload import postgres_url  # noqa: F401  (a fixture)
 
 PASSWORD = "correct horse battery"
 LOGIN = "login"  # expected: a redirect to the login page
@@ -279,7 +278,7 @@ def test_wrong_passwords_for_many_names_lock_the_client_address(start_server):
     assert refused.status_code == 429, refused.text
 
 
-def test_the_lock_holds_across_two_processes_on_one_postgresql_database(start_server, postgres_url):  # noqa: F811
+def test_the_lock_holds_across_two_processes_on_one_postgresql_database(start_server, postgres_url):
     first = start_server(postgres_url)
     second = start_server(postgres_url)
     for server in (first, second, first, second, first):
