@@ -172,8 +172,10 @@ def get_subscription(api_id, subscription_id):
     return jsonify(subscription_json(_subscription(_api(api_id), subscription_id)))
 
 
+# Changes need the owner role: an application's owner made a viewer since changes nothing (can_use
+# alone would let them, as they still own the application).
 @bp.post(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/<any(_accept, _reject, _close):action>")
-@requires("viewer")
+@requires("owner")
 def process_subscription(api_id, subscription_id, action):
     subscription = _subscription(_api(api_id), subscription_id, application_owner=action == "_close")
     if action == "_accept":
@@ -201,7 +203,7 @@ def renew_api_key(api_id, subscription_id):
 
 
 @bp.post(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/api-keys/<int:key_id>/_revoke")
-@requires("viewer")
+@requires("owner")
 def revoke_api_key(api_id, subscription_id, key_id):
     subscription = _subscription(_api(api_id), subscription_id)
     key = db.session.get(ApiKey, key_id)
