@@ -495,17 +495,22 @@ def test_a_personal_access_token_is_shown_once_works_with_its_role_and_stops_whe
 
 
 # ----- in a browser -----
+def add_user_in_browser(page, username, role):
+    """As an admin, on the Users page: a user with the test password."""
+    page.get_by_role("link", name="Users").click()
+    page.fill("#new-username", username)
+    page.select_option("#new-role", role)
+    page.fill("#new-password", PASSWORD)
+    page.get_by_role("button", name="Add user").click()
+    expect(page.get_by_text(f"User {username} created with the role {role}")).to_be_visible()
+
+
 def test_in_a_browser_an_admin_adds_an_owner_who_makes_a_token_and_no_policy_blocks_the_pages(server, browser):  # noqa: F811 (the fixture)
     blocked = []
     page = logged_in_page(browser, server)
     page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text
             else None)
-    page.get_by_role("link", name="Users").click()
-    page.fill("#new-username", "erin")
-    page.select_option("#new-role", "owner")
-    page.fill("#new-password", PASSWORD)
-    page.get_by_role("button", name="Add user").click()
-    expect(page.get_by_text("User erin created with the role owner")).to_be_visible()
+    add_user_in_browser(page, "erin", "owner")
     page.get_by_role("button", name="Log out admin").click()
 
     page.fill("#username", "erin")
