@@ -465,6 +465,26 @@ def test_an_owner_made_a_viewer_reads_but_no_longer_changes_the_subscriptions_of
     assert mgmt_as(server, "fay", "GET", at + "/api-keys").json()["data"][0]["revoked"] is False
 
 
+def test_the_plans_and_applications_pages_offer_only_the_actions_the_user_may_take(server):
+    admin = login(server, "admin", ADMIN_PASSWORD)
+    for name, role in (("ula", "owner"), ("walt", "owner"), ("vera", "viewer")):
+        add_user(server, admin, name, role)
+    api_id = mgmt_as(server, "ula", "POST", "/apis/_import/definition", json=dict(
+        mock_api(path="/offered"), plans=[plan("manual", "API_KEY", validation="MANUAL")])).json()["id"]
+    application = mgmt_as(server, "walt", "POST", "/applications", json={"name": "Walt's app"}).json()
+    assert mgmt_as(server, "walt", "POST", f"/apis/{api_id}/subscriptions",
+                   json={"applicationId": application["id"], "planId": "manual"}).json()["status"] == "PENDING"
+
+    for name, manages in (("ula", True), ("admin", True), ("walt", False), ("vera", False)):
+        client = admin if name == "admin" else login(server, name)
+        page = client.get(f"{server.portal}/apis/{api_id}/plans").text
+        assert "Walt&#39;s app" in page
+        for action in ("Add a plan", "Configure", ">Deprecate</button>", ">Accept</button>", ">Reject</button>"):
+            assert (action in page) is manages, (name, action)
+        creates = "Create an application" in client.get(server.portal + "/applications").text
+        assert creates is (name != "vera"), name
+
+
 # ----- personal access tokens -----
 def test_a_personal_access_token_is_shown_once_works_with_its_role_and_stops_when_revoked(server):
     admin = login(server, "admin", ADMIN_PASSWORD)
