@@ -74,10 +74,19 @@ def subscription_json(subscription, clear_key=None):
     return out
 
 
+def _text(body, field):
+    """A text field of a JSON body (None when absent); any other JSON type is refused, as the
+    portal's forms only ever send text."""
+    value = body.get(field)
+    if value is not None and not isinstance(value, str):
+        raise subs.Invalid({field: f"{field} must be a string."})
+    return value
+
+
 def _fields(body):
     security = body.get("security") if isinstance(body.get("security"), dict) else {}
     configuration = security.get("configuration")
-    return {"name": body.get("name"), "description": body.get("description"),
+    return {"name": _text(body, "name"), "description": _text(body, "description"),
             "type": v4.gateway_enum(security.get("type")), "validation": body.get("validation", "AUTO"),
             "configuration": configuration if isinstance(configuration, dict) else {}}
 
@@ -130,8 +139,9 @@ def list_applications():
 def create_application():
     body = _body()
     settings = body.get("settings") if isinstance(body.get("settings"), dict) else {}
-    client_id = body.get("clientId") or (settings.get("app") or {}).get("clientId")
-    application = subs.create_application(body.get("name"), body.get("description"), client_id, g.user)
+    app_settings = settings.get("app") if isinstance(settings.get("app"), dict) else {}
+    client_id = _text(body, "clientId") or _text(app_settings, "clientId")
+    application = subs.create_application(_text(body, "name"), _text(body, "description"), client_id, g.user)
     return jsonify(application_json(application)), 201
 
 
