@@ -51,10 +51,12 @@ def unexpected(exc):
 
 
 def _body():
+    """The JSON object of the request: every route's body is one (an array or a string would be
+    read with .get further on, a 500)."""
     body = request.get_json(silent=True)
-    if body is None:
+    if not isinstance(body, dict):
         raise apis.DefinitionError([{"field": "", "message": "The body must be a JSON object."}],
-                                   "The body is not valid JSON.")
+                                   "The body is not valid JSON." if body is None else "The body must be a JSON object.")
     return body
 
 

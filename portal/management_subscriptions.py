@@ -86,10 +86,19 @@ def webhook_json(subscription):
                            for d in subs.deliveries(subscription)]}
 
 
+def _text(body, field):
+    """A text field of a JSON body (None when absent); any other JSON type is refused, as the
+    portal's forms only ever send text."""
+    value = body.get(field)
+    if value is not None and not isinstance(value, str):
+        raise subs.Invalid({field: f"{field} must be a string."})
+    return value
+
+
 def _fields(body):
     security = body.get("security") if isinstance(body.get("security"), dict) else {}
     configuration = security.get("configuration")
-    return {"name": body.get("name"), "description": body.get("description"),
+    return {"name": _text(body, "name"), "description": _text(body, "description"),
             "type": rules.PUSH if v4.gateway_enum(body.get("mode")) == rules.PUSH else v4.gateway_enum(security.get("type")),
             "validation": body.get("validation", "AUTO"),
             "configuration": configuration if isinstance(configuration, dict) else {}}
@@ -143,8 +152,9 @@ def list_applications():
 def create_application():
     body = _body()
     settings = body.get("settings") if isinstance(body.get("settings"), dict) else {}
-    client_id = body.get("clientId") or (settings.get("app") or {}).get("clientId")
-    application = subs.create_application(body.get("name"), body.get("description"), client_id, g.user)
+    app_settings = settings.get("app") if isinstance(settings.get("app"), dict) else {}
+    client_id = _text(body, "clientId") or _text(app_settings, "clientId")
+    application = subs.create_application(_text(body, "name"), _text(body, "description"), client_id, g.user)
     return jsonify(application_json(application)), 201
 
 
@@ -191,7 +201,7 @@ def get_subscription(api_id, subscription_id):
 
 
 @bp.put(ENV + "/apis/<api_id>/subscriptions/<subscription_id>")
-@requires("viewer")
+@requires("owner")
 def update_subscription(api_id, subscription_id):
     subscription = _subscription(_api(api_id), subscription_id, api_owner=False)
     subs.update_consumer(subscription, _body().get("consumerConfiguration"))
@@ -199,7 +209,7 @@ def update_subscription(api_id, subscription_id):
 
 
 @bp.post(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/<any(_retry, _resume):action>")
-@requires("viewer")
+@requires("owner")
 def push_subscription(api_id, subscription_id, action):
     """A push subscription's "retry now" (while it waits to try again) and "resume" (once failed)."""
     subscription = _subscription(_api(api_id), subscription_id)
@@ -207,8 +217,10 @@ def push_subscription(api_id, subscription_id, action):
     return jsonify(subscription_json(subscription))
 
 
+# Changes need the owner role: an application's owner made a viewer since changes nothing (can_use
+# alone would let them, as they still own the application).
 @bp.post(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/<any(_accept, _reject, _close):action>")
-@requires("viewer")
+@requires("owner")
 def process_subscription(api_id, subscription_id, action):
     subscription = _subscription(_api(api_id), subscription_id, application_owner=action == "_close")
     if action == "_accept":
@@ -236,7 +248,7 @@ def renew_api_key(api_id, subscription_id):
 
 
 @bp.post(ENV + "/apis/<api_id>/subscriptions/<subscription_id>/api-keys/<int:key_id>/_revoke")
-@requires("viewer")
+@requires("owner")
 def revoke_api_key(api_id, subscription_id, key_id):
     subscription = _subscription(_api(api_id), subscription_id)
     key = db.session.get(ApiKey, key_id)

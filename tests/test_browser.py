@@ -44,15 +44,16 @@ def browser():
         browser.close()
 
 
-def logged_in_page(browser, server):
-    """A page of the portal, logged in as the admin."""
+def logged_in_page(browser, server, username="admin", password=ADMIN_PASSWORD):
+    """A page of the portal, logged in as the admin (or the given user), in a browser context of its
+    own: pages of two users are two people at two browsers."""
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.set_default_timeout(10_000)
     page.goto(server.portal + "/login")
-    page.fill("#username", "admin")
-    page.fill("#password", ADMIN_PASSWORD)
+    page.fill("#username", username)
+    page.fill("#password", password)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out admin")).to_be_visible()
+    expect(page.get_by_role("button", name=f"Log out {username}")).to_be_visible()
     return page
 
 

@@ -14,14 +14,15 @@ from schemathesis.checks import (content_type_conformance, not_a_server_error, r
                                  status_code_conformance)
 
 from conftest import ADMIN_PASSWORD, mock_api
-from test_roles import TABLE, add_user, app_routes, login, post_form, user_id
+from test_plans import plan
+from test_roles import ACTIONS, TABLE, add_user, app_routes, login, post_form, user_id
 
 SEED = 20261128
 FUZZ = settings(deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck))
 # What a refused call must leave as it was: all but the failed-login counts, which count refusals.
 STORED = ("users", "access_tokens", "apis", "listeners", "context_paths", "entrypoints", "endpoint_groups",
-          "endpoints", "plans", "deployments")
+          "endpoints", "plans", "deployments", "applications", "subscriptions", "api_keys")
 SCRIPT = "<script>alert(1)</script>"
 
 
@@ -97,21 +98,26 @@ def test_fuzzed_management_calls_never_fail_on_our_side_nor_store_a_refused_call
 FIELDS = ("name", "path", "version", "description", "type", "endpoint_type", "entrypoint.http-get", "qos.http-get",
           "cfg.messageInterval", "cfg.messageContent", "cfg.messageCount", "group_name", "group_type",
           "load_balancer", "weight", "inheritConfiguration", "secondary", "username", "role", "password", "owner",
-          "disabled", "next")
+          "disabled", "next", "status", "validation", "signature", "publicKeyResolver", "secret", "publicKey",
+          "jwksUrl", "client_id", "plan", "reason")
 TEXT = st.one_of(st.just(SCRIPT), st.just('"><img src=x onerror=alert(1)>'), st.text(max_size=40),
                  st.sampled_from(["", "/", "message", "proxy", "mock", "owner", "admin", "on", "-1", "9" * 30]))
 
 
 def test_fuzzed_portal_forms_are_refused_cleanly_and_never_echo_markup(fuzz_server, tmp_path, monkeypatch):
     admin = login(fuzz_server, "admin", ADMIN_PASSWORD)
-    api_id = fuzz_server.import_api(mock_api(path="/form-target"))
+    api_id = fuzz_server.import_api(dict(mock_api(path="/form-target"), plans=[plan("keys", "API_KEY")]))
+    subscription = fuzz_server.subscribe(api_id, "keys")
+    (key,) = fuzz_server.mgmt("GET", f"/apis/{api_id}/subscriptions/{subscription['id']}/api-keys").json()["data"]
     endpoints = admin.get(f"{fuzz_server.portal}/apis/{api_id}/endpoints").text
     group_id = int(endpoints.split('id="group-')[1].split('"')[0])
     endpoint_id = int(endpoints.split('id="endpoint-')[1].split('"')[0])
     add_user(fuzz_server, admin, "fuzzed", "viewer")  # whose role the fuzzer may change, not the admin's
     values = {"api_id": api_id, "group_id": group_id, "endpoint_id": endpoint_id, "token_id": 1, "revision": 1,
-              "user_id": user_id(fuzz_server, admin, "fuzzed")}
-    forms = sorted({rule.build({k: values[k] for k in rule.arguments})[1]
+              "user_id": user_id(fuzz_server, admin, "fuzzed"), "plan_id": "keys",
+              "application_id": subscription["application"]["id"], "subscription_id": subscription["id"],
+              "key_id": int(key["id"])}
+    forms = sorted({rule.build({k: {**values, "action": ACTIONS.get(endpoint)}[k] for k in rule.arguments})[1]
                     for endpoint, rule, methods in app_routes(tmp_path, monkeypatch)
                     if "POST" in methods and TABLE[(endpoint, "POST")][-1] != 405
                     and endpoint not in ("auth.logout", "auth.login")})

@@ -36,6 +36,17 @@ def test_errors_name_the_field_and_save_nothing(server):
     assert server.mgmt("GET", "/apis").json()["data"] == []
     not_json = server.mgmt("POST", "/apis/_import/definition", data="{", headers={"Content-Type": "application/json"})
     assert not_json.status_code == 400 and not_json.json()["message"] == "The body is not valid JSON."
+    api_id = server.import_api(mock_api(path="/bodies"))
+    for path in ("/apis/_import/definition", f"/apis/{api_id}/plans", "/applications", f"/apis/{api_id}/subscriptions"):
+        for body in ([1], "text", 7):
+            refused = server.mgmt("POST", path, json=body)
+            assert refused.status_code == 400 and refused.json()["message"] == "The body must be a JSON object.", path
+    for path, body in ((f"/apis/{api_id}/plans", {"name": 5, "security": {"type": "API_KEY"}}),
+                       ("/applications", {"name": ["App"]}), ("/applications", {"name": "App", "clientId": 7})):
+        refused = server.mgmt("POST", path, json=body)
+        assert refused.status_code == 400 and refused.json()["errors"][0]["field"] in ("name", "clientId"), refused.text
+    assert [api["id"] for api in server.mgmt("GET", "/apis").json()["data"]] == [api_id]
+    assert server.mgmt("GET", "/applications").json()["data"] == []
     missing = server.mgmt("GET", "/apis/does-not-exist")
     assert missing.status_code == 404 and missing.json()["message"] == "No API with id does-not-exist."
 

@@ -11,8 +11,8 @@ import requests
 
 from conftest import ADMIN_PASSWORD, MGMT, ROOT, mock_api
 from test_end_to_end import csrf_token
+from test_plans import plan
 from test_browser import browser, expect, logged_in_page  # noqa: F401  (browser: a fixture)
-from test_hot_reload import postgres_url  # noqa: F401  (a fixture)
 
 PASSWORD = "correct horse battery"
 LOGIN = "login"  # expected: a redirect to the login page
@@ -120,19 +120,72 @@ TABLE = {
     ("management.start", "POST"):       (401,     403,   204,  403,  204),
     ("management.stop", "POST"):        (401,     403,   400,  403,  400),   # allowed, but it is stopped
     ("management.deploy", "POST"):      (401,     403,   202,  403,  202),
-    # ----- webhook (issue 9): push subscriptions. URL ids as the consumer rows' (an application of
-    # the admin, a subscription of it to a standard plan: hence 404 / 400 where the caller may act).
-    ("consumers.webhook_fields", "POST"):      (LOGIN, 403, 403, 403, 200),
-    ("consumers.webhook", "GET"):              (LOGIN, 403, 403, 403, 404),   # not a push subscription
-    ("consumers.webhook", "POST"):             (LOGIN, 403, 403, 403, 404),
-    ("consumers.webhook_action", "POST"):      (LOGIN, 403, 403, 403, 404),
-    ("management.update_subscription", "PUT"): (401,   403, 403, 403, 400),   # the application's owner only
-    ("management.push_subscription", "POST"):  (401,   403, 400, 403, 400),   # not retrying / not failed
+    # Plans: any signed-in user reads them; the API's owner or an admin changes them.
+    ("consumers.plans", "GET"):         (LOGIN,   200,   200,  200,  200),
+    ("consumers.new_plan", "GET"):      (LOGIN,   403,   200,  403,  200),
+    ("consumers.new_plan", "POST"):     (LOGIN,   403,   400,  403,  400),   # empty form: errors
+    ("consumers.edit_plan", "GET"):     (LOGIN,   403,   200,  403,  200),
+    ("consumers.edit_plan", "POST"):    (LOGIN,   403,   400,  403,  400),   # empty form: errors
+    ("consumers.plan_status", "POST"):  (LOGIN,   403,   302,  403,  302),   # publishes a fresh staging plan
+    ("consumers.process_subscription", "POST"): (LOGIN, 403, 302, 403, 302),  # accepts a fresh pending one
+    ("management.list_plans", "GET"):   (401,     200,   200,  200,  200),
+    ("management.get_plan", "GET"):     (401,     200,   200,  200,  200),
+    ("management.create_plan", "POST"): (401,     403,   201,  403,  201),
+    ("management.update_plan", "PUT"):  (401,     403,   200,  403,  200),
+    ("management.move_plan", "POST"):   (401,     403,   200,  403,  200),   # publishes a fresh staging plan
+    # Applications (all owned by `owner`): any owner creates some; only their owner or an admin
+    # acts for one. "other" owns another API, not this application: refused like the viewer.
+    ("consumers.applications", "GET"):  (LOGIN,   200,   200,  200,  200),
+    ("consumers.create_application", "POST"): (LOGIN, 403, 400, 400, 400),   # empty form: errors
+    ("consumers.application", "GET"):   (LOGIN,   403,   200,  403,  200),
+    ("consumers.subscribe", "POST"):    (LOGIN,   403,   201,  403,  201),   # a fresh application: key shown
+    ("consumers.renew_key", "POST"):    (LOGIN,   403,   200,  403,  200),
+    ("consumers.revoke_key", "POST"):   (LOGIN,   403,   302,  403,  302),
+    ("consumers.close_subscription", "POST"): (LOGIN, 403, 302, 403, 302),
+    ("management.list_applications", "GET"):  (401, 200, 200,  200,  200),
+    ("management.get_application", "GET"):    (401, 200, 200,  200,  200),
+    ("management.create_application", "POST"): (401, 403, 201, 201,  201),
+    # Subscriptions: between the API's owner and the application's owner (and admins); a viewer
+    # lists only those it may see (none), as does "other".
+    ("management.list_subscriptions", "GET"): (401, 200, 200,  200,  200),
+    ("management.create_subscription", "POST"): (401, 403, 201, 403, 201),  # a fresh application subscribes
+    ("management.get_subscription", "GET"):   (401, 403, 200,  403,  200),
+    ("management.process_subscription", "POST"): (401, 403, 200, 403, 200),  # closes a fresh one
+    ("management.list_api_keys", "GET"):      (401, 403, 200,  403,  200),
+    ("management.renew_api_key", "POST"):     (401, 403, 201,  403,  201),  # the application's owner only
+    ("management.revoke_api_key", "POST"):    (401, 403, 200,  403,  200),
+    # ----- webhook (issue 9): push subscriptions. The matrix's subscription is to an api-key plan,
+    # so the webhook pages answer 404 and the retry / resume / settings changes 400 to those who may act.
+    ("consumers.webhook_fields", "POST"):      (LOGIN, 403, 200, 403, 200),
+    ("consumers.webhook", "GET"):              (LOGIN, 403, 404, 403, 404),
+    ("consumers.webhook", "POST"):             (LOGIN, 403, 404, 403, 404),
+    ("consumers.webhook_action", "POST"):      (LOGIN, 403, 404, 403, 404),
+    ("management.update_subscription", "PUT"): (401,   403, 400, 403, 400),   # the application's owner
+    ("management.push_subscription", "POST"):  (401,   403, 400, 403, 400),   # either owner
 }
-# Routes that change what the next actor would find: each request gets an API of its own.
+# Routes that change what the next actor would find: each request gets an API of its own (FRESH),
+# or the subscription, API key, plan or application the route acts on (FRESH_OBJECTS).
 FRESH = {"ui.start", "ui.stop", "ui.delete_api", "ui.delete_endpoint", "ui.delete_group", "management.delete_api",
          "management.replace_definition",
          "management.start"}
+FRESH_OBJECTS = {"consumers.plan_status", "consumers.process_subscription", "consumers.subscribe",
+                 "consumers.revoke_key", "consumers.close_subscription", "management.move_plan",
+                 "management.create_subscription", "management.process_subscription", "management.revoke_api_key"}
+# The `action` of <any(...):action> rules; accepting needs a pending subscription (a MANUAL plan).
+ACTIONS = {"consumers.process_subscription": "accept", "management.process_subscription": "_close",
+           "management.move_plan": "_publish",
+           "consumers.webhook_action": "retry", "management.push_subscription": "_retry"}
+# What each request sends to reach the status of the table rather than an empty body's refusal.
+BODIES = {
+    "management.import_definition": lambda m, v: mock_api(path="/i-" + uuid.uuid4().hex),
+    "management.replace_definition": lambda m, v: mock_api(path="/i-" + uuid.uuid4().hex),
+    "management.create_plan": lambda m, v: {"name": "Matrix plan", "security": {"type": "API_KEY"}},
+    "management.update_plan": lambda m, v: {"name": "Keys", "security": {"type": "API_KEY"}},
+    "management.create_application": lambda m, v: {"name": "Matrix app " + uuid.uuid4().hex[:6]},
+    "management.create_subscription": lambda m, v: {"applicationId": v["application_id"], "planId": "keys"},
+    "consumers.subscribe": lambda m, v: {"plan": f"{v['api_id']}/keys"},
+    "consumers.plan_status": lambda m, v: {"status": "published"},
+}
 
 
 def app_routes(tmp_path, monkeypatch):
@@ -160,8 +213,10 @@ class Matrix:
         for actor in ACTORS:
             self.relogin(actor)
         mgmt_as(server, "other", "POST", "/apis/_import/definition", json=mock_api(path="/other-" + uuid.uuid4().hex))
-        self.api = self.new_api()
+        self.api = self.new_api(plans=[plan("keys", "API_KEY"), plan("manual", "API_KEY", validation="MANUAL")])
         assert mgmt_as(server, "owner", "POST", f"/apis/{self.api['id']}/deployments").status_code == 202
+        self.application = self.new_application()
+        self.subscription = self.new_subscription("keys", self.application)
 
     def relogin(self, actor):
         if actor == "anonymous":
@@ -169,23 +224,61 @@ class Matrix:
         else:
             self.sessions[actor] = login(self.server, actor, self.passwords[actor])
 
-    def new_api(self):
+    def new_api(self, plans=None):
         """An API owned by `owner`, with the ids of its groups and endpoints."""
-        response = mgmt_as(self.server, "owner", "POST", "/apis/_import/definition",
-                           json=two_group_api("/m-" + uuid.uuid4().hex))
+        definition = two_group_api("/m-" + uuid.uuid4().hex)
+        if plans:
+            definition["plans"] = plans
+        response = mgmt_as(self.server, "owner", "POST", "/apis/_import/definition", json=definition)
         assert response.status_code == 201, response.text
         api_id = response.json()["id"]
         page = self.sessions["admin"].get(f"{self.server.portal}/apis/{api_id}/endpoints").text
         return {"id": api_id, "groups": [int(x) for x in re.findall(r'id="group-(\d+)"', page)],
                 "endpoints": [int(x) for x in re.findall(r'id="endpoint-(\d+)"', page)]}
 
+    def owned(self, method, path, body=None):
+        """A management call as `owner`, who owns the matrix API and its applications."""
+        response = mgmt_as(self.server, "owner", method, path, json=body)
+        assert response.ok, response.text
+        return response.json()
+
+    def new_application(self):
+        return self.owned("POST", "/applications", {"name": "Matrix app " + uuid.uuid4().hex[:6]})["id"]
+
+    def new_subscription(self, plan_id, application=None):
+        """A subscription of (a new application of) `owner` to a plan of the matrix API, and its key's
+        id (None while it awaits validation)."""
+        api = self.api["id"]
+        subscription = self.owned("POST", f"/apis/{api}/subscriptions",
+                                  {"applicationId": application or self.new_application(), "planId": plan_id})
+        keys = self.owned("GET", f"/apis/{api}/subscriptions/{subscription['id']}/api-keys")["data"]
+        return {"id": subscription["id"], "application": subscription["application"]["id"],
+                "key": int(keys[0]["id"]) if keys else None}
+
     def url_values(self, endpoint, rule, actor):
+        """Every value the route's URL (or its body) may need."""
         api = self.new_api() if endpoint in FRESH else self.api
         values = {"api_id": api["id"], "group_id": api["groups"][0], "endpoint_id": api["endpoints"][0],
-                  "revision": 1, "user_id": self.target_user}
+                  "revision": 1, "user_id": self.target_user, "plan_id": "keys", "action": ACTIONS.get(endpoint),
+                  "application_id": self.application, "subscription_id": self.subscription["id"],
+                  "key_id": self.subscription["key"]}
+        if endpoint in FRESH_OBJECTS:
+            values.update(self.fresh_objects(set(rule.arguments), values["action"]))
         if "token_id" in rule.arguments:
             values["token_id"] = self.token_of(actor)
-        return {name: values[name] for name in rule.arguments}
+        return values
+
+    def fresh_objects(self, arguments, action):
+        """The subscription (and its key), plan or application a route acts on, of its own."""
+        if arguments & {"subscription_id", "key_id"}:
+            pending = action in ("accept", "reject", "_accept", "_reject")  # those need a MANUAL plan
+            subscription = self.new_subscription("manual" if pending else "keys")
+            return {"application_id": subscription["application"], "subscription_id": subscription["id"],
+                    "key_id": subscription["key"]}
+        if "plan_id" in arguments:  # a plan in staging, to publish
+            body = BODIES["management.create_plan"](self, {})
+            return {"plan_id": self.owned("POST", f"/apis/{self.api['id']}/plans", body)["id"]}
+        return {"application_id": self.new_application()}  # one that has not subscribed yet
 
     def token_of(self, actor):
         """A token of the actor's own to revoke (anonymous: someone's, which it may not touch)."""
@@ -195,18 +288,16 @@ class Matrix:
         assert response.status_code == 201, response.text
         return int(re.findall(r"/tokens/(\d+)/revoke", client.get(self.server.portal + "/tokens").text)[-1])
 
-    def request(self, actor, method, path):
+    def request(self, actor, endpoint, method, path, values):
+        body = BODIES[endpoint](self, values) if endpoint in BODIES and method in ("POST", "PUT") else None
         if path.startswith("/management/"):
-            body = None
-            if method in ("POST", "PUT") and path.endswith("/_import/definition"):
-                body = mock_api(path="/i-" + uuid.uuid4().hex)
             auth = None if actor == "anonymous" else (actor, self.passwords[actor])
             return requests.request(method, self.server.portal + path, auth=auth, json=body, timeout=30,
                                     allow_redirects=False)
         client = self.sessions[actor]
         if method == "GET":
             return client.get(self.server.portal + path, allow_redirects=False)
-        return post_form(client, self.server, path)
+        return post_form(client, self.server, path, body)
 
 
 def check(response, expected, actor, where):
@@ -235,8 +326,9 @@ def test_every_route_answers_each_role_as_the_table_says(server, tmp_path, monke
     for endpoint, rule, methods in routes:
         for method in sorted(methods | ({"GET", "POST"} - on_path[rule.rule])):
             for actor, expected in zip(ACTORS, TABLE.get((endpoint, method), (405,) * len(ACTORS))):
-                path = rule.build(matrix.url_values(endpoint, rule, actor), append_unknown=False)[1]
-                response = matrix.request(actor, method, path)
+                values = matrix.url_values(endpoint, rule, actor)
+                path = rule.build({name: values[name] for name in rule.arguments}, append_unknown=False)[1]
+                response = matrix.request(actor, endpoint, method, path, values)
                 check(response, expected, actor, f"{method} {path} ({endpoint}) as {actor}")
                 checked += 1
                 if endpoint == "auth.logout":
@@ -287,7 +379,7 @@ def test_wrong_passwords_for_many_names_lock_the_client_address(start_server):
     assert refused.status_code == 429, refused.text
 
 
-def test_the_lock_holds_across_two_processes_on_one_postgresql_database(start_server, postgres_url):  # noqa: F811
+def test_the_lock_holds_across_two_processes_on_one_postgresql_database(start_server, postgres_url):
     first = start_server(postgres_url)
     second = start_server(postgres_url)
     for server in (first, second, first, second, first):
@@ -363,6 +455,45 @@ def test_admin_hands_an_api_to_another_owner(server):
     assert mgmt_as(server, "olga", "POST", f"/apis/{api_id}/deployments").status_code == 403
 
 
+def test_an_owner_made_a_viewer_reads_but_no_longer_changes_the_subscriptions_of_their_application(server):
+    admin = login(server, "admin", ADMIN_PASSWORD)
+    add_user(server, admin, "fay", "owner")
+    api_id = server.import_api(dict(mock_api(path="/demoted"), plans=[plan("keys", "API_KEY")]))
+    application = mgmt_as(server, "fay", "POST", "/applications", json={"name": "Fay's app"}).json()
+    subscription = mgmt_as(server, "fay", "POST", f"/apis/{api_id}/subscriptions",
+                           json={"applicationId": application["id"], "planId": "keys"}).json()
+    at = f"/apis/{api_id}/subscriptions/{subscription['id']}"
+    (key,) = mgmt_as(server, "fay", "GET", at + "/api-keys").json()["data"]
+
+    assert post_form(admin, server, f"/users/{user_id(server, admin, 'fay')}", {"role": "viewer"}).status_code == 302
+    assert mgmt_as(server, "fay", "GET", at).json()["status"] == "ACCEPTED"
+    for change in (at + f"/api-keys/{key['id']}/_revoke", at + "/_close", at + "/api-keys/_renew"):
+        refused = mgmt_as(server, "fay", "POST", change)
+        assert refused.status_code == 403 and "ask an admin for the owner role" in refused.json()["message"], change
+    assert mgmt_as(server, "fay", "GET", at).json()["status"] == "ACCEPTED"
+    assert mgmt_as(server, "fay", "GET", at + "/api-keys").json()["data"][0]["revoked"] is False
+
+
+def test_the_plans_and_applications_pages_offer_only_the_actions_the_user_may_take(server):
+    admin = login(server, "admin", ADMIN_PASSWORD)
+    for name, role in (("ula", "owner"), ("walt", "owner"), ("vera", "viewer")):
+        add_user(server, admin, name, role)
+    api_id = mgmt_as(server, "ula", "POST", "/apis/_import/definition", json=dict(
+        mock_api(path="/offered"), plans=[plan("manual", "API_KEY", validation="MANUAL")])).json()["id"]
+    application = mgmt_as(server, "walt", "POST", "/applications", json={"name": "Walt's app"}).json()
+    assert mgmt_as(server, "walt", "POST", f"/apis/{api_id}/subscriptions",
+                   json={"applicationId": application["id"], "planId": "manual"}).json()["status"] == "PENDING"
+
+    for name, manages in (("ula", True), ("admin", True), ("walt", False), ("vera", False)):
+        client = admin if name == "admin" else login(server, name)
+        page = client.get(f"{server.portal}/apis/{api_id}/plans").text
+        assert "Walt&#39;s app" in page
+        for action in ("Add a plan", "Configure", ">Deprecate</button>", ">Accept</button>", ">Reject</button>"):
+            assert (action in page) is manages, (name, action)
+        creates = "Create an application" in client.get(server.portal + "/applications").text
+        assert creates is (name != "vera"), name
+
+
 # ----- personal access tokens -----
 def test_a_personal_access_token_is_shown_once_works_with_its_role_and_stops_when_revoked(server):
     admin = login(server, "admin", ADMIN_PASSWORD)
@@ -393,17 +524,22 @@ def test_a_personal_access_token_is_shown_once_works_with_its_role_and_stops_whe
 
 
 # ----- in a browser -----
+def add_user_in_browser(page, username, role):
+    """As an admin, on the Users page: a user with the test password."""
+    page.get_by_role("link", name="Users").click()
+    page.fill("#new-username", username)
+    page.select_option("#new-role", role)
+    page.fill("#new-password", PASSWORD)
+    page.get_by_role("button", name="Add user").click()
+    expect(page.get_by_text(f"User {username} created with the role {role}")).to_be_visible()
+
+
 def test_in_a_browser_an_admin_adds_an_owner_who_makes_a_token_and_no_policy_blocks_the_pages(server, browser):  # noqa: F811 (the fixture)
     blocked = []
     page = logged_in_page(browser, server)
     page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text
             else None)
-    page.get_by_role("link", name="Users").click()
-    page.fill("#new-username", "erin")
-    page.select_option("#new-role", "owner")
-    page.fill("#new-password", PASSWORD)
-    page.get_by_role("button", name="Add user").click()
-    expect(page.get_by_text("User erin created with the role owner")).to_be_visible()
+    add_user_in_browser(page, "erin", "owner")
     page.get_by_role("button", name="Log out admin").click()
 
     page.fill("#username", "erin")

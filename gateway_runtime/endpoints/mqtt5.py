@@ -302,12 +302,21 @@ class FanOut:
     def __init__(self, endpoint):
         self.subscribers = set()
         self.error = None
+        self.pending = []
         self.connection = Connection(endpoint, f"gatehouse-fanout-{uuid.uuid4().hex[:12]}", endpoint.topic("consumer"),
                                      0, on_message=self._deliver, on_down=self._down)
 
     def _deliver(self, message):
+        # Handed on once the reading greenlet waits for its socket: what arrived meanwhile goes to
+        # each subscriber as one batch (a thousand clients: one wake-up each, not one per message).
+        if not self.pending:
+            gevent.get_hub().loop.run_callback(self._flush)
+        self.pending.append(message)
+
+    def _flush(self):
+        batch, self.pending = self.pending, []
         for subscriber in list(self.subscribers):
-            subscriber.deliver([message])
+            subscriber.deliver(batch)
 
     def _down(self):
         self.error = self.connection.error
