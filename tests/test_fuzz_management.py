@@ -2,6 +2,7 @@
 hypothesis every portal form, against a real server, with a fixed seed and a bounded budget. No
 answer is a 5xx, a refused call stores nothing, no input comes back as markup, and every answer
 carries the headers that stop a browser from running or framing what it gets."""
+import re
 import sqlite3
 
 import pytest
@@ -47,13 +48,30 @@ def fuzz_server(module_server):
     return module_server
 
 
+# A Flask URL parameter: <name>, <converter:name> or <converter(arguments):name>.
+URL_PARAMETER = re.compile(r"<(?:(\w+)(?:\(([^)]*)\))?:)?(\w+)>")
+
+
+def document_paths(rule):
+    """The OpenAPI paths of a Flask rule: <plan_id> and <int:key_id> become {planId} and {keyId},
+    and an <any(...)> parameter gives one path per value (the document describes each action alone)."""
+    paths, end = [""], 0
+    for match in URL_PARAMETER.finditer(rule):
+        converter, arguments, name = match.groups()
+        values = ([value.strip() for value in arguments.split(",")] if converter == "any" else
+                  ["{" + re.sub(r"_(\w)", lambda m: m.group(1).upper(), name) + "}"])
+        paths = [path + rule[end:match.start()] + value for path in paths for value in values]
+        end = match.end()
+    return [path + rule[end:] for path in paths]
+
+
 def test_the_openapi_document_describes_every_management_route(fuzz_server, tmp_path, monkeypatch):
     document = requests.get(fuzz_server.portal + "/management/v2/openapi.json").json()
     described = {(path, method.upper()) for path, item in document["paths"].items()
                  for method in item if method != "parameters"}
-    routes = {(rule.rule.replace("<api_id>", "{apiId}"), method)
+    routes = {(path, method)
               for endpoint, rule, methods in app_routes(tmp_path, monkeypatch) if endpoint.startswith("management.")
-              for method in methods}
+              for path in document_paths(rule.rule) for method in methods}
     assert described == routes
 
 
