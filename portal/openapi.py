@@ -2,6 +2,8 @@
 test generates its requests from it, and checks the answers against it)."""
 from gateway_runtime import plans as rules
 
+from .models import MAX_ROW_ID
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 API = {"$ref": "#/components/schemas/Api"}
 CODES = {400: "Invalid input", 401: "Authentication required (HTTP Basic or a personal access token)",
@@ -41,6 +43,7 @@ def _page(name):
 DEFINITION = {"description": "A Gravitee v4 export envelope, or a bare v4 API in the gateway (definitionVersion "
                              "4.0.0) or management (V4) form.", "anyOf": [_ref("Definition"), _ref("Envelope")]}
 STRING, CONFIGURATION = {"type": "string"}, {"type": "object"}
+KEY_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}
 OPTIONAL_STRING, TIME = {"type": ["string", "null"]}, {"type": "string", "format": "date-time"}
 # A plan as sent: the security type counts only when the plan is made (a plan's type never changes);
 # the configuration fields are those of JWT plans (api-key and key-less plans have none).
@@ -112,9 +115,9 @@ SCHEMAS = {
 
 
 def _parameters(*names):
-    """Path parameters by name: ids are strings, but an API key's is a number."""
+    """Path parameters by name: ids are strings, but an API key's is a row number."""
     return [{"name": name, "in": "path", "required": True,
-             "schema": {"type": "integer"} if name == "keyId" else {"type": "string"}} for name in names]
+             "schema": KEY_ID if name == "keyId" else STRING} for name in names]
 
 
 def document():

@@ -119,6 +119,8 @@ def validate(api):
             err(f"plans[{pi}].security.type", "A plan needs a security type.")
         elif plan.get("status") is not None and plan["status"] not in plans.STATUSES:
             err(f"plans[{pi}].status", "A plan's status must be one of " + ", ".join(plans.STATUSES) + ".")
+        elif not isinstance(plan["security"].get("configuration") or {}, dict):  # problems() reads it with .get
+            err(f"plans[{pi}].security.configuration", "A plan's security configuration must be an object.")
     if errors:
         raise DefinitionError(errors)
     return api
