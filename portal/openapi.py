@@ -4,8 +4,12 @@ from gateway_runtime import plans as rules
 
 from .models import MAX_ROW_ID
 
-ERROR = {"$ref": "#/components/schemas/Error"}
-API = {"$ref": "#/components/schemas/Api"}
+
+def _ref(name):
+    return {"$ref": "#/components/schemas/" + name}
+
+
+ERROR, API = _ref("Error"), _ref("Api")
 CODES = {400: "Invalid input", 401: "Authentication required (HTTP Basic or a personal access token)",
          403: "The user's role does not allow it; the message says what to do",
          404: "No such API, or no such plan, application, subscription or API key (the message says which)",
@@ -29,10 +33,6 @@ def _op(summary, ok, body=None, codes=(), body_required=True):
 
 def _object(properties, required=()):
     return {"type": "object", "properties": properties, **({"required": list(required)} if required else {})}
-
-
-def _ref(name):
-    return {"$ref": "#/components/schemas/" + name}
 
 
 def _page(name):
@@ -81,7 +81,7 @@ SCHEMAS = {
             "id": STRING, "name": STRING, "security": _object({"type": STRING}, ("type",)),
             "mode": STRING, "status": STRING}, ("security",))}},
         ("name", "type", "listeners", "endpointGroups")),
-    "Envelope": _object({"api": {"$ref": "#/components/schemas/Definition"}, "plans": {"type": "array"}},
+    "Envelope": _object({"api": _ref("Definition"), "plans": {"type": "array"}},
                         ("api",)),
     "NewPlan": _object(PLAN_FIELDS, ("name", "security")),
     "PlanUpdate": _object(PLAN_FIELDS, ("name",)),
