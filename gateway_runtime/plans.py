@@ -44,7 +44,9 @@ class Refused(Exception):
 
 
 def is_hmac(configuration):
-    return (configuration or {}).get("signature", "RSA_RS256").startswith("HMAC_")
+    signature = (configuration or {}).get("signature", "RSA_RS256")
+    # A signature sent as another JSON type is none of ours: problems() names it.
+    return isinstance(signature, str) and signature.startswith("HMAC_")
 
 
 def map_secret(configuration, change):
@@ -86,11 +88,11 @@ def problems(plan):
     config = plan["security"].get("configuration") or {}
     found = {}
     signature = config.get("signature", "RSA_RS256")
-    if signature not in SIGNATURES:
+    if not isinstance(signature, str) or signature not in SIGNATURES:  # a list is not hashable
         found["signature"] = "JWT signature must be one of " + ", ".join(SIGNATURES) + "."
     resolver = config.get("publicKeyResolver", "GIVEN_KEY")
     parameter = config.get("resolverParameter")
-    if resolver not in RESOLVERS:
+    if not isinstance(resolver, str) or resolver not in RESOLVERS:
         found["publicKeyResolver"] = "JWT keys: only " + " or ".join(RESOLVERS.values()) + " are available yet."
     elif not isinstance(parameter, str) or not parameter.strip():
         found["resolverParameter"] = "JWT plans need " + ("a secret" if is_hmac(config) else

@@ -9,7 +9,7 @@ from . import apis
 from . import subscriptions as subs
 from .auth import can_manage, can_use, ensure, requires
 from .management import ENV, _api, _body, bp, error
-from .models import ApiKey, db
+from .models import MAX_ROW_ID, ApiKey, db
 
 
 @bp.errorhandler(subs.Invalid)
@@ -226,7 +226,8 @@ def process_subscription(api_id, subscription_id, action):
     if action == "_accept":
         subs.accept(subscription, g.user.username)
     elif action == "_reject":
-        subs.reject(subscription, g.user.username, (request.get_json(silent=True) or {}).get("reason", ""))
+        # The body is optional; when sent, it is a JSON object whose reason is text.
+        subs.reject(subscription, g.user.username, _text(_body() if request.get_data() else {}, "reason"))
     else:
         subs.close(subscription, g.user.username)
     return jsonify(subscription_json(subscription))
@@ -251,7 +252,7 @@ def renew_api_key(api_id, subscription_id):
 @requires("owner")
 def revoke_api_key(api_id, subscription_id, key_id):
     subscription = _subscription(_api(api_id), subscription_id)
-    key = db.session.get(ApiKey, key_id)
+    key = db.session.get(ApiKey, key_id) if key_id <= MAX_ROW_ID else None
     if key is None or key.subscription_id != subscription.id:
         abort(404, f"Subscription {subscription.id} has no API key {key_id}.")
     subs.revoke_key(key)

@@ -22,6 +22,7 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+MAX_ROW_ID = 2 ** 63 - 1  # SQLite's largest integer: a larger id names no row (and overflows a query)
 
 
 def utcnow():

@@ -2,6 +2,7 @@
 hypothesis every portal form, against a real server, with a fixed seed and a bounded budget. No
 answer is a 5xx, a refused call stores nothing, no input comes back as markup, and every answer
 carries the headers that stop a browser from running or framing what it gets."""
+import re
 import sqlite3
 
 import pytest
@@ -47,36 +48,79 @@ def fuzz_server(module_server):
     return module_server
 
 
+# A Flask URL parameter: <name>, <converter:name> or <converter(arguments):name>.
+URL_PARAMETER = re.compile(r"<(?:(\w+)(?:\(([^)]*)\))?:)?(\w+)>")
+
+
+def document_paths(rule):
+    """The OpenAPI paths of a Flask rule: <plan_id> and <int:key_id> become {planId} and {keyId},
+    and an <any(...)> parameter gives one path per value (the document describes each action alone)."""
+    paths, end = [""], 0
+    for match in URL_PARAMETER.finditer(rule):
+        converter, arguments, name = match.groups()
+        values = ([value.strip() for value in arguments.split(",")] if converter == "any" else
+                  ["{" + re.sub(r"_(\w)", lambda m: m.group(1).upper(), name) + "}"])
+        paths = [path + rule[end:match.start()] + value for path in paths for value in values]
+        end = match.end()
+    return [path + rule[end:] for path in paths]
+
+
 def test_the_openapi_document_describes_every_management_route(fuzz_server, tmp_path, monkeypatch):
     document = requests.get(fuzz_server.portal + "/management/v2/openapi.json").json()
     described = {(path, method.upper()) for path, item in document["paths"].items()
                  for method in item if method != "parameters"}
-    routes = {(rule.rule.replace("<api_id>", "{apiId}"), method)
+    routes = {(path, method)
               for endpoint, rule, methods in app_routes(tmp_path, monkeypatch) if endpoint.startswith("management.")
-              for method in methods}
+              for path in document_paths(rule.rule) for method in methods}
     assert described == routes
 
 
 def test_fuzzed_management_calls_never_fail_on_our_side_nor_store_a_refused_call(fuzz_server):
     schema = schemathesis.openapi.from_url(fuzz_server.portal + "/management/v2/openapi.json")
-    real = {"id": fuzz_server.import_api(mock_api(path="/fuzz-target"))}
-    counts = {"calls": 0, "refused": 0, "accepted": 0}
+    counts = {"calls": 0, "refused": 0, "accepted": 0, "targets": 0}
+
+    def fresh():
+        """An API with a published api-key plan (AUTO validation), an application subscribed to it,
+        the subscription and its key: the ids the document's path parameters name. Each API gets a
+        path of its own, as the one it replaces may still hold its path."""
+        counts["targets"] += 1
+        api_id = fuzz_server.import_api(dict(mock_api(path=f"/fuzz-target-{counts['targets']}"),
+                                             plans=[plan("keys", "API_KEY")]))
+        subscription = fuzz_server.subscribe(api_id, "keys")
+        (key,) = fuzz_server.mgmt("GET", f"/apis/{api_id}/subscriptions/{subscription['id']}/api-keys").json()["data"]
+        return {"apiId": api_id, "planId": "keys", "applicationId": subscription["application"]["id"],
+                "subscriptionId": subscription["id"], "keyId": int(key["id"])}
+
+    real = fresh()
 
     def target():
-        """A real API for half the calls, so that fuzzed bodies reach past the 404 (made again when
-        a fuzzed call deleted it)."""
-        if fuzz_server.mgmt("GET", f"/apis/{real['id']}").status_code == 404:
-            real["id"] = fuzz_server.import_api(mock_api(path="/fuzz-target"))
-        return real["id"]
+        """Real ids for two calls in three, so that fuzzed bodies reach past the 404s (made again when a
+        fuzzed call deleted the API, replaced its plans, or moved the plan or the subscription on:
+        a closed one refuses every change before reading the body)."""
+        found = fuzz_server.mgmt("GET", f"/apis/{real['apiId']}/plans/{real['planId']}")
+        subscription = fuzz_server.mgmt("GET", f"/apis/{real['apiId']}/subscriptions/{real['subscriptionId']}")
+        if found.status_code != 200 or found.json().get("status") != "PUBLISHED" \
+                or subscription.status_code != 200 or subscription.json()["status"] != "ACCEPTED":
+            real.update(fresh())
+        return real
 
     strategy = schema.as_strategy() | schema.as_strategy(schemathesis.GenerationMode.NEGATIVE)
 
     @seed(SEED)
     @settings(FUZZ, max_examples=250)
-    @given(case=strategy, on_real_api=st.booleans())
-    def run(case, on_real_api):
-        if on_real_api and "apiId" in (case.path_parameters or {}):
-            case.path_parameters["apiId"] = target()
+    @given(case=strategy, real_ids=st.sampled_from(("none", "all", "all but the last")))
+    def run(case, real_ids):
+        if real_ids != "none" and (case.path_parameters or isinstance(case.body, dict)):
+            ids = target()
+            # "all but the last": the fuzzed last id (a plan's, a key's...) reaches the lookup under
+            # its real API or subscription.
+            names = re.findall(r"{(\w+)}", case.path)[:-1 if real_ids == "all but the last" else None]
+            case.path_parameters.update({name: ids[name] for name in names})
+            if isinstance(case.body, dict):
+                # A new subscription's application and plan (a fuzzed string only, so as not to mend
+                # a negative case): past "no such application", into subscribe's checks.
+                case.body.update({name: ids[name] for name in ("applicationId", "planId")
+                                  if isinstance(case.body.get(name), str)})
         before = stored(fuzz_server)
         response = case.call_and_validate(session=fuzz_server.http, checks=[
             not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance])

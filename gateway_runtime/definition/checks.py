@@ -121,6 +121,8 @@ def validate(api):
             err(f"plans[{pi}].status", "A plan's status must be one of " + ", ".join(plans.STATUSES) + ".")
         elif (plan.get("mode") == plans.PUSH) != (plan["security"]["type"] == plans.PUSH):
             err(f"plans[{pi}].mode", "A push plan (mode push) has no other security: subscribers are called back.")
+        elif not isinstance(plan["security"].get("configuration") or {}, dict):  # problems() reads it with .get
+            err(f"plans[{pi}].security.configuration", "A plan's security configuration must be an object.")
     if errors:
         raise DefinitionError(errors)
     return api
