@@ -385,6 +385,8 @@ class Pusher:
         found = []
         for sid, api_id, plan_id, stored, state, holder, lease_until, wake in rows:
             stored = json.loads(stored) if isinstance(stored, str) else stored
+            if not isinstance(stored, dict):  # a JSON null written by an older row: no webhook settings
+                continue
             configuration = SUBSCRIPTION.map_secrets(stored.get("entrypointConfiguration") or {},
                                                      self.gateway.cipher.decrypt)
             found.append({"id": sid, "api_id": api_id, "plan_id": plan_id, "configuration": configuration,

@@ -295,7 +295,8 @@ class Subscription(db.Model):
     processed_at = db.Column(db.DateTime)
     processed_by = db.Column(db.String(80))
     # Push plans: {entrypointId, entrypointConfiguration} (Gravitee's consumerConfiguration)
-    stored_consumer_configuration = db.Column("consumer_configuration", JSON)
+    # none_as_null: a subscription without webhook settings stores SQL NULL, not a JSON null.
+    stored_consumer_configuration = db.Column("consumer_configuration", JSON(none_as_null=True))
     consumer_configuration = SealedConsumer("stored_consumer_configuration")
 
     api = db.relationship("Api", back_populates="subscriptions")

@@ -98,14 +98,20 @@ SCHEMAS = {
                             "settings": _object({"app": _object({"clientId": STRING}, ("clientId",))}, ("app",)),
                             "owner": _object({"id": {"type": "integer"}}, ("id",)), "createdAt": TIME},
                            ("id", "name", "settings", "owner", "createdAt")),
-    "NewSubscription": _object({"applicationId": STRING, "planId": STRING}, ("applicationId", "planId")),
+    "NewSubscription": _object({"applicationId": STRING, "planId": STRING, "consumerConfiguration": CONFIGURATION},
+                               ("applicationId", "planId")),
+    "SubscriptionUpdate": _object({"consumerConfiguration": CONFIGURATION}, ("consumerConfiguration",)),
     "Rejection": _object({"reason": STRING}),
     "Subscription": _object({
         "id": STRING, "api": _object({"id": STRING}, ("id",)), "plan": _object({"id": STRING}, ("id",)),
         "application": _object({"id": STRING, "name": STRING}, ("id", "name")),
         "status": {"enum": ["PENDING", "ACCEPTED", "REJECTED", "CLOSED"]}, "reason": OPTIONAL_STRING,
         "createdAt": TIME, "processedAt": OPTIONAL_STRING, "processedBy": OPTIONAL_STRING,
-        "apiKey": {"type": "string", "description": "The API key, in the answer that made it only"}},
+        "apiKey": {"type": "string", "description": "The API key, in the answer that made it only"},
+        "consumerConfiguration": {"type": "object", "description": "A push subscription's webhook settings, "
+                                                                   "secrets masked"},
+        "gatehouse": _object({"webhook": _object({"state": STRING, "detail": OPTIONAL_STRING,
+                                                  "deliveries": {"type": "array"}})})},
         ("id", "api", "plan", "application", "status", "createdAt")),
     "ApiKey": _object({"id": STRING, "prefix": STRING, "revoked": {"type": "boolean"}, "createdAt": TIME,
                        "revokedAt": OPTIONAL_STRING,
@@ -133,7 +139,11 @@ def document():
         "_reject": ("Reject a pending subscription, with an optional reason. The API's owner or an admin",
                     _ref("Rejection")),
         "_close": ("Close a pending or accepted subscription (its keys stop working). The API's owner, the "
-                   "application's owner or an admin", None)}
+                   "application's owner or an admin", None),
+        "_retry": ("A push subscription waiting to try a delivery again tries it now. The API's owner, the "
+                   "application's owner or an admin", None),
+        "_resume": ("A failed push subscription delivers again. The API's owner, the application's owner or an "
+                    "admin", None)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Gatehouse management API", "version": "0.1.0",
@@ -206,7 +216,11 @@ def document():
                             {201: ("The subscription", _ref("Subscription"))}, _ref("NewSubscription"),
                             (400, 404))},
             subscription: {"parameters": _parameters("apiId", "subscriptionId"), "get": _op(
-                "Get a subscription", {200: ("The subscription", _ref("Subscription"))}, codes=(404,))},
+                "Get a subscription (a push one with its delivery state and last deliveries)",
+                {200: ("The subscription", _ref("Subscription"))}, codes=(404,)), "put": _op(
+                "Change a push subscription's webhook settings (a masked secret keeps the stored one). The "
+                "application's owner or an admin", {200: ("The subscription", _ref("Subscription"))},
+                _ref("SubscriptionUpdate"), (400, 404))},
             **{subscription + "/" + action: {"parameters": _parameters("apiId", "subscriptionId"), "post": _op(
                 summary, {200: ("The subscription", _ref("Subscription"))}, body, (400, 404), body_required=False)}
                for action, (summary, body) in subscription_moves.items()},

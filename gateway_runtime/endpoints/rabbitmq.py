@@ -34,6 +34,9 @@ from ..settings import Field, Settings, SettingsError, get_path
 from ..stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
 
 log = logging.getLogger("gatehouse.rabbitmq")
+# pika logs each refused or closed connection at ERROR with a traceback; the endpoint reports
+# those itself, once and in words, so only pika's critical messages reach the log.
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
 STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
