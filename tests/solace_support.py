@@ -4,11 +4,12 @@ import os
 import time
 from pathlib import Path
 
-import requests
-from conftest import ROOT, read_sse
+from conftest import ROOT
+from message_clients import clients_for
+
+poll, post, sse, ws_connect = clients_for("/solace")
 
 DOUBLE_URL = "tcp://solace-double:55555"
-JSON = {"Accept": "application/json"}
 TESTS = Path(__file__).resolve().parent
 
 
@@ -60,25 +61,3 @@ def wait_gone(pid, timeout=10):
             return True
         time.sleep(0.05)
     return False
-
-
-def poll(server, path="/solace", client="a", **params):
-    response = requests.get(server.gateway + path, params=params, timeout=20,
-                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "error" not in body, body
-    return body
-
-
-def post(server, body, path="/solace", **headers):
-    response = requests.post(server.gateway + path, data=body, timeout=15, headers=headers)
-    assert response.status_code == 202, response.text
-
-
-def sse(server, path="/solace", client="s"):
-    stream = requests.get(server.gateway + path, stream=True, timeout=20, headers={
-        "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client})
-    assert stream.status_code == 200
-    assert read_sse(stream, 1) == [{"retry": "5000"}]  # subscribed: the worker's receiver has started
-    return stream

@@ -7,11 +7,12 @@ import uuid
 
 import pytest
 import requests
-import websocket
 from conftest import read_sse
+from message_clients import JSON, clients_for
 from mosquitto import Collector, publish, shared_broker, unique_topic
 
-JSON = {"Accept": "application/json"}
+poll, post, sse, ws_connect = clients_for("/mqtt")
+
 
 
 @pytest.fixture
@@ -42,33 +43,6 @@ def mqtt_api(address, topic, path="/mqtt", qos="auto", producer=None, consumer=N
             {"name": "broker", "type": "mqtt5", "inheritConfiguration": True,
              "configuration": {"serverHost": address[0], "serverPort": address[1]}}]}],
     }
-
-
-def poll(server, path="/mqtt", client="a", **params):
-    response = requests.get(server.gateway + path, params=params, timeout=20,
-                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "error" not in body, body
-    return body
-
-
-def post(server, body, path="/mqtt", **headers):
-    response = requests.post(server.gateway + path, data=body, timeout=15, headers=headers)
-    assert response.status_code == 202, response.text
-
-
-def sse(server, path="/mqtt", client="s"):
-    stream = requests.get(server.gateway + path, stream=True, timeout=20, headers={
-        "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client})
-    assert stream.status_code == 200
-    assert read_sse(stream, 1) == [{"retry": "5000"}]  # subscribed (SUBACK came): what comes now is delivered
-    return stream
-
-
-def ws_connect(server, path="/mqtt", client="w"):
-    return websocket.create_connection(server.gateway.replace("http", "ws", 1) + path, timeout=15,
-                                       header=[f"X-Gravitee-Client-Identifier: {client}"])
 
 
 def test_post_and_websocket_publish_http_get_sse_websocket_consume_with_user_properties(server, broker):

@@ -11,7 +11,8 @@ import pytest
 import requests
 import websocket
 from conftest import free_port, launch, next_message
-from solace_support import JSON, double_env, poll, post, solace_api, sse, wait_gone, worker_pids
+from message_clients import JSON
+from solace_support import double_env, poll, post, solace_api, sse, wait_gone, worker_pids, ws_connect
 from test_end_to_end import portal_login
 
 @pytest.fixture(scope="module")
@@ -25,11 +26,6 @@ def double_server(tmp_path_factory):
 def server(double_server):
     yield double_server
     double_server.delete_all_apis()
-
-
-def ws_connect(server, path="/solace", client="w"):
-    return websocket.create_connection(server.gateway.replace("http", "ws", 1) + path, timeout=15,
-                                       header=[f"X-Gravitee-Client-Identifier: {client}"])
 
 
 def test_publish_over_post_and_websocket_consume_over_http_get_sse_websocket_persistent(server):
