@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts (bench/messages.py, bench/kafka.py, bench/mqtt.py).
+"""Helpers shared by the benchmark scripts (bench/messages.py, bench/kafka.py, bench/mqtt.py, bench/webhook.py).
 
 A real `gatehouse serve` on free ports of 127.0.0.1 with a temp SQLite, APIs imported and started
 through the management API, processes each in their own session and all stopped on exit, the
@@ -18,6 +18,7 @@ from pathlib import Path
 
 ADMIN_PASSWORD = "bench-admin-pw"
 MGMT = "/management/v2/environments/DEFAULT"
+ROOT = Path(__file__).resolve().parent.parent
 BODY_1K = (b'{"order":"GATE-0000001","side":"buy","qty":100,"note":"' + b"x" * 967 + b'"}')
 assert len(BODY_1K) == 1024
 
@@ -81,13 +82,15 @@ class Processes:
 class Gatehouse:
     """A `gatehouse serve` process (temp SQLite in `workdir`, free ports) and its management API."""
 
-    def __init__(self, procs, workdir, log_level="WARNING"):
+    def __init__(self, procs, workdir, log_level="WARNING", env=None):
+        """env: more environment variables for the process."""
         import requests
 
         portal_port, self.port = free_port(), free_port()
+        # PYTHONPATH: this checkout's gateway, not whichever checkout `pip install -e` last named.
         env = dict(os.environ, GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1",
                    GATEHOUSE_INSTANCE_PATH=str(Path(workdir) / f"instance-{portal_port}"),
-                   GATEHOUSE_LOG_LEVEL=log_level)
+                   GATEHOUSE_LOG_LEVEL=log_level, PYTHONPATH=str(ROOT), **(env or {}))
         env.pop("GATEHOUSE_DATABASE_URL", None)  # the default: SQLite in the temp instance folder
         args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
                 "--portal-port", str(portal_port), "--gateway-port", str(self.port)]
@@ -398,21 +401,36 @@ def fanout_client(port, path, clients):
     return 0
 
 
-class FanoutClient:
-    def __init__(self, procs, workdir, port, path, clients):
-        self.proc = procs.start([sys.executable, str(Path(__file__).resolve()), "--fanout-client",
-                                 str(port), path, str(clients)], workdir, stdout=subprocess.PIPE)
+class JsonLines:
+    """A helper process (started here) that reports on its stdout, one JSON object a line."""
+
+    def __init__(self, procs, workdir, args, what):
+        self.what = what
+        self.proc = procs.start(args, workdir, stdout=subprocess.PIPE)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
+        # Lines already read, kept here: a buffered readline() would take several lines from the
+        # pipe at once, and select() would then wait for more while the next one sits in its buffer.
+        self.buffer = b""
 
     def line(self, timeout):
-        if not self.selector.select(timeout):
-            raise TimeoutError(f"the fan-out client said nothing in {timeout:g} s: "
-                               f"{self.proc.log_path.read_text()[-1000:]}")
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the fan-out client ended: {self.proc.log_path.read_text()[-2000:]}")
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            if not self.selector.select(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"{self.what} said nothing in {timeout:g} s: "
+                                   f"{self.proc.log_path.read_text()[-1000:]}")
+            data = os.read(self.proc.stdout.fileno(), 65536)
+            if not data:
+                raise RuntimeError(f"{self.what} ended: {self.proc.log_path.read_text()[-2000:]}")
+            self.buffer += data
+        line, _, self.buffer = self.buffer.partition(b"\n")
         return json.loads(line)
+
+
+class FanoutClient(JsonLines):
+    def __init__(self, procs, workdir, port, path, clients):
+        super().__init__(procs, workdir, [sys.executable, str(Path(__file__).resolve()), "--fanout-client",
+                                          str(port), path, str(clients)], "the fan-out client")
 
 
 if __name__ == "__main__":
