@@ -105,9 +105,9 @@ def render(rows, fixtures_dir):
         "settings, down to the first bytes of kafka-python's own SASL exchange (`tests/test_kafka_settings.py`, "
         "`tests/test_jaas.py`). GSSAPI needs the `gssapi` package, which is not installed: choosing it is "
         "refused at save with that reason.",
-        "- **RabbitMQ TLS**: the local broker (shared, not ours to reconfigure) has no TLS listener. What is "
-        "tested: the stores are checked at save and become the TLS context pika is given "
-        "(`tests/test_rabbitmq_settings.py`).",
+        "- **RabbitMQ TLS**: the local broker (shared, not ours to reconfigure) has no TLS listener; the tests put "
+        "stunnel in front of it with a CA of their own, so TLS is tried end to end through that "
+        "(`tests/test_rabbitmq_settings.py`), not against RabbitMQ's own TLS.",
         "- **Solace**: no PubSub+ broker can run here, so nothing Solace-specific was verified against a real "
         "broker. Verified with the real solace-pubsubplus 1.11 library: a closed port gives `Connection refused to "
         "tcp://host:port` (a 502, an SSE error event, WebSocket close 1011, the portal's endpoint status) in about "
@@ -120,6 +120,16 @@ def render(rows, fixtures_dir):
         "the library's documentation. `tests/test_solace_contract.py` checks them against a real broker when "
         "`SOLACE_URL`, `SOLACE_VPN`, `SOLACE_USERNAME` and `SOLACE_PASSWORD` are set; it has not been run. TLS "
         "(`tcps://`) was checked only as far as the trust store becoming a PEM directory.",
+        "",
+        "## Where Gatehouse deliberately differs from Gravitee",
+        "",
+        "- **Failover of non-idempotent requests**: a POST or PATCH is sent to another endpoint only when it never "
+        "reached its backend (refused, unresolvable, TLS handshake failed) or the failure condition names the "
+        "answer it got; Gravitee also resends it after a slow call, which may apply it twice. Bodies over 1 MiB "
+        "stream and are sent once.",
+        "- **Queue names** of the RabbitMQ and Solace consumers are `gravitee/gio-gateway/<api id>-<client "
+        "identifier>`: with Gravitee's `gravitee/gio-gateway/<client identifier>`, one key-less client of two "
+        "APIs would read both APIs' messages from one queue.",
         "",
         "## What blocks the most fixtures",
         "",
