@@ -107,6 +107,20 @@ class Server:
     def api_named(self, name):
         return next(api["id"] for api in self.mgmt("GET", "/apis").json()["data"] if api["name"] == name)
 
+    def assert_blocked(self, definition, expected):
+        """Import a definition this gateway cannot run yet: it is kept, its blocking parts are the
+        expected ones, and Deploy is refused naming the first. Returns the API's id."""
+        response = self.mgmt("POST", "/apis/_import/definition", json=definition)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        blocking = body["gatehouse"]["blockingParts"]
+        assert blocking, "deploys now: move it to BEHAVIOUR and check what it does"
+        assert blocking == expected
+        refused = self.mgmt("POST", f"/apis/{body['id']}/deployments")
+        assert refused.status_code == 400, refused.text
+        assert blocking[0] in refused.json()["message"]
+        return body["id"]
+
     def delete_all_apis(self):
         for api in self.mgmt("GET", "/apis").json()["data"]:
             if self.mgmt("DELETE", f"/apis/{api['id']}").status_code != 204:

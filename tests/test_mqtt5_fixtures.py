@@ -70,13 +70,7 @@ def rewrite(relative, broker):
 
 @pytest.mark.parametrize("relative", sorted(BLOCKED))
 def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, broker, relative):
-    definition, _ = rewrite(relative, broker)
-    response = server.mgmt("POST", "/apis/_import/definition", json=definition)
-    assert response.status_code == 201, response.text
-    blocking = response.json()["gatehouse"]["blockingParts"]
-    assert blocking == BLOCKED[relative]
-    refused = server.mgmt("POST", f"/apis/{response.json()['id']}/deployments")
-    assert refused.status_code == 400 and blocking[0] in refused.json()["message"]
+    server.assert_blocked(rewrite(relative, broker)[0], BLOCKED[relative])
 
 
 def ws_connect(server, path, client):

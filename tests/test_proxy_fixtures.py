@@ -180,16 +180,7 @@ def rewrite(definition, backend_url, gateway_port):
 # ----- blocked fixtures -----
 @pytest.mark.parametrize("relative", sorted(BLOCKED))
 def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, backend, relative):
-    definition = rewrite(load(relative), backend.url, server.gateway_port)
-    response = server.mgmt("POST", "/apis/_import/definition", json=definition)
-    assert response.status_code == 201, response.text
-    body = response.json()
-    blocking = body["gatehouse"]["blockingParts"]
-    assert blocking, "deploys now: move it to BEHAVIOUR and check what it does"
-    assert blocking == BLOCKED[relative]
-    refused = server.mgmt("POST", f"/apis/{body['id']}/deployments")
-    assert refused.status_code == 400, refused.text
-    assert blocking[0] in refused.json()["message"]
+    server.assert_blocked(rewrite(load(relative), backend.url, server.gateway_port), BLOCKED[relative])
 
 
 # ----- fixtures that deploy: what each one does -----

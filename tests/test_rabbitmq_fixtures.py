@@ -179,12 +179,7 @@ BEHAVIOUR = {
 
 @pytest.mark.parametrize("relative", sorted(BLOCKED))
 def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, names, relative):
-    response = server.mgmt("POST", "/apis/_import/definition", json=rewrite(relative, names.exchange()))
-    assert response.status_code == 201, response.text
-    blocking = response.json()["gatehouse"]["blockingParts"]
-    assert blocking == BLOCKED[relative]
-    refused = server.mgmt("POST", f"/apis/{response.json()['id']}/deployments")
-    assert refused.status_code == 400 and blocking[0] in refused.json()["message"]
+    server.assert_blocked(rewrite(relative, names.exchange()), BLOCKED[relative])
 
 
 @pytest.mark.parametrize("case", sorted(BEHAVIOUR))

@@ -145,11 +145,7 @@ def test_fixture_deploys_and_delivers_to_the_callback(server, receiver, relative
 
 @pytest.mark.parametrize("relative", sorted(BLOCKED))
 def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, receiver, relative):
-    definition, _ = mqtt.rewrite(relative, shared_broker())
-    api_id = server.import_api(definition)
-    assert server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"] == BLOCKED[relative]
-    response = server.mgmt("POST", f"/apis/{api_id}/deployments")
-    assert response.status_code == 400 and BLOCKED[relative][0] in response.text, response.text
+    server.assert_blocked(mqtt.rewrite(relative, shared_broker())[0], BLOCKED[relative])
 
 
 def test_every_webhook_fixture_is_covered():
