@@ -432,6 +432,21 @@ class FanoutClient(JsonLines):
         super().__init__(procs, workdir, [sys.executable, str(Path(__file__).resolve()), "--fanout-client",
                                           str(port), path, str(clients)], "the fan-out client")
 
+    @classmethod
+    def connected(cls, procs, workdir, gateway, path, clients):
+        """(the client process once all its streams are open, gateway VmRSS before, with them idle)."""
+        rss_before = rss_mib(gateway.pid)
+        print(f"  connecting {clients:,} clients ...", flush=True)
+        client = cls(procs, workdir, gateway.port, path, clients)
+        ready = client.line(90)
+        if "error" in ready or ready["ready"] != clients:
+            raise RuntimeError(f"fan-out clients: {ready}")
+        time.sleep(1)
+        rss_idle = rss_mib(gateway.pid)
+        print(f"  gateway VmRSS {rss_before:.0f} MiB before the clients, {rss_idle:.0f} MiB with "
+              f"{clients:,} idle streams", flush=True)
+        return client, rss_before, rss_idle
+
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["--fanout-client"] or len(sys.argv) != 5:

@@ -317,15 +317,7 @@ def bench_fanout(procs, workdir, broker, args):
         gateway.deploy(api("Fanout", "/fanout", kafka_group(broker.bootstrap, topic, consume=True),
                            [{"type": "sse", "qos": "none"}]))
         time.sleep(1)
-        rss_before = rss_mib(gateway.pid)
-        client = FanoutClient(procs, workdir, gateway.port, "/fanout", args.clients)
-        ready = client.line(90)
-        if "error" in ready or ready["ready"] != args.clients:
-            raise RuntimeError(f"fan-out clients: {ready}")
-        time.sleep(1)
-        rss_idle = rss_mib(gateway.pid)
-        print(f"  gateway VmRSS {rss_before:.0f} MiB before the clients, {rss_idle:.0f} MiB with "
-              f"{args.clients:,} idle streams", flush=True)
+        client, rss_before, rss_idle = FanoutClient.connected(procs, workdir, gateway, "/fanout", args.clients)
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, enable_idempotence=False, linger_ms=0)
         producer.send(topic, b"0 warm-up").get(10)
         for phase, rate in enumerate(args.rates, 1):

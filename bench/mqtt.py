@@ -469,16 +469,7 @@ def bench_fanout(procs, workdir, broker, args):
     try:
         gateway.deploy(api("Fanout", "/fanout", mqtt_group(broker, consumer_topic=topic),
                            [{"type": "sse", "qos": "none"}]))
-        rss_before = rss_mib(gateway.pid)
-        print(f"  connecting {args.clients:,} clients ...", flush=True)
-        client = FanoutClient(procs, workdir, gateway.port, "/fanout", args.clients)
-        ready = client.line(90)
-        if "error" in ready or ready["ready"] != args.clients:
-            raise RuntimeError(f"fan-out clients: {ready}")
-        time.sleep(1)
-        rss_idle = rss_mib(gateway.pid)
-        print(f"  gateway VmRSS {rss_before:.0f} MiB before the clients, {rss_idle:.0f} MiB with "
-              f"{args.clients:,} idle streams", flush=True)
+        client, rss_before, rss_idle = FanoutClient.connected(procs, workdir, gateway, "/fanout", args.clients)
         publisher = paho_client("fanout")
         connect(publisher, broker)
         pad = b"p" * 100
