@@ -2,6 +2,7 @@
 and small clients for the management API and the gateway."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -62,7 +63,12 @@ class Server:
         return read_log(self.proc)
 
     def mgmt(self, method, path, **kwargs):
-        return self.http.request(method, self.portal + MGMT + path, timeout=30, **kwargs)
+        try:
+            return self.http.request(method, self.portal + MGMT + path, timeout=30, **kwargs)
+        except requests.ConnectionError:
+            if self.proc.poll() is not None:  # say why, not only "connection refused"
+                raise RuntimeError(f"the server exited with {self.proc.returncode}: {self.log}") from None
+            raise
 
     def import_api(self, definition):
         response = self.mgmt("POST", "/apis/_import/definition", json=definition)
@@ -151,10 +157,10 @@ class Server:
 
 def environment(workdir, database_url=None, **extra):
     # PYTHONPATH: the server runs this checkout's code, whichever checkout `pip install -e` last named.
-    # GATEHOUSE_TCP_PORT: a free one, so that servers running side by side do not race for the default.
+    # GATEHOUSE_TCP_PORT 0: the system picks one, so that servers running side by side never race for a port.
     env = dict(os.environ, GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONPATH=str(ROOT),
                GATEHOUSE_INSTANCE_PATH=str(workdir / "instance"), PYTHONUNBUFFERED="1",
-               GATEHOUSE_TCP_PORT=str(free_port()))
+               GATEHOUSE_TCP_PORT="0")
     if database_url:
         env["GATEHOUSE_DATABASE_URL"] = database_url
     env.update(extra)
@@ -162,25 +168,41 @@ def environment(workdir, database_url=None, **extra):
 
 
 def start_process(args, workdir, env, ports):
-    log_path = workdir / f"server-{ports[0]}.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    proc.log_path = log_path
+    """A process listening on the given ports (gunicorn's, which must know its gateway port in advance)."""
+    proc = _popen(args, workdir, env, ports[0])
     for port in ports:
         wait_for_port(port, proc)
     return proc
 
 
+def _popen(args, workdir, env, name):
+    log_path = workdir / f"server-{name}.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    proc.log_path = log_path
+    return proc
+
+
+LISTENING = re.compile(r"^Gatehouse (portal|gateway|TCP): +(?:http://)?[^ ]*:(\d+)/?", re.MULTILINE)
+
+
 def launch(workdir, database_url=None, **extra):
-    """A `gatehouse serve` process on free ports, with its instance folder in `workdir`."""
-    portal_port, gateway_port = free_port(), free_port()
+    """A `gatehouse serve` process with its instance folder in `workdir`. It binds port 0 and
+    prints the ports it got: ports picked here and bound later could be taken in between."""
     args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
-            "--portal-port", str(portal_port), "--gateway-port", str(gateway_port)]
-    env = environment(workdir, database_url, **extra)
-    tcp_port = int(env["GATEHOUSE_TCP_PORT"])
-    proc = start_process(args, workdir, env, (portal_port, gateway_port, tcp_port))
-    return Server(proc, portal_port, gateway_port, workdir, tcp_port)
+            "--portal-port", "0", "--gateway-port", "0"]
+    proc = _popen(args, workdir, environment(workdir, database_url, **extra), uuid.uuid4().hex[:8])
+    deadline = time.monotonic() + 30
+    while True:
+        ports = dict(LISTENING.findall(Path(proc.log_path).read_text()))
+        if {"portal", "gateway", "TCP"} <= ports.keys():
+            return Server(proc, int(ports["portal"]), int(ports["gateway"]), workdir, int(ports["TCP"]))
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {read_log(proc)}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server did not say its ports within 30 s: {read_log(proc)}")
+        time.sleep(0.05)
 
 
 @pytest.fixture

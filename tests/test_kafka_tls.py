@@ -6,7 +6,6 @@ import datetime
 import ipaddress
 import os
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from conftest import Server, Tansu, environment, free_port, start_process, wait_for_port
+from conftest import Tansu, free_port, launch, wait_for_port
 
 STUNNEL = "/usr/bin/stunnel4"
 JSON = {"Accept": "application/json"}
@@ -170,12 +169,7 @@ def gateway(tmp_path_factory, pki, tls_broker):
     """One Gatehouse process for the module, with GATEHOUSE_CERTS_DIR set; each test its own APIs.
     (It needs tls_broker so that it stops first: its Kafka clients close while the broker is up.)"""
     workdir = tmp_path_factory.mktemp("gateway")
-    portal_port, gateway_port = free_port(), free_port()
-    args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
-            "--portal-port", str(portal_port), "--gateway-port", str(gateway_port)]
-    proc = start_process(args, workdir, environment(workdir, GATEHOUSE_CERTS_DIR=str(pki.certs)),
-                         (portal_port, gateway_port))
-    server = Server(proc, portal_port, gateway_port, workdir)
+    server = launch(workdir, GATEHOUSE_CERTS_DIR=str(pki.certs))
     yield server
     server.stop()
 

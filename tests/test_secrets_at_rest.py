@@ -268,7 +268,7 @@ def test_nodes_sharing_a_database_need_the_same_key(tmp_path, start_server, secr
     other = tmp_path / "other-node"
     other.mkdir()
     refused = subprocess.run([sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
-                              "--portal-port", str(free_port()), "--gateway-port", str(free_port())],
+                              "--portal-port", "0", "--gateway-port", "0"],
                              cwd=other, env=environment(other, postgres_url, GATEHOUSE_SECRET_KEY=KEY_B),
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0

@@ -125,21 +125,22 @@ def test_basic_bearer_and_oauth2_credentials_are_sent(server, receiver):
 
 
 def test_concurrency_is_honoured_for_auto_and_forced_to_one_for_at_least_once(server, receiver):
-    running, peak, lock = [0], {}, threading.Lock()
+    # per path: the last /auto call may still be finishing when the first /at-least-once one arrives
+    running, peak, lock = {}, {}, threading.Lock()
     target = receiver()
     handler = target.server.RequestHandlerClass
     original = handler.do_POST
 
     def slow(self):
         with lock:
-            running[0] += 1
-            peak[self.path] = max(peak.get(self.path, 0), running[0])
+            running[self.path] = running.get(self.path, 0) + 1
+            peak[self.path] = max(peak.get(self.path, 0), running[self.path])
         time.sleep(0.1)
         try:
             original(self)
         finally:
             with lock:
-                running[0] -= 1
+                running[self.path] -= 1
 
     handler.do_POST = slow
     for qos in ("auto", "at-least-once"):
