@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired
 
 from gateway_runtime.http import client_address
 
-from .models import AccessToken, Api, Application, LoginThrottle, User, db, utcnow
+from .models import AccessToken, Api, Application, LoginThrottle, PortalSession, User, db, utcnow
 
 ADMIN = "admin"
 ROLES = ("viewer", "owner", "admin")  # each role can do what the ones before it can
@@ -44,8 +44,14 @@ def ensure_admin():
         if not wanted:
             print(f"Gatehouse admin user: {ADMIN}  password (shown once, keep it): {password}", flush=True)
     elif wanted and not check_password_hash(user.password_hash, wanted):
-        user.password_hash = generate_password_hash(wanted)
+        set_password(user, wanted)
         db.session.commit()
+
+
+def set_password(user, password, keep_session=None):
+    """A new password ends the user's portal sessions (all but `keep_session`, the one changing it)."""
+    user.password_hash = generate_password_hash(password)
+    end_sessions(user, keep_session)
 
 
 # ----- credentials -----
@@ -153,18 +159,51 @@ def _management_user():
 
 def load_user():
     """Before each request: g.user from the Authorization header (management API) or the session."""
-    g.user = None
+    g.user = g.session_id = None
     if request.endpoint == "static":
         return
     if request.blueprint == "management":
         g.user = _management_user()
         return
-    user_id = session.get("user_id")
-    user = db.session.get(User, user_id) if user_id else None
-    if user is not None and user.disabled:
-        session.clear()
-        user = None
-    g.user = user
+    g.session_id = current_session_id()
+    row = db.session.get(PortalSession, g.session_id) if g.session_id else None
+    if row is None or row.user.disabled:
+        if g.session_id:
+            session.clear()
+        return
+    # The row's age decides when it is purged (see start_session); updating it now and then is enough.
+    if utcnow() - row.seen_at > _lifetime() / 10:
+        row.seen_at = utcnow()
+        db.session.commit()
+    g.user = row.user
+
+
+def current_session_id():
+    token = session.get("sid")
+    return token_digest(token) if isinstance(token, str) else None
+
+
+def _lifetime():
+    return current_app.permanent_session_lifetime
+
+
+def start_session(user):
+    session.clear()
+    session.permanent = True  # the cookie expires PERMANENT_SESSION_LIFETIME after the last request
+    token = secrets.token_urlsafe(32)
+    db.session.add(PortalSession(id=token_digest(token), user=user))
+    # Forget sessions idle for longer than any cookie lives.
+    db.session.execute(delete(PortalSession).where(PortalSession.seen_at < utcnow() - _lifetime() * 1.1))
+    db.session.commit()
+    session["sid"] = token
+
+
+def end_sessions(user, keep=None):
+    """Delete the user's portal sessions (but `keep`, a session id); the caller commits."""
+    query = delete(PortalSession).where(PortalSession.user_id == user.id)
+    if keep is not None:
+        query = query.where(PortalSession.id != keep)
+    db.session.execute(query)
 
 
 # ----- access rules -----
@@ -281,9 +320,7 @@ def login():
             form.password.errors.append(exc.description + " Until then even the right password is refused.")
             return render_template("login.html", form=form), 429
         if user is not None:
-            session.clear()
-            session.permanent = True  # expires PERMANENT_SESSION_LIFETIME after the last request
-            session["user_id"] = user.id
+            start_session(user)
             return redirect(local_path(request.args.get("next")) or url_for("ui.apis"))
         form.password.errors.append("Wrong user name or password (or the account is disabled). The admin "
                                     "password was printed on first start, or set with GATEHOUSE_ADMIN_PASSWORD; "
@@ -294,6 +331,9 @@ def login():
 @bp.post("/logout")
 @public
 def logout():
+    if g.session_id:
+        db.session.execute(delete(PortalSession).where(PortalSession.id == g.session_id))
+        db.session.commit()
     session.clear()
     flash("You are logged out.")
     return redirect(url_for("auth.login"))

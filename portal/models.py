@@ -97,6 +97,18 @@ class User(db.Model):
                              back_populates="user")
 
 
+class PortalSession(db.Model):
+    """A portal login. The cookie (signed, not encrypted) carries a random token and only its SHA-256
+    is stored: logging out, a password change or disabling the user deletes the row, which ends
+    the session for every copy of the cookie, not only in the browser that logged out."""
+    __tablename__ = "portal_sessions"
+    id = db.Column(db.String(64), primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    seen_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    user = db.relationship("User")
+
+
 class AccessToken(db.Model):
     """A personal access token for the management API. Only its SHA-256 is stored: tokens are long
     random strings, so a fast hash is enough and keeps the per-request lookup cheap."""

@@ -4,10 +4,11 @@ import re
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.security import generate_password_hash
 
 from . import apis
-from .auth import ROLE_TEXT, ROLES, has_role, new_token, requires
+from .auth import ROLE_TEXT, ROLES, authenticate, end_sessions, has_role, new_token, requires, set_password
 from .models import AccessToken, User, db
 
 bp = Blueprint("users", __name__)
@@ -67,10 +68,68 @@ def update_user(user_id):
         return _render_users(errors={f"role-{user.id}": f"{user.username} is the last active admin: make "
                                                          "another user admin first."}, status=400)
     user.role, user.disabled = role, disabled
+    if disabled:
+        end_sessions(user)
     db.session.commit()
     flash(f"User {user.username}: role {role}" + (", disabled: they can no longer log in or use their tokens."
                                                    if disabled else "."))
     return redirect(url_for("users.users"))
+
+
+@bp.post("/users/<int:user_id>/password")
+@requires("admin")
+def reset_password(user_id):
+    """For a user who forgot theirs: the admin sets a new initial password and passes it on."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404, "That user does not exist (any more). Go back to the Users page.")
+    password = request.form.get("password", "")
+    if len(password) < MIN_PASSWORD:
+        return _render_users(errors={f"password-{user.id}": f"The new password needs at least {MIN_PASSWORD} "
+                                                             "characters."}, status=400)
+    set_password(user, password, keep_session=g.session_id if user.id == g.user.id else None)
+    db.session.commit()
+    flash(f"New password set for {user.username}: their portal sessions were logged out. Pass it on to them.")
+    return redirect(url_for("users.users"))
+
+
+# ----- the signed-in user's own account -----
+def _render_account(errors=None, status=200):
+    return render_template("account.html", errors=errors or {}, min_password=MIN_PASSWORD), status
+
+
+@bp.get("/account")
+@requires("viewer")
+def account():
+    return _render_account()
+
+
+@bp.post("/account/password")
+@requires("viewer")
+def change_password():
+    form = request.form
+    current, new, repeated = form.get("current", ""), form.get("new", ""), form.get("repeat", "")
+    errors = {}
+    try:
+        # Throttled as a login is: a session left open must not become a way to guess the password.
+        if not current:
+            errors["current"] = "Enter your current password."
+        elif authenticate(g.user.username, current) is None:
+            errors["current"] = "That is not your current password."
+    except TooManyRequests as exc:
+        return _render_account({"current": exc.description}, 429)
+    if len(new) < MIN_PASSWORD:
+        errors["new"] = f"The new password needs at least {MIN_PASSWORD} characters."
+    elif new == current:
+        errors["new"] = "The new password is the current one: choose another."
+    elif repeated != new:
+        errors["repeat"] = "The two new passwords differ: type the same one twice."
+    if errors:
+        return _render_account(errors, 400)
+    set_password(g.user, new, keep_session=g.session_id)
+    db.session.commit()
+    flash("Password changed. Your other portal sessions were logged out; personal access tokens still work.")
+    return redirect(url_for("users.account"))
 
 
 @bp.post("/apis/<api_id>/owner")

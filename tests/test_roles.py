@@ -106,6 +106,9 @@ TABLE = {
     ("users.create_user", "POST"):      (LOGIN,   403,   403,  403,  400),   # empty form: errors
     ("users.update_user", "POST"):      (LOGIN,   403,   403,  403,  302),
     ("users.api_owner", "POST"):        (LOGIN,   403,   403,  403,  302),
+    ("users.reset_password", "POST"):   (LOGIN,   403,   403,  403,  400),   # empty form: errors
+    ("users.account", "GET"):           (LOGIN,   200,   200,  200,  200),
+    ("users.change_password", "POST"):  (LOGIN,   400,   400,  400,  400),   # empty form: errors
     ("users.tokens", "GET"):            (LOGIN,   200,   200,  200,  200),
     ("users.create_token", "POST"):     (LOGIN,   400,   400,  400,  400),   # empty form: errors
     ("users.revoke_token", "POST"):     (LOGIN,   302,   302,  302,  302),   # each revokes a token of their own
@@ -407,11 +410,65 @@ def test_an_idle_session_expires_and_an_active_one_does_not(start_server):
 def test_logout_ends_the_session(server):
     client = login(server, "admin", ADMIN_PASSWORD)
     page = client.get(server.portal + "/apis").text
-    assert 'id="whoami">admin <small>(admin)</small>' in page and "Log out admin" in page
+    assert 'id="whoami" href="/account">admin <small>(admin)</small>' in page and "Log out admin" in page
+    copied = dict(client.cookies)
     assert client.get(server.portal + "/logout").status_code == 405  # a link or image cannot log you out
     out = post_form(client, server, "/logout")
     assert out.status_code == 302 and out.headers["Location"] == "/login"
     assert client.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
+    # A copy of the cookie, taken before the logout, is refused too: the session ended on the server.
+    replay = requests.get(server.portal + "/apis", cookies=copied, allow_redirects=False)
+    assert replay.status_code == 302 and replay.headers["Location"].startswith("/login")
+
+
+def test_a_password_change_ends_the_other_sessions_and_says_what_is_wrong(server):
+    admin = login(server, "admin", ADMIN_PASSWORD)
+    add_user(server, admin, "pat", "viewer")
+    here, elsewhere = login(server, "pat"), login(server, "pat")
+    page = here.get(server.portal + "/account").text
+    assert "You are <strong>pat</strong>, with the role <strong>viewer</strong>" in page
+
+    new = "a much longer new secret"
+    refusals = [({"current": "", "new": new, "repeat": new}, "current", "Enter your current password."),
+                ({"current": "wrong password", "new": new, "repeat": new}, "current",
+                 "That is not your current password."),
+                ({"current": PASSWORD, "new": "short", "repeat": "short"}, "new", "at least 10 characters"),
+                ({"current": PASSWORD, "new": PASSWORD, "repeat": PASSWORD}, "new", "is the current one"),
+                ({"current": PASSWORD, "new": new, "repeat": new + "!"}, "repeat", "The two new passwords differ")]
+    for data, field, message in refusals:
+        refused = post_form(here, server, "/account/password", data)
+        assert refused.status_code == 400, refused.text
+        error = re.search(rf'id="password-{field}".*?<p class="error">(.*?)</p>', refused.text, re.S)
+        assert error and message in error.group(1), (field, refused.text)
+        assert new not in refused.text and PASSWORD not in refused.text  # no password echoed back
+    assert login(server, "pat").get(server.portal + "/account").status_code == 200  # still the old password
+
+    changed = post_form(here, server, "/account/password", {"current": PASSWORD, "new": new, "repeat": new})
+    assert changed.status_code == 302 and changed.headers["Location"] == "/account"
+    assert "Password changed. Your other portal sessions were logged out" in here.get(server.portal + "/account").text
+    assert elsewhere.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
+    assert portal_attempt(server, "pat", PASSWORD).status_code == 200  # the login form again, with its error
+    assert login(server, "pat", new).get(server.portal + "/apis").status_code == 200
+    assert mgmt_as(server, "pat", "GET", "/apis", password=new).status_code == 200
+    assert mgmt_as(server, "pat", "GET", "/apis").status_code == 401
+
+
+def test_an_admin_sets_a_new_password_and_the_users_sessions_end(server):
+    admin = login(server, "admin", ADMIN_PASSWORD)
+    add_user(server, admin, "quinn", "owner")
+    quinn = login(server, "quinn")
+    target = f"/users/{user_id(server, admin, 'quinn')}/password"
+    short = post_form(admin, server, target, {"password": "short"})
+    assert short.status_code == 400 and "The new password needs at least 10 characters." in short.text
+    assert quinn.get(server.portal + "/apis", allow_redirects=False).status_code == 200  # nothing changed
+
+    assert post_form(quinn, server, target, {"password": "by quinn themself"}).status_code == 403
+    done = post_form(admin, server, target, {"password": "given by the admin"})
+    assert done.status_code == 302
+    assert "New password set for quinn: their portal sessions were logged out" in admin.get(
+        server.portal + "/users").text
+    assert quinn.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
+    assert login(server, "quinn", "given by the admin").get(server.portal + "/apis").status_code == 200
 
 
 # ----- users -----

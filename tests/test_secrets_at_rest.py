@@ -195,6 +195,12 @@ def flask_db(workdir, url, *command):
     assert result.returncode == 0, result.stderr
 
 
+def test_the_migrations_build_the_schema_the_models_declare(tmp_path):
+    url = f"sqlite:///{tmp_path / 'check.db'}"
+    flask_db(tmp_path, url, "upgrade")
+    flask_db(tmp_path, url, "check")  # fails naming each table or column the models and migrations disagree on
+
+
 def insert_clear_api(url, definition, state):
     """What the previous revision stored for a deployed API: every row, secrets in clear. Returns its id."""
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
