@@ -116,7 +116,8 @@ def render(rows, fixtures_dir):
         "(`tests/test_solace_fixtures.py`). Verified with a test double standing in for the library inside the real "
         "worker process (`tests/solace_double.py`): publish and direct / persistent subscribe, acknowledgements and "
         "redelivery (`isRedelivered`), user properties as headers, metadata, authentication and VPN errors, a "
-        "killed worker (`tests/test_solace.py`); the double's broker behaviour and error texts are our reading of "
+        "killed worker, after which open streams subscribe again on a new one, up to 3 times per client "
+        "(`tests/test_solace.py`); the double's broker behaviour and error texts are our reading of "
         "the library's documentation. `tests/test_solace_contract.py` checks them against a real broker when "
         "`SOLACE_URL`, `SOLACE_VPN`, `SOLACE_USERNAME` and `SOLACE_PASSWORD` are set; it has not been run. TLS "
         "(`tcps://`) was checked only as far as the trust store becoming a PEM directory.",

@@ -1,5 +1,6 @@
 """The gateway's side of its Solace worker process (solace_worker.py): started on first use, one
-per gateway process, started again on the next call after it died.
+per gateway process, started again on the next call after it died (open subscriptions make that
+call at once: they subscribe again).
 
 One greenlet reads the worker's socket and hands each frame to whoever waits for it: a reply to
 the call that sent the request, a message to its subscription, a log record to the gateway's
@@ -38,7 +39,8 @@ class WorkerChannel:
         self.proc = self.sock = self.reader = None
         self.ids = itertools.count(1)
         self.pending = {}       # request id -> AsyncResult of (header, payload)
-        self.subscribers = {}   # subscription id -> object with deliver(header, payload) / lost(reason)
+        self.subscribers = {}   # subscription id -> object with deliver(header, payload), lost(reason)
+        #                         and worker_lost(reason)
 
     @property
     def pid(self):
@@ -138,8 +140,7 @@ class WorkerChannel:
             result.set_exception(WorkerLost(f"{reason}; try again"))
         subscribers, self.subscribers = list(self.subscribers.values()), {}
         for subscriber in subscribers:
-            subscriber.lost(f"{reason}; reconnect to resume (unacknowledged messages of a persistent "
-                            "subscription come again)")
+            subscriber.worker_lost(reason)
 
 
 _channel = WorkerChannel()

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -141,26 +142,58 @@ def endpoint_status(server, api_id):
     return html.unescape(browser.get(server.portal + status_url).text)
 
 
-def test_worker_crash_fails_waiting_calls_clearly_and_the_next_call_restarts_it(server):
-    server.deploy_api(solace_api(topics=["crash/a"]))
-    poll(server, client="k")
+RESUBSCRIBED = "subscribed again after the Solace worker process was killed by signal SIGKILL"
+
+
+def kill_worker(server, resubscribing=1):
+    """Kill the worker; wait until that many open subscriptions logged that they subscribed again."""
+    def count():
+        return Path(server.proc.log_path).read_text().count(RESUBSCRIBED)
+
+    before = count()
     [pid] = worker_pids(server)
-    stream = sse(server, client="k")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while count() < before + resubscribing:
+        assert time.monotonic() < deadline, f"not subscribed again within 10 s: {server.log}"
+        time.sleep(0.05)
+    return pid
+
+
+@pytest.mark.parametrize("qos", ["auto", "none"])
+def test_after_a_worker_crash_open_streams_subscribe_again_on_a_new_worker(server, qos):
+    path = f"/crash-{qos}"
+    server.deploy_api(solace_api(topics=[f"crash/{qos}"], qos=qos, path=path))
+    stream = sse(server, path=path, client=f"k-{qos}")
     try:
-        os.kill(pid, signal.SIGKILL)
+        post(server, b"before the crash", path=path)
+        assert next_message(stream)["data"] == "before the crash"
+        pid = kill_worker(server)
+        assert worker_pids(server) != [pid]
+        # The double's broker lived in the killed worker: the stream's queue was made again by
+        # subscribing again, so it gets what is published from now on, on the same connection.
+        post(server, b"after the crash", path=path)
         event = next_message(stream)
-        assert event["event"] == "error"
-        assert "the Solace worker process was killed by signal SIGKILL; reconnect to resume" in event["data"]
+        assert (event["event"], event["data"]) == ("message", "after the crash")
     finally:
         stream.close()
-    post(server, b"after the crash")       # a new worker, a new connection
-    [new_pid] = worker_pids(server)
-    assert new_pid != pid
-    # The double's broker lived in the killed worker: the client's queue is made again by this poll.
-    poll(server, client="k")
-    post(server, b"kept for k")
-    assert [i["content"] for i in poll(server, client="k")["items"]] == ["kept for k"]
-    assert "Solace worker process" in server.log and "killed by signal SIGKILL" in server.log
+
+
+def test_a_worker_that_keeps_dying_ends_the_stream_with_a_clear_error(server):
+    server.deploy_api(solace_api(topics=["crash/loop"], path="/crash-loop"))
+    stream = sse(server, path="/crash-loop", client="looping")
+    try:
+        for _ in range(3):
+            kill_worker(server)
+        kill_worker(server, resubscribing=0)
+        event = next_message(stream)
+        assert event["event"] == "error"
+        assert ("the Solace worker process was killed by signal SIGKILL (4 times while this client was connected); "
+                "reconnect to resume") in event["data"]
+    finally:
+        stream.close()
+    post(server, b"a new worker serves the next call", path="/crash-loop")
+    assert "killed by signal SIGKILL" in server.log
 
 
 def test_worker_starts_on_first_use_and_stops_with_the_gateway(start_server):

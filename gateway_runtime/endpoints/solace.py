@@ -15,6 +15,7 @@ import socket
 import ssl
 import uuid
 
+import gevent
 from gevent.event import Event
 
 from ..messages import EndpointConnector, EndpointError, Message, Subscription
@@ -29,6 +30,7 @@ log = logging.getLogger("gatehouse.solace")
 QUEUE_PREFIX = "gravitee/gio-gateway/"
 STORES = ("PEM", "JKS", "PKCS12")
 DIRECT_BUFFER = 10_000        # direct messages a subscriber may fall behind before it is told
+RESUBSCRIBES = 3              # times a subscription follows a dead worker to a new one
 DEFAULT_PORTS = {"tcp": 55555, "tcps": 55443}
 URL = re.compile(r"^(tcps?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-_]*)(?::(\d{1,5}))?/?$")
 TOPIC_MAX_BYTES = 250
@@ -142,10 +144,16 @@ class SolaceSubscription(Subscription):
         self.error = None
         self.closed = False
         self.channel = channel()
+        self.endpoint = endpoint
+        self.request = {"op": "subscribe", "sub": self.id, "topics": endpoint.consumer["topics"],
+                        "queue": queue_name(context) if self.persistent else None}
+        self.resubscribes = 0
+        self._subscribe()
+
+    def _subscribe(self):
         self.channel.subscribers[self.id] = self
         try:
-            endpoint.call({"op": "subscribe", "sub": self.id, "topics": endpoint.consumer["topics"],
-                           "queue": queue_name(context) if self.persistent else None})
+            self.endpoint.call(self.request)
         except EndpointError:
             self.channel.subscribers.pop(self.id, None)
             raise
@@ -162,6 +170,32 @@ class SolaceSubscription(Subscription):
     def lost(self, reason):
         self.error = self.error or reason
         self.ready.set()
+
+    def worker_lost(self, reason):
+        """The worker died: subscribe again on a new one, so that the client's stream goes on. What
+        the dead worker's receiver held unacknowledged the broker sends again (persistent queues);
+        the numbers it gave are void, so nothing buffered under them is acknowledged."""
+        if self.closed:
+            return
+        if self.persistent:
+            self.buffer.clear()
+            self.unacked = []
+        self.resubscribes += 1
+        if self.resubscribes > RESUBSCRIBES:
+            self.lost(f"{reason} ({self.resubscribes} times while this client was connected); "
+                      "reconnect to resume")
+            return
+        gevent.spawn(self._resubscribe, reason)
+
+    def _resubscribe(self, reason):
+        if self.closed:
+            return
+        try:
+            self._subscribe()
+        except EndpointError as exc:
+            self.lost(f"{reason}, and subscribing again failed: {exc}; reconnect to resume")
+            return
+        log.warning("Solace subscription %s subscribed again after %s", self.id, reason)
 
     def next_batch(self, timeout, max_messages):
         if not self.buffer and not self.closed and not self.error:
