@@ -136,8 +136,7 @@ def prepare(app):
 def _gateway(app):
     from gateway_runtime.gateway import Gateway
 
-    gateway = Gateway(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["gatehouse_cipher"],
-                      app.config["SECRET_KEY"])
+    gateway = Gateway(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["gatehouse_cipher"])
     gateway.start()
     app.extensions["gatehouse_gateway"] = gateway
     return gateway
@@ -239,6 +238,51 @@ def serve(args):
     gateway_server.stop(timeout=2)
 
 
+def rotate_secret_key():
+    """Encrypt every stored secret again with a new key: GATEHOUSE_NEW_SECRET_KEY, or, for an
+    instance with a generated key file, a new generated one written to that file once the database
+    holds what it encrypted. Every node must be stopped first, and started again with the new key."""
+    from gateway_runtime.at_rest import Cipher
+    from portal.models import db, reseal
+
+    _configure_logging()
+    app = create_app()
+    prepare(app)  # migrated, and the current key reads what is stored
+    key_file = None if os.environ.get("GATEHOUSE_SECRET_KEY") else os.path.join(app.instance_path, "secret_key")
+    new_key = os.environ.get("GATEHOUSE_NEW_SECRET_KEY") or (key_file and secrets.token_hex(32))
+    if not new_key:
+        return _refuse("Set GATEHOUSE_NEW_SECRET_KEY to the new key (GATEHOUSE_SECRET_KEY holds the current one).")
+    if len(new_key) < 16:
+        return _refuse("GATEHOUSE_NEW_SECRET_KEY is too short: use at least 16 characters, e.g. the output of "
+                       "python -c 'import secrets; print(secrets.token_hex(32))'.")
+    if new_key == app.config["SECRET_KEY"]:
+        return _refuse("GATEHOUSE_NEW_SECRET_KEY is the current key: give another one.")
+    with _lock(app.instance_path), app.app_context():
+        pending = None
+        if key_file:  # written first, so that a crash after the commit cannot lose the new key
+            pending = key_file + ".new"
+            with os.fdopen(os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(new_key)
+        try:
+            rows = reseal(Cipher(new_key))
+            db.session.commit()
+        except BaseException:
+            if pending:
+                os.remove(pending)
+            raise
+        if pending:
+            os.replace(pending, key_file)
+    where = f"the key file {key_file} holds the new key" if key_file else "set GATEHOUSE_SECRET_KEY to the new key"
+    print(f"The secrets of {rows} stored rows are encrypted with the new key. Start every node again: {where}. "
+          "Portal users log in again; API keys and access tokens keep working.", flush=True)
+    return 0
+
+
+def _refuse(message):
+    print(message, file=sys.stderr, flush=True)
+    return 2
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="gatehouse", description="Gatehouse API gateway and developer portal")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -248,9 +292,13 @@ def main(argv=None):
     run.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT)
     run.add_argument("--tcp-port", type=_port_or_off, default=os.environ.get("GATEHOUSE_TCP_PORT", DEFAULT_TCP_PORT),
                      help="TLS port of tcp-proxy APIs (routed by SNI), or 'off'")
+    commands.add_parser("rotate-secret-key", help="encrypt the stored secrets again with a new key (stop every "
+                        "node first); the new key comes from GATEHOUSE_NEW_SECRET_KEY, or is generated into the "
+                        "instance's key file")
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        serve(args)
+    if args.command == "rotate-secret-key":
+        return rotate_secret_key()
+    serve(args)
     return 0
 
 

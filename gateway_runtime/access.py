@@ -3,8 +3,8 @@ keys, loaded from the database by the deployment poller whenever the access vers
 read per request from memory only.
 
 API keys are stored and looked up as keyed hashes (HMAC-SHA256), so a copy of the database does
-not give anyone a working key. The HMAC key is derived from the instance's SECRET_KEY, which
-every node of one installation shares.
+not give anyone a working key. The HMAC key is stored encrypted beside the secrets
+(at_rest.Cipher.api_key_secret), so every node of one installation reads the same one.
 """
 import hashlib
 import hmac
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 
 class KeyHasher:
-    def __init__(self, secret_key):
-        self.key = hmac.new(secret_key.encode(), b"gatehouse api-key hash", hashlib.sha256).digest()
+    def __init__(self, key):
+        self.key = key
 
     def __call__(self, api_key):
         return hmac.new(self.key, api_key.encode(), hashlib.sha256).hexdigest()

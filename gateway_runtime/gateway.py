@@ -66,10 +66,11 @@ class Tracked:
 
 
 class Gateway:
-    def __init__(self, database_url, cipher, secret_key, poll_interval=0.25):
+    def __init__(self, database_url, cipher, poll_interval=0.25):
         self.engine = store.make_engine(database_url)
         self.cipher = cipher  # stored revisions hold their secrets encrypted
-        self.hasher = KeyHasher(secret_key)
+        with self.engine.connect() as connection:
+            self.hasher = KeyHasher(cipher.api_key_secret(connection))
         self.poll_interval = poll_interval
         self.access = Access()
         self.apis = {}

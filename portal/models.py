@@ -84,6 +84,29 @@ class SealedDefinition(_Sealed):
         return registry.map_secrets(value, change)
 
 
+def reseal(new_cipher):
+    """Encrypt every stored secret again with new_cipher, having read it with the current cipher,
+    and make new_cipher the current one; the caller commits. Returns how many rows hold secrets."""
+    old = cipher()
+    read = []  # (row, {name: sealed attribute}, {name: clear value})
+    for mapper in db.Model.registry.mappers:
+        sealed = {name: attr for name, attr in vars(mapper.class_).items() if isinstance(attr, _Sealed)}
+        if sealed:
+            read += [(row, sealed, {name: getattr(row, name) for name in sealed})
+                     for row in db.session.scalars(db.select(mapper.class_))]
+    connection = db.session.connection()
+    api_key_secret = old.api_key_secret(connection)
+    current_app.extensions["gatehouse_cipher"] = new_cipher
+    changed = 0
+    for row, sealed, values in read:
+        stored = [getattr(row, attr.column) for attr in sealed.values()]
+        for name, value in values.items():
+            setattr(row, name, value)
+        changed += stored != [getattr(row, attr.column) for attr in sealed.values()]  # a row without secrets is as it was
+    new_cipher.seal_keys(connection, api_key_secret)
+    return changed
+
+
 class User(db.Model):
     __tablename__ = "users"
     id = db.Column(db.Integer, primary_key=True)

@@ -12,7 +12,7 @@ from gateway_runtime import webhook
 from gateway_runtime.access import KeyHasher
 from gateway_runtime.entrypoints.webhook import SUBSCRIPTION as WEBHOOK_SETTINGS
 
-from .models import ApiKey, Application, Plan, Subscription, WebhookDelivery, WebhookState, db, utcnow
+from .models import ApiKey, Application, Plan, Subscription, WebhookDelivery, WebhookState, cipher, db, utcnow
 
 # status -> the statuses a plan may move to (closing is final, as in Gravitee)
 PLAN_MOVES = {"staging": ("published", "closed"), "published": ("deprecated", "closed"),
@@ -30,7 +30,7 @@ class Invalid(ValueError):
 
 def hasher():
     if "gatehouse_key_hasher" not in current_app.extensions:
-        current_app.extensions["gatehouse_key_hasher"] = KeyHasher(current_app.config["SECRET_KEY"])
+        current_app.extensions["gatehouse_key_hasher"] = KeyHasher(cipher().api_key_secret(db.session.connection()))
     return current_app.extensions["gatehouse_key_hasher"]
 
 

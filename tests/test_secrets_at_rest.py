@@ -24,13 +24,16 @@ from conftest import environment, free_port, missing
 from test_end_to_end import csrf_token, portal_login
 from test_http_proxy import make_client_cert, mtls_backend, proxy_api, tls_group  # noqa: F401 (a fixture)
 from test_kafka_tls import pem, pkcs12_trust_store
+from test_plans import until
 
 MARKER = "enc:v1:"
 SASL_PASSWORD = "sasl-pw-" + uuid.uuid4().hex[:12]
 TRUST_PASSWORD = "trust-pw-" + uuid.uuid4().hex[:12]
 JWT_SECRET = "jwt-hmac-secret-at-least-32-bytes-long!"
 PREVIOUS_REVISION = "b7c3e1a2d4f5"  # the revision before the one that encrypts
-KEY_A, KEY_B = "shared-node-key-" + uuid.uuid4().hex, "another-node-key-" + uuid.uuid4().hex
+KEY_A, KEY_B, KEY_C = ("shared-node-key-" + uuid.uuid4().hex, "another-node-key-" + uuid.uuid4().hex,
+                      "a-third-key-" + uuid.uuid4().hex)
+KEYS_PLAN = {"id": "keys", "name": "Keys", "status": "PUBLISHED", "security": {"type": "API_KEY"}}
 
 
 class Secrets:
@@ -116,8 +119,8 @@ def test_a_database_dump_holds_no_secret_in_clear(request, start_server, secrets
     secrets.assert_none_in(dump, f"the {database} dump")
     assert JWT_SECRET not in dump
     # Drafts and revisions of both APIs (3 secrets in the Kafka group, 2 in the proxy group, the
-    # JWT plan's HMAC secret), and the key check value.
-    assert dump.count(MARKER) == 2 * (3 + 2 + 1) + 1, dump.count(MARKER)
+    # JWT plan's HMAC secret), the key check value and the API-key hashing key.
+    assert dump.count(MARKER) == 2 * (3 + 2 + 1) + 2, dump.count(MARKER)
 
 
 def test_the_gateway_uses_the_decrypted_secrets_and_logs_none(start_server, secrets):
@@ -161,7 +164,7 @@ def test_exports_mask_secrets_unless_an_admin_asks_and_a_masked_import_keeps_the
     assert shared_ssl(again) == secrets.proxy_ssl()
     after = sqlite_dump(server.workdir)
     secrets.assert_none_in(after, "the SQLite dump")
-    assert after.count(MARKER) == before.count(MARKER) == 2 + 1
+    assert after.count(MARKER) == before.count(MARKER) == 2 + 2
 
 
 def test_a_secret_left_blank_in_the_endpoint_form_keeps_its_stored_value(server, secrets):
@@ -250,7 +253,7 @@ def test_the_migration_encrypts_a_clear_database_and_its_downgrade_decrypts_it(
     server = start_server(url, GATEHOUSE_SECRET_KEY=KEY_A)  # starting migrates
     encrypted = dump()
     secrets.assert_none_in(encrypted, "the migrated dump")
-    assert encrypted.count(MARKER) == 2 * (3 + 2) + 1  # drafts and revisions, and the key check value
+    assert encrypted.count(MARKER) == 2 * (3 + 2) + 2  # drafts and revisions, the key check and API-key rows
     server.wait_serving(api_id, 1)
     got = requests.get(server.gateway + "/vault/x", timeout=10)  # served from the migrated revision
     assert got.status_code == 200 and got.headers["X-Backend"] == "mtls", got.text
@@ -293,3 +296,92 @@ def test_the_generated_key_file_is_readable_by_its_owner_only(start_server, monk
     key_file.chmod(0o644)  # a copy restored with the usual umask
     start_server()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+# ----- rotating the key -----
+def rotate(workdir, url=None, **keys):
+    """`gatehouse rotate-secret-key`, as an operator would run it with every node stopped."""
+    return subprocess.run([sys.executable, "-c", "import app, sys; sys.exit(app.main())", "rotate-secret-key"],
+                          cwd=workdir, env=environment(workdir, url, **keys), capture_output=True, text=True,
+                          timeout=120)
+
+
+def keyed_api(server, secrets):
+    """The mutual-TLS proxy API behind an API-key plan: served only if its secrets decrypt and the key is known."""
+    api_id = server.deploy_api(secrets.proxy_api() | {"plans": [KEYS_PLAN]})
+    key = server.subscribe(api_id, "keys")["apiKey"]
+    until(lambda: call_with(server, key).status_code == 200, timeout=5)  # the gateway's next access poll
+    return api_id, key
+
+
+def call_with(server, api_key):
+    return requests.get(server.gateway + "/vault/x", headers={"X-Gravitee-Api-Key": api_key}, timeout=10)
+
+
+def assert_served_after_rotation(server, api_id, api_key, secrets):
+    server.wait_serving(api_id, 1)
+    until(lambda: call_with(server, api_key).status_code != 401, timeout=5)  # the access snapshot is loaded
+    got = call_with(server, api_key)
+    assert got.status_code == 200 and got.headers["X-Backend"] == "mtls", got.text
+    assert call_with(server, api_key[:-2]).status_code == 401
+    exported = server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()
+    assert shared_ssl(exported) == secrets.proxy_ssl()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_rotating_the_secret_key_keeps_every_secret_and_api_key(request, start_server, secrets, database):
+    url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    server = start_server(url, GATEHOUSE_SECRET_KEY=KEY_A)
+    api_id, api_key = keyed_api(server, secrets)
+    server.stop()
+    def dump():  # without pg_dump's \restrict lines, which carry a new random token each time
+        text = postgres_dump(url) if url else sqlite_dump(server.workdir)
+        return "\n".join(line for line in text.splitlines() if not re.match(r"\\(un)?restrict ", line))
+
+    before = dump()
+
+    refusals = [({"GATEHOUSE_SECRET_KEY": KEY_B, "GATEHOUSE_NEW_SECRET_KEY": KEY_C}, 3,
+                 "they were encrypted with another key. Set GATEHOUSE_SECRET_KEY to the key the other nodes use."),
+                ({"GATEHOUSE_SECRET_KEY": KEY_A}, 2, "Set GATEHOUSE_NEW_SECRET_KEY to the new key"),
+                ({"GATEHOUSE_SECRET_KEY": KEY_A, "GATEHOUSE_NEW_SECRET_KEY": "short"}, 2,
+                 "GATEHOUSE_NEW_SECRET_KEY is too short: use at least 16 characters"),
+                ({"GATEHOUSE_SECRET_KEY": KEY_A, "GATEHOUSE_NEW_SECRET_KEY": KEY_A}, 2, "is the current key")]
+    for keys, status, message in refusals:
+        refused = rotate(server.workdir, url, **keys)
+        assert refused.returncode == status and message in refused.stderr, (keys, refused.stderr)
+        assert "Traceback" not in refused.stderr
+    assert dump() == before  # nothing changed by a refused rotation
+
+    done = rotate(server.workdir, url, GATEHOUSE_SECRET_KEY=KEY_A, GATEHOUSE_NEW_SECRET_KEY=KEY_B)
+    assert done.returncode == 0, done.stderr
+    # The draft's endpoint group and the deployed revision hold secrets.
+    assert ("The secrets of 2 stored rows are encrypted with the new key. Start every node again: set "
+            "GATEHOUSE_SECRET_KEY to the new key.") in done.stdout
+    for secret in (KEY_A, KEY_B, *secrets.clear):
+        assert secret not in done.stdout + done.stderr
+    after = dump()
+    secrets.assert_none_in(after, f"the {database} dump after the rotation")
+    assert after.count(MARKER) == before.count(MARKER) == 2 * 2 + 2
+    assert set(re.findall(r"enc:v1:[\w=-]+", after)).isdisjoint(re.findall(r"enc:v1:[\w=-]+", before))
+
+    old_key = rotate(server.workdir, url, GATEHOUSE_SECRET_KEY=KEY_A, GATEHOUSE_NEW_SECRET_KEY=KEY_C)
+    assert old_key.returncode == 3 and "encrypted with another key" in old_key.stderr
+    assert_served_after_rotation(start_server(url, GATEHOUSE_SECRET_KEY=KEY_B), api_id, api_key, secrets)
+
+
+def test_rotating_a_generated_key_file_writes_the_new_key_to_it(start_server, secrets, monkeypatch):
+    monkeypatch.delenv("GATEHOUSE_SECRET_KEY", raising=False)
+    server = start_server()
+    api_id, api_key = keyed_api(server, secrets)
+    server.stop()
+    key_file = server.workdir / "instance" / "secret_key"
+    old_key = key_file.read_text()
+
+    done = rotate(server.workdir)
+    assert done.returncode == 0, done.stderr
+    assert f"Start every node again: the key file {key_file} holds the new key." in done.stdout
+    new_key = key_file.read_text()
+    assert new_key != old_key and len(new_key) == 64 and new_key not in done.stdout
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert sorted(p.name for p in key_file.parent.glob("secret_key*")) == ["secret_key"]
+    assert_served_after_rotation(start_server(), api_id, api_key, secrets)
