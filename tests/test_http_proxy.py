@@ -403,11 +403,11 @@ def outbound_proxies(tmp_path):
     process.wait(10)
 
 
-def carried(log, address, timeout=5):
-    """Did the proxy log a connection to this address (within the timeout)?"""
+def carried(log, address, times=1, timeout=5):
+    """Did the proxy log (at least `times`) connections to this address (within the timeout)?"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if f"-> {address}" in log.read_text():
+        if log.read_text().count(f"-> {address}") >= times:
             return True
         time.sleep(0.05)
     return False

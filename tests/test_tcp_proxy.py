@@ -9,8 +9,10 @@ import time
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from conftest import free_port
 from gateway_runtime.endpoints.tcp_proxy import IdleTimeouts
 from test_end_to_end import csrf_token, portal_login
+from test_http_proxy import carried, outbound_proxies  # noqa: F401 (a fixture)
 from test_kafka_tls import make_ca, make_server_cert, pem
 
 
@@ -311,12 +313,56 @@ def test_a_host_another_api_listens_for_is_a_conflict(shared_server):
                                           "The host taken.example is already used by the tcp listener of the API 'first'."}]
 
 
-def test_an_outbound_proxy_and_failover_block_deploy_with_their_reasons(shared_server):
-    definition = tcp_api(["proxy.example"], 9, shared={"proxy": {"enabled": True, "host": "127.0.0.1", "port": 1080}})
-    api_id = shared_server.import_api(definition | {"failover": {"enabled": True}})
+def test_failover_blocks_deploy_with_its_reason(shared_server):
+    api_id = shared_server.import_api(tcp_api(["failover.example"], 9) | {"failover": {"enabled": True}})
     parts = shared_server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"]
-    assert parts == ["group backends: An outbound proxy for TCP is not available yet",
-                     "failover on a tcp listener's API (the endpoints' reconnect attempts retry connections)"]
+    assert parts == ["failover on a tcp listener's API (the endpoints' reconnect attempts retry connections)"]
+
+
+def socks_api(host, backend_port, proxy_port, kind, **proxy):
+    return tcp_api([host], backend_port, shared={"tcp": {"reconnectAttempts": 0}, "proxy": {
+        "enabled": True, "type": kind, "host": "127.0.0.1", "port": proxy_port, **proxy}})
+
+
+def test_connections_go_through_a_socks5_or_socks4_proxy(shared_server, backends, outbound_proxies):  # noqa: F811
+    ports, log = outbound_proxies
+    a = backends("A")
+    shared_server.deploy_api(socks_api("socks5.example", a.port, ports["SOCKS5"], "SOCKS5",
+                                       username="gw", password="secret"))
+    shared_server.deploy_api(socks_api("socks4.example", a.port, ports["SOCKS4"], "SOCKS4"))
+    for host in ("socks5.example", "socks4.example"):
+        before = log.read_text().count(f"-> 127.0.0.1:{a.port}")
+        with connect(shared_server, host) as client:
+            assert exchange(client, b"via " + host.encode(), b"A") == b"A:via " + host.encode()
+        assert carried(log, f"127.0.0.1:{a.port}", times=before + 1), log.read_text()
+
+
+def test_socks_proxy_failures_are_clear(shared_server, backends, outbound_proxies):  # noqa: F811
+    ports, _ = outbound_proxies
+    a = backends("A")
+    down = free_port()
+    cases = [(socks_api("wrong-password.example", a.port, ports["SOCKS5"], "SOCKS5", username="gw", password="nope"),
+              # pproxy ends the handshake on a wrong password rather than answer with SOCKS5's auth failure
+              f"the backend 127.0.0.1:{a.port} cannot be reached through the proxy 127.0.0.1:{ports['SOCKS5']} "
+              "(Socket error: Connection closed unexpectedly) after 1 attempt(s)"),
+             (socks_api("proxy-down.example", a.port, down, "SOCKS5"),
+              f"the backend 127.0.0.1:{a.port} cannot be reached through the proxy 127.0.0.1:{down} (the outbound "
+              f"proxy 127.0.0.1:{down} cannot be reached: [Errno 111] Connection refused) after 1 attempt(s)")]
+    for definition, message in cases:
+        shared_server.deploy_api(definition)
+        with connect(shared_server, definition["listeners"][0]["hosts"][0]) as client:
+            assert closed_within(client, 5)
+        assert message in shared_server.log, shared_server.log
+
+
+def test_the_system_proxy_carries_tcp_connections(start_server, backends, outbound_proxies):  # noqa: F811
+    ports, log = outbound_proxies
+    a = backends("A")
+    server = start_server(ALL_PROXY=f"socks5://gw:secret@127.0.0.1:{ports['SOCKS5']}", NO_PROXY="")
+    server.deploy_api(tcp_api(["system.example"], a.port, shared={"proxy": {"enabled": True, "useSystemProxy": True}}))
+    with connect(server, "system.example") as client:
+        assert exchange(client, b"ping", b"A") == b"A:ping"
+    assert carried(log, f"127.0.0.1:{a.port}")
 
 
 def test_the_portal_edits_tcp_proxy_endpoints_with_form_errors_naming_the_field(shared_server, backends):
@@ -347,7 +393,7 @@ def test_the_portal_edits_tcp_proxy_endpoints_with_form_errors_naming_the_field(
     refused = browser.post(new_endpoint, data=form | {"shared.proxy.enabled": "on", "shared.ssl.trustStore.type": "PEM",
                                                       "shared.ssl.trustStore.content": "not a certificate"})
     assert refused.status_code == 400
-    assert 'id="shared.proxy.enabled-error">An outbound proxy for TCP is not available yet' in refused.text
+    assert 'id="shared.proxy.host-error">Proxy host is required (or use the system proxy)' in refused.text
     assert 'id="shared.ssl.trustStore.content-error">Trust store: not PEM certificates' in refused.text
     added = browser.post(new_endpoint, data=form)
     assert "Endpoint second added. Redeploy to apply." in added.text

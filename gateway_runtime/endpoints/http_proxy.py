@@ -294,12 +294,19 @@ def _check_shared(values, settings):
                                                "HTTP/2 connections directly (prior knowledge)")
         if get_path(values, "proxy.enabled"):
             errors["http.version"] = "HTTP/2 through an outbound proxy is not available: choose HTTP/1.1"
+    errors.update(check_proxy(values))
+    errors.update(check_gravitee_stores(get_path(values, "ssl") or {}, "ssl",
+                                        trust=not get_path(values, "ssl.trustAll")))
+    return errors
+
+
+def check_proxy(values):
+    """An outbound proxy (the http-proxy and tcp-proxy `proxy` block) needs its address unless the system's is used."""
+    errors = {}
     if get_path(values, "proxy.enabled") and not get_path(values, "proxy.useSystemProxy"):
         for field, label in (("host", "Proxy host"), ("port", "Proxy port")):
             if get_path(values, f"proxy.{field}") in (None, ""):
                 errors[f"proxy.{field}"] = f"{label} is required (or use the system proxy)"
-    errors.update(check_gravitee_stores(get_path(values, "ssl") or {}, "ssl",
-                                        trust=not get_path(values, "ssl.trustAll")))
     return errors
 
 

@@ -2,13 +2,17 @@
 for one client connection that the TCP listener routed to this API by its SNI host name.
 
 The SSL settings are http-proxy's (the same Gravitee `sslOptions` schema), so their fields and the
-client context are taken from that module rather than declared twice.
+client context are taken from that module rather than declared twice, as is the reading of the
+outbound proxy settings. Through a SOCKS4 or SOCKS5 proxy (or the system's, an HTTP one then
+tunnelling with CONNECT) the connection is opened by PySocks, the host name resolved by the proxy.
 """
 import logging
 import socket
 import ssl
+from urllib.parse import urlsplit
 
 import gevent
+import socks
 
 from ..messages import EndpointConnector, EndpointError
 from ..registry import EndpointSpec
@@ -31,6 +35,7 @@ class TcpProxyEndpoint(EndpointConnector):
         self.idle_timeouts = IdleTimeouts(tcp["idleTimeout"] / 1000, tcp["readIdleTimeout"] / 1000,
                                           tcp["writeIdleTimeout"] / 1000)
         self.ssl_context = http_proxy.ssl_context(shared.get("ssl") or {}) if self.secured else None
+        self.proxy = http_proxy.outbound_proxy(shared.get("proxy") or {}, f"tcp://{self.address}")
         self.open = set()  # backend sockets of connections in progress, closed by close()
 
     @property
@@ -60,17 +65,31 @@ class TcpProxyEndpoint(EndpointConnector):
     def _connect_with_retries(self):
         for attempt in range(self.attempts):
             try:
-                sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
-            except OSError as exc:
-                reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-                if attempt + 1 < self.attempts:
-                    gevent.sleep(self.reconnect_interval)
-                continue
-            # Interactive protocols send small writes; Nagle's algorithm would hold them back.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return sock
-        raise EndpointError(f"the backend {self.address} cannot be reached ({reason}) after "
+                sock = self._open()
+            except socks.ProxyConnectionError as exc:
+                reason = f"the outbound proxy {self.proxy.address} cannot be reached: {exc.socket_err or exc}"
+            except OSError as exc:  # through a proxy, socks.ProxyError: what the proxy said
+                reason = "timed out" if isinstance(exc, TimeoutError) else (
+                    getattr(exc, "msg", None) or exc.strerror or str(exc))
+            else:
+                # Interactive protocols send small writes; Nagle's algorithm would hold them back.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return sock
+            if attempt + 1 < self.attempts:
+                gevent.sleep(self.reconnect_interval)
+        via = f" through the proxy {self.proxy.address}" if self.proxy is not None else ""
+        raise EndpointError(f"the backend {self.address} cannot be reached{via} ({reason}) after "
                             f"{self.attempts} attempt(s)")
+
+    def _open(self):
+        if self.proxy is None:
+            return socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        proxy = urlsplit(self.proxy.url)
+        kind = {"socks4": socks.SOCKS4, "socks4a": socks.SOCKS4, "socks5": socks.SOCKS5,
+                "socks5h": socks.SOCKS5}.get(proxy.scheme, socks.HTTP)
+        return socks.create_connection((self.host, self.port), timeout=self.connect_timeout, proxy_type=kind,
+                                       proxy_addr=proxy.hostname, proxy_port=proxy.port, proxy_rdns=True,
+                                       proxy_username=self.proxy.username, proxy_password=self.proxy.password)
 
     def release(self, sock):
         self.open.discard(sock)
@@ -99,8 +118,7 @@ class IdleTimeouts:
 
 def _check_shared(values, settings):
     errors = check_gravitee_stores(get_path(values, "ssl") or {}, "ssl", trust=not get_path(values, "ssl.trustAll"))
-    if get_path(values, "proxy.enabled"):
-        errors["proxy.enabled"] = "An outbound proxy for TCP is not available yet"
+    errors.update(http_proxy.check_proxy(values))
     return errors
 
 
