@@ -355,14 +355,24 @@ def test_socks_proxy_failures_are_clear(shared_server, backends, outbound_proxie
         assert message in shared_server.log, shared_server.log
 
 
-def test_the_system_proxy_carries_tcp_connections(start_server, backends, outbound_proxies):  # noqa: F811
+def test_the_system_proxy_carries_tcp_connections_if_it_is_a_socks_one(start_server, backends,
+                                                                        outbound_proxies):  # noqa: F811
     ports, log = outbound_proxies
     a = backends("A")
     server = start_server(ALL_PROXY=f"socks5://gw:secret@127.0.0.1:{ports['SOCKS5']}", NO_PROXY="")
-    server.deploy_api(tcp_api(["system.example"], a.port, shared={"proxy": {"enabled": True, "useSystemProxy": True}}))
+    api_id = server.deploy_api(tcp_api(["system.example"], a.port, shared={"proxy": {"enabled": True,
+                                                                                   "useSystemProxy": True}}))
     with connect(server, "system.example") as client:
         assert exchange(client, b"ping", b"A") == b"A:ping"
     assert carried(log, f"127.0.0.1:{a.port}")
+
+    server.stop()
+    http = start_server(ALL_PROXY=f"http://127.0.0.1:{ports['HTTP']}", NO_PROXY="")  # the same database
+    http.wait_serving(api_id, 1)
+    with connect(http, "system.example") as client:
+        assert closed_within(client, 5)
+    assert (f"the system proxy 127.0.0.1:{ports['HTTP']} is an HTTP proxy: TCP connections go only through a SOCKS4 "
+            "or SOCKS5 proxy (set ALL_PROXY to one, e.g. socks5://host:1080)") in http.log
 
 
 def test_the_portal_edits_tcp_proxy_endpoints_with_form_errors_naming_the_field(shared_server, backends):

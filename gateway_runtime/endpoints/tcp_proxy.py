@@ -3,8 +3,8 @@ for one client connection that the TCP listener routed to this API by its SNI ho
 
 The SSL settings are http-proxy's (the same Gravitee `sslOptions` schema), so their fields and the
 client context are taken from that module rather than declared twice, as is the reading of the
-outbound proxy settings. Through a SOCKS4 or SOCKS5 proxy (or the system's, an HTTP one then
-tunnelling with CONNECT) the connection is opened by PySocks, the host name resolved by the proxy.
+outbound proxy settings. Through a SOCKS4 or SOCKS5 proxy (given, or the system's) the connection is
+opened by PySocks, the host name resolved by the proxy.
 """
 import logging
 import socket
@@ -86,7 +86,10 @@ class TcpProxyEndpoint(EndpointConnector):
             return socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         proxy = urlsplit(self.proxy.url)
         kind = {"socks4": socks.SOCKS4, "socks4a": socks.SOCKS4, "socks5": socks.SOCKS5,
-                "socks5h": socks.SOCKS5}.get(proxy.scheme, socks.HTTP)
+                "socks5h": socks.SOCKS5}.get(proxy.scheme)
+        if kind is None:  # PySocks would tunnel through HTTP CONNECT, but without the proxy's credentials
+            raise EndpointError(f"the system proxy {self.proxy.address} is an HTTP proxy: TCP connections go only "
+                                "through a SOCKS4 or SOCKS5 proxy (set ALL_PROXY to one, e.g. socks5://host:1080)")
         return socks.create_connection((self.host, self.port), timeout=self.connect_timeout, proxy_type=kind,
                                        proxy_addr=proxy.hostname, proxy_port=proxy.port, proxy_rdns=True,
                                        proxy_username=self.proxy.username, proxy_password=self.proxy.password)
