@@ -16,6 +16,12 @@ USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,80}")
 MIN_PASSWORD = 10
 
 
+def _too_short(password, which):
+    if len(password) < MIN_PASSWORD:
+        return f"The {which} password needs at least {MIN_PASSWORD} characters."
+    return None
+
+
 def _render_users(form=None, errors=None, status=200):
     users = db.session.scalars(select(User).order_by(User.username)).all()
     return render_template("users.html", users=users, roles=ROLES, role_text=ROLE_TEXT, form=form or {},
@@ -40,8 +46,8 @@ def create_user():
         errors["username"] = f"There is already a user named {username}."
     if role not in ROLES:
         errors["role"] = "Choose a role: " + ", ".join(ROLES) + "."
-    if len(password) < MIN_PASSWORD:
-        errors["password"] = f"The initial password needs at least {MIN_PASSWORD} characters."
+    if too_short := _too_short(password, "initial"):
+        errors["password"] = too_short
     if errors:
         return _render_users(form, errors, 400)
     db.session.add(User(username=username, role=role, password_hash=generate_password_hash(password)))
@@ -84,9 +90,8 @@ def reset_password(user_id):
     if user is None:
         abort(404, "That user does not exist (any more). Go back to the Users page.")
     password = request.form.get("password", "")
-    if len(password) < MIN_PASSWORD:
-        return _render_users(errors={f"password-{user.id}": f"The new password needs at least {MIN_PASSWORD} "
-                                                             "characters."}, status=400)
+    if too_short := _too_short(password, "new"):
+        return _render_users(errors={f"password-{user.id}": too_short}, status=400)
     set_password(user, password, keep_session=g.session_id if user.id == g.user.id else None)
     db.session.commit()
     flash(f"New password set for {user.username}: their portal sessions were logged out. Pass it on to them.")
@@ -118,8 +123,8 @@ def change_password():
             errors["current"] = "That is not your current password."
     except TooManyRequests as exc:
         return _render_account({"current": exc.description}, 429)
-    if len(new) < MIN_PASSWORD:
-        errors["new"] = f"The new password needs at least {MIN_PASSWORD} characters."
+    if too_short := _too_short(new, "new"):
+        errors["new"] = too_short
     elif new == current:
         errors["new"] = "The new password is the current one: choose another."
     elif repeated != new:
