@@ -9,8 +9,8 @@ run:
 	$(PYTHON) -m pip install -e . && gatehouse serve
 
 test-deps:
-	@command -v chromium >/dev/null && command -v stunnel4 >/dev/null && test -x /usr/sbin/mosquitto || \
-		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium stunnel4 mosquitto; }
+	@command -v chromium >/dev/null && command -v stunnel4 >/dev/null && command -v curl >/dev/null && test -x /usr/sbin/mosquitto || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium stunnel4 mosquitto curl; }
 	$(PYTHON) -m pip install -q -e '.[test]'
 
 test: test-deps

@@ -46,6 +46,8 @@ def create_app(test_config=None):
         LOGIN_MAX_FAILURES_PER_ADDRESS=20,
         LOGIN_LOCK_SECONDS=30,  # doubles with each failure past the limit
         LOGIN_LOCK_MAX_SECONDS=3600,
+        GATEWAY_URL=None,  # the gateway's public base URL in the portal's client commands; None: derived
+        GATEWAY_PORT=DEFAULT_GATEWAY_PORT, TCP_PORT=DEFAULT_TCP_PORT,  # what serve / make_wsgi bind
     )
     app.config.from_prefixed_env("GATEHOUSE")
     if test_config:
@@ -149,6 +151,7 @@ def make_wsgi():
     prepare(app)
     gateway = _gateway(app)
     gateway_port = os.environ.get("GATEHOUSE_GATEWAY_PORT", str(DEFAULT_GATEWAY_PORT))
+    app.config.update(GATEWAY_PORT=int(gateway_port), TCP_PORT=None)  # gunicorn serves no TCP port
     gc.freeze()
 
     def dispatch(environ, start_response):
@@ -217,6 +220,7 @@ def serve(args):
     portal = WSGIServer(_listener(args.host, args.portal_port), app, log=None)
     gateway_server = WSGIServer(_listener(args.host, args.gateway_port), gateway, log=None)
     tcp = _tcp_listener(app, gateway, args.host, args.tcp_port)
+    app.config.update(GATEWAY_PORT=gateway_server.server_port, TCP_PORT=tcp.port if tcp is not None else None)
     portal.start()
     gateway_server.start()
     # Start-up made ~100k long-lived objects (Flask, SQLAlchemy, templates): keep them out of

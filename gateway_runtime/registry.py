@@ -32,6 +32,9 @@ class EndpointSpec:
     listener: str | None = None
     # forget(api_id, configuration, shared): the API was deleted; remove what it left at the backend
     forget: object = None
+    # summary(shared) -> one line for the Backend services page; target(configuration) -> where it connects
+    summary: object = None
+    target: object = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,13 @@ A `Field` names a dotted path inside one settings object (an endpoint's `configu
 group's `sharedConfiguration`, an entrypoint's `configuration`). `when` makes it part of a
 conditional section: the field is shown, required and used only while another field has one of
 the given values.
+
+A field of kind "choice" exists only in the form: a choice the seed offers one at a time (use
+the producer, the consumer or both; a store "with location" or "with certificates") that Gravitee
+has no field for. It is never stored: `derive` reads it from the fields that are set (an imported
+or stored definition), and its `writes` set the stored fields each option stands for. The portal
+carries the posted choices beside the values (FormValues.choices), never inside them, so they
+cannot reach the database or an export.
 """
 import json
 import os
@@ -12,7 +19,18 @@ from dataclasses import dataclass, field as dc_field
 from typing import Any
 
 SECRET_MASK = "********"
-KINDS = ("string", "text", "integer", "number", "boolean", "enum", "list", "pairs", "secret", "path")
+KINDS = ("string", "text", "integer", "number", "boolean", "enum", "list", "pairs", "secret", "path", "choice")
+STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
+STORES = STORE_TYPES[1:]
+BINARY_STORES = ("JKS", "PKCS12")
+
+
+class FormValues(dict):
+    """Values read from a form, with the form-only choices made in it beside them."""
+
+    def __init__(self, values=(), choices=None):
+        super().__init__(values)
+        self.choices = dict(choices or {})
 
 
 class SettingsError(ValueError):
@@ -31,12 +49,28 @@ class Field:
     choices: tuple = ()
     minimum: float | None = None
     maximum: float | None = None
-    when: tuple | None = None  # (controlling path, (allowed values...))
+    # (controlling path, (allowed values...)), or a tuple of such pairs that must all hold
+    when: tuple | None = None
     help: str = ""
     multiline: bool = False    # a secret that is text of several lines (a PEM key)
+    labels: tuple = ()         # what the form shows for each of `choices`, when not the value itself
+    derive: Any = None         # choice: derive(values) -> the option the stored fields stand for
+    writes: tuple = ()         # choice: ((option, ((path, value), ...)), ...)
 
     def __post_init__(self):
         assert self.kind in KINDS, self.kind
+        assert (self.kind == "choice") == (self.derive is not None), self.path
+
+    @property
+    def conditions(self):
+        if not self.when:
+            return ()
+        return (self.when,) if isinstance(self.when[0], str) else self.when
+
+    @property
+    def options(self):
+        """(value, label) of each choice of an enum or a choice."""
+        return tuple(zip(self.choices, self.labels or self.choices))
 
     @property
     def secret(self):
@@ -52,6 +86,8 @@ class Settings:
     checks: tuple = ()
     # (other spelling, path): a value found under the other spelling is kept under `path`.
     aliases: tuple = ()
+    # (path prefix, legend): the form shows each field in the fieldset of its longest prefix.
+    sections: tuple = ()
     _by_path: dict = dc_field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -65,20 +101,54 @@ class Settings:
 
     @property
     def controlling_paths(self):
-        return {f.when[0] for f in self.fields if f.when}
+        paths = {path for f in self.fields for path, _ in f.conditions}
+        return paths | {f.path for f in self.fields if f.writes}
 
-    def active(self, field, values):
+    @property
+    def written_paths(self):
+        """Stored fields set by a choice: the form shows the choice instead of them."""
+        return {path for f in self.fields for _, pairs in f.writes for path, _ in pairs}
+
+    def shown(self, values):
+        """The fields a form shows for these values, grouped in sections: [(legend, [field...])]."""
+        groups, written = [], self.written_paths
+        for f in self.fields:
+            if f.path in written or not self.active(f, values):
+                continue
+            legend = self.legend(f)
+            if not groups or groups[-1][0] != legend:
+                groups.append((legend, []))
+            groups[-1][1].append(f)
+        return groups
+
+    def legend(self, f):
+        """The section a field is shown in: the longest matching prefix of `sections`."""
+        matches = [(prefix, legend) for prefix, legend in self.sections
+                   if f.path == prefix or f.path.startswith(prefix + ".")]
+        return max(matches, key=lambda m: len(m[0]))[1] if matches else ""
+
+    def current(self, f, values, choices=None):
+        """A field's value; for a choice, the option chosen in the form or else derived."""
+        if f.kind == "choice":
+            choices = getattr(values, "choices", {}) if choices is None else choices
+            chosen = choices.get(f.path)
+            return chosen if chosen in f.choices else f.derive(values or {})
+        value = get_path(values, f.path)
+        return f.default if value is None else value
+
+    def active(self, field, values, choices=None):
         """Is the field's conditional section switched on for these values?"""
-        if not field.when:
-            return True
-        path, allowed = field.when
-        controller = self._by_path.get(path)
-        current = get_path(values, path)
-        if current is None and controller is not None:
-            current = controller.default
-        if controller is not None and not self.active(controller, values):
-            return False
-        return current in allowed
+        for path, allowed in field.conditions:
+            controller = self._by_path.get(path)
+            if controller is None:
+                current = get_path(values, path)
+            else:
+                if not self.active(controller, values, choices):
+                    return False
+                current = self.current(controller, values, choices)
+            if current not in allowed:
+                return False
+        return True
 
     # ----- validation of JSON values (import, REST, form results) -----
     def validate(self, values, prefix="", checks=True):
@@ -86,6 +156,7 @@ class Settings:
         kept as they are so that a definition round-trips. Expression-language values ({#...})
         are kept as they are (they block Deploy until supported). Without `checks`, the rules
         across fields are skipped: an import keeps placeholders that a deploy then names."""
+        choices = getattr(values, "choices", {})
         values = json.loads(json.dumps(values or {}))
         if not isinstance(values, dict):
             return {}, {prefix.rstrip(".") or "configuration": "must be an object"}
@@ -96,12 +167,14 @@ class Settings:
                 delete_path(values, other)
         errors = {}
         for f in self.fields:
+            if f.kind == "choice":
+                continue
             raw = get_path(values, f.path)
             name = prefix + f.path
             if isinstance(raw, str) and "{#" in raw:
                 continue
             if raw is None or raw == "":
-                if f.required and self.active(f, values):
+                if f.required and self.active(f, values, choices):
                     errors[name] = f"{f.label} is required"
                 if raw == "" and f.kind not in ("string", "text", "secret", "path"):
                     delete_path(values, f.path)
@@ -155,10 +228,14 @@ class Settings:
     # ----- the portal form -----
     def from_form(self, form, prefix, previous=None):
         """Build values from posted form fields named `prefix + path`. Fields of switched-off
-        sections are dropped. Returns (values, errors)."""
-        values = {}
+        sections are dropped. Returns (FormValues, errors): the choices made ride beside."""
+        values, choices = {}, {}
         for f in self.fields:
             key = prefix + f.path
+            if f.kind == "choice":
+                if form.get(key) in f.choices:
+                    choices[f.path] = form[key]
+                continue
             if f.kind == "boolean":
                 set_path(values, f.path, form.get(key) in ("on", "true", "1", "yes"))
                 continue
@@ -178,17 +255,34 @@ class Settings:
             elif raw.strip():
                 set_path(values, f.path, raw if f.kind in ("text", "secret") else raw.strip())
         for f in self.fields:
-            if not self.active(f, values):
+            for path, value in dict(f.writes).get(choices.get(f.path), ()):
+                set_path(values, path, value)
+        for f in self.fields:
+            if not self.active(f, values, choices):
                 delete_path(values, f.path)
         values = self.restore_secrets(values, previous)
-        clean, errors = self.validate(values)
-        return prune_empty(clean), {prefix + k: v for k, v in errors.items()}
+        clean, errors = self.validate(FormValues(values, choices))
+        return FormValues(prune_empty(clean), choices), {prefix + k: v for k, v in errors.items()}
+
+    def for_form(self, values):
+        """Values as a form shows them: every choice made (or derived from the stored fields),
+        and the fields it writes set accordingly."""
+        choices = dict(getattr(values, "choices", {}))
+        values = json.loads(json.dumps(values or {}))
+        for f in self.fields:
+            if f.kind == "choice" and f.path not in choices and self.active(f, values, choices):
+                choices[f.path] = f.derive(values)
+            for path, value in dict(f.writes).get(choices.get(f.path), ()):
+                set_path(values, path, value)
+        return FormValues(values, choices)
 
     def is_set(self, f, values):
         return get_path(values or {}, f.path) not in (None, "")
 
     def form_value(self, f, values):
         """The text an input shows for a field (secrets are never echoed back)."""
+        if f.kind == "choice":
+            return self.current(f, values)
         value = get_path(values or {}, f.path)
         if f.secret:
             return ""
@@ -203,6 +297,140 @@ class Settings:
                 return "\n".join(f"{p.get('name', '')}: {p.get('value', '')}" for p in value if isinstance(p, dict))
             return str(value)
         return value
+
+
+# ----- one-line summaries for the Backend services page -----
+def summary_line(*parts):
+    return " · ".join(str(p) for p in parts if p)
+
+
+def store_summary(values, prefix, what="trust"):
+    """`trust PEM (location)` for a store that is set, "" for none."""
+    kind = get_path(values, prefix + ".type")
+    if kind not in STORES:
+        return ""
+    located = any(get_path(values, f"{prefix}.{name}") for name in ("location", "path", "keyPath"))
+    source = "location" if located else "content"
+    return f"{what} {kind} ({source})"
+
+
+def user_summary(values, path="security.auth.username"):
+    return f"user {get_path(values, path)}" if get_path(values, path) else ""
+
+
+def sides_summary(values, producer, consumer):
+    """`producer → …` and `consumer ← …` for the enabled sides; each argument says where the side goes."""
+    return (f"producer → {producer}" if get_path(values, "producer.enabled") else "",
+            f"consumer ← {consumer}" if get_path(values, "consumer.enabled") else "")
+
+
+def topics_text(values):
+    topics = values if isinstance(values, list) else [values] if values else []
+    return ", ".join(map(str, topics)) or "?"
+
+
+# ----- the seed's choices, declared once for every connector -----
+def use_choice(producer="producer.enabled", consumer="consumer.enabled"):
+    """"Use Producer / Use Consumer / Use Producer and Consumer": one drop-down over Gravitee's
+    two flags. Neither flag set shows both: an endpoint that does neither serves no entrypoint."""
+    def derive(values):
+        produce, consume = bool(get_path(values, producer)), bool(get_path(values, consumer))
+        return "producer" if produce and not consume else "consumer" if consume and not produce else "both"
+    return Field("use", "choice", "Use", choices=("producer", "consumer", "both"),
+                 labels=("Use Producer", "Use Consumer", "Use Producer and Consumer"), derive=derive,
+                 writes=(("producer", ((producer, True), (consumer, False))),
+                         ("consumer", ((producer, False), (consumer, True))),
+                         ("both", ((producer, True), (consumer, True)))))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One field of a store: shown for the store `types` and, when `source` is given, only
+    "with" that source."""
+    name: str
+    kind: str
+    label: str
+    types: tuple = STORES
+    source: str | None = None
+    required: bool = False
+    help: str = ""
+    multiline: bool = False
+
+
+def store_fields(prefix, type_field, sources, members):
+    """A trust or key store's fields: its type, then "with <source>" (a form-only choice), then
+    exactly the members for that pair. `sources` is ((value, label), ...), the first the default;
+    the choice is derived from which members of a source are set."""
+    choice_path = prefix + ".with"
+
+    def derive(values):
+        for source, _ in sources:
+            if any(get_path(values, f"{prefix}.{m.name}") not in (None, "") for m in members if m.source == source):
+                return source
+        return sources[0][0]
+
+    choice = Field(choice_path, "choice", type_field.label.replace(" type", "") + " with",
+                   choices=tuple(v for v, _ in sources), labels=tuple(label for _, label in sources),
+                   derive=derive, when=(type_field.path, STORES))
+    fields = [type_field, choice]
+    for m in members:
+        # The choice is shown only for a store type, so "with <source>" implies one.
+        conditions = ((type_field.path, m.types),) if m.types != STORES or not m.source else ()
+        if m.source:
+            conditions += ((choice_path, (m.source,)),)
+        fields.append(Field(f"{prefix}.{m.name}", m.kind, m.label, required=m.required, help=m.help,
+                            when=conditions, multiline=m.multiline))
+    return tuple(fields)
+
+
+LOCATION_HELP = "A file under GATEHOUSE_CERTS_DIR."
+
+
+def trust_store(prefix, type_field, location="location", content="certificates"):
+    """Trust store fields under Gravitee's names for this connector (`location` / `certificates`
+    for Kafka, `path` / `content` elsewhere)."""
+    return store_fields(prefix, type_field, (("location", "with location"), ("certificates", "with certificates")), (
+        Member(location, "path", "Trust store location", source="location", required=True, help=LOCATION_HELP),
+        Member(content, "text", "Trust store certificates", source="certificates", required=True,
+               help="PEM text; JKS and PKCS12: the store file in base64."),
+        Member("password", "secret", "Trust store password", types=BINARY_STORES),
+    ))
+
+
+def kafka_key_store(prefix, type_field):
+    """Kafka's key store: the seed's pairs (PEM with location: chain + location; PEM with key:
+    chain + key + key password; JKS / PKCS12 with location: location + store password; with
+    key: key + key password + store password)."""
+    return store_fields(prefix, type_field, (("location", "with location"), ("key", "with key")), (
+        Member("certificateChain", "text", "Certificate chain (PEM)", types=("PEM",),
+               help="The client certificate first, then any intermediate CAs."),
+        Member("location", "path", "Key store location", source="location", required=True, help=LOCATION_HELP),
+        Member("key", "secret", "Key", source="key", required=True, multiline=True,
+               help="PEM text; JKS and PKCS12: the store file in base64."),
+        Member("keyPassword", "secret", "Key password", source="key"),
+        Member("password", "secret", "Key store password", types=BINARY_STORES, required=True),
+    ))
+
+
+def gravitee_key_store(prefix, type_field, extra=()):
+    """The key store of the HTTP proxy, MQTT 5, RabbitMQ and Solace connectors, under their names:
+    PEM `certPath` + `keyPath` or `certContent` + `keyContent`; JKS / PKCS12 `path` or `content`,
+    with `password`. `extra` members follow (the HTTP proxy's alias and key password)."""
+    return store_fields(prefix, type_field, (("location", "with location"), ("key", "with key")), (
+        Member("certPath", "path", "Certificate chain location", types=("PEM",), source="location",
+               help=LOCATION_HELP + " The client certificate first."),
+        Member("keyPath", "path", "Key location", types=("PEM",), source="location", required=True,
+               help=LOCATION_HELP),
+        Member("certContent", "text", "Certificate chain (PEM)", types=("PEM",), source="key",
+               help="The client certificate first, then any intermediate CAs."),
+        Member("keyContent", "secret", "Key (PEM)", types=("PEM",), source="key", required=True, multiline=True),
+        Member("path", "path", "Key store location", types=BINARY_STORES, source="location", required=True,
+               help=LOCATION_HELP),
+        Member("content", "secret", "Key store content (base64)", types=BINARY_STORES, source="key", required=True,
+               multiline=True),
+        Member("password", "secret", "Key store password", types=BINARY_STORES, required=True),
+        *extra,
+    ))
 
 
 def coerce(f, raw):

@@ -1,5 +1,6 @@
 """What the portal does to APIs, shared by the browser views and the management REST API:
 definitions in and out of the model, deploy, start and stop."""
+import difflib
 import json
 import uuid
 
@@ -28,9 +29,16 @@ PLAN_KEYS = ("id", "name", "security", "mode", "status")
 
 
 class Conflict(Exception):
-    def __init__(self, message, field="listeners.paths"):
+    def __init__(self, message, field="listeners.paths", value=None):
         super().__init__(message)
         self.field = field
+        self.value = value  # the path or host in conflict, so that a form can mark its input
+
+
+class NothingToDeploy(Exception):
+    def __init__(self, deployment):
+        super().__init__(f"Nothing to deploy: the draft equals revision {deployment.revision}.")
+        self.deployment = deployment
 
 
 class DeployRefused(Exception):
@@ -176,7 +184,7 @@ def check_paths(d, api_id):
     for host, path, other in used:
         if ((host or None), normalise_path(path)) in wanted:
             name = db.session.get(Api, other).name
-            raise Conflict(f"The context path {path} is already used by the API '{name}'.")
+            raise Conflict(f"The context path {path} is already used by the API '{name}'.", value=path)
     wanted_hosts = {h.lower() for l in d["listeners"] if l["type"] == "tcp" for h in l.get("hosts") or []}
     tcp_listeners = db.session.execute(select(Listener.extra, Listener.api_id)
                                        .where(Listener.type == "tcp", Listener.api_id != api_id)).all()
@@ -184,7 +192,7 @@ def check_paths(d, api_id):
         for host in extra.get("hosts") or []:
             if host.lower() in wanted_hosts:
                 raise Conflict(f"The host {host} is already used by the tcp listener of the API "
-                               f"'{db.session.get(Api, other).name}'.", "listeners.hosts")
+                               f"'{db.session.get(Api, other).name}'.", "listeners.hosts", host)
 
 
 def create(document, owner):
@@ -199,6 +207,7 @@ def create(document, owner):
 
 
 def replace(api, document):
+    """Replace the draft, validated as an import is; on any error nothing is saved."""
     d = prepare(document, definition_of(api))
     d["id"] = api.id
     check_paths(d, api.id)
@@ -241,7 +250,11 @@ LIVE_PLAN_KEYS = ("status", "validation")
 
 def has_undeployed_changes(api):
     last = last_deployment(api)
-    return last is None or _deployed_part(last.definition) != _deployed_part(v4.to_gateway_form(definition_of(api)))
+    return last is None or _deployed_part(last.definition) != _deployed_part(_draft(api))
+
+
+def _draft(api):
+    return v4.to_gateway_form(definition_of(api))
 
 
 def _deployed_part(gateway_form):
@@ -256,10 +269,12 @@ def blocking_parts(api):
 
 def deploy(api, user):
     d = definition_of(api)
+    last = last_deployment(api)
+    if last is not None and not has_undeployed_changes(api):
+        raise NothingToDeploy(last)
     parts = v4.blocking_parts(d)
     if parts:
         raise DeployRefused(parts)
-    last = last_deployment(api)
     deployment = Deployment(api_id=api.id, revision=(last.revision + 1) if last else 1,
                             definition=v4.to_gateway_form(d), created_by=user)
     db.session.add(deployment)
@@ -267,6 +282,100 @@ def deploy(api, user):
     db.session.commit()
     current_app.logger.info("API %s deployed as revision %s by %s", api.id, deployment.revision, user)
     return deployment
+
+
+def revision(api, number):
+    return api.deployments.filter_by(revision=number).first()
+
+
+def restore(api, deployment):
+    """Make the draft equal to a deployed revision. Its stored secrets are the real ones (sealed in
+    the database, not masked). Plans keep their current status and validation: those act at once,
+    so a restore must not reopen a closed plan before anyone deploys."""
+    d = prepare(deployment.definition)
+    live = {p["id"]: {k: p[k] for k in LIVE_PLAN_KEYS if k in p} for p in definition_of(api)["plans"]}
+    for plan in d["plans"]:
+        plan.update(live.get(plan["id"], {}))
+    d["id"] = api.id
+    check_paths(d, api.id)
+    store_definition(api, d)
+    db.session.commit()
+
+
+# ----- what changed between two gateway-form definitions -----
+GENERAL_LABELS = {"name": "name", "apiVersion": "version", "description": "description", "type": "API type"}
+SKIPPED_KEYS = ("id", "definitionVersion", "listeners", "endpointGroups", "plans")
+
+
+def _keyed(items, key):
+    return {key(item): item for item in items if isinstance(item, dict)}
+
+
+def _counted(noun, before, after, strip=lambda item: item):
+    """['1 endpoint added', '2 endpoints changed', ...] between two {key: item} maps."""
+    counts = (("added", len(after.keys() - before.keys())), ("removed", len(before.keys() - after.keys())),
+              ("changed", sum(strip(before[k]) != strip(after[k]) for k in before.keys() & after.keys())))
+    return [f"{n} {noun}{'s' if n != 1 else ''} {verb}" for verb, n in counts if n]
+
+
+def change_summary(before, after):
+    """What Deploy would change, in words: compares the deployed parts of two gateway-form
+    definitions (plan statuses act live, so they never count)."""
+    if before is None:
+        return ["never deployed"]
+    before, after = _deployed_part(before), _deployed_part(after)
+    changes = [f"{label} changed" for key, label in GENERAL_LABELS.items() if before.get(key) != after.get(key)]
+    listeners = [_keyed(d.get("listeners") or [], lambda item: item.get("type")) for d in (before, after)]
+    if {k: {x: y for x, y in l.items() if x != "entrypoints"} for k, l in listeners[0].items()} != \
+            {k: {x: y for x, y in l.items() if x != "entrypoints"} for k, l in listeners[1].items()}:
+        changes.append("context paths or hosts changed")
+    entrypoints = [{(listener, e.get("type")): e for listener, l in side.items() for e in l.get("entrypoints") or []}
+                   for side in listeners]
+    changes += _counted("entrypoint", *entrypoints)
+    groups = [_keyed(d.get("endpointGroups") or [], lambda item: item.get("name")) for d in (before, after)]
+    changes += _counted("endpoint group", *groups, strip=lambda g: {k: v for k, v in g.items() if k != "endpoints"})
+    endpoints = [{(name, e.get("name")): e for name, group in side.items() for e in group.get("endpoints") or []}
+                 for side in groups]
+    changes += _counted("endpoint", *endpoints)
+    changes += _counted("plan", before.get("plans") or {}, after.get("plans") or {})
+    known = set(GENERAL_LABELS) | set(SKIPPED_KEYS)
+    changes += [f"{key} changed" for key in sorted((before.keys() | after.keys()) - known)
+                if before.get(key) != after.get(key)]
+    if not changes and before != after:
+        changes.append("order of parts changed")
+    return changes
+
+
+def undeployed_changes(api):
+    """The change summary of the draft against the last deployment ([] when they are equal)."""
+    last = last_deployment(api)
+    if last is not None and not has_undeployed_changes(api):
+        return []
+    return change_summary(last.definition if last else None, _draft(api))
+
+
+def definition_at(api, which):
+    """The gateway-form definition of a revision number, or of the draft ("draft"); None if absent."""
+    if which == "draft":
+        return _draft(api)
+    found = revision(api, which)
+    return found.definition if found else None
+
+
+def diff_lines(before, after, before_label, after_label):
+    """A unified diff of two definitions as pretty JSON, secrets masked: [(kind, line)] with kind
+    one of header, hunk, added, removed, same."""
+    def pretty(d):
+        return json.dumps(masked(d), indent=2, sort_keys=True).splitlines()
+
+    lines = []
+    for line in difflib.unified_diff(pretty(before), pretty(after), before_label, after_label, lineterm=""):
+        if line.startswith(("---", "+++")):
+            kind = "header"
+        else:
+            kind = {"@": "hunk", "+": "added", "-": "removed"}.get(line[:1], "same")
+        lines.append((kind, line))
+    return lines
 
 
 def start(api, user):
@@ -318,4 +427,4 @@ def all_apis():
     return db.session.scalars(select(Api).order_by(Api.name)).all()
 
 
-__all__ = ["Conflict", "DefinitionError", "DeployRefused"]
+__all__ = ["Conflict", "DefinitionError", "DeployRefused", "NothingToDeploy"]

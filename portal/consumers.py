@@ -8,7 +8,7 @@ from . import apis
 from . import subscriptions as subs
 from .auth import requires
 from .models import ApiKey, db
-from .ui import _api
+from .ui import _api, _wizard_jwt_input
 
 bp = Blueprint("consumers", __name__)
 
@@ -63,18 +63,42 @@ def _plan_form_fields(form, kind):
     fields = {"name": form.get("name", ""), "description": form.get("description", ""), "type": kind,
               "validation": form.get("validation", "AUTO")}
     if kind == "jwt":
-        signature, resolver = form.get("signature", ""), form.get("publicKeyResolver", "GIVEN_KEY")
-        source = "secret" if signature.startswith("HMAC_") else "publicKey" if resolver == "GIVEN_KEY" else "jwksUrl"
-        fields["configuration"] = {"signature": signature, "publicKeyResolver": resolver,
-                                   "resolverParameter": form.get(source, "").strip()}
+        fields["configuration"] = {"signature": form.get("signature", ""),
+                                   "publicKeyResolver": form.get("publicKeyResolver", "GIVEN_KEY"),
+                                   "resolverParameter": form.get(_wizard_jwt_input(form), "").strip()}
     return fields
 
 
-def _render_plan_form(api, plan, form, errors, status=200):
+def _plan_fields_context(api, plan, form, errors):
+    """What the type-dependent part of the plan form shows: the plan type's fields only, a JWT key
+    in the one input its signature and resolver use; errors named after those inputs."""
+    form = form or {}
     configuration = rules.mask_secret(subs.configuration(plan)) if plan else {}
-    return render_template("plan_form.html", api=api, plan=plan, form=form, errors=errors, rules=rules,
-                           configuration=configuration, validation=subs.validation(plan) if plan else "AUTO",
-                           changes=apis.has_undeployed_changes(api)), status
+    kind = plan.security_type if plan else form.get("type", "api-key")
+    chosen = {"signature": form.get("signature", configuration.get("signature", "RSA_RS256")),
+              "publicKeyResolver": form.get("publicKeyResolver", configuration.get("publicKeyResolver", "GIVEN_KEY"))}
+    jwt_input = _wizard_jwt_input(chosen)
+    stored_input = _wizard_jwt_input(configuration) if configuration.get("resolverParameter") else None
+    errors = {jwt_input if field == "resolverParameter" else field: message for field, message in errors.items()}
+    return {"form": form, "errors": errors, "kind": kind, "jwt_input": jwt_input, "rules": rules,
+            "validation": form.get("validation", subs.validation(plan) if plan else "AUTO"), **chosen,
+            "stored_key": configuration.get("resolverParameter", "") if stored_input == jwt_input else None,
+            "refresh_url": url_for("consumers.plan_fields", api_id=api.id, plan_id=plan.id if plan else None)}
+
+
+def _render_plan_form(api, plan, form, errors, status=200):
+    return render_template("plan_form.html", api=api, plan=plan, changes=apis.has_undeployed_changes(api),
+                           **_plan_fields_context(api, plan, form, errors)), status
+
+
+@bp.post("/apis/<api_id>/plans/_fields")
+@bp.post("/apis/<api_id>/plans/<plan_id>/_fields")
+@requires("owner", api="api_id")
+def plan_fields(api_id, plan_id=None):
+    """The plan form's type-dependent part, for the plan type (or JWT signature) just chosen."""
+    api = _api(api_id)
+    plan = _plan(api, plan_id) if plan_id else None
+    return render_template("_plan_fields.html", **_plan_fields_context(api, plan, request.form, {}))
 
 
 @bp.route("/apis/<api_id>/plans/new", methods=["GET", "POST"])
@@ -151,18 +175,51 @@ def create_application():
     return redirect(url_for("consumers.application", application_id=application.id))
 
 
+def _offered_plans():
+    return [(api, plan) for api in apis.all_apis() for plan in api.plans
+            if plan.security_type != "key-less" and plan.status == "published"]
+
+
+def _chosen_plan(choice):
+    """(API, plan id, plan or None) of the subscribe form's choice "<api id>/<plan id>"."""
+    api_id, _, plan_id = (choice or "").partition("/")
+    api = apis.find(api_id)
+    return api, plan_id, subs.find_plan(api, plan_id) if api else None
+
+
+def _is_push(plan):
+    return plan is not None and plan.security_type == rules.PUSH
+
+
+def _webhook_labels():
+    return {"webhook." + f.path: f.label for f in WEBHOOK_SETTINGS}
+
+
 def _render_application(application, new_key=None, errors=None, status=200, webhook=None):
-    offered = [(api, plan) for api in apis.all_apis() for plan in api.plans
-               if plan.security_type != "key-less" and plan.status == "published"]
+    """The application's page. Errors of the subscribe form's fields go to its error summary;
+    others (a key that cannot be renewed...) are said above the subscriptions."""
+    errors = errors or {}
+    offered = _offered_plans()
+    chosen = request.form.get("plan") if errors else None
+    chosen = chosen or (f"{offered[0][0].id}/{offered[0][1].id}" if offered else "")
+    field_errors = {k: v for k, v in errors.items() if k == "plan" or k.startswith("webhook.")}
     return render_template("application.html", application=application, offered=offered, new_key=new_key,
-                           errors=errors or {}, plan_of=subs.plan_of, active_keys=subs.active_keys,
+                           errors=field_errors, problems=[v for k, v in errors.items() if k not in field_errors],
+                           labels={"plan": "Plan", **_webhook_labels()}, chosen=chosen,
+                           push=_is_push(_chosen_plan(chosen)[2]),
+                           plan_of=subs.plan_of, active_keys=subs.active_keys,
                            settings=WEBHOOK_SETTINGS, values=webhook or {},
                            refresh_url=url_for("consumers.webhook_fields", application_id=application.id)), status
 
 
 def _webhook_errors(exc):
-    """A consumer configuration's errors, named as the form's webhook fields."""
-    return {"webhook." + field.rpartition("entrypointConfiguration.")[2]: message for field, message in exc.errors.items()}
+    """A consumer configuration's errors, named as the form's webhook fields; a plan's as the plan select."""
+    def name(field):
+        if field == "planId":
+            return "plan"
+        _, found, path = field.rpartition("entrypointConfiguration.")
+        return "webhook." + path if found else field
+    return {name(field): message for field, message in exc.errors.items()}
 
 
 @bp.get("/applications/<application_id>")
@@ -175,13 +232,11 @@ def application(application_id):
 @requires("owner", application="application_id")
 def subscribe(application_id):
     application = _application(application_id)
-    api_id, _, plan_id = request.form.get("plan", "").partition("/")
-    api = apis.find(api_id)
+    api, plan_id, plan = _chosen_plan(request.form.get("plan"))
     try:
         if api is None:
             raise subs.Invalid({"plan": "Choose a plan to subscribe to."})
-        plan = subs.find_plan(api, plan_id)
-        push = plan is not None and plan.security_type == rules.PUSH
+        push = _is_push(plan)
         values, errors = WEBHOOK_SETTINGS.from_form(request.form, "webhook.") if push else (None, {})
         if errors:
             raise subs.Invalid(errors)
@@ -230,6 +285,17 @@ def close_subscription(application_id, subscription_id):
 
 
 # ----- push subscriptions: their webhook -----
+@bp.post("/applications/<application_id>/subscriptions/_fields")
+@requires("owner", application="application_id")
+def subscription_fields(application_id):
+    """The subscribe form's part that depends on the plan chosen: webhook settings for push plans only."""
+    _application(application_id)
+    values, _ = WEBHOOK_SETTINGS.from_form(request.form, "webhook.")
+    return render_template("_subscription_fields.html", push=_is_push(_chosen_plan(request.form.get("plan"))[2]),
+                           settings=WEBHOOK_SETTINGS, values=values, errors={},
+                           refresh_url=url_for("consumers.webhook_fields", application_id=application_id))
+
+
 @bp.post("/applications/<application_id>/webhook/_fields")
 @requires("owner", application="application_id")
 def webhook_fields(application_id):
@@ -268,7 +334,7 @@ def webhook(application_id, subscription_id):
         status = 400
     return render_template("webhook.html", application=application, subscription=subscription,
                            state=subs.webhook_state(subscription), deliveries=subs.deliveries(subscription),
-                           settings=WEBHOOK_SETTINGS, values=values, errors=errors,
+                           settings=WEBHOOK_SETTINGS, values=values, errors=errors, labels=_webhook_labels(),
                            refresh_url=url_for("consumers.webhook_fields", application_id=application.id)), status
 
 

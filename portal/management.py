@@ -149,8 +149,17 @@ def stop(api_id):
 @bp.post(ENV + "/apis/<api_id>/deployments")
 @requires("owner", api="api_id")
 def deploy(api_id):
-    deployment = apis.deploy(_api(api_id), g.user.username)
-    return jsonify({"revision": deployment.revision, "deployedAt": deployment.created_at.isoformat() + "Z"}), 202
+    """202 with a new revision; 200 with the deployed one when the draft equals it (a retried
+    deploy is harmless, and no identical revision is made)."""
+    try:
+        deployment = apis.deploy(_api(api_id), g.user.username)
+    except apis.NothingToDeploy as exc:
+        return jsonify(_deployment(exc.deployment) | {"message": str(exc)}), 200
+    return jsonify(_deployment(deployment)), 202
+
+
+def _deployment(deployment):
+    return {"revision": deployment.revision, "deployedAt": deployment.created_at.isoformat() + "Z"}
 
 
 @bp.get(ENV + "/apis/<api_id>/_export/definition")

@@ -132,6 +132,18 @@ class PortalSession(db.Model):
     user = db.relationship("User")
 
 
+class KeptFormSecrets(db.Model):
+    """Secrets typed into a form whose save failed, so that the next try need not type them again
+    and the page never shows them. One row per (portal session, form id); `data` is the JSON of
+    {input name: value}, encrypted like every stored secret; rows live an hour at most."""
+    __tablename__ = "kept_form_secrets"
+    id = db.Column(db.String(64), primary_key=True)  # SHA-256 of session id + form id
+    session_id = db.Column(db.String(64), db.ForeignKey("portal_sessions.id", ondelete="CASCADE"), nullable=False,
+                           index=True)
+    data = db.Column(db.Text, nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow, index=True)
+
+
 class AccessToken(db.Model):
     """A personal access token for the management API. Only its SHA-256 is stored: tokens are long
     random strings, so a fast hash is enough and keeps the per-request lookup cheap."""

@@ -177,7 +177,10 @@ def document():
             base + "/{apiId}/_stop": {"parameters": _parameters("apiId"), "post": _op(
                 "Stop an API. Its owner or an admin", {204: ("Stopped", None)}, codes=(400, 404))},
             base + "/{apiId}/deployments": {"parameters": _parameters("apiId"), "post": _op(
-                "Deploy the current definition. Its owner or an admin", {202: ("Deployed", {"type": "object"})},
+                "Deploy the current definition. Its owner or an admin", {
+                    202: ("Deployed as a new revision", {"type": "object"}),
+                    200: ("Nothing to deploy: the draft equals the last revision, which is returned with the message "
+                          "'Nothing to deploy: the draft equals revision N.'; no revision is made", {"type": "object"})},
                 codes=(400, 404))},
             base + "/{apiId}/_export/definition": {"parameters": [*_parameters("apiId"), {
                 "name": "includeSecrets", "in": "query", "schema": {"type": "boolean", "default": False}}],

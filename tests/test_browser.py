@@ -62,19 +62,19 @@ def test_create_message_api_with_two_mock_endpoints_in_the_browser(server, brows
     portal = server.portal
     expect(page.get_by_role("heading", name="APIs")).to_be_visible()
 
-    # 2. The create-API wizard: conditional entrypoint sections swapped in by HTMX.
+    # 2. The create-API wizard, one step at a time. General: an empty name is refused beside the field.
     page.get_by_role("link", name="Create API").first.click()
     expect(page).to_have_url(portal + "/apis/new")
     expect(page.get_by_role("heading", name="Create an API")).to_be_visible()
-    page.fill("#name", "Browser demo")
-    page.fill("#path", "/browser-demo")
     expect(page.locator('input[name="type"][value="message"]')).to_be_checked()
+    page.fill("#path", "/browser-demo")
+    page.get_by_role("button", name="Next: Entrypoints").click()
+    expect(field_error(page, "name")).to_have_text("Give the API a name.")
+    expect(page.locator("#path")).to_have_value("/browser-demo")
+    page.fill("#name", "Browser demo")
+    page.get_by_role("button", name="Next: Entrypoints").click()
 
-    page.select_option("#endpoint_type", "mock")
-    htmx_idle(page)
-    expect(page.locator("#endpoint_type")).to_have_value("mock")
-    expect(by_id(page, "cfg.messageContent")).to_be_visible()
-
+    # 3. Entrypoints: conditional sections swapped in by HTMX.
     sse = page.get_by_role("checkbox", name="Server-Sent Events")
     http_get = page.get_by_role("checkbox", name="HTTP GET")
     expect(page.locator("#section-sse")).to_have_count(0)
@@ -96,33 +96,34 @@ def test_create_message_api_with_two_mock_endpoints_in_the_browser(server, brows
     htmx_idle(page)
     expect(page.locator("#section-sse")).to_be_visible()
     expect(page.locator("#section-http-get")).to_be_visible()
-    # The swaps kept what was typed outside the swapped part.
-    expect(page.locator("#name")).to_have_value("Browser demo")
-    expect(page.locator("#endpoint_type")).to_have_value("mock")
+    page.get_by_role("button", name="Next: Endpoint").click()
 
+    # 4. Endpoint: the Mock; a negative interval is refused beside the field, nothing created.
+    page.select_option("#endpoint_type", "mock")
+    htmx_idle(page)
+    expect(page.locator("#endpoint_type")).to_have_value("mock")
     by_id(page, "cfg.messageContent").fill("hello from the browser")
-    by_id(page, "cfg.messageInterval").fill("100")
+    by_id(page, "cfg.messageInterval").fill("-5")
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / "portal-create-api.png"), full_page=True)
-
-    # 3. Bad input: an empty name and a negative interval. Errors beside the fields, nothing created.
-    page.fill("#name", "")
-    by_id(page, "cfg.messageInterval").fill("-5")
-    page.get_by_role("button", name="Create API").click()
-    expect(field_error(page, "name")).to_have_text("Give the API a name.")
+    page.get_by_role("button", name="Next: Plan").click()
     expect(field_error(page, "cfg.messageInterval")).to_contain_text("must be at least 0")
     assert server.mgmt("GET", "/apis").json()["data"] == []
-    # The form comes back as it was sent.
+    expect(by_id(page, "cfg.messageContent")).to_have_value("hello from the browser")  # as it was sent
+    # Back and forth keeps what was chosen on the other steps.
+    page.get_by_role("button", name="Back: Entrypoints").click()
     expect(sse).to_be_checked()
     expect(http_get).to_be_checked()
-    expect(page.locator("#section-sse")).to_be_visible()
-    expect(page.locator("#path")).to_have_value("/browser-demo")
-    expect(by_id(page, "cfg.messageContent")).to_have_value("hello from the browser")
+    page.get_by_role("button", name="Next: Endpoint").click()
+    expect(page.locator("#endpoint_type")).to_have_value("mock")
 
-    # 4. Fix the input and create the API.
-    page.fill("#name", "Browser demo")
+    # 5. Fix the input; key-less plan; the summary; create the API.
     by_id(page, "cfg.messageInterval").fill("100")
-    page.get_by_role("button", name="Create API").click()
+    page.get_by_role("button", name="Next: Plan").click()
+    expect(page.locator("#plan_type")).to_have_value("key-less")
+    page.get_by_role("button", name="Next: Summary").click()
+    expect(page.locator("#form")).to_contain_text("Browser demo")
+    page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator(".flash")).to_contain_text("API Browser demo created")
     expect(page.get_by_role("heading", name=re.compile("Browser demo"))).to_be_visible()
     apis = server.mgmt("GET", "/apis").json()["data"]

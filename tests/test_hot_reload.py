@@ -20,6 +20,13 @@ def edit_content(server, api_id, content):
     assert response.status_code == 200, response.text
 
 
+def change_description(server, api_id, text):
+    """A change that alters no message: an unchanged API would not be deployed again."""
+    exported = server.mgmt("GET", f"/apis/{api_id}/_export/definition").json()
+    exported["api"]["description"] = text
+    assert server.mgmt("PUT", f"/apis/{api_id}/_import/definition", json=exported).status_code == 200
+
+
 def first_content(base_url, path="/demo", session=requests):
     response = session.get(base_url + path + "?limit=1", headers=JSON, timeout=5)
     assert response.status_code == 200, response.text
@@ -73,6 +80,7 @@ def test_websocket_closes_1013_on_redeploy_and_stop(server):
         ws = websocket.create_connection(server.gateway.replace("http", "ws") + "/demo", timeout=5)
         assert ws.recv() == "hello"
         if action == "deploy":
+            change_description(server, api_id, "redeployed")
             server.deploy(api_id)
         else:
             assert server.mgmt("POST", f"/apis/{api_id}/_stop").status_code == 204
@@ -171,6 +179,7 @@ def test_twenty_redeploys_with_clients_connected_leak_nothing(server):
 
     def redeploy(clients, revision):
         sse, sockets = clients
+        change_description(server, api_id, f"revision {revision}")
         assert server.deploy(api_id) == revision
         for stream in sse:
             assert read_sse(stream, 1000)[-1]["event"] == "goaway"

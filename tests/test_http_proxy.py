@@ -556,16 +556,17 @@ def test_the_endpoint_form_opens_each_http_proxy_section_with_its_toggle(server,
     assert section(**{"shared.proxy.enabled": "on"}) == {
         "shared.proxy.useSystemProxy", "shared.proxy.type", "shared.proxy.host", "shared.proxy.port",
         "shared.proxy.username", "shared.proxy.password"}
-    assert section(**{"shared.ssl.trustStore.type": "PEM"}) == {"shared.ssl.trustStore.path",
-                                                                "shared.ssl.trustStore.content"}
-    assert section(**{"shared.ssl.trustStore.type": "JKS"}) == {
-        "shared.ssl.trustStore.path", "shared.ssl.trustStore.content", "shared.ssl.trustStore.password"}
-    assert section(**{"shared.ssl.keyStore.type": "PEM"}) == {
-        "shared.ssl.keyStore.certPath", "shared.ssl.keyStore.certContent", "shared.ssl.keyStore.keyPath",
-        "shared.ssl.keyStore.keyContent"}
-    assert section(**{"shared.ssl.keyStore.type": "PKCS12"}) == {
-        "shared.ssl.keyStore.path", "shared.ssl.keyStore.content", "shared.ssl.keyStore.password",
-        "shared.ssl.keyStore.alias", "shared.ssl.keyStore.keyPassword"}
+    # Each store: its type, then "with location" or "with certificates" / "with key", then that pair's fields.
+    trust, key = "shared.ssl.trustStore.", "shared.ssl.keyStore."
+    assert section(**{trust + "type": "PEM"}) == {trust + "with", trust + "path"}
+    assert section(**{trust + "type": "PEM", trust + "with": "certificates"}) == {trust + "with", trust + "content"}
+    assert section(**{trust + "type": "JKS"}) == {trust + "with", trust + "path", trust + "password"}
+    assert section(**{key + "type": "PEM"}) == {key + "with", key + "certPath", key + "keyPath"}
+    assert section(**{key + "type": "PEM", key + "with": "key"}) == {key + "with", key + "certContent", key + "keyContent"}
+    assert section(**{key + "type": "PKCS12", key + "with": "key"}) == {
+        key + "with", key + "content", key + "password", key + "alias", key + "keyPassword"}
+    assert section(**{key + "type": "PKCS12"}) == {
+        key + "with", key + "path", key + "password", key + "alias", key + "keyPassword"}
     # Saving an outbound proxy without its host is refused, naming the field; nothing is saved.
     refused = portal.browser.post(server.portal + f"/apis/{api_id}/endpoints/{portal.endpoint_id}/edit", data={
         "csrf_token": portal.token, "name": "e0", "weight": "1", "cfg.target": url(backends[0]),

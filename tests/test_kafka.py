@@ -29,10 +29,10 @@ def kafka_api(bootstrap, topic, path="/orders", qos="auto", consumer=None, produ
         "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [
             {"type": "http-get", "qos": qos, "configuration": {
                 "messagesLimitCount": get_count, "messagesLimitDurationMs": get_duration_ms,
-                "headersInPayload": True, "metadataInPayload": True}},
-            {"type": "http-post", "configuration": {"requestHeadersToMessage": True}},
-            {"type": "sse", "qos": qos},
-            {"type": "websocket"}]}],
+                "headersInPayload": True, "metadataInPayload": True}}]
+            # without a producer, no entrypoint publishes: Deploy would refuse it
+            + ([{"type": "http-post", "configuration": {"requestHeadersToMessage": True}}] if producer else [])
+            + [{"type": "sse", "qos": qos}, {"type": "websocket", "configuration": {"publisher": {"enabled": producer}}}]}],
         "endpointGroups": [{"name": "kafka", "type": "kafka", "sharedConfiguration": shared, "endpoints": [
             {"name": "broker", "type": "kafka", "inheritConfiguration": True,
              "configuration": {"bootstrapServers": bootstrap}}]}],

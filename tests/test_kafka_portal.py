@@ -22,27 +22,34 @@ def test_kafka_form_sections_follow_the_toggles_and_save_checks_the_settings(ser
 
     edit = browser.get(server.portal + f"/apis/{api_id}/endpoints/{endpoint_id}/edit")
     shown = connector_fields(edit.text)
-    assert {"cfg.bootstrapServers", "shared.security.protocol", "shared.producer.enabled",
-            "shared.consumer.enabled", "shared.consumer.topics", "shared.consumer.autoOffsetReset"} <= shown
+    assert {"cfg.bootstrapServers", "shared.security.protocol", "shared.use", "shared.consumer.topics",
+            "shared.consumer.autoOffsetReset"} <= shown
+    assert '<option value="consumer" selected>Use Consumer</option>' in edit.text  # derived from consumer.enabled
     assert "shared.producer.topics" not in shown and "shared.security.sasl.saslMechanism" not in shown
 
     def section(**form):
         return connector_fields(browser.post(refresh, data={"csrf_token": token, **form}).text)
 
-    assert "shared.producer.topics" in section(**{"shared.producer.enabled": "on"})
+    producer = section(**{"shared.use": "producer"})
+    assert "shared.producer.topics" in producer and "shared.consumer.topics" not in producer
+    assert {"shared.producer.topics", "shared.consumer.topics"} <= section(**{"shared.use": "both"})
     sasl = section(**{"shared.security.protocol": "SASL_SSL"})
     assert {"shared.security.sasl.saslMechanism", "shared.security.sasl.saslJaasConfig",
             "shared.security.ssl.trustStore.type"} <= sasl
     assert "shared.security.ssl.trustStore.password" not in sasl
     jks = section(**{"shared.security.protocol": "SSL", "shared.security.ssl.trustStore.type": "JKS"})
-    assert {"shared.security.ssl.trustStore.location", "shared.security.ssl.trustStore.certificates",
-            "shared.security.ssl.trustStore.password"} <= jks and "shared.security.sasl.saslMechanism" not in jks
+    assert {"shared.security.ssl.trustStore.location", "shared.security.ssl.trustStore.password"} <= jks
+    assert "shared.security.ssl.trustStore.certificates" not in jks and "shared.security.sasl.saslMechanism" not in jks
+    jks = section(**{"shared.security.protocol": "SSL", "shared.security.ssl.trustStore.type": "JKS",
+                     "shared.security.ssl.trustStore.with": "certificates"})
+    assert {"shared.security.ssl.trustStore.certificates", "shared.security.ssl.trustStore.password"} <= jks
+    assert "shared.security.ssl.trustStore.location" not in jks
     pem = section(**{"shared.security.protocol": "SSL", "shared.security.ssl.trustStore.type": "PEM"})
     assert "shared.security.ssl.trustStore.password" not in pem
 
     form = {"csrf_token": token, "name": "main", "weight": "1", "cfg.bootstrapServers": "broker one",
             "shared.security.protocol": "SASL_PLAINTEXT", "shared.security.sasl.saslMechanism": "PLAIN",
-            "shared.security.sasl.saslJaasConfig": JAAS, "shared.consumer.enabled": "on",
+            "shared.security.sasl.saslJaasConfig": JAAS, "shared.use": "consumer",
             "shared.consumer.topicPattern": "orders-("}
     bad = browser.post(server.portal + f"/apis/{api_id}/endpoints/{endpoint_id}/edit", data=form)
     assert bad.status_code == 400

@@ -26,6 +26,13 @@ BLOCKED = {
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-attribute.json": [
         "policy assign-attributes", "expression language ({#...})"],
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json": ["policy interrupt-message-request-phase"],
+    # A WebSocket whose clients both publish and subscribe, on an endpoint with one side only.
+    "messages/mqtt5/mqtt5-endpoint-failure.json": [
+        "entrypoint websocket publishes messages, but endpoint 'default' (mqtt5) of group 'default-group' is not "
+        "configured to produce (Use Producer)"],
+    "messages/mqtt5/mqtt5-endpoint-publish.json": [
+        "entrypoint websocket delivers messages to its clients, but endpoint 'default' (mqtt5) of group "
+        "'default-group' is not configured to consume (Use Consumer)"],
     # The first endpoint's port -1 is the failing endpoint of the failover test: kept.
     "http/failover/mqtt-two-endpoints.json": [
         "endpoint default: Server port: '-1' is not a port number (1 to 65535)"],
@@ -223,9 +230,20 @@ def without_flows(definition):
     definition["flows"] = []
 
 
+def websocket_only(side):
+    """The WebSocket entrypoint with only this side on (publisher or subscriber)."""
+    def change(definition):
+        for entrypoint in definition["listeners"][0]["entrypoints"]:
+            if entrypoint["type"] == "websocket":
+                other = "subscriber" if side == "publisher" else "publisher"
+                entrypoint["configuration"] = {side: {"enabled": True}, other: {"enabled": False}}
+    return change
+
+
 BEHAVIOUR = {
-    "messages/mqtt5/mqtt5-endpoint-failure.json": ((), failure),
-    "messages/mqtt5/mqtt5-endpoint-publish.json": ((), websocket_publish("/test-publish")),
+    "messages/mqtt5/mqtt5-endpoint-failure.json+websocket-subscriber": ((websocket_only("subscriber"),), failure),
+    "messages/mqtt5/mqtt5-endpoint-publish.json+websocket-publisher": (
+        (websocket_only("publisher"),), websocket_publish("/test-publish")),
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint.json": ((), http_post("/test", False)),
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-retained.json": (
         (), http_post("/http-post-endpoint-mqtt5-endpoint-retained", True)),

@@ -65,31 +65,35 @@ def test_mqtt_form_sections_follow_the_toggles_and_save_checks_the_settings(serv
     shown = connector_fields(browser.get(edit_url).text)
     assert {"cfg.serverHost", "cfg.serverPort", "shared.reconnectAttempt", "shared.sessionExpiryInterval",
             "shared.cleanStart", "shared.security.auth.username", "shared.security.auth.password",
-            "shared.security.ssl.trustStore.type", "shared.producer.enabled", "shared.consumer.enabled",
-            "shared.consumer.topic"} <= shown
+            "shared.security.ssl.trustStore.type", "shared.use", "shared.consumer.topic"} <= shown
     assert "shared.producer.topic" not in shown and "shared.security.ssl.hostnameVerifier" not in shown
 
     def section(**form):
         return connector_fields(browser.post(refresh, data={"csrf_token": token, **form}).text)
 
     assert {"shared.producer.topic", "shared.producer.retained", "shared.producer.messageExpiryInterval",
-            "shared.producer.responseTopic"} <= section(**{"shared.producer.enabled": "on"})
+            "shared.producer.responseTopic"} <= section(**{"shared.use": "producer"})
     jks = section(**{"shared.security.ssl.trustStore.type": "JKS", "shared.security.ssl.keyStore.type": "PKCS12"})
     assert {"shared.security.ssl.hostnameVerifier", "shared.security.ssl.trustStore.path",
-            "shared.security.ssl.trustStore.content", "shared.security.ssl.trustStore.password",
-            "shared.security.ssl.keyStore.path", "shared.security.ssl.keyStore.content",
-            "shared.security.ssl.keyStore.password"} <= jks
+            "shared.security.ssl.trustStore.password", "shared.security.ssl.keyStore.path",
+            "shared.security.ssl.keyStore.password"} <= jks  # "with location" by default
+    jks = section(**{"shared.security.ssl.trustStore.type": "JKS", "shared.security.ssl.trustStore.with": "certificates",
+                     "shared.security.ssl.keyStore.type": "PKCS12", "shared.security.ssl.keyStore.with": "key"})
+    assert {"shared.security.ssl.trustStore.content", "shared.security.ssl.trustStore.password",
+            "shared.security.ssl.keyStore.content", "shared.security.ssl.keyStore.password"} <= jks
     pem = section(**{"shared.security.ssl.trustStore.type": "PEM", "shared.security.ssl.keyStore.type": "PEM"})
-    assert {"shared.security.ssl.keyStore.certContent", "shared.security.ssl.keyStore.keyContent",
-            "shared.security.ssl.keyStore.certPath", "shared.security.ssl.keyStore.keyPath"} <= pem
+    assert {"shared.security.ssl.keyStore.certPath", "shared.security.ssl.keyStore.keyPath"} <= pem
+    pem = section(**{"shared.security.ssl.trustStore.type": "PEM", "shared.security.ssl.keyStore.type": "PEM",
+                     "shared.security.ssl.keyStore.with": "key"})
+    assert {"shared.security.ssl.keyStore.certContent", "shared.security.ssl.keyStore.keyContent"} <= pem
     assert "shared.security.ssl.trustStore.password" not in pem
 
     form = {"csrf_token": token, "name": "main", "weight": "1", "cfg.serverHost": "broker.local",
             "cfg.serverPort": "1883", "shared.reconnectAttempt": "11", "shared.sessionExpiryInterval": "0",
             "shared.cleanStart": "on", "shared.security.auth.username": "app",
             "shared.security.auth.password": "pw-never-shown", "shared.security.ssl.trustStore.type": "NONE",
-            "shared.producer.enabled": "on", "shared.producer.topic": "orders/#",
-            "shared.producer.messageExpiryInterval": "-1", "shared.consumer.enabled": "on",
+            "shared.use": "both", "shared.producer.topic": "orders/#",
+            "shared.producer.messageExpiryInterval": "-1",
             "shared.consumer.topic": "orders/+"}
     bad = browser.post(edit_url, data=form)
     assert bad.status_code == 400

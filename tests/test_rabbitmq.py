@@ -33,14 +33,17 @@ def rabbit_api(consumer=None, producer=None, path="/orders", qos="auto", get_cou
         shared["producer"] = {"enabled": True, "exchange": producer[0], "routingKey": producer[1]}
     return {
         "name": f"RabbitMQ {path}", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
-        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [
-            {"type": "http-get", "qos": qos, "configuration": {
+        # Only the entrypoints the sides serve: Deploy refuses an entrypoint that no side can serve.
+        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [e for e, side in (
+            ({"type": "http-get", "qos": qos, "configuration": {
                 "messagesLimitCount": get_count, "messagesLimitDurationMs": get_duration_ms,
-                "headersInPayload": True, "metadataInPayload": True}},
-            {"type": "http-post", "qos": "none" if qos == "none" else "auto",
-             "configuration": {"requestHeadersToMessage": True}},
-            {"type": "sse", "qos": qos, "configuration": {"heartbeatIntervalInMs": 2000, "headersAsComment": True}},
-            {"type": "websocket", "qos": "none" if qos == "none" else "auto"}]}],
+                "headersInPayload": True, "metadataInPayload": True}}, consumer),
+            ({"type": "http-post", "qos": "none" if qos == "none" else "auto",
+              "configuration": {"requestHeadersToMessage": True}}, producer),
+            ({"type": "sse", "qos": qos, "configuration": {"heartbeatIntervalInMs": 2000, "headersAsComment": True}},
+             consumer),
+            ({"type": "websocket", "qos": "none" if qos == "none" else "auto", "configuration": {
+                "publisher": {"enabled": bool(producer)}, "subscriber": {"enabled": bool(consumer)}}}, True)) if side]}],
         "endpointGroups": [{"name": "rabbit", "type": "rabbitmq", "sharedConfiguration": shared, "endpoints": [
             {"name": "broker", "type": "rabbitmq", "inheritConfiguration": True,
              "configuration": {"serverHost": "127.0.0.1", "serverPort": 5672}}]}],

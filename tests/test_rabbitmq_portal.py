@@ -23,8 +23,8 @@ def test_rabbitmq_form_sections_follow_the_toggles_and_save_checks_the_names(ser
 
     shown = connector_fields(browser.get(server.portal + f"/apis/{api_id}/endpoints/{endpoint_id}/edit").text)
     assert {"cfg.serverHost", "cfg.serverPort", "cfg.virtualHost", "shared.security.auth.username",
-            "shared.security.auth.password", "shared.security.ssl.enabled", "shared.producer.enabled",
-            "shared.consumer.enabled", "shared.consumer.exchange.name", "shared.consumer.exchange.type",
+            "shared.security.auth.password", "shared.security.ssl.enabled", "shared.use",
+            "shared.consumer.exchange.name", "shared.consumer.exchange.type",
             "shared.consumer.exchange.durable", "shared.consumer.exchange.autoDelete", "shared.consumer.routingKey",
             "shared.consumer.queueExpiry"} <= shown
     assert not {"shared.producer.exchange.name", "shared.security.ssl.trustStore.type",
@@ -33,16 +33,19 @@ def test_rabbitmq_form_sections_follow_the_toggles_and_save_checks_the_names(ser
     def section(**form):
         return connector_fields(browser.post(refresh, data={"csrf_token": token, **form}).text)
 
-    assert {"shared.producer.exchange.name", "shared.producer.routingKey"} <= section(**{"shared.producer.enabled": "on"})
-    headers = section(**{"shared.consumer.enabled": "on", "shared.consumer.exchange.type": "headers"})
+    assert {"shared.producer.exchange.name", "shared.producer.routingKey"} <= section(**{"shared.use": "producer"})
+    headers = section(**{"shared.use": "consumer", "shared.consumer.exchange.type": "headers"})
     assert {"shared.consumer.bindingHeaders", "shared.consumer.headersMatch"} <= headers
     tls = section(**{"shared.security.ssl.enabled": "on", "shared.security.ssl.trustStore.type": "JKS"})
-    assert {"shared.security.ssl.trustStore.path", "shared.security.ssl.trustStore.content",
-            "shared.security.ssl.trustStore.password", "shared.security.ssl.hostnameVerifier"} <= tls
+    assert {"shared.security.ssl.trustStore.path", "shared.security.ssl.trustStore.password",
+            "shared.security.ssl.hostnameVerifier"} <= tls and "shared.security.ssl.trustStore.content" not in tls
+    tls = section(**{"shared.security.ssl.enabled": "on", "shared.security.ssl.trustStore.type": "JKS",
+                     "shared.security.ssl.trustStore.with": "certificates"})
+    assert {"shared.security.ssl.trustStore.content", "shared.security.ssl.trustStore.password"} <= tls
 
     form = {"csrf_token": token, "name": "main", "weight": "1", "cfg.serverHost": "rabbit.internal",
             "cfg.serverPort": "5672", "cfg.virtualHost": "/", "shared.security.auth.username": "app",
-            "shared.security.auth.password": "s3cret", "shared.producer.enabled": "on",
+            "shared.security.auth.password": "s3cret", "shared.use": "producer",
             "shared.producer.exchange.name": "amq.direct", "shared.producer.exchange.type": "direct",
             "shared.producer.routingKey": "orders"}
     edit = server.portal + f"/apis/{api_id}/endpoints/{endpoint_id}/edit"

@@ -78,13 +78,23 @@ TABLE = {
     ("ui.create_api", "POST"):          (LOGIN,   403,   400,  400,  400),   # empty form: errors
     ("ui.wizard_fields", "POST"):       (LOGIN,   403,   200,  200,  200),
     ("ui.api_page", "GET"):             (LOGIN,   200,   200,  200,  200),
+    ("ui.api_states", "GET"):           (LOGIN,   204,   204,  204,  204),   # asked about no API: nothing changed
     ("ui.deploy", "POST"):              (LOGIN,   403,   302,  403,  302),
     ("ui.start", "POST"):               (LOGIN,   403,   302,  403,  302),
     ("ui.stop", "POST"):                (LOGIN,   403,   302,  403,  302),
+    ("ui.stop", "GET"):                 (LOGIN,   403,   302,  403,  302),   # stopped already: back to the API
     ("ui.delete_api", "GET"):           (LOGIN,   403,   200,  403,  200),
     ("ui.delete_api", "POST"):          (LOGIN,   403,   302,  403,  302),
     ("ui.deployments", "GET"):          (LOGIN,   200,   200,  200,  200),
     ("ui.deployment", "GET"):           (LOGIN,   200,   200,  200,  200),
+    ("ui.compare_deployments", "GET"):  (LOGIN,   200,   200,  200,  200),
+    ("ui.restore_deployment", "GET"):   (LOGIN,   403,   200,  403,  200),
+    ("ui.restore_deployment", "POST"):  (LOGIN,   403,   302,  403,  302),
+    ("ui.general", "GET"):              (LOGIN,   200,   200,  200,  200),   # read only for those who may not edit
+    ("ui.save_general", "POST"):        (LOGIN,   403,   400,  403,  400),   # empty form: errors
+    ("ui.entrypoints", "GET"):          (LOGIN,   200,   200,  200,  200),
+    ("ui.save_entrypoints", "POST"):    (LOGIN,   403,   400,  403,  400),   # empty form: errors
+    ("ui.entrypoint_fields", "POST"):   (LOGIN,   403,   200,  403,  200),
     ("ui.endpoints", "GET"):            (LOGIN,   200,   200,  200,  200),
     ("ui.endpoint_fields", "POST"):     (LOGIN,   403,   200,  403,  200),
     ("ui.new_endpoint", "GET"):         (LOGIN,   403,   200,  403,  200),
@@ -95,6 +105,9 @@ TABLE = {
     ("ui.delete_endpoint", "GET"):      (LOGIN,   403,   200,  403,  200),
     ("ui.delete_endpoint", "POST"):     (LOGIN,   403,   302,  403,  302),
     ("ui.new_group_fields", "POST"):    (LOGIN,   403,   200,  403,  200),
+    ("ui.edit_group", "GET"):           (LOGIN,   403,   200,  403,  200),
+    ("ui.edit_group", "POST"):          (LOGIN,   403,   400,  403,  400),   # empty form: errors
+    ("ui.group_fields", "POST"):        (LOGIN,   403,   200,  403,  200),
     ("ui.failover_fields", "POST"):     (LOGIN,   403,   200,  403,  200),
     ("ui.edit_failover", "GET"):        (LOGIN,   403,   200,  403,  200),
     ("ui.edit_failover", "POST"):       (LOGIN,   403,   302,  403,  302),   # empty form: failover off
@@ -130,6 +143,7 @@ TABLE = {
     ("consumers.edit_plan", "GET"):     (LOGIN,   403,   200,  403,  200),
     ("consumers.edit_plan", "POST"):    (LOGIN,   403,   400,  403,  400),   # empty form: errors
     ("consumers.plan_status", "POST"):  (LOGIN,   403,   302,  403,  302),   # publishes a fresh staging plan
+    ("consumers.plan_fields", "POST"):  (LOGIN,   403,   200,  403,  200),   # the form's type-dependent part
     ("consumers.process_subscription", "POST"): (LOGIN, 403, 302, 403, 302),  # accepts a fresh pending one
     ("management.list_plans", "GET"):   (401,     200,   200,  200,  200),
     ("management.get_plan", "GET"):     (401,     200,   200,  200,  200),
@@ -145,6 +159,7 @@ TABLE = {
     ("consumers.renew_key", "POST"):    (LOGIN,   403,   200,  403,  200),
     ("consumers.revoke_key", "POST"):   (LOGIN,   403,   302,  403,  302),
     ("consumers.close_subscription", "POST"): (LOGIN, 403, 302, 403, 302),
+    ("consumers.subscription_fields", "POST"): (LOGIN, 403, 200, 403, 200),  # webhook fields for push plans
     ("management.list_applications", "GET"):  (401, 200, 200,  200,  200),
     ("management.get_application", "GET"):    (401, 200, 200,  200,  200),
     ("management.create_application", "POST"): (401, 403, 201, 201,  201),
@@ -170,7 +185,7 @@ TABLE = {
 # or the subscription, API key, plan or application the route acts on (FRESH_OBJECTS).
 FRESH = {"ui.start", "ui.stop", "ui.delete_api", "ui.delete_endpoint", "ui.delete_group", "management.delete_api",
          "management.replace_definition",
-         "management.start"}
+         "management.start", "management.deploy"}  # a deploy of an unchanged API makes no revision (200)
 FRESH_OBJECTS = {"consumers.plan_status", "consumers.process_subscription", "consumers.subscribe",
                  "consumers.revoke_key", "consumers.close_subscription", "management.move_plan",
                  "management.create_subscription", "management.process_subscription", "management.revoke_api_key"}
@@ -261,6 +276,9 @@ class Matrix:
     def url_values(self, endpoint, rule, actor):
         """Every value the route's URL (or its body) may need."""
         api = self.new_api() if endpoint in FRESH else self.api
+        if endpoint == "ui.restore_deployment":  # rewrites the API's groups and endpoints: one of its own, deployed
+            api = self.new_api()
+            assert mgmt_as(self.server, "owner", "POST", f"/apis/{api['id']}/deployments").status_code == 202
         values = {"api_id": api["id"], "group_id": api["groups"][0], "endpoint_id": api["endpoints"][0],
                   "revision": 1, "user_id": self.target_user, "plan_id": "keys", "action": ACTIONS.get(endpoint),
                   "application_id": self.application, "subscription_id": self.subscription["id"],
@@ -438,7 +456,7 @@ def test_a_password_change_ends_the_other_sessions_and_says_what_is_wrong(server
     for data, field, message in refusals:
         refused = post_form(here, server, "/account/password", data)
         assert refused.status_code == 400, refused.text
-        error = re.search(rf'id="password-{field}".*?<p class="error">(.*?)</p>', refused.text, re.S)
+        error = re.search(rf'<p class="error" id="{field}-error">(.*?)</p>', refused.text, re.S)
         assert error and message in error.group(1), (field, refused.text)
         assert new not in refused.text and PASSWORD not in refused.text  # no password echoed back
     assert login(server, "pat").get(server.portal + "/account").status_code == 200  # still the old password

@@ -5,6 +5,7 @@ import re
 
 from .. import failover, health, plans, registry
 from ..settings import get_path, set_path
+from . import capabilities
 from .forms import DefinitionError
 
 API_TYPES = ("message", "proxy")
@@ -184,6 +185,7 @@ def blocking_parts(api):
     for policy in sorted(_policies(api) - set(TEST_KIT_POLICIES)):
         parts.append(f"policy {policy}")
     parts += failover.problems(api.get("failover"))
+    parts += capabilities.problems(api)
     if isinstance(api.get("failover"), dict) and api["failover"].get("enabled") \
             and any(listener.get("type") == "tcp" for listener in api.get("listeners", [])):
         parts.append("failover on a tcp listener's API (the endpoints' reconnect attempts retry connections)")

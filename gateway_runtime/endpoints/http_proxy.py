@@ -22,13 +22,13 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionErr
 
 from ..messages import READ_CHUNK, EndpointConnector, EndpointError, Unreachable  # noqa: E402
 from ..registry import EndpointSpec  # noqa: E402
-from ..settings import Field, Settings, SettingsError, get_path  # noqa: E402
+from ..settings import (BINARY_STORES, STORE_TYPES, Field, Member, Settings, SettingsError,  # noqa: E402
+                        get_path, gravitee_key_store, store_summary, summary_line, trust_store)
 from ..stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context  # noqa: E402
 
 # Meaningful for one connection only; never forwarded (RFC 9110, 7.6.1).
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "proxy-connection"))
-STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
 
 
 class GatewayTimeout(EndpointError):
@@ -283,6 +283,12 @@ def _check_target(values, settings):
     parts = urlsplit(target)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return {"target": f"'{target}' is not an http:// or https:// URL"}
+    try:
+        port = parts.port
+    except ValueError:
+        return {"target": f"Target URL: '{target}' has a port that is not between 1 and 65535"}
+    if port == 0:
+        return {"target": f"Target URL: '{target}' has port 0, not between 1 and 65535"}
     return {}
 
 
@@ -310,6 +316,21 @@ def check_proxy(values):
     return errors
 
 
+def tls_and_proxy_summary(shared):
+    """The parts of a summary the HTTP and TCP proxies share: their stores and outbound proxy."""
+    proxy = get_path(shared, "proxy") or {}
+    via = proxy.get("enabled") and ("system proxy" if proxy.get("useSystemProxy")
+                                    else f"{proxy.get('type') or 'HTTP'} proxy {proxy.get('host')}:{proxy.get('port')}")
+    return ("trust all" if get_path(shared, "ssl.trustAll") else store_summary(shared, "ssl.trustStore"),
+            store_summary(shared, "ssl.keyStore", "key"), via)
+
+
+def summary(shared):
+    return summary_line(get_path(shared, "http.version") or "HTTP_1_1", *tls_and_proxy_summary(shared))
+
+
+SECTIONS = (("http", "HTTP"), ("headers", "HTTP"), ("proxy", "Outbound proxy"), ("ssl", "SSL"),
+            ("ssl.trustStore", "SSL trust store"), ("ssl.keyStore", "SSL key store"))
 SHARED = Settings(fields=(
     Field("http.version", "enum", "HTTP version", default="HTTP_1_1", choices=("HTTP_1_1", "HTTP_2")),
     Field("http.clearTextUpgrade", "boolean", "Upgrade clear-text connections to HTTP/2 (h2c)", default=False,
@@ -335,28 +356,16 @@ SHARED = Settings(fields=(
     Field("proxy.password", "secret", "Proxy password", when=("proxy.enabled", (True,))),
     Field("ssl.hostnameVerifier", "boolean", "Verify the host name", default=True),
     Field("ssl.trustAll", "boolean", "Trust all certificates", default=False),
-    Field("ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES + ("",)),
-    Field("ssl.trustStore.path", "path", "Trust store path", when=("ssl.trustStore.type", STORE_TYPES[1:])),
-    Field("ssl.trustStore.content", "text", "Trust store content", when=("ssl.trustStore.type", STORE_TYPES[1:]),
-          help="PEM text; JKS and PKCS12 as base64."),
-    Field("ssl.trustStore.password", "secret", "Trust store password",
-          when=("ssl.trustStore.type", ("JKS", "PKCS12"))),
-    Field("ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES + ("",),
-          help="A client certificate for backends that ask for one."),
-    Field("ssl.keyStore.certPath", "path", "Certificate chain path", when=("ssl.keyStore.type", ("PEM",))),
-    Field("ssl.keyStore.certContent", "text", "Certificate chain content", when=("ssl.keyStore.type", ("PEM",)),
-          help="PEM text: the client certificate first."),
-    Field("ssl.keyStore.keyPath", "path", "Private key path", when=("ssl.keyStore.type", ("PEM",))),
-    Field("ssl.keyStore.keyContent", "secret", "Private key content", when=("ssl.keyStore.type", ("PEM",)),
-          multiline=True),
-    Field("ssl.keyStore.path", "path", "Key store path", when=("ssl.keyStore.type", ("JKS", "PKCS12"))),
-    Field("ssl.keyStore.content", "text", "Key store content", when=("ssl.keyStore.type", ("JKS", "PKCS12")),
-          help="The store file in base64."),
-    Field("ssl.keyStore.password", "secret", "Key store password", when=("ssl.keyStore.type", ("JKS", "PKCS12"))),
-    Field("ssl.keyStore.alias", "string", "Key alias", when=("ssl.keyStore.type", ("JKS", "PKCS12")),
-          help="Which private key of the store (JKS); the first one when empty."),
-    Field("ssl.keyStore.keyPassword", "secret", "Key password", when=("ssl.keyStore.type", ("JKS", "PKCS12"))),
-), checks=(_check_shared,))
+    *trust_store("ssl.trustStore", Field(
+        "ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES + ("",),
+        help="NONE: the system's certificate authorities."), "path", "content"),
+    *gravitee_key_store("ssl.keyStore", Field(
+        "ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES + ("",),
+        help="A client certificate for backends that ask for one."), extra=(
+        Member("alias", "string", "Key alias", types=BINARY_STORES,
+               help="Which private key of the store (JKS); the first one when empty."),
+        Member("keyPassword", "secret", "Key password", types=BINARY_STORES))),
+), checks=(_check_shared,), sections=SECTIONS)
 
 SPEC = EndpointSpec(
     type="http-proxy",
@@ -370,4 +379,6 @@ SPEC = EndpointSpec(
               help="The request path after the context path is appended to it."),
     ), checks=(_check_target,)),
     shared=SHARED,
+    summary=summary,
+    target=lambda configuration: configuration.get("target"),
 )

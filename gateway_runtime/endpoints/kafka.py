@@ -21,7 +21,8 @@ from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NoOffsetForPar
 from ..jaas import JaasError, kafka_sasl_settings
 from ..messages import EndpointConnector, EndpointError, Message, NotFound, Subscription, Unreachable
 from ..registry import EndpointSpec
-from ..settings import Field, Settings, SettingsError, get_path
+from ..settings import (STORE_TYPES, Field, Settings, SettingsError, get_path, kafka_key_store, sides_summary,
+                        store_summary, summary_line, topics_text, trust_store, use_choice)
 from ..stores import check_key_store, check_trust_store, diagnose_tls, materialise
 
 log = logging.getLogger("gatehouse.kafka")
@@ -39,8 +40,6 @@ BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
 PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
 SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 TLS = ("SSL", "SASL_SSL")
-STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
-STORES = ("PEM", "JKS", "PKCS12")
 
 
 # ----- message ids: the position of every partition read so far -----
@@ -491,9 +490,13 @@ def close_quietly(client):
 
 def _check_bootstrap(values, settings):
     for server in (values.get("bootstrapServers") or "").split(","):
-        if not BOOTSTRAP.match(server.strip()):
-            return {"bootstrapServers": f"'{server.strip()}' is not host:port; give a comma-separated list such "
-                                        "as broker1:9092,broker2:9092"}
+        server = server.strip()
+        if not BOOTSTRAP.match(server):
+            return {"bootstrapServers": f"'{server}' is not host:port; give a comma-separated list such as "
+                                        "broker1:9092,broker2:9092"}
+        port = int(server.rpartition(":")[2])
+        if not 1 <= port <= 65535:
+            return {"bootstrapServers": f"Bootstrap servers: '{server}' has port {port}, not between 1 and 65535"}
     return {}
 
 
@@ -530,6 +533,9 @@ def _check_consumer(values, settings):
     return {}
 
 
+SECTIONS = (("security", "Security"), ("security.ssl.trustStore", "SSL trust store"),
+            ("security.ssl.keyStore", "SSL key store"), ("use", "Producer and consumer"),
+            ("producer", "Producer"), ("consumer", "Consumer"))
 SHARED = Settings(fields=(
     Field("security.protocol", "enum", "Security protocol", default="PLAINTEXT", choices=PROTOCOLS),
     Field("security.sasl.saslMechanism", "enum", "SASL mechanism", required=True, when=("security.protocol", SASL),
@@ -537,24 +543,13 @@ SHARED = Settings(fields=(
     Field("security.sasl.saslJaasConfig", "secret", "SASL JAAS config", required=True,
           when=("security.protocol", SASL),
           help='e.g. org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p";'),
-    Field("security.ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES,
-          when=("security.protocol", TLS)),
-    Field("security.ssl.trustStore.location", "path", "Trust store location",
-          when=("security.ssl.trustStore.type", STORES), help="A file under GATEHOUSE_CERTS_DIR; or give the certificates below."),
-    Field("security.ssl.trustStore.certificates", "text", "Trust store certificates",
-          when=("security.ssl.trustStore.type", STORES), help="PEM text; JKS and PKCS12 as base64."),
-    Field("security.ssl.trustStore.password", "secret", "Trust store password",
-          when=("security.ssl.trustStore.type", ("JKS", "PKCS12"))),
-    Field("security.ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES,
-          when=("security.protocol", TLS)),
-    Field("security.ssl.keyStore.location", "path", "Key store location", when=("security.ssl.keyStore.type", STORES)),
-    Field("security.ssl.keyStore.certificateChain", "text", "Certificate chain (PEM)",
-          when=("security.ssl.keyStore.type", ("PEM",))),
-    Field("security.ssl.keyStore.key", "secret", "Key", when=("security.ssl.keyStore.type", STORES), multiline=True,
-          help="PEM text; JKS and PKCS12 as base64. Or give a location."),
-    Field("security.ssl.keyStore.keyPassword", "secret", "Key password", when=("security.ssl.keyStore.type", STORES)),
-    Field("security.ssl.keyStore.password", "secret", "Key store password",
-          when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
+    *trust_store("security.ssl.trustStore", Field(
+        "security.ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES,
+        when=("security.protocol", TLS), help="NONE: the system's certificate authorities.")),
+    *kafka_key_store("security.ssl.keyStore", Field(
+        "security.ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES,
+        when=("security.protocol", TLS), help="A client certificate, for brokers that ask for one.")),
+    use_choice(),
     Field("producer.enabled", "boolean", "Use producer", default=False),
     Field("producer.topics", "list", "Producer topics", required=True, when=("producer.enabled", (True,)),
           help="One topic per line; each message is sent to every topic."),
@@ -573,7 +568,18 @@ SHARED = Settings(fields=(
           when=("consumer.enabled", (True,))),
     Field("consumer.removeConfluentHeader", "boolean", "Remove Confluent schema-registry header", default=False,
           when=("consumer.enabled", (True,))),
-), checks=(_check_security, _check_consumer))
+), checks=(_check_security, _check_consumer), sections=SECTIONS)
+
+def summary(shared):
+    protocol = get_path(shared, "security.protocol") or "PLAINTEXT"
+    consumer = get_path(shared, "consumer") or {}
+    consumed = topics_text(consumer.get("topics") or consumer.get("topicPattern"))
+    return summary_line(protocol, get_path(shared, "security.sasl.saslMechanism") if protocol in SASL else "",
+                        *((store_summary(shared, "security.ssl.trustStore"),
+                           store_summary(shared, "security.ssl.keyStore", "key")) if protocol in TLS else ()),
+                        *sides_summary(shared, topics_text(get_path(shared, "producer.topics")),
+                                       f"{consumed}, {consumer.get('autoOffsetReset') or 'latest'}"))
+
 
 def probe(configuration):
     """Can a TCP connection be opened to one of the bootstrap servers?"""
@@ -598,4 +604,6 @@ SPEC = EndpointSpec(
     ), checks=(_check_bootstrap,)),
     shared=SHARED,
     probe=probe,
+    summary=summary,
+    target=lambda configuration: configuration.get("bootstrapServers"),
 )

@@ -83,4 +83,5 @@ SPEC = EndpointSpec(
         Field("headers", "pairs", "Message headers", help="One 'name: value' per line."),
         Field("metadata", "pairs", "Message metadata", help="One 'name: value' per line."),
     ), ignored=("connectionErrors", "connectionLatencies")),
+    target=lambda configuration: f"a message every {configuration.get('messageInterval', 1000)} ms",
 )

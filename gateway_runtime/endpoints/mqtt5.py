@@ -30,7 +30,8 @@ from paho.mqtt.properties import Properties
 
 from ..messages import EndpointConnector, EndpointError, Message, Subscription, Unreachable
 from ..registry import EndpointSpec
-from ..settings import Field, Settings, SettingsError, get_path
+from ..settings import (STORE_TYPES, STORES, Field, Settings, SettingsError, get_path, gravitee_key_store,
+                        sides_summary, store_summary, summary_line, trust_store, use_choice, user_summary)
 from ..stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
 from .kafka import FanOutSubscription
 
@@ -41,7 +42,6 @@ KEEPALIVE_S = 30
 LOOP_SLICE_S = 0.5
 PUBLISH_TIMEOUT_S = 10
 IDLE_CLIENT_S = 30      # how long a subscriber's client waits in the pool for its client's next poll
-STORES = ("PEM", "JKS", "PKCS12")
 # Unique per process, so that two gateway processes never take over each other's MQTT sessions.
 PROCESS = f"{socket.gethostname()}-{os.getpid()}"
 
@@ -575,6 +575,13 @@ def _check_tls(values, settings):
     return check_gravitee_stores(get_path(values, "security.ssl") or {}, "security.ssl")
 
 
+def summary(shared):
+    tls = store_summary(shared, "security.ssl.trustStore")
+    return summary_line("TLS, " + tls if tls else "TCP", store_summary(shared, "security.ssl.keyStore", "key"),
+                        user_summary(shared),
+                        *sides_summary(shared, get_path(shared, "producer.topic"), get_path(shared, "consumer.topic")))
+
+
 def probe(configuration):
     """Down when this process's gateway gave up reconnecting to the broker; else can a TCP
     connection be opened to it?"""
@@ -603,28 +610,14 @@ SHARED = Settings(fields=(
           help="Start every connection with a fresh session, discarding what the broker kept."),
     Field("security.auth.username", "string", "Username"),
     Field("security.auth.password", "secret", "Password"),
-    Field("security.ssl.trustStore.type", "enum", "TLS trust store", default="NONE", choices=("NONE",) + STORES,
-          help="NONE: plain TCP. Otherwise TLS, trusting the certificates of this store."),
+    *trust_store("security.ssl.trustStore", Field(
+        "security.ssl.trustStore.type", "enum", "TLS trust store", default="NONE", choices=STORE_TYPES,
+        help="NONE: plain TCP. Otherwise TLS, trusting the certificates of this store."), "path", "content"),
     Field("security.ssl.hostnameVerifier", "boolean", "Verify the host name", default=True, when=TLS),
-    Field("security.ssl.trustStore.path", "path", "Trust store path", when=TLS,
-          help="A file under GATEHOUSE_CERTS_DIR; or give the content below."),
-    Field("security.ssl.trustStore.content", "text", "Trust store content", when=TLS,
-          help="PEM text; JKS and PKCS12 as base64."),
-    Field("security.ssl.trustStore.password", "secret", "Trust store password",
-          when=("security.ssl.trustStore.type", ("JKS", "PKCS12"))),
-    Field("security.ssl.keyStore.type", "enum", "Key store (client certificate)", default="NONE",
-          choices=("NONE",) + STORES, when=TLS),
-    Field("security.ssl.keyStore.certPath", "path", "Certificate path", when=("security.ssl.keyStore.type", ("PEM",))),
-    Field("security.ssl.keyStore.certContent", "text", "Certificate content (PEM)",
-          when=("security.ssl.keyStore.type", ("PEM",))),
-    Field("security.ssl.keyStore.keyPath", "path", "Key path", when=("security.ssl.keyStore.type", ("PEM",))),
-    Field("security.ssl.keyStore.keyContent", "secret", "Key content (PEM)", multiline=True,
-          when=("security.ssl.keyStore.type", ("PEM",))),
-    Field("security.ssl.keyStore.path", "path", "Key store path", when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
-    Field("security.ssl.keyStore.content", "secret", "Key store content (base64)", multiline=True,
-          when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
-    Field("security.ssl.keyStore.password", "secret", "Key store password",
-          when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
+    *gravitee_key_store("security.ssl.keyStore", Field(
+        "security.ssl.keyStore.type", "enum", "Key store (client certificate)", default="NONE",
+        choices=STORE_TYPES, when=TLS)),
+    use_choice(),
     Field("producer.enabled", "boolean", "Use producer", default=False),
     Field("producer.topic", "string", "Producer topic", required=True, when=PRODUCER, help="No wildcards."),
     Field("producer.retained", "boolean", "Retained", default=False, when=PRODUCER,
@@ -635,7 +628,11 @@ SHARED = Settings(fields=(
     Field("consumer.enabled", "boolean", "Use consumer", default=False),
     Field("consumer.topic", "string", "Consumer topic", required=True, when=CONSUMER,
           help="Wildcards allowed: + for one level, # for the rest (sensors/+/temperature, sensors/#)."),
-), checks=(_check_topics, _check_tls), aliases=(("reconnectAttempts", "reconnectAttempt"),))
+), checks=(_check_topics, _check_tls), aliases=(("reconnectAttempts", "reconnectAttempt"),), sections=(
+    *((name, "Connection") for name in ("reconnectAttempt", "sessionExpiryInterval", "cleanStart")),
+    ("security.auth", "Authentication"), ("security.ssl.trustStore", "SSL trust store"),
+    ("security.ssl.hostnameVerifier", "SSL trust store"), ("security.ssl.keyStore", "SSL key store"),
+    ("use", "Producer and consumer"), ("producer", "Producer"), ("consumer", "Consumer")))
 
 SPEC = EndpointSpec(
     type="mqtt5",
@@ -648,4 +645,6 @@ SPEC = EndpointSpec(
     ), checks=(_check_server,)),
     shared=SHARED,
     probe=probe,
+    summary=summary,
+    target=lambda configuration: f"{configuration.get('serverHost')}:{configuration.get('serverPort')}",
 )

@@ -30,7 +30,8 @@ from pika.exceptions import (AMQPConnectionError, AMQPError, ChannelClosedByBrok
 
 from ..messages import EndpointConnector, EndpointError, Message, Subscription, Unreachable
 from ..registry import EndpointSpec
-from ..settings import Field, Settings, SettingsError, get_path
+from ..settings import (STORE_TYPES, Field, Settings, SettingsError, get_path, gravitee_key_store, sides_summary,
+                        store_summary, summary_line, trust_store, use_choice, user_summary)
 from ..stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
 
 log = logging.getLogger("gatehouse.rabbitmq")
@@ -39,7 +40,6 @@ log = logging.getLogger("gatehouse.rabbitmq")
 logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
-STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
 QUEUE_PREFIX = "gravitee/gio-gateway/"
 DIRECTORY_PREFIX = "gatehouse/queues-of/"
 # The directory keeps the newest names; an older queue it forgets still goes by its x-expires.
@@ -508,25 +508,13 @@ SHARED = Settings(fields=(
     Field("security.ssl.enabled", "boolean", "Use TLS", default=False),
     Field("security.ssl.hostnameVerifier", "boolean", "Verify the broker's host name", default=True,
           when=("security.ssl.enabled", (True,))),
-    Field("security.ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES,
-          when=("security.ssl.enabled", (True,)), help="NONE: the system's certificate authorities."),
-    Field("security.ssl.trustStore.path", "path", "Trust store path", when=("security.ssl.trustStore.type", STORE_TYPES[1:])),
-    Field("security.ssl.trustStore.content", "text", "Trust store content",
-          when=("security.ssl.trustStore.type", STORE_TYPES[1:]), help="PEM text; JKS and PKCS12 as base64."),
-    Field("security.ssl.trustStore.password", "secret", "Trust store password",
-          when=("security.ssl.trustStore.type", ("JKS", "PKCS12"))),
-    Field("security.ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES,
-          when=("security.ssl.enabled", (True,))),
-    Field("security.ssl.keyStore.certContent", "text", "Certificate (PEM)", when=("security.ssl.keyStore.type", ("PEM",))),
-    Field("security.ssl.keyStore.keyContent", "secret", "Key (PEM)", multiline=True,
-          when=("security.ssl.keyStore.type", ("PEM",))),
-    Field("security.ssl.keyStore.certPath", "path", "Certificate path", when=("security.ssl.keyStore.type", ("PEM",))),
-    Field("security.ssl.keyStore.keyPath", "path", "Key path", when=("security.ssl.keyStore.type", ("PEM",))),
-    Field("security.ssl.keyStore.path", "path", "Key store path", when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
-    Field("security.ssl.keyStore.content", "secret", "Key store content (base64)", multiline=True,
-          when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
-    Field("security.ssl.keyStore.password", "secret", "Key store password",
-          when=("security.ssl.keyStore.type", ("JKS", "PKCS12"))),
+    *trust_store("security.ssl.trustStore", Field(
+        "security.ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES,
+        when=("security.ssl.enabled", (True,)), help="NONE: the system's certificate authorities."), "path", "content"),
+    *gravitee_key_store("security.ssl.keyStore", Field(
+        "security.ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES,
+        when=("security.ssl.enabled", (True,)))),
+    use_choice(),
     *side_fields("producer", "Producer"),
     *side_fields("consumer", "Consumer"),
     Field("consumer.bindingHeaders", "pairs", "Binding headers", when=("consumer.exchange.type", ("headers",)),
@@ -536,7 +524,22 @@ SHARED = Settings(fields=(
     Field("consumer.queueExpiry", "integer", "Queue expiry (s)", default=DEFAULT_EXPIRY_S, minimum=1,
           when=("consumer.enabled", (True,)),
           help="A client's queue is removed after it has had no consumer for this long (x-expires)."),
-), checks=(_check_names, _check_tls))
+), checks=(_check_names, _check_tls), sections=(
+    ("security.auth", "Authentication"), ("security.ssl", "TLS"), ("security.ssl.trustStore", "SSL trust store"),
+    ("security.ssl.keyStore", "SSL key store"), ("use", "Producer and consumer"), ("producer", "Producer"),
+    ("consumer", "Consumer")))
+
+
+def summary(shared):
+    def side(name):
+        exchange = get_path(shared, f"{name}.exchange") or {}
+        key = get_path(shared, f"{name}.routingKey")
+        return f"{exchange.get('name', '?')} ({exchange.get('type') or 'topic'})" + (f", key {key}" if key else "")
+    ssl = get_path(shared, "security.ssl.enabled")
+    return summary_line("TLS" if ssl else "AMQP", ssl and store_summary(shared, "security.ssl.trustStore"),
+                        ssl and store_summary(shared, "security.ssl.keyStore", "key"),
+                        user_summary(shared),
+                        *sides_summary(shared, side("producer"), side("consumer")))
 
 
 def probe(configuration):
@@ -561,5 +564,8 @@ SPEC = EndpointSpec(
     ), checks=(_check_port,)),
     shared=SHARED,
     probe=probe,
+    summary=summary,
+    target=lambda configuration: (f"{configuration.get('serverHost')}:{configuration.get('serverPort')}"
+                                  f"{configuration.get('virtualHost') or '/'}"),
     forget=forget_queues,
 )

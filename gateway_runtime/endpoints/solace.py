@@ -20,7 +20,8 @@ from gevent.event import Event
 
 from ..messages import EndpointConnector, EndpointError, Message, Subscription
 from ..registry import EndpointSpec
-from ..settings import Field, Settings, SettingsError, get_path
+from ..settings import (STORE_TYPES, STORES, Field, Settings, SettingsError, get_path, sides_summary, store_summary,
+                        summary_line, topics_text, trust_store, use_choice, user_summary)
 from ..solace_channel import channel
 from ..stores import check_gravitee_stores, gravitee_stores, materialise
 from .mqtt5 import QuietSubscription
@@ -28,7 +29,6 @@ from .mqtt5 import QuietSubscription
 log = logging.getLogger("gatehouse.solace")
 
 QUEUE_PREFIX = "gravitee/gio-gateway/"
-STORES = ("PEM", "JKS", "PKCS12")
 DIRECT_BUFFER = 10_000        # direct messages a subscriber may fall behind before it is told
 RESUBSCRIBES = 3              # times a subscription follows a dead worker to a new one
 DEFAULT_PORTS = {"tcp": 55555, "tcps": 55443}
@@ -294,6 +294,14 @@ def _check_tls(values, settings):
     return check_gravitee_stores(get_path(values, "security.ssl") or {}, "security.ssl")
 
 
+def summary(shared):
+    auth = get_path(shared, "security.auth") or {}
+    return summary_line(store_summary(shared, "security.ssl.trustStore"),
+                        auth.get("enabled", True) and user_summary(shared),
+                        *sides_summary(shared, topics_text(get_path(shared, "producer.topics")),
+                                       topics_text(get_path(shared, "consumer.topics"))))
+
+
 def probe(configuration):
     """What a live endpoint of this process says (connecting through the worker, with its
     credentials); else can a TCP connection be opened to the broker?"""
@@ -323,16 +331,12 @@ SHARED = Settings(fields=(
           help="Log in with a user name and password (basic authentication)."),
     Field("security.auth.username", "string", "Username", when=AUTH),
     Field("security.auth.password", "secret", "Password", when=AUTH),
-    Field("security.ssl.trustStore.type", "enum", "TLS trust store", default="NONE", choices=("NONE",) + STORES,
-          help="Used with tcps:// URLs. NONE: the system's certificate authorities."),
+    *trust_store("security.ssl.trustStore", Field(
+        "security.ssl.trustStore.type", "enum", "TLS trust store", default="NONE", choices=STORE_TYPES,
+        help="Used with tcps:// URLs. NONE: the system's certificate authorities."), "path", "content"),
     Field("security.ssl.hostnameVerifier", "boolean", "Verify the host name", default=True,
           help="With tcps://: the broker's certificate must name the URL's host."),
-    Field("security.ssl.trustStore.path", "path", "Trust store path", when=("security.ssl.trustStore.type", STORES),
-          help="A file under GATEHOUSE_CERTS_DIR; or give the content below."),
-    Field("security.ssl.trustStore.content", "text", "Trust store content",
-          when=("security.ssl.trustStore.type", STORES), help="PEM text; JKS and PKCS12 as base64."),
-    Field("security.ssl.trustStore.password", "secret", "Trust store password",
-          when=("security.ssl.trustStore.type", ("JKS", "PKCS12"))),
+    use_choice(),
     Field("producer.enabled", "boolean", "Use producer", default=False),
     Field("producer.topics", "list", "Producer topics", required=True, when=PRODUCER,
           help="One per line; each message is published to every one. No wildcards."),
@@ -346,7 +350,9 @@ SHARED = Settings(fields=(
     Field("consumer.topics", "list", "Consumer topics", required=True, when=CONSUMER,
           help="One per line. Wildcards: * for one level (orders/*/eu) or the rest of one (orders/eu*), "
                "> for all further levels (orders/>)."),
-), checks=(_check_topics, _check_tls))
+), checks=(_check_topics, _check_tls), sections=(
+    ("security.auth", "Authentication"), ("security.ssl", "SSL trust store"), ("use", "Producer and consumer"),
+    ("producer", "Producer"), ("consumer", "Consumer")))
 
 SPEC = EndpointSpec(
     type="solace",
@@ -359,4 +365,6 @@ SPEC = EndpointSpec(
     ), checks=(_check_url,)),
     shared=SHARED,
     probe=probe,
+    summary=summary,
+    target=lambda configuration: f"{configuration.get('url')} · VPN {configuration.get('vpnName') or 'default'}",
 )

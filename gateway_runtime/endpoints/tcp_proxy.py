@@ -16,7 +16,7 @@ import socks
 
 from ..messages import EndpointConnector, EndpointError
 from ..registry import EndpointSpec
-from ..settings import Field, Settings, get_path
+from ..settings import Field, Settings, get_path, summary_line
 from ..stores import check_gravitee_stores
 from . import http_proxy
 
@@ -146,7 +146,7 @@ SHARED = Settings(fields=(
     Field("proxy.username", "string", "Proxy user name", when=ENABLED),
     Field("proxy.password", "secret", "Proxy password", when=ENABLED),
     *(f for f in http_proxy.SHARED if f.path.startswith("ssl.")),
-), checks=(_check_shared,))
+), checks=(_check_shared,), sections=(("tcp", "TCP"), *http_proxy.SECTIONS[2:]))
 
 SPEC = EndpointSpec(
     type="tcp-proxy",
@@ -163,4 +163,7 @@ SPEC = EndpointSpec(
               help="The SSL settings say which certificates to trust."),
     )),
     shared=SHARED,
+    summary=lambda shared: summary_line(*http_proxy.tls_and_proxy_summary(shared)),
+    target=lambda configuration: (f"{get_path(configuration, 'target.host')}:{get_path(configuration, 'target.port')}"
+                                  + (" (TLS)" if get_path(configuration, "target.secured") else "")),
 )
