@@ -183,9 +183,19 @@ class Settings:
                 set_path(values, f.path, coerce(f, raw))
             except ValueError as exc:
                 errors[name] = f"{f.label}: {exc}"
-        if checks and not errors:
+        if checks:
+            # Every problem at once: the rules across fields run too, except where a field they read
+            # already failed its own check (what they would say of it is that error again).
+            failed = set(errors)
             for check in self.checks:
-                errors.update({prefix + path: message for path, message in check(values, self).items()})
+                try:
+                    found = check(values, self)
+                except (TypeError, ValueError, AttributeError, KeyError):
+                    if failed:
+                        continue  # a value of the wrong type, already named above
+                    raise
+                errors.update({prefix + path: message for path, message in found.items()
+                               if prefix + path not in failed})
         return values, errors
 
     def with_defaults(self, values):

@@ -64,6 +64,20 @@ def test_kafka_stores_are_checked_at_save(site, fields, name, words):
     refused(page, ssl(**fields), "shared." + name, words)
 
 
+def test_every_problem_of_a_save_is_named_at_once(site):
+    """A field that fails its own check does not hide what the store checks find elsewhere."""
+    page = GroupPage(site, site.import_api(kafka_api()))
+    before = page.shared(secrets=True)
+    bad = page.save(**ssl(**{TRUST + "type": "PEM", TRUST + "with": "location", TRUST + "location": "../../etc/passwd",
+                             KEY + "type": "PEM", KEY + "with": "key", KEY + "key": "not a key",
+                             KEY + "certificateChain": "not a certificate"}))
+    assert bad.status_code == 400
+    assert "must lie under GATEHOUSE_CERTS_DIR" in bad.text and "not a PEM private key" in bad.text
+    for name in (TRUST + "location", KEY + "key"):
+        assert f'href="#shared.{name}"' in bad.text and f'id="shared.{name}-error"' in bad.text
+    assert page.shared(secrets=True) == before
+
+
 def test_good_stores_save(site, material):
     page = GroupPage(site, site.import_api(kafka_api()))
     saved = page.save(**ssl(**{TRUST + "type": "PKCS12", TRUST + "with": "certificates",
