@@ -62,7 +62,7 @@ def test_create_proxy_api_edit_its_endpoints_and_proxy_through_it(server, browse
     page.fill("#weight", "3")
     page.get_by_role("button", name="Save").click()
     expect(page.locator(".flash")).to_contain_text("Endpoint Beta endpoint saved")
-    expect(page.locator("tr", has_text="Beta endpoint").locator("td").nth(2)).to_have_text("3")
+    expect(page.locator("tr", has_text="Beta endpoint").locator("td").nth(3)).to_have_text("3")
 
     # 5. Delete the first endpoint (accepting the confirmation dialog).
     page.locator("tr", has_text="Default endpoint").get_by_role("button", name="Delete").click()
