@@ -181,7 +181,7 @@ def _listener(host, port):
     return sock
 
 
-def _tcp_listener(app, gateway, host, port):
+def _tcp_listener(app, gateway, host, port, pool, handshake_timeout):
     """The TCP listener (None when turned off), its certificate made under the instance lock."""
     from gateway_runtime.tcp import TcpListener, server_certificate
 
@@ -189,7 +189,7 @@ def _tcp_listener(app, gateway, host, port):
         return None
     with _lock(app.instance_path):
         certfile, keyfile = server_certificate(app.instance_path)
-    listener = TcpListener(gateway, _listener(host, port), certfile, keyfile)
+    listener = TcpListener(gateway, _listener(host, port), certfile, keyfile, pool, handshake_timeout)
     listener.start()
     return listener
 
@@ -211,15 +211,18 @@ def serve(args):
 
     import gevent
     from gevent.event import Event
-    from gevent.pywsgi import WSGIServer
+
+    from gateway_runtime.listeners import LimitedWSGIServer, raise_open_file_limit
 
     _configure_logging()
+    open_file_limit = raise_open_file_limit()
     app = create_app()
     prepare(app)
     gateway = _gateway(app)
-    portal = WSGIServer(_listener(args.host, args.portal_port), app, log=None)
-    gateway_server = WSGIServer(_listener(args.host, args.gateway_port), gateway, log=None)
-    tcp = _tcp_listener(app, gateway, args.host, args.tcp_port)
+    limits = _limits(open_file_limit)
+    portal = LimitedWSGIServer(_listener(args.host, args.portal_port), app, limits, limits.max_portal)
+    gateway_server = LimitedWSGIServer(_listener(args.host, args.gateway_port), gateway, limits, limits.max_gateway)
+    tcp = _tcp_listener(app, gateway, args.host, args.tcp_port, gateway_server.pool, limits.header_timeout)
     app.config.update(GATEWAY_PORT=gateway_server.server_port, TCP_PORT=tcp.port if tcp is not None else None)
     portal.start()
     gateway_server.start()
@@ -234,12 +237,28 @@ def serve(args):
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
     stop.wait()
-    portal.stop(timeout=2)
+    # close, not stop: stop would wait for (then kill) every pooled connection, idle keep-alive ones too.
+    portal.close()
     gateway_server.close()  # no new connections; open streams end as their APIs retire
     if tcp is not None:
         tcp.close()
     gateway.stop()
-    gateway_server.stop(timeout=2)
+
+
+def _limits(open_file_limit):
+    """The listeners' timeouts and caps; a wrong setting ends the process with one line naming it."""
+    from gateway_runtime.listeners import Limits, SettingError, open_descriptors
+
+    try:
+        limits = Limits.from_environment(open_file_limit - open_descriptors())
+    except SettingError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        sys.exit(2)
+    logging.getLogger("gatehouse.listeners").info(
+        "connections at once: gateway %s (HTTP and TCP ports), portal %s; header timeout %g s, "
+        "keep-alive timeout %g s", limits.max_gateway, limits.max_portal, limits.header_timeout,
+        limits.keepalive_timeout)
+    return limits
 
 
 def rotate_secret_key():

@@ -13,6 +13,7 @@ from gevent.event import Event
 from . import failover, health, plans, registry
 from .http import client_identifier
 from .messages import ClientContext, EndpointError
+from .request_target import route_key
 
 log = logging.getLogger("gatehouse.gateway")
 DRAIN_TIMEOUT_S = 30
@@ -115,15 +116,6 @@ class DeployedApi:
             return self._pick().forward(request)
         client = client_identifier(environ) if self.failover.per_subscription else None
         return self.failover.forward(self.balancer, request, client)
-
-    def rest_of(self, path):
-        """The request path after the context path that routed it here ('' when none is left)."""
-        for _, prefix in sorted(self.paths, key=lambda p: -len(p[1])):
-            if prefix == "/":
-                return path
-            if path == prefix or path.startswith(prefix + "/"):
-                return path[len(prefix):]
-        return path
 
     def subscribe(self, environ, qos, resume_after):
         if self.stopping.is_set():
@@ -243,6 +235,4 @@ def dlq_endpoint(definition, name):
     raise EndpointError(f"the dead-letter endpoint {name} is not an endpoint of the API")
 
 
-def normalise_path(path):
-    path = "/" + path.strip("/")
-    return path if path != "/" else "/"
+normalise_path = route_key  # a context path in the form requests are routed in

@@ -17,11 +17,13 @@ from .access import Access, KeyHasher
 from .deployed import DeployedApi
 from .http import SUBSCRIPTION, respond, respond_json
 from .plans import Refused
+from .request_target import ROUTED, BadTarget, Routed, header_host, is_under, parse, raw_target
 from .webhook import Pusher
 
 log = logging.getLogger("gatehouse.gateway")
 NO_ROUTE = "No context-path matches the request URI."
 NO_ENTRYPOINT = "No entrypoint matches the incoming request."
+LEAVES_CONTEXT = "The request path climbs out of the context path {context} it starts with."
 
 
 class Routes:
@@ -38,12 +40,25 @@ class Routes:
         return self.sni_hosts.get(server_name.lower()) if server_name else None
 
     def match(self, host, path):
+        return self.route(host, path)[0]
+
+    def route(self, host, path):
+        """(API, the context path that matched) for a canonical path; (None, None) when none does."""
         for route_host, route_path, api in self.entries:
-            if route_host is not None and route_host != host:
-                continue
-            if route_path == "/" or path == route_path or path.startswith(route_path + "/"):
-                return api
-        return None
+            if (route_host is None or route_host == host) and is_under(path, route_path):
+                return api, route_path
+        return None, None
+
+    def route_target(self, host, target):
+        """(API, Routed) for a request target, dot segments removed: (None, None) when no API
+        serves it. Raises BadTarget when the path, once its dot segments are removed, leaves the
+        context path it names: the client climbed out of one API, into another or none."""
+        host = target.host or host
+        api, context = self.route(host, target.key)
+        _, named = self.route(host, target.named)
+        if named is not None and not is_under(target.key, named):
+            raise BadTarget(LEAVES_CONTEXT.format(context=named))
+        return api, Routed(target, context) if api is not None else None
 
 
 class Tracked:
@@ -82,8 +97,11 @@ class Gateway:
 
     # ----- serving -----
     def __call__(self, environ, start_response):
-        host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0].lower() or None
-        api = self.routes.match(host, environ.get("PATH_INFO") or "/")
+        try:
+            api, environ[ROUTED] = self.routes.route_target(header_host(environ.get("HTTP_HOST")),
+                                                            parse(raw_target(environ)))
+        except BadTarget as refused:
+            return respond(start_response, "400 Bad Request", str(refused))
         if api is None:
             return respond(start_response, "404 Not Found", NO_ROUTE)
         handler = api.handler_for(environ)

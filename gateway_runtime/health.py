@@ -10,6 +10,7 @@ import urllib3
 from croniter import croniter
 
 from .conditions import status_condition
+from .settings import without_password
 
 log = logging.getLogger("gatehouse.health")
 DEFAULTS = {"method": "GET", "target": "/", "overrideEndpointPath": True, "assertion": "{#response.status == 200}",
@@ -75,7 +76,8 @@ class HealthCheck:
         self.streak += 1
         if self.streak >= (self.check["successThreshold"] if passed else self.check["failureThreshold"]):
             self.up, self.streak = passed, 0
-            log.info("endpoint %s is %s", self.url, "back in rotation" if passed else "out of rotation")
+            log.info("endpoint %s is %s", without_password(self.url),
+                     "back in rotation" if passed else "out of rotation")
             self.on_change(passed)
 
     def stop(self):

@@ -15,7 +15,7 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .http import query
-from .settings import SECRET_MASK
+from .settings import SECRET_MASK, Slot, map_slots, named_slots
 
 log = logging.getLogger("gatehouse.gateway")
 
@@ -31,6 +31,9 @@ SIGNATURES = {"RSA_RS256": "RS256", "RSA_RS384": "RS384", "RSA_RS512": "RS512",
               "HMAC_HS256": "HS256", "HMAC_HS384": "HS384", "HMAC_HS512": "HS512"}
 RESOLVERS = {"GIVEN_KEY": "the key given here", "JWKS_URL": "a JWKS URL"}
 CLIENT_ID_CLAIM = "client_id"
+# Ours (Gravitee's JWT policy has no such setting): tokens without an `exp` claim are refused.
+# New plans get it on; a plan imported without it keeps accepting them, as before the setting.
+REQUIRE_EXP = "requireExp"
 JWKS_MIN_REFRESH_S = 2.0  # an unknown kid fetches the key set again, at most this often
 JWKS_MAX_AGE_S = 300.0    # keys removed at the URL stop working after this long
 JWKS_TIMEOUT_S = 5.0
@@ -49,19 +52,31 @@ def is_hmac(configuration):
     return isinstance(signature, str) and signature.startswith("HMAC_")
 
 
+def configuration_slots(configuration, where=()):
+    """A plan's security configuration's secret: an HMAC secret."""
+    if is_hmac(configuration) and configuration.get("resolverParameter"):
+        yield Slot(where + ("resolverParameter",), configuration["resolverParameter"],
+                   lambda new: configuration.__setitem__("resolverParameter", new) if new is not None
+                   else configuration.pop("resolverParameter", None))
+
+
+def plan_slots(plan):
+    """A plan's secrets (a definition's plan, or a stored plan's extra keys): its HMAC secret, and
+    keys of its own whose names look secret."""
+    security = plan.get("security") if isinstance(plan, dict) else None
+    if isinstance(security, dict) and isinstance(security.get("configuration"), dict):
+        yield from configuration_slots(security["configuration"], ("security", "configuration"))
+    yield from named_slots(plan)
+
+
 def map_secret(configuration, change):
     """A plan's security configuration with change(secret) in place of an HMAC secret."""
-    if is_hmac(configuration) and configuration.get("resolverParameter"):
-        return dict(configuration, resolverParameter=change(configuration["resolverParameter"]))
-    return configuration
+    return map_slots(configuration_slots, configuration, change)
 
 
 def map_plan_secret(plan, change):
-    """A plan (a definition's, or a stored plan's extra keys) with its secret changed."""
-    security = plan.get("security") if isinstance(plan, dict) else None
-    if isinstance(security, dict) and isinstance(security.get("configuration"), dict):
-        return dict(plan, security=dict(security, configuration=map_secret(security["configuration"], change)))
-    return plan
+    """A plan (a definition's, or a stored plan's extra keys) with its secrets changed."""
+    return map_slots(plan_slots, plan, change)
 
 
 def mask_secret(configuration):
@@ -90,6 +105,8 @@ def problems(plan):
     signature = config.get("signature", "RSA_RS256")
     if not isinstance(signature, str) or signature not in SIGNATURES:  # a list is not hashable
         found["signature"] = "JWT signature must be one of " + ", ".join(SIGNATURES) + "."
+    if not isinstance(config.get(REQUIRE_EXP, False), bool):
+        found[REQUIRE_EXP] = f"{REQUIRE_EXP} must be true or false."
     resolver = config.get("publicKeyResolver", "GIVEN_KEY")
     parameter = config.get("resolverParameter")
     if not isinstance(resolver, str) or resolver not in RESOLVERS:
@@ -126,6 +143,7 @@ class JwtPlan:
     def __init__(self, plan_id, config):
         self.id = plan_id
         self.algorithm = SIGNATURES[config.get("signature", "RSA_RS256")]
+        self.required = ["exp"] if config.get(REQUIRE_EXP) is True else []
         parameter = config["resolverParameter"].strip()
         if config.get("publicKeyResolver", "GIVEN_KEY") == "JWKS_URL":
             self.jwks = Jwks(parameter)
@@ -143,7 +161,8 @@ class JwtPlan:
         error = jwt.InvalidTokenError("the JWKS has no key to check the token with")
         for key in keys:
             try:
-                return jwt.decode(token, key, algorithms=[self.algorithm], options={"verify_aud": False})
+                return jwt.decode(token, key, algorithms=[self.algorithm],
+                                  options={"verify_aud": False, "require": self.required})
             except jwt.InvalidSignatureError as exc:  # a key set without kids: try the next key
                 error = exc
         raise error

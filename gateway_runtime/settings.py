@@ -15,10 +15,17 @@ cannot reach the database or an export.
 """
 import json
 import os
+import re
 from dataclasses import dataclass, field as dc_field
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import urlsplit
 
 SECRET_MASK = "********"
+# Request headers that carry credentials: their values are secrets wherever headers are configured.
+SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key")
+SECRET_HEADER_ENDINGS = ("-token", "-secret", "-key")
+# The last word of a key nobody declared that names a secret (clientSecret, api_key, keyStorePassword).
+SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "key", "credential", "credentials")
 KINDS = ("string", "text", "integer", "number", "boolean", "enum", "list", "pairs", "secret", "path", "choice")
 STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
 STORES = STORE_TYPES[1:]
@@ -56,6 +63,8 @@ class Field:
     labels: tuple = ()         # what the form shows for each of `choices`, when not the value itself
     derive: Any = None         # choice: derive(values) -> the option the stored fields stand for
     writes: tuple = ()         # choice: ((option, ((path, value), ...)), ...)
+    secret_pairs: bool = False  # pairs: the values of credential headers (secret_header) are secrets
+    secret_url: bool = False   # a URL: the password of its `user:password@` is a secret
 
     def __post_init__(self):
         assert self.kind in KINDS, self.kind
@@ -75,6 +84,140 @@ class Field:
     @property
     def secret(self):
         return self.kind == "secret"
+
+    @property
+    def holds_secrets(self):
+        """Shown in a form with its secret parts masked (a secret field is not shown at all)."""
+        return self.secret_pairs or self.secret_url
+
+    def mask_secrets(self, values):
+        return map_slots(self.slots, values, lambda _: SECRET_MASK)
+
+    def slots(self, values):
+        """The secrets this field holds in `values`: the whole value, credential headers' values
+        or a URL's password."""
+        value = get_path(values, self.path)
+        if value in (None, ""):
+            return
+        if self.secret:
+            yield Slot((self.path,), value, lambda new: set_path(values, self.path, new) if new is not None
+                       else delete_path(values, self.path))
+        elif self.secret_pairs and isinstance(value, list):
+            yield from header_slots(value, (self.path,))
+        elif self.secret_url and isinstance(value, str):
+            yield from url_slots(value, (self.path,), lambda new: set_path(values, self.path, new))
+
+
+# ----- secrets: one decision per place, shared by masking, encryption at rest and restoring -----
+@dataclass
+class Slot:
+    """One secret inside a JSON document: where it is (the same in an earlier copy of the document,
+    so that a masked value can take the stored one back), its value, and put(new) to replace it
+    (put(None) removes it)."""
+    where: tuple
+    value: Any
+    put: Callable
+
+
+def map_slots(slots_of, values, change):
+    """A copy of the values with change(value) in place of each secret slots_of(values) finds."""
+    values = json.loads(json.dumps(values))
+    for slot in list(slots_of(values)):
+        slot.put(change(slot.value))
+    return values
+
+
+def restore_slots(slots_of, values, previous):
+    """Masked secrets (an export imported again, a form sent back) take the previous values, in
+    place; a masked secret the previous values lack is removed."""
+    before = {slot.where: slot.value for slot in slots_of(previous)} if previous else {}
+    for slot in list(slots_of(values)):
+        if slot.value == SECRET_MASK:
+            slot.put(before.get(slot.where))
+    return values
+
+
+def secret_header(name):
+    name = str(name).strip().lower()
+    return name in SECRET_HEADERS or name.endswith(SECRET_HEADER_ENDINGS)
+
+
+def secret_name(name):
+    """Does a key nobody declared name a secret? Its last word decides: clientSecret, api_key,
+    keyStorePassword do; tokenEndpoint, keyStore and publicKey do not."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name)).lower()
+    words = re.findall(r"[a-z0-9]+", words)
+    return bool(words) and words[-1] in SECRET_WORDS and "public" not in words
+
+
+def header_slots(pairs, where):
+    """The values of credential headers in a list of {name, value}, each placed by its name (and
+    its rank among headers of that name)."""
+    seen = {}
+    for pair in pairs:
+        if not isinstance(pair, dict) or not secret_header(pair.get("name", "")) or pair.get("value") in (None, ""):
+            continue
+        name = pair["name"].strip().lower()
+        seen[name] = seen.get(name, -1) + 1
+
+        def put(new, pair=pair):
+            if new is None:
+                pairs.remove(pair)
+            else:
+                pair["value"] = new
+        yield Slot(where + (name, seen[name]), pair["value"], put)
+
+
+def url_slots(url, where, replace):
+    """The password of a URL's `user:password@`; replace(url) stores the URL with a new one."""
+    netloc = urlsplit(url).netloc if "://" in url else ""
+    userinfo, at, _ = netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not (at and colon and password):
+        return
+    start = url.index("://") + 3
+    rest = url[start + len(netloc):]
+    host = netloc[len(userinfo) + 1:]
+
+    def put(new):
+        credentials = user if new is None else f"{user}:{new}"
+        replace(url[:start] + credentials + "@" + host + rest)
+    yield Slot(where + ("password",), password, put)
+
+
+def without_password(url):
+    """A URL as logs and messages show it: its password masked."""
+    found = {}
+    for slot in url_slots(url, (), lambda masked: found.update(url=masked)):
+        slot.put(SECRET_MASK)
+    return found.get("url", url)
+
+
+def named_slots(node, skip=lambda where: False, where=()):
+    """Secrets nobody declared: string values under keys whose names look secret (secret_name),
+    at any depth. skip(where) is true for the keys whose secrets are declared elsewhere."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return
+    # A {name, value} naming a credential header: health-check headers, a policy's added headers.
+    header = isinstance(node, dict) and isinstance(node.get("name"), str) and secret_header(node["name"])
+    for key, value in items:
+        if skip(where + (key,)):
+            continue
+        if isinstance(value, str) and value and isinstance(key, str) and (
+                secret_name(key) or header and key == "value"):
+            yield Slot(where + (key,), value, lambda new, key=key: node.__setitem__(key, new) if new is not None
+                       else node.pop(key, None))
+        else:
+            yield from named_slots(value, skip, where + (key,))
+
+
+def own_keys(*keys):
+    """A skip for named_slots: these top-level keys hold secrets declared elsewhere."""
+    return lambda where: len(where) == 1 and where[0] in keys
 
 
 @dataclass(frozen=True)
@@ -212,28 +355,23 @@ class Settings:
         return [key for key in self.ignored if get_path(values or {}, key) is not None]
 
     # ----- secrets -----
+    def secret_slots(self, values):
+        """Every secret in these values: the declared fields' (secret fields, credential headers, URL
+        passwords), then keys nobody declared whose names look secret."""
+        for f in self.fields:
+            yield from f.slots(values)
+        yield from named_slots(values, lambda where: ".".join(map(str, where)) in self._by_path)
+
     def map_secrets(self, values, change):
         """A copy of the values with change(value) in place of each secret that is set."""
-        values = json.loads(json.dumps(values or {}))
-        for f in self.fields:
-            value = get_path(values, f.path)
-            if f.secret and value not in (None, ""):
-                set_path(values, f.path, change(value))
-        return values
+        return map_slots(self.secret_slots, values or {}, change)
 
     def mask_secrets(self, values):
         return self.map_secrets(values, lambda _: SECRET_MASK)
 
     def restore_secrets(self, values, previous):
         """A masked secret sent back (an export re-imported, a form left blank) keeps the old value."""
-        for f in self.fields:
-            if f.secret and get_path(values, f.path) == SECRET_MASK:
-                old = get_path(previous or {}, f.path)
-                if old is None:
-                    delete_path(values, f.path)
-                else:
-                    set_path(values, f.path, old)
-        return values
+        return restore_slots(self.secret_slots, values, previous)
 
     # ----- the portal form -----
     def from_form(self, form, prefix, previous=None):
@@ -293,9 +431,9 @@ class Settings:
         """The text an input shows for a field (secrets are never echoed back)."""
         if f.kind == "choice":
             return self.current(f, values)
-        value = get_path(values or {}, f.path)
         if f.secret:
             return ""
+        value = get_path(f.mask_secrets(values or {}) if f.holds_secrets else values or {}, f.path)
         if value is None:
             value = f.default
         if value is None:

@@ -14,19 +14,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from gevent.server import StreamServer
+from gevent import Timeout
+
+from gateway_runtime.listeners import GuardedStreamServer
 
 log = logging.getLogger("gatehouse.tcp")
-HANDSHAKE_TIMEOUT_S = 10
 
 
 class TcpListener:
-    def __init__(self, gateway, listen_socket, certfile, keyfile):
+    def __init__(self, gateway, listen_socket, certfile, keyfile, pool, handshake_timeout):
+        """`pool` caps its connections (the gateway's, shared with the HTTP port); `handshake_timeout`
+        is the seconds a client has to complete its TLS handshake."""
         self.gateway = gateway
+        self.handshake_timeout = handshake_timeout
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(certfile, keyfile)
         self.context.sni_callback = self._route
-        self.server = StreamServer(listen_socket, self._serve)
+        self.server = GuardedStreamServer(listen_socket, self._serve, spawn=pool)
 
     @property
     def port(self):
@@ -52,15 +56,16 @@ class TcpListener:
 
     def _serve(self, sock, address):
         tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        tls.settimeout(HANDSHAKE_TIMEOUT_S)  # a client that never finishes its handshake holds nothing for long
+        # One deadline for the whole handshake: a client sending it a byte at a time holds nothing for long.
+        timeout = TimeoutError(f"not done within {self.handshake_timeout:g} s")
         try:
-            tls.do_handshake()
+            with Timeout(self.handshake_timeout, timeout):
+                tls.do_handshake()
         except OSError as exc:  # ssl.SSLError included; an unknown SNI name was logged by _route
             if getattr(tls, "gatehouse_api", None) is not None:
                 log.info("TCP connection from %s: TLS handshake failed: %s", _peer(tls), exc)
             tls.close()
             return
-        tls.settimeout(None)
         api = tls.gatehouse_api
         handler = api.entrypoints[0]
         api.enter()

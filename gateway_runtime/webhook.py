@@ -54,7 +54,10 @@ class Refused(Exception):
     """A callback URL this gateway will not call."""
 
 
-def check_callback(url):
+TOKEN_ENDPOINTS = "OAuth2 token endpoints"
+
+
+def check_callback(url, what="callbacks"):
     """Raise Refused when the URL is not http(s) or its host resolves to loopback, link-local,
     private or otherwise non-public addresses (unless GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=true), so
     that subscribers cannot make the gateway probe the network it runs in."""
@@ -73,7 +76,7 @@ def check_callback(url):
         address = getattr(address, "ipv4_mapped", None) or address
         if not address.is_global or address.is_multicast:
             raise Refused(f"{parts.hostname} resolves to {address}, a loopback, link-local or private address: "
-                          f"callbacks must be public (the gateway's administrator may set {ALLOW_PRIVATE}=true)")
+                          f"{what} must be public (the gateway's administrator may set {ALLOW_PRIVATE}=true)")
 
 
 def delays(retry):
@@ -138,7 +141,7 @@ class Caller:
     def _fetch_token(self, oauth2):
         """An access token by the client-credentials grant (RFC 6749, 4.4): client authentication
         by HTTP Basic, as the RFC asks servers to support."""
-        check_callback(oauth2["endpoint"])
+        check_callback(oauth2["endpoint"], TOKEN_ENDPOINTS)
         form = {"grant_type": "client_credentials"}
         if oauth2.get("scopes"):
             form["scope"] = " ".join(oauth2["scopes"])

@@ -12,7 +12,6 @@ from gateway_runtime import plans as plan_rules
 from gateway_runtime import registry
 from gateway_runtime.definition.forms import DefinitionError
 from gateway_runtime.deployed import normalise_path
-from gateway_runtime.settings import SECRET_MASK
 
 from .models import (Api, ContextPath, Deployment, Endpoint, EndpointGroup, Entrypoint, Listener, Plan, db,
                      utcnow)
@@ -137,7 +136,7 @@ def store_definition(api, d):
                               load_balancer=(g.get("loadBalancer") or {}).get("type"),
                               shared_configuration=g.get("sharedConfiguration"), extra=_extra(g, GROUP_KEYS))
         if isinstance(g.get("loadBalancer"), dict) and set(g["loadBalancer"]) - {"type"}:
-            group.extra["loadBalancer"] = g["loadBalancer"]
+            group.extra = dict(group.extra, loadBalancer=g["loadBalancer"])  # a copy: extra is sealed
         for ni, e in enumerate(g.get("endpoints") or []):
             group.endpoints.append(Endpoint(
                 position=ni, name=e["name"], type=e["type"], weight=e.get("weight"),
@@ -217,11 +216,9 @@ def replace(api, document):
 
 
 def restore_secrets(d, previous):
-    """Masked secrets in a re-imported export keep the values they had."""
-    before = {(place, key): owner.get(key) for place, _, owner, key in registry.connector_settings(previous)}
-    for place, settings, owner, key in registry.connector_settings(d):
-        if isinstance(owner.get(key), dict):
-            settings.restore_secrets(owner[key], before.get((place, key)))
+    """Masked secrets in a re-imported export keep the values they had; so do plans' HMAC secrets
+    left out."""
+    registry.restore_secrets(d, previous)
     stored = {p["id"]: p["security"].get("configuration") for p in previous.get("plans", [])}
     for plan in d.get("plans", []):
         security = plan.get("security") if isinstance(plan, dict) else None
@@ -230,8 +227,8 @@ def restore_secrets(d, previous):
 
 
 def masked(d):
-    """A copy of the definition with every secret setting masked."""
-    return registry.map_secrets(d, lambda _: SECRET_MASK)
+    """A copy of the definition with every secret masked."""
+    return registry.masked(d)
 
 
 def export(api, include_secrets=False):

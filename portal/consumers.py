@@ -66,6 +66,8 @@ def _plan_form_fields(form, kind):
         fields["configuration"] = {"signature": form.get("signature", ""),
                                    "publicKeyResolver": form.get("publicKeyResolver", "GIVEN_KEY"),
                                    "resolverParameter": form.get(_wizard_jwt_input(form), "").strip()}
+        if form.get("requireExp_shown"):
+            fields["configuration"][rules.REQUIRE_EXP] = form.get("requireExp") == "on"
     return fields
 
 
@@ -83,6 +85,8 @@ def _plan_fields_context(api, plan, form, errors):
     return {"form": form, "errors": errors, "kind": kind, "jwt_input": jwt_input, "rules": rules,
             "validation": form.get("validation", subs.validation(plan) if plan else "AUTO"), **chosen,
             "stored_key": configuration.get("resolverParameter", "") if stored_input == jwt_input else None,
+            "require_exp": form.get("requireExp") == "on" if form.get("requireExp_shown")
+            else configuration.get(rules.REQUIRE_EXP, plan is None),
             "refresh_url": url_for("consumers.plan_fields", api_id=api.id, plan_id=plan.id if plan else None)}
 
 

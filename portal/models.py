@@ -1,8 +1,9 @@
 """The v4 API model as stored by the portal (the draft), and its immutable deployments.
 
 Columns hold what the portal edits and queries; each row's `extra` keeps the definition keys we
-do not model, so that an imported definition exports unchanged. Connector settings and
-deployed definitions hold their secrets encrypted (gateway_runtime.at_rest): the attributes
+do not model, so that an imported definition exports unchanged. Connector settings, the keys kept
+in `extra`, plans and deployed definitions hold their secrets encrypted (gateway_runtime.at_rest;
+what is secret: gateway_runtime.registry.secret_slots): the attributes
 below read and take clear values, the `stored_*` columns hold what is written.
 """
 from datetime import datetime, timezone
@@ -14,7 +15,8 @@ from sqlalchemy.orm import DeclarativeBase, Session
 
 from gateway_runtime import registry
 from gateway_runtime.entrypoints.webhook import SUBSCRIPTION as WEBHOOK_SUBSCRIPTION
-from gateway_runtime.plans import map_plan_secret
+from gateway_runtime.plans import plan_slots
+from gateway_runtime.settings import map_slots
 
 
 class Base(DeclarativeBase):
@@ -34,10 +36,11 @@ def cipher():
 
 
 class _Sealed:
-    """An attribute over a JSON column whose secrets are stored encrypted."""
+    """An attribute over a JSON column whose secrets are stored encrypted: the secrets slots_of
+    finds (gateway_runtime.registry decides what is secret, for every column alike)."""
 
-    def __init__(self, column):
-        self.column = column
+    def __init__(self, column, slots_of=None):
+        self.column, self.slots_of = column, slots_of
 
     def __get__(self, row, owner=None):
         if row is None:
@@ -47,6 +50,9 @@ class _Sealed:
 
     def __set__(self, row, value):
         setattr(row, self.column, None if value is None else self.transform(row, value, cipher().encrypt))
+
+    def transform(self, row, value, change):
+        return map_slots(self.slots_of, value, change)
 
 
 class SealedSettings(_Sealed):
@@ -61,14 +67,7 @@ class SealedSettings(_Sealed):
             # Set in the other order, the settings would be stored without knowing their secrets.
             raise TypeError(f"{type(row).__name__}.type must be set before its settings")
         spec = self.spec_of(row.type)
-        return value if spec is None else getattr(spec, self.part).map_secrets(value, change)
-
-
-class SealedPlan(_Sealed):
-    """A plan's definition keys beside its columns: its security configuration may hold a secret."""
-
-    def transform(self, row, value, change):
-        return map_plan_secret(value, change)
+        return (registry.UNDECLARED if spec is None else getattr(spec, self.part)).map_secrets(value, change)
 
 
 class SealedConsumer(_Sealed):
@@ -77,11 +76,6 @@ class SealedConsumer(_Sealed):
     def transform(self, row, value, change):
         return dict(value, entrypointConfiguration=WEBHOOK_SUBSCRIPTION.map_secrets(
             value.get("entrypointConfiguration"), change))
-
-
-class SealedDefinition(_Sealed):
-    def transform(self, row, value, change):
-        return registry.map_secrets(value, change)
 
 
 def reseal(new_cipher):
@@ -177,7 +171,8 @@ class Api(db.Model):
     state = db.Column(db.String(20), nullable=False, default="stopped")  # started | stopped
     deployed_revision = db.Column(db.Integer)
     owner_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), index=True)
-    extra = db.Column(JSON, nullable=False, default=dict)
+    stored_extra = db.Column("extra", JSON, nullable=False, default=dict)
+    extra = _Sealed("stored_extra", registry.api_slots)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
@@ -230,7 +225,8 @@ class Entrypoint(db.Model):
     qos = db.Column(db.String(30))
     stored_configuration = db.Column("configuration", JSON)
     configuration = SealedSettings("stored_configuration", registry.entrypoint, "configuration")
-    extra = db.Column(JSON, nullable=False, default=dict)
+    stored_extra = db.Column("extra", JSON, nullable=False, default=dict)
+    extra = _Sealed("stored_extra", registry.entrypoint_slots)
 
     listener = db.relationship("Listener", back_populates="entrypoints")
 
@@ -245,7 +241,8 @@ class EndpointGroup(db.Model):
     load_balancer = db.Column(db.String(40))
     stored_shared_configuration = db.Column("shared_configuration", JSON)
     shared_configuration = SealedSettings("stored_shared_configuration", registry.endpoint, "shared")
-    extra = db.Column(JSON, nullable=False, default=dict)
+    stored_extra = db.Column("extra", JSON, nullable=False, default=dict)
+    extra = _Sealed("stored_extra", registry.group_slots)
 
     api = db.relationship("Api", back_populates="endpoint_groups")
     endpoints = db.relationship("Endpoint", order_by="Endpoint.position", cascade="all, delete-orphan",
@@ -268,7 +265,8 @@ class Endpoint(db.Model):
     stored_shared_configuration_override = db.Column("shared_configuration_override", JSON)
     shared_configuration_override = SealedSettings("stored_shared_configuration_override", registry.endpoint,
                                                    "shared")
-    extra = db.Column(JSON, nullable=False, default=dict)
+    stored_extra = db.Column("extra", JSON, nullable=False, default=dict)
+    extra = _Sealed("stored_extra", registry.endpoint_slots)
 
     group = db.relationship("EndpointGroup", back_populates="endpoints")
 
@@ -284,7 +282,7 @@ class Plan(db.Model):
     mode = db.Column(db.String(20))
     status = db.Column(db.String(20))
     stored_extra = db.Column("extra", JSON, nullable=False, default=dict)
-    extra = SealedPlan("stored_extra")
+    extra = _Sealed("stored_extra", plan_slots)
 
     api = db.relationship("Api", back_populates="plans")
 
@@ -297,7 +295,7 @@ class Deployment(db.Model):
     api_id = db.Column(db.String(64), db.ForeignKey("apis.id", ondelete="CASCADE"), nullable=False, index=True)
     revision = db.Column(db.Integer, nullable=False)
     stored_definition = db.Column("definition", JSON, nullable=False)
-    definition = SealedDefinition("stored_definition")
+    definition = _Sealed("stored_definition", registry.secret_slots)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     created_by = db.Column(db.String(80), nullable=False)
 

@@ -53,7 +53,9 @@ PLAN_FIELDS = {
         "type": {"enum": ["API_KEY", "JWT", "KEY_LESS", *rules.TYPES]},
         "configuration": _object({"signature": {"enum": list(rules.SIGNATURES)},
                                   "publicKeyResolver": {"enum": list(rules.RESOLVERS)},
-                                  "resolverParameter": STRING})})}
+                                  "resolverParameter": STRING,
+                                  rules.REQUIRE_EXP: {"type": "boolean", "description": (
+                                      "Refuse tokens without an exp claim; a new plan's default is true.")}})})}
 SCHEMAS = {
     "Error": _object({"message": STRING, "errors": {"type": "array", "items": _object(
         {"field": STRING, "message": STRING})}}, ("message", "errors")),

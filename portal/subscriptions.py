@@ -11,6 +11,7 @@ from gateway_runtime import plans as rules
 from gateway_runtime import webhook
 from gateway_runtime.access import KeyHasher
 from gateway_runtime.entrypoints.webhook import SUBSCRIPTION as WEBHOOK_SETTINGS
+from gateway_runtime.settings import get_path
 
 from .models import ApiKey, Application, Plan, Subscription, WebhookDelivery, WebhookState, cipher, db, utcnow
 
@@ -56,6 +57,10 @@ def save_plan(api, plan, fields):
     if fields.get("validation", "AUTO") not in rules.VALIDATIONS:
         errors["validation"] = "Subscriptions are accepted automatically (AUTO) or by the API owner (MANUAL)."
     config = rules.restore_secret(dict(fields.get("configuration") or {}), configuration(plan) if plan else {})
+    # Left out, requireExp keeps its stored value; a new JWT plan refuses tokens without an expiry.
+    previous = configuration(plan) if plan else {rules.REQUIRE_EXP: True}
+    if kind == "jwt" and rules.REQUIRE_EXP not in config and rules.REQUIRE_EXP in previous:
+        config[rules.REQUIRE_EXP] = previous[rules.REQUIRE_EXP]
     if kind in rules.TYPES:
         errors.update(rules.problems({"security": {"type": kind, "configuration": config}}))
     if errors:
@@ -168,10 +173,15 @@ def consumer_configuration(consumer, previous):
     settings = WEBHOOK_SETTINGS.restore_secrets(settings, (previous or {}).get("entrypointConfiguration"))
     clean, errors = WEBHOOK_SETTINGS.validate(settings)
     if not errors:
-        try:
-            webhook.check_callback(clean["callbackUrl"])
-        except webhook.Refused as exc:
-            errors["callbackUrl"] = str(exc)
+        # The token endpoint is called by the gateway too: the same rule as the callback.
+        urls = [("callbackUrl", clean["callbackUrl"], "callbacks")] + (
+            [("auth.oauth2.endpoint", clean["auth"]["oauth2"]["endpoint"], webhook.TOKEN_ENDPOINTS)]
+            if get_path(clean, "auth.type") == "oauth2" else [])
+        for field, url, what in urls:
+            try:
+                webhook.check_callback(url, what)
+            except webhook.Refused as exc:
+                errors[field] = str(exc)
     if errors:
         raise Invalid({f"consumerConfiguration.entrypointConfiguration.{k}": v for k, v in errors.items()})
     return {"entrypointId": "webhook", **{k: v for k, v in consumer.items() if k == "channel"},

@@ -218,7 +218,7 @@ def _wizard_plan(form, errors):
         kind = "key-less"
     security = {"type": kind}
     if kind == "jwt":
-        security["configuration"] = _plan_form_fields(form, kind)["configuration"]
+        security["configuration"] = {rules.REQUIRE_EXP: True, **_plan_form_fields(form, kind)["configuration"]}
         for field, message in rules.problems({"security": security}).items():
             errors[_wizard_jwt_input(form) if field == "resolverParameter" else field] = message
     return {"id": str(uuid.uuid4()), "name": form.get("plan_name", "").strip() or WIZARD_PLAN_NAMES[kind],
@@ -775,7 +775,8 @@ def _group_summary(group):
 
 def _endpoint_target(endpoint):
     spec = registry.endpoint(endpoint.type)
-    return spec.target(endpoint.configuration or {}) if spec is not None and spec.target else ""
+    return spec.target(spec.configuration.mask_secrets(endpoint.configuration)) if spec is not None and spec.target \
+        else ""
 
 
 def _group(api, group_id):

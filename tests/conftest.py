@@ -175,11 +175,11 @@ def start_process(args, workdir, env, ports):
     return proc
 
 
-def _popen(args, workdir, env, name):
+def _popen(args, workdir, env, name, preexec_fn=None):
     log_path = workdir / f"server-{name}.log"
     log = open(log_path, "w")
     proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=preexec_fn)
     proc.log_path = log_path
     return proc
 
@@ -187,12 +187,13 @@ def _popen(args, workdir, env, name):
 LISTENING = re.compile(r"^Gatehouse (portal|gateway|TCP): +(?:http://)?[^ ]*:(\d+)/?", re.MULTILINE)
 
 
-def launch(workdir, database_url=None, **extra):
+def launch(workdir, database_url=None, preexec_fn=None, **extra):
     """A `gatehouse serve` process with its instance folder in `workdir`. It binds port 0 and
-    prints the ports it got: ports picked here and bound later could be taken in between."""
+    prints the ports it got: ports picked here and bound later could be taken in between.
+    `preexec_fn` runs in the child before it starts (to lower its limits, say)."""
     args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
             "--portal-port", "0", "--gateway-port", "0"]
-    proc = _popen(args, workdir, environment(workdir, database_url, **extra), uuid.uuid4().hex[:8])
+    proc = _popen(args, workdir, environment(workdir, database_url, **extra), uuid.uuid4().hex[:8], preexec_fn)
     deadline = time.monotonic() + 30
     while True:
         ports = dict(LISTENING.findall(Path(proc.log_path).read_text()))

@@ -275,7 +275,7 @@ def last_words(exc):
 
 def host_of(url):
     parts = urlsplit(url)
-    return parts.netloc or url
+    return parts.netloc.rpartition("@")[2] or url  # never the user name and password
 
 
 def _check_target(values, settings):
@@ -345,7 +345,8 @@ SHARED = Settings(fields=(
     Field("http.followRedirects", "boolean", "Follow redirects", default=False),
     Field("http.propagateClientHost", "boolean", "Propagate the client's Host header", default=False),
     Field("http.useCompression", "boolean", "Use compression", default=True),
-    Field("headers", "pairs", "Headers added to each request", help="One 'name: value' per line."),
+    Field("headers", "pairs", "Headers added to each request", secret_pairs=True,
+          help="One 'name: value' per line. Credentials (Authorization, Cookie, *-Token...) are kept as secrets."),
     Field("proxy.enabled", "boolean", "Use an outbound proxy", default=False),
     Field("proxy.useSystemProxy", "boolean", "Use the system proxy", default=False, when=("proxy.enabled", (True,))),
     Field("proxy.type", "enum", "Proxy type", default="HTTP", choices=("HTTP", "SOCKS4", "SOCKS5"),
@@ -375,7 +376,7 @@ SPEC = EndpointSpec(
     qos=("auto",),
     description="Forwards requests to an HTTP backend.",
     configuration=Settings(fields=(
-        Field("target", "string", "Target URL", required=True,
+        Field("target", "string", "Target URL", required=True, secret_url=True,
               help="The request path after the context path is appended to it."),
     ), checks=(_check_target,)),
     shared=SHARED,

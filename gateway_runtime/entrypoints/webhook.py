@@ -63,7 +63,8 @@ PROXY_FIELDS = tuple(f for f in HTTP_SHARED if f.path.startswith("proxy."))
 SUBSCRIPTION = Settings(fields=(
     Field("callbackUrl", "string", "Callback URL", required=True,
           help="Each message is POSTed here. Addresses of private networks are refused."),
-    Field("headers", "pairs", "Headers added to each call", help="One 'name: value' per line."),
+    Field("headers", "pairs", "Headers added to each call", secret_pairs=True,
+          help="One 'name: value' per line. Credentials (Authorization, Cookie, *-Token...) are kept as secrets."),
     Field("auth.type", "enum", "Authentication", default="none", choices=AUTH_TYPES),
     Field("auth.basic.username", "string", "User name", required=True, when=("auth.type", ("basic",))),
     Field("auth.basic.password", "secret", "Password", required=True, when=("auth.type", ("basic",))),

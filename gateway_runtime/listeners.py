@@ -1,0 +1,179 @@
+"""What one client may hold on `gatehouse serve`'s listeners: how long it may take to send a
+request's headers, how long an idle keep-alive connection stays open, and how many connections
+each listener serves at once.
+
+The caps split the process's file descriptors: a flood on the gateway port waits in the
+kernel's listen backlog (costing no descriptor here) once the gateway's share is taken, so the
+portal, the database and the brokers keep theirs.
+"""
+import errno
+import logging
+import os
+import resource
+import time
+from dataclasses import dataclass
+
+from gevent import Timeout
+from gevent.pool import Pool
+from gevent.pywsgi import WSGIHandler, WSGIServer
+from gevent.server import StreamServer
+
+log = logging.getLogger("gatehouse.listeners")
+
+HEADER_TIMEOUT = "GATEHOUSE_HEADER_TIMEOUT_SECONDS"
+KEEPALIVE_TIMEOUT = "GATEHOUSE_KEEPALIVE_TIMEOUT_SECONDS"
+MAX_GATEWAY = "GATEHOUSE_MAX_CONNECTIONS_GATEWAY"
+MAX_PORTAL = "GATEHOUSE_MAX_CONNECTIONS_PORTAL"
+# Shares of the descriptors free at start. A gateway connection may hold a backend connection
+# too, and a portal one a database connection: each counts twice. The remaining 10 % is for
+# the brokers, the webhook deliveries, log and certificate files.
+GATEWAY_SHARE = 0.70
+PORTAL_SHARE = 0.20
+DESCRIPTORS_PER_CONNECTION = 2
+ACCEPT_RETRY_SECONDS = 1.0  # after EMFILE: accept again once some descriptor may be free
+ACCEPT_WARNING_SECONDS = 60
+
+
+class SettingError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Limits:
+    header_timeout: float
+    keepalive_timeout: float
+    max_gateway: int
+    max_portal: int
+
+    @classmethod
+    def from_environment(cls, free_descriptors, environ=os.environ):
+        """The settings, with the caps' defaults taken from the descriptors free at start.
+        Raises SettingError naming the setting that is wrong."""
+        def share(fraction):
+            return max(1, int(free_descriptors * fraction) // DESCRIPTORS_PER_CONNECTION)
+
+        return cls(header_timeout=_number(environ, HEADER_TIMEOUT, 10.0, float, "a number of seconds"),
+                   keepalive_timeout=_number(environ, KEEPALIVE_TIMEOUT, 30.0, float, "a number of seconds"),
+                   max_gateway=_number(environ, MAX_GATEWAY, share(GATEWAY_SHARE), int, "a whole number"),
+                   max_portal=_number(environ, MAX_PORTAL, share(PORTAL_SHARE), int, "a whole number"))
+
+
+def _number(environ, name, default, kind, what):
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise SettingError(f"{name} must be {what} greater than 0, not {raw!r}")
+    return value
+
+
+def raise_open_file_limit():
+    """The soft RLIMIT_NOFILE up to the hard one (what a flood of connections needs before the
+    caps hold it back); returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:  # e.g. an unlimited hard limit the kernel caps lower
+            log.warning("open-file limit: kept %s, could not raise it to %s: %s", soft, hard, exc)
+            return soft
+    log.info("open-file limit: %s descriptors%s", hard, f" (raised from {soft})" if hard != soft else "")
+    return hard
+
+
+def open_descriptors():
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:  # no /proc: count as if every low-numbered descriptor were taken
+        return 64
+
+
+class HeaderTimeout(ValueError):
+    """A client took longer than the header timeout to send its request line and headers."""
+
+
+class LimitedHandler(WSGIHandler):
+    """pywsgi's handler, with a deadline on reading each request's head and on waiting idle for
+    the next request. Only the head is timed: a body being uploaded and a response being
+    streamed (SSE, WebSocket) take as long as the application lets them."""
+
+    _requests = 0
+
+    def handle_one_request(self):
+        limits = self.server.limits
+        if self._requests and not self._next_request_arrives(limits.keepalive_timeout):
+            return None  # closes the connection
+        self._requests += 1
+        # From the accept (first request) or the first byte (later ones) to the end of the headers.
+        self._head_deadline = Timeout.start_new(limits.header_timeout, HeaderTimeout)
+        try:
+            return super().handle_one_request()
+        except HeaderTimeout:  # still in the request line: nothing worth answering
+            return None
+        finally:
+            self._head_deadline.close()  # when the head ended early (closed, malformed, too long)
+
+    def read_request(self, raw_requestline):
+        try:
+            return super().read_request(raw_requestline)
+        finally:
+            self._head_deadline.close()  # before the application runs
+
+    def _next_request_arrives(self, seconds):
+        arrived = b""
+        try:
+            with Timeout(seconds, False):
+                arrived = self.rfile.peek(1)
+        except OSError:  # reset by the client: as uninteresting as a close
+            return False
+        return bool(arrived)
+
+    def _handle_client_error(self, ex):
+        if isinstance(ex, HeaderTimeout):  # routine for slow clients: no log line each
+            return ("408", _REQUEST_TIMEOUT)
+        return super()._handle_client_error(ex)
+
+
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+class AcceptGuard:
+    """While the process is out of descriptors, accept() fails at once for every waiting client:
+    instead of a traceback each time, one warning a minute and a pause before accepting again."""
+
+    _warned = float("-inf")
+
+    def do_read(self):
+        try:
+            return super().do_read()
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            now = time.monotonic()
+            if now - AcceptGuard._warned >= ACCEPT_WARNING_SECONDS:
+                AcceptGuard._warned = now
+                log.warning("%s: out of file descriptors (%s): new connections wait; lower the "
+                            "GATEHOUSE_MAX_CONNECTIONS_* settings or raise the hard open-file limit",
+                            self, exc.strerror)
+            # gevent's own pause after a failed accept (BaseServer._do_read), without its traceback.
+            self.stop_accepting()
+            self._timer = self.loop.timer(ACCEPT_RETRY_SECONDS)
+            self._timer.start(self._start_accepting_if_started)
+            return None
+
+
+class LimitedWSGIServer(AcceptGuard, WSGIServer):
+    handler_class = LimitedHandler
+
+    def __init__(self, listener, application, limits, max_connections):
+        # A full pool stops the accepting: later clients wait in the listen backlog, holding no descriptor.
+        super().__init__(listener, application, spawn=Pool(max_connections), log=None)
+        self.limits = limits
+
+
+class GuardedStreamServer(AcceptGuard, StreamServer):
+    """The TCP port's server: its connections count against the gateway's cap (pass its pool)."""
