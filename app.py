@@ -41,6 +41,7 @@ def create_app(test_config=None):
         SQLALCHEMY_ENGINE_OPTIONS=store.engine_options(url),
         WTF_CSRF_TIME_LIMIT=None,
         SESSION_COOKIE_SAMESITE="Lax",
+        SECURE_COOKIES="auto",  # the session cookie's Secure flag: auto (over HTTPS), true or false
         PERMANENT_SESSION_LIFETIME=8 * 3600,  # seconds since the last request: an idle session ends
         LOGIN_MAX_FAILURES=5,
         LOGIN_MAX_FAILURES_PER_ADDRESS=20,
@@ -63,7 +64,9 @@ def create_app(test_config=None):
     app.register_blueprint(users.bp)
     app.register_blueprint(consumers.bp)
     app.register_blueprint(management.bp)
-    csrf.exempt(management.bp)  # Authorization header only, never the cookie: no cross-site forgery to guard against
+    # Authorization header only, never the cookie; browsers caching Basic credentials: management.refuse_cross_site
+    csrf.exempt(management.bp)
+    auth.install_sessions(app)
     app.before_request(auth.load_user)
     app.after_request(_security_headers)
     ui.register_error_pages(app)
@@ -212,7 +215,8 @@ def serve(args):
     import gevent
     from gevent.event import Event
 
-    from gateway_runtime.listeners import LimitedWSGIServer, raise_open_file_limit
+    from gateway_runtime.framing import strict
+    from gateway_runtime.listeners import LimitedHandler, LimitedWSGIServer, raise_open_file_limit
 
     _configure_logging()
     open_file_limit = raise_open_file_limit()
@@ -222,6 +226,7 @@ def serve(args):
     limits = _limits(open_file_limit)
     portal = LimitedWSGIServer(_listener(args.host, args.portal_port), app, limits, limits.max_portal)
     gateway_server = LimitedWSGIServer(_listener(args.host, args.gateway_port), gateway, limits, limits.max_gateway)
+    gateway_server.handler_class = strict(LimitedHandler)  # RFC 9112 framing in front of backends
     tcp = _tcp_listener(app, gateway, args.host, args.tcp_port, gateway_server.pool, limits.header_timeout)
     app.config.update(GATEWAY_PORT=gateway_server.server_port, TCP_PORT=tcp.port if tcp is not None else None)
     portal.start()

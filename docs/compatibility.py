@@ -42,7 +42,7 @@ def survey(fixtures_dir):
             for path in sorted(p for p in Path(fixtures_dir).rglob("*.json") if p.is_file()):
                 name = path.relative_to(fixtures_dir).as_posix()
                 try:
-                    api = apis.create(json.loads(path.read_text()), None)
+                    api, _ = apis.create(json.loads(path.read_text()), None)
                 except apis.DefinitionError as exc:
                     apis.db.session.rollback()
                     problems = [f"{e['field']}: {e['message']}" for e in exc.errors] or [exc.message]

@@ -103,6 +103,15 @@ def client_address(environ):
     return address
 
 
+def client_scheme(environ):
+    """The scheme the client used: the connection's, or the X-Forwarded-Proto a trusted proxy
+    (one that terminates TLS, say) sends."""
+    forwarded = environ.get("HTTP_X_FORWARDED_PROTO", "")
+    if forwarded and _trusted(environ.get("REMOTE_ADDR", "")):
+        return forwarded.split(",")[0].strip().lower()
+    return environ.get("wsgi.url_scheme", "http")
+
+
 SUBSCRIPTION = "gatehouse.subscription"  # environ key: the subscription a request is served under
 
 

@@ -15,6 +15,7 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .http import query
+from .request_target import without_params
 from .settings import SECRET_MASK, Slot, map_slots, named_slots
 
 log = logging.getLogger("gatehouse.gateway")
@@ -26,6 +27,7 @@ SERVING = ("published", "deprecated")  # deprecated: existing subscriptions go o
 VALIDATIONS = ("AUTO", "MANUAL")
 API_KEY_HEADER = "X-Gravitee-Api-Key"
 API_KEY_QUERY = "api-key"
+ACCESS_TOKEN_QUERY = "access_token"
 # Gravitee's JWT policy names, and PyJWT's algorithms for them.
 SIGNATURES = {"RSA_RS256": "RS256", "RSA_RS384": "RS384", "RSA_RS512": "RS512",
               "HMAC_HS256": "HS256", "HMAC_HS384": "HS384", "HMAC_HS512": "HS512"}
@@ -136,7 +138,12 @@ def bearer_of(environ):
     scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return query(environ).get("access_token") or None
+    return query(environ).get(ACCESS_TOKEN_QUERY) or None
+
+
+def take_from_query(environ, name):
+    """The request's query, as forwarded, without that credential."""
+    environ["QUERY_STRING"] = without_params(environ.get("QUERY_STRING", ""), {name})
 
 
 class JwtPlan:
@@ -243,11 +250,14 @@ class Guard:
                     raise Refused("403 Forbidden", "This API key holds no subscription to this API.")
                 if not self.key_plans[plan_id].get("propagateApiKey"):
                     environ.pop("HTTP_X_GRAVITEE_API_KEY", None)
+                    take_from_query(environ, API_KEY_QUERY)
                 return subscription
         if self.jwt_plans:
             token = bearer_of(environ)
             if token is not None:
-                return self._admit_token(token, access)
+                subscription = self._admit_token(token, access)
+                take_from_query(environ, ACCESS_TOKEN_QUERY)  # a token in a URL ends up in the backend's logs
+                return subscription
         if self.keyless:
             return None
         raise Refused("401 Unauthorized", self._wanted())

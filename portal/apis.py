@@ -12,6 +12,7 @@ from gateway_runtime import plans as plan_rules
 from gateway_runtime import registry
 from gateway_runtime.definition.forms import DefinitionError
 from gateway_runtime.deployed import normalise_path
+from gateway_runtime.request_target import is_under
 
 from .models import (Api, ContextPath, Deployment, Endpoint, EndpointGroup, Entrypoint, Listener, Plan, db,
                      utcnow)
@@ -174,16 +175,48 @@ def prepare(document, previous=None):
     return d
 
 
-def check_paths(d, api_id):
-    """409 when a context path (with its host) is already used by another API."""
-    wanted = {((p.get("host") or None), normalise_path(p["path"]))
-              for l in d["listeners"] for p in l.get("paths") or []}
+def _routes(d):
+    """The (host or None, canonical path) pairs a definition's listeners serve."""
+    return {((p.get("host") or "").lower() or None, normalise_path(p["path"]))
+            for l in d["listeners"] for p in l.get("paths") or []}
+
+
+def _overlap(route, other):
+    """Whether two routes could serve the same request: hosts compatible (one of them any host),
+    and one path on or under the other on segment boundaries (/api and /api/admin, not /ap)."""
+    (host, path), (other_host, other_path) = route, other
+    return (host is None or other_host is None or host == other_host) and \
+        (is_under(path, other_path) or is_under(other_path, path))
+
+
+def check_paths(d, api_id, user=None, kept=frozenset()):
+    """409 when a context path (with its host) is already used by another API, or when it overlaps
+    a path of an API the user does not own: the longest path wins a request and a host-bound one
+    beats a host-less one, so /api/admin (or /api on one host) takes traffic of /api, API keys and
+    tokens included; and / (or /api over /api/admin) receives it whenever that API stops.
+    An admin may, and is warned: returns the warnings. `user` None (a script): only the first rule.
+    Routes in `kept` (the API's own, before an edit) were allowed already and are not judged again."""
+    wanted = _routes(d)
     used = db.session.execute(select(ContextPath.host, ContextPath.path, ContextPath.api_id)
                               .where(ContextPath.api_id != api_id)).all()
+    new = sorted(wanted - kept, key=str)
+    warnings = []
     for host, path, other in used:
-        if ((host or None), normalise_path(path)) in wanted:
+        route = ((host or "").lower() or None, normalise_path(path))
+        if route in wanted:
             name = db.session.get(Api, other).name
             raise Conflict(f"The context path {path} is already used by the API '{name}'.", value=path)
+        taking = next((mine for mine in new if _overlap(mine, route)), None)
+        if taking is None or user is None:
+            continue
+        owner = db.session.get(Api, other)
+        if owner.owner_id == user.id:
+            continue
+        message = _takeover_message(taking, route, owner)
+        if user.role != "admin":
+            raise Conflict(f"{message} Only its owner or an admin may do this: choose a path outside it, or "
+                           "ask an admin.", value=taking[1])
+        warnings.append(f"{message} You may, as an admin: check that this is wanted.")
     wanted_hosts = {h.lower() for l in d["listeners"] if l["type"] == "tcp" for h in l.get("hosts") or []}
     tcp_listeners = db.session.execute(select(Listener.extra, Listener.api_id)
                                        .where(Listener.type == "tcp", Listener.api_id != api_id)).all()
@@ -192,27 +225,39 @@ def check_paths(d, api_id):
             if host.lower() in wanted_hosts:
                 raise Conflict(f"The host {host} is already used by the tcp listener of the API "
                                f"'{db.session.get(Api, other).name}'.", "listeners.hosts", host)
+    return warnings
+
+
+def _takeover_message(route, other_route, api):
+    def named(r):
+        return r[1] + (f" on the host {r[0]}" if r[0] else "")
+    owner = api.owner.username if api.owner else "nobody"
+    return (f"The context path {named(route)} overlaps the context path {named(other_route)} of the API "
+            f"'{api.name}' (owned by {owner}): its clients, with their API keys and tokens, could reach this API.")
 
 
 def create(document, owner):
+    """The new API and the warnings an admin gets (see check_paths)."""
     d = prepare(document)
     api = Api(id=str(uuid.uuid4()), name=d["name"], type=d["type"], state="stopped", extra={}, owner=owner)
     d["id"] = api.id
-    check_paths(d, api.id)
+    warnings = check_paths(d, api.id, owner)
     db.session.add(api)
     store_definition(api, d)
     db.session.commit()
-    return api
+    return api, warnings
 
 
-def replace(api, document):
-    """Replace the draft, validated as an import is; on any error nothing is saved."""
-    d = prepare(document, definition_of(api))
+def replace(api, document, user=None):
+    """Replace the draft, validated as an import is; on any error nothing is saved. Returns the
+    warnings an admin gets (see check_paths)."""
+    previous = definition_of(api)
+    d = prepare(document, previous)
     d["id"] = api.id
-    check_paths(d, api.id)
+    warnings = check_paths(d, api.id, user, kept=_routes(previous))
     store_definition(api, d)
     db.session.commit()
-    return api
+    return warnings
 
 
 def restore_secrets(d, previous):
@@ -285,18 +330,21 @@ def revision(api, number):
     return api.deployments.filter_by(revision=number).first()
 
 
-def restore(api, deployment):
+def restore(api, deployment, user=None):
     """Make the draft equal to a deployed revision. Its stored secrets are the real ones (sealed in
     the database, not masked). Plans keep their current status and validation: those act at once,
-    so a restore must not reopen a closed plan before anyone deploys."""
+    so a restore must not reopen a closed plan before anyone deploys. Returns the warnings an admin
+    gets (see check_paths)."""
     d = prepare(deployment.definition)
-    live = {p["id"]: {k: p[k] for k in LIVE_PLAN_KEYS if k in p} for p in definition_of(api)["plans"]}
+    current = definition_of(api)
+    live = {p["id"]: {k: p[k] for k in LIVE_PLAN_KEYS if k in p} for p in current["plans"]}
     for plan in d["plans"]:
         plan.update(live.get(plan["id"], {}))
     d["id"] = api.id
-    check_paths(d, api.id)
+    warnings = check_paths(d, api.id, user, kept=_routes(current))
     store_definition(api, d)
     db.session.commit()
+    return warnings
 
 
 # ----- what changed between two gateway-form definitions -----

@@ -7,10 +7,14 @@ Every view declares its access rule with `@requires(role)` / `@requires(role, ap
 import functools
 import hashlib
 import os
+import re
 import secrets
 from datetime import timedelta
+from urllib.parse import quote
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (Blueprint, abort, current_app, flash, g, has_request_context, redirect, render_template, request,
+                   session, url_for)
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf import FlaskForm
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +23,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from gateway_runtime.http import client_address
+from gateway_runtime.http import client_address, client_scheme
 
 from .models import AccessToken, Api, Application, LoginThrottle, PortalSession, User, db, utcnow
 
@@ -71,6 +75,18 @@ def _password_matches(user, password):
     return False
 
 
+@functools.cache
+def _dummy_hash():
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def _spend_password_work(password):
+    """The work of checking a password, for a name that has none: an unknown name must not answer
+    faster than a known one, or timing tells which names exist."""
+    check_password_hash(_dummy_hash(), password or "")
+    return False
+
+
 def token_digest(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -89,10 +105,14 @@ def _token_user(token):
 
 
 # ----- failed-login throttle -----
+def _user_key(username):
+    return f"user:{(username or '').lower()[:200]}"
+
+
 def _throttle_keys(username):
     # Many people may share one address (an office NAT), so an address gets more tries than one name.
     config = current_app.config
-    return ((f"user:{(username or '').lower()[:200]}", config["LOGIN_MAX_FAILURES"]),
+    return ((_user_key(username), config["LOGIN_MAX_FAILURES"]),
             (f"addr:{client_address(request.environ)}", config["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
 
 
@@ -125,8 +145,12 @@ def _count_failure(key, limit):
 
 
 def _forget_failures(username):
-    db.session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_([k for k, _ in _throttle_keys(username)])))
-    db.session.commit()
+    """After a success, the user name's failures only: the address's keep counting, or an attacker
+    logging in to an account of their own now and then could try other names for ever."""
+    key = _user_key(username)
+    if db.session.get(LoginThrottle, key) is not None:
+        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+        db.session.commit()
 
 
 def authenticate(username, password):
@@ -136,13 +160,12 @@ def authenticate(username, password):
     if wait:
         raise TooManyRequests(f"Too many failed logins: try again in {wait} seconds.", retry_after=wait)
     user = db.session.scalar(select(User).where(User.username == username))
-    if user is None or user.disabled or not _password_matches(user, password):
+    matches = _password_matches(user, password) if user is not None else _spend_password_work(password)
+    if user is None or user.disabled or not matches:
         for key, limit in _throttle_keys(username):
             _count_failure(key, limit)
         return None
-    if db.session.scalar(select(LoginThrottle.key).where(
-            LoginThrottle.key.in_([k for k, _ in _throttle_keys(username)]))):
-        _forget_failures(username)
+    _forget_failures(username)
     return user
 
 
@@ -176,6 +199,29 @@ def load_user():
         row.seen_at = utcnow()
         db.session.commit()
     g.user = row.user
+
+
+SECURE_COOKIES = ("auto", "true", "false")
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is Secure as the SECURE_COOKIES setting says: true, false, or auto: when
+    the client reached the portal over HTTPS, itself or through a trusted proxy (X-Forwarded-Proto)."""
+
+    def get_cookie_secure(self, app):
+        setting = app.config["SECURE_COOKIES"]
+        return setting == "true" or (setting == "auto" and has_request_context()
+                                     and client_scheme(request.environ) == "https")
+
+
+def install_sessions(app):
+    """Refuses a SECURE_COOKIES setting it does not know, naming it."""
+    setting = str(app.config["SECURE_COOKIES"]).lower()  # GATEHOUSE_SECURE_COOKIES=true arrives as True
+    if setting not in SECURE_COOKIES:
+        raise ValueError(f"GATEHOUSE_SECURE_COOKIES is {app.config['SECURE_COOKIES']!r}: use "
+                         + ", ".join(SECURE_COOKIES) + ".")
+    app.config["SECURE_COOKIES"] = setting
+    app.session_interface = SessionInterface()
 
 
 def current_session_id():
@@ -296,11 +342,21 @@ def check_every_view_guarded(app):
                            + ", ".join(missing))
 
 
+# What browsers drop from a URL before reading it (the WHATWG URL standard): C0 controls and spaces
+# around it, tabs and newlines anywhere; and they read a backslash as a slash. So /<tab>/evil.com
+# and /\evil.com both mean //evil.com, another site.
+_AROUND = "".join(map(chr, range(0x21)))
+_TAB_OR_NEWLINE = re.compile(r"[\t\n\r]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def local_path(target):
-    """A redirect target from a form or query, kept only when it stays on this site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """A redirect target from a form or query, read as a browser would, kept only when it is a
+    path on this site (None otherwise); characters a Location header cannot hold are escaped."""
+    target = _TAB_OR_NEWLINE.sub("", (target or "").strip(_AROUND)).replace("\\", "/")
+    if not target.startswith("/") or target.startswith("//") or _CONTROL.search(target):
+        return None
+    return quote(target, safe="/?#&=%;:@!$'()*+,~[]")
 
 
 # ----- log in and out -----

@@ -4,6 +4,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from gateway_runtime import definition as v4
+from gateway_runtime.http import client_scheme
 
 from . import apis
 from .auth import public, requires
@@ -13,12 +14,49 @@ bp = Blueprint("management", __name__, url_prefix="/management/v2")
 ENV = "/environments/DEFAULT"
 
 
+STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+# What an HTML form can send: a page on another site may post these without asking the browser first.
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+MAX_DEPTH = 100  # far deeper than any definition; deeper bodies would exhaust what reads them recursively
+
+
 def error(status, message, errors=()):
     response = jsonify({"message": message, "errors": list(errors)})
     response.status_code = status
     if status == 401:
-        response.headers["WWW-Authenticate"] = 'Basic realm="Gatehouse management API"'
+        response.headers["WWW-Authenticate"] = _challenge()
     return response
+
+
+def _challenge():
+    """Basic for command-line clients; a browser offered Basic prompts and then caches the
+    password, sending it with any request a page on another site makes: it is offered Bearer."""
+    headers = request.headers
+    browser = headers.get("Sec-Fetch-Mode") or headers.get("Origin") or "text/html" in headers.get("Accept", "") \
+        or headers.get("User-Agent", "").startswith("Mozilla/")
+    scheme = "Bearer" if browser else "Basic"
+    return f'{scheme} realm="Gatehouse management API"'
+
+
+@bp.before_request
+def refuse_cross_site():
+    """A browser holding the management API's credentials (Basic, cached) would send them with any
+    request a page on another site makes; such requests are told apart and refused here."""
+    if request.method not in STATE_CHANGING:
+        return None
+    origin = request.headers.get("Origin")
+    own = f"{client_scheme(request.environ)}://{request.host}"
+    if origin is not None and origin != own:
+        return error(403, f"Refused: this request came from a page of another site ({origin}). Management "
+                          "calls that change something are accepted from scripts and tools, not from web pages.")
+    if request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
+        return error(403, "Refused: this request came from a page of another site (Sec-Fetch-Site). Management "
+                          "calls that change something are accepted from scripts and tools, not from web pages.")
+    if request.mimetype in FORM_TYPES:
+        return error(403, f"Refused: a management call that changes something cannot have the content type "
+                          f"{request.mimetype} (a web form's). Send JSON with Content-Type: application/json, "
+                          "or no body.")
+    return None
 
 
 @bp.errorhandler(apis.DefinitionError)
@@ -53,11 +91,29 @@ def unexpected(exc):
 def _body():
     """The JSON object of the request: every route's body is one (an array or a string would be
     read with .get further on, a 500)."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+        too_deep = isinstance(body, (dict, list)) and _deeper_than(body, MAX_DEPTH)
+    except RecursionError:  # nested too deep for the parser itself
+        too_deep = True
+    if too_deep:
+        raise apis.DefinitionError([{"field": "", "message": f"The body nests deeper than {MAX_DEPTH} levels."}],
+                                   f"The body nests deeper than {MAX_DEPTH} levels: no definition does.")
     if not isinstance(body, dict):
         raise apis.DefinitionError([{"field": "", "message": "The body must be a JSON object."}],
                                    "The body is not valid JSON." if body is None else "The body must be a JSON object.")
     return body
+
+
+def _deeper_than(value, limit):
+    """Without recursion: the point is to bear bodies too deep for it."""
+    level = [value]
+    for _ in range(limit):
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (dict, list))]
+        if not level:
+            return False
+    return True
 
 
 def _api(api_id):
@@ -115,15 +171,16 @@ def delete_api(api_id):
 @bp.post(ENV + "/apis/_import/definition")
 @requires("owner")
 def import_definition():
-    api = apis.create(_body(), owner=g.user)
-    return jsonify(summary(api)), 201
+    api, warnings = apis.create(_body(), owner=g.user)
+    return jsonify(summary(api) | {"warnings": warnings}), 201
 
 
 @bp.put(ENV + "/apis/<api_id>/_import/definition")
 @requires("owner", api="api_id")
 def replace_definition(api_id):
-    api = apis.replace(_api(api_id), _body())
-    return jsonify(summary(api))
+    api = _api(api_id)
+    warnings = apis.replace(api, _body(), g.user)
+    return jsonify(summary(api) | {"warnings": warnings})
 
 
 @bp.post(ENV + "/apis/<api_id>/_start")

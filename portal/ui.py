@@ -345,7 +345,7 @@ def _wizard_create(document, deploy):
             parts = v4.blocking_parts(apis.prepare(document))
             if parts:
                 raise _WizardRefused({"form": str(apis.DeployRefused(parts))})
-        api = apis.create(document, owner=g.user)
+        api, warnings = apis.create(document, owner=g.user)
     except apis.Conflict as exc:
         raise _WizardRefused({"path": str(exc)}) from None
     except v4.DefinitionError as exc:
@@ -356,7 +356,13 @@ def _wizard_create(document, deploy):
         flash(f"API {api.name} created, deployed and started: it serves now.")
     else:
         flash(f"API {api.name} created. It is not deployed yet: press Deploy when ready.")
+    _flash_warnings(warnings)
     return api
+
+
+def _flash_warnings(warnings):
+    for warning in warnings:
+        flash(warning, "warning")
 
 
 # ----- the API page -----
@@ -526,7 +532,7 @@ def restore_deployment(api_id, revision):
     back = url_for("ui.deployment", api_id=api.id, revision=revision)
     if request.method == "POST":
         try:
-            apis.restore(api, found)
+            _flash_warnings(apis.restore(api, found, g.user))
         except apis.Conflict as exc:
             return _not_restored(revision, str(exc), back)
         except v4.DefinitionError as exc:  # the rules changed since it was deployed
@@ -553,7 +559,7 @@ def _http_listener(d):
 def _save_edit(api, d, field_of, conflict_field=lambda exc: "form"):
     """Store the edited definition, or return (errors by input name, status) with nothing saved."""
     try:
-        apis.replace(api, d)
+        _flash_warnings(apis.replace(api, d, g.user))
     except apis.Conflict as exc:
         db.session.rollback()
         return {conflict_field(exc): str(exc)}, 409

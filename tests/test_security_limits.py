@@ -2,6 +2,7 @@
 over raw sockets: header and keep-alive timeouts on every listener, streams they must not cut,
 and a flood of idle gateway connections that must leave the portal answering."""
 import http.client
+import os
 import resource
 import selectors
 import socket
@@ -191,9 +192,19 @@ def test_past_the_gateway_cap_counting_its_tcp_port_a_client_waits_until_a_conne
     server = start_server(GATEHOUSE_MAX_CONNECTIONS_GATEWAY="4")
     held = []
     try:
-        held += [socket.create_connection(("127.0.0.1", server.gateway_port), timeout=5) for _ in range(3)]
+        for _ in range(3):  # each answered once, so each holds its place (kept alive) before the next step
+            held.append(socket.create_connection(("127.0.0.1", server.gateway_port), timeout=5))
+            held[-1].sendall(b"GET /nothing-here HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = http.client.HTTPResponse(held[-1])
+            answer.begin()
+            answer.read()
+        descriptors = len(os.listdir(f"/proc/{server.proc.pid}/fd"))
         held.append(socket.create_connection(("127.0.0.1", server.tcp_port), timeout=5))
         held[-1].sendall(TLS_HELLO)  # a handshake under way holds its place
+        deadline = time.monotonic() + 5  # its place is taken once the server has accepted it
+        while len(os.listdir(f"/proc/{server.proc.pid}/fd")) <= descriptors:
+            assert time.monotonic() < deadline, "the server did not accept the TCP connection"
+            time.sleep(0.01)
         with socket.create_connection(("127.0.0.1", server.gateway_port), timeout=1) as waiting:
             waiting.sendall(b"GET /nothing-here HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             with pytest.raises(TimeoutError):

@@ -164,8 +164,10 @@ class Answer:
 
     @property
     def headers(self):
-        return [(name, value) for name, value in self.response.headers.iteritems()
-                if name.lower() not in HOP_BY_HOP]
+        headers = self.response.headers
+        dropped = HOP_BY_HOP | {name.strip().lower() for value in headers.getlist("Connection")
+                                for name in value.split(",")}
+        return [(name, value) for name, value in headers.iteritems() if name.lower() not in dropped]
 
     def __iter__(self):
         response = self.response

@@ -3,10 +3,14 @@ ways; the backend's answer comes back as it arrives."""
 from ..http import respond_json
 from ..messages import EndpointError, Request
 from ..registry import EntrypointSpec
+from ..request_target import ROUTED
 from ..settings import Settings
 
 # Request headers the server folds into the environ without an HTTP_ prefix.
 CONTENT_HEADERS = (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length"))
+# Meaningful for the client's connection only (RFC 9110, 7.6.1), with those its Connection header names.
+HOP_BY_HOP = frozenset(("connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+                        "proxy-authorization", "proxy-connection"))
 
 
 class HttpProxy:
@@ -22,8 +26,10 @@ class HttpProxy:
         chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
         # The body is read from the client while it is sent on: an upload never sits in memory.
         body = environ["wsgi.input"] if chunked or headers.get("Content-Length", "0") != "0" else None
-        request = Request(environ["REQUEST_METHOD"], self.api.rest_of(environ.get("PATH_INFO") or "/"),
-                          environ.get("QUERY_STRING", ""), headers, body, environ.get("HTTP_HOST"))
+        # The path exactly as the client encoded it, under the target's; the query as it sent it
+        # (less the credentials the plans took out).
+        request = Request(environ["REQUEST_METHOD"], environ[ROUTED].rest, environ.get("QUERY_STRING", ""),
+                          headers, body, environ.get("HTTP_HOST"))
         try:
             answer = self.api.forward(request, environ)
         except EndpointError as exc:
@@ -33,12 +39,12 @@ class HttpProxy:
 
 
 def forwarded_headers(environ):
+    dropped = HOP_BY_HOP | connection_options(environ)
     headers = {}
     for key, value in environ.items():
         if key.startswith("HTTP_"):
             name = key[5:].replace("_", "-").title()
-            if name.lower() not in ("connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
-                                    "proxy-authorization", "proxy-connection"):
+            if name.lower() not in dropped:
                 headers[name] = value
     for key, name in CONTENT_HEADERS:
         if environ.get(key):
@@ -49,6 +55,11 @@ def forwarded_headers(environ):
     headers["X-Forwarded-Proto"] = environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme", "http")
     headers["X-Forwarded-Host"] = environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST", "")
     return headers
+
+
+def connection_options(environ):
+    """The header names the client's Connection header lists."""
+    return {option.strip().lower() for option in environ.get("HTTP_CONNECTION", "").split(",")} - {""}
 
 
 SPEC = EntrypointSpec(
