@@ -393,10 +393,10 @@ def change_summary(before, after):
 
 def undeployed_changes(api):
     """The change summary of the draft against the last deployment ([] when they are equal)."""
-    last = last_deployment(api)
-    if last is not None and not has_undeployed_changes(api):
+    last, draft = last_deployment(api), _draft(api)
+    if last is not None and _deployed_part(last.definition) == _deployed_part(draft):
         return []
-    return change_summary(last.definition if last else None, _draft(api))
+    return change_summary(last.definition if last else None, draft)
 
 
 def definition_at(api, which):

@@ -47,7 +47,7 @@ def _subscription_of(application, subscription_id):
 
 # ----- the API's Plans tab -----
 def _render_plans(api, status=200):
-    return render_template("plans.html", api=api, changes=apis.has_undeployed_changes(api), moves=subs.PLAN_MOVES,
+    return render_template("plans.html", api=api, moves=subs.PLAN_MOVES,
                            plans={p.id: p for p in api.plans}, validation=subs.validation), status
 
 
@@ -91,7 +91,7 @@ def _plan_fields_context(api, plan, form, errors):
 
 
 def _render_plan_form(api, plan, form, errors, status=200):
-    return render_template("plan_form.html", api=api, plan=plan, changes=apis.has_undeployed_changes(api),
+    return render_template("plan_form.html", api=api, plan=plan,
                            **_plan_fields_context(api, plan, form, errors)), status
 
 

@@ -372,7 +372,7 @@ def api_page(api_id):
     api = _api(api_id)
     d = apis.definition_of(api)
     base = clients.base_url(current_app.config, request.host)
-    return render_template("api.html", api=api, definition=d, changes=apis.has_undeployed_changes(api),
+    return render_template("api.html", api=api, definition=d,
                            blocking=v4.blocking_parts(d), warnings=v4.warnings(d), last=apis.last_deployment(api),
                            healths={api.id: health.of_api(api)},
                            connections=clients.connections(api, base, current_app.config.get("TCP_PORT")),
@@ -380,7 +380,7 @@ def api_page(api_id):
 
 
 # Every page with the API header shows the API's health; pages that did not probe it ask here.
-bp.add_app_template_global(health.of_api, "api_health")
+bp.add_app_template_global(health.unprobed, "api_health")
 
 
 @bp.get("/apis/_states")
@@ -763,7 +763,7 @@ def save_entrypoints(api_id):
 @requires("viewer")
 def endpoints(api_id):
     api = _api(api_id)
-    return render_template("endpoints.html", api=api, changes=apis.has_undeployed_changes(api),
+    return render_template("endpoints.html", api=api,
                            registry=registry, group_summary=_group_summary, endpoint_target=_endpoint_target)
 
 

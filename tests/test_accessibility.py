@@ -3,12 +3,11 @@ stays on the control that re-rendered a form section, the skip link, the collaps
 scrolling tables at 400 px, the plan-close confirmation (a plan name never reaches script text), and
 the error summary that takes focus and links to invalid inputs."""
 import re
-from pathlib import Path
 
 import pytest
 
 from conftest import ADMIN_PASSWORD, mock_api
-from test_browser import CHROMIUM, LAUNCH_ARGS, by_id, expect, htmx_idle, logged_in_page, sync_api
+from test_browser import by_id, expect, htmx_idle, launched_chromium, logged_in_page
 from test_plans import plan
 from webhook_support import PUSH_PLAN, mock_group, webhook_api
 
@@ -18,12 +17,8 @@ XSS_NAME = "Gold'+alert(1)+'"
 @pytest.fixture(scope="module")
 def browser():
     """One Chromium for the module: each test opens pages in contexts of its own."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no Chromium at /usr/bin/chromium")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

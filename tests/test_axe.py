@@ -52,11 +52,7 @@ def test_every_wizard_step(module_server, browser):
     assert_accessible(page, "the wizard: Entrypoints, every entrypoint chosen")
     page.get_by_role("button", name="Next: Endpoint").click()
     choose(page, "endpoint_type", "kafka")
-    choose(page, "shared.security.protocol", "SASL_SSL")
-    choose(page, "shared.security.ssl.trustStore.type", "JKS")
-    choose(page, "shared.security.ssl.trustStore.with", "certificates")
-    choose(page, "shared.security.ssl.keyStore.type", "PEM")
-    choose(page, "shared.security.ssl.keyStore.with", "key")
+    open_every_security_section(page)
     expect(by_id(page, "shared.security.sasl.saslMechanism")).to_be_visible()
     assert_accessible(page, "the wizard: Endpoint, Kafka over SASL_SSL with both stores")
     for endpoint_type in ("mqtt5", "rabbitmq", "solace", "mock"):
@@ -71,17 +67,21 @@ def test_every_wizard_step(module_server, browser):
     assert_accessible(page, "the wizard: Summary")
 
 
+def open_every_security_section(page):
+    """SASL_SSL with a JKS trust store "with certificates" and a PEM key store "with key"."""
+    for name, value in (("protocol", "SASL_SSL"), ("ssl.trustStore.type", "JKS"),
+                        ("ssl.trustStore.with", "certificates"), ("ssl.keyStore.type", "PEM"),
+                        ("ssl.keyStore.with", "key")):
+        choose(page, "shared.security." + name, value)
+
+
 def test_group_page_with_every_section_open(module_server, browser):
     api_id = module_server.import_api(KAFKA)
     page = logged_in_page(browser, module_server)
     page.goto(f"{module_server.portal}/apis/{api_id}/endpoints")
     assert_accessible(page, "Backend services")
     page.get_by_role("link", name="Edit the group Default group").click()
-    choose(page, "shared.security.protocol", "SASL_SSL")
-    choose(page, "shared.security.ssl.trustStore.type", "JKS")
-    choose(page, "shared.security.ssl.trustStore.with", "certificates")
-    choose(page, "shared.security.ssl.keyStore.type", "PEM")
-    choose(page, "shared.security.ssl.keyStore.with", "key")
+    open_every_security_section(page)
     choose(page, "shared.use", "both")
     for section in ("shared.security.sasl.saslMechanism", "shared.security.ssl.trustStore.certificates",
                     "shared.security.ssl.keyStore.key", "shared.producer.topics", "shared.consumer.topics"):

@@ -1,6 +1,7 @@
 """End-to-end through a real browser: create a message API in the portal, give it a second mock
 endpoint, deploy, start, and read its messages from the gateway."""
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,14 +35,21 @@ def field_error(page, field_id):
     return block.locator(f'[id="{field_id}-error"]')
 
 
-@pytest.fixture
-def browser():
+@contextmanager
+def launched_chromium():
+    """Debian's Chromium under Playwright, closed on the way out."""
     if not Path(CHROMIUM).exists():
         pytest.skip("no Chromium at /usr/bin/chromium")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def browser():
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 def logged_in_page(browser, server, username="admin", password=ADMIN_PASSWORD):

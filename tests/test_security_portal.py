@@ -172,16 +172,13 @@ def api_state(server, api_id):
 
 
 def test_a_page_of_another_site_cannot_use_the_browsers_basic_credentials(portal, attacker):
-    from test_browser import CHROMIUM, LAUNCH_ARGS, expect, sync_api
-    if not shutil.which(CHROMIUM):
-        pytest.skip("no Chromium at /usr/bin/chromium")
+    from test_browser import expect, launched_chromium
     api_id = portal.deploy_api(mock_api(path="/csrf-" + uuid.uuid4().hex[:6]))
     api_url = portal.portal + MGMT + f"/apis/{api_id}"
     (attacker.folder / "form.html").write_text(ATTACK.format(action=api_url + "/_stop"))
     (attacker.folder / "blank.html").write_text("<!doctype html><title>blank</title>")
 
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+    with launched_chromium() as browser:
         # The browser holds the admin's Basic credentials for the portal and sends them with every
         # request there, as one that was once asked for them does. (Chromium sends its cached ones
         # only to a Basic challenge, which the portal no longer gives browsers: checked below.)
@@ -212,7 +209,6 @@ def test_a_page_of_another_site_cannot_use_the_browsers_basic_credentials(portal
         anonymous = browser.new_context().new_page()
         refused = anonymous.goto(portal.portal + MGMT + "/apis")
         assert refused.status == 401 and refused.headers["www-authenticate"].startswith("Bearer")
-        browser.close()
 
     # Scripts and command-line clients keep working unchanged.
     assert requests.get(portal.portal + MGMT + "/apis", timeout=10).headers["WWW-Authenticate"].startswith("Basic")
