@@ -11,12 +11,15 @@ import logging
 import os
 import secrets
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_PORTAL_PORT = 8084
 DEFAULT_GATEWAY_PORT = 8082
 DEFAULT_TCP_PORT = 4082  # TLS connections routed by SNI to tcp-proxy APIs; "off" turns it off
+CONNECTORS_CLOSE_S = 5  # at shutdown, once no request uses them: consumers leave their groups
 
 
 def create_app(test_config=None):
@@ -67,6 +70,7 @@ def create_app(test_config=None):
     # Authorization header only, never the cookie; browsers caching Basic credentials: management.refuse_cross_site
     csrf.exempt(management.bp)
     auth.install_sessions(app)
+    app.before_request(_database_unreachable)  # before anything reads the database
     app.before_request(auth.load_user)
     app.after_request(_security_headers)
     ui.register_error_pages(app)
@@ -103,7 +107,8 @@ def _secret_key(instance_path):
 
 
 class _lock:
-    """A file lock in the instance folder: processes starting together migrate one at a time."""
+    """A file lock in the instance folder: processes of one instance folder starting together make
+    its key and certificate one at a time (and migrate a SQLite database in it one at a time)."""
 
     def __init__(self, instance_path):
         self.path = os.path.join(instance_path, ".startup.lock")
@@ -117,6 +122,30 @@ class _lock:
         self.file.close()
 
 
+MIGRATION_LOCK = int.from_bytes(b"gatehous", "big")  # PostgreSQL advisory lock key: every node uses this one
+
+
+@contextmanager
+def _database_lock(app):
+    """Nodes starting together prepare the database one at a time. On PostgreSQL the nodes'
+    instance folders differ: an advisory lock, held by a connection of its own, makes the next
+    node wait. A SQLite database is one instance folder's: its file lock does."""
+    from sqlalchemy import text
+
+    from portal.models import db
+
+    if db.engine.dialect.name != "postgresql":
+        with _lock(app.instance_path):
+            yield
+        return
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            yield
+        finally:
+            connection.invalidate()  # its session ends, and the lock with it, even if the database went away
+
+
 def prepare(app):
     """Apply pending migrations, check that this node's key reads the stored secrets, and make
     sure the admin user exists. A wrong key ends the process with one line saying what to do."""
@@ -126,7 +155,7 @@ def prepare(app):
     from portal.auth import ensure_admin
     from portal.models import db
 
-    with _lock(app.instance_path), app.app_context():
+    with app.app_context(), _database_lock(app):
         upgrade(directory=str(ROOT / "migrations"))
         try:
             with db.engine.begin() as connection:
@@ -138,21 +167,82 @@ def prepare(app):
         ensure_admin()
 
 
-def _gateway(app):
-    from gateway_runtime.gateway import Gateway
+def _start(app):
+    """Prepare the database and start the gateway. When the database cannot be reached the node
+    starts anyway: its gateway serves the deployments it last knew, its portal answers 503, and
+    both catch up once the database is back (a node that crashed during an outage comes back)."""
+    from sqlalchemy.exc import OperationalError
 
-    gateway = Gateway(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["gatehouse_cipher"])
-    gateway.start()
+    from gateway_runtime.gateway import Gateway
+    from gateway_runtime.last_known import LastKnown
+
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    gateway = Gateway(url, app.extensions["gatehouse_cipher"], LastKnown(app.instance_path, url))
     app.extensions["gatehouse_gateway"] = gateway
+    try:
+        prepare(app)
+        gateway.start()
+    except OperationalError as exc:
+        _start_offline(app, gateway, exc)
     return gateway
+
+
+DATABASE_RETRY_S = 1
+UNREACHABLE = ("The database is unreachable ({reason}), so the portal cannot work now. The gateway serves the "
+               "APIs this node last knew, and the portal works again by itself once the database is back: check "
+               "that the database server is up and that GATEHOUSE_DATABASE_URL names it.")
+
+
+def _start_offline(app, gateway, exc):
+    import gevent
+
+    from gateway_runtime.outage import Outage, one_line
+
+    database = Outage(logging.getLogger("gatehouse"), "reaching the database")
+    database.failed(exc)
+    served = gateway.start_offline()
+    logging.getLogger("gatehouse").warning(
+        "serving %d last-known APIs (from %s) until the database is reachable; the portal answers 503 meanwhile",
+        served, gateway.last_known.path)
+    app.extensions["gatehouse_unreachable"] = UNREACHABLE.format(reason=one_line(exc))
+    gevent.spawn(_catch_up, app, gateway, database)
+
+
+def _catch_up(app, gateway, database):
+    import gevent
+    from sqlalchemy.exc import OperationalError
+
+    while True:
+        gevent.sleep(DATABASE_RETRY_S)
+        try:
+            prepare(app)
+            gateway.start()
+        except OperationalError as exc:
+            database.failed(exc)
+        else:
+            database.recovered()
+            app.extensions.pop("gatehouse_unreachable")
+            return
+
+
+def _database_unreachable():
+    """Before every portal request while the node started without its database: 503, saying so."""
+    from flask import current_app, jsonify, render_template, request
+
+    message = current_app.extensions.get("gatehouse_unreachable")
+    if message is None or request.endpoint == "static":
+        return None
+    headers = {"Retry-After": "5"}
+    if request.path.startswith("/management/"):
+        return jsonify({"message": message, "errors": []}), 503, headers
+    return render_template("error.html", code=503, message=message), 503, headers
 
 
 def make_wsgi():
     """gunicorn entry point: `gunicorn -k gevent -b HOST:8084 -b HOST:8082 'app:make_wsgi()'`."""
     _configure_logging()
     app = create_app()
-    prepare(app)
-    gateway = _gateway(app)
+    gateway = _start(app)
     gateway_port = os.environ.get("GATEHOUSE_GATEWAY_PORT", str(DEFAULT_GATEWAY_PORT))
     app.config.update(GATEWAY_PORT=int(gateway_port), TCP_PORT=None)  # gunicorn serves no TCP port
     gc.freeze()
@@ -221,8 +311,7 @@ def serve(args):
     _configure_logging()
     open_file_limit = raise_open_file_limit()
     app = create_app()
-    prepare(app)
-    gateway = _gateway(app)
+    gateway = _start(app)
     limits = _limits(open_file_limit)
     portal = LimitedWSGIServer(_listener(args.host, args.portal_port), app, limits, limits.max_portal)
     gateway_server = LimitedWSGIServer(_listener(args.host, args.gateway_port), gateway, limits, limits.max_gateway)
@@ -242,12 +331,34 @@ def serve(args):
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
     stop.wait()
-    # close, not stop: stop would wait for (then kill) every pooled connection, idle keep-alive ones too.
-    portal.close()
-    gateway_server.close()  # no new connections; open streams end as their APIs retire
+    _shut_down((portal, gateway_server), tcp, gateway, limits.shutdown_grace)
+
+
+def _shut_down(servers, tcp, gateway, grace):
+    """SIGTERM or SIGINT: new connections are refused at once and idle kept-alive ones closed;
+    streams are told to end (their APIs retire); requests in flight have `grace` seconds to
+    finish, then what is left is cut and the process exits."""
+    import gevent
+
+    deadline = time.monotonic() + grace
+    for server in servers:
+        server.close()
     if tcp is not None:
         tcp.close()
-    gateway.stop()
+    pools = {server.pool for server in servers}  # the TCP port's connections are in the gateway's
+    log = logging.getLogger("gatehouse.listeners")
+    log.info("stopping: new connections refused; %d open connections have up to %g s to end",
+             sum(len(pool) for pool in pools), grace)
+    retiring = gateway.stop(grace)
+    for pool in pools:
+        pool.join(timeout=max(0.0, deadline - time.monotonic()))
+    left = sum(len(pool) for pool in pools)
+    if left:
+        log.warning("the %g s shutdown grace (GATEHOUSE_SHUTDOWN_GRACE_SECONDS) is over: closing the %d "
+                    "connections still open", grace, left)
+        for pool in pools:
+            pool.kill(timeout=1)
+    gevent.joinall(retiring, timeout=CONNECTORS_CLOSE_S)  # no request uses them now
 
 
 def _limits(open_file_limit):
@@ -261,8 +372,8 @@ def _limits(open_file_limit):
         sys.exit(2)
     logging.getLogger("gatehouse.listeners").info(
         "connections at once: gateway %s (HTTP and TCP ports), portal %s; header timeout %g s, "
-        "keep-alive timeout %g s", limits.max_gateway, limits.max_portal, limits.header_timeout,
-        limits.keepalive_timeout)
+        "keep-alive timeout %g s, write timeout %g s, shutdown grace %g s", limits.max_gateway, limits.max_portal,
+        limits.header_timeout, limits.keepalive_timeout, limits.write_timeout, limits.shutdown_grace)
     return limits
 
 

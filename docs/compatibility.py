@@ -62,6 +62,64 @@ def survey(fixtures_dir):
     return rows
 
 
+IMPORT_RULES = [
+    "## What an import does with each part of a definition",
+    "",
+    "An import keeps every part of the definition (the export gives it back), but what the server that exported "
+    "it set (`id` is replaced; `state`, `deployedAt`, `createdAt`, `updatedAt`, `lifecycleState`, "
+    "`definitionContext`, `originContext`, `workflowState`, `primaryOwner`, `crossId` are dropped) and an export's "
+    "`members`, `pages`, `metadata` and images. Whatever it keeps but does not apply is named, by its field, in the "
+    "import answer (`gatehouse.warnings`, `gatehouse.blockingParts`; `warnings` for what the import did not take, "
+    "such as `state STARTED`: an imported API is stopped until deployed and started) and on the API's page in the "
+    "portal (`tests/test_reliability_imports.py`).",
+    "",
+    "**The rule.** A part is a *blocking part* (kept; Deploy is refused naming it) when ignoring it would let "
+    "through a request, a client or a message that Gravitee refuses, or change what is delivered. It is a "
+    "*warning* (kept; the API deploys) when ignoring it only loses the operator something (analytics, logs, "
+    "traces), or makes Gatehouse refuse more than Gravitee would, never less (without CORS headers, browsers refuse "
+    "calls from other origins).",
+    "",
+    "| part | on import |",
+    "|---|---|",
+    "| `type` message, proxy; `name`, `apiVersion`, `description` | applied |",
+    "| `type` native (a `kafka` listener: `host`, `port`) | kept; blocks: the Kafka native listener (type NATIVE) "
+    "is not supported yet |",
+    "| `listeners[].paths[]` `path`, `host` | applied (`overrideAccess` is kept: only Gravitee's developer portal "
+    "reads it) |",
+    "| `listeners[].entrypoints[]` `type`, `qos`, `configuration`, `dlq` | applied for the connectors listed in the "
+    "README (a dead-letter queue for webhook only); any other blocks |",
+    "| `listeners[].cors` (enabled) | warning |",
+    "| `listeners[].pathMappings` | warning (they group analytics only) |",
+    "| `listeners[].servers` | blocks (the gateway port would serve what a named server only should) |",
+    "| `endpointGroups[]`: `type`, `loadBalancer`, `sharedConfiguration`, `endpoints[]` (`weight`, `secondary`, "
+    "`inheritConfiguration`, `configuration`, `sharedConfigurationOverride`) | applied for the connectors listed "
+    "in the README; any other, and settings they cannot use, block |",
+    "| endpoint and group `services` | HTTP health checks of http-proxy groups applied; any other service blocks |",
+    "| endpoint `tenants` | blocks |",
+    "| `failover` | applied (on a tcp listener's API it blocks) |",
+    "| `flows[]`, plans' `flows` | a flow without enabled steps changes nothing; each enabled policy blocks "
+    "(Gravitee's test-kit `message-flow-ready`: a warning) |",
+    "| `flowExecution.mode` | kept: no policy runs, so the mode changes nothing |",
+    "| `flowExecution.matchRequired: true` | blocks (a request that matches no flow would be served, not refused) |",
+    "| `plans[]` `security`, `mode`, `status`, `validation` | applied (key-less, API key, JWT, push; others block) |",
+    "| `plans[].selectionRule`, `plans[].tags` | block |",
+    "| `plans[]` `description`, `order`, `characteristics`, `commentRequired`, `generalConditions`, "
+    "`excludedGroups` | kept: only Gravitee's developer portal reads them |",
+    "| `analytics.enabled: true`, `analytics.logging`, `analytics.tracing`, `analytics.sampling`, "
+    "`analytics.messageSampling` | warnings (while analytics are on, Gravitee's default) |",
+    "| `properties` | warning (only expression language reads them) |",
+    "| expression language `{#...}`, secret references `{#secrets...}` in listeners, flows or endpoint groups | "
+    "block |",
+    "| `resources`, `responseTemplates`, enabled API `services` (dynamic properties) | block |",
+    "| `tags` (sharding tags) | block (every Gatehouse gateway would serve the API) |",
+    "| `groups`, `categories`, `visibility: PRIVATE` | warnings (Gatehouse has no user groups, catalogue or "
+    "per-API visibility) |",
+    "| `disableMembershipNotifications` | kept: Gatehouse sends no membership notifications |",
+    "| an export's `members`, `pages`, `metadata` | not imported: named in `warnings` |",
+    "",
+]
+
+
 def kind(part):
     """A blocking part without the names of the API's own groups, endpoints and plans."""
     part = re.sub(r" on (endpoint|group) .*$", "", part)
@@ -84,7 +142,7 @@ def render(rows, fixtures_dir):
         "`../shared/gravitee-v4-fixtures` (Gravitee APIM integration-test data). Each is imported and deployed in a "
         "fresh instance. *Deploys* means Gatehouse runs it as it is; otherwise the table lists the "
         "parts it keeps but cannot run yet (`gatehouse.blockingParts`, which block Deploy). Warnings "
-        "name the test-kit-only parts that are ignored.",
+        "name the parts kept but not applied, and the test-kit-only parts that are ignored.",
         "",
         f"- **{len(rows)}** fixtures, **{statuses['deploys']}** deploy, **{statuses['blocked']}** blocked"
         + (f", **{statuses['refused']}** refused at import" if statuses["refused"] else "")
@@ -96,6 +154,7 @@ def render(rows, fixtures_dir):
         "fixtures deploy as they are and answer 502 naming the broker that cannot be reached; "
         "`tests/test_rabbitmq_fixtures.py` runs them against the local broker.",
         "",
+        *IMPORT_RULES,
         "## Connector features that cannot be tried end to end here",
         "",
         "- **Kafka SASL** (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER, GSSAPI): the local broker, Tansu, offers only "

@@ -162,13 +162,13 @@ class DeployedApi:
         if self.active == 0:
             self.idle.set()
 
-    def retire(self):
+    def retire(self, drain_timeout=DRAIN_TIMEOUT_S):
         self.stopping.set()
         for subscription in list(self.subscriptions):
             subscription.close()
-        if not self.idle.wait(DRAIN_TIMEOUT_S):
+        if not self.idle.wait(drain_timeout):
             log.warning("API %s revision %s: %d requests still open after %ss; closing its connectors",
-                        self.id, self.revision, self.active, DRAIN_TIMEOUT_S)
+                        self.id, self.revision, self.active, drain_timeout)
         self.close_connectors()
 
     def close_connectors(self):

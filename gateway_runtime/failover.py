@@ -159,6 +159,7 @@ class Failover:
             if not (may_retry and replayable) or attempt > self.retries:
                 breaker.record(False)
                 if attempt > 1:
-                    raise EndpointError(f"{error} (after {attempt} attempts)") from None
+                    # of the kind of the last failure: a 504 "outcome unknown" must not turn into a 502
+                    raise type(error)(f"{error} (after {attempt} attempts)") from None
                 raise error
             connector = balancer.next_after(connector) if self.force_next else balancer.pick()

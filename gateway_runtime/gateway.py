@@ -11,11 +11,16 @@ import sys
 
 import gevent
 from greenlet import greenlet
+from sqlalchemy.exc import OperationalError
 
 from . import store
 from .access import Access, KeyHasher
+from .at_rest import WrongKey
 from .deployed import DeployedApi
-from .http import SUBSCRIPTION, respond, respond_json
+from .framing import WARNING_INTERVAL_S, warn_now
+from .http import SUBSCRIPTION, BadBody, ClientBody, client_address, has_body, respond, respond_json
+from .last_known import Snapshot
+from .outage import Outage
 from .plans import Refused
 from .request_target import ROUTED, BadTarget, Routed, header_host, is_under, parse, raw_target
 from .webhook import Pusher
@@ -81,14 +86,16 @@ class Tracked:
 
 
 class Gateway:
-    def __init__(self, database_url, cipher, poll_interval=0.25):
+    def __init__(self, database_url, cipher, last_known=None, poll_interval=0.25):
         self.engine = store.make_engine(database_url)
         self.cipher = cipher  # stored revisions hold their secrets encrypted
-        with self.engine.connect() as connection:
-            self.hasher = KeyHasher(cipher.api_key_secret(connection))
+        self.last_known = last_known  # a LastKnown: what is served is kept on local disk too (None: not kept)
+        self.hasher = None  # read at start, from the database or the last-known deployments
         self.poll_interval = poll_interval
+        self.database = Outage(log, "reading deployments")
         self.access = Access()
         self.apis = {}
+        self.stored = {}  # api_id -> (revision, definition as stored: secrets encrypted), for the last-known file
         self.failed = {}  # api_id -> revision that could not be built (not retried until it changes)
         self.routes = Routes([])
         self.retiring = set()
@@ -111,9 +118,19 @@ class Gateway:
             environ[SUBSCRIPTION] = api.guard.admit(environ, self.access, self.hasher)
         except Refused as refused:
             return respond_json(start_response, refused.status, {"message": refused.message})
+        if has_body(environ):  # a body the client sent wrong fails as BadBody, wherever it is read
+            environ["wsgi.input"] = ClientBody(environ["wsgi.input"])
         api.enter()
         try:
             return Tracked(handler(environ, start_response), api)
+        except BadBody as refused:
+            api.leave()
+            if warn_now(self, BadBody):
+                log.warning("API %s: refused a request from %s: %s (refusals like it are logged once every %g s)",
+                            api.id, client_address(environ), refused, WARNING_INTERVAL_S)
+            # Where the next request would start is unknown: the connection ends with this answer.
+            return respond_json(start_response, "400 Bad Request", {"message": str(refused)},
+                                headers=[("Connection", "close")])
         except Exception:
             api.leave()
             log.exception("API %s: unexpected error in %s", api.id, type(handler).__name__)
@@ -126,17 +143,39 @@ class Gateway:
 
     # ----- hot reload -----
     def start(self):
+        """Serve what the database says, and follow it."""
+        with self.engine.connect() as connection:
+            self.hasher = KeyHasher(self.cipher.api_key_secret(connection))
         self.refresh()
         self.watcher = gevent.spawn(self._watch)
         self.pusher.start()
+
+    def start_offline(self):
+        """The database is unreachable: serve the last-known deployments, if any, until `start`
+        can run. Returns how many APIs are served."""
+        snapshot = self.last_known.load() if self.last_known is not None else None
+        if snapshot is None:
+            return 0
+        try:
+            self.hasher = KeyHasher(bytes.fromhex(self.cipher.decrypt(snapshot.sealed_key)))
+        except WrongKey:  # written before a key rotation, say: the database says which key is right
+            log.warning("the last-known deployments in %s were encrypted with another key: nothing to serve until "
+                        "the database is reachable", self.last_known.path)
+            return 0
+        self._serve(snapshot.revisions, snapshot.definitions, snapshot.access)
+        return len(self.apis)
 
     def _watch(self):
         while True:
             gevent.sleep(self.poll_interval)
             try:
                 self.refresh()
+            except OperationalError as exc:  # down or locked: served from memory meanwhile, one line per outage
+                self.database.failed(exc)
             except Exception:
                 log.exception("reading deployments failed; retrying")
+            else:
+                self.database.recovered()
 
     def refresh(self):
         with self.engine.connect() as connection:
@@ -145,44 +184,64 @@ class Gateway:
                 Access(version, *store.access_tables(connection))  # read after the version: never older
             wanted = store.served_versions(connection)
             current = {api_id: api.revision for api_id, api in self.apis.items()}
-            if wanted == current:
-                if access is not self.access:
-                    for api in self.apis.values():
-                        api.guard.apply(access)
-                    self.access = access
-                return
             changed = {api_id: rev for api_id, rev in wanted.items()
                        if current.get(api_id) != rev and self.failed.get(api_id) != rev}
-            definitions = store.load_revisions(connection, changed)
+            loaded = store.load_revisions(connection, changed)
+        self._serve(wanted, {api_id: (changed[api_id], definition) for api_id, definition in loaded.items()}, access)
+
+    def _serve(self, wanted, definitions, access):
+        """Serve the wanted {api_id: revision}: those served at that revision already as they are,
+        the `definitions` {api_id: (revision, stored definition)} built anew; `access` applies to all."""
+        if wanted == {api_id: api.revision for api_id, api in self.apis.items()}:
+            if access is not self.access:
+                for api in self.apis.values():
+                    api.guard.apply(access)
+                self.access = access
+                self._save()
+            return
         apis = {api_id: api for api_id, api in self.apis.items() if wanted.get(api_id) == api.revision}
-        for api_id, definition in definitions.items():
+        stored = {api_id: self.stored[api_id] for api_id in apis}
+        for api_id, (revision, definition) in definitions.items():
             try:
-                apis[api_id] = DeployedApi(self.cipher.open_definition(definition), changed[api_id])
+                apis[api_id] = DeployedApi(self.cipher.open_definition(definition), revision)
+                stored[api_id] = (revision, definition)
                 self.failed.pop(api_id, None)
             except Exception:
-                log.exception("API %s revision %s could not be started", api_id, changed[api_id])
-                self.failed[api_id] = changed[api_id]
+                log.exception("API %s revision %s could not be started", api_id, revision)
+                self.failed[api_id] = revision
         retired = [api for api_id, api in self.apis.items() if apis.get(api_id) is not api]
         for api in apis.values():
             api.guard.apply(access)
+        access_changed = access is not self.access
         self.access = access
-        self.apis = apis
+        self.apis, self.stored = apis, stored
         self.routes = Routes(apis.values())
         for api in retired:
             self._retire(api)
-        if changed or retired:
-            log.info("gateway serves %d APIs (changed: %s)", len(apis), ", ".join(sorted(changed)) or "none")
+        if definitions or retired:
+            log.info("gateway serves %d APIs (changed: %s)", len(apis), ", ".join(sorted(definitions)) or "none")
+        if definitions or retired or access_changed:
+            self._save()
 
-    def stop(self, timeout=5):
-        """On shutdown: streams are told to go away and connectors close (consumers leave their
-        groups, so that a restarted gateway does not wait for them to time out)."""
+    def _save(self):
+        if self.last_known is None:
+            return
+        try:
+            self.last_known.save(Snapshot(self.stored, self.access, self.cipher.encrypt(self.hasher.key.hex())))
+        except OSError as exc:  # serving goes on; a start while the database is down would serve older ones
+            log.warning("the last-known deployments could not be written to %s: %s", self.last_known.path, exc)
+
+    def stop(self, grace=5):
+        """On shutdown: streams are told to go away at once; each API's connectors close once its
+        requests have ended, or after `grace` seconds (consumers leave their groups, so that a
+        restarted gateway does not wait for them to time out). Returns the greenlets doing it."""
         if self.watcher is not None:
             self.watcher.kill()
-        self.pusher.stop(timeout)
-        retiring = [self._retire(api) for api in self.apis.values()]
+        retiring = [gevent.spawn(api.retire, grace) for api in self.apis.values()]
         self.apis = {}
         self.routes = Routes([])
-        gevent.joinall(retiring, timeout=timeout)
+        self.pusher.stop(grace)
+        return retiring
 
     def _retire(self, api):
         self.retiring.add(api)

@@ -12,6 +12,42 @@ class TooLarge(Exception):
     pass
 
 
+class BadBody(Exception):
+    """The client's request body could not be read: a malformed chunk, or the connection ended
+    before the body did. The client's fault: 400, never a traceback."""
+
+
+class ClientBody:
+    """wsgi.input, its failures turned into BadBody. Every way a body fails to arrive is the
+    client's: pywsgi's malformed-chunk and early-end IOErrors, a reset, gunicorn's parse errors."""
+    __slots__ = ("stream",)
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def read(self, *size):
+        return _client_side(self.stream.read, size)
+
+    def readline(self, *size):
+        return _client_side(self.stream.readline, size)
+
+
+def _client_side(read, size):
+    try:
+        return read(*size)
+    except Exception as exc:
+        raise BadBody(f"The request body could not be read: {_reason(exc)}.") from None
+
+
+def has_body(environ):
+    return environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
+
+
+def _reason(exc):
+    first = exc.args[0] if exc.args else None  # pywsgi's errors: (what, the byte that was wrong)
+    return first if isinstance(first, str) else str(exc) or type(exc).__name__
+
+
 def max_message_bytes():
     return int(os.environ.get("GATEHOUSE_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES))
 
@@ -44,8 +80,8 @@ class SentBody:
             self.on_close()
 
 
-def respond_json(start_response, status, payload, exc_info=None):
-    return respond(start_response, status, json.dumps(payload), "application/json", exc_info=exc_info)
+def respond_json(start_response, status, payload, exc_info=None, headers=()):
+    return respond(start_response, status, json.dumps(payload), "application/json", headers, exc_info)
 
 
 def query(environ):

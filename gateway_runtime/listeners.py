@@ -1,6 +1,7 @@
 """What one client may hold on `gatehouse serve`'s listeners: how long it may take to send a
-request's headers, how long an idle keep-alive connection stays open, and how many connections
-each listener serves at once.
+request's headers, how long an idle keep-alive connection stays open, how long it may take in
+nothing of what is sent to it, and how many connections each listener serves at once; and how
+long requests in flight have to finish when the process is told to stop.
 
 The caps split the process's file descriptors: a flood on the gateway port waits in the
 kernel's listen backlog (costing no descriptor here) once the gateway's share is taken, so the
@@ -10,13 +11,16 @@ import errno
 import logging
 import os
 import resource
+import socket
 import time
 from dataclasses import dataclass
 
-from gevent import Timeout
+from gevent import GreenletExit, Timeout, getcurrent
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from gevent.server import StreamServer
+from gevent.socket import socket as GeventSocket
+from gevent.socket import timeout_default
 
 log = logging.getLogger("gatehouse.listeners")
 
@@ -24,6 +28,8 @@ HEADER_TIMEOUT = "GATEHOUSE_HEADER_TIMEOUT_SECONDS"
 KEEPALIVE_TIMEOUT = "GATEHOUSE_KEEPALIVE_TIMEOUT_SECONDS"
 MAX_GATEWAY = "GATEHOUSE_MAX_CONNECTIONS_GATEWAY"
 MAX_PORTAL = "GATEHOUSE_MAX_CONNECTIONS_PORTAL"
+WRITE_TIMEOUT = "GATEHOUSE_WRITE_TIMEOUT_SECONDS"
+SHUTDOWN_GRACE = "GATEHOUSE_SHUTDOWN_GRACE_SECONDS"
 # Shares of the descriptors free at start. A gateway connection may hold a backend connection
 # too, and a portal one a database connection: each counts twice. The remaining 10 % is for
 # the brokers, the webhook deliveries, log and certificate files.
@@ -44,6 +50,8 @@ class Limits:
     keepalive_timeout: float
     max_gateway: int
     max_portal: int
+    write_timeout: float = 30.0
+    shutdown_grace: float = 30.0
 
     @classmethod
     def from_environment(cls, free_descriptors, environ=os.environ):
@@ -55,7 +63,9 @@ class Limits:
         return cls(header_timeout=_number(environ, HEADER_TIMEOUT, 10.0, float, "a number of seconds"),
                    keepalive_timeout=_number(environ, KEEPALIVE_TIMEOUT, 30.0, float, "a number of seconds"),
                    max_gateway=_number(environ, MAX_GATEWAY, share(GATEWAY_SHARE), int, "a whole number"),
-                   max_portal=_number(environ, MAX_PORTAL, share(PORTAL_SHARE), int, "a whole number"))
+                   max_portal=_number(environ, MAX_PORTAL, share(PORTAL_SHARE), int, "a whole number"),
+                   write_timeout=_number(environ, WRITE_TIMEOUT, cls.write_timeout, float, "a number of seconds"),
+                   shutdown_grace=_number(environ, SHUTDOWN_GRACE, cls.shutdown_grace, float, "a number of seconds"))
 
 
 def _number(environ, name, default, kind, what):
@@ -96,16 +106,24 @@ class HeaderTimeout(ValueError):
     """A client took longer than the header timeout to send its request line and headers."""
 
 
+class Closing(Exception):
+    """Thrown into a kept-alive connection waiting for its next request: the server is closing."""
+
+
 class LimitedHandler(WSGIHandler):
     """pywsgi's handler, with a deadline on reading each request's head and on waiting idle for
     the next request. Only the head is timed: a body being uploaded and a response being
-    streamed (SSE, WebSocket) take as long as the application lets them."""
+    streamed (SSE, WebSocket) take as long as the application lets them (and the client keeps
+    reading: see WriteTimedSocket). Once the server is closing, a connection serves no request
+    after the one in hand."""
 
     _requests = 0
+    # A client dropped by the write timeout is as uninteresting as one that reset its connection.
+    ignored_socket_errors = WSGIHandler.ignored_socket_errors + (errno.ETIMEDOUT,)
 
     def handle_one_request(self):
         limits = self.server.limits
-        if self._requests and not self._next_request_arrives(limits.keepalive_timeout):
+        if self._requests and (self.server.closed or not self._next_request_arrives(limits.keepalive_timeout)):
             return None  # closes the connection
         self._requests += 1
         # From the accept (first request) or the first byte (later ones) to the end of the headers.
@@ -125,12 +143,28 @@ class LimitedHandler(WSGIHandler):
 
     def _next_request_arrives(self, seconds):
         arrived = b""
+        waiting = getcurrent()
+        self.server.idle.add(waiting)
         try:
             with Timeout(seconds, False):
                 arrived = self.rfile.peek(1)
-        except OSError:  # reset by the client: as uninteresting as a close
+        except (OSError, Closing):  # reset by the client (as uninteresting as a close), or the server closes
             return False
+        finally:
+            self.server.idle.discard(waiting)
         return bool(arrived)
+
+    def handle_error(self, t, v, tb):
+        if issubclass(t, GreenletExit):  # cut at the end of the shutdown grace: no answer, the connection ends
+            self.close_connection = True
+            return
+        super().handle_error(t, v, tb)
+
+    def finalize_headers(self):
+        super().finalize_headers()
+        if self.server.closed and not self.connection_upgraded and not any(
+                name.lower() == b"connection" for name, _ in self.response_headers):
+            self.response_headers.append((b"Connection", b"close"))  # the client opens its next one elsewhere
 
     def _handle_client_error(self, ex):
         if isinstance(ex, HeaderTimeout):  # routine for slow clients: no log line each
@@ -173,6 +207,49 @@ class LimitedWSGIServer(AcceptGuard, WSGIServer):
         # A full pool stops the accepting: later clients wait in the listen backlog, holding no descriptor.
         super().__init__(listener, application, spawn=Pool(max_connections), log=None)
         self.limits = limits
+        self.idle = set()  # the greenlets of kept-alive connections waiting for their next request
+        self.socket_class = type("WriteTimedSocket", (WriteTimedSocket,), {"write_timeout": limits.write_timeout})
+
+    def do_read(self):
+        accepted = super().do_read()
+        if accepted is None:
+            return None
+        sock, address = accepted
+        return self.socket_class(sock.family, sock.type, sock.proto, fileno=sock.detach()), address
+
+    def close(self):
+        """Refuse new connections (the listening socket closes) and close the kept-alive ones
+        waiting for a next request; those serving a request close once it is answered."""
+        super().close()
+        for waiting in list(self.idle):
+            self.loop.run_callback(self._close_idle, waiting)
+
+    def _close_idle(self, waiting):
+        if waiting in self.idle:  # not woken by a request meanwhile
+            waiting.throw(Closing)
+
+
+class WriteTimedSocket(GeventSocket):
+    """A client's connection whose sends give up once the client has taken in nothing for
+    `write_timeout` seconds. The connection is then shut down, so that a client that stopped
+    reading (an SSE stream never read, a WebSocket) frees its greenlet and what was held for it,
+    whatever the code that was writing does with the error. A class attribute, so that a dup()
+    (simple_websocket makes one) keeps it: each listener has a subclass with its own."""
+
+    write_timeout = 30.0
+
+    def send(self, data, flags=0, timeout=timeout_default):
+        try:
+            return self._sock.send(data, flags)  # the usual case: the kernel takes it at once
+        except BlockingIOError:
+            pass
+        with Timeout(self.write_timeout, False):
+            return super().send(data, flags, timeout)
+        try:
+            self.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        raise TimeoutError(errno.ETIMEDOUT, f"the client took in nothing for {self.write_timeout:g} s")
 
 
 class GuardedStreamServer(AcceptGuard, StreamServer):

@@ -70,6 +70,14 @@ class Unreachable(EndpointError):
     can safely be sent to another endpoint, whatever its method."""
 
 
+class OutcomeUnknown(EndpointError):
+    """The message was handed to the backend and no answer came (a timeout, or the connection was
+    lost after sending): it may or may not have been delivered. Never failed over or sent again by
+    the gateway; the entrypoint tells the client so (504) rather than claim a failure."""
+    status = "504 Gateway Timeout"
+    advice = "the message may or may not have been delivered; check before sending it again"
+
+
 class NotFound(EndpointError):
     """What the client asked for does not exist at the backend (a topic, with checkTopicExistence)."""
     status = "404 Not Found"

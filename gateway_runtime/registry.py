@@ -4,7 +4,6 @@ Each module in `entrypoints/` and `endpoints/` exposes `SPEC`. Adding a connecto
 module there (and its form partial `templates/connectors/<type>.html`); nothing else changes.
 """
 import importlib
-import json
 import pkgutil
 from dataclasses import dataclass, field
 from functools import cache

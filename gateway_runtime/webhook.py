@@ -3,8 +3,10 @@
 Which process runs a subscription is decided by a lease row in the database (webhook_states):
 a process takes a subscription whose lease is free or expired, renews its leases every tick and
 delivers only while its lease is fresh, so a stopped process hands over at once (it frees its
-leases) and a killed one within LEASE_S. Plain UPDATE ... WHERE and INSERT race the same way on
-SQLite and PostgreSQL: one process wins each row. Lease times are the processes' wall clocks:
+leases) and a killed one within LEASE_S. A process holding no lease only reads: with no push
+subscription nothing is written (a write would wait whenever another process locks a SQLite
+file). Plain UPDATE ... WHERE and INSERT race the same way on SQLite and PostgreSQL: one process
+wins each row. Lease times are the processes' wall clocks:
 nodes sharing a database keep them in sync (NTP), as they must for anything else.
 
 A loop POSTs each message to the callback; 2xx acknowledges it (a commit or an ack at the
@@ -29,11 +31,12 @@ import urllib3
 from gevent.event import Event
 from gevent.pool import Pool
 from sqlalchemy import bindparam, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .endpoints.http_proxy import outbound_proxy, pool_manager, ssl_context
 from .entrypoints.webhook import NO_RETRY, SUBSCRIPTION
 from .messages import EndpointError
+from .outage import Outage
 from .settings import SettingsError
 
 log = logging.getLogger("gatehouse.webhook")
@@ -86,10 +89,6 @@ def delays(retry):
     initial, ceiling = retry["initialDelaySeconds"], retry["maxDelaySeconds"]
     grow = (lambda n: initial * n) if retry["retryStrategy"] == "LINEAR" else (lambda n: initial * 2 ** (n - 1))
     return [min(grow(n), ceiling) for n in range(1, retry["maxAttempts"])]
-
-
-class Stopped(Exception):
-    """The loop must end: its lease was lost, its API retired, or the gateway stops."""
 
 
 class Caller:
@@ -208,8 +207,6 @@ class Delivery:
                         return
                 finally:
                     self.api.unsubscribe(subscription)
-        except Stopped:
-            pass
         except Exception:
             log.exception("webhook delivery of subscription %s failed", self.id)
             self.note("failed", "Unexpected gateway error; the gateway log has the details.")
@@ -245,14 +242,16 @@ class Delivery:
         return False
 
     def deliver(self, message):
-        """True once the message is delivered or dead-lettered; False when the subscription fails."""
+        """True once the message is delivered or dead-lettered; False when the subscription fails or
+        the loop must end (its lease was lost, its API retired, or the gateway stops)."""
         status, why = None, ""
         for attempt in range(1, len(self.delays) + 2):
             if attempt > 1:
                 self.note("retrying", f"Message {message.id}: attempt {attempt - 1} got {why}")
                 self.wake.clear()
                 self.wake.wait(self.delays[attempt - 2])
-            self.pusher.check_lease(self)
+            if not self.pusher.holds_lease(self):
+                return False
             started = time.monotonic()
             try:
                 status, snippet = self.caller.post(message)
@@ -295,23 +294,28 @@ class Pusher:
         self.fresh_until = {}  # subscription id -> monotonic time until which its lease is ours
         self.attempts = []     # rows for webhook_deliveries, written at the next tick
         self.states = {}       # subscription id -> (state, detail), written at the next tick
+        self.holding = False   # whether the database may hold leases of ours without a loop
         self.greenlet = None
 
     def start(self):
         self.greenlet = gevent.spawn(self._run)
 
     def _run(self):
+        database = Outage(log, "reading and writing webhook leases")
         while True:
             try:
                 self.tick()
+            except OperationalError as exc:  # the database is down or locked: one line per outage
+                database.failed(exc)
             except Exception:
                 log.exception("webhook leases and logs could not be written; retrying")
+            else:
+                database.recovered()
             gevent.sleep(TICK_S)
 
     # ----- what delivery loops call -----
-    def check_lease(self, delivery):
-        if delivery.stopping.is_set() or time.monotonic() >= self.fresh_until.get(delivery.id, 0):
-            raise Stopped()
+    def holds_lease(self, delivery):
+        return not delivery.stopping.is_set() and time.monotonic() < self.fresh_until.get(delivery.id, 0)
 
     def set_state(self, subscription_id, state, detail):
         self.states[subscription_id] = (state, detail)
@@ -346,7 +350,8 @@ class Pusher:
                 delivery.stop()
                 if delivery.dead and sid not in self.states:
                     del self.deliveries[sid]
-        self._renew(now, set(self.deliveries))
+        if self.deliveries or self.holding:  # else no write at all: a locked SQLite file holds nothing up
+            self._renew(now, set(self.deliveries))
         for sid, (row, api, entry) in wanted.items():
             if sid in self.deliveries:
                 if row["wake"]:
@@ -360,6 +365,7 @@ class Pusher:
                 log.warning("webhook subscription %s cannot be delivered: %s", sid, exc)
                 continue
             if self._take(row, now):
+                self.holding = True
                 self.fresh_until[sid] = time.monotonic() + LEASE_S - TICK_S * 2
                 self.deliveries[sid] = Delivery(self, row, api, entry, settings)
 
@@ -413,7 +419,9 @@ class Pusher:
             else:
                 self.fresh_until.pop(sid, None)
                 self.deliveries[sid].stop()
-        self._release(ours - {sid for sid, d in self.deliveries.items() if not d.dead})
+        freed = ours - {sid for sid, d in self.deliveries.items() if not d.dead}
+        self._release(freed)
+        self.holding = ours != freed
 
     def _take(self, row, now):
         params = {"s": row["id"], "h": self.holder, "u": now + LEASE_S, "now": now, "t": _utcnow()}
@@ -444,6 +452,8 @@ class Pusher:
         for delivery in self.deliveries.values():
             delivery.stop()
         gevent.joinall([d.greenlet for d in self.deliveries.values()], timeout=timeout)
+        if not (self.deliveries or self.holding or self.attempts or self.states):
+            return
         try:
             with self.engine.begin() as c:
                 self._write(c, self.attempts, self.states)

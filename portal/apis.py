@@ -6,6 +6,7 @@ import uuid
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from gateway_runtime import definition as v4
 from gateway_runtime import plans as plan_rules
@@ -237,11 +238,12 @@ def _takeover_message(route, other_route, api):
 
 
 def create(document, owner):
-    """The new API and the warnings an admin gets (see check_paths)."""
+    """The new API and the warnings of its import: what it did not take from the document, and
+    those an admin gets (see check_paths)."""
     d = prepare(document)
     api = Api(id=str(uuid.uuid4()), name=d["name"], type=d["type"], state="stopped", extra={}, owner=owner)
     d["id"] = api.id
-    warnings = check_paths(d, api.id, owner)
+    warnings = v4.import_notes(document) + check_paths(d, api.id, owner)
     db.session.add(api)
     store_definition(api, d)
     db.session.commit()
@@ -250,11 +252,11 @@ def create(document, owner):
 
 def replace(api, document, user=None):
     """Replace the draft, validated as an import is; on any error nothing is saved. Returns the
-    warnings an admin gets (see check_paths)."""
+    warnings of the import (see create)."""
     previous = definition_of(api)
     d = prepare(document, previous)
     d["id"] = api.id
-    warnings = check_paths(d, api.id, user, kept=_routes(previous))
+    warnings = v4.import_notes(document, api.state) + check_paths(d, api.id, user, kept=_routes(previous))
     store_definition(api, d)
     db.session.commit()
     return warnings
@@ -310,6 +312,12 @@ def blocking_parts(api):
 
 
 def deploy(api, user):
+    """A new revision of the draft. On PostgreSQL deploys of one API take turns, from every node:
+    each locks the API's row, then reads the draft and the last revision as the one before left
+    them. SQLite has no row locks: of two deploys that made the same revision number, the second
+    is refused (409) and deploys nothing."""
+    db.session.execute(select(Api.id).where(Api.id == api.id).with_for_update())
+    db.session.expire_all()  # what was read before the lock may be older than the last deploy
     d = definition_of(api)
     last = last_deployment(api)
     if last is not None and not has_undeployed_changes(api):
@@ -321,7 +329,12 @@ def deploy(api, user):
                             definition=v4.to_gateway_form(d), created_by=user)
     db.session.add(deployment)
     api.deployed_revision = deployment.revision
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(f"Another deploy of this API made revision {deployment.revision} at the same time, so this "
+                       "one deployed nothing. Deploy again if the draft has changed since.", field="revision") from None
     current_app.logger.info("API %s deployed as revision %s by %s", api.id, deployment.revision, user)
     return deployment
 

@@ -1,9 +1,10 @@
 """Management REST API: the Gravitee-compatible subset, JSON, HTTP Basic auth or personal access
 tokens (portal.auth.load_user reads them)."""
 from flask import Blueprint, abort, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from gateway_runtime import definition as v4
+from gateway_runtime import store
 from gateway_runtime.http import client_scheme
 
 from . import apis
@@ -84,6 +85,10 @@ def http_error(exc):
 
 @bp.errorhandler(Exception)
 def unexpected(exc):
+    busy = store.unavailable(exc)
+    if busy:  # the database's fault, said in one line: no traceback
+        current_app.logger.warning("%s %s: %s", request.method, request.path, busy)
+        return http_error(ServiceUnavailable(busy, retry_after=5))
     current_app.logger.exception("management API error")
     return error(500, "Unexpected error; the server log has the details.")
 

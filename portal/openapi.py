@@ -13,7 +13,7 @@ ERROR, API = _ref("Error"), _ref("Api")
 CODES = {400: "Invalid input", 401: "Authentication required (HTTP Basic or a personal access token)",
          403: "The user's role does not allow it; the message says what to do",
          404: "No such API, or no such plan, application, subscription or API key (the message says which)",
-         409: "Context path already used by another API",
+         409: "Context path already used by another API, or (deploy) another deploy made the same revision",
          429: "Too many failed logins for this user name or client address; see Retry-After"}
 AUTHENTICATED = (401, 403, 429)
 
@@ -60,15 +60,15 @@ SCHEMAS = {
     "Error": _object({"message": STRING, "errors": {"type": "array", "items": _object(
         {"field": STRING, "message": STRING})}}, ("message", "errors")),
     "Api": _object({"id": STRING, "name": STRING, "apiVersion": STRING, "definitionVersion": STRING,
-                    "type": {"enum": ["MESSAGE", "PROXY"]}, "state": {"enum": ["STARTED", "STOPPED"]},
+                    "type": {"enum": ["MESSAGE", "PROXY", "NATIVE"]}, "state": {"enum": ["STARTED", "STOPPED"]},
                     "listeners": {"type": "array"}, "endpointGroups": {"type": "array"}},
                    ("id", "name", "type", "state")),
     "Definition": _object({
         "name": STRING, "apiVersion": STRING, "description": STRING,
         "definitionVersion": {"enum": ["4.0.0", "V4"]},
-        "type": {"enum": ["message", "proxy", "MESSAGE", "PROXY"]},
+        "type": {"enum": ["message", "proxy", "native", "MESSAGE", "PROXY", "NATIVE"]},
         "listeners": {"type": "array", "items": _object({
-            "type": {"enum": ["http", "subscription", "tcp", "HTTP", "SUBSCRIPTION", "TCP"]},
+            "type": {"enum": ["http", "subscription", "tcp", "kafka", "HTTP", "SUBSCRIPTION", "TCP", "KAFKA"]},
             "paths": {"type": "array", "items": _object({"path": STRING, "host": STRING}, ("path",))},
             "entrypoints": {"type": "array", "items": _object(
                 {"type": STRING, "qos": STRING, "configuration": CONFIGURATION}, ("type",))}}, ("type",))},
@@ -183,7 +183,7 @@ def document():
                     202: ("Deployed as a new revision", {"type": "object"}),
                     200: ("Nothing to deploy: the draft equals the last revision, which is returned with the message "
                           "'Nothing to deploy: the draft equals revision N.'; no revision is made", {"type": "object"})},
-                codes=(400, 404))},
+                codes=(400, 404, 409))},
             base + "/{apiId}/_export/definition": {"parameters": [*_parameters("apiId"), {
                 "name": "includeSecrets", "in": "query", "schema": {"type": "boolean", "default": False}}],
                 "get": _op("Export the definition (secrets masked unless an admin asks for them)",

@@ -6,10 +6,10 @@ import uuid
 from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request,
                    url_for)
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from gateway_runtime import definition as v4
-from gateway_runtime import failover, registry
+from gateway_runtime import failover, registry, store
 from gateway_runtime import plans as rules
 from gateway_runtime.definition import capabilities
 from gateway_runtime.definition.checks import LOAD_BALANCERS
@@ -37,6 +37,11 @@ def register_error_pages(app):
 
     @app.errorhandler(Exception)
     def unexpected(exc):
+        busy = store.unavailable(exc)
+        if busy:  # the database's fault, said in one line: no traceback
+            app.logger.warning("%s %s: %s", request.method, request.path, busy)
+            db.session.rollback()
+            return http_error(ServiceUnavailable(busy, retry_after=5))
         app.logger.exception("unexpected error on %s", request.path)
         db.session.rollback()
         if request.path.startswith("/management/"):
@@ -405,7 +410,7 @@ def deploy(api_id):
         deployment = apis.deploy(api, g.user.username)
     except apis.NothingToDeploy as exc:
         flash(str(exc))
-    except apis.DeployRefused as exc:
+    except (apis.DeployRefused, apis.Conflict) as exc:
         flash(str(exc), "error")
     else:
         flash(f"Deployed revision {deployment.revision}. The gateway serves it within a second"
@@ -763,7 +768,7 @@ def save_entrypoints(api_id):
 @requires("viewer")
 def endpoints(api_id):
     api = _api(api_id)
-    return render_template("endpoints.html", api=api,
+    return render_template("endpoints.html", api=api, group_types=_group_specs(api),
                            registry=registry, group_summary=_group_summary, endpoint_target=_endpoint_target)
 
 

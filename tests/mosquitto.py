@@ -37,9 +37,10 @@ def unique_topic(name="t"):
 
 class Mosquitto:
     """A private broker: `port` takes user/password, `tls_port` the same over TLS (the server
-    certificate signed by a CA made here, files in `certs`). stop() and start() keep the ports."""
+    certificate signed by a CA made here, files in `certs`). stop() and start() keep the ports;
+    with `persistence`, also the sessions, their subscriptions and queued messages (saved at stop)."""
 
-    def __init__(self, workdir, certs):
+    def __init__(self, workdir, certs, persistence=False):
         if not (os.path.exists(MOSQUITTO) and shutil.which("mosquitto_passwd")):
             missing("Mosquitto (apt-get install mosquitto)")
         self.workdir, self.certs = workdir, certs
@@ -59,7 +60,8 @@ class Mosquitto:
         (workdir / "mosquitto.conf").write_text(
             # Run as root, Mosquitto would switch to its own user, who cannot read the test's files.
             f"user {getpass.getuser()}\nper_listener_settings false\nallow_anonymous false\npassword_file {passwords}\n"
-            f"persistence false\nlistener {self.port} 127.0.0.1\n"
+            f"persistence {'true' if persistence else 'false'}\npersistence_location {workdir}/\n"
+            f"listener {self.port} 127.0.0.1\n"
             f"listener {self.tls_port} 127.0.0.1\n{tls}listener {self.tls_port} 127.0.0.2\n{tls}")
         self.proc = None
 

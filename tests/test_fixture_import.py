@@ -33,6 +33,21 @@ def kit_only_parts(definition):
     return parts
 
 
+def unapplied_fields(definition):
+    """Fields kept but not applied that a fixture switches on: each must be named in a warning."""
+    api = definition.get("api", definition)
+    analytics = api.get("analytics") or {}
+    fields = set()
+    if analytics.get("enabled") is True:
+        fields.add("analytics.enabled")
+        if any(v is True for part in (analytics.get("logging") or {}).values() if isinstance(part, dict)
+               for v in part.values()):
+            fields.add("analytics.logging")
+        if (analytics.get("tracing") or {}).get("enabled"):
+            fields.add("analytics.tracing")
+    return fields | {key for key in ("properties", "groups", "categories") if api.get(key)}
+
+
 # A first request per entrypoint type, and the status a started API answers it with.
 SMOKE = {
     "sse": ("GET", "", {"Accept": "text/event-stream"}, 200),
@@ -111,6 +126,9 @@ def check_fixture(server, path, problems):
                 fail(f"test-kit part {term} not named in the warnings {warnings}")
             if any(term in part for part in blocking):
                 fail(f"test-kit part {term} blocks deploy: {blocking}")
+        for field in sorted(unapplied_fields(definition)):
+            if not any(w.startswith(f"{field} is kept but not applied yet") for w in warnings):
+                fail(f"{field} is kept without a warning: {warnings}")
 
         deployment = server.mgmt("POST", f"/apis/{api_id}/deployments")
         if blocking:

@@ -71,7 +71,7 @@ def test_post_and_websocket_publish_http_get_sse_websocket_consume_with_user_pro
         assert [i["content"] for i in body["items"]] == ["order 1", "from the socket", "direct"]
         assert body["items"][0]["headers"]["x-trace"] == ["t-1"]
         assert body["items"][2]["headers"] == {"origin": ["paho", "twice"]}  # user properties -> headers
-        assert body["items"][0]["metadata"] == {"topic": topic, "qos": "1", "retain": "False",
+        assert body["items"][0]["metadata"] == {"topic": topic, "qos": "1", "retain": False,
                                                 "contentType": "text/plain"}
         assert "id" not in body["items"][0]  # MQTT has no position to resume from
 
@@ -113,7 +113,7 @@ def test_producer_settings_reach_the_broker_retained_expiry_response_topic(serve
         later.close()
     body = poll(server, client="late", get_count=1)  # the gateway's own late subscriber too
     assert [i["content"] for i in body["items"]] == ["last known value"]
-    assert body["items"][0]["metadata"]["retain"] == "True"
+    assert body["items"][0]["metadata"]["retain"] is True
     assert body["items"][0]["metadata"]["responseTopic"] == topic + "/replies"
     publish(broker, topic, b"", retain=True)  # clears the retained message
 

@@ -149,6 +149,40 @@ def test_publish_over_http_post_and_websocket_consume_over_http_get_sse_and_webs
     assert int(meta["deliveryTag"]) >= 1
 
 
+def test_content_type_travels_as_the_amqp_property_both_ways(server, names):
+    """Issue 15, fault 9: a publish carries the request's Content-Type in the AMQP content_type
+    property (request headers to message or not), a WebSocket frame its kind (text/plain for a text
+    frame); a consumed message's content_type is its contentType metadata."""
+    name = names.exchange()
+    definition = rabbit_api(consumer=(exchange(name), "in.#"), producer=(exchange(name), "out.new"))
+    post = next(e for e in definition["listeners"][0]["entrypoints"] if e["type"] == "http-post")
+    post["configuration"]["requestHeadersToMessage"] = False
+    api_id = deploy(server, names, definition)
+    tap = Tap(name, "out.#")
+    try:
+        for body, content_type in ((b'{"n": 1}', "application/json"), (b"plain", "text/plain")):
+            posted = requests.post(server.gateway + "/orders", data=body, headers={"Content-Type": content_type},
+                                   timeout=10)
+            assert posted.status_code == 202, posted.text
+        ws = websocket.create_connection(server.gateway.replace("http", "ws", 1) + "/orders", timeout=15,
+                                         header=["X-Gravitee-Client-Identifier: ct-ws"])
+        ws.send("from the socket")
+        ws.send_binary(b"\x00\x01")
+        got = tap.take(4)
+        ws.close()
+    finally:
+        tap.close()
+    print("on the broker:", [(body, properties.content_type) for body, properties in got])
+    assert [(body, properties.content_type) for body, properties in got] == [
+        (b'{"n": 1}', "application/json"), (b"plain", "text/plain"), (b"from the socket", "text/plain"),
+        (b"\x00\x01", "application/octet-stream")]
+    polled = get_while(server, api_id, "ct-poller", lambda: publish(name, "in.x", '{"a": 1}',
+                                                                    content_type="application/json"), limit=1)
+    [item] = polled["items"]
+    print("consumed metadata:", item["metadata"])
+    assert item["content"] == '{"a": 1}' and item["metadata"]["contentType"] == "application/json"
+
+
 def test_two_client_ids_each_get_all_messages_and_one_ids_two_connections_share_them(server, names):
     name = names.exchange()
     api_id = deploy(server, names, rabbit_api(consumer=(exchange(name), "#")))

@@ -46,7 +46,7 @@ def test_publish_over_post_and_websocket_consume_over_http_get_sse_websocket_per
             assert first["headers"]["x-trace"] == ["t-1"] and first["headers"]["x-note"] == ["café"]
             metadata = first["metadata"]
             assert metadata["destinationName"] == "orders/eu"
-            assert metadata["isRedelivered"] == "False" and metadata["isCached"] == "False"
+            assert metadata["isRedelivered"] is False and metadata["isCached"] is False
             assert re.fullmatch(r"solace-double/\d+/#\d{8}", metadata["senderId"])
             assert abs(int(metadata["senderTimestamp"]) / 1000 - time.time()) < 60
 
@@ -94,9 +94,9 @@ def test_at_least_once_unwritten_message_comes_again_flagged_redelivered(server)
     post(server, b"two")
     # limit=1: both reach the gateway, one is written (and acknowledged); the other is not written.
     first = poll(server, client="c", limit=1)["items"]
-    assert [(i["content"], i["metadata"]["isRedelivered"]) for i in first] == [("one", "False")]
+    assert [(i["content"], i["metadata"]["isRedelivered"]) for i in first] == [("one", False)]
     again = poll(server, client="c")["items"]
-    assert [(i["content"], i["metadata"]["isRedelivered"]) for i in again] == [("two", "True")]
+    assert [(i["content"], i["metadata"]["isRedelivered"]) for i in again] == [("two", True)]
     assert poll(server, client="c")["items"] == []   # "one" was acknowledged: it does not come back
 
 

@@ -41,7 +41,7 @@ def test_publish_subscribe_round_trip_with_user_properties_and_metadata(server, 
     assert item["content"] == "ünïcode" and item["headers"]["x-trace"] == ["t-1"]
     metadata = item["metadata"]
     assert metadata["destinationName"] == topic
-    assert metadata["isRedelivered"] == "False" and metadata["isCached"] == "False"
+    assert metadata["isRedelivered"] is False and metadata["isCached"] is False
     assert metadata["senderId"] and int(metadata["senderTimestamp"]) > 0
 
 
@@ -53,9 +53,9 @@ def test_persistent_queue_redelivers_what_was_not_written(server, run):
     post(server, b"one", "/redelivery")
     post(server, b"two", "/redelivery")
     first = poll(server, "/redelivery", client, limit=1)["items"]
-    assert [(i["content"], i["metadata"]["isRedelivered"]) for i in first] == [("one", "False")]
+    assert [(i["content"], i["metadata"]["isRedelivered"]) for i in first] == [("one", False)]
     again = poll(server, "/redelivery", client)["items"]
-    assert [(i["content"], i["metadata"]["isRedelivered"]) for i in again] == [("two", "True")]
+    assert [(i["content"], i["metadata"]["isRedelivered"]) for i in again] == [("two", True)]
     assert poll(server, "/redelivery", client)["items"] == []
 
 

@@ -8,14 +8,19 @@ from ..settings import get_path, set_path
 from . import capabilities
 from .forms import DefinitionError
 
-API_TYPES = ("message", "proxy")
-LISTENER_TYPES = ("http", "subscription", "tcp")
+API_TYPES = ("message", "proxy", "native")
+LISTENER_TYPES = ("http", "subscription", "tcp", "kafka")
 QOS = ("none", "auto", "at-most-once", "at-least-once")
 LOAD_BALANCERS = ("round-robin", "random", "weighted-round-robin", "weighted-random")
 FLOW_PHASES = ("request", "response", "subscribe", "publish", "connect", "interact", "entrypointConnect")
 # Parts that exist only in Gravitee's own test kit: imported, ignored with a warning.
 TEST_KIT_POLICIES = ("message-flow-ready",)
 TEST_KIT_ENDPOINTS = ("mutating-http-proxy",)
+NATIVE = "the Kafka native listener (type NATIVE) is not supported yet"
+# What an export holds beside the API that an import does not take.
+EXPORT_PARTS = (("members", "members are not imported: the importing user owns the API"),
+                ("pages", "pages are not imported: Gatehouse keeps no documentation pages"),
+                ("metadata", "metadata is not imported: Gatehouse keeps no API metadata"))
 CONTEXT_PATH = re.compile(r"^/[A-Za-z0-9_\-./~%:@!$&'()*+,;=]*$")
 SNI_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$")
 
@@ -31,7 +36,7 @@ def validate(api):
     if not isinstance(api.get("name"), str) or not api["name"].strip():
         err("name", "The API needs a name.")
     if api.get("type") not in API_TYPES:
-        err("type", "type must be message or proxy.")
+        err("type", "type must be message, proxy or native.")
     for key in ("apiVersion", "description"):
         if key in api and api[key] is not None and not isinstance(api[key], str):
             err(key, f"{key} must be text.")
@@ -45,7 +50,7 @@ def validate(api):
             err(where, "A listener must be an object.")
             continue
         if listener.get("type") not in LISTENER_TYPES:
-            err(f"{where}.type", "Listener type must be http, subscription or tcp.")
+            err(f"{where}.type", "Listener type must be http, subscription, tcp or kafka.")
         paths = listener.get("paths", [])
         if listener.get("type") == "http" and (not isinstance(paths, list) or not paths):
             err(f"{where}.paths", "An HTTP listener needs at least one context path.")
@@ -56,6 +61,8 @@ def validate(api):
                 err(f"{where}.paths[{pi}].path", "A context path must start with '/' and contain no spaces.")
         if listener.get("type") == "tcp":
             _check_tcp_listener(listener, listeners, where, err)
+        if listener.get("type") == "kafka":
+            _check_kafka_listener(listener, where, err)
         entrypoints = listener.get("entrypoints")
         if not isinstance(entrypoints, list) or not entrypoints:
             err(f"{where}.entrypoints", "A listener needs at least one entrypoint.")
@@ -142,6 +149,15 @@ def _check_tcp_listener(listener, listeners, where, err):
         err(f"{where}.type", "An API with a tcp listener can have no other listener.")
 
 
+def _check_kafka_listener(listener, where, err):
+    """A NATIVE API's Kafka listener: the host prefix and port its clients bootstrap from."""
+    if not isinstance(listener.get("host"), str) or not SNI_HOST.match(listener["host"]):
+        err(f"{where}.host", "A kafka listener needs a host (the prefix of the bootstrap host name clients use).")
+    port = listener.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        err(f"{where}.port", "A kafka listener needs a port number (1 to 65535).")
+
+
 def _check_settings(settings, owner, key, where, errors):
     if owner.get(key) is None:
         return
@@ -161,7 +177,8 @@ def _check_settings(settings, owner, key, where, errors):
 def blocking_parts(api):
     """Parts this gateway cannot run yet, or settings it cannot use as they are (an imported
     placeholder such as `bootstrap-server`), each named; Deploy is refused while any remain."""
-    parts = _unusable_settings(api)
+    parts = [NATIVE] if api.get("type") == "native" else []
+    parts += _unusable_settings(api)
     for listener in api.get("listeners", []):
         for entrypoint in listener.get("entrypoints", []):
             if registry.entrypoint(entrypoint["type"]) is None:
@@ -184,6 +201,7 @@ def blocking_parts(api):
         parts += [f"{message.rstrip('.')} (plan {name})" for message in plans.problems(plan).values()]
     for policy in sorted(_policies(api) - set(TEST_KIT_POLICIES)):
         parts.append(f"policy {policy}")
+    parts += _restrictions(api)
     parts += failover.problems(api.get("failover"))
     parts += capabilities.problems(api)
     if isinstance(api.get("failover"), dict) and api["failover"].get("enabled") \
@@ -217,6 +235,33 @@ def _dlq_parts(api, entrypoint):
     return []
 
 
+def _restrictions(api):
+    """Parts that narrow which requests, gateways or plans serve the API. Ignored, the gateway
+    would serve what Gravitee refuses: they block Deploy (docs/compatibility.md, the rule)."""
+    parts = []
+    if isinstance(api.get("flowExecution"), dict) and api["flowExecution"].get("matchRequired") is True:
+        parts.append("flowExecution.matchRequired (a request that matches no flow would be served, not refused "
+                     "with 404)")
+    if api.get("tags"):
+        parts.append(f"tags (sharding tags {_listed(api['tags'])}): every Gatehouse gateway would serve the API")
+    for li, listener in enumerate(api.get("listeners", [])):
+        if listener.get("servers"):
+            parts.append(f"listeners[{li}].servers ({_listed(listener['servers'])}): the gateway port would serve "
+                         "this listener")
+    for plan in api.get("plans", []):
+        name = plan.get("name", plan.get("id"))
+        if plan.get("selectionRule"):
+            parts.append(f"selectionRule of plan {name} (which requests the plan takes)")
+        if plan.get("tags"):
+            parts.append(f"tags of plan {name} (sharding tags {_listed(plan['tags'])}): every Gatehouse gateway "
+                         "would offer the plan")
+    return parts
+
+
+def _listed(values):
+    return ", ".join(map(str, values)) if isinstance(values, list) else str(values)
+
+
 def _unusable_settings(api):
     found = []
     for listener in api.get("listeners", []):
@@ -246,8 +291,9 @@ def _problems(settings, values, where):
 
 
 def warnings(api):
-    """Test-kit-only parts: imported and ignored."""
-    found = []
+    """Parts kept but not applied, whose absence loses the operator something but lets no request
+    through that Gravitee refuses; and test-kit-only parts, imported and ignored."""
+    found = _unapplied(api)
     for policy in sorted(_policies(api) & set(TEST_KIT_POLICIES)):
         found.append(f"policy {policy} is ignored (it exists only in Gravitee's test kit)")
     for group in api.get("endpointGroups", []):
@@ -261,6 +307,64 @@ def warnings(api):
                     found.append(f"{key} of endpoint {endpoint['name']} is ignored "
                                  "(it exists only in Gravitee's test kit)")
     return found
+
+
+def _unapplied(api):
+    analytics = api.get("analytics") if isinstance(api.get("analytics"), dict) else {}
+    found = []
+    if analytics.get("enabled") is True:
+        found.append(_kept("analytics.enabled", "no request analytics are recorded"))
+    if analytics.get("enabled", True) is not False:  # Gravitee's default: on
+        if _switched_on(analytics.get("logging")):
+            found.append(_kept("analytics.logging", "no request or message logs are written"))
+        if isinstance(analytics.get("tracing"), dict) and analytics["tracing"].get("enabled"):
+            found.append(_kept("analytics.tracing", "no traces are sent"))
+        for key in ("sampling", "messageSampling"):
+            if analytics.get(key):
+                found.append(_kept(f"analytics.{key}", "no message analytics are recorded"))
+    for li, listener in enumerate(api.get("listeners", [])):
+        if isinstance(listener.get("cors"), dict) and listener["cors"].get("enabled"):
+            found.append(_kept(f"listeners[{li}].cors", "no CORS headers are sent and preflight requests are not "
+                               "answered, so browsers refuse calls from other origins"))
+        if listener.get("pathMappings"):
+            found.append(_kept(f"listeners[{li}].pathMappings", "they only group analytics, which are not recorded"))
+    if api.get("properties"):
+        found.append(_kept("properties", "only expression language reads them, and it is not supported yet"))
+    if api.get("groups"):
+        found.append(_kept("groups", "Gatehouse has no user groups (the API's owner and admins manage it)"))
+    if api.get("categories"):
+        found.append(_kept("categories", "Gatehouse has no API catalogue"))
+    if isinstance(api.get("visibility"), str) and api["visibility"].lower() == "private":
+        found.append(_kept("visibility", "every portal user sees the API (calling it is up to its plans)"))
+    return found
+
+
+def _kept(field, loss):
+    return f"{field} is kept but not applied yet: {loss}"
+
+
+def _switched_on(value):
+    """Whether a settings block (logging's mode, phase, content) turns anything on."""
+    if isinstance(value, dict):
+        return any(_switched_on(v) for v in value.values())
+    return value is True
+
+
+def import_notes(document, state=None):
+    """What an import does not take from the document it was given (state, an export's members,
+    pages and metadata), each named; `state` is that of the API it replaces, None for a new one."""
+    if not isinstance(document, dict):
+        return []
+    api = document["api"] if isinstance(document.get("api"), dict) else document
+    notes = []
+    wanted = api.get("state")
+    if isinstance(wanted, str) and wanted.lower() != (state or "stopped"):
+        notes.append(f"state {wanted} is not applied: " + (
+            "the API is imported stopped; deploy and start it to serve it" if state is None else
+            f"the API stays {state}; an import changes its draft only"))
+    if api is not document:
+        notes += [note for key, note in EXPORT_PARTS if document.get(key)]
+    return notes
 
 
 def _policies(api):

@@ -16,10 +16,13 @@ import gevent
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NoOffsetForPartitionError
+from kafka.errors import (BrokerResponseError, InvalidProducerEpochError, KafkaConnectionError, KafkaTimeoutError,
+                          NoOffsetForPartitionError, NotEnoughReplicasAfterAppendError, OutOfOrderSequenceNumberError,
+                          ProducerFencedError, RequestTimedOutError, UnknownProducerIdError)
 
 from ..jaas import JaasError, kafka_sasl_settings
-from ..messages import EndpointConnector, EndpointError, Message, NotFound, Subscription, Unreachable
+from ..messages import EndpointConnector, EndpointError, Message, NotFound, OutcomeUnknown, Subscription, Unreachable
+from ..outage import Outage, one_line
 from ..registry import EndpointSpec
 from ..settings import (STORE_TYPES, Field, Settings, SettingsError, get_path, kafka_key_store, sides_summary,
                         store_summary, summary_line, topics_text, trust_store, use_choice)
@@ -32,14 +35,37 @@ SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_MS = 1000
 FETCH_MAX_WAIT_MS = 20
 POLL_SLICE_S = 0.25          # next_batch polls in slices so that close() is noticed quickly
-IDLE_CONSUMER_S = 30         # how long a consumer waits in the pool for its client's next poll
-SEND_TIMEOUT_S = 10
+# A new consumer first joins its group (about 3 s with Tansu). The wait a client asked for (an
+# http-get's messagesLimitDurationMs, an SSE heartbeat) starts once the consumer is in, so that the
+# join does not use it up: the first poll of a new client waits up to JOIN_WAIT_S longer.
+JOIN_WAIT_S = 10
+# How long a consumer waits in the pool for its client's next poll. Short: an idle consumer holds up
+# every rebalance of its group (it is not polled, so it cannot rejoin) until it leaves.
+IDLE_CONSUMER_S = 5
+REAP_EVERY_S = 1
+SEND_TIMEOUT_S = 10         # a record not acknowledged by then is given up by the producer (delivery timeout)
 BOOTSTRAP_TIMEOUT_MS = 3000  # kafka-python's default (30 s) would hold a request that long when brokers are down
+# Reconnect attempts back off up to this: kafka-python's 30 s would leave a broker that is back unused that long.
+RECONNECT_BACKOFF_MAX_MS = 1000
 CONFLUENT_MAGIC = 0
 BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
 PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
 SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 TLS = ("SSL", "SASL_SSL")
+# The broker no longer knows the idempotent producer (it restarted without its producer state, or
+# the id expired): kafka-python's producer keeps failing from then on, a new producer starts afresh.
+PRODUCER_FORGOTTEN = (UnknownProducerIdError, OutOfOrderSequenceNumberError, InvalidProducerEpochError,
+                      ProducerFencedError)
+# Errors a broker answers after it may have written the records.
+WRITTEN_MAYBE = (RequestTimedOutError, NotEnoughReplicasAfterAppendError)
+
+
+def quiet_kafka_python():
+    """kafka-python logs every reconnect to a down broker (with tracebacks) and every heartbeat
+    answer of a rebalancing group (once a second): its log is shown at GATEHOUSE_LOG_LEVEL=DEBUG
+    only. The endpoint says itself what failed (to the client, and once per outage in the log)."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 # ----- message ids: the position of every partition read so far -----
@@ -129,6 +155,8 @@ class KafkaSubscription(Subscription):
         self.position = {}
         self.unacked = {}  # TopicPartition -> first offset delivered but not yet acknowledged
         self.closed = False
+        # until when the first poll waits for the group join (None: the consumer is in its group)
+        self.join_by = None if consumer.assignment() else time.monotonic() + JOIN_WAIT_S
         resume = decode_position(context.resume_after)
         if resume:
             self.position.update(resume)
@@ -140,7 +168,11 @@ class KafkaSubscription(Subscription):
     def next_batch(self, timeout, max_messages):
         deadline = time.monotonic() + timeout
         while not self.closed:
-            slice_ms = int(max(0.0, min(POLL_SLICE_S, deadline - time.monotonic())) * 1000)
+            if self.join_by is not None and (self.consumer.assignment() or time.monotonic() >= self.join_by):
+                self.join_by = None
+                deadline = time.monotonic() + timeout  # the client's wait starts now that the consumer is in
+            until = deadline if self.join_by is None else self.join_by
+            slice_ms = int(max(0.0, min(POLL_SLICE_S, until - time.monotonic())) * 1000)
             try:
                 # A handshake with a newly found broker has no deadline of its own.
                 with gevent.Timeout(POLL_SLICE_S + BOOTSTRAP_TIMEOUT_MS / 1000,
@@ -153,7 +185,7 @@ class KafkaSubscription(Subscription):
                 if self.qos == "at-most-once":
                     self._commit()
                 return batch
-            if time.monotonic() >= deadline:
+            if self.join_by is None and time.monotonic() >= deadline:
                 return []
         return None
 
@@ -316,6 +348,7 @@ class KafkaEndpoint(EndpointConnector):
 
     def __init__(self, configuration, shared):
         super().__init__(configuration, shared)
+        quiet_kafka_python()
         self.bootstrap = configuration["bootstrapServers"]
         self.producer_settings = shared.get("producer") or {}
         self.consumer_settings = shared.get("consumer") or {}
@@ -323,7 +356,9 @@ class KafkaEndpoint(EndpointConnector):
         self.fanout = None
         self.producer = None
         self.producer_lock = BoundedSemaphore()
+        self._outage = None
         self.idle = {}  # (client id, qos) -> [(consumer, released at)]
+        self.in_use = collections.Counter()  # client id -> its consumers serving a subscription
         self.reaper = gevent.spawn(self._reap)
 
     # ----- client settings -----
@@ -332,7 +367,8 @@ class KafkaEndpoint(EndpointConnector):
         if self.settings is None:
             protocol = get_path(self.shared, "security.protocol") or "PLAINTEXT"
             settings = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": protocol,
-                        "client_id": "gatehouse", "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS}
+                        "client_id": "gatehouse", "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+                        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS}
             try:
                 if protocol in SASL:
                     sasl = get_path(self.shared, "security.sasl") or {}
@@ -368,32 +404,92 @@ class KafkaEndpoint(EndpointConnector):
     def publish(self, context, message):
         if not self.producer_settings.get("enabled"):
             raise EndpointError("this Kafka endpoint is not configured to produce")
-        producer = self._producer()
+        for attempt in (1, 2):
+            producer = self._producer()
+            try:
+                self._send(producer, message)
+            except EndpointError as exc:
+                broken = self._replace_if_broken(producer, exc)
+                if broken and attempt == 1 and not isinstance(exc, OutcomeUnknown):
+                    continue  # nothing was written: a new producer sends it once more
+                self.outage.failed(exc)
+                raise
+            self.outage.recovered()
+            return
+
+    @property
+    def outage(self):
+        if self._outage is None:  # the owner is named after construction
+            self._outage = Outage(log, f"Kafka endpoint {self.owner}: publishing to {self.bootstrap}")
+        return self._outage
+
+    def _send(self, producer, message):
+        """One record per topic. Raises Unreachable when no record was written, EndpointError when
+        the broker refused them, OutcomeUnknown when one may have been written."""
         key = message.metadata.get("key")
         headers = [(name, value.encode()) for name, values in message.headers.items() for value in values]
+        sent, error = [], None
         try:
-            futures = [producer.send(topic, value=message.content, key=key.encode() if key else None,
-                                     headers=headers) for topic in self.producer_settings["topics"]]
-            for future in futures:
-                future.get(timeout=SEND_TIMEOUT_S)
-        except EndpointError:
-            raise
-        except Exception as exc:
-            raise EndpointError(self.explain(exc)) from None
+            for topic in self.producer_settings["topics"]:
+                future = producer.send(topic, value=message.content, key=key.encode() if key else None,
+                                       headers=headers)
+                sent.append((future, batch_of(producer, future)))
+        except Exception as exc:  # refused before it was queued (no metadata, too large): not sent
+            error = exc
+        fates = [record_fate(future, batch) for future, batch in sent]
+        failures = [exc for fate, exc in fates if fate != "written"]
+        if error is None and not failures:
+            return
+        cause = error or failures[0]
+        if any(fate in ("written", "unknown") for fate, _ in fates):
+            raise OutcomeUnknown(self.explain_unknown(cause)) from cause
+        if error is not None or any(fate == "not sent" for fate, _ in fates):
+            raise Unreachable(self.explain(cause)) from cause
+        raise EndpointError(self.explain(cause)) from cause  # refused by the broker: not written either
+
+    def explain_unknown(self, exc):
+        if isinstance(exc, KafkaTimeoutError):
+            return f"the Kafka brokers at {self.bootstrap} did not confirm the message within {SEND_TIMEOUT_S} s"
+        return f"the Kafka brokers at {self.bootstrap} did not confirm the message ({one_line(exc)})"
 
     def _producer(self):
         with self.producer_lock:
             if self.producer is None:
                 compression = self.producer_settings.get("compressionType", "none")
                 try:
+                    # A record is given up by the producer before its publish is answered, so that
+                    # nothing the client was told failed is delivered later.
                     self.producer = self.client(
                         KafkaProducer, compression_type=None if compression == "none" else compression,
-                        linger_ms=1, max_block_ms=SEND_TIMEOUT_S * 1000)
+                        linger_ms=1, max_block_ms=SEND_TIMEOUT_S * 1000,
+                        delivery_timeout_ms=SEND_TIMEOUT_S * 1000, request_timeout_ms=(SEND_TIMEOUT_S - 1) * 1000)
                 except EndpointError:
                     raise
                 except Exception as exc:  # no producer, so nothing was sent: failover may send it elsewhere
                     raise Unreachable(self.explain(exc)) from None
             return self.producer
+
+    def _replace_if_broken(self, producer, exc):
+        """A producer that may not recover by itself is closed, and the next publish makes a new
+        one: the brokers no longer know it (they restarted without its state), it is in a fatal
+        state, or a record's outcome is unknown (kafka-python then resets the producer's identity,
+        and can stall there for good). True when it was."""
+        cause, manager = exc.__cause__, getattr(producer, "_transaction_manager", None)
+        if isinstance(cause, PRODUCER_FORGOTTEN):
+            why = f"the brokers no longer know it ({one_line(cause)})"
+        elif manager is not None and manager.has_fatal_error():
+            why = f"it failed for good ({one_line(manager.last_error or cause)})"
+        elif isinstance(exc, OutcomeUnknown):
+            why = f"a record's outcome is unknown ({one_line(cause)})"
+        else:
+            return False
+        with self.producer_lock:
+            if self.producer is producer:
+                self.producer = None
+                log.info("Kafka endpoint %s: replacing its producer for the brokers at %s: %s",
+                         self.owner, self.bootstrap, why)
+        gevent.spawn(close_quietly, producer, 0)  # at once: its records fail, it sends none of them again
+        return True
 
     # ----- consume -----
     def subscribe(self, context):
@@ -404,6 +500,7 @@ class KafkaEndpoint(EndpointConnector):
                 self.fanout = FanOut(self)
             return self.fanout.subscribe()
         consumer = self._take_idle((context.client_id, context.qos)) or self._new_consumer(context)
+        self.in_use[context.client_id] += 1
         return KafkaSubscription(self, context, consumer)
 
     def _take_idle(self, key):
@@ -411,6 +508,11 @@ class KafkaEndpoint(EndpointConnector):
         return pool.pop()[0] if pool else None
 
     def _new_consumer(self, context):
+        # The client's idle consumers (of another qos) are in the same group: the new one's join
+        # would wait for them to rejoin, which they cannot while idle.
+        for key in [key for key in self.idle if key[0] == context.client_id]:
+            for consumer, _ in self.idle.pop(key):
+                close_quietly(consumer)
         settings = self.consumer_settings
         try:
             consumer = self.client(
@@ -435,11 +537,21 @@ class KafkaEndpoint(EndpointConnector):
         return consumer
 
     def release(self, key, consumer):
+        """Pools the consumer of an ended subscription for the client's next poll, unless another
+        consumer of the client's group is in use (a client reconnecting before its old stream
+        ended): pooled, this one would keep its partitions from that consumer while idle."""
+        self.in_use[key[0]] -= 1
+        if self.in_use[key[0]] > 0:
+            close_quietly(consumer)
+            return
+        del self.in_use[key[0]]
         self.idle.setdefault(key, []).append((consumer, time.monotonic()))
 
     def _reap(self):
+        """Closes the consumers idle for IDLE_CONSUMER_S: closing leaves the group (LeaveGroup), so
+        that the group's partitions go to its other members at once."""
         while True:
-            gevent.sleep(IDLE_CONSUMER_S / 3)
+            gevent.sleep(REAP_EVERY_S)
             now = time.monotonic()
             for key, pool in list(self.idle.items()):
                 for entry in [e for e in pool if now - e[1] > IDLE_CONSUMER_S]:
@@ -481,9 +593,43 @@ class ResumeListener(ConsumerRebalanceListener):
         pass
 
 
-def close_quietly(client):
+def batch_of(producer, future):
+    """The producer's batch that holds a record just queued, or None. Whether that batch was ever
+    handed to the network (`drained`) tells a record surely not sent from one that may have been:
+    kafka-python fails both with the same timeout."""
+    produce = getattr(future, "_produce_future", None)
     try:
-        client.close(timeout=2) if hasattr(client, "flush") else client.close()
+        queued = producer._accumulator._batches.get(produce.topic_partition, ())
+    except AttributeError:  # not the kafka-python this was written for: every failure is then unknown
+        return None
+    return next((batch for batch in queued if batch.produce_future is produce), None)
+
+
+def record_fate(future, batch):
+    """("written" | "not sent" | "refused" | "unknown", error) of one record, waiting for the
+    producer's verdict (it gives up on a record after SEND_TIMEOUT_S)."""
+    try:
+        future.get(timeout=SEND_TIMEOUT_S + 2)
+        return "written", None
+    except Exception as exc:
+        if not future.is_done:  # no verdict yet: the producer may still send it
+            return "unknown", exc
+        if batch is not None and batch.drained is None:
+            return "not sent", exc
+        if isinstance(exc, BrokerResponseError) and not isinstance(exc, WRITTEN_MAYBE):
+            return "refused", exc
+        return "unknown", exc
+
+
+def close_quietly(client, timeout=2):
+    try:
+        client.close(timeout=timeout) if hasattr(client, "flush") else client.close()
+    except KafkaTimeoutError:
+        # A producer whose records are still pending: kafka-python's close gives up at its flush
+        # and leaves the producer running. Stopped here, it fails those records, sends none of them.
+        sender = getattr(client, "_sender", None)
+        if sender is not None:
+            sender.force_close()
     except Exception as exc:
         log.warning("closing a Kafka client failed: %s", exc)
 

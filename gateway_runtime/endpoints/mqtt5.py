@@ -4,12 +4,16 @@ Each paho client's network loop is driven by a greenlet of ours (`client.loop()`
 sockets), not by paho's own thread or reconnect logic, so that the reconnect attempts, their
 backoff and the "down" state are ours to count and to report.
 
-Publish: one client per endpoint. Consume: a client per client identifier (and qos), subscribed
-through a shared subscription `$share/<group>/<topic>`, so that several gateway processes serving
-one client identifier split its messages instead of each getting all of them; or, for qos none,
-one fan-out client per endpoint and process whose messages go to every connected subscriber.
-MQTT has no replayable position, so messages carry no id and a resume token is ignored.
+Publish: one client per endpoint. Consume: a client per client identifier (and qos) and process,
+subscribed through a shared subscription `$share/<group>/<topic>`, so that several gateway
+processes serving one client identifier split its messages instead of each getting all of them;
+at-least-once, subscribed to the topic itself in a session that outlives reconnects; or, for qos
+none, one fan-out client per endpoint and process whose messages go to every connected subscriber.
+MQTT has no replayable position: at-least-once messages are numbered by the process that wrote
+them (a client resuming after one gets again what was written after it); other messages carry no
+id, and a resume token is ignored.
 """
+import base64
 import collections
 import hashlib
 import itertools
@@ -20,6 +24,7 @@ import socket
 import ssl
 import time
 import uuid
+from typing import NamedTuple
 
 import gevent
 import paho.mqtt.client as mqtt
@@ -27,8 +32,9 @@ from gevent.event import AsyncResult, Event
 from gevent.lock import BoundedSemaphore
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from ..messages import EndpointConnector, EndpointError, Message, Subscription, Unreachable
+from ..messages import EndpointConnector, EndpointError, Message, OutcomeUnknown, Subscription, Unreachable
 from ..registry import EndpointSpec
 from ..settings import (STORE_TYPES, STORES, Field, Settings, SettingsError, get_path, gravitee_key_store,
                         sides_summary, store_summary, summary_line, trust_store, use_choice, user_summary)
@@ -41,7 +47,12 @@ CONNECT_TIMEOUT_S = 5
 KEEPALIVE_S = 30
 LOOP_SLICE_S = 0.5
 PUBLISH_TIMEOUT_S = 10
-IDLE_CLIENT_S = 30      # how long a subscriber's client waits in the pool for its client's next poll
+IDLE_CLIENT_S = 30      # how long a subscriber's connection stays open for its client's next poll
+# At-least-once sessions last at least this long (s): past the reconnect attempts' backoff and a
+# client's coming back, the broker holds what comes meanwhile.
+AT_LEAST_ONCE_SESSION_S = 300
+# What an at-least-once consumer keeps of the messages last written, for a client that resumes.
+REPLAY_MESSAGES, REPLAY_BYTES = 500, 512 * 1024
 # Unique per process, so that two gateway processes never take over each other's MQTT sessions.
 PROCESS = f"{socket.gethostname()}-{os.getpid()}"
 
@@ -69,7 +80,18 @@ def to_message(msg):
         value = getattr(props, attribute, None)
         if value is not None:
             metadata[key] = value
+    correlation = getattr(props, "CorrelationData", None)
+    if correlation is not None:
+        metadata["correlationData"] = as_text(correlation)
     return Message(msg.payload, None, headers, metadata)
+
+
+def as_text(data):
+    """Correlation data is bytes: its text when it is UTF-8 (as a request id mostly is), else base64."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode()
 
 
 def publish_properties(message, producer):
@@ -88,19 +110,35 @@ def publish_properties(message, producer):
 
 
 # ----- one connection to the broker -----
+class Entry(NamedTuple):
+    """A received message, with what acknowledging it takes: its packet id in its session."""
+    message: Message
+    mid: int
+    qos: int
+    session: int
+
+
 class Connection:
     """A paho client, connected (or an EndpointError raised) when built. When the connection drops
     it reconnects up to the endpoint's attempts, with backoff; then it is down for good (`error`).
 
-    Received messages wait in `queue` as (message, mid, qos); `on_message`, when given, takes them
-    instead (the fan-out). With `manual_ack` a QoS 1 message is acknowledged only by `ack`."""
+    Received messages wait in `queue` as Entry; `on_message`, when given, takes them instead (the
+    fan-out). With `manual_ack` a QoS 1 message is acknowledged only by `ack`. `clean_start` and
+    `session_expiry` are the endpoint's unless given (at-least-once keeps its session)."""
 
-    def __init__(self, endpoint, client_id, topic=None, qos=0, manual_ack=False, on_message=None, on_down=None):
+    def __init__(self, endpoint, client_id, topic=None, qos=0, manual_ack=False, on_message=None, on_down=None,
+                 clean_start=None, session_expiry=None):
         self.endpoint = endpoint
         self.client_id = client_id
         self.topic, self.qos = topic, qos
         self.on_message, self.on_down = on_message, on_down
+        self.clean_start = endpoint.clean_start if clean_start is None else clean_start
+        self.session_expiry = endpoint.session_expiry if session_expiry is None else session_expiry
         self.queue = collections.deque()
+        # The packet ids of a session are its own: an entry of an earlier session is never acknowledged.
+        self.session = 0
+        self.pending = set()  # ids of this session's messages received and not yet acknowledged
+        self.owed = set()     # ids acknowledged while the connection was down: the broker sends them again
         self.arrived = Event()
         self.up = Event()
         self.error = None
@@ -132,7 +170,16 @@ class Connection:
         if self.on_message is not None:
             self.on_message(to_message(msg))
             return
-        self.queue.append((to_message(msg), msg.mid, msg.qos))
+        if msg.qos:
+            # A resumed session brings again what was not acknowledged: held already, or written.
+            if msg.mid in self.pending:
+                return
+            if msg.mid in self.owed:
+                self.owed.discard(msg.mid)
+                self.client.ack(msg.mid, msg.qos)
+                return
+            self.pending.add(msg.mid)
+        self.queue.append(Entry(to_message(msg), msg.mid, msg.qos, self.session))
         self.arrived.set()
 
     def _pump_until(self, done):
@@ -148,8 +195,8 @@ class Connection:
         try:
             with gevent.Timeout(CONNECT_TIMEOUT_S, TimeoutError(f"no answer within {CONNECT_TIMEOUT_S} s")):
                 properties = Properties(PacketTypes.CONNECT)
-                properties.SessionExpiryInterval = endpoint.session_expiry
-                self.client.connect(endpoint.host, endpoint.port, KEEPALIVE_S, clean_start=endpoint.clean_start,
+                properties.SessionExpiryInterval = self.session_expiry
+                self.client.connect(endpoint.host, endpoint.port, KEEPALIVE_S, clean_start=self.clean_start,
                                     properties=properties)
                 self._pump_until(self.connack.ready)
                 reason, session_present = self.connack.get()
@@ -159,9 +206,15 @@ class Connection:
                     hint = " (check the user name and password)" if reason.value in (0x86, 0x87) else ""
                     raise Unreachable(f"the MQTT broker at {endpoint.address} refused the connection: "
                                         f"{decapitalise(str(reason))}{hint}")
-                if self.topic and not session_present:
+                if not session_present:
+                    self.session += 1
+                    self.pending.clear()
+                    self.owed.clear()
+                if self.topic:
+                    # Even into a session that has it: Mosquitto 2.0 forgets shared subscriptions when
+                    # it restarts, sessions or not. Retained messages only come to a new subscription.
                     result = AsyncResult()
-                    _, mid = self.client.subscribe(self.topic, self.qos)
+                    _, mid = self.client.subscribe(self.topic, options=SubscribeOptions(qos=self.qos, retainHandling=1))
                     self.acks[mid] = result
                     self._pump_until(result.ready)
                     refused = [r for r in result.get() if r.is_failure]
@@ -220,9 +273,11 @@ class Connection:
         return self.up.is_set()
 
     def ack(self, entries):
-        for _, mid, qos in entries:
-            if qos > 0:
-                self.client.ack(mid, qos)
+        for entry in entries:
+            if entry.qos and entry.session == self.session and entry.mid in self.pending:
+                self.pending.discard(entry.mid)
+                if not self.up.is_set() or self.client.ack(entry.mid, entry.qos) != mqtt.MQTT_ERR_SUCCESS:
+                    self.owed.add(entry.mid)
 
     def close(self):
         if self.closed:
@@ -240,46 +295,129 @@ class Connection:
 
 # ----- consuming -----
 class MqttSubscription(Subscription):
-    """One client's stream from its own connection. QoS 1 messages are acknowledged to the broker
-    when handed over (auto, at-most-once) or once written to the client (at-least-once)."""
+    """One client's stream from the connection of its client identifier (shared with that
+    identifier's other live streams in this process: they split its messages). QoS 1 messages are
+    acknowledged to the broker when handed over (auto, at-most-once) or once written to the client
+    (at-least-once); at-least-once, they are numbered, and a client resuming after one of them
+    first gets again those written after it (what was on its way when it left)."""
 
-    def __init__(self, endpoint, key, connection, qos):
-        self.endpoint, self.key, self.connection, self.qos = endpoint, key, connection, qos
-        self.unacked = []
+    def __init__(self, consumer, connection, replay):
+        self.consumer, self.connection = consumer, connection
+        self.replay = collections.deque(replay)
+        self.unacked = []   # (entry, the message as handed over), at-least-once
         self.closed = False
 
     def next_batch(self, timeout, max_messages):
-        connection = self.connection
-        if not connection.queue and not self.closed:
-            connection.arrived.wait(timeout)
-        connection.arrived.clear()
         if self.closed:
             return None
-        if not connection.queue and connection.error:
-            raise EndpointError(connection.error)
+        if self.replay:
+            return [self.replay.popleft() for _ in range(min(max_messages, len(self.replay)))]
+        connection = self.connection
+        deadline = time.monotonic() + timeout
+        while not connection.queue and not (self.closed or connection.closed or connection.error):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            connection.arrived.clear()  # the other waiting streams are woken all the same
+            connection.arrived.wait(remaining)
+        if self.closed:
+            return None
+        if not connection.queue:
+            if connection.error:
+                raise EndpointError(connection.error)
+            return None  # the endpoint closed the connection
         entries = [connection.queue.popleft() for _ in range(min(max_messages, len(connection.queue)))]
-        if self.qos == "at-least-once":
-            self.unacked.extend(entries)
-        else:
+        if not self.consumer.at_least_once:
             connection.ack(entries)
-        return [entry[0] for entry in entries]
+            return [entry.message for entry in entries]
+        handed = [(entry, self.consumer.numbered(entry.message)) for entry in entries]
+        self.unacked.extend(handed)
+        return [message for _, message in handed]
 
     def acknowledge(self, messages):
         if not self.unacked or not messages:
             return
         written = {id(m) for m in messages}
-        done = [e for e in self.unacked if id(e[0]) in written]
-        self.unacked = [e for e in self.unacked if id(e[0]) not in written]
-        self.connection.ack(done)
+        done = [pair for pair in self.unacked if id(pair[1]) in written]
+        self.unacked = [pair for pair in self.unacked if id(pair[1]) not in written]
+        self.connection.ack([entry for entry, _ in done])
+        self.consumer.written([message for _, message in done])
 
     def close(self):
         if not self.closed:
             self.closed = True
             # Handed over but never written: the client's next subscription gets them first.
-            self.connection.queue.extendleft(reversed(self.unacked))
+            self.connection.queue.extendleft(reversed([entry for entry, _ in self.unacked]))
             self.unacked = []
             self.connection.arrived.set()
-            self.endpoint.release(self.key, self.connection)
+            self.consumer.release(self)
+
+
+class Consumer:
+    """A client identifier (and qos) in this process: one connection, so one MQTT session, for its
+    live subscriptions; at-least-once, the messages last written to it, numbered, for a client
+    that comes back after one of them (Last-Event-ID, cursor)."""
+
+    def __init__(self, endpoint, key):
+        self.endpoint, self.key = endpoint, key
+        self.at_least_once = key[2] == "at-least-once"
+        self.lock = BoundedSemaphore()  # one CONNECT at a time: a second would take the session over
+        self.connection = None
+        self.subscriptions = set()
+        self.left_at = time.monotonic()  # when its last subscription ended
+        self.epoch = uuid.uuid4().hex[:8]  # ids of another process, or of an earlier consumer, are not ours
+        self.numbers = itertools.count(1)
+        self.recent = collections.deque()  # (number, message) written, the newest last
+        self.recent_bytes = 0
+
+    def subscribe(self, resume_after):
+        with self.lock:
+            if self.connection is None or self.connection.error or self.connection.closed:
+                self.retire()
+                self.connection = self.endpoint.consumer_connection(self.key, self.at_least_once)
+            replay = self.after(resume_after)
+            subscription = MqttSubscription(self, self.connection, replay or ())
+            self.subscriptions.add(subscription)
+            if replay is not None:
+                # The client is back: the stream it left is over, noticed or not. Left open, it would
+                # take messages to a client that is gone.
+                for other in [s for s in self.subscriptions if s is not subscription]:
+                    other.close()
+            return subscription
+
+    def numbered(self, message):
+        return Message(message.content, f"{self.epoch}-{next(self.numbers)}", message.headers, message.metadata)
+
+    def written(self, messages):
+        for message in messages:
+            self.recent.append((int(message.id.rpartition("-")[2]), message))
+            self.recent_bytes += len(message.content)
+        while len(self.recent) > REPLAY_MESSAGES or self.recent_bytes > REPLAY_BYTES:
+            self.recent_bytes -= len(self.recent.popleft()[1].content)
+
+    def after(self, token):
+        """The messages written after the one with id `token`; None when it is not one of ours."""
+        epoch, _, number = (token or "").rpartition("-")
+        if epoch != self.epoch or not number.isdigit():
+            return None
+        return [message for n, message in self.recent if n > int(number)]
+
+    def release(self, subscription):
+        self.subscriptions.discard(subscription)
+        if self.subscriptions:
+            return
+        self.left_at = time.monotonic()
+        # With a session expiry the broker holds what comes while the client is away: close now.
+        if self.connection is not None and (self.connection.error or self.endpoint.session_expiry > 0):
+            self.retire()
+
+    def idle_for(self, now):
+        return 0 if self.subscriptions else now - self.left_at
+
+    def retire(self):
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
 
 
 class QuietSubscription(Subscription):
@@ -350,8 +488,7 @@ class Mqtt5Endpoint(EndpointConnector):
         self.publisher_lock = BoundedSemaphore()
         self.fanout = None
         self.fanout_lock = BoundedSemaphore()
-        self.idle = {}            # (client id, qos) -> [(connection, released at)]
-        self.busy = collections.Counter()  # MQTT client ids in use by live subscriptions
+        self.consumers = {}       # (api id, client id, qos) -> Consumer
         self.reaper = gevent.spawn(self._reap)
         _endpoints.add(self)
 
@@ -413,8 +550,9 @@ class Mqtt5Endpoint(EndpointConnector):
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise EndpointError(f"publishing to the MQTT broker at {self.address} failed: {mqtt.error_string(info.rc)}")
         if qos and not wait_published(info, connection, PUBLISH_TIMEOUT_S):
-            raise EndpointError(connection.error or f"the MQTT broker at {self.address} did not acknowledge the "
-                                                    f"message within {PUBLISH_TIMEOUT_S} s")
+            # Sent, or about to be sent again on reconnecting: the broker may have it.
+            raise OutcomeUnknown(connection.error or f"the MQTT broker at {self.address} did not acknowledge the "
+                                                     f"message within {PUBLISH_TIMEOUT_S} s")
 
     def _publisher(self):
         with self.publisher_lock:
@@ -440,64 +578,43 @@ class Mqtt5Endpoint(EndpointConnector):
                     self.fanout = FanOut(self)
                 return self.fanout.subscribe()
         key = (context.api_id, context.client_id, context.qos)
-        connection = self._take_idle(key) or self._new_subscriber(key)
-        return MqttSubscription(self, key, connection, context.qos)
+        consumer = self.consumers.get(key)
+        if consumer is None:
+            consumer = self.consumers[key] = Consumer(self, key)
+        return consumer.subscribe(context.resume_after)
 
-    def _take_idle(self, key):
-        pool = self.idle.get(key)
-        while pool:
-            connection = pool.pop()[0]
-            if not connection.error:
-                return connection
-            self._retire(connection)
-        return None
-
-    def _new_subscriber(self, key):
+    def consumer_connection(self, key, at_least_once):
         group = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
-        # The first live client of a key always has the same MQTT client id, so its session (with
-        # sessionExpiryInterval) is resumed; a second one at once gets its own and shares the group.
-        base = f"gatehouse-{group}-{PROCESS}"
-        client_id = next(f"{base}-{n}" for n in itertools.count() if not self.busy[f"{base}-{n}"])
-        self.busy[client_id] += 1
-        try:
-            return Connection(self, client_id, f"$share/{group}/{self.topic('consumer')}", 1, manual_ack=True)
-        except EndpointError:
-            self.busy[client_id] -= 1
-            raise
-
-    def release(self, key, connection):
-        # With a session expiry the broker holds what comes while the client is away: close now.
-        if connection.error or self.session_expiry > 0 or connection.closed:
-            self._retire(connection)
-        else:
-            self.idle.setdefault(key, []).append((connection, time.monotonic()))
-
-    def _retire(self, connection):
-        connection.close()
-        self.busy[connection.client_id] -= 1
-        if self.busy[connection.client_id] <= 0:
-            del self.busy[connection.client_id]
+        client_id = f"gatehouse-{group}-{PROCESS}"
+        if at_least_once:
+            # A session that outlives a reconnect (of the broker, of the client): the broker keeps
+            # what comes meanwhile. Its own subscription, not a shared one: Mosquitto 2.0 drops
+            # shared subscriptions when it restarts, and what is published until they are made again.
+            return Connection(self, client_id, self.topic("consumer"), 1, manual_ack=True, clean_start=False,
+                              session_expiry=max(self.session_expiry, AT_LEAST_ONCE_SESSION_S))
+        # A shared subscription: several gateway processes serving one client identifier split its messages.
+        return Connection(self, client_id, f"$share/{group}/{self.topic('consumer')}", 1, manual_ack=True)
 
     def _reap(self):
         while True:
             gevent.sleep(IDLE_CLIENT_S / 3)
             now = time.monotonic()
-            for key, pool in list(self.idle.items()):
-                for entry in [e for e in pool if now - e[1] > IDLE_CLIENT_S or e[0].error]:
-                    pool.remove(entry)
-                    self._retire(entry[0])
-                if not pool:
-                    self.idle.pop(key, None)
+            for key, consumer in list(self.consumers.items()):
+                idle = consumer.idle_for(now)
+                if idle > IDLE_CLIENT_S or (idle and consumer.connection is not None and consumer.connection.error):
+                    consumer.retire()
+                # At-least-once, what was last written is kept as long as the broker keeps the session.
+                if idle > IDLE_CLIENT_S and (not consumer.at_least_once or idle > AT_LEAST_ONCE_SESSION_S):
+                    del self.consumers[key]
 
     def close(self):
         _endpoints.discard(self)
         self.reaper.kill()
         if self.fanout is not None:
             self.fanout.close()
-        for pool in self.idle.values():
-            for connection, _ in pool:
-                self._retire(connection)
-        self.idle.clear()
+        for consumer in self.consumers.values():
+            consumer.retire()
+        self.consumers.clear()
         if self.publisher is not None:
             self.publisher.close()
 

@@ -59,9 +59,10 @@ INEQUIVALENT = re.compile(r"inequivalent arg '(\w+)' for exchange '(.*)' in vhos
 ARG_NAMES = {"type": "type", "durable": "durable", "auto_delete": "autoDelete"}
 # Connection-level failures: worth a reconnect. A channel error (a refused declaration) is not.
 LOST = (AMQPConnectionError, StreamLostError, ConnectionError, OSError)
-AMQP_PROPERTIES = (("app_id", "appId"), ("expiration", "expiration"), ("type", "type"),
-                   ("delivery_mode", "deliveryMode"), ("reply_to", "replyTo"), ("priority", "priority"),
-                   ("timestamp", "timestamp"), ("user_id", "userId"))
+AMQP_PROPERTIES = (("content_type", "contentType"), ("content_encoding", "contentEncoding"),
+                   ("correlation_id", "correlationId"), ("app_id", "appId"), ("expiration", "expiration"),
+                   ("type", "type"), ("delivery_mode", "deliveryMode"), ("reply_to", "replyTo"),
+                   ("priority", "priority"), ("timestamp", "timestamp"), ("user_id", "userId"))
 
 
 def queue_name(context):
@@ -96,7 +97,8 @@ def to_message(method, properties, body):
 def amqp_properties(message, persistent):
     # A header sent once is a string, so that a headers exchange matches it against its binding.
     headers = {name: values[0] if len(values) == 1 else list(values) for name, values in message.headers.items()}
-    return pika.BasicProperties(headers=headers or None, delivery_mode=2 if persistent else None)
+    return pika.BasicProperties(headers=headers or None, content_type=message.metadata.get("contentType"),
+                                delivery_mode=2 if persistent else None)
 
 
 # ----- the endpoint -----

@@ -77,7 +77,7 @@ class HttpGet:
         if self.with_headers:
             item["headers"] = message.headers
         if self.with_metadata:
-            item["metadata"] = {k: str(v) for k, v in message.metadata.items()}
+            item["metadata"] = {k: v if isinstance(v, bool) else str(v) for k, v in message.metadata.items()}
         return item
 
     def as_json(self, items, next_cursor, limit, error):
@@ -99,7 +99,7 @@ class HttpGet:
                 out.append("<headers>" + "".join(f"<header name={quoteattr(k)}>{escape(v)}</header>"
                                                  for k, vs in item["headers"].items() for v in vs) + "</headers>")
             if "metadata" in item:
-                out.append("<metadata>" + "".join(f"<entry name={quoteattr(k)}>{escape(v)}</entry>"
+                out.append("<metadata>" + "".join(f"<entry name={quoteattr(k)}>{escape(json_text(v))}</entry>"
                                                   for k, v in item["metadata"].items()) + "</metadata>")
             out.append("</item>")
         out.append("</items><pagination>")
@@ -128,6 +128,11 @@ class HttpGet:
         if error:
             blocks.append(f"error\nmessage: {error}")
         return "\n\n".join(blocks) + "\n"
+
+
+def json_text(value):
+    """A metadata value as text: a boolean as JSON spells it (true, not True)."""
+    return json.dumps(value) if isinstance(value, bool) else value
 
 
 RENDER = {"application/json": HttpGet.as_json, "application/xml": HttpGet.as_xml, "text/plain": HttpGet.as_text}

@@ -1,6 +1,6 @@
 """HTTP POST: one request body is one published message."""
 from ..http import TooLarge, max_message_bytes, read_body, request_headers, respond, respond_json
-from ..messages import EndpointError, Message
+from ..messages import EndpointError, Message, OutcomeUnknown
 from ..registry import EntrypointSpec
 from ..settings import Field, Settings
 
@@ -25,8 +25,13 @@ class HttpPost:
                                 {"message": f"The message is larger than {limit} bytes."})
         if body or self.produce_empty:
             headers = request_headers(environ) if self.headers_to_message else {}
+            # The body's type travels with it, whatever requestHeadersToMessage says: it becomes the
+            # AMQP content_type and the MQTT ContentType.
+            metadata = {"contentType": environ["CONTENT_TYPE"]} if environ.get("CONTENT_TYPE") else {}
             try:
-                self.api.publish(environ, self.qos, Message(body, headers=headers))
+                self.api.publish(environ, self.qos, Message(body, headers=headers, metadata=metadata))
+            except OutcomeUnknown as exc:
+                return respond_json(start_response, exc.status, {"message": f"Outcome unknown: {exc}; {exc.advice}."})
             except EndpointError as exc:
                 return respond_json(start_response, exc.status, {"message": f"The endpoint failed: {exc}"})
         return respond(start_response, "202 Accepted")

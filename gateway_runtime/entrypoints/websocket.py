@@ -5,12 +5,13 @@ import gevent
 from simple_websocket import ConnectionClosed, Server
 
 from ..http import max_message_bytes
-from ..messages import EndpointError, Message
+from ..messages import EndpointError, Message, OutcomeUnknown
 from ..registry import EntrypointSpec
 from ..settings import Field, Settings
 
 PING_INTERVAL_S = 25
 GOING_AWAY = (1013, "Try again later")
+FRAME_CONTENT_TYPES = {True: "text/plain", False: "application/octet-stream"}  # is it a text frame?
 
 
 class WebSocket:
@@ -57,8 +58,12 @@ class WebSocket:
             if data is None or not self.publisher:
                 continue
             content = data.encode() if isinstance(data, str) else data
+            kind = FRAME_CONTENT_TYPES[isinstance(data, str)]
             try:
-                self.api.publish(ws.environ, self.qos, Message(content))
+                self.api.publish(ws.environ, self.qos, Message(content, metadata={"contentType": kind}))
+            except OutcomeUnknown:
+                close(ws, 1011, "outcome unknown: the last message may or may not have been delivered")
+                return
             except EndpointError as exc:
                 close(ws, 1011, str(exc)[:120])
                 return
