@@ -1,5 +1,6 @@
 """What entrypoints and endpoint connectors exchange; they never import each other."""
 import itertools
+import json
 from dataclasses import dataclass, field
 
 READ_CHUNK = 64 * 1024
@@ -13,6 +14,11 @@ class Message:
     id: str | None = None
     headers: dict = field(default_factory=dict)   # name -> [values]
     metadata: dict = field(default_factory=dict)
+
+
+def json_text(value):
+    """A metadata value written as text (SSE comments, XML): a boolean as JSON spells it, true not True."""
+    return json.dumps(value) if isinstance(value, bool) else value
 
 
 @dataclass(slots=True)

@@ -268,10 +268,13 @@ def test_correlation_data_and_retain_reach_the_client_as_metadata(server, broker
         properties = Properties(PacketTypes.PUBLISH)
         properties.CorrelationData = b"request-42"
         client.publish(topic, b"reply", qos=1, properties=properties).wait_for_publish(10)
+        [item] = requests.get(server.gateway + "/mqtt", headers=get, timeout=10).json()["items"]
+        client.publish(topic, b"as-xml", qos=1).wait_for_publish(10)
+        xml = requests.get(server.gateway + "/mqtt", headers=dict(get, Accept="application/xml"), timeout=10).text
     finally:
         client.disconnect()
         client.loop_stop()
-    [item] = requests.get(server.gateway + "/mqtt", headers=get, timeout=10).json()["items"]
     assert item["content"] == "reply"
     assert item["metadata"]["correlationData"] == "request-42"
     assert item["metadata"]["retain"] is False  # a JSON boolean, not the string "False"
+    assert '<entry name="retain">false</entry>' in xml, xml

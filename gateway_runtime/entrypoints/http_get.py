@@ -7,7 +7,7 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from ..http import SentBody, query, respond, respond_json
-from ..messages import EndpointError
+from ..messages import EndpointError, json_text
 from ..registry import EntrypointSpec
 from ..settings import Field, Settings
 
@@ -128,11 +128,6 @@ class HttpGet:
         if error:
             blocks.append(f"error\nmessage: {error}")
         return "\n\n".join(blocks) + "\n"
-
-
-def json_text(value):
-    """A metadata value as text: a boolean as JSON spells it (true, not True)."""
-    return json.dumps(value) if isinstance(value, bool) else value
 
 
 RENDER = {"application/json": HttpGet.as_json, "application/xml": HttpGet.as_xml, "text/plain": HttpGet.as_text}

@@ -1,6 +1,6 @@
 """Server-Sent Events: a long-lived stream of messages, resumable by Last-Event-ID."""
 from ..http import respond_json
-from ..messages import EndpointError, NotFound
+from ..messages import EndpointError, NotFound, json_text
 from ..registry import EntrypointSpec
 from ..settings import Field, Settings
 
@@ -74,7 +74,7 @@ class ServerSentEvents:
         if self.headers_as_comment:
             lines.extend(f"\n:{name}: {value}" for name, values in message.headers.items() for value in values)
         if self.metadata_as_comment:
-            lines.extend(f"\n:{name}: {value}" for name, value in message.metadata.items())
+            lines.extend(f"\n:{name}: {json_text(value)}" for name, value in message.metadata.items())
         return "".join(lines)
 
 
