@@ -101,6 +101,11 @@ class Subscription:
         """Called by the entrypoint once these messages were written to the client; a connector
         whose qos depends on it (at-least-once) overrides this."""
 
+    def wait_until_receiving(self):
+        """Waits until the subscription receives what comes (a Kafka consumer in its group), within
+        a bound of the connector's; called by entrypoints whose client gave a wait of its own that
+        this would use up (http-get's messagesLimitDurationMs). Most subscriptions are ready at once."""
+
     def next_batch(self, timeout, max_messages):
         raise NotImplementedError
 

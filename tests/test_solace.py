@@ -80,7 +80,7 @@ def test_direct_subscription_for_qos_none_gets_only_what_comes_while_connected(s
         assert received == ["live"]
         event = next_message(stream)
         assert event["data"] == "live"   # a direct receiver has no queue: the earlier message is gone
-        assert "isRedelivered: False" in event["comments"]
+        assert "isRedelivered: false" in event["comments"]
     finally:
         ws.close()
         stream.close()

@@ -35,14 +35,19 @@ SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_MS = 1000
 FETCH_MAX_WAIT_MS = 20
 POLL_SLICE_S = 0.25          # next_batch polls in slices so that close() is noticed quickly
-# A new consumer first joins its group (about 3 s with Tansu). The wait a client asked for (an
-# http-get's messagesLimitDurationMs, an SSE heartbeat) starts once the consumer is in, so that the
-# join does not use it up: the first poll of a new client waits up to JOIN_WAIT_S longer.
+# A new consumer first joins its group (about 3 s with Tansu). An http-get's messagesLimitDurationMs
+# starts once the consumer is in (Subscription.wait_until_receiving), so that the join does not use it up: the
+# first poll of a new client waits up to JOIN_WAIT_S longer. Streams (SSE, WebSocket) do not wait:
+# their heartbeats go on while the consumer joins, or a client or proxy timing out a silent stream
+# would reconnect and start the join again.
 JOIN_WAIT_S = 10
 # How long a consumer waits in the pool for its client's next poll. Short: an idle consumer holds up
 # every rebalance of its group (it is not polled, so it cannot rejoin) until it leaves.
 IDLE_CONSUMER_S = 5
 REAP_EVERY_S = 1
+# How long a resuming client's new stream waits for its old one to give its consumer back: a poll
+# slice and a little more, unless the old stream is stuck writing to a client that is gone.
+SUPERSEDE_WAIT_S = 1.0
 SEND_TIMEOUT_S = 10         # a record not acknowledged by then is given up by the producer (delivery timeout)
 BOOTSTRAP_TIMEOUT_MS = 3000  # kafka-python's default (30 s) would hold a request that long when brokers are down
 # Reconnect attempts back off up to this: kafka-python's 30 s would leave a broker that is back unused that long.
@@ -155,8 +160,8 @@ class KafkaSubscription(Subscription):
         self.position = {}
         self.unacked = {}  # TopicPartition -> first offset delivered but not yet acknowledged
         self.closed = False
-        # until when the first poll waits for the group join (None: the consumer is in its group)
-        self.join_by = None if consumer.assignment() else time.monotonic() + JOIN_WAIT_S
+        self.superseded = False  # the client reconnected: this stream ends and gives its consumer back
+        self.early = None  # a message that came while wait_until_receiving() waited for the group join
         resume = decode_position(context.resume_after)
         if resume:
             self.position.update(resume)
@@ -165,29 +170,39 @@ class KafkaSubscription(Subscription):
             if resume and (tp.topic, tp.partition) in resume:
                 consumer.seek(tp, resume[(tp.topic, tp.partition)] + 1)
 
+    def wait_until_receiving(self):
+        """Until the consumer is in its group (JOIN_WAIT_S at most)."""
+        deadline = time.monotonic() + JOIN_WAIT_S
+        while not self.closed and not self.consumer.assignment() and time.monotonic() < deadline:
+            records = self._poll(deadline, 1)  # one message at most: any max_messages takes it
+            if records:
+                self.early = self._messages(records)
+                return
+
     def next_batch(self, timeout, max_messages):
         deadline = time.monotonic() + timeout
-        while not self.closed:
-            if self.join_by is not None and (self.consumer.assignment() or time.monotonic() >= self.join_by):
-                self.join_by = None
-                deadline = time.monotonic() + timeout  # the client's wait starts now that the consumer is in
-            until = deadline if self.join_by is None else self.join_by
-            slice_ms = int(max(0.0, min(POLL_SLICE_S, until - time.monotonic())) * 1000)
-            try:
-                # A handshake with a newly found broker has no deadline of its own.
-                with gevent.Timeout(POLL_SLICE_S + BOOTSTRAP_TIMEOUT_MS / 1000,
-                                    KafkaTimeoutError("no answer from the brokers")):
-                    records = self.consumer.poll(timeout_ms=slice_ms, max_records=max_messages)
-            except Exception as exc:  # kafka-python raises many types; each one is told to the client
-                raise EndpointError(self.endpoint.explain(exc)) from None
+        while not self.closed and not self.superseded:
+            batch, self.early = self.early, None
+            records = None if batch else self._poll(deadline, max_messages)
             if records:
                 batch = self._messages(records)
+            if batch:
                 if self.qos == "at-most-once":
                     self._commit()
                 return batch
-            if self.join_by is None and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 return []
         return None
+
+    def _poll(self, until, max_messages):
+        slice_ms = int(max(0.0, min(POLL_SLICE_S, until - time.monotonic())) * 1000)
+        try:
+            # A handshake with a newly found broker has no deadline of its own.
+            with gevent.Timeout(POLL_SLICE_S + BOOTSTRAP_TIMEOUT_MS / 1000,
+                                KafkaTimeoutError("no answer from the brokers")):
+                return self.consumer.poll(timeout_ms=slice_ms, max_records=max_messages)
+        except Exception as exc:  # kafka-python raises many types; each one is told to the client
+            raise EndpointError(self.endpoint.explain(exc)) from None
 
     def _messages(self, records):
         batch = []
@@ -230,7 +245,7 @@ class KafkaSubscription(Subscription):
             # Delivered but never written to the client: the next subscription starts there again.
             for tp, offset in self.unacked.items():
                 self.consumer.seek(tp, offset)
-            self.endpoint.release((self.context.client_id, self.qos), self.consumer)
+            self.endpoint.release(self)
 
 
 class FanOut:
@@ -358,7 +373,7 @@ class KafkaEndpoint(EndpointConnector):
         self.producer_lock = BoundedSemaphore()
         self._outage = None
         self.idle = {}  # (client id, qos) -> [(consumer, released at)]
-        self.in_use = collections.Counter()  # client id -> its consumers serving a subscription
+        self.streams = collections.defaultdict(set)  # client id -> its subscriptions being served
         self.reaper = gevent.spawn(self._reap)
 
     # ----- client settings -----
@@ -499,9 +514,27 @@ class KafkaEndpoint(EndpointConnector):
             if self.fanout is None:
                 self.fanout = FanOut(self)
             return self.fanout.subscribe()
+        if context.resume_after:
+            self._end_streams_of(context.client_id)
         consumer = self._take_idle((context.client_id, context.qos)) or self._new_consumer(context)
-        self.in_use[context.client_id] += 1
-        return KafkaSubscription(self, context, consumer)
+        subscription = KafkaSubscription(self, context, consumer)
+        self.streams[context.client_id].add(subscription)
+        return subscription
+
+    def _end_streams_of(self, client_id):
+        """A client resuming (Last-Event-ID, cursor) has reconnected: a stream of its that the gateway
+        has not yet seen end gives its consumer back first, and the new stream takes it over, still
+        in the group. A second consumer would have to join beside it, and a rebalance between the
+        two, the old one no longer polled, can last until the old one is noticed (seen to stall a
+        group for good on a broker that had just restarted)."""
+        streams = self.streams.get(client_id)
+        if not streams:
+            return
+        for subscription in streams:
+            subscription.superseded = True
+        deadline = time.monotonic() + SUPERSEDE_WAIT_S
+        while self.streams.get(client_id) and time.monotonic() < deadline:
+            gevent.sleep(0.02)
 
     def _take_idle(self, key):
         pool = self.idle.get(key)
@@ -536,16 +569,18 @@ class KafkaEndpoint(EndpointConnector):
             consumer.subscribe(topics=settings["topics"], listener=listener)
         return consumer
 
-    def release(self, key, consumer):
+    def release(self, subscription):
         """Pools the consumer of an ended subscription for the client's next poll, unless another
         consumer of the client's group is in use (a client reconnecting before its old stream
         ended): pooled, this one would keep its partitions from that consumer while idle."""
-        self.in_use[key[0]] -= 1
-        if self.in_use[key[0]] > 0:
-            close_quietly(consumer)
+        client_id = subscription.context.client_id
+        streams = self.streams[client_id]
+        streams.discard(subscription)
+        if streams:
+            close_quietly(subscription.consumer)
             return
-        del self.in_use[key[0]]
-        self.idle.setdefault(key, []).append((consumer, time.monotonic()))
+        del self.streams[client_id]
+        self.idle.setdefault((client_id, subscription.qos), []).append((subscription.consumer, time.monotonic()))
 
     def _reap(self):
         """Closes the consumers idle for IDLE_CONSUMER_S: closing leaves the group (LeaveGroup), so

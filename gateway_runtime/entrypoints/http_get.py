@@ -48,6 +48,7 @@ class HttpGet:
         except EndpointError as exc:
             return respond_json(start_response, exc.status, {"message": f"The endpoint failed: {exc}"})
         try:
+            subscription.wait_until_receiving()  # the client's wait starts once the endpoint receives
             deadline = time.monotonic() + self.duration
             while len(items) < limit:
                 remaining = deadline - time.monotonic()
