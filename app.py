@@ -27,7 +27,7 @@ def create_app(test_config=None):
     from flask_migrate import Migrate
     from flask_wtf.csrf import CSRFProtect
 
-    from gateway_runtime import store
+    from gateway_runtime import database
     from gateway_runtime.at_rest import Cipher
     from portal import auth, consumers, management, ui, users
     from portal.models import db
@@ -36,12 +36,12 @@ def create_app(test_config=None):
     app = Flask(__name__, instance_path=os.path.abspath(instance), template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"))
     os.makedirs(app.instance_path, exist_ok=True)  # the start-up lock lives there, whatever the key and database
-    url = store.database_url(app.instance_path)
+    url = database.database_url(app.instance_path)
     secret_key = _secret_key(app.instance_path)
     app.config.from_mapping(
         SECRET_KEY=secret_key,
         SQLALCHEMY_DATABASE_URI=url,
-        SQLALCHEMY_ENGINE_OPTIONS=store.engine_options(url),
+        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(url),
         WTF_CSRF_TIME_LIMIT=None,
         SESSION_COOKIE_SAMESITE="Lax",
         SECURE_COOKIES="auto",  # the session cookie's Secure flag: auto (over HTTPS), true or false
@@ -61,7 +61,7 @@ def create_app(test_config=None):
     Migrate(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf = CSRFProtect(app)
     with app.app_context():
-        store.install_sqlite_pragmas(db.engine)
+        database.install_sqlite_pragmas(db.engine)
     app.register_blueprint(auth.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(users.bp)

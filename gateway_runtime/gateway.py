@@ -13,7 +13,7 @@ import gevent
 from greenlet import greenlet
 from sqlalchemy.exc import OperationalError
 
-from . import store
+from . import database
 from .access import Access, KeyHasher
 from .at_rest import WrongKey
 from .deployed import DeployedApi
@@ -87,7 +87,7 @@ class Tracked:
 
 class Gateway:
     def __init__(self, database_url, cipher, last_known=None, poll_interval=0.25):
-        self.engine = store.make_engine(database_url)
+        self.engine = database.make_engine(database_url)
         self.cipher = cipher  # stored revisions hold their secrets encrypted
         self.last_known = last_known  # a LastKnown: what is served is kept on local disk too (None: not kept)
         self.hasher = None  # read at start, from the database or the last-known deployments
@@ -179,14 +179,14 @@ class Gateway:
 
     def refresh(self):
         with self.engine.connect() as connection:
-            version = store.access_version(connection)
+            version = database.access_version(connection)
             access = self.access if version == self.access.version else \
-                Access(version, *store.access_tables(connection))  # read after the version: never older
-            wanted = store.served_versions(connection)
+                Access(version, *database.access_tables(connection))  # read after the version: never older
+            wanted = database.served_versions(connection)
             current = {api_id: api.revision for api_id, api in self.apis.items()}
             changed = {api_id: rev for api_id, rev in wanted.items()
                        if current.get(api_id) != rev and self.failed.get(api_id) != rev}
-            loaded = store.load_revisions(connection, changed)
+            loaded = database.load_revisions(connection, changed)
         self._serve(wanted, {api_id: (changed[api_id], definition) for api_id, definition in loaded.items()}, access)
 
     def _serve(self, wanted, definitions, access):

@@ -4,7 +4,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from gateway_runtime import definition as v4
-from gateway_runtime import store
+from gateway_runtime import database
 from gateway_runtime.http import client_scheme
 
 from . import apis
@@ -85,7 +85,7 @@ def http_error(exc):
 
 @bp.errorhandler(Exception)
 def unexpected(exc):
-    busy = store.unavailable(exc)
+    busy = database.unavailable(exc)
     if busy:  # the database's fault, said in one line: no traceback
         current_app.logger.warning("%s %s: %s", request.method, request.path, busy)
         return http_error(ServiceUnavailable(busy, retry_after=5))

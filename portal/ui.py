@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from gateway_runtime import definition as v4
-from gateway_runtime import failover, registry, store
+from gateway_runtime import database, failover, registry
 from gateway_runtime import plans as rules
 from gateway_runtime.definition import capabilities
 from gateway_runtime.definition.checks import LOAD_BALANCERS
@@ -37,7 +37,7 @@ def register_error_pages(app):
 
     @app.errorhandler(Exception)
     def unexpected(exc):
-        busy = store.unavailable(exc)
+        busy = database.unavailable(exc)
         if busy:  # the database's fault, said in one line: no traceback
             app.logger.warning("%s %s: %s", request.method, request.path, busy)
             db.session.rollback()

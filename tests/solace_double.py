@@ -1,4 +1,4 @@
-"""A stand-in for solace-pubsubplus with the surface gateway_runtime/solace_api.py exposes, for the
+"""A stand-in for solace-pubsubplus with the surface gateway_runtime/endpoints/solace/api.py exposes, for the
 Solace worker to import instead of the library (GATEHOUSE_SOLACE_API=solace_double). No Solace
 broker can run on these machines; everything above the library (worker, channel, endpoint,
 entrypoints) is then the real code.

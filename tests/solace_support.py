@@ -45,7 +45,7 @@ def worker_pids(server):
     for task in Path(f"/proc/{server.proc.pid}/task").iterdir():
         for pid in (task / "children").read_text().split():
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"gateway_runtime.solace_worker" in cmdline:
+            if b"gateway_runtime.endpoints.solace.worker" in cmdline:
                 pids.append(int(pid))
     return pids
 

@@ -7,7 +7,7 @@ import pytest
 from kafka.net.sasl import get_sasl_mechanism
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
-from gateway_runtime.jaas import (
+from gateway_runtime.endpoints.kafka.jaas import (
     Jaas,
     JaasError,
     StaticTokenProvider,

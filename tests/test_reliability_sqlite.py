@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from conftest import ADMIN_PASSWORD, Server, environment, free_port, mock_api, start_process
-from gateway_runtime.store import LOCKED_OUT, SQLITE_BUSY_TIMEOUT_MS
+from gateway_runtime.database import LOCKED_OUT, SQLITE_BUSY_TIMEOUT_MS
 from webhook_support import ALLOW_PRIVATE, hook, mock_group, push_subscribe, webhook_api
 
 pytest_plugins = ("webhook_support",)  # its fixture: receiver

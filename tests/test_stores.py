@@ -1,4 +1,4 @@
-"""Key and trust stores (gateway_runtime.stores): PEM, PKCS12 and JKS stores built here from a
+"""Key and trust stores (gateway_runtime.tls.stores): PEM, PKCS12 and JKS stores built here from a
 throw-away CA, checked, turned into PEM files and used for an in-memory mutual-TLS handshake."""
 import base64
 import datetime
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway_runtime.settings import SettingsError
-from gateway_runtime.stores import (
+from gateway_runtime.tls.stores import (
     TlsFiles,
     check_key_store,
     check_trust_store,

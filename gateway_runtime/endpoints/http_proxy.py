@@ -21,10 +21,10 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionErr
                                 ProxyError, ReadTimeoutError, SSLError)
 
 from ..messages import READ_CHUNK, EndpointConnector, EndpointError, Unreachable  # noqa: E402
-from ..registry import EndpointSpec  # noqa: E402
+from ..specs import EndpointSpec  # noqa: E402
 from ..settings import (BINARY_STORES, STORE_TYPES, Field, Member, Settings, SettingsError,  # noqa: E402
                         get_path, gravitee_key_store, store_summary, summary_line, trust_store)
-from ..stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context  # noqa: E402
+from ..tls.stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context  # noqa: E402
 
 # Meaningful for one connection only; never forwarded (RFC 9110, 7.6.1).
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",

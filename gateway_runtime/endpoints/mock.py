@@ -5,7 +5,7 @@ import gevent
 from gevent.event import Event
 
 from ..messages import EndpointConnector, Message, Subscription
-from ..registry import EndpointSpec
+from ..specs import EndpointSpec
 from ..settings import Field, Settings
 
 # With messageInterval 0 a batch is what one write carries; each batch still yields to the hub.

@@ -29,10 +29,10 @@ from pika.exceptions import (AMQPConnectionError, AMQPError, ChannelClosedByBrok
                              NackError, ProbableAuthenticationError, StreamLostError)
 
 from ..messages import EndpointConnector, EndpointError, Message, Subscription, Unreachable
-from ..registry import EndpointSpec
+from ..specs import EndpointSpec
 from ..settings import (STORE_TYPES, Field, Settings, SettingsError, get_path, gravitee_key_store, sides_summary,
                         store_summary, summary_line, trust_store, use_choice, user_summary)
-from ..stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
+from ..tls.stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
 
 log = logging.getLogger("gatehouse.rabbitmq")
 # pika logs each refused or closed connection at ERROR with a traceback; the endpoint reports

@@ -15,9 +15,9 @@ import gevent
 import socks
 
 from ..messages import EndpointConnector, EndpointError
-from ..registry import EndpointSpec
+from ..specs import EndpointSpec
 from ..settings import Field, Settings, get_path, summary_line
-from ..stores import check_gravitee_stores
+from ..tls.stores import check_gravitee_stores
 from . import http_proxy
 
 log = logging.getLogger("gatehouse.tcp")

@@ -8,7 +8,7 @@ from werkzeug.http import parse_accept_header
 
 from ..http import SentBody, query, respond, respond_json
 from ..messages import EndpointError, json_text
-from ..registry import EntrypointSpec
+from ..specs import EntrypointSpec
 from ..settings import Field, Settings
 
 FORMATS = ("application/json", "application/xml", "text/plain")

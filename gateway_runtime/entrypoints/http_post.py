@@ -1,7 +1,7 @@
 """HTTP POST: one request body is one published message."""
 from ..http import TooLarge, max_message_bytes, read_body, request_headers, respond, respond_json
 from ..messages import EndpointError, Message, OutcomeUnknown
-from ..registry import EntrypointSpec
+from ..specs import EntrypointSpec
 from ..settings import Field, Settings
 
 

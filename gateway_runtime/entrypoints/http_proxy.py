@@ -2,7 +2,7 @@
 ways; the backend's answer comes back as it arrives."""
 from ..http import respond_json
 from ..messages import EndpointError, Request
-from ..registry import EntrypointSpec
+from ..specs import EntrypointSpec
 from ..request_target import ROUTED
 from ..settings import Settings
 

@@ -1,7 +1,7 @@
 """Server-Sent Events: a long-lived stream of messages, resumable by Last-Event-ID."""
 from ..http import respond_json
 from ..messages import EndpointError, NotFound, json_text
-from ..registry import EntrypointSpec
+from ..specs import EntrypointSpec
 from ..settings import Field, Settings
 
 HEADERS = [("Content-Type", "text/event-stream;charset=UTF-8"), ("Cache-Control", "no-cache"),

@@ -10,7 +10,7 @@ import time
 import gevent
 
 from ..messages import EndpointError
-from ..registry import EntrypointSpec
+from ..specs import EntrypointSpec
 from ..settings import Settings
 
 log = logging.getLogger("gatehouse.tcp")

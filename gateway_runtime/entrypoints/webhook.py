@@ -6,9 +6,9 @@ The entrypoint's settings say how the gateway calls callbacks; each subscription
 """
 from urllib.parse import urlsplit
 
-from ..registry import EntrypointSpec
+from ..specs import EntrypointSpec
 from ..settings import Field, Settings, get_path
-from ..stores import check_gravitee_stores
+from ..tls.stores import check_gravitee_stores
 # Callbacks are called as the http-proxy endpoint calls backends: the same TLS and proxy settings.
 from ..endpoints.http_proxy import SHARED as HTTP_SHARED
 

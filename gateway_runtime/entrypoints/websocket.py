@@ -6,7 +6,7 @@ from simple_websocket import ConnectionClosed, Server
 
 from ..http import max_message_bytes
 from ..messages import EndpointError, Message, OutcomeUnknown
-from ..registry import EntrypointSpec
+from ..specs import EntrypointSpec
 from ..settings import Field, Settings
 
 PING_INTERVAL_S = 25

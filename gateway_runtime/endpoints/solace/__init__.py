@@ -18,13 +18,13 @@ import uuid
 import gevent
 from gevent.event import Event
 
-from ..messages import EndpointConnector, EndpointError, Message, Subscription
-from ..registry import EndpointSpec
-from ..settings import (STORE_TYPES, STORES, Field, Settings, SettingsError, get_path, sides_summary, store_summary,
+from ...messages import EndpointConnector, EndpointError, Message, Subscription
+from ...specs import EndpointSpec
+from ...settings import (STORE_TYPES, STORES, Field, Settings, SettingsError, get_path, sides_summary, store_summary,
                         summary_line, topics_text, trust_store, use_choice, user_summary)
-from ..solace_channel import channel
-from ..stores import check_gravitee_stores, gravitee_stores, materialise
-from .mqtt5 import QuietSubscription
+from .channel import channel
+from ...tls.stores import check_gravitee_stores, gravitee_stores, materialise
+from ..mqtt5 import QuietSubscription
 
 log = logging.getLogger("gatehouse.solace")
 

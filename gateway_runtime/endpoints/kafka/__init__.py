@@ -20,13 +20,13 @@ from kafka.errors import (BrokerResponseError, InvalidProducerEpochError, KafkaC
                           NoOffsetForPartitionError, NotEnoughReplicasAfterAppendError, OutOfOrderSequenceNumberError,
                           ProducerFencedError, RequestTimedOutError, UnknownProducerIdError)
 
-from ..jaas import JaasError, kafka_sasl_settings
-from ..messages import EndpointConnector, EndpointError, Message, NotFound, OutcomeUnknown, Subscription, Unreachable
-from ..outage import Outage, one_line
-from ..registry import EndpointSpec
-from ..settings import (STORE_TYPES, Field, Settings, SettingsError, get_path, kafka_key_store, sides_summary,
+from .jaas import JaasError, kafka_sasl_settings
+from ...messages import EndpointConnector, EndpointError, Message, NotFound, OutcomeUnknown, Subscription, Unreachable
+from ...outage import Outage, one_line
+from ...specs import EndpointSpec
+from ...settings import (STORE_TYPES, Field, Settings, SettingsError, get_path, kafka_key_store, sides_summary,
                         store_summary, summary_line, topics_text, trust_store, use_choice)
-from ..stores import check_key_store, check_trust_store, diagnose_tls, materialise
+from ...tls.stores import check_key_store, check_trust_store, diagnose_tls, materialise
 
 log = logging.getLogger("gatehouse.kafka")
 

@@ -1,7 +1,7 @@
 """The Solace worker: a plain (not gevent-patched) process that runs solace-pubsubplus for one
 gateway process, which starts it (solace_channel.py) and talks to it over one socket.
 
-    python -m gateway_runtime.solace_worker <fd of its end of the socket pair>
+    python -m gateway_runtime.endpoints.solace.worker <fd of its end of the socket pair>
 
 solace-pubsubplus cannot run in the gateway itself: under gevent's monkey-patching its import
 fails, and without patched queues its connect never returns. Here it runs with real threads:
@@ -25,9 +25,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .solace_wire import frame, read_frame
+from .wire import frame, read_frame
 
-API_MODULE = os.environ.get("GATEHOUSE_SOLACE_API", "gateway_runtime.solace_api")
+API_MODULE = os.environ.get("GATEHOUSE_SOLACE_API", "gateway_runtime.endpoints.solace.api")
 CONNECT_TIMEOUT_MS = 5000
 PUBLISH_TIMEOUT_MS = 10_000
 RECONNECT_RETRIES, RECONNECT_INTERVAL_MS = 3, 1000

@@ -40,7 +40,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .settings import SettingsError, check_certs_path
+from ..settings import SettingsError, check_certs_path
 
 TYPES = ("NONE", "PEM", "JKS", "PKCS12")
 

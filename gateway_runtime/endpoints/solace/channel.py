@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import gevent
 import gevent.socket
@@ -20,12 +21,12 @@ import gevent.subprocess
 from gevent.event import AsyncResult
 from gevent.lock import BoundedSemaphore
 
-from .messages import EndpointError, Unreachable
-from .solace_wire import frame, read_frame
+from ...messages import EndpointError, Unreachable
+from .wire import frame, read_frame
 
 log = logging.getLogger("gatehouse.solace")
 CALL_TIMEOUT_S = 15
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[3])  # the folder holding gateway_runtime
 
 
 class WorkerLost(EndpointError):
@@ -55,7 +56,7 @@ class WorkerChannel:
                 filter(None, (PACKAGE_PARENT, os.environ.get("PYTHONPATH")))))
             # A fresh interpreter: nothing of the gateway's monkey-patching reaches the library.
             self.proc = gevent.subprocess.Popen(
-                [sys.executable, "-m", "gateway_runtime.solace_worker", str(theirs.fileno())],
+                [sys.executable, "-m", "gateway_runtime.endpoints.solace.worker", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), env=env, stdin=gevent.subprocess.DEVNULL)
             theirs.close()
             self.sock = ours

@@ -34,12 +34,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from ..messages import EndpointConnector, EndpointError, Message, OutcomeUnknown, Subscription, Unreachable
-from ..registry import EndpointSpec
-from ..settings import (STORE_TYPES, STORES, Field, Settings, SettingsError, get_path, gravitee_key_store,
+from ...messages import EndpointConnector, EndpointError, Message, OutcomeUnknown, Subscription, Unreachable
+from ...specs import EndpointSpec
+from ...settings import (STORE_TYPES, STORES, Field, Settings, SettingsError, get_path, gravitee_key_store,
                         sides_summary, store_summary, summary_line, trust_store, use_choice, user_summary)
-from ..stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
-from .kafka import FanOutSubscription
+from ...tls.stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
+from ..kafka import FanOutSubscription
 
 log = logging.getLogger("gatehouse.mqtt5")
 

@@ -1,0 +1,1 @@
+"""TLS key and trust stores as Gravitee endpoint settings describe them (PEM, PKCS12, JKS)."""
