@@ -5,6 +5,7 @@ through the management API, processes each in their own session and all stopped 
 raw-socket client pieces (no HTTP library in the measured paths), wrk POSTing with a Lua script,
 and the 1,000-stream SSE fan-out client, run as `python bench/common.py --fanout-client PORT PATH N`.
 """
+
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 ADMIN_PASSWORD = "bench-admin-pw"
 MGMT = "/management/v2/environments/DEFAULT"
 ROOT = Path(__file__).resolve().parent.parent
-BODY_1K = (b'{"order":"GATE-0000001","side":"buy","qty":100,"note":"' + b"x" * 967 + b'"}')
+BODY_1K = b'{"order":"GATE-0000001","side":"buy","qty":100,"note":"' + b"x" * 967 + b'"}'
 assert len(BODY_1K) == 1024
 
 
@@ -53,10 +54,15 @@ class Processes:
         """stdout: the log file unless given (subprocess.PIPE, say); stderr always goes to the log."""
         log_path = Path(workdir) / f"proc-{len(self.procs)}.log"
         with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen(args, cwd=workdir, env=env, stdin=stdin,
-                                    stdout=log if stdout is None else stdout,
-                                    stderr=subprocess.STDOUT if stdout is None else log,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                args,
+                cwd=workdir,
+                env=env,
+                stdin=stdin,
+                stdout=log if stdout is None else stdout,
+                stderr=subprocess.STDOUT if stdout is None else log,
+                start_new_session=True,
+            )
         proc.log_path = log_path
         self.procs.append(proc)
         return proc
@@ -88,12 +94,26 @@ class Gatehouse:
 
         portal_port, self.port = free_port(), free_port()
         # PYTHONPATH: this checkout's gateway, not whichever checkout `pip install -e` last named.
-        env = dict(os.environ, GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1",
-                   GATEHOUSE_INSTANCE_PATH=str(Path(workdir) / f"instance-{portal_port}"),
-                   GATEHOUSE_LOG_LEVEL=log_level, PYTHONPATH=str(ROOT), **(env or {}))
+        env = dict(
+            os.environ,
+            GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            PYTHONUNBUFFERED="1",
+            GATEHOUSE_INSTANCE_PATH=str(Path(workdir) / f"instance-{portal_port}"),
+            GATEHOUSE_LOG_LEVEL=log_level,
+            PYTHONPATH=str(ROOT),
+            **(env or {}),
+        )
         env.pop("GATEHOUSE_DATABASE_URL", None)  # the default: SQLite in the temp instance folder
-        args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
-                "--portal-port", str(portal_port), "--gateway-port", str(self.port)]
+        args = [
+            sys.executable,
+            "-c",
+            "import app, sys; sys.exit(app.main())",
+            "serve",
+            "--portal-port",
+            str(portal_port),
+            "--gateway-port",
+            str(self.port),
+        ]
         self.procs = procs
         self.proc = procs.start(args, workdir, env)
         self.pid = self.proc.pid
@@ -123,9 +143,14 @@ class Gatehouse:
 
 
 def api(name, path, endpoint, entrypoints):
-    return {"name": name, "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
-            "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": entrypoints}],
-            "endpointGroups": [endpoint]}
+    return {
+        "name": name,
+        "apiVersion": "1",
+        "definitionVersion": "4.0.0",
+        "type": "message",
+        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": entrypoints}],
+        "endpointGroups": [endpoint],
+    }
 
 
 def cpu_seconds(pid):
@@ -151,6 +176,7 @@ def rss_mib(pid):
 def raise_nofile():
     """Soft RLIMIT_NOFILE up to the hard limit (children inherit it)."""
     import resource
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -199,18 +225,22 @@ def read_headers(sock, buf=b""):
 
 
 def sse_request(port, path, client_id):
-    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
-            f"X-Gravitee-Client-Identifier: {client_id}\r\n\r\n").encode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
+        f"X-Gravitee-Client-Identifier: {client_id}\r\n\r\n"
+    ).encode()
 
 
 def post_request(port, path, body):
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def percentile(values, p):
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def read_headers_any(sock, buf=b""):
@@ -261,9 +291,13 @@ def wrk_post(port, path, duration, connections, workdir, body=BODY_1K):
     """`wrk -t2 -c<connections>` POSTing `body` (ASCII); 202s/s, latency, and what was not a 202."""
     script = Path(workdir) / "post.lua"
     script.write_text(WRK_LUA % body.decode())
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "-s", str(script),
-                          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
-                         timeout=duration + 60, cwd=workdir)
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "-s", str(script), f"http://127.0.0.1:{port}{path}"],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        cwd=workdir,
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stdout + out.stderr)
     text = out.stdout
@@ -273,8 +307,16 @@ def wrk_post(port, path, duration, connections, workdir, body=BODY_1K):
         seconds /= 1000
     accepted, other, errors = map(int, re.search(r"ACCEPTED (\d+) OTHER (\d+) ERRORS (\d+)", text).groups())
     p50, p99 = map(int, re.search(r"LATENCY p50 (\d+) p99 (\d+)", text).groups())
-    return {"requests": total, "accepted": accepted, "other": other, "errors": errors, "seconds": seconds,
-            "rate": accepted / seconds, "p50_ms": p50 / 1000, "p99_ms": p99 / 1000}
+    return {
+        "requests": total,
+        "accepted": accepted,
+        "other": other,
+        "errors": errors,
+        "seconds": seconds,
+        "rate": accepted / seconds,
+        "p50_ms": p50 / 1000,
+        "p99_ms": p99 / 1000,
+    }
 
 
 # ---------------------------------------------------------------- SSE fan-out client
@@ -290,8 +332,10 @@ def fanout_client(port, path, clients):
     send-to-read time of the first message of each read; `reach_*` the time until the last stream
     read a message (greenlets run one at a time, so the last read of a seq is the latest)."""
     from gevent import monkey
+
     monkey.patch_all()
     import gevent
+
     raise_nofile()
 
     phases = {}
@@ -299,9 +343,22 @@ def fanout_client(port, path, clients):
     broken = {"closed": 0, "errors": 0}  # streams that ended, error events
 
     def phase_stats(p):
-        return phases.setdefault(p, {"phase": p, "deliveries": 0, "missing": 0, "disorder": 0, "ended": 0,
-                                     "first_ts": None, "last_rx": 0.0, "lags": [], "reported": False,
-                                     "sent": {}, "reached": {}})
+        return phases.setdefault(
+            p,
+            {
+                "phase": p,
+                "deliveries": 0,
+                "missing": 0,
+                "disorder": 0,
+                "ended": 0,
+                "first_ts": None,
+                "last_rx": 0.0,
+                "lags": [],
+                "reported": False,
+                "sent": {},
+                "reached": {},
+            },
+        )
 
     def reader(i):
         sock = socket.create_connection(("127.0.0.1", port), timeout=60)
@@ -315,7 +372,7 @@ def fanout_client(port, path, clients):
                 raise ConnectionError("closed before subscribing")
             buf += data
         ready.append(i)
-        buf = buf[buf.index(b"retry:"):]
+        buf = buf[buf.index(b"retry:") :]
         current, expected = None, 0
         while True:
             data = sock.recv(1 << 16)
@@ -327,10 +384,10 @@ def fanout_client(port, path, clients):
             cut = buf.rfind(b"\n\n")
             if cut < 0:
                 continue
-            complete, buf = buf[:cut + 2], buf[cut + 2:]
+            complete, buf = buf[: cut + 2], buf[cut + 2 :]
             if b"event: error" in complete:
                 broken["errors"] += 1
-                sys.stderr.write(complete[complete.index(b"event: error"):][:300].decode() + "\n")
+                sys.stderr.write(complete[complete.index(b"event: error") :][:300].decode() + "\n")
             found = FANOUT_DATA.findall(complete)
             if not found:
                 continue
@@ -376,8 +433,13 @@ def fanout_client(port, path, clients):
         sent = st.pop("sent")
         reach = sorted(at - float(sent[seq]) for seq, at in st.pop("reached").items()) or [0.0]
         st.update(reach_p50=percentile(reach, 50), reach_p99=percentile(reach, 99), reach_max=reach[-1])
-        st.update(lag_p50=lags[len(lags) // 2], lag_p99=lags[int(len(lags) * 0.99)], lag_max=lags[-1],
-                  clients=len(ready), errors=broken["closed"] + broken["errors"])
+        st.update(
+            lag_p50=lags[len(lags) // 2],
+            lag_p99=lags[int(len(lags) * 0.99)],
+            lag_max=lags[-1],
+            clients=len(ready),
+            errors=broken["closed"] + broken["errors"],
+        )
         print(json.dumps(st), flush=True)
 
     def report_later(p):
@@ -417,8 +479,9 @@ class JsonLines:
         deadline = time.monotonic() + timeout
         while b"\n" not in self.buffer:
             if not self.selector.select(max(0.0, deadline - time.monotonic())):
-                raise TimeoutError(f"{self.what} said nothing in {timeout:g} s: "
-                                   f"{self.proc.log_path.read_text()[-1000:]}")
+                raise TimeoutError(
+                    f"{self.what} said nothing in {timeout:g} s: {self.proc.log_path.read_text()[-1000:]}"
+                )
             data = os.read(self.proc.stdout.fileno(), 65536)
             if not data:
                 raise RuntimeError(f"{self.what} ended: {self.proc.log_path.read_text()[-2000:]}")
@@ -429,8 +492,12 @@ class JsonLines:
 
 class FanoutClient(JsonLines):
     def __init__(self, procs, workdir, port, path, clients):
-        super().__init__(procs, workdir, [sys.executable, str(Path(__file__).resolve()), "--fanout-client",
-                                          str(port), path, str(clients)], "the fan-out client")
+        super().__init__(
+            procs,
+            workdir,
+            [sys.executable, str(Path(__file__).resolve()), "--fanout-client", str(port), path, str(clients)],
+            "the fan-out client",
+        )
 
     @classmethod
     def connected(cls, procs, workdir, gateway, path, clients):
@@ -443,8 +510,11 @@ class FanoutClient(JsonLines):
             raise RuntimeError(f"fan-out clients: {ready}")
         time.sleep(1)
         rss_idle = rss_mib(gateway.pid)
-        print(f"  gateway VmRSS {rss_before:.0f} MiB before the clients, {rss_idle:.0f} MiB with "
-              f"{clients:,} idle streams", flush=True)
+        print(
+            f"  gateway VmRSS {rss_before:.0f} MiB before the clients, {rss_idle:.0f} MiB with "
+            f"{clients:,} idle streams",
+            flush=True,
+        )
         return client, rss_before, rss_idle
 
 

@@ -27,6 +27,7 @@ keep-alive client delays that ACK by ~40 ms: every GET then takes ~40 ms whateve
 does, for the gateway and the baseline alike. `--no-quickack` shows that stall;
 `--baseline-nodelay` gives the baseline TCP_NODELAY instead.
 """
+
 import argparse
 import json
 import os
@@ -39,43 +40,62 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import (Gatehouse, Processes, cpu_seconds, free_port, load_average, median, quickack,  # noqa: E402
-                    read_headers, recv_some, wait_for_port)
+import common
+from common import (
+    Gatehouse,
+    Processes,
+    cpu_seconds,
+    free_port,
+    load_average,
+    median,
+    quickack,
+    read_headers,
+    recv_some,
+    wait_for_port,
+)
 
 CONTENT = '{"symbol":"GATE","price":101.25,"volume":1200,"venue":"XBENCH"}'
-SSE_BATCH = 256          # events per chunk: gateway_runtime.endpoints.mock.BATCH
-GET_LIMIT = 500         # messagesLimitCount
-HEARTBEAT_MS = 5000     # the SSE entrypoint's default heartbeatIntervalInMs (sent as `retry:`)
+SSE_BATCH = 256  # events per chunk: gateway_runtime.endpoints.mock.BATCH
+GET_LIMIT = 500  # messagesLimitCount
+HEARTBEAT_MS = 5000  # the SSE entrypoint's default heartbeatIntervalInMs (sent as `retry:`)
 PATH = "/bench"
 
 
 # ---------------------------------------------------------------- baseline server (subprocess)
 def baseline_server(port, nodelay):
     from gevent import monkey
+
     monkey.patch_all()
     from gevent.pywsgi import WSGIServer
 
     content = CONTENT.encode()
-    sse_headers = [("Content-Type", "text/event-stream;charset=UTF-8"), ("Cache-Control", "no-cache"),
-                   ("Connection", "keep-alive"), ("X-Accel-Buffering", "no")]
+    sse_headers = [
+        ("Content-Type", "text/event-stream;charset=UTF-8"),
+        ("Cache-Control", "no-cache"),
+        ("Connection", "keep-alive"),
+        ("X-Accel-Buffering", "no"),
+    ]
 
     def events():
         yield b"retry: %d\n\n" % HEARTBEAT_MS
         n = 0
         while True:
-            yield b"".join(b"id: %d\nevent: message\ndata: %s\n\n" % (i, content)
-                           for i in range(n, n + SSE_BATCH))
+            yield b"".join(b"id: %d\nevent: message\ndata: %s\n\n" % (i, content) for i in range(n, n + SSE_BATCH))
             n += SSE_BATCH
 
     def app(environ, start_response):
         if "text/event-stream" in environ.get("HTTP_ACCEPT", ""):
             start_response("200 OK", sse_headers)
             return events()
-        body = json.dumps({"items": [{"id": str(i), "content": CONTENT} for i in range(GET_LIMIT)],
-                           "pagination": {"nextCursor": str(GET_LIMIT - 1), "limit": str(GET_LIMIT)}}).encode()
-        start_response("200 OK", [("Content-Type", "application/json;charset=UTF-8"),
-                                  ("Content-Length", str(len(body)))])
+        body = json.dumps(
+            {
+                "items": [{"id": str(i), "content": CONTENT} for i in range(GET_LIMIT)],
+                "pagination": {"nextCursor": str(GET_LIMIT - 1), "limit": str(GET_LIMIT)},
+            }
+        ).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json;charset=UTF-8"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
     listener = socket.socket()
@@ -91,15 +111,39 @@ def baseline_server(port, nodelay):
 # ---------------------------------------------------------------- processes
 def start_gateway(procs, workdir):
     gateway = Gatehouse(procs, workdir)
-    gateway.deploy({
-        "name": "Bench", "apiVersion": "1.0", "definitionVersion": "4.0.0", "type": "message",
-        "listeners": [{"type": "http", "paths": [{"path": PATH}], "entrypoints": [
-            {"type": "http-get", "configuration": {"messagesLimitCount": GET_LIMIT}},
-            {"type": "sse", "configuration": {"heartbeatIntervalInMs": HEARTBEAT_MS}}]}],
-        "endpointGroups": [{"name": "default", "type": "mock", "endpoints": [
-            {"name": "mock", "type": "mock", "weight": 1, "inheritConfiguration": False,
-             "configuration": {"messageInterval": 0, "messageContent": CONTENT}}]}],
-    })
+    gateway.deploy(
+        {
+            "name": "Bench",
+            "apiVersion": "1.0",
+            "definitionVersion": "4.0.0",
+            "type": "message",
+            "listeners": [
+                {
+                    "type": "http",
+                    "paths": [{"path": PATH}],
+                    "entrypoints": [
+                        {"type": "http-get", "configuration": {"messagesLimitCount": GET_LIMIT}},
+                        {"type": "sse", "configuration": {"heartbeatIntervalInMs": HEARTBEAT_MS}},
+                    ],
+                }
+            ],
+            "endpointGroups": [
+                {
+                    "name": "default",
+                    "type": "mock",
+                    "endpoints": [
+                        {
+                            "name": "mock",
+                            "type": "mock",
+                            "weight": 1,
+                            "inheritConfiguration": False,
+                            "configuration": {"messageInterval": 0, "messageContent": CONTENT},
+                        }
+                    ],
+                }
+            ],
+        }
+    )
     gateway.http.close()
     return gateway.proc, gateway.port
 
@@ -156,8 +200,15 @@ def sse_rate(port, duration, pid):
         client_cpu = time.process_time() - client0
     ids = re.findall(rb"id: (\d+)\n", data)
     last_id = int(ids[-1]) if ids else None
-    return {"rate": (count - initial) / elapsed, "count": count, "bytes": received, "elapsed": elapsed,
-            "server_cpu": server_cpu, "client_cpu": client_cpu, "last_id": last_id}
+    return {
+        "rate": (count - initial) / elapsed,
+        "count": count,
+        "bytes": received,
+        "elapsed": elapsed,
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
+        "last_id": last_id,
+    }
 
 
 def get_body(port):
@@ -223,8 +274,15 @@ def get_rate(port, duration, connections, pid):
             selector.unregister(sock)
             sock.close()
         selector.close()
-    return {"rate": messages / elapsed, "calls": calls, "calls_rate": calls / elapsed, "count": messages,
-            "elapsed": elapsed, "server_cpu": server_cpu, "client_cpu": client_cpu}
+    return {
+        "rate": messages / elapsed,
+        "calls": calls,
+        "calls_rate": calls / elapsed,
+        "count": messages,
+        "elapsed": elapsed,
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
+    }
 
 
 # ---------------------------------------------------------------- main
@@ -243,8 +301,11 @@ def main():
     parser.add_argument("--connections", type=int, default=4, help="client connections for http-get (default 4)")
     parser.add_argument("--runs", type=int, default=1, help="repeat each measurement, report medians")
     parser.add_argument("--only", choices=("sse", "http-get"), help="run one of the two benchmarks")
-    parser.add_argument("--no-quickack", action="store_true",
-                        help="the client ACKs as usual (shows the ~40 ms Nagle/delayed-ACK stall per GET)")
+    parser.add_argument(
+        "--no-quickack",
+        action="store_true",
+        help="the client ACKs as usual (shows the ~40 ms Nagle/delayed-ACK stall per GET)",
+    )
     parser.add_argument("--baseline-nodelay", action="store_true", help="TCP_NODELAY on the baseline's sockets")
     parser.add_argument("--baseline-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -266,9 +327,11 @@ def main():
             if args.only in (None, "sse"):
                 same = sse_prefix(gateway_port) == sse_prefix(baseline_port)
                 assert same, "the baseline's SSE bytes differ from the gateway's"
-                print(f"SSE, one client, {args.duration:g} s, {SSE_BATCH} events per chunk "
-                      f"(first 64 KiB of both bodies identical)")
-                for run in range(args.runs):
+                print(
+                    f"SSE, one client, {args.duration:g} s, {SSE_BATCH} events per chunk "
+                    f"(first 64 KiB of both bodies identical)"
+                )
+                for _ in range(args.runs):
                     for label, port, pid in targets:
                         result = sse_rate(port, args.duration, pid)
                         if label == "gateway" and result["last_id"] is not None:
@@ -279,9 +342,11 @@ def main():
 
             if args.only in (None, "http-get"):
                 assert get_body(gateway_port) == get_body(baseline_port), "the baseline's JSON body differs"
-                print(f"http-get, {args.connections} keep-alive connections, {args.duration:g} s, "
-                      f"{GET_LIMIT} messages per call (bodies identical)")
-                for run in range(args.runs):
+                print(
+                    f"http-get, {args.connections} keep-alive connections, {args.duration:g} s, "
+                    f"{GET_LIMIT} messages per call (bodies identical)"
+                )
+                for _ in range(args.runs):
                     for label, port, pid in targets:
                         result = get_rate(port, args.duration, args.connections, pid)
                         results.setdefault(("http-get", label), []).append(result["rate"])
@@ -297,8 +362,10 @@ def main():
         gw, base = median(results[(bench, "gateway")]), median(results[(bench, "baseline")])
         ratio = gw / base
         ok &= ratio >= 0.8
-        print(f"  {bench:<9} gateway {gw:>12,.0f} {unit}   baseline {base:>12,.0f} {unit}   "
-              f"ratio {ratio:.2f} {'(ok)' if ratio >= 0.8 else '(below the 0.8 target)'}")
+        print(
+            f"  {bench:<9} gateway {gw:>12,.0f} {unit}   baseline {base:>12,.0f} {unit}   "
+            f"ratio {ratio:.2f} {'(ok)' if ratio >= 0.8 else '(below the 0.8 target)'}"
+        )
     return 0 if ok else 1
 
 

@@ -38,6 +38,7 @@ figure is measured in the same run as paho-mqtt doing the same thing without the
 run into DIR, at some cost to the figures. Every process gets the hard RLIMIT_NOFILE as its soft
 limit. The exit status is 1 when a check fails (a message missing).
 """
+
 import argparse
 import json
 import mmap
@@ -53,8 +54,22 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (BODY_1K, FanoutClient, Gatehouse, Processes, api, cpu_seconds, load_average, quickack,  # noqa: E402
-                    raise_nofile, read_headers, rss_mib, sse_request, warm_up_posts, wrk_post)
+from common import (
+    BODY_1K,
+    FanoutClient,
+    Gatehouse,
+    Processes,
+    api,
+    cpu_seconds,
+    load_average,
+    quickack,
+    raise_nofile,
+    read_headers,
+    rss_mib,
+    sse_request,
+    warm_up_posts,
+    wrk_post,
+)
 
 EVENT = b"event: message\n"
 END = b"END"
@@ -68,9 +83,19 @@ def mqtt_group(broker, producer_topic=None, consumer_topic=None):
         shared["producer"] = {"enabled": True, "topic": producer_topic}
     if consumer_topic:
         shared["consumer"] = {"enabled": True, "topic": consumer_topic}
-    return {"name": "mqtt", "type": "mqtt5", "sharedConfiguration": shared, "endpoints": [
-        {"name": "broker", "type": "mqtt5", "inheritConfiguration": True,
-         "configuration": {"serverHost": broker[0], "serverPort": str(broker[1])}}]}
+    return {
+        "name": "mqtt",
+        "type": "mqtt5",
+        "sharedConfiguration": shared,
+        "endpoints": [
+            {
+                "name": "broker",
+                "type": "mqtt5",
+                "inheritConfiguration": True,
+                "configuration": {"serverHost": broker[0], "serverPort": str(broker[1])},
+            }
+        ],
+    }
 
 
 def new_topic(name):
@@ -79,8 +104,10 @@ def new_topic(name):
 
 def paho_client(name):
     import paho.mqtt.client as mqtt
-    return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{name}-{uuid.uuid4().hex[:8]}",
-                       protocol=mqtt.MQTTv5)
+
+    return mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{name}-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+    )
 
 
 def connect(client, broker):
@@ -130,8 +157,10 @@ class Usage:
     def stop(self):
         elapsed = time.perf_counter() - self.start
         busy, total = machine_jiffies()
-        out = {"machine": (busy - self.machine[0]) / max(1, total - self.machine[1]),
-               "mosquitto": (mosquitto_cpu() - self.mosquitto) / elapsed if self.mosquitto is not None else None}
+        out = {
+            "machine": (busy - self.machine[0]) / max(1, total - self.machine[1]),
+            "mosquitto": (mosquitto_cpu() - self.mosquitto) / elapsed if self.mosquitto is not None else None,
+        }
         if self.pid:
             out["cpu"] = (cpu_seconds(self.pid) - self.cpu) / elapsed
             out["waited"] = (run_queue_seconds(self.pid) - self.waited) / elapsed
@@ -141,8 +170,7 @@ class Usage:
 def usage_text(r, who):
     mosquitto = f", Mosquitto {r['mosquitto']:.0%}" if r.get("mosquitto") is not None else ""
     waited = f" (waited for a CPU {r['waited']:.0%} of the time)" if r.get("waited") is not None else ""
-    return (f"CPU {who} {r['cpu']:.0%} = {r['us']:.0f} us a message{waited}{mosquitto}, "
-            f"machine {r['machine']:.0%} busy")
+    return f"CPU {who} {r['cpu']:.0%} = {r['us']:.0f} us a message{waited}{mosquitto}, machine {r['machine']:.0%} busy"
 
 
 class Progress:
@@ -152,7 +180,7 @@ class Progress:
     def __init__(self, path):
         if not path.exists():
             path.write_bytes(bytes(8))
-        self.file = open(path, "r+b")  # noqa: SIM115 - mapped for the life of the process
+        self.file = open(path, "r+b")
         self.map = mmap.mmap(self.file.fileno(), 8)
 
     @property
@@ -169,9 +197,28 @@ class Counter:
     by a C client so that checking costs the 2 cores little."""
 
     def __init__(self, procs, workdir, broker, topic, qos):
-        self.proc = procs.start(["stdbuf", "-o0", "mosquitto_sub", "-h", broker[0], "-p", str(broker[1]),
-                                 "-V", "mqttv5", "-q", str(qos), "-t", topic, "-F", "x", "-N"],
-                                workdir, stdout=subprocess.PIPE)
+        self.proc = procs.start(
+            [
+                "stdbuf",
+                "-o0",
+                "mosquitto_sub",
+                "-h",
+                broker[0],
+                "-p",
+                str(broker[1]),
+                "-V",
+                "mqttv5",
+                "-q",
+                str(qos),
+                "-t",
+                topic,
+                "-F",
+                "x",
+                "-N",
+            ],
+            workdir,
+            stdout=subprocess.PIPE,
+        )
         self.count = 0
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -213,8 +260,23 @@ class PySpy:
         self.proc = None
         if args.py_spy:
             out = Path(args.py_spy) / f"mqtt-{name}.txt"
-            self.proc = procs.start(["py-spy", "record", "-r", "100", "-f", "raw", "-d", str(max(1, int(seconds))),
-                                     "-o", str(out), "--pid", str(pid)], workdir)
+            self.proc = procs.start(
+                [
+                    "py-spy",
+                    "record",
+                    "-r",
+                    "100",
+                    "-f",
+                    "raw",
+                    "-d",
+                    str(max(1, int(seconds))),
+                    "-o",
+                    str(out),
+                    "--pid",
+                    str(pid),
+                ],
+                workdir,
+            )
 
     def wait(self, procs):
         if self.proc is not None:
@@ -255,15 +317,21 @@ def paho_publish(broker, topic, qos, seconds, window, progress_path, payload):
         client.loop(0.01)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu0
     client.disconnect()
-    print(json.dumps({"sent": sent, "rate": sent / elapsed, "cpu": cpu / elapsed, "us": cpu / sent * 1e6}),
-          flush=True)
+    print(json.dumps({"sent": sent, "rate": sent / elapsed, "cpu": cpu / elapsed, "us": cpu / sent * 1e6}), flush=True)
     return 0
 
 
 def start_paho_publisher(procs, workdir, broker, topic, qos, seconds, window, progress=None, payload=BODY_1K):
-    return procs.start([sys.executable, str(Path(__file__).resolve()), "--paho-publish",
-                        json.dumps([list(broker), topic, qos, seconds, window, progress and str(progress),
-                                    payload.decode()])], workdir, stdout=subprocess.PIPE)
+    return procs.start(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--paho-publish",
+            json.dumps([list(broker), topic, qos, seconds, window, progress and str(progress), payload.decode()]),
+        ],
+        workdir,
+        stdout=subprocess.PIPE,
+    )
 
 
 def publisher_result(procs, proc, timeout):
@@ -275,9 +343,19 @@ def publisher_result(procs, proc, timeout):
 
 
 # ---------------------------------------------------------------- 1. http-post -> MQTT
-MOCK_GROUP = {"name": "mock", "type": "mock", "endpoints": [
-    {"name": "mock", "type": "mock", "weight": 1, "inheritConfiguration": False,
-     "configuration": {"messageInterval": 1000, "messageContent": "unused"}}]}
+MOCK_GROUP = {
+    "name": "mock",
+    "type": "mock",
+    "endpoints": [
+        {
+            "name": "mock",
+            "type": "mock",
+            "weight": 1,
+            "inheritConfiguration": False,
+            "configuration": {"messageInterval": 1000, "messageContent": "unused"},
+        }
+    ],
+}
 
 
 def wrk_gateway(procs, workdir, gateway, path, args, name):
@@ -300,16 +378,28 @@ def bench_post(procs, workdir, broker, args):
         warm_up_posts(gateway.port, "/post-mock")
         print(f"\n1. http-post, 1 KB bodies, {args.connections} outstanding, {args.duration:g} s a run", flush=True)
         mock = wrk_gateway(procs, workdir, gateway, "/post-mock", args, "post-mock")
-        print(f"  Mock (no-op) {mock['rate']:>8,.0f} msgs/s  latency p50 {mock['p50_ms']:.1f} ms p99 "
-              f"{mock['p99_ms']:.1f} ms  {usage_text(mock, 'gateway')}", flush=True)
+        print(
+            f"  Mock (no-op) {mock['rate']:>8,.0f} msgs/s  latency p50 {mock['p50_ms']:.1f} ms p99 "
+            f"{mock['p99_ms']:.1f} ms  {usage_text(mock, 'gateway')}",
+            flush=True,
+        )
         results["mock"] = mock
         for qos, entrypoint_qos in ((0, "none"), (1, "auto")):
             topic = new_topic(f"post-q{qos}")
             path = f"/post-q{qos}"
-            gateway.deploy(api(f"Post QoS {qos}", path, mqtt_group(broker, producer_topic=topic),
-                               [{"type": "http-post", "qos": entrypoint_qos}]))
-            print(f"\n1. http-post -> MQTT QoS {qos} (entrypoint qos {entrypoint_qos}); mosquitto_sub counts at "
-                  f"QoS {qos}", flush=True)
+            gateway.deploy(
+                api(
+                    f"Post QoS {qos}",
+                    path,
+                    mqtt_group(broker, producer_topic=topic),
+                    [{"type": "http-post", "qos": entrypoint_qos}],
+                )
+            )
+            print(
+                f"\n1. http-post -> MQTT QoS {qos} (entrypoint qos {entrypoint_qos}); mosquitto_sub counts at "
+                f"QoS {qos}",
+                flush=True,
+            )
             counter = Counter(procs, workdir, broker, topic, qos)
             try:
                 subscribed(counter, lambda: warm_up_posts(gateway.port, path, 1))  # noqa: B023
@@ -318,10 +408,13 @@ def bench_post(procs, workdir, broker, args):
                 gw = wrk_gateway(procs, workdir, gateway, path, args, f"post-q{qos}")
                 arrived = counter.settle() - base
                 gw["ok"] = gw["other"] == 0 and gw["errors"] == 0 and (qos == 0 or arrived >= gw["accepted"])
-                print(f"  gateway  {gw['rate']:>8,.0f} msgs/s  latency p50 {gw['p50_ms']:.1f} ms p99 "
-                      f"{gw['p99_ms']:.1f} ms  {usage_text(gw, 'gateway')}; mosquitto_sub got {arrived:,} for "
-                      f"{gw['accepted']:,} x 202 (non-202 {gw['other']}, socket errors {gw['errors']})"
-                      f"{'' if gw['ok'] else '  CHECK FAILED'}", flush=True)
+                print(
+                    f"  gateway  {gw['rate']:>8,.0f} msgs/s  latency p50 {gw['p50_ms']:.1f} ms p99 "
+                    f"{gw['p99_ms']:.1f} ms  {usage_text(gw, 'gateway')}; mosquitto_sub got {arrived:,} for "
+                    f"{gw['accepted']:,} x 202 (non-202 {gw['other']}, socket errors {gw['errors']})"
+                    f"{'' if gw['ok'] else '  CHECK FAILED'}",
+                    flush=True,
+                )
 
                 print(f"  paho alone: {args.connections} outstanding, {args.duration:g} s ...", flush=True)
                 base, usage = counter.count, Usage()
@@ -330,12 +423,21 @@ def bench_post(procs, workdir, broker, args):
                 paho.update({k: v for k, v in usage.stop().items() if k != "cpu"})
                 arrived = counter.settle() - base
                 paho["ok"] = qos == 0 or arrived >= paho["sent"]
-                print(f"  paho     {paho['rate']:>8,.0f} msgs/s  {usage_text(paho, 'paho')}; mosquitto_sub got "
-                      f"{arrived:,} of {paho['sent']:,}{'' if paho['ok'] else '  CHECK FAILED'}", flush=True)
+                print(
+                    f"  paho     {paho['rate']:>8,.0f} msgs/s  {usage_text(paho, 'paho')}; mosquitto_sub got "
+                    f"{arrived:,} of {paho['sent']:,}{'' if paho['ok'] else '  CHECK FAILED'}",
+                    flush=True,
+                )
             finally:
                 counter.stop(procs)
-            results[qos] = {"gateway": gw["rate"], "paho": paho["rate"], "ratio": gw["rate"] / paho["rate"],
-                            "ok": gw["ok"] and paho["ok"], "gateway_us": gw["us"], "paho_us": paho["us"]}
+            results[qos] = {
+                "gateway": gw["rate"],
+                "paho": paho["rate"],
+                "ratio": gw["rate"] / paho["rate"],
+                "ok": gw["ok"] and paho["ok"],
+                "gateway_us": gw["us"],
+                "paho_us": paho["us"],
+            }
     finally:
         gateway.stop()
     return results
@@ -369,7 +471,7 @@ def sse_read(port, path, progress, pid):
                 count += (tail + data[:keep]).count(EVENT) + data.count(EVENT)
                 progress.value = count
                 if b"event: error" in window:
-                    raise AssertionError(window[window.index(b"event: error"):][:300])
+                    raise AssertionError(window[window.index(b"event: error") :][:300])
                 if end_marker in window:
                     break
                 tail = window[-keep:]
@@ -423,10 +525,19 @@ def bench_sse(procs, workdir, broker, args):
         for qos, entrypoint_qos in ((0, "none"), (1, "auto")):
             topic = new_topic(f"sse-q{qos}")
             path = f"/sse-q{qos}"
-            gateway.deploy(api(f"SSE QoS {qos}", path, mqtt_group(broker, consumer_topic=topic),
-                               [{"type": "sse", "qos": entrypoint_qos}]))
-            print(f"\n2. SSE delivery, qos {entrypoint_qos} (MQTT QoS {qos}): a paho publisher, 1 KB messages, "
-                  f"{args.duration:g} s, at most {args.window} messages ahead of the consumer", flush=True)
+            gateway.deploy(
+                api(
+                    f"SSE QoS {qos}",
+                    path,
+                    mqtt_group(broker, consumer_topic=topic),
+                    [{"type": "sse", "qos": entrypoint_qos}],
+                )
+            )
+            print(
+                f"\n2. SSE delivery, qos {entrypoint_qos} (MQTT QoS {qos}): a paho publisher, 1 KB messages, "
+                f"{args.duration:g} s, at most {args.window} messages ahead of the consumer",
+                flush=True,
+            )
             row = {}
             for side in ("gateway", "paho"):
                 progress_path = workdir / f"progress-{uuid.uuid4().hex[:8]}"
@@ -438,22 +549,30 @@ def bench_sse(procs, workdir, broker, args):
                     read = paho_read(broker, topic, qos, progress)
                     spy = None
                 print(f"  {side}: publishing for {args.duration:g} s ...", flush=True)
-                publisher = start_paho_publisher(procs, workdir, broker, topic, qos, args.duration, args.window,
-                                                 progress_path)
+                publisher = start_paho_publisher(
+                    procs, workdir, broker, topic, qos, args.duration, args.window, progress_path
+                )
                 got = read()
                 sent = publisher_result(procs, publisher, 60)["sent"] - 1
                 if spy:
                     spy.wait(procs)
                 got["ok"] = got["count"] == sent
                 got["us"] = got["cpu"] / got["rate"] * 1e6
-                print(f"  {side:<8} {got['rate']:>8,.0f} events/s  {got['count']:,} of {sent:,} received; "
-                      f"{usage_text(got, 'gateway' if side == 'gateway' else 'subscriber')}"
-                      f"{'' if got['ok'] else '  CHECK FAILED'}", flush=True)
+                print(
+                    f"  {side:<8} {got['rate']:>8,.0f} events/s  {got['count']:,} of {sent:,} received; "
+                    f"{usage_text(got, 'gateway' if side == 'gateway' else 'subscriber')}"
+                    f"{'' if got['ok'] else '  CHECK FAILED'}",
+                    flush=True,
+                )
                 row[side] = got
-            results[qos] = {"gateway": row["gateway"]["rate"], "paho": row["paho"]["rate"],
-                            "ratio": row["gateway"]["rate"] / row["paho"]["rate"],
-                            "ok": row["gateway"]["ok"] and row["paho"]["ok"], "gateway_us": row["gateway"]["us"],
-                            "paho_us": row["paho"]["us"]}
+            results[qos] = {
+                "gateway": row["gateway"]["rate"],
+                "paho": row["paho"]["rate"],
+                "ratio": row["gateway"]["rate"] / row["paho"]["rate"],
+                "ok": row["gateway"]["ok"] and row["paho"]["ok"],
+                "gateway_us": row["gateway"]["us"],
+                "paho_us": row["paho"]["us"],
+            }
     finally:
         gateway.stop()
     return results
@@ -464,11 +583,15 @@ def bench_fanout(procs, workdir, broker, args):
     topic = new_topic("fanout")
     gateway = Gatehouse(procs, workdir)
     results = []
-    print(f"\n3. Fan-out, qos none: {args.clients:,} SSE clients on one topic, 100-byte messages published by paho "
-          f"at QoS 0, {args.fanout_duration:g} s per rate", flush=True)
+    print(
+        f"\n3. Fan-out, qos none: {args.clients:,} SSE clients on one topic, 100-byte messages published by paho "
+        f"at QoS 0, {args.fanout_duration:g} s per rate",
+        flush=True,
+    )
     try:
-        gateway.deploy(api("Fanout", "/fanout", mqtt_group(broker, consumer_topic=topic),
-                           [{"type": "sse", "qos": "none"}]))
+        gateway.deploy(
+            api("Fanout", "/fanout", mqtt_group(broker, consumer_topic=topic), [{"type": "sse", "qos": "none"}])
+        )
         client, rss_before, rss_idle = FanoutClient.connected(procs, workdir, gateway, "/fanout", args.clients)
         publisher = paho_client("fanout")
         connect(publisher, broker)
@@ -499,25 +622,45 @@ def bench_fanout(procs, workdir, broker, args):
             expected = count * args.clients
             span = stats["last_rx"] - stats["first_ts"] if stats["first_ts"] else float("nan")
             delivered = stats["deliveries"] / span
-            ok = (stats["deliveries"] == expected and stats["missing"] == 0 and stats["disorder"] == 0
-                  and stats["errors"] == 0 and stats["ended"] == args.clients and stats["lag_max"] < 2.0)
-            results.append({"rate": rate, "delivered": delivered, "per_client": delivered / args.clients,
-                            "ok": ok, "rss": rss_max, **stats})
-            print(f"  {rate:>5} msg/s: {stats['deliveries']:,}/{expected:,} delivered in {span:.2f} s = "
-                  f"{delivered:>9,.0f}/s ({delivered / args.clients:,.0f}/s a client), missing {stats['missing']}, "
-                  f"out of order {stats['disorder']}, errors {stats['errors']}; to reach all clients p50 "
-                  f"{stats['reach_p50'] * 1000:.0f} ms p99 {stats['reach_p99'] * 1000:.0f} ms max "
-                  f"{stats['reach_max'] * 1000:.0f} ms; CPU gateway {cpu_gw:4.0%} client {cpu_cl:4.0%} "
-                  f"Mosquitto {mq:4.0%}; VmRSS max {rss_max:.0f} MiB  {'(sustained)' if ok else '(NOT sustained)'}",
-                  flush=True)
+            ok = (
+                stats["deliveries"] == expected
+                and stats["missing"] == 0
+                and stats["disorder"] == 0
+                and stats["errors"] == 0
+                and stats["ended"] == args.clients
+                and stats["lag_max"] < 2.0
+            )
+            results.append(
+                {
+                    "rate": rate,
+                    "delivered": delivered,
+                    "per_client": delivered / args.clients,
+                    "ok": ok,
+                    "rss": rss_max,
+                    **stats,
+                }
+            )
+            print(
+                f"  {rate:>5} msg/s: {stats['deliveries']:,}/{expected:,} delivered in {span:.2f} s = "
+                f"{delivered:>9,.0f}/s ({delivered / args.clients:,.0f}/s a client), missing {stats['missing']}, "
+                f"out of order {stats['disorder']}, errors {stats['errors']}; to reach all clients p50 "
+                f"{stats['reach_p50'] * 1000:.0f} ms p99 {stats['reach_p99'] * 1000:.0f} ms max "
+                f"{stats['reach_max'] * 1000:.0f} ms; CPU gateway {cpu_gw:4.0%} client {cpu_cl:4.0%} "
+                f"Mosquitto {mq:4.0%}; VmRSS max {rss_max:.0f} MiB  {'(sustained)' if ok else '(NOT sustained)'}",
+                flush=True,
+            )
             if not ok:
                 break
         publisher.disconnect()
     finally:
         gateway.stop()
     sustained = [r for r in results if r["ok"]]
-    return {"best": sustained[-1] if sustained else None, "results": results, "rss_before": rss_before,
-            "rss_idle": rss_idle}
+    return {
+        "best": sustained[-1] if sustained else None,
+        "results": results,
+        "rss_before": rss_before,
+        "rss_idle": rss_idle,
+    }
 
 
 # ---------------------------------------------------------------- main
@@ -525,14 +668,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="post,sse,fanout", help="comma-separated: post, sse, fanout (default: all)")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per post and sse run (default 8)")
-    parser.add_argument("--connections", type=int, default=32,
-                        help="wrk keep-alive connections, and paho's outstanding messages (default 32)")
-    parser.add_argument("--window", type=int, default=500,
-                        help="sse: messages the publisher may be ahead of the consumer (default 500; Mosquitto "
-                             "drops QoS 1 messages beyond max_queued_messages, 1000, per subscriber)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=32,
+        help="wrk keep-alive connections, and paho's outstanding messages (default 32)",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=500,
+        help="sse: messages the publisher may be ahead of the consumer (default 500; Mosquitto "
+        "drops QoS 1 messages beyond max_queued_messages, 1000, per subscriber)",
+    )
     parser.add_argument("--clients", type=int, default=1000, help="fan-out SSE clients (default 1000)")
-    parser.add_argument("--rates", default="10,25,50,100,200,400,800",
-                        help="fan-out msg/s, tried in turn until one is not sustained (default %(default)s)")
+    parser.add_argument(
+        "--rates",
+        default="10,25,50,100,200,400,800",
+        help="fan-out msg/s, tried in turn until one is not sustained (default %(default)s)",
+    )
     parser.add_argument("--fanout-duration", type=float, default=5.0, help="seconds per fan-out rate (default 5)")
     parser.add_argument("--broker", default="127.0.0.1:1883", help="the Mosquitto to use (default %(default)s)")
     parser.add_argument("--py-spy", metavar="DIR", help="record a py-spy profile of the gateway in each gateway run")
@@ -549,8 +703,11 @@ def main():
         Path(args.py_spy).mkdir(parents=True, exist_ok=True)
 
     nofile = raise_nofile()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, RLIMIT_NOFILE {nofile}, "
-          f"load average {load_average()}, broker {args.broker}", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, RLIMIT_NOFILE {nofile}, "
+        f"load average {load_average()}, broker {args.broker}",
+        flush=True,
+    )
     procs = Processes()
     summary = {}
     with tempfile.TemporaryDirectory(prefix="gatehouse-bench-mqtt-") as tmp:
@@ -572,12 +729,17 @@ def main():
         mock = summary["post"]["mock"]
         print(f"  {'http-post -> Mock (no-op), msgs/s':<42} {mock['rate']:>9,.0f} {'':>11} {'':>13}   {mock['us']:.0f}")
     rows = [(f"http-post -> MQTT QoS {q}, msgs/s", summary["post"][q]) for q in (0, 1) if "post" in summary]
-    rows += [(f"SSE delivery, MQTT QoS {q} ({'none' if q == 0 else 'auto'}), events/s", summary["sse"][q])
-             for q in (0, 1) if "sse" in summary]
+    rows += [
+        (f"SSE delivery, MQTT QoS {q} ({'none' if q == 0 else 'auto'}), events/s", summary["sse"][q])
+        for q in (0, 1)
+        if "sse" in summary
+    ]
     for label, r in rows:
         ok &= r["ok"]
-        print(f"  {label:<42} {r['gateway']:>9,.0f} {r['paho']:>11,.0f} {r['ratio']:>13.2f}   "
-              f"{r['gateway_us']:.0f} / {r['paho_us']:.0f}{'' if r['ok'] else '  (a check failed)'}")
+        print(
+            f"  {label:<42} {r['gateway']:>9,.0f} {r['paho']:>11,.0f} {r['ratio']:>13.2f}   "
+            f"{r['gateway_us']:.0f} / {r['paho_us']:.0f}{'' if r['ok'] else '  (a check failed)'}"
+        )
     if "fanout" in summary:
         s, n = summary["fanout"], args.clients
         best = s["best"]
@@ -585,11 +747,13 @@ def main():
             ok = False
             print(f"  fan-out, {n:,} SSE clients (qos none): no rate sustained")
         else:
-            print(f"  fan-out, {n:,} SSE clients (qos none): {best['rate']} msg/s sustained = "
-                  f"{best['delivered']:,.0f} events/s delivered ({best['per_client']:,.0f}/s a client); "
-                  f"to reach all clients p50 {best['reach_p50'] * 1000:.0f} ms, p99 {best['reach_p99'] * 1000:.0f} ms; "
-                  f"gateway VmRSS {s['rss_before']:.0f} MiB before, {s['rss_idle']:.0f} MiB idle, "
-                  f"{best['rss']:.0f} MiB max")
+            print(
+                f"  fan-out, {n:,} SSE clients (qos none): {best['rate']} msg/s sustained = "
+                f"{best['delivered']:,.0f} events/s delivered ({best['per_client']:,.0f}/s a client); "
+                f"to reach all clients p50 {best['reach_p50'] * 1000:.0f} ms, p99 {best['reach_p99'] * 1000:.0f} ms; "
+                f"gateway VmRSS {s['rss_before']:.0f} MiB before, {s['rss_idle']:.0f} MiB idle, "
+                f"{best['rss']:.0f} MiB max"
+            )
     return 0 if ok else 1
 
 

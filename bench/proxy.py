@@ -28,6 +28,7 @@ fraction of the gateway's peak; the backend is measured at the same pacing; targ
 Exit status 1 when a target is missed. --py-spy PATH records a py-spy flame graph (5 s) of the
 gateway during a further -c32 run (needs `py-spy` and ptrace rights).
 """
+
 import argparse
 import os
 import re
@@ -40,7 +41,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Gatehouse, Processes, cpu_seconds, free_port, load_average, raise_nofile, wait_for_port  # noqa: E402
+from common import Gatehouse, Processes, cpu_seconds, free_port, load_average, raise_nofile, wait_for_port
 
 PATH = "/proxy"
 FILE = "file.bin"
@@ -78,8 +79,9 @@ def start_nginx(procs, workdir, name, port, workers, upstream="", location=""):
     prefix.mkdir()
     user = "user root;" if os.geteuid() == 0 else ""  # workers must read the 0700 temp directory
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(workers=workers, user=user, prefix=prefix, port=port,
-                                      upstream=upstream, location=location))
+    conf.write_text(
+        NGINX_CONF.format(workers=workers, user=user, prefix=prefix, port=port, upstream=upstream, location=location)
+    )
     proc = procs.start(["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")], workdir)
     wait_for_port(port, proc)
     return proc
@@ -96,24 +98,43 @@ def start_backend(procs, workdir, size, workers):
 
 def start_nginx_proxy(procs, workdir, backend_port, workers):
     port = free_port()
-    upstream = (f"    upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 64; }}")
-    location = ("        location / {\n"
-                "            proxy_pass http://backend;\n"
-                "            proxy_http_version 1.1;\n"
-                "            proxy_set_header Connection \"\";\n"
-                "        }")
+    upstream = f"    upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 64; }}"
+    location = (
+        "        location / {\n"
+        "            proxy_pass http://backend;\n"
+        "            proxy_http_version 1.1;\n"
+        '            proxy_set_header Connection "";\n'
+        "        }"
+    )
     return port, start_nginx(procs, workdir, "nginx-proxy", port, workers, upstream=upstream, location=location)
 
 
 def proxy_api(target):
     """As tests/test_http_proxy.py's proxy_api: one http-proxy endpoint."""
-    return {"name": "Proxy bench", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "proxy",
-            "listeners": [{"type": "http", "paths": [{"path": PATH}], "entrypoints": [{"type": "http-proxy"}]}],
-            "endpointGroups": [{"name": "backends", "type": "http-proxy", "loadBalancer": {"type": "round-robin"},
-                                "sharedConfiguration": {"http": {}},
-                                "endpoints": [{"name": "backend", "type": "http-proxy", "weight": 1,
-                                               "inheritConfiguration": True,
-                                               "configuration": {"target": target}}]}]}
+    return {
+        "name": "Proxy bench",
+        "apiVersion": "1",
+        "definitionVersion": "4.0.0",
+        "type": "proxy",
+        "listeners": [{"type": "http", "paths": [{"path": PATH}], "entrypoints": [{"type": "http-proxy"}]}],
+        "endpointGroups": [
+            {
+                "name": "backends",
+                "type": "http-proxy",
+                "loadBalancer": {"type": "round-robin"},
+                "sharedConfiguration": {"http": {}},
+                "endpoints": [
+                    {
+                        "name": "backend",
+                        "type": "http-proxy",
+                        "weight": 1,
+                        "inheritConfiguration": True,
+                        "configuration": {"target": target},
+                    }
+                ],
+            }
+        ],
+    }
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -122,9 +143,14 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 def wrk(url, duration, connections, pids=(), script=None):
     """One wrk run; requests/s, p50/p99 in ms, errors, and the CPU seconds of `pids` meanwhile."""
     before = [cpu_seconds(p) for p in pids]
-    out = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration:g}s", "--latency"]
-                         + (["-s", str(script)] if script else []) + [url],
-                         capture_output=True, text=True, timeout=duration + 60)
+    out = subprocess.run(
+        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration:g}s", "--latency"]
+        + (["-s", str(script)] if script else [])
+        + [url],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+    )
     after = [cpu_seconds(p) for p in pids]
     text = out.stdout
     if out.returncode != 0 or "Requests/sec" not in text:
@@ -136,19 +162,28 @@ def wrk(url, duration, connections, pids=(), script=None):
 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    cpu = [(a - b) / duration if a is not None and b is not None else None for a, b in zip(after, before)]
-    return {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
-            "p50": pct(50), "p99": pct(99),
-            "errors": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
-            "cpu": cpu, "text": text}
+    cpu = [(a - b) / duration if a is not None and b is not None else None for a, b in zip(after, before, strict=True)]
+    return {
+        "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+        "p50": pct(50),
+        "p99": pct(99),
+        "errors": (int(non2xx.group(1)) if non2xx else 0)
+        + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+        "cpu": cpu,
+        "text": text,
+    }
 
 
 def measure(label, url, duration, connections, pids=(), script=None):
     wrk(url, WARMUP_S, connections, script=script)
     r = wrk(url, duration, connections, pids, script)
     cpu = ", ".join(f"{c * 100:.0f} %" for c in r["cpu"] if c is not None)
-    print(f"  {label:<22} {r['rate']:>9,.0f} req/s   p50 {r['p50']:6.3f} ms   p99 {r['p99']:6.3f} ms"
-          + (f"   errors {r['errors']}" if r["errors"] else "") + (f"   CPU {cpu}" if cpu else ""), flush=True)
+    print(
+        f"  {label:<22} {r['rate']:>9,.0f} req/s   p50 {r['p50']:6.3f} ms   p99 {r['p99']:6.3f} ms"
+        + (f"   errors {r['errors']}" if r["errors"] else "")
+        + (f"   CPU {cpu}" if cpu else ""),
+        flush=True,
+    )
     if r["errors"]:
         raise RuntimeError(f"{label}: {r['errors']} errors or non-2xx responses\n{r['text']}")
     return r
@@ -177,8 +212,11 @@ def main():
             sys.exit(f"{tool} not found (apt-get install nginx wrk)")
 
     nofile = raise_nofile()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, RLIMIT_NOFILE {nofile}, "
-          f"load average {load_average()}", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, RLIMIT_NOFILE {nofile}, "
+        f"load average {load_average()}",
+        flush=True,
+    )
     procs = Processes()
     ok = True
     with tempfile.TemporaryDirectory(prefix="gatehouse-bench-proxy-") as tmp:
@@ -187,24 +225,32 @@ def main():
             nginx_port, nginx_proxy = start_nginx_proxy(procs, tmp, backend_port, args.nginx_workers)
             gateway = Gatehouse(procs, tmp)
             gateway.deploy(proxy_api(f"http://127.0.0.1:{backend_port}"))
-            urls = {"direct": f"http://127.0.0.1:{backend_port}/{FILE}",
-                    "nginx-proxy": f"http://127.0.0.1:{nginx_port}/{FILE}",
-                    "gateway": f"http://127.0.0.1:{gateway.port}{PATH}/{FILE}"}
+            urls = {
+                "direct": f"http://127.0.0.1:{backend_port}/{FILE}",
+                "nginx-proxy": f"http://127.0.0.1:{nginx_port}/{FILE}",
+                "gateway": f"http://127.0.0.1:{gateway.port}{PATH}/{FILE}",
+            }
             bodies = {name: urllib.request.urlopen(url, timeout=10).read() for name, url in urls.items()}
             assert len(bodies["direct"]) == args.size and len(set(bodies.values())) == 1, bodies
 
             c, d = args.connections, args.duration
-            print(f"\n1-3. wrk -t2 -c{c} -d{d:g}s --latency, {args.size} B static file "
-                  f"(nginx {args.nginx_workers} worker(s) each; gateway one process)", flush=True)
+            print(
+                f"\n1-3. wrk -t2 -c{c} -d{d:g}s --latency, {args.size} B static file "
+                f"(nginx {args.nginx_workers} worker(s) each; gateway one process)",
+                flush=True,
+            )
             direct = measure("direct (backend)", urls["direct"], d, c, nginx_pids(backend))
             viangx = measure("nginx proxy", urls["nginx-proxy"], d, c, nginx_pids(nginx_proxy))
             gw = measure("gateway", urls["gateway"], d, c, [gateway.pid])
             ratio = gw["rate"] / viangx["rate"]
             ok &= ratio >= 0.25
-            print(f"  gateway / nginx-proxy {ratio:.2f} {'(ok)' if ratio >= 0.25 else '(below the 0.25 target)'}; "
-                  f"gateway adds p50 {gw['p50'] - direct['p50']:.3f} ms, p99 {gw['p99'] - direct['p99']:.3f} ms "
-                  f"over direct (nginx proxy adds p50 {viangx['p50'] - direct['p50']:.3f} ms, "
-                  f"p99 {viangx['p99'] - direct['p99']:.3f} ms)", flush=True)
+            print(
+                f"  gateway / nginx-proxy {ratio:.2f} {'(ok)' if ratio >= 0.25 else '(below the 0.25 target)'}; "
+                f"gateway adds p50 {gw['p50'] - direct['p50']:.3f} ms, p99 {gw['p99'] - direct['p99']:.3f} ms "
+                f"over direct (nginx proxy adds p50 {viangx['p50'] - direct['p50']:.3f} ms, "
+                f"p99 {viangx['p99'] - direct['p99']:.3f} ms)",
+                flush=True,
+            )
 
             lc = args.low_connections
             # wrk2 (constant rate) is not available. Fewer connections alone do not lower the load
@@ -214,31 +260,46 @@ def main():
             delay_ms = max(1, round(lc * 1000 / (gw["rate"] / 2)))
             script = Path(tmp) / "paced.lua"
             script.write_text(f"function delay() return {delay_ms} end\n")
-            print(f"\n4. lighter load: wrk -t{min(2, lc)} -c{lc} -d{d:g}s --latency, each connection pausing "
-                  f"{delay_ms} ms before each request (no wrk2 here: an approximation of a constant rate "
-                  f"at half the gateway's peak, closed loop)", flush=True)
+            print(
+                f"\n4. lighter load: wrk -t{min(2, lc)} -c{lc} -d{d:g}s --latency, each connection pausing "
+                f"{delay_ms} ms before each request (no wrk2 here: an approximation of a constant rate "
+                f"at half the gateway's peak, closed loop)",
+                flush=True,
+            )
             direct_low = measure("direct (backend)", urls["direct"], d, lc, nginx_pids(backend), script)
             gw_low = measure("gateway", urls["gateway"], d, lc, [gateway.pid], script)
             added = gw_low["p50"] - direct_low["p50"]
             ok &= added < 2
-            print(f"  gateway at {gw_low['rate'] / gw['rate']:.2f} of its peak rate; adds p50 {added:.3f} ms "
-                  f"{'(ok, < 2 ms)' if added < 2 else '(above the 2 ms target)'}, "
-                  f"p99 {gw_low['p99'] - direct_low['p99']:.3f} ms", flush=True)
+            print(
+                f"  gateway at {gw_low['rate'] / gw['rate']:.2f} of its peak rate; adds p50 {added:.3f} ms "
+                f"{'(ok, < 2 ms)' if added < 2 else '(above the 2 ms target)'}, "
+                f"p99 {gw_low['p99'] - direct_low['p99']:.3f} ms",
+                flush=True,
+            )
 
             if args.py_spy:
                 print(f"\n5. py-spy record (5 s) of the gateway under wrk -c{c} -> {args.py_spy}", flush=True)
-                load = subprocess.Popen(["wrk", "-t2", f"-c{c}", "-d9s", urls["gateway"]],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                load = subprocess.Popen(
+                    ["wrk", "-t2", f"-c{c}", "-d9s", urls["gateway"]],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 time.sleep(2)
-                spy = subprocess.run(["py-spy", "record", "-d", "5", "-o", args.py_spy, "--pid", str(gateway.pid)],
-                                     capture_output=True, text=True, timeout=60)
+                spy = subprocess.run(
+                    ["py-spy", "record", "-d", "5", "-o", args.py_spy, "--pid", str(gateway.pid)],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
                 print("  " + (spy.stdout + spy.stderr).strip().replace("\n", "\n  "))
                 load.wait(timeout=60)
 
-            print(f"\nsummary (load average {load_average()}): direct {direct['rate']:,.0f} req/s, "
-                  f"nginx proxy {viangx['rate']:,.0f} req/s, gateway {gw['rate']:,.0f} req/s; "
-                  f"gateway / nginx-proxy {ratio:.2f} (target >= 0.25: {'met' if ratio >= 0.25 else 'missed'}); "
-                  f"added p50 at -c{lc} {added:.3f} ms (target < 2 ms: {'met' if added < 2 else 'missed'})")
+            print(
+                f"\nsummary (load average {load_average()}): direct {direct['rate']:,.0f} req/s, "
+                f"nginx proxy {viangx['rate']:,.0f} req/s, gateway {gw['rate']:,.0f} req/s; "
+                f"gateway / nginx-proxy {ratio:.2f} (target >= 0.25: {'met' if ratio >= 0.25 else 'missed'}); "
+                f"added p50 at -c{lc} {added:.3f} ms (target < 2 ms: {'met' if added < 2 else 'missed'})"
+            )
         finally:
             procs.stop_all()
     return 0 if ok else 1

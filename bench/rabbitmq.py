@@ -17,6 +17,7 @@ ports). What is measured:
            alone: basic_consume with the gateway's prefetch, one multiple-ack per 256 messages.
            Both clocks start at the first message.
 """
+
 import argparse
 import importlib.util
 import json
@@ -39,8 +40,13 @@ from common import Gatehouse, Processes, median, read_headers, recv_some  # noqa
 _spec = importlib.util.spec_from_file_location("kafka_bench", HERE / "kafka.py")
 kafka_bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kafka_bench)
-BODY_1K, MOCK_GROUP, api, sse_request, wrk_post = (kafka_bench.BODY_1K, kafka_bench.MOCK_GROUP, kafka_bench.api,
-                                                   kafka_bench.sse_request, kafka_bench.wrk_post)
+BODY_1K, MOCK_GROUP, api, sse_request, wrk_post = (
+    kafka_bench.BODY_1K,
+    kafka_bench.MOCK_GROUP,
+    kafka_bench.api,
+    kafka_bench.sse_request,
+    kafka_bench.wrk_post,
+)
 
 from gateway_runtime.endpoints import rabbitmq as connector  # noqa: E402
 from gateway_runtime.http import client_identifier  # noqa: E402
@@ -54,15 +60,27 @@ def rabbit_group(exchange, produce=False, consume=False):
     shared = {"producer": side} if produce else {"consumer": {**side, "routingKey": "#"}}
     if produce and consume:
         shared["consumer"] = {**side, "routingKey": "#"}
-    return {"name": "rabbit", "type": "rabbitmq", "sharedConfiguration": shared, "endpoints": [
-        {"name": "broker", "type": "rabbitmq", "inheritConfiguration": True,
-         "configuration": {"serverHost": "127.0.0.1", "serverPort": 5672}}]}
+    return {
+        "name": "rabbit",
+        "type": "rabbitmq",
+        "sharedConfiguration": shared,
+        "endpoints": [
+            {
+                "name": "broker",
+                "type": "rabbitmq",
+                "inheritConfiguration": True,
+                "configuration": {"serverHost": "127.0.0.1", "serverPort": 5672},
+            }
+        ],
+    }
 
 
 def channel():
     import pika
-    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, client_properties={
-        "connection_name": "gatehouse-bench"}))
+
+    connection = pika.BlockingConnection(
+        pika.ConnectionParameters("127.0.0.1", 5672, client_properties={"connection_name": "gatehouse-bench"})
+    )
     return connection, connection.channel()
 
 
@@ -87,8 +105,14 @@ def bench_post(procs, workdir, duration, names):
     tap = ch.queue_declare(names("post-tap")).method.queue
     ch.queue_bind(tap, exchange, "#")
     gateway = Gatehouse(procs, workdir)
-    gateway.deploy(api("post", "/post", rabbit_group(exchange, produce=True),
-                       [{"type": "http-post", "configuration": {"requestHeadersToMessage": False}}]))
+    gateway.deploy(
+        api(
+            "post",
+            "/post",
+            rabbit_group(exchange, produce=True),
+            [{"type": "http-post", "configuration": {"requestHeadersToMessage": False}}],
+        )
+    )
     gateway.deploy(api("noop", "/noop", MOCK_GROUP, [{"type": "http-post"}]))
     noop = wrk_post(gateway.port, "/noop", duration, 32, workdir)
     through = wrk_post(gateway.port, "/post", duration, 32, workdir)
@@ -96,15 +120,22 @@ def bench_post(procs, workdir, duration, names):
     gateway.stop()
     assert landed >= through["accepted"], f"{through['accepted']} accepted but {landed} in the queue"
     ch.queue_purge(tap)
-    probe = procs.start([sys.executable, __file__, "--pika-publish", exchange, "--duration", str(duration)],
-                        workdir, stdout=-1)
+    probe = procs.start(
+        [sys.executable, __file__, "--pika-publish", exchange, "--duration", str(duration)], workdir, stdout=-1
+    )
     out, _ = probe.communicate(timeout=duration + 60)
     direct = json.loads(out.decode().strip().splitlines()[-1])["rate"]
     ch.queue_delete(tap)
     ch.exchange_delete(exchange)
     connection.close()
-    return {"gateway": through["rate"], "noop": noop["rate"], "pika": direct, "landed": landed,
-            "accepted": through["accepted"], "p99_ms": through["p99_ms"]}
+    return {
+        "gateway": through["rate"],
+        "noop": noop["rate"],
+        "pika": direct,
+        "landed": landed,
+        "accepted": through["accepted"],
+        "p99_ms": through["p99_ms"],
+    }
 
 
 def fill(ch, queue, exchange, records):
@@ -127,7 +158,7 @@ def sse_read(port, path, client_id, records):
         if first is None and EVENT in data:
             first = time.perf_counter()
         seen += data.count(EVENT)
-        carry = data[-(len(EVENT) - 1):]
+        carry = data[-(len(EVENT) - 1) :]
         seen -= carry.count(EVENT)  # counted again with the next read
     sock.close()
     return seen / (time.perf_counter() - first)
@@ -152,8 +183,14 @@ def bench_consume(procs, workdir, records, names):
     exchange = names("consume")
     connection, ch = channel()
     gateway = Gatehouse(procs, workdir)
-    api_id = gateway.deploy(api("consume", "/consume", rabbit_group(exchange, consume=True),
-                                [{"type": "sse", "configuration": {"heartbeatIntervalInMs": 2000}}]))
+    api_id = gateway.deploy(
+        api(
+            "consume",
+            "/consume",
+            rabbit_group(exchange, consume=True),
+            [{"type": "sse", "configuration": {"heartbeatIntervalInMs": 2000}}],
+        )
+    )
     client = "bench-" + uuid.uuid4().hex[:8]
     identifier = client_identifier({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_GRAVITEE_CLIENT_IDENTIFIER": client})
     queue = connector.queue_name(ClientContext(api_id, identifier, "auto"))
@@ -185,6 +222,7 @@ def main():
 
     def names(label):
         return f"gh-bench-{run_id}-{label}"
+
     procs = Processes()
     results = {"post": [], "consume": []}
     try:

@@ -31,6 +31,7 @@ reports the first call and the last). Every record must arrive; at-least-once al
 first runs, as DIR/gateway-<qos>.txt.
 The exit status is 1 when a check fails.
 """
+
 import argparse
 import json
 import os
@@ -44,7 +45,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import (
+from common import (  # noqa: E402
     BODY_1K,
     ROOT,
     Gatehouse,
@@ -55,19 +56,19 @@ from common import (
     median,
     raise_nofile,
 )
-from mqtt import run_queue_seconds
+from mqtt import run_queue_seconds  # noqa: E402
 
 # bench/ holds kafka.py: with it on sys.path, `import kafka` would import that, not kafka-python.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import Tansu
-from webhook_support import ALLOW_PRIVATE, PUSH_PLAN, hook, kafka_group, webhook_api
+from support.tansu import Tansu  # noqa: E402
+from support.webhook import ALLOW_PRIVATE, PUSH_PLAN, hook, kafka_group, webhook_api  # noqa: E402
 
 QOS = ("auto", "at-least-once")
-BATCH = 64               # gateway_runtime.webhook.BATCH: messages asked of next_batch at a time
-FETCH_MAX_WAIT_MS = 20   # gateway_runtime.endpoints.kafka.FETCH_MAX_WAIT_MS
+BATCH = 64  # gateway_runtime.webhook.delivery.BATCH: messages asked of next_batch at a time
+FETCH_MAX_WAIT_MS = 20  # gateway_runtime.endpoints.kafka.FETCH_MAX_WAIT_MS
 SESSION_TIMEOUT_MS, HEARTBEAT_MS = 6000, 1000  # the endpoint's group settings
-CONNECT_S, READ_S = 3.0, 10.0                  # the entrypoint's default http timeouts
+CONNECT_S, READ_S = 3.0, 10.0  # the entrypoint's default http timeouts
 RUN_TIMEOUT_S = 180
 
 
@@ -82,6 +83,7 @@ def receiver(records):
     second while calls come, and {"path", "done", ...} once every one of `records` sequence numbers
     has come."""
     from gevent import monkey
+
     monkey.patch_all()
     import gevent
     from gevent.server import StreamServer
@@ -94,8 +96,16 @@ def receiver(records):
     def arrived(path, seq):
         st = paths.get(path)
         if st is None:
-            st = paths[path] = {"seen": bytearray(records), "count": 0, "duplicates": 0, "disorder": 0,
-                                "top": -1, "first": time.perf_counter(), "reported": 0, "done": False}
+            st = paths[path] = {
+                "seen": bytearray(records),
+                "count": 0,
+                "duplicates": 0,
+                "disorder": 0,
+                "top": -1,
+                "first": time.perf_counter(),
+                "reported": 0,
+                "done": False,
+            }
             emit(path=path, first=True)
         if st["seen"][seq]:
             st["duplicates"] += 1
@@ -107,8 +117,14 @@ def receiver(records):
         st["top"] = max(st["top"], seq)
         if st["count"] == records and not st["done"]:
             st["done"] = True
-            emit(path=path, done=True, count=st["count"], duplicates=st["duplicates"], disorder=st["disorder"],
-                 seconds=time.perf_counter() - st["first"])
+            emit(
+                path=path,
+                done=True,
+                count=st["count"],
+                duplicates=st["duplicates"],
+                disorder=st["disorder"],
+                seconds=time.perf_counter() - st["first"],
+            )
 
     def handle(sock, address):
         buf = b""
@@ -127,7 +143,7 @@ def receiver(records):
                 stop = end + 4 + (int(length.group(1)) if length else 0)
                 if len(buf) < stop:
                     break
-                path = head[head.index(b" ") + 1:head.index(b" HTTP/")].decode()
+                path = head[head.index(b" ") + 1 : head.index(b" HTTP/")].decode()
                 arrived(path, int(SEQ.search(head).group(1)))
                 buf = buf[stop:]
                 answers += 1
@@ -154,17 +170,29 @@ def baseline(bootstrap, topic, url, concurrency, qos, records):
     """kafka-python + urllib3 as the gateway uses them, without the gateway; delivers `records`
     records and exits."""
     from gevent import monkey
+
     monkey.patch_all()
     import urllib3
     from gevent.pool import Pool
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
-                             auto_offset_reset="earliest", enable_auto_commit=qos == "auto",
-                             session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
-                             fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
-    http = urllib3.PoolManager(num_pools=4, maxsize=concurrency, block=True, retries=False,
-                               timeout=urllib3.Timeout(connect=CONNECT_S, read=READ_S))
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=qos == "auto",
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_MS,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
+    http = urllib3.PoolManager(
+        num_pools=4,
+        maxsize=concurrency,
+        block=True,
+        retries=False,
+        timeout=urllib3.Timeout(connect=CONNECT_S, read=READ_S),
+    )
 
     def post(record):
         headers = {name: (raw or b"").decode("utf-8", "replace") for name, raw in record.headers}
@@ -189,6 +217,7 @@ def baseline(bootstrap, topic, url, concurrency, qos, records):
 def prefill(bootstrap, topic, records):
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
+
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
@@ -220,14 +249,20 @@ def wait_delivered(receiver_lines, path, pid, records, label):
         elif line.get("done"):
             cpu = cpu_seconds(pid) - cpu0
             receiver_cpu = cpu_seconds(receiver_lines.proc.pid) - receiver_cpu0
-            line.update(rate=records / line["seconds"], cpu_us=cpu / records * 1e6,
-                        cpu_share=cpu / line["seconds"], receiver_share=receiver_cpu / line["seconds"],
-                        queued=(run_queue_seconds(pid) - queue0) / line["seconds"])
-            print(f"  {label:<36} {line['rate']:>7,.0f} deliveries/s ({line['seconds']:.2f} s, "
-                  f"{line['cpu_us']:.0f} µs CPU a delivery, {line['cpu_share']:.0%} of a core, waited for a CPU "
-                  f"{line['queued']:.0%} of the time; receiver "
-                  f"{line['receiver_share']:.0%}; duplicates {line['duplicates']}, out of order {line['disorder']})",
-                  flush=True)
+            line.update(
+                rate=records / line["seconds"],
+                cpu_us=cpu / records * 1e6,
+                cpu_share=cpu / line["seconds"],
+                receiver_share=receiver_cpu / line["seconds"],
+                queued=(run_queue_seconds(pid) - queue0) / line["seconds"],
+            )
+            print(
+                f"  {label:<36} {line['rate']:>7,.0f} deliveries/s ({line['seconds']:.2f} s, "
+                f"{line['cpu_us']:.0f} µs CPU a delivery, {line['cpu_share']:.0%} of a core, waited for a CPU "
+                f"{line['queued']:.0%} of the time; receiver "
+                f"{line['receiver_share']:.0%}; duplicates {line['duplicates']}, out of order {line['disorder']})",
+                flush=True,
+            )
             return line
         else:
             print(f"    {label}: {line['count']:,}/{records:,}", flush=True)
@@ -237,8 +272,20 @@ def wait_delivered(receiver_lines, path, pid, records, label):
 
 def run_baseline(procs, workdir, broker, topic, receiver_lines, url, qos, args, label):
     concurrency = 1 if qos == "at-least-once" else args.concurrency
-    proc = procs.start([sys.executable, str(Path(__file__).resolve()), "--baseline", broker.bootstrap, topic,
-                        url, str(concurrency), qos, str(args.records)], workdir)
+    proc = procs.start(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--baseline",
+            broker.bootstrap,
+            topic,
+            url,
+            str(concurrency),
+            qos,
+            str(args.records),
+        ],
+        workdir,
+    )
     result = wait_delivered(receiver_lines, urlpath(url), proc.pid, args.records, label)
     if proc.wait(30) != 0:
         raise RuntimeError(f"the baseline failed: {proc.log_path.read_text()[-2000:]}")
@@ -246,24 +293,38 @@ def run_baseline(procs, workdir, broker, topic, receiver_lines, url, qos, args, 
 
 
 def run_gateway(procs, workdir, gateway, receiver_lines, broker, topic, url, qos, args, label, py_spy=None):
-    api_id = gateway.deploy(webhook_api([kafka_group(broker.bootstrap, topic)], qos=qos, name=f"Bench {qos}",
-                                        configuration={"http": {"maxConcurrentConnections": args.concurrency}}))
-    application = gateway.http.post(f"{gateway.portal}/applications", timeout=30,
-                                    json={"name": f"Bench {uuid.uuid4().hex[:6]}", "description": "bench"})
+    api_id = gateway.deploy(
+        webhook_api(
+            [kafka_group(broker.bootstrap, topic)],
+            qos=qos,
+            name=f"Bench {qos}",
+            configuration={"http": {"maxConcurrentConnections": args.concurrency}},
+        )
+    )
+    application = gateway.http.post(
+        f"{gateway.portal}/applications",
+        timeout=30,
+        json={"name": f"Bench {uuid.uuid4().hex[:6]}", "description": "bench"},
+    )
     assert application.status_code == 201, application.text
-    subscription = gateway.http.post(f"{gateway.portal}/apis/{api_id}/subscriptions", timeout=30, json={
-        "applicationId": application.json()["id"], "planId": PUSH_PLAN["id"], "consumerConfiguration": hook(url)})
+    subscription = gateway.http.post(
+        f"{gateway.portal}/apis/{api_id}/subscriptions",
+        timeout=30,
+        json={"applicationId": application.json()["id"], "planId": PUSH_PLAN["id"], "consumerConfiguration": hook(url)},
+    )
     assert subscription.status_code == 201, subscription.text
     spy = None
     if py_spy:
-        spy = procs.start(["py-spy", "record", "-r", "100", "-f", "raw", "-o", py_spy, "--pid", str(gateway.pid)],
-                          workdir)
+        spy = procs.start(
+            ["py-spy", "record", "-r", "100", "-f", "raw", "-o", py_spy, "--pid", str(gateway.pid)], workdir
+        )
     result = wait_delivered(receiver_lines, urlpath(url), gateway.pid, args.records, label)
     if spy is not None:
         spy.send_signal(signal.SIGINT)  # py-spy writes its profile when interrupted (SIGTERM would lose it)
         spy.wait(30)
-    state = gateway.http.get(f"{gateway.portal}/apis/{api_id}/subscriptions/{subscription.json()['id']}",
-                             timeout=30).json()["gatehouse"]["webhook"]
+    state = gateway.http.get(
+        f"{gateway.portal}/apis/{api_id}/subscriptions/{subscription.json()['id']}", timeout=30
+    ).json()["gatehouse"]["webhook"]
     result["state"] = state["state"]
     response = gateway.http.post(f"{gateway.portal}/apis/{api_id}/_stop", timeout=30)  # its consumer stops polling
     assert response.status_code == 204, response.text
@@ -277,13 +338,18 @@ def urlpath(url):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=20_000, help="1 KB records delivered per run (default 20,000)")
-    parser.add_argument("--concurrency", type=int, default=5,
-                        help="maxConcurrentConnections for qos auto, and the baseline's (default 5)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=5,
+        help="maxConcurrentConnections for qos auto, and the baseline's (default 5)",
+    )
     parser.add_argument("--runs", type=int, default=1, help="repeat each pair of runs, report medians")
     parser.add_argument("--py-spy", metavar="DIR", help="record a py-spy profile of the gateway in its first runs")
     parser.add_argument("--receiver", type=int, metavar="RECORDS", help=argparse.SUPPRESS)
-    parser.add_argument("--baseline", nargs=6, metavar=("BOOTSTRAP", "TOPIC", "URL", "CONCURRENCY", "QOS", "N"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--baseline", nargs=6, metavar=("BOOTSTRAP", "TOPIC", "URL", "CONCURRENCY", "QOS", "N"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.receiver:
         return receiver(args.receiver)
@@ -294,8 +360,11 @@ def main():
     if args.py_spy:
         Path(args.py_spy).mkdir(parents=True, exist_ok=True)
     nofile = raise_nofile()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, RLIMIT_NOFILE {nofile}, "
-          f"load average {load_average()}", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, RLIMIT_NOFILE {nofile}, "
+        f"load average {load_average()}",
+        flush=True,
+    )
     procs = Processes()
     results = {(side, qos): [] for side in ("baseline", "gateway") for qos in QOS}
     with tempfile.TemporaryDirectory(prefix="gatehouse-bench-webhook-") as tmp:
@@ -306,28 +375,56 @@ def main():
             topic = f"bench-webhook-{uuid.uuid4().hex[:8]}"
             rate = prefill(broker.bootstrap, topic, args.records)
             print(f"{args.records:,} records of 1 KB pre-filled at {rate:,.0f}/s in a 1-partition topic", flush=True)
-            receiver_lines = JsonLines(procs, workdir, [sys.executable, str(Path(__file__).resolve()), "--receiver",
-                                                        str(args.records)], "the receiver")
+            receiver_lines = JsonLines(
+                procs,
+                workdir,
+                [sys.executable, str(Path(__file__).resolve()), "--receiver", str(args.records)],
+                "the receiver",
+            )
             base_url = f"http://127.0.0.1:{receiver_lines.line(30)['port']}"
             gateway = Gatehouse(procs, workdir, env=ALLOW_PRIVATE)
             for run in range(args.runs):
                 for qos in QOS:
                     concurrency = 1 if qos == "at-least-once" else args.concurrency
                     print(f"\nrun {run + 1}/{args.runs}, qos {qos}, {concurrency} at a time", flush=True)
-                    results["baseline", qos].append(run_baseline(
-                        procs, workdir, broker, topic, receiver_lines, f"{base_url}/py-{qos}-{run}", qos, args,
-                        "plain loop (kafka-python + urllib3)"))
+                    results["baseline", qos].append(
+                        run_baseline(
+                            procs,
+                            workdir,
+                            broker,
+                            topic,
+                            receiver_lines,
+                            f"{base_url}/py-{qos}-{run}",
+                            qos,
+                            args,
+                            "plain loop (kafka-python + urllib3)",
+                        )
+                    )
                     spy = str(Path(args.py_spy) / f"gateway-{qos}.txt") if args.py_spy and run == 0 else None
-                    results["gateway", qos].append(run_gateway(
-                        procs, workdir, gateway, receiver_lines, broker, topic, f"{base_url}/gw-{qos}-{run}", qos,
-                        args, "gateway", spy))
+                    results["gateway", qos].append(
+                        run_gateway(
+                            procs,
+                            workdir,
+                            gateway,
+                            receiver_lines,
+                            broker,
+                            topic,
+                            f"{base_url}/gw-{qos}-{run}",
+                            qos,
+                            args,
+                            "gateway",
+                            spy,
+                        )
+                    )
             gateway.stop()
         finally:
             procs.stop_all()
             broker.stop()
 
-    print(f"\nsummary (load average {load_average()}), {args.records:,} records of 1 KB from Kafka"
-          + (f", medians of {args.runs} runs" if args.runs > 1 else ""))
+    print(
+        f"\nsummary (load average {load_average()}), {args.records:,} records of 1 KB from Kafka"
+        + (f", medians of {args.runs} runs" if args.runs > 1 else "")
+    )
     print(f"  {'':<46}{'gateway':>10}{'plain loop':>12}{'ratio':>8}   CPU µs a delivery: gateway / plain loop")
     ok = True
     for qos in QOS:
@@ -337,9 +434,11 @@ def main():
         ok &= all(r["state"] == "active" for r in gw)
         rate_gw, rate_py = median([r["rate"] for r in gw]), median([r["rate"] for r in py])
         concurrency = 1 if qos == "at-least-once" else args.concurrency
-        print(f"  {f'qos {qos} ({concurrency} at a time), deliveries/s':<46}{rate_gw:>10,.0f}{rate_py:>12,.0f}"
-              f"{rate_gw / rate_py:>8.2f}   {median([r['cpu_us'] for r in gw]):.0f} / "
-              f"{median([r['cpu_us'] for r in py]):.0f}")
+        print(
+            f"  {f'qos {qos} ({concurrency} at a time), deliveries/s':<46}{rate_gw:>10,.0f}{rate_py:>12,.0f}"
+            f"{rate_gw / rate_py:>8.2f}   {median([r['cpu_us'] for r in gw]):.0f} / "
+            f"{median([r['cpu_us'] for r in py]):.0f}"
+        )
     print("  every record delivered, at-least-once in order, subscriptions active: " + ("yes" if ok else "NO"))
     return 0 if ok else 1
 

@@ -6,6 +6,7 @@ Each fixture is imported and deployed through the portal's Python API, in a thro
 
     python docs/compatibility.py [FIXTURES_DIR] [OUTPUT.md]
 """
+
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ def survey(fixtures_dir):
     from flask_migrate import upgrade
 
     import app as gatehouse
-    from gateway_runtime import definition as v4
+    from gateway_runtime.definition import checks as v4
     from portal import apis
 
     rows = []
@@ -133,8 +134,9 @@ def cell(items):
 def render(rows, fixtures_dir):
     statuses = Counter(status for _, status, _, _ in rows)
     kinds = Counter(k for _, status, parts, _ in rows if status == "blocked" for k in {kind(p) for p in parts})
-    alone = Counter(kind(parts[0]) for _, status, parts, _ in rows
-                    if status == "blocked" and len({kind(p) for p in parts}) == 1)
+    alone = Counter(
+        kind(parts[0]) for _, status, parts, _ in rows if status == "blocked" and len({kind(p) for p in parts}) == 1
+    )
     lines = [
         "# Gravitee v4 fixture compatibility",
         "",
@@ -167,19 +169,19 @@ def render(rows, fixtures_dir):
         "- **RabbitMQ TLS**: the local broker (shared, not ours to reconfigure) has no TLS listener; the tests put "
         "stunnel in front of it with a CA of their own, so TLS is tried end to end through that "
         "(`tests/test_rabbitmq_settings.py`), not against RabbitMQ's own TLS.",
-        "- **Solace**: no PubSub+ broker can run here, so nothing Solace-specific was verified against a real "
-        "broker. Verified with the real solace-pubsubplus 1.11 library: a closed port gives `Connection refused to "
+        "- **Solace**: no PubSub+ broker can run here, so nothing Solace-specific was verified against a real broker. "
+        "Verified with the real solace-pubsubplus 1.11 library: a closed port gives `Connection refused to "
         "tcp://host:port` (a 502, an SSE error event, WebSocket close 1011, the portal's endpoint status) in about "
-        "half a second including the worker's start, while the gateway serves other APIs (`tests/test_solace_real.py`), "
-        "and every Solace fixture deploys and reports it, or is blocked naming what it lacks "
-        "(`tests/test_solace_fixtures.py`). Verified with a test double standing in for the library inside the real "
-        "worker process (`tests/solace_double.py`): publish and direct / persistent subscribe, acknowledgements and "
-        "redelivery (`isRedelivered`), user properties as headers, metadata, authentication and VPN errors, a "
+        "half a second including the worker's start, while the gateway serves other APIs "
+        "(`tests/test_solace_real.py`), and every Solace fixture deploys and reports it, or is blocked naming what it "
+        "lacks (`tests/test_solace_fixtures.py`). Verified with a test double standing in for the library inside the "
+        "real worker process (`tests/support/solace_double.py`): publish and direct / persistent subscribe, acknowledgements "
+        "and redelivery (`isRedelivered`), user properties as headers, metadata, authentication and VPN errors, a "
         "killed worker, after which open streams subscribe again on a new one, up to 3 times per client "
-        "(`tests/test_solace.py`); the double's broker behaviour and error texts are our reading of "
-        "the library's documentation. `tests/test_solace_contract.py` checks them against a real broker when "
-        "`SOLACE_URL`, `SOLACE_VPN`, `SOLACE_USERNAME` and `SOLACE_PASSWORD` are set; it has not been run. TLS "
-        "(`tcps://`) was checked only as far as the trust store becoming a PEM directory.",
+        "(`tests/test_solace.py`); the double's broker behaviour and error texts are our reading of the library's "
+        "documentation. `tests/test_solace_contract.py` checks them against a real broker when `SOLACE_URL`, "
+        "`SOLACE_VPN`, `SOLACE_USERNAME` and `SOLACE_PASSWORD` are set; it has not been run. TLS (`tcps://`) was "
+        "checked only as far as the trust store becoming a PEM directory.",
         "",
         "## Where Gatehouse deliberately differs from Gravitee",
         "",

@@ -6,6 +6,7 @@ API keys are stored and looked up as keyed hashes (HMAC-SHA256), so a copy of th
 not give anyone a working key. The HMAC key is stored encrypted beside the secrets
 (at_rest.Cipher.api_key_secret), so every node of one installation reads the same one.
 """
+
 import hashlib
 import hmac
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ class KeyHasher:
 @dataclass(frozen=True)
 class Access:
     version: int | None = None
-    statuses: dict = field(default_factory=dict)     # (api id, plan id) -> plan status
-    keys: dict = field(default_factory=dict)         # key hash -> (subscription id, api id, plan id)
+    statuses: dict = field(default_factory=dict)  # (api id, plan id) -> plan status
+    keys: dict = field(default_factory=dict)  # key hash -> (subscription id, api id, plan id)
     subscribers: dict = field(default_factory=dict)  # (api id, plan id, client id) -> subscription id
-

@@ -10,6 +10,7 @@ a node with another key find out at start, not when it first meets a secret.
 key. API keys cannot be hashed again (only their hashes are kept), so the key they are hashed with
 is stored too, encrypted, and outlives the secret key it was first derived from.
 """
+
 import base64
 import hashlib
 import hmac
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import text
 
-from . import registry
+from .definition.secrets import map_secrets
 
 MARKER = "enc:v1:"
 CHECK_TABLE = "secrets_key_check"
@@ -29,15 +30,18 @@ CHECK_ROW, API_KEY_ROW = 1, 2  # CHECK_TABLE's rows: the check value; the key AP
 
 class WrongKey(Exception):
     def __init__(self, where="its database"):
-        super().__init__(f"Gatehouse cannot decrypt the secrets stored in {where}: they were encrypted with "
-                         "another key. Set GATEHOUSE_SECRET_KEY to the key the other nodes use.")
+        super().__init__(
+            f"Gatehouse cannot decrypt the secrets stored in {where}: they were encrypted with "
+            "another key. Set GATEHOUSE_SECRET_KEY to the key the other nodes use."
+        )
 
 
 class Cipher:
     def __init__(self, secret_key):
         # HKDF with a purpose of its own: the same secret also signs the portal's session cookies.
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                   info=b"gatehouse secrets at rest v1").derive(secret_key.encode())
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"gatehouse secrets at rest v1").derive(
+            secret_key.encode()
+        )
         self.fernet = Fernet(base64.urlsafe_b64encode(key))
         self.first_api_key_secret = hmac.new(secret_key.encode(), b"gatehouse api-key hash", hashlib.sha256).digest()
 
@@ -49,20 +53,22 @@ class Cipher:
         if not (isinstance(value, str) and value.startswith(MARKER)):
             return value
         try:
-            return self.fernet.decrypt(value[len(MARKER):]).decode()
+            return self.fernet.decrypt(value[len(MARKER) :]).decode()
         except InvalidToken:
             raise WrongKey() from None
 
     def open_definition(self, d):
-        return registry.map_secrets(d, self.decrypt)
+        return map_secrets(d, self.decrypt)
 
     def check_key(self, connection):
         """Raise WrongKey unless this key is the one the database's secrets were encrypted with.
         The first node to check records its key's check value and API-key hashing key (one row
         each: a race has one winner)."""
         for row, value in ((CHECK_ROW, CHECK_PLAINTEXT), (API_KEY_ROW, self.first_api_key_secret.hex())):
-            connection.execute(text(f"INSERT INTO {CHECK_TABLE} (id, value) VALUES (:id, :v) ON CONFLICT DO NOTHING"),
-                               {"id": row, "v": self.encrypt(value)})
+            connection.execute(
+                text(f"INSERT INTO {CHECK_TABLE} (id, value) VALUES (:id, :v) ON CONFLICT DO NOTHING"),
+                {"id": row, "v": self.encrypt(value)},
+            )
         if self.decrypt(self._stored(connection, CHECK_ROW)) != CHECK_PLAINTEXT:
             raise WrongKey()
 
@@ -72,8 +78,9 @@ class Cipher:
     def seal_keys(self, connection, api_key_secret):
         """Store the check value and the API-key hashing key encrypted with this key (after a rotation)."""
         for row, value in ((CHECK_ROW, CHECK_PLAINTEXT), (API_KEY_ROW, api_key_secret.hex())):
-            connection.execute(text(f"UPDATE {CHECK_TABLE} SET value = :v WHERE id = :id"),
-                               {"id": row, "v": self.encrypt(value)})
+            connection.execute(
+                text(f"UPDATE {CHECK_TABLE} SET value = :v WHERE id = :id"), {"id": row, "v": self.encrypt(value)}
+            )
 
     @staticmethod
     def _stored(connection, row):

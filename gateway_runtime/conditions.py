@@ -1,12 +1,19 @@
 """The part of Gravitee's expression language this gateway evaluates: comparisons of the
 response status, e.g. `{#response.status >= 500}`, joined by `&&` or `||` (health check
 assertions, failover failure conditions)."""
+
 import operator
 import re
 
 COMPARISON = re.compile(r"^\s*response\.status\s*(==|!=|>=|<=|>|<)\s*(\d{3})\s*$")
-COMPARE = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le, ">": operator.gt,
-           "<": operator.lt}
+COMPARE = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
 
 
 def status_condition(expression):

@@ -15,6 +15,7 @@ SQLite waits as it always did, for every caller alike. Fetching rows never waits
 is not the hub's: gevent resolves host names in that one, and writers waiting for a lock must
 not hold up the gateway's backend connections. PostgreSQL (psycopg 3) cooperates with gevent.
 """
+
 import functools
 import json
 import os
@@ -104,22 +105,29 @@ def normalise_url(url):
     # psycopg 3 cooperates with gevent; SQLAlchemy would pick psycopg2 for a bare postgresql:// URL.
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
 def engine_options(url):
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False,
-                                 "factory": _Connection}}
+        return {
+            "connect_args": {
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                "check_same_thread": False,
+                "factory": _Connection,
+            }
+        }
     return {"pool_pre_ping": True}
 
 
 LOCKED_OUT = "Database busy: another process holds its lock; try again in a moment."
 
 
-UNREACHABLE = ("The database cannot be reached right now; the gateway keeps serving the deployed APIs. "
-               "Check that the database server is up, then try again.")
+UNREACHABLE = (
+    "The database cannot be reached right now; the gateway keeps serving the deployed APIs. "
+    "Check that the database server is up, then try again."
+)
 
 
 def unavailable(exc):
@@ -157,8 +165,9 @@ def make_engine(url):
 
 def served_versions(connection):
     """{api_id: revision} for every started API that has a deployment."""
-    rows = connection.execute(text(
-        "SELECT id, deployed_revision FROM apis WHERE state = 'started' AND deployed_revision IS NOT NULL"))
+    rows = connection.execute(
+        text("SELECT id, deployed_revision FROM apis WHERE state = 'started' AND deployed_revision IS NOT NULL")
+    )
     return {row[0]: row[1] for row in rows}
 
 
@@ -167,8 +176,8 @@ def load_revisions(connection, wanted):
     found = {}
     for api_id, revision in wanted.items():
         row = connection.execute(
-            text("SELECT definition FROM deployments WHERE api_id = :a AND revision = :r"),
-            {"a": api_id, "r": revision}).first()
+            text("SELECT definition FROM deployments WHERE api_id = :a AND revision = :r"), {"a": api_id, "r": revision}
+        ).first()
         if row is not None:
             value = row[0]
             found[api_id] = json.loads(value) if isinstance(value, str) else value
@@ -181,12 +190,25 @@ def access_version(connection):
 
 def access_tables(connection):
     """(plan statuses, live API keys, JWT subscribers): see gateway_runtime.access.Access."""
-    statuses = {(api, plan): status for api, plan, status in
-                connection.execute(text("SELECT api_id, id, status FROM plans"))}
-    keys = {row[0]: tuple(row[1:]) for row in connection.execute(text(
-        "SELECT k.key_hash, s.id, s.api_id, s.plan_id FROM api_keys k JOIN subscriptions s ON s.id = k.subscription_id"
-        " WHERE k.revoked_at IS NULL AND s.status = 'ACCEPTED'"))}
-    subscribers = {tuple(row[:3]): row[3] for row in connection.execute(text(
-        "SELECT s.api_id, s.plan_id, a.client_id, s.id FROM subscriptions s"
-        " JOIN applications a ON a.id = s.application_id WHERE s.status = 'ACCEPTED'"))}
+    statuses = {
+        (api, plan): status for api, plan, status in connection.execute(text("SELECT api_id, id, status FROM plans"))
+    }
+    keys = {
+        row[0]: tuple(row[1:])
+        for row in connection.execute(
+            text(
+                "SELECT k.key_hash, s.id, s.api_id, s.plan_id FROM api_keys k"
+                " JOIN subscriptions s ON s.id = k.subscription_id WHERE k.revoked_at IS NULL AND s.status = 'ACCEPTED'"
+            )
+        )
+    }
+    subscribers = {
+        tuple(row[:3]): row[3]
+        for row in connection.execute(
+            text(
+                "SELECT s.api_id, s.plan_id, a.client_id, s.id FROM subscriptions s"
+                " JOIN applications a ON a.id = s.application_id WHERE s.status = 'ACCEPTED'"
+            )
+        )
+    }
     return statuses, keys, subscribers

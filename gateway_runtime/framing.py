@@ -18,6 +18,7 @@ More than MAX_HEADERS header lines, or a line longer than MAX_LINE, is answered 
 
 The rules are plain functions over the lines; StrictFraming hooks them into pywsgi's handler.
 """
+
 import logging
 import re
 import time
@@ -123,12 +124,15 @@ def parsed(fields):
 
 def refusal(error):
     body = str(error).encode()
-    return (error.status.split()[0],
-            b"HTTP/1.1 %s\r\nConnection: close\r\nContent-Type: text/plain;charset=UTF-8\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (error.status.encode(), len(body), body))
+    return (
+        error.status.split()[0],
+        b"HTTP/1.1 %s\r\nConnection: close\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (error.status.encode(), len(body), body),
+    )
 
 
-_warned = weakref.WeakKeyDictionary()  # server -> {kind of refusal: when it last warned}
+# server -> {kind of refusal: when it last warned}
+_warned: weakref.WeakKeyDictionary[object, dict[type, float]] = weakref.WeakKeyDictionary()
 
 
 def warn_now(server, kind):
@@ -163,9 +167,12 @@ class StrictFraming(WSGIHandler):
         if not isinstance(ex, BadFraming):
             return super()._handle_client_error(ex)
         if warn_now(self.server, type(ex)):
-            log.warning("refused a request from %s: %s (refusals like it are logged once every %g s)",
-                        self.client_address[0] if isinstance(self.client_address, tuple) else self.client_address,
-                        ex, WARNING_INTERVAL_S)
+            log.warning(
+                "refused a request from %s: %s (refusals like it are logged once every %g s)",
+                self.client_address[0] if isinstance(self.client_address, tuple) else self.client_address,
+                ex,
+                WARNING_INTERVAL_S,
+            )
         return refusal(ex)
 
 

@@ -4,6 +4,7 @@ Every process (and every gunicorn worker) runs one Gateway. It polls the databas
 started APIs and their deployed revisions; when they change it builds the new revisions, swaps
 the routing table in one assignment, and retires what was replaced.
 """
+
 import gc
 import logging
 import os
@@ -23,7 +24,7 @@ from .last_known import Snapshot
 from .outage import Outage
 from .plans import Refused
 from .request_target import ROUTED, BadTarget, Routed, header_host, is_under, parse, raw_target
-from .webhook import Pusher
+from .webhook.leases import Pusher
 
 log = logging.getLogger("gatehouse.gateway")
 NO_ROUTE = "No context-path matches the request URI."
@@ -68,6 +69,7 @@ class Routes:
 
 class Tracked:
     """The response body, counted as in flight until the server closes it."""
+
     __slots__ = ("body", "api")
 
     def __init__(self, body, api):
@@ -105,8 +107,9 @@ class Gateway:
     # ----- serving -----
     def __call__(self, environ, start_response):
         try:
-            api, environ[ROUTED] = self.routes.route_target(header_host(environ.get("HTTP_HOST")),
-                                                            parse(raw_target(environ)))
+            api, environ[ROUTED] = self.routes.route_target(
+                header_host(environ.get("HTTP_HOST")), parse(raw_target(environ))
+            )
         except BadTarget as refused:
             return respond(start_response, "400 Bad Request", str(refused))
         if api is None:
@@ -126,17 +129,26 @@ class Gateway:
         except BadBody as refused:
             api.leave()
             if warn_now(self, BadBody):
-                log.warning("API %s: refused a request from %s: %s (refusals like it are logged once every %g s)",
-                            api.id, client_address(environ), refused, WARNING_INTERVAL_S)
+                log.warning(
+                    "API %s: refused a request from %s: %s (refusals like it are logged once every %g s)",
+                    api.id,
+                    client_address(environ),
+                    refused,
+                    WARNING_INTERVAL_S,
+                )
             # Where the next request would start is unknown: the connection ends with this answer.
-            return respond_json(start_response, "400 Bad Request", {"message": str(refused)},
-                                headers=[("Connection", "close")])
+            return respond_json(
+                start_response, "400 Bad Request", {"message": str(refused)}, headers=[("Connection", "close")]
+            )
         except Exception:
             api.leave()
             log.exception("API %s: unexpected error in %s", api.id, type(handler).__name__)
-            return respond_json(start_response, "500 Internal Server Error",
-                                {"message": "Unexpected gateway error; the gateway log has the details."},
-                                sys.exc_info())
+            return respond_json(
+                start_response,
+                "500 Internal Server Error",
+                {"message": "Unexpected gateway error; the gateway log has the details."},
+                sys.exc_info(),
+            )
         except BaseException:
             api.leave()
             raise
@@ -159,8 +171,11 @@ class Gateway:
         try:
             self.hasher = KeyHasher(bytes.fromhex(self.cipher.decrypt(snapshot.sealed_key)))
         except WrongKey:  # written before a key rotation, say: the database says which key is right
-            log.warning("the last-known deployments in %s were encrypted with another key: nothing to serve until "
-                        "the database is reachable", self.last_known.path)
+            log.warning(
+                "the last-known deployments in %s were encrypted with another key: nothing to serve until "
+                "the database is reachable",
+                self.last_known.path,
+            )
             return 0
         self._serve(snapshot.revisions, snapshot.definitions, snapshot.access)
         return len(self.apis)
@@ -180,12 +195,16 @@ class Gateway:
     def refresh(self):
         with self.engine.connect() as connection:
             version = database.access_version(connection)
-            access = self.access if version == self.access.version else \
-                Access(version, *database.access_tables(connection))  # read after the version: never older
+            access = (
+                self.access if version == self.access.version else Access(version, *database.access_tables(connection))
+            )  # read after the version: never older
             wanted = database.served_versions(connection)
             current = {api_id: api.revision for api_id, api in self.apis.items()}
-            changed = {api_id: rev for api_id, rev in wanted.items()
-                       if current.get(api_id) != rev and self.failed.get(api_id) != rev}
+            changed = {
+                api_id: rev
+                for api_id, rev in wanted.items()
+                if current.get(api_id) != rev and self.failed.get(api_id) != rev
+            }
             loaded = database.load_revisions(connection, changed)
         self._serve(wanted, {api_id: (changed[api_id], definition) for api_id, definition in loaded.items()}, access)
 

@@ -1,8 +1,11 @@
 """HTTP health checks of proxy endpoints (Gravitee's `http-health-check` service): a cron
 schedule with seconds, a request, an assertion on the status, success and failure thresholds."""
+
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
@@ -10,15 +13,21 @@ import urllib3
 from croniter import croniter
 
 from .conditions import status_condition
-from .settings import without_password
+from .definition.slots import without_password
 
 log = logging.getLogger("gatehouse.health")
-DEFAULTS = {"method": "GET", "target": "/", "overrideEndpointPath": True, "assertion": "{#response.status == 200}",
-            "successThreshold": 2, "failureThreshold": 2}
+DEFAULTS = {
+    "method": "GET",
+    "target": "/",
+    "overrideEndpointPath": True,
+    "assertion": "{#response.status == 200}",
+    "successThreshold": 2,
+    "failureThreshold": 2,
+}
 CHECK_TIMEOUT_S = 5
 
 
-def settings_of(group, endpoint):
+def settings_of(group: dict[str, Any], endpoint: dict[str, Any]) -> dict[str, Any] | None:
     """The health check that applies to an endpoint (its own, else its group's), or None."""
     for services in ((endpoint.get("services") or {}), (group.get("services") or {})):
         check = services.get("healthCheck")
@@ -33,26 +42,30 @@ def problems(check):
     try:
         croniter(check.get("schedule") or "", second_at_beginning=True)
     except (ValueError, KeyError):
-        found.append(f"health check schedule '{check.get('schedule')}' is not a cron expression "
-                     "(seconds minutes hours day month weekday)")
+        found.append(
+            f"health check schedule '{check.get('schedule')}' is not a cron expression "
+            "(seconds minutes hours day month weekday)"
+        )
     if status_condition(check.get("assertion")) is None:
-        found.append(f"health check assertion '{check.get('assertion')}' (only {{#response.status OP code}} "
-                     "is available yet)")
+        found.append(
+            f"health check assertion '{check.get('assertion')}' (only {{#response.status OP code}} is available yet)"
+        )
     return found
 
 
 class HealthCheck:
     """Runs one endpoint's checks in a greenlet and tells `on_change(up)` when it crosses a threshold."""
 
-    def __init__(self, check, endpoint_target, on_change):
+    def __init__(self, check: dict[str, Any], endpoint_target: str, on_change: Callable[[bool], None]) -> None:
         self.passes = status_condition(check["assertion"])
         self.check = check
         self.url = health_url(endpoint_target, check)
         self.on_change = on_change
         self.up = True
         self.streak = 0  # successes while down, failures while up
-        self.http = urllib3.PoolManager(num_pools=1, maxsize=1, retries=False, cert_reqs="CERT_NONE",
-                                        timeout=urllib3.Timeout(total=CHECK_TIMEOUT_S))
+        self.http = urllib3.PoolManager(
+            num_pools=1, maxsize=1, retries=False, cert_reqs="CERT_NONE", timeout=urllib3.Timeout(total=CHECK_TIMEOUT_S)
+        )
         self.greenlet = gevent.spawn(self._run)
 
     def _run(self):
@@ -63,8 +76,12 @@ class HealthCheck:
 
     def _probe(self):
         try:
-            response = self.http.request(self.check["method"], self.url, body=self.check.get("body"),
-                                         headers={h["name"]: h["value"] for h in self.check.get("headers") or []})
+            response = self.http.request(
+                self.check["method"],
+                self.url,
+                body=self.check.get("body"),
+                headers={h["name"]: h["value"] for h in self.check.get("headers") or []},
+            )
             return self.passes(response.status)
         except (urllib3.exceptions.HTTPError, OSError):
             return False
@@ -76,11 +93,12 @@ class HealthCheck:
         self.streak += 1
         if self.streak >= (self.check["successThreshold"] if passed else self.check["failureThreshold"]):
             self.up, self.streak = passed, 0
-            log.info("endpoint %s is %s", without_password(self.url),
-                     "back in rotation" if passed else "out of rotation")
+            log.info(
+                "endpoint %s is %s", without_password(self.url), "back in rotation" if passed else "out of rotation"
+            )
             self.on_change(passed)
 
-    def stop(self):
+    def stop(self) -> None:
         self.greenlet.kill()
         self.http.clear()
 

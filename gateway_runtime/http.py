@@ -1,8 +1,10 @@
 """Small WSGI helpers for the gateway's hot path (no Flask here)."""
+
 import hashlib
 import ipaddress
 import json
 import os
+from typing import Any
 from urllib.parse import parse_qs
 
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
@@ -20,6 +22,7 @@ class BadBody(Exception):
 class ClientBody:
     """wsgi.input, its failures turned into BadBody. Every way a body fails to arrive is the
     client's: pywsgi's malformed-chunk and early-end IOErrors, a reset, gunicorn's parse errors."""
+
     __slots__ = ("stream",)
 
     def __init__(self, stream):
@@ -151,7 +154,7 @@ def client_scheme(environ):
 SUBSCRIPTION = "gatehouse.subscription"  # environ key: the subscription a request is served under
 
 
-def client_identifier(environ):
+def client_identifier(environ: dict[str, Any]) -> str:
     """The subscription id; key-less clients are told apart by a hash of their address. Either way
     a client may append to it (X-Gravitee-Client-Identifier), to run several consumer groups."""
     identifier = environ.get(SUBSCRIPTION) or hashlib.sha256(client_address(environ).encode()).hexdigest()[:32]

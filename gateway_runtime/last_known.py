@@ -7,6 +7,7 @@ secrets still encrypted as the database stores them, and the access tables (plan
 key hashes, subscriptions), with the key API keys are hashed with, encrypted too. It is written
 whole to a temporary file, then renamed over the old one: a crash leaves one or the other.
 """
+
 import json
 import logging
 import os
@@ -41,13 +42,19 @@ class LastKnown:
     def save(self, snapshot):
         access = snapshot.access
         document = {
-            "format": FORMAT, "database": self.database, "apiKeySecret": snapshot.sealed_key,
-            "apis": {api_id: {"revision": revision, "definition": definition}
-                     for api_id, (revision, definition) in snapshot.definitions.items()},
-            "access": {"version": access.version,
-                       "statuses": [[*key, status] for key, status in access.statuses.items()],
-                       "keys": [[key_hash, *row] for key_hash, row in access.keys.items()],
-                       "subscribers": [[*key, subscription] for key, subscription in access.subscribers.items()]},
+            "format": FORMAT,
+            "database": self.database,
+            "apiKeySecret": snapshot.sealed_key,
+            "apis": {
+                api_id: {"revision": revision, "definition": definition}
+                for api_id, (revision, definition) in snapshot.definitions.items()
+            },
+            "access": {
+                "version": access.version,
+                "statuses": [[*key, status] for key, status in access.statuses.items()],
+                "keys": [[key_hash, *row] for key_hash, row in access.keys.items()],
+                "subscribers": [[*key, subscription] for key, subscription in access.subscribers.items()],
+            },
         }
         pending = f"{self.path}.{os.getpid()}.tmp"  # gunicorn workers on one instance folder write their own
         with os.fdopen(os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
@@ -62,21 +69,31 @@ class LastKnown:
             with open(self.path) as f:
                 document = json.load(f)
         except FileNotFoundError:
-            log.warning("no last-known deployments in %s: nothing to serve until the database is reachable",
-                        self.path)
+            log.warning("no last-known deployments in %s: nothing to serve until the database is reachable", self.path)
             return None
         except (OSError, ValueError) as exc:
-            log.warning("the last-known deployments in %s cannot be read (%s): nothing to serve until the "
-                        "database is reachable", self.path, exc)
+            log.warning(
+                "the last-known deployments in %s cannot be read (%s): nothing to serve until the "
+                "database is reachable",
+                self.path,
+                exc,
+            )
             return None
         if document.get("format") != FORMAT or document.get("database") != self.database:
-            log.warning("the last-known deployments in %s are of another database or version: nothing to serve "
-                        "until the database is reachable", self.path)
+            log.warning(
+                "the last-known deployments in %s are of another database or version: nothing to serve "
+                "until the database is reachable",
+                self.path,
+            )
             return None
         access = document["access"]
         return Snapshot(
             {api_id: (api["revision"], api["definition"]) for api_id, api in document["apis"].items()},
-            Access(access["version"], {(api, plan): status for api, plan, status in access["statuses"]},
-                   {key_hash: tuple(row) for key_hash, *row in access["keys"]},
-                   {(api, plan, client): subscription for api, plan, client, subscription in access["subscribers"]}),
-            document["apiKeySecret"])
+            Access(
+                access["version"],
+                {(api, plan): status for api, plan, status in access["statuses"]},
+                {key_hash: tuple(row) for key_hash, *row in access["keys"]},
+                {(api, plan, client): subscription for api, plan, client, subscription in access["subscribers"]},
+            ),
+            document["apiKeySecret"],
+        )

@@ -7,6 +7,7 @@ The caps split the process's file descriptors: a flood on the gateway port waits
 kernel's listen backlog (costing no descriptor here) once the gateway's share is taken, so the
 portal, the database and the brokers keep theirs.
 """
+
 import errno
 import logging
 import os
@@ -20,7 +21,7 @@ from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from gevent.server import StreamServer
 from gevent.socket import socket as GeventSocket
-from gevent.socket import timeout_default
+from gevent.socket import timeout_default  # type: ignore[attr-defined]  # a sentinel types-gevent leaves out
 
 log = logging.getLogger("gatehouse.listeners")
 
@@ -57,15 +58,18 @@ class Limits:
     def from_environment(cls, free_descriptors, environ=os.environ):
         """The settings, with the caps' defaults taken from the descriptors free at start.
         Raises SettingError naming the setting that is wrong."""
+
         def share(fraction):
             return max(1, int(free_descriptors * fraction) // DESCRIPTORS_PER_CONNECTION)
 
-        return cls(header_timeout=_number(environ, HEADER_TIMEOUT, 10.0, float, "a number of seconds"),
-                   keepalive_timeout=_number(environ, KEEPALIVE_TIMEOUT, 30.0, float, "a number of seconds"),
-                   max_gateway=_number(environ, MAX_GATEWAY, share(GATEWAY_SHARE), int, "a whole number"),
-                   max_portal=_number(environ, MAX_PORTAL, share(PORTAL_SHARE), int, "a whole number"),
-                   write_timeout=_number(environ, WRITE_TIMEOUT, cls.write_timeout, float, "a number of seconds"),
-                   shutdown_grace=_number(environ, SHUTDOWN_GRACE, cls.shutdown_grace, float, "a number of seconds"))
+        return cls(
+            header_timeout=_number(environ, HEADER_TIMEOUT, 10.0, float, "a number of seconds"),
+            keepalive_timeout=_number(environ, KEEPALIVE_TIMEOUT, 30.0, float, "a number of seconds"),
+            max_gateway=_number(environ, MAX_GATEWAY, share(GATEWAY_SHARE), int, "a whole number"),
+            max_portal=_number(environ, MAX_PORTAL, share(PORTAL_SHARE), int, "a whole number"),
+            write_timeout=_number(environ, WRITE_TIMEOUT, cls.write_timeout, float, "a number of seconds"),
+            shutdown_grace=_number(environ, SHUTDOWN_GRACE, cls.shutdown_grace, float, "a number of seconds"),
+        )
 
 
 def _number(environ, name, default, kind, what):
@@ -162,8 +166,11 @@ class LimitedHandler(WSGIHandler):
 
     def finalize_headers(self):
         super().finalize_headers()
-        if self.server.closed and not self.connection_upgraded and not any(
-                name.lower() == b"connection" for name, _ in self.response_headers):
+        if (
+            self.server.closed
+            and not self.connection_upgraded
+            and not any(name.lower() == b"connection" for name, _ in self.response_headers)
+        ):
             self.response_headers.append((b"Connection", b"close"))  # the client opens its next one elsewhere
 
     def _handle_client_error(self, ex):
@@ -190,9 +197,12 @@ class AcceptGuard:
             now = time.monotonic()
             if now - AcceptGuard._warned >= ACCEPT_WARNING_SECONDS:
                 AcceptGuard._warned = now
-                log.warning("%s: out of file descriptors (%s): new connections wait; lower the "
-                            "GATEHOUSE_MAX_CONNECTIONS_* settings or raise the hard open-file limit",
-                            self, exc.strerror)
+                log.warning(
+                    "%s: out of file descriptors (%s): new connections wait; lower the "
+                    "GATEHOUSE_MAX_CONNECTIONS_* settings or raise the hard open-file limit",
+                    self,
+                    exc.strerror,
+                )
             # gevent's own pause after a failed accept (BaseServer._do_read), without its traceback.
             self.stop_accepting()
             self._timer = self.loop.timer(ACCEPT_RETRY_SECONDS)

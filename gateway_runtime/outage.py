@@ -1,5 +1,6 @@
 """Log a dependency outage once, not once per retry: a loop that polls a database or broker every
 second would otherwise write a traceback per poll for as long as the outage lasts."""
+
 import time
 
 
@@ -36,6 +37,7 @@ class Outage:
     def recovered(self):
         if not self.failures:
             return
-        self.log.info("%s works again after %d failures / %.1f s", self.what, self.failures,
-                      time.monotonic() - self.since)
+        self.log.info(
+            "%s works again after %d failures / %.1f s", self.what, self.failures, time.monotonic() - self.since
+        )
         self.failures, self.since = 0, None

@@ -5,18 +5,20 @@ credentials first, key-less last, as in Gravitee): 401 when the credentials are 
 403 when they are good but hold no subscription to this API. Plan statuses are live (the
 gateway's access cache); a plan's security settings are those of the deployed revision.
 """
+
 import json
 import logging
 import time
 import urllib.request
+from typing import Any
 
 import gevent.lock
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from .definition.slots import SECRET_MASK, Slot, map_slots, named_slots
 from .http import query
 from .request_target import without_params
-from .settings import SECRET_MASK, Slot, map_slots, named_slots
 
 log = logging.getLogger("gatehouse.gateway")
 
@@ -29,15 +31,21 @@ API_KEY_HEADER = "X-Gravitee-Api-Key"
 API_KEY_QUERY = "api-key"
 ACCESS_TOKEN_QUERY = "access_token"
 # Gravitee's JWT policy names, and PyJWT's algorithms for them.
-SIGNATURES = {"RSA_RS256": "RS256", "RSA_RS384": "RS384", "RSA_RS512": "RS512",
-              "HMAC_HS256": "HS256", "HMAC_HS384": "HS384", "HMAC_HS512": "HS512"}
+SIGNATURES = {
+    "RSA_RS256": "RS256",
+    "RSA_RS384": "RS384",
+    "RSA_RS512": "RS512",
+    "HMAC_HS256": "HS256",
+    "HMAC_HS384": "HS384",
+    "HMAC_HS512": "HS512",
+}
 RESOLVERS = {"GIVEN_KEY": "the key given here", "JWKS_URL": "a JWKS URL"}
 CLIENT_ID_CLAIM = "client_id"
 # Ours (Gravitee's JWT policy has no such setting): tokens without an `exp` claim are refused.
 # New plans get it on; a plan imported without it keeps accepting them, as before the setting.
 REQUIRE_EXP = "requireExp"
 JWKS_MIN_REFRESH_S = 2.0  # an unknown kid fetches the key set again, at most this often
-JWKS_MAX_AGE_S = 300.0    # keys removed at the URL stop working after this long
+JWKS_MAX_AGE_S = 300.0  # keys removed at the URL stop working after this long
 JWKS_TIMEOUT_S = 5.0
 
 
@@ -57,9 +65,15 @@ def is_hmac(configuration):
 def configuration_slots(configuration, where=()):
     """A plan's security configuration's secret: an HMAC secret."""
     if is_hmac(configuration) and configuration.get("resolverParameter"):
-        yield Slot(where + ("resolverParameter",), configuration["resolverParameter"],
-                   lambda new: configuration.__setitem__("resolverParameter", new) if new is not None
-                   else configuration.pop("resolverParameter", None))
+        yield Slot(
+            where + ("resolverParameter",),
+            configuration["resolverParameter"],
+            lambda new: (
+                configuration.__setitem__("resolverParameter", new)
+                if new is not None
+                else configuration.pop("resolverParameter", None)
+            ),
+        )
 
 
 def plan_slots(plan):
@@ -88,8 +102,12 @@ def mask_secret(configuration):
 
 def restore_secret(configuration, previous):
     """A masked secret sent back (an export re-imported, a form left blank) keeps the stored one."""
-    if is_hmac(configuration) and configuration.get("resolverParameter") in (SECRET_MASK, "", None) \
-            and is_hmac(previous) and (previous or {}).get("resolverParameter"):
+    if (
+        is_hmac(configuration)
+        and configuration.get("resolverParameter") in (SECRET_MASK, "", None)
+        and is_hmac(previous)
+        and (previous or {}).get("resolverParameter")
+    ):
         configuration["resolverParameter"] = previous["resolverParameter"]
     return configuration
 
@@ -114,9 +132,11 @@ def problems(plan):
     if not isinstance(resolver, str) or resolver not in RESOLVERS:
         found["publicKeyResolver"] = "JWT keys: only " + " or ".join(RESOLVERS.values()) + " are available yet."
     elif not isinstance(parameter, str) or not parameter.strip():
-        found["resolverParameter"] = "JWT plans need " + ("a secret" if is_hmac(config) else
-                                                          "a public key (PEM)" if resolver == "GIVEN_KEY" else
-                                                          "a JWKS URL") + "."
+        found["resolverParameter"] = (
+            "JWT plans need "
+            + ("a secret" if is_hmac(config) else "a public key (PEM)" if resolver == "GIVEN_KEY" else "a JWKS URL")
+            + "."
+        )
     elif resolver == "JWKS_URL":
         if is_hmac(config):
             found["publicKeyResolver"] = "A JWKS URL gives public keys: choose an RS signature, or give the secret."
@@ -157,7 +177,9 @@ class JwtPlan:
             self.key = None
         else:
             self.jwks = None
-            self.key = parameter.encode() if self.algorithm.startswith("HS") else load_pem_public_key(parameter.encode())
+            self.key = (
+                parameter.encode() if self.algorithm.startswith("HS") else load_pem_public_key(parameter.encode())
+            )
 
     def verify(self, token):
         """The token's claims; raises jwt.InvalidTokenError (signature, exp, nbf...)."""
@@ -168,8 +190,9 @@ class JwtPlan:
         error = jwt.InvalidTokenError("the JWKS has no key to check the token with")
         for key in keys:
             try:
-                return jwt.decode(token, key, algorithms=[self.algorithm],
-                                  options={"verify_aud": False, "require": self.required})
+                return jwt.decode(
+                    token, key, algorithms=[self.algorithm], options={"verify_aud": False, "require": self.required}
+                )
             except jwt.InvalidSignatureError as exc:  # a key set without kids: try the next key
                 error = exc
         raise error
@@ -218,15 +241,17 @@ class Jwks:
 class Guard:
     """An API's plans as deployed, and the request check they make together."""
 
-    def __init__(self, api_id, plans):
+    def __init__(self, api_id: str, plans: list[dict[str, Any]]) -> None:
         self.api_id = api_id
-        self.plans = []  # (plan id, type, deployed status, JwtPlan or None, security configuration)
+        # (plan id, type, deployed status, JwtPlan or None, security configuration)
+        self.plans: list[tuple[str, str, str | None, JwtPlan | None, dict[str, Any]]] = []
         for plan in plans:
             kind, config = plan["security"]["type"], plan["security"].get("configuration") or {}
             if kind == PUSH:
                 continue
-            self.plans.append((plan["id"], kind, plan.get("status"), JwtPlan(plan["id"], config)
-                               if kind == "jwt" else None, config))
+            self.plans.append(
+                (plan["id"], kind, plan.get("status"), JwtPlan(plan["id"], config) if kind == "jwt" else None, config)
+            )
         self.apply(None)
 
     def apply(self, access):
@@ -283,6 +308,7 @@ class Guard:
     def _wanted(self):
         if not self.key_plans and not self.jwt_plans:
             return "This API has no published plan."
-        wanted = ([f"an API key (header {API_KEY_HEADER} or query parameter {API_KEY_QUERY})"] if self.key_plans
-                  else []) + (["a JWT (header Authorization: Bearer)"] if self.jwt_plans else [])
+        wanted = (
+            [f"an API key (header {API_KEY_HEADER} or query parameter {API_KEY_QUERY})"] if self.key_plans else []
+        ) + (["a JWT (header Authorization: Bearer)"] if self.jwt_plans else [])
         return "This API needs " + " or ".join(wanted) + "."

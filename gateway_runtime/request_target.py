@@ -10,6 +10,7 @@ forwarded is the rest of the path with each segment exactly as the client encode
 A segment that only looks like a dot segment once `%2F` or `%5C` is read as a separator, or once a
 `;parameter` is cut off (`..%2f..`, `..;`), is refused: backends that decode them would climb.
 """
+
 import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus
@@ -30,9 +31,9 @@ class BadTarget(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    segments: tuple   # the path's segments after dot-segment removal, as the client encoded them
-    named: str        # the path's canonical form before dot-segment removal: what the client named
-    query: str        # exactly as sent ('' when none)
+    segments: tuple  # the path's segments after dot-segment removal, as the client encoded them
+    named: str  # the path's canonical form before dot-segment removal: what the client named
+    query: str  # exactly as sent ('' when none)
     host: str | None  # the authority of an absolute-form target (RFC 9112, 3.2.2), lower case
 
     @property
@@ -50,6 +51,7 @@ class Target:
 @dataclass(frozen=True)
 class Routed:
     """A request the routes took: its target and the context path that matched it."""
+
     target: Target
     context: str
 
@@ -97,16 +99,17 @@ def check_segment(segment):
     key = canonical(segment)
     if "%00" in key:
         raise BadTarget("The request path has an encoded NUL (%00).")
-    if key not in (".", "..") and any(piece.split(";", 1)[0] in (".", "..")
-                                      for piece in SEPARATORS_INSIDE.split(key)):
+    if key not in (".", "..") and any(piece.split(";", 1)[0] in (".", "..") for piece in SEPARATORS_INSIDE.split(key)):
         raise BadTarget("The request path has a dot segment hidden by an encoded separator or a ';'.")
 
 
 def canonical(segment):
     """Escapes of unreserved characters decoded, the others' hex digits in upper case (RFC 3986, 6.2.2)."""
+
     def one(match):
         char = chr(int(match.group(1), 16))
         return char if char in UNRESERVED else "%" + match.group(1).upper()
+
     return ESCAPE.sub(one, segment)
 
 
@@ -131,7 +134,7 @@ def is_under(path, context):
     return context == "/" or path == context or path.startswith(context + "/")
 
 
-def route_key(path):
+def route_key(path: str) -> str:
     """A context path from a definition, in the canonical form requests are matched in."""
     segments = remove_dot_segments([escape_others(s) for s in path.strip("/").split("/")]) if path.strip("/") else []
     return "/" + "/".join(canonical(segment) for segment in segments)
@@ -139,7 +142,7 @@ def route_key(path):
 
 def authority_host(authority):
     host = authority.rpartition("@")[2]
-    host = host[:host.index("]") + 1] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+    host = host[: host.index("]") + 1] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
     return host.lower() or None
 
 

@@ -10,34 +10,22 @@ A field of kind "choice" exists only in the form: a choice the seed offers one a
 the producer, the consumer or both; a store "with location" or "with certificates") that Gravitee
 has no field for. It is never stored: `derive` reads it from the fields that are set (an imported
 or stored definition), and its `writes` set the stored fields each option stands for. The portal
-carries the posted choices beside the values (FormValues.choices), never inside them, so they
-cannot reach the database or an export.
+carries the posted choices beside the values (portal.connector_forms.FormValues.choices), never
+inside them, so they cannot reach the database or an export.
 """
+
 import json
 import os
-import re
-from dataclasses import dataclass, field as dc_field
-from typing import Any, Callable
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
 
-SECRET_MASK = "********"
-# Request headers that carry credentials: their values are secrets wherever headers are configured.
-SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key")
-SECRET_HEADER_ENDINGS = ("-token", "-secret", "-key")
-# The last word of a key nobody declared that names a secret (clientSecret, api_key, keyStorePassword).
-SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "key", "credential", "credentials")
+from .definition.slots import SECRET_MASK, Slot, header_slots, map_slots, named_slots, restore_slots, url_slots
+
 KINDS = ("string", "text", "integer", "number", "boolean", "enum", "list", "pairs", "secret", "path", "choice")
 STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
 STORES = STORE_TYPES[1:]
 BINARY_STORES = ("JKS", "PKCS12")
-
-
-class FormValues(dict):
-    """Values read from a form, with the form-only choices made in it beside them."""
-
-    def __init__(self, values=(), choices=None):
-        super().__init__(values)
-        self.choices = dict(choices or {})
 
 
 class SettingsError(ValueError):
@@ -59,12 +47,12 @@ class Field:
     # (controlling path, (allowed values...)), or a tuple of such pairs that must all hold
     when: tuple | None = None
     help: str = ""
-    multiline: bool = False    # a secret that is text of several lines (a PEM key)
-    labels: tuple = ()         # what the form shows for each of `choices`, when not the value itself
-    derive: Any = None         # choice: derive(values) -> the option the stored fields stand for
-    writes: tuple = ()         # choice: ((option, ((path, value), ...)), ...)
+    multiline: bool = False  # a secret that is text of several lines (a PEM key)
+    labels: tuple = ()  # what the form shows for each of `choices`, when not the value itself
+    derive: Any = None  # choice: derive(values) -> the option the stored fields stand for
+    writes: tuple = ()  # choice: ((option, ((path, value), ...)), ...)
     secret_pairs: bool = False  # pairs: the values of credential headers (secret_header) are secrets
-    secret_url: bool = False   # a URL: the password of its `user:password@` is a secret
+    secret_url: bool = False  # a URL: the password of its `user:password@` is a secret
 
     def __post_init__(self):
         assert self.kind in KINDS, self.kind
@@ -77,21 +65,8 @@ class Field:
         return (self.when,) if isinstance(self.when[0], str) else self.when
 
     @property
-    def options(self):
-        """(value, label) of each choice of an enum or a choice."""
-        return tuple(zip(self.choices, self.labels or self.choices))
-
-    @property
     def secret(self):
         return self.kind == "secret"
-
-    @property
-    def holds_secrets(self):
-        """Shown in a form with its secret parts masked (a secret field is not shown at all)."""
-        return self.secret_pairs or self.secret_url
-
-    def mask_secrets(self, values):
-        return map_slots(self.slots, values, lambda _: SECRET_MASK)
 
     def slots(self, values):
         """The secrets this field holds in `values`: the whole value, credential headers' values
@@ -100,124 +75,15 @@ class Field:
         if value in (None, ""):
             return
         if self.secret:
-            yield Slot((self.path,), value, lambda new: set_path(values, self.path, new) if new is not None
-                       else delete_path(values, self.path))
+            yield Slot(
+                (self.path,),
+                value,
+                lambda new: set_path(values, self.path, new) if new is not None else delete_path(values, self.path),
+            )
         elif self.secret_pairs and isinstance(value, list):
             yield from header_slots(value, (self.path,))
         elif self.secret_url and isinstance(value, str):
             yield from url_slots(value, (self.path,), lambda new: set_path(values, self.path, new))
-
-
-# ----- secrets: one decision per place, shared by masking, encryption at rest and restoring -----
-@dataclass
-class Slot:
-    """One secret inside a JSON document: where it is (the same in an earlier copy of the document,
-    so that a masked value can take the stored one back), its value, and put(new) to replace it
-    (put(None) removes it)."""
-    where: tuple
-    value: Any
-    put: Callable
-
-
-def map_slots(slots_of, values, change):
-    """A copy of the values with change(value) in place of each secret slots_of(values) finds."""
-    values = json.loads(json.dumps(values))
-    for slot in list(slots_of(values)):
-        slot.put(change(slot.value))
-    return values
-
-
-def restore_slots(slots_of, values, previous):
-    """Masked secrets (an export imported again, a form sent back) take the previous values, in
-    place; a masked secret the previous values lack is removed."""
-    before = {slot.where: slot.value for slot in slots_of(previous)} if previous else {}
-    for slot in list(slots_of(values)):
-        if slot.value == SECRET_MASK:
-            slot.put(before.get(slot.where))
-    return values
-
-
-def secret_header(name):
-    name = str(name).strip().lower()
-    return name in SECRET_HEADERS or name.endswith(SECRET_HEADER_ENDINGS)
-
-
-def secret_name(name):
-    """Does a key nobody declared name a secret? Its last word decides: clientSecret, api_key,
-    keyStorePassword do; tokenEndpoint, keyStore and publicKey do not."""
-    words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name)).lower()
-    words = re.findall(r"[a-z0-9]+", words)
-    return bool(words) and words[-1] in SECRET_WORDS and "public" not in words
-
-
-def header_slots(pairs, where):
-    """The values of credential headers in a list of {name, value}, each placed by its name (and
-    its rank among headers of that name)."""
-    seen = {}
-    for pair in pairs:
-        if not isinstance(pair, dict) or not secret_header(pair.get("name", "")) or pair.get("value") in (None, ""):
-            continue
-        name = pair["name"].strip().lower()
-        seen[name] = seen.get(name, -1) + 1
-
-        def put(new, pair=pair):
-            if new is None:
-                pairs.remove(pair)
-            else:
-                pair["value"] = new
-        yield Slot(where + (name, seen[name]), pair["value"], put)
-
-
-def url_slots(url, where, replace):
-    """The password of a URL's `user:password@`; replace(url) stores the URL with a new one."""
-    netloc = urlsplit(url).netloc if "://" in url else ""
-    userinfo, at, _ = netloc.rpartition("@")
-    user, colon, password = userinfo.partition(":")
-    if not (at and colon and password):
-        return
-    start = url.index("://") + 3
-    rest = url[start + len(netloc):]
-    host = netloc[len(userinfo) + 1:]
-
-    def put(new):
-        credentials = user if new is None else f"{user}:{new}"
-        replace(url[:start] + credentials + "@" + host + rest)
-    yield Slot(where + ("password",), password, put)
-
-
-def without_password(url):
-    """A URL as logs and messages show it: its password masked."""
-    found = {}
-    for slot in url_slots(url, (), lambda masked: found.update(url=masked)):
-        slot.put(SECRET_MASK)
-    return found.get("url", url)
-
-
-def named_slots(node, skip=lambda where: False, where=()):
-    """Secrets nobody declared: string values under keys whose names look secret (secret_name),
-    at any depth. skip(where) is true for the keys whose secrets are declared elsewhere."""
-    if isinstance(node, dict):
-        items = node.items()
-    elif isinstance(node, list):
-        items = enumerate(node)
-    else:
-        return
-    # A {name, value} naming a credential header: health-check headers, a policy's added headers.
-    header = isinstance(node, dict) and isinstance(node.get("name"), str) and secret_header(node["name"])
-    for key, value in items:
-        if skip(where + (key,)):
-            continue
-        if isinstance(value, str) and value and isinstance(key, str) and (
-                secret_name(key) or header and key == "value"):
-            yield Slot(where + (key,), value, lambda new, key=key: node.__setitem__(key, new) if new is not None
-                       else node.pop(key, None))
-        else:
-            yield from named_slots(value, skip, where + (key,))
-
-
-def own_keys(*keys):
-    """A skip for named_slots: these top-level keys hold secrets declared elsewhere."""
-    return lambda where: len(where) == 1 and where[0] in keys
 
 
 @dataclass(frozen=True)
@@ -241,34 +107,6 @@ class Settings:
 
     def __bool__(self):
         return bool(self.fields)
-
-    @property
-    def controlling_paths(self):
-        paths = {path for f in self.fields for path, _ in f.conditions}
-        return paths | {f.path for f in self.fields if f.writes}
-
-    @property
-    def written_paths(self):
-        """Stored fields set by a choice: the form shows the choice instead of them."""
-        return {path for f in self.fields for _, pairs in f.writes for path, _ in pairs}
-
-    def shown(self, values):
-        """The fields a form shows for these values, grouped in sections: [(legend, [field...])]."""
-        groups, written = [], self.written_paths
-        for f in self.fields:
-            if f.path in written or not self.active(f, values):
-                continue
-            legend = self.legend(f)
-            if not groups or groups[-1][0] != legend:
-                groups.append((legend, []))
-            groups[-1][1].append(f)
-        return groups
-
-    def legend(self, f):
-        """The section a field is shown in: the longest matching prefix of `sections`."""
-        matches = [(prefix, legend) for prefix, legend in self.sections
-                   if f.path == prefix or f.path.startswith(prefix + ".")]
-        return max(matches, key=lambda m: len(m[0]))[1] if matches else ""
 
     def current(self, f, values, choices=None):
         """A field's value; for a choice, the option chosen in the form or else derived."""
@@ -337,11 +175,12 @@ class Settings:
                     if failed:
                         continue  # a value of the wrong type, already named above
                     raise
-                errors.update({prefix + path: message for path, message in found.items()
-                               if prefix + path not in failed})
+                errors.update(
+                    {prefix + path: message for path, message in found.items() if prefix + path not in failed}
+                )
         return values, errors
 
-    def with_defaults(self, values):
+    def with_defaults(self, values: dict[str, Any] | None) -> dict[str, Any]:
         """Typed configuration for the runtime: defaults filled in for every absent field."""
         clean, errors = self.validate(values)
         if errors:
@@ -373,79 +212,6 @@ class Settings:
         """A masked secret sent back (an export re-imported, a form left blank) keeps the old value."""
         return restore_slots(self.secret_slots, values, previous)
 
-    # ----- the portal form -----
-    def from_form(self, form, prefix, previous=None):
-        """Build values from posted form fields named `prefix + path`. Fields of switched-off
-        sections are dropped. Returns (FormValues, errors): the choices made ride beside."""
-        values, choices = {}, {}
-        for f in self.fields:
-            key = prefix + f.path
-            if f.kind == "choice":
-                if form.get(key) in f.choices:
-                    choices[f.path] = form[key]
-                continue
-            if f.kind == "boolean":
-                set_path(values, f.path, form.get(key) in ("on", "true", "1", "yes"))
-                continue
-            raw = form.get(key, "")
-            if f.kind == "list":
-                items = [line.strip() for line in raw.splitlines() if line.strip()]
-                if items:
-                    set_path(values, f.path, items)
-            elif f.kind == "pairs":
-                pairs, bad = parse_pairs(raw)
-                if bad:
-                    set_path(values, f.path, raw)
-                elif pairs:
-                    set_path(values, f.path, pairs)
-            elif f.kind == "secret" and raw == "" and get_path(previous or {}, f.path) is not None:
-                set_path(values, f.path, SECRET_MASK)
-            elif raw.strip():
-                set_path(values, f.path, raw if f.kind in ("text", "secret") else raw.strip())
-        for f in self.fields:
-            for path, value in dict(f.writes).get(choices.get(f.path), ()):
-                set_path(values, path, value)
-        for f in self.fields:
-            if not self.active(f, values, choices):
-                delete_path(values, f.path)
-        values = self.restore_secrets(values, previous)
-        clean, errors = self.validate(FormValues(values, choices))
-        return FormValues(prune_empty(clean), choices), {prefix + k: v for k, v in errors.items()}
-
-    def for_form(self, values):
-        """Values as a form shows them: every choice made (or derived from the stored fields),
-        and the fields it writes set accordingly."""
-        choices = dict(getattr(values, "choices", {}))
-        values = json.loads(json.dumps(values or {}))
-        for f in self.fields:
-            if f.kind == "choice" and f.path not in choices and self.active(f, values, choices):
-                choices[f.path] = f.derive(values)
-            for path, value in dict(f.writes).get(choices.get(f.path), ()):
-                set_path(values, path, value)
-        return FormValues(values, choices)
-
-    def is_set(self, f, values):
-        return get_path(values or {}, f.path) not in (None, "")
-
-    def form_value(self, f, values):
-        """The text an input shows for a field (secrets are never echoed back)."""
-        if f.kind == "choice":
-            return self.current(f, values)
-        if f.secret:
-            return ""
-        value = get_path(f.mask_secrets(values or {}) if f.holds_secrets else values or {}, f.path)
-        if value is None:
-            value = f.default
-        if value is None:
-            return ""
-        if f.kind == "list":
-            return "\n".join(str(v) for v in value) if isinstance(value, list) else str(value)
-        if f.kind == "pairs":
-            if isinstance(value, list):
-                return "\n".join(f"{p.get('name', '')}: {p.get('value', '')}" for p in value if isinstance(p, dict))
-            return str(value)
-        return value
-
 
 # ----- one-line summaries for the Backend services page -----
 def summary_line(*parts):
@@ -468,8 +234,10 @@ def user_summary(values, path="security.auth.username"):
 
 def sides_summary(values, producer, consumer):
     """`producer → …` and `consumer ← …` for the enabled sides; each argument says where the side goes."""
-    return (f"producer → {producer}" if get_path(values, "producer.enabled") else "",
-            f"consumer ← {consumer}" if get_path(values, "consumer.enabled") else "")
+    return (
+        f"producer → {producer}" if get_path(values, "producer.enabled") else "",
+        f"consumer ← {consumer}" if get_path(values, "consumer.enabled") else "",
+    )
 
 
 def topics_text(values):
@@ -479,22 +247,33 @@ def topics_text(values):
 
 # ----- the seed's choices, declared once for every connector -----
 def use_choice(producer="producer.enabled", consumer="consumer.enabled"):
-    """"Use Producer / Use Consumer / Use Producer and Consumer": one drop-down over Gravitee's
+    """ "Use Producer / Use Consumer / Use Producer and Consumer": one drop-down over Gravitee's
     two flags. Neither flag set shows both: an endpoint that does neither serves no entrypoint."""
+
     def derive(values):
         produce, consume = bool(get_path(values, producer)), bool(get_path(values, consumer))
         return "producer" if produce and not consume else "consumer" if consume and not produce else "both"
-    return Field("use", "choice", "Use", choices=("producer", "consumer", "both"),
-                 labels=("Use Producer", "Use Consumer", "Use Producer and Consumer"), derive=derive,
-                 writes=(("producer", ((producer, True), (consumer, False))),
-                         ("consumer", ((producer, False), (consumer, True))),
-                         ("both", ((producer, True), (consumer, True)))))
+
+    return Field(
+        "use",
+        "choice",
+        "Use",
+        choices=("producer", "consumer", "both"),
+        labels=("Use Producer", "Use Consumer", "Use Producer and Consumer"),
+        derive=derive,
+        writes=(
+            ("producer", ((producer, True), (consumer, False))),
+            ("consumer", ((producer, False), (consumer, True))),
+            ("both", ((producer, True), (consumer, True))),
+        ),
+    )
 
 
 @dataclass(frozen=True)
 class Member:
     """One field of a store: shown for the store `types` and, when `source` is given, only
     "with" that source."""
+
     name: str
     kind: str
     label: str
@@ -517,17 +296,32 @@ def store_fields(prefix, type_field, sources, members):
                 return source
         return sources[0][0]
 
-    choice = Field(choice_path, "choice", type_field.label.replace(" type", "") + " with",
-                   choices=tuple(v for v, _ in sources), labels=tuple(label for _, label in sources),
-                   derive=derive, when=(type_field.path, STORES))
+    choice = Field(
+        choice_path,
+        "choice",
+        type_field.label.replace(" type", "") + " with",
+        choices=tuple(v for v, _ in sources),
+        labels=tuple(label for _, label in sources),
+        derive=derive,
+        when=(type_field.path, STORES),
+    )
     fields = [type_field, choice]
     for m in members:
         # The choice is shown only for a store type, so "with <source>" implies one.
         conditions = ((type_field.path, m.types),) if m.types != STORES or not m.source else ()
         if m.source:
             conditions += ((choice_path, (m.source,)),)
-        fields.append(Field(f"{prefix}.{m.name}", m.kind, m.label, required=m.required, help=m.help,
-                            when=conditions, multiline=m.multiline))
+        fields.append(
+            Field(
+                f"{prefix}.{m.name}",
+                m.kind,
+                m.label,
+                required=m.required,
+                help=m.help,
+                when=conditions,
+                multiline=m.multiline,
+            )
+        )
     return tuple(fields)
 
 
@@ -537,48 +331,108 @@ LOCATION_HELP = "A file under GATEHOUSE_CERTS_DIR."
 def trust_store(prefix, type_field, location="location", content="certificates"):
     """Trust store fields under Gravitee's names for this connector (`location` / `certificates`
     for Kafka, `path` / `content` elsewhere)."""
-    return store_fields(prefix, type_field, (("location", "with location"), ("certificates", "with certificates")), (
-        Member(location, "path", "Trust store location", source="location", required=True, help=LOCATION_HELP),
-        Member(content, "text", "Trust store certificates", source="certificates", required=True,
-               help="PEM text; JKS and PKCS12: the store file in base64."),
-        Member("password", "secret", "Trust store password", types=BINARY_STORES),
-    ))
+    return store_fields(
+        prefix,
+        type_field,
+        (("location", "with location"), ("certificates", "with certificates")),
+        (
+            Member(location, "path", "Trust store location", source="location", required=True, help=LOCATION_HELP),
+            Member(
+                content,
+                "text",
+                "Trust store certificates",
+                source="certificates",
+                required=True,
+                help="PEM text; JKS and PKCS12: the store file in base64.",
+            ),
+            Member("password", "secret", "Trust store password", types=BINARY_STORES),
+        ),
+    )
 
 
 def kafka_key_store(prefix, type_field):
     """Kafka's key store: the seed's pairs (PEM with location: chain + location; PEM with key:
     chain + key + key password; JKS / PKCS12 with location: location + store password; with
     key: key + key password + store password)."""
-    return store_fields(prefix, type_field, (("location", "with location"), ("key", "with key")), (
-        Member("certificateChain", "text", "Certificate chain (PEM)", types=("PEM",),
-               help="The client certificate first, then any intermediate CAs."),
-        Member("location", "path", "Key store location", source="location", required=True, help=LOCATION_HELP),
-        Member("key", "secret", "Key", source="key", required=True, multiline=True,
-               help="PEM text; JKS and PKCS12: the store file in base64."),
-        Member("keyPassword", "secret", "Key password", source="key"),
-        Member("password", "secret", "Key store password", types=BINARY_STORES, required=True),
-    ))
+    return store_fields(
+        prefix,
+        type_field,
+        (("location", "with location"), ("key", "with key")),
+        (
+            Member(
+                "certificateChain",
+                "text",
+                "Certificate chain (PEM)",
+                types=("PEM",),
+                help="The client certificate first, then any intermediate CAs.",
+            ),
+            Member("location", "path", "Key store location", source="location", required=True, help=LOCATION_HELP),
+            Member(
+                "key",
+                "secret",
+                "Key",
+                source="key",
+                required=True,
+                multiline=True,
+                help="PEM text; JKS and PKCS12: the store file in base64.",
+            ),
+            Member("keyPassword", "secret", "Key password", source="key"),
+            Member("password", "secret", "Key store password", types=BINARY_STORES, required=True),
+        ),
+    )
 
 
 def gravitee_key_store(prefix, type_field, extra=()):
     """The key store of the HTTP proxy, MQTT 5, RabbitMQ and Solace connectors, under their names:
     PEM `certPath` + `keyPath` or `certContent` + `keyContent`; JKS / PKCS12 `path` or `content`,
     with `password`. `extra` members follow (the HTTP proxy's alias and key password)."""
-    return store_fields(prefix, type_field, (("location", "with location"), ("key", "with key")), (
-        Member("certPath", "path", "Certificate chain location", types=("PEM",), source="location",
-               help=LOCATION_HELP + " The client certificate first."),
-        Member("keyPath", "path", "Key location", types=("PEM",), source="location", required=True,
-               help=LOCATION_HELP),
-        Member("certContent", "text", "Certificate chain (PEM)", types=("PEM",), source="key",
-               help="The client certificate first, then any intermediate CAs."),
-        Member("keyContent", "secret", "Key (PEM)", types=("PEM",), source="key", required=True, multiline=True),
-        Member("path", "path", "Key store location", types=BINARY_STORES, source="location", required=True,
-               help=LOCATION_HELP),
-        Member("content", "secret", "Key store content (base64)", types=BINARY_STORES, source="key", required=True,
-               multiline=True),
-        Member("password", "secret", "Key store password", types=BINARY_STORES, required=True),
-        *extra,
-    ))
+    return store_fields(
+        prefix,
+        type_field,
+        (("location", "with location"), ("key", "with key")),
+        (
+            Member(
+                "certPath",
+                "path",
+                "Certificate chain location",
+                types=("PEM",),
+                source="location",
+                help=LOCATION_HELP + " The client certificate first.",
+            ),
+            Member(
+                "keyPath", "path", "Key location", types=("PEM",), source="location", required=True, help=LOCATION_HELP
+            ),
+            Member(
+                "certContent",
+                "text",
+                "Certificate chain (PEM)",
+                types=("PEM",),
+                source="key",
+                help="The client certificate first, then any intermediate CAs.",
+            ),
+            Member("keyContent", "secret", "Key (PEM)", types=("PEM",), source="key", required=True, multiline=True),
+            Member(
+                "path",
+                "path",
+                "Key store location",
+                types=BINARY_STORES,
+                source="location",
+                required=True,
+                help=LOCATION_HELP,
+            ),
+            Member(
+                "content",
+                "secret",
+                "Key store content (base64)",
+                types=BINARY_STORES,
+                source="key",
+                required=True,
+                multiline=True,
+            ),
+            Member("password", "secret", "Key store password", types=BINARY_STORES, required=True),
+            *extra,
+        ),
+    )
 
 
 def coerce(f, raw):
@@ -631,7 +485,8 @@ def coerce(f, raw):
                 raise ValueError(f"line {bad!r} is not 'name: value'")
             return pairs
         if not isinstance(raw, list) or not all(
-                isinstance(p, dict) and isinstance(p.get("name"), str) and p.get("name") for p in raw):
+            isinstance(p, dict) and isinstance(p.get("name"), str) and p.get("name") for p in raw
+        ):
             raise ValueError("must be a list of {name, value}")
         return [{"name": p["name"], "value": "" if p.get("value") is None else str(p["value"])} for p in raw]
     raise AssertionError(kind)
@@ -652,7 +507,9 @@ def parse_pairs(text):
 def check_certs_path(value):
     base = os.environ.get("GATEHOUSE_CERTS_DIR")
     if not base:
-        raise ValueError("file paths are refused: set GATEHOUSE_CERTS_DIR to the folder that holds key and trust stores")
+        raise ValueError(
+            "file paths are refused: set GATEHOUSE_CERTS_DIR to the folder that holds key and trust stores"
+        )
     base = os.path.realpath(base)
     full = os.path.realpath(os.path.join(base, value))
     if os.path.commonpath([base, full]) != base:
@@ -687,14 +544,3 @@ def delete_path(values, path):
             return
     if isinstance(node, dict):
         node.pop(parts[-1], None)
-
-
-def prune_empty(values):
-    if isinstance(values, dict):
-        out = {}
-        for key, value in values.items():
-            value = prune_empty(value)
-            if value != {}:
-                out[key] = value
-        return out
-    return values

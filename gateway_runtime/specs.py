@@ -1,10 +1,15 @@
 """What a connector declares: one EndpointSpec or EntrypointSpec per module, as `SPEC`.
 
-A leaf module (it imports only the settings vocabulary), so that connectors can import it
-while the registry imports the connectors.
+A leaf module (it imports only the settings vocabulary and the connector contract in `messages`),
+so that connectors can import it while the registry imports the connectors.
 """
-from dataclasses import dataclass, field
 
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .messages import EndpointConnector
 from .settings import Settings
 
 QOS_ORDER = ("none", "auto", "at-most-once", "at-least-once")
@@ -14,32 +19,34 @@ QOS_ORDER = ("none", "auto", "at-most-once", "at-least-once")
 class EndpointSpec:
     type: str
     label: str
-    connector: type
+    # `builtins.type`: the field `type` hides the builtin in the class body
+    connector: builtins.type[EndpointConnector]
     configuration: Settings = field(default_factory=Settings)
     shared: Settings = field(default_factory=Settings)
-    qos: tuple = QOS_ORDER
-    api_types: tuple = ("message",)
+    qos: tuple[str, ...] = QOS_ORDER
+    api_types: tuple[str, ...] = ("message",)
     description: str = ""
     kind: str = "endpoint"
     # probe(configuration) -> None when the backend answers, else what is wrong (for the portal)
-    probe: object = None
+    probe: Callable[[dict[str, Any]], str | None] | None = None
     # The listener type it serves under: "tcp" for byte streams routed by SNI; None for any other.
     listener: str | None = None
     # forget(api_id, configuration, shared): the API was deleted; remove what it left at the backend
-    forget: object = None
+    forget: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
     # summary(shared) -> one line for the Backend services page; target(configuration) -> where it connects
-    summary: object = None
-    target: object = None
+    summary: Callable[[dict[str, Any]], str] | None = None
+    target: Callable[[dict[str, Any]], str | None] | None = None
 
 
 @dataclass(frozen=True)
 class EntrypointSpec:
     type: str
     label: str
-    handler: type
+    # handler(configuration, deployed API, qos): an entrypoint, matching and serving WSGI requests
+    handler: builtins.type[Any]
     configuration: Settings = field(default_factory=Settings)
-    qos: tuple = ("auto",)
-    api_types: tuple = ("message",)
+    qos: tuple[str, ...] = ("auto",)
+    api_types: tuple[str, ...] = ("message",)
     # Higher wins when several entrypoints of an API match one request.
     priority: int = 0
     description: str = ""

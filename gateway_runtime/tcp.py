@@ -5,6 +5,7 @@ The route is read from the gateway's routing table during the handshake, so a re
 the next connection; connections already open stay with the revision they started on, which
 drains them as it drains HTTP requests (see DeployedApi.retire).
 """
+
 import datetime
 import logging
 import os
@@ -48,8 +49,9 @@ class TcpListener:
         (or absent) name ends the handshake with the unrecognized_name alert."""
         api = self.gateway.routes.match_sni(server_name)
         if api is None:
-            log.warning("TCP connection from %s refused: no API listens for the SNI host name %r",
-                        _peer(tls), server_name)
+            log.warning(
+                "TCP connection from %s refused: no API listens for the SNI host name %r", _peer(tls), server_name
+            )
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         tls.gatehouse_api = api
         return None
@@ -98,11 +100,22 @@ def server_certificate(instance_path):
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Gatehouse TCP listener (self-signed)")])
         now = datetime.datetime.now(datetime.UTC)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=3650)).sign(key, hashes.SHA256()))
-        _write_private(keyfile, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .sign(key, hashes.SHA256())
+        )
+        _write_private(
+            keyfile,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
         _write_private(certfile, cert.public_bytes(serialization.Encoding.PEM))
         log.info("TCP listener: generated a self-signed certificate in %s", certfile)
     return certfile, keyfile

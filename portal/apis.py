@@ -1,5 +1,6 @@
 """What the portal does to APIs, shared by the browser views and the management REST API:
 definitions in and out of the model, deploy, start and stop."""
+
 import difflib
 import json
 import uuid
@@ -8,24 +9,38 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from gateway_runtime import definition as v4
 from gateway_runtime import plans as plan_rules
 from gateway_runtime import registry
+from gateway_runtime.definition import checks, forms, secrets
 from gateway_runtime.definition.forms import DefinitionError
-from gateway_runtime.deployed import normalise_path
-from gateway_runtime.request_target import is_under
+from gateway_runtime.request_target import is_under, route_key
 
-from .models import (Api, ContextPath, Deployment, Endpoint, EndpointGroup, Entrypoint, Listener, Plan, db,
-                     utcnow)
+from .models import Api, ContextPath, Deployment, Endpoint, EndpointGroup, Entrypoint, Listener, Plan, db, utcnow
 
-API_KEYS = ("id", "name", "apiVersion", "definitionVersion", "type", "description", "listeners", "endpointGroups",
-            "plans")
+API_KEYS = (
+    "id",
+    "name",
+    "apiVersion",
+    "definitionVersion",
+    "type",
+    "description",
+    "listeners",
+    "endpointGroups",
+    "plans",
+)
 LISTENER_KEYS = ("type", "paths", "entrypoints")
 PATH_KEYS = ("path", "host")
 ENTRYPOINT_KEYS = ("type", "qos", "configuration")
 GROUP_KEYS = ("name", "type", "loadBalancer", "sharedConfiguration", "endpoints")
-ENDPOINT_KEYS = ("name", "type", "weight", "inheritConfiguration", "secondary", "configuration",
-                 "sharedConfigurationOverride")
+ENDPOINT_KEYS = (
+    "name",
+    "type",
+    "weight",
+    "inheritConfiguration",
+    "secondary",
+    "configuration",
+    "sharedConfigurationOverride",
+)
 PLAN_KEYS = ("id", "name", "security", "mode", "status")
 
 
@@ -52,34 +67,34 @@ def _extra(source, known):
     return {k: v for k, v in source.items() if k not in known}
 
 
-def _put(target, key, value):
-    if value is not None:
-        target[key] = value
+def _part(entry, extra, **optional):
+    """A part of a definition from its row: `entry`, the `optional` keys the row has set, then the
+    keys the row keeps in `extra`, in that order."""
+    entry.update({key: value for key, value in optional.items() if value is not None})
+    entry.update(extra)
+    return entry
 
 
 # ----- model <-> canonical definition -----
 def definition_of(api):
     """The canonical (gateway-form, plans as a list) definition of the API's draft."""
-    out = {"id": api.id, "name": api.name, "apiVersion": api.api_version, "definitionVersion": "4.0.0",
-           "type": api.type, "description": api.description}
+    out = {
+        "id": api.id,
+        "name": api.name,
+        "apiVersion": api.api_version,
+        "definitionVersion": "4.0.0",
+        "type": api.type,
+        "description": api.description,
+    }
     out.update(api.extra)
     out["listeners"] = []
     for listener in api.listeners:
         item = {"type": listener.type}
         if listener.type == "http" or listener.paths:
-            item["paths"] = []
-            for p in listener.paths:
-                entry = {"path": p.path}
-                _put(entry, "host", p.host)
-                entry.update(p.extra)
-                item["paths"].append(entry)
-        item["entrypoints"] = []
-        for e in listener.entrypoints:
-            entry = {"type": e.type}
-            _put(entry, "qos", e.qos)
-            _put(entry, "configuration", e.configuration)
-            entry.update(e.extra)
-            item["entrypoints"].append(entry)
+            item["paths"] = [_part({"path": p.path}, p.extra, host=p.host) for p in listener.paths]
+        item["entrypoints"] = [
+            _part({"type": e.type}, e.extra, qos=e.qos, configuration=e.configuration) for e in listener.entrypoints
+        ]
         item.update(listener.extra)
         out["listeners"].append(item)
     out["endpointGroups"] = []
@@ -87,18 +102,19 @@ def definition_of(api):
         group = {"name": g.name, "type": g.type}
         if g.load_balancer:
             group["loadBalancer"] = {"type": g.load_balancer}
-        _put(group, "sharedConfiguration", g.shared_configuration)
-        group["endpoints"] = []
-        for e in g.endpoints:
-            endpoint = {"name": e.name, "type": e.type}
-            _put(endpoint, "weight", e.weight)
-            _put(endpoint, "inheritConfiguration", e.inherit_configuration)
-            _put(endpoint, "secondary", e.secondary)
-            _put(endpoint, "configuration", e.configuration)
-            _put(endpoint, "sharedConfigurationOverride", e.shared_configuration_override)
-            endpoint.update(e.extra)
-            group["endpoints"].append(endpoint)
-        group.update(g.extra)
+        endpoints = [
+            _part(
+                {"name": e.name, "type": e.type},
+                e.extra,
+                weight=e.weight,
+                inheritConfiguration=e.inherit_configuration,
+                secondary=e.secondary,
+                configuration=e.configuration,
+                sharedConfigurationOverride=e.shared_configuration_override,
+            )
+            for e in g.endpoints
+        ]
+        group = _part(group, g.extra, sharedConfiguration=g.shared_configuration, endpoints=endpoints)
         out["endpointGroups"].append(group)
     out["plans"] = [plan_definition(p) for p in api.plans]
     return out
@@ -106,10 +122,7 @@ def definition_of(api):
 
 def plan_definition(p):
     plan = {"id": p.id, "name": p.name, "security": dict(p.extra.get("security", {}), type=p.security_type)}
-    _put(plan, "mode", p.mode)
-    _put(plan, "status", p.status)
-    plan.update({k: v for k, v in p.extra.items() if k != "security"})
-    return plan
+    return _part(plan, {k: v for k, v in p.extra.items() if k != "security"}, mode=p.mode, status=p.status)
 
 
 def store_definition(api, d):
@@ -123,52 +136,85 @@ def store_definition(api, d):
     api.endpoint_groups = []
     api.plans = []
     db.session.flush()
-    for li, l in enumerate(d["listeners"]):
-        listener = Listener(position=li, type=l["type"], extra=_extra(l, LISTENER_KEYS))
-        for pi, p in enumerate(l.get("paths") or []):
-            listener.paths.append(ContextPath(api_id=api.id, position=pi, path=p["path"], host=p.get("host"),
-                                              extra=_extra(p, PATH_KEYS)))
-        for ei, e in enumerate(l.get("entrypoints") or []):
-            listener.entrypoints.append(Entrypoint(position=ei, type=e["type"], qos=e.get("qos"),
-                                                   configuration=e.get("configuration"),
-                                                   extra=_extra(e, ENTRYPOINT_KEYS)))
+    for li, given in enumerate(d["listeners"]):
+        listener = Listener(position=li, type=given["type"], extra=_extra(given, LISTENER_KEYS))
+        for pi, p in enumerate(given.get("paths") or []):
+            listener.paths.append(
+                ContextPath(api_id=api.id, position=pi, path=p["path"], host=p.get("host"), extra=_extra(p, PATH_KEYS))
+            )
+        for ei, e in enumerate(given.get("entrypoints") or []):
+            listener.entrypoints.append(
+                Entrypoint(
+                    position=ei,
+                    type=e["type"],
+                    qos=e.get("qos"),
+                    configuration=e.get("configuration"),
+                    extra=_extra(e, ENTRYPOINT_KEYS),
+                )
+            )
         api.listeners.append(listener)
     for gi, g in enumerate(d["endpointGroups"]):
-        group = EndpointGroup(position=gi, name=g["name"], type=g["type"],
-                              load_balancer=(g.get("loadBalancer") or {}).get("type"),
-                              shared_configuration=g.get("sharedConfiguration"), extra=_extra(g, GROUP_KEYS))
+        group = EndpointGroup(
+            position=gi,
+            name=g["name"],
+            type=g["type"],
+            load_balancer=(g.get("loadBalancer") or {}).get("type"),
+            shared_configuration=g.get("sharedConfiguration"),
+            extra=_extra(g, GROUP_KEYS),
+        )
         if isinstance(g.get("loadBalancer"), dict) and set(g["loadBalancer"]) - {"type"}:
             group.extra = dict(group.extra, loadBalancer=g["loadBalancer"])  # a copy: extra is sealed
         for ni, e in enumerate(g.get("endpoints") or []):
-            group.endpoints.append(Endpoint(
-                position=ni, name=e["name"], type=e["type"], weight=e.get("weight"),
-                inherit_configuration=e.get("inheritConfiguration"), secondary=e.get("secondary"),
-                configuration=e.get("configuration"),
-                shared_configuration_override=e.get("sharedConfigurationOverride"), extra=_extra(e, ENDPOINT_KEYS)))
+            group.endpoints.append(
+                Endpoint(
+                    position=ni,
+                    name=e["name"],
+                    type=e["type"],
+                    weight=e.get("weight"),
+                    inherit_configuration=e.get("inheritConfiguration"),
+                    secondary=e.get("secondary"),
+                    configuration=e.get("configuration"),
+                    shared_configuration_override=e.get("sharedConfigurationOverride"),
+                    extra=_extra(e, ENDPOINT_KEYS),
+                )
+            )
         api.endpoint_groups.append(group)
     for pi, p in enumerate(d.get("plans") or []):
         extra = _extra(p, PLAN_KEYS)
         security = {k: v for k, v in p["security"].items() if k != "type"}
         if security:
             extra["security"] = security
-        api.plans.append(Plan(position=pi, id=str(p.get("id") or uuid.uuid4()), name=p.get("name") or "Plan",
-                              security_type=p["security"]["type"], mode=p.get("mode"), status=p.get("status"),
-                              extra=extra))
+        api.plans.append(
+            Plan(
+                position=pi,
+                id=str(p.get("id") or uuid.uuid4()),
+                name=p.get("name") or "Plan",
+                security_type=p["security"]["type"],
+                mode=p.get("mode"),
+                status=p.get("status"),
+                extra=extra,
+            )
+        )
     api.updated_at = utcnow()
 
 
 def default_plan():
-    return {"id": str(uuid.uuid4()), "name": "Default Keyless (UNSECURED)", "security": {"type": "key-less"},
-            "mode": "standard", "status": "published"}
+    return {
+        "id": str(uuid.uuid4()),
+        "name": "Default Keyless (UNSECURED)",
+        "security": {"type": "key-less"},
+        "mode": "standard",
+        "status": "published",
+    }
 
 
 def prepare(document, previous=None):
     """Any accepted input -> a validated canonical definition, with a plan. Masked secrets take
     their values from the previous definition first, so that they validate."""
-    d = v4.read_document(document)
+    d = forms.read_document(document)
     if previous is not None:
         restore_secrets(d, previous)
-    d = v4.validate(d)
+    d = checks.validate(d)
     if not d.get("plans"):
         d["plans"] = [default_plan()]
     for plan in d["plans"]:  # a plan in a gateway-form definition serves: Gravitee's test kit omits the status
@@ -178,16 +224,20 @@ def prepare(document, previous=None):
 
 def _routes(d):
     """The (host or None, canonical path) pairs a definition's listeners serve."""
-    return {((p.get("host") or "").lower() or None, normalise_path(p["path"]))
-            for l in d["listeners"] for p in l.get("paths") or []}
+    return {
+        ((p.get("host") or "").lower() or None, route_key(p["path"]))
+        for listener in d["listeners"]
+        for p in listener.get("paths") or []
+    }
 
 
 def _overlap(route, other):
     """Whether two routes could serve the same request: hosts compatible (one of them any host),
     and one path on or under the other on segment boundaries (/api and /api/admin, not /ap)."""
     (host, path), (other_host, other_path) = route, other
-    return (host is None or other_host is None or host == other_host) and \
-        (is_under(path, other_path) or is_under(other_path, path))
+    return (host is None or other_host is None or host == other_host) and (
+        is_under(path, other_path) or is_under(other_path, path)
+    )
 
 
 def check_paths(d, api_id, user=None, kept=frozenset()):
@@ -198,12 +248,13 @@ def check_paths(d, api_id, user=None, kept=frozenset()):
     An admin may, and is warned: returns the warnings. `user` None (a script): only the first rule.
     Routes in `kept` (the API's own, before an edit) were allowed already and are not judged again."""
     wanted = _routes(d)
-    used = db.session.execute(select(ContextPath.host, ContextPath.path, ContextPath.api_id)
-                              .where(ContextPath.api_id != api_id)).all()
+    used = db.session.execute(
+        select(ContextPath.host, ContextPath.path, ContextPath.api_id).where(ContextPath.api_id != api_id)
+    ).all()
     new = sorted(wanted - kept, key=str)
     warnings = []
     for host, path, other in used:
-        route = ((host or "").lower() or None, normalise_path(path))
+        route = ((host or "").lower() or None, route_key(path))
         if route in wanted:
             name = db.session.get(Api, other).name
             raise Conflict(f"The context path {path} is already used by the API '{name}'.", value=path)
@@ -215,26 +266,38 @@ def check_paths(d, api_id, user=None, kept=frozenset()):
             continue
         message = _takeover_message(taking, route, owner)
         if user.role != "admin":
-            raise Conflict(f"{message} Only its owner or an admin may do this: choose a path outside it, or "
-                           "ask an admin.", value=taking[1])
+            raise Conflict(
+                f"{message} Only its owner or an admin may do this: choose a path outside it, or ask an admin.",
+                value=taking[1],
+            )
         warnings.append(f"{message} You may, as an admin: check that this is wanted.")
-    wanted_hosts = {h.lower() for l in d["listeners"] if l["type"] == "tcp" for h in l.get("hosts") or []}
-    tcp_listeners = db.session.execute(select(Listener.extra, Listener.api_id)
-                                       .where(Listener.type == "tcp", Listener.api_id != api_id)).all()
+    wanted_hosts = {
+        h.lower() for listener in d["listeners"] if listener["type"] == "tcp" for h in listener.get("hosts") or []
+    }
+    tcp_listeners = db.session.execute(
+        select(Listener.extra, Listener.api_id).where(Listener.type == "tcp", Listener.api_id != api_id)
+    ).all()
     for extra, other in tcp_listeners:
         for host in extra.get("hosts") or []:
             if host.lower() in wanted_hosts:
-                raise Conflict(f"The host {host} is already used by the tcp listener of the API "
-                               f"'{db.session.get(Api, other).name}'.", "listeners.hosts", host)
+                raise Conflict(
+                    f"The host {host} is already used by the tcp listener of the API "
+                    f"'{db.session.get(Api, other).name}'.",
+                    "listeners.hosts",
+                    host,
+                )
     return warnings
 
 
 def _takeover_message(route, other_route, api):
     def named(r):
         return r[1] + (f" on the host {r[0]}" if r[0] else "")
+
     owner = api.owner.username if api.owner else "nobody"
-    return (f"The context path {named(route)} overlaps the context path {named(other_route)} of the API "
-            f"'{api.name}' (owned by {owner}): its clients, with their API keys and tokens, could reach this API.")
+    return (
+        f"The context path {named(route)} overlaps the context path {named(other_route)} of the API "
+        f"'{api.name}' (owned by {owner}): its clients, with their API keys and tokens, could reach this API."
+    )
 
 
 def create(document, owner):
@@ -243,7 +306,7 @@ def create(document, owner):
     d = prepare(document)
     api = Api(id=str(uuid.uuid4()), name=d["name"], type=d["type"], state="stopped", extra={}, owner=owner)
     d["id"] = api.id
-    warnings = v4.import_notes(document) + check_paths(d, api.id, owner)
+    warnings = checks.import_notes(document) + check_paths(d, api.id, owner)
     db.session.add(api)
     store_definition(api, d)
     db.session.commit()
@@ -256,7 +319,7 @@ def replace(api, document, user=None):
     previous = definition_of(api)
     d = prepare(document, previous)
     d["id"] = api.id
-    warnings = v4.import_notes(document, api.state) + check_paths(d, api.id, user, kept=_routes(previous))
+    warnings = checks.import_notes(document, api.state) + check_paths(d, api.id, user, kept=_routes(previous))
     store_definition(api, d)
     db.session.commit()
     return warnings
@@ -265,7 +328,7 @@ def replace(api, document, user=None):
 def restore_secrets(d, previous):
     """Masked secrets in a re-imported export keep the values they had; so do plans' HMAC secrets
     left out."""
-    registry.restore_secrets(d, previous)
+    secrets.restore_secrets(d, previous)
     stored = {p["id"]: p["security"].get("configuration") for p in previous.get("plans", [])}
     for plan in d.get("plans", []):
         security = plan.get("security") if isinstance(plan, dict) else None
@@ -275,12 +338,12 @@ def restore_secrets(d, previous):
 
 def masked(d):
     """A copy of the definition with every secret masked."""
-    return registry.masked(d)
+    return secrets.masked(d)
 
 
 def export(api, include_secrets=False):
     d = definition_of(api)
-    return v4.export_envelope(d if include_secrets else masked(d), api.state)
+    return forms.export_envelope(d if include_secrets else masked(d), api.state)
 
 
 # ----- deployments -----
@@ -298,17 +361,19 @@ def has_undeployed_changes(api):
 
 
 def _draft(api):
-    return v4.to_gateway_form(definition_of(api))
+    return forms.to_gateway_form(definition_of(api))
 
 
 def _deployed_part(gateway_form):
-    plans = {plan_id: {k: v for k, v in plan.items() if k not in LIVE_PLAN_KEYS}
-             for plan_id, plan in gateway_form.get("plans", {}).items()}
+    plans = {
+        plan_id: {k: v for k, v in plan.items() if k not in LIVE_PLAN_KEYS}
+        for plan_id, plan in gateway_form.get("plans", {}).items()
+    }
     return dict(gateway_form, plans=plans)
 
 
 def blocking_parts(api):
-    return v4.blocking_parts(definition_of(api))
+    return checks.blocking_parts(definition_of(api))
 
 
 def deploy(api, user):
@@ -322,19 +387,23 @@ def deploy(api, user):
     last = last_deployment(api)
     if last is not None and not has_undeployed_changes(api):
         raise NothingToDeploy(last)
-    parts = v4.blocking_parts(d)
+    parts = checks.blocking_parts(d)
     if parts:
         raise DeployRefused(parts)
-    deployment = Deployment(api_id=api.id, revision=(last.revision + 1) if last else 1,
-                            definition=v4.to_gateway_form(d), created_by=user)
+    deployment = Deployment(
+        api_id=api.id, revision=(last.revision + 1) if last else 1, definition=forms.to_gateway_form(d), created_by=user
+    )
     db.session.add(deployment)
     api.deployed_revision = deployment.revision
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict(f"Another deploy of this API made revision {deployment.revision} at the same time, so this "
-                       "one deployed nothing. Deploy again if the draft has changed since.", field="revision") from None
+        raise Conflict(
+            f"Another deploy of this API made revision {deployment.revision} at the same time, so this "
+            "one deployed nothing. Deploy again if the draft has changed since.",
+            field="revision",
+        ) from None
     current_app.logger.info("API %s deployed as revision %s by %s", api.id, deployment.revision, user)
     return deployment
 
@@ -371,8 +440,11 @@ def _keyed(items, key):
 
 def _counted(noun, before, after, strip=lambda item: item):
     """['1 endpoint added', '2 endpoints changed', ...] between two {key: item} maps."""
-    counts = (("added", len(after.keys() - before.keys())), ("removed", len(before.keys() - after.keys())),
-              ("changed", sum(strip(before[k]) != strip(after[k]) for k in before.keys() & after.keys())))
+    counts = (
+        ("added", len(after.keys() - before.keys())),
+        ("removed", len(before.keys() - after.keys())),
+        ("changed", sum(strip(before[k]) != strip(after[k]) for k in before.keys() & after.keys())),
+    )
     return [f"{n} {noun}{'s' if n != 1 else ''} {verb}" for verb, n in counts if n]
 
 
@@ -384,21 +456,28 @@ def change_summary(before, after):
     before, after = _deployed_part(before), _deployed_part(after)
     changes = [f"{label} changed" for key, label in GENERAL_LABELS.items() if before.get(key) != after.get(key)]
     listeners = [_keyed(d.get("listeners") or [], lambda item: item.get("type")) for d in (before, after)]
-    if {k: {x: y for x, y in l.items() if x != "entrypoints"} for k, l in listeners[0].items()} != \
-            {k: {x: y for x, y in l.items() if x != "entrypoints"} for k, l in listeners[1].items()}:
+    without_entrypoints = [
+        {kind: {k: v for k, v in one.items() if k != "entrypoints"} for kind, one in side.items()} for side in listeners
+    ]
+    if without_entrypoints[0] != without_entrypoints[1]:
         changes.append("context paths or hosts changed")
-    entrypoints = [{(listener, e.get("type")): e for listener, l in side.items() for e in l.get("entrypoints") or []}
-                   for side in listeners]
+    entrypoints = [
+        {(kind, e.get("type")): e for kind, one in side.items() for e in one.get("entrypoints") or []}
+        for side in listeners
+    ]
     changes += _counted("entrypoint", *entrypoints)
     groups = [_keyed(d.get("endpointGroups") or [], lambda item: item.get("name")) for d in (before, after)]
     changes += _counted("endpoint group", *groups, strip=lambda g: {k: v for k, v in g.items() if k != "endpoints"})
-    endpoints = [{(name, e.get("name")): e for name, group in side.items() for e in group.get("endpoints") or []}
-                 for side in groups]
+    endpoints = [
+        {(name, e.get("name")): e for name, group in side.items() for e in group.get("endpoints") or []}
+        for side in groups
+    ]
     changes += _counted("endpoint", *endpoints)
     changes += _counted("plan", before.get("plans") or {}, after.get("plans") or {})
     known = set(GENERAL_LABELS) | set(SKIPPED_KEYS)
-    changes += [f"{key} changed" for key in sorted((before.keys() | after.keys()) - known)
-                if before.get(key) != after.get(key)]
+    changes += [
+        f"{key} changed" for key in sorted((before.keys() | after.keys()) - known) if before.get(key) != after.get(key)
+    ]
     if not changes and before != after:
         changes.append("order of parts changed")
     return changes
@@ -423,6 +502,7 @@ def definition_at(api, which):
 def diff_lines(before, after, before_label, after_label):
     """A unified diff of two definitions as pretty JSON, secrets masked: [(kind, line)] with kind
     one of header, hunk, added, removed, same."""
+
     def pretty(d):
         return json.dumps(masked(d), indent=2, sort_keys=True).splitlines()
 
@@ -463,18 +543,25 @@ def forget_at_backends(api):
         for group in definition.get("endpointGroups", []):
             for endpoint in group.get("endpoints", []):
                 spec = registry.endpoint(endpoint.get("type"))
-                shared = group.get("sharedConfiguration") if endpoint.get("inheritConfiguration") \
+                shared = (
+                    group.get("sharedConfiguration")
+                    if endpoint.get("inheritConfiguration")
                     else endpoint.get("sharedConfigurationOverride")
+                )
                 key = json.dumps([endpoint.get("type"), endpoint.get("configuration"), shared], sort_keys=True)
                 if spec is None or spec.forget is None or key in done:
                     continue
                 done.add(key)
                 try:
-                    spec.forget(api.id, spec.configuration.with_defaults(endpoint.get("configuration")),
-                                spec.shared.with_defaults(shared))
-                except Exception as exc:  # noqa: BLE001 - the API goes all the same; the log says what stayed
-                    current_app.logger.warning("API %s deleted; endpoint %s could not clean up: %s",
-                                               api.id, endpoint.get("name"), exc)
+                    spec.forget(
+                        api.id,
+                        spec.configuration.with_defaults(endpoint.get("configuration")),
+                        spec.shared.with_defaults(shared),
+                    )
+                except Exception as exc:
+                    current_app.logger.warning(
+                        "API %s deleted; endpoint %s could not clean up: %s", api.id, endpoint.get("name"), exc
+                    )
 
 
 def find(api_id):

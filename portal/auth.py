@@ -4,6 +4,7 @@ Browser sessions for the portal; HTTP Basic or personal access tokens for the ma
 Every view declares its access rule with `@requires(role)` / `@requires(role, api="api_id")` or
 `@public`; `check_every_view_guarded` refuses to start an app with a view that has none.
 """
+
 import functools
 import hashlib
 import os
@@ -12,8 +13,19 @@ import secrets
 from datetime import timedelta
 from urllib.parse import quote
 
-from flask import (Blueprint, abort, current_app, flash, g, has_request_context, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf import FlaskForm
 from sqlalchemy import delete, select, update
@@ -29,9 +41,11 @@ from .models import AccessToken, Api, Application, LoginThrottle, PortalSession,
 
 ADMIN = "admin"
 ROLES = ("viewer", "owner", "admin")  # each role can do what the ones before it can
-ROLE_TEXT = {"viewer": "reads everything, changes nothing",
-             "owner": "creates APIs and manages the APIs they own",
-             "admin": "manages every API and the users"}
+ROLE_TEXT = {
+    "viewer": "reads everything, changes nothing",
+    "owner": "creates APIs and manages the APIs they own",
+    "admin": "manages every API and the users",
+}
 TOKEN_PREFIX = "ghp_"
 bp = Blueprint("auth", __name__)
 
@@ -112,15 +126,18 @@ def _user_key(username):
 def _throttle_keys(username):
     # Many people may share one address (an office NAT), so an address gets more tries than one name.
     config = current_app.config
-    return ((_user_key(username), config["LOGIN_MAX_FAILURES"]),
-            (f"addr:{client_address(request.environ)}", config["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
+    return (
+        (_user_key(username), config["LOGIN_MAX_FAILURES"]),
+        (f"addr:{client_address(request.environ)}", config["LOGIN_MAX_FAILURES_PER_ADDRESS"]),
+    )
 
 
 def locked_for(username):
     """Seconds until this user name and client address may try again (0: now)."""
     keys = [key for key, _ in _throttle_keys(username)]
-    until = db.session.scalars(select(LoginThrottle.locked_until).where(
-        LoginThrottle.key.in_(keys), LoginThrottle.locked_until.is_not(None))).all()
+    until = db.session.scalars(
+        select(LoginThrottle.locked_until).where(LoginThrottle.key.in_(keys), LoginThrottle.locked_until.is_not(None))
+    ).all()
     remaining = max([(u - utcnow()).total_seconds() for u in until], default=0)
     return max(0, int(remaining + 0.999))
 
@@ -128,8 +145,9 @@ def locked_for(username):
 def _count_failure(key, limit):
     # An UPDATE first: it locks the row (PostgreSQL) or the database (SQLite) until the commit, so
     # processes failing at the same moment each add their failure.
-    counted = db.session.execute(update(LoginThrottle).where(LoginThrottle.key == key)
-                                 .values(failures=LoginThrottle.failures + 1)).rowcount
+    counted = db.session.execute(
+        update(LoginThrottle).where(LoginThrottle.key == key).values(failures=LoginThrottle.failures + 1)
+    ).rowcount
     if not counted:
         try:
             db.session.add(LoginThrottle(key=key, failures=1))
@@ -210,16 +228,18 @@ class SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app):
         setting = app.config["SECURE_COOKIES"]
-        return setting == "true" or (setting == "auto" and has_request_context()
-                                     and client_scheme(request.environ) == "https")
+        return setting == "true" or (
+            setting == "auto" and has_request_context() and client_scheme(request.environ) == "https"
+        )
 
 
 def install_sessions(app):
     """Refuses a SECURE_COOKIES setting it does not know, naming it."""
     setting = str(app.config["SECURE_COOKIES"]).lower()  # GATEHOUSE_SECURE_COOKIES=true arrives as True
     if setting not in SECURE_COOKIES:
-        raise ValueError(f"GATEHOUSE_SECURE_COOKIES is {app.config['SECURE_COOKIES']!r}: use "
-                         + ", ".join(SECURE_COOKIES) + ".")
+        raise ValueError(
+            f"GATEHOUSE_SECURE_COOKIES is {app.config['SECURE_COOKIES']!r}: use " + ", ".join(SECURE_COOKIES) + "."
+        )
     app.config["SECURE_COOKIES"] = setting
     app.session_interface = SessionInterface()
 
@@ -273,8 +293,10 @@ def ensure(allowed, whose):
     """403 unless allowed; `whose` names who may (e.g. "the owner of the application A")."""
     if not allowed:
         user = g.user
-        abort(403, f"You are logged in as {user.username} (role {user.role}). Only {whose} or an admin can do "
-                   "this: ask them.")
+        abort(
+            403,
+            f"You are logged in as {user.username} (role {user.role}). Only {whose} or an admin can do this: ask them.",
+        )
 
 
 def forbidden_message(role, api=None):
@@ -285,8 +307,10 @@ def forbidden_message(role, api=None):
             return f"{who} Only an admin can do this; ask an admin if it needs doing."
         return f"{who} This needs the {role} role ({ROLE_TEXT[role]}): ask an admin for the {role} role."
     owner = api.owner.username if api.owner else "nobody"
-    return (f"{who} Only the owner of the API {api.name} ({owner}) or an admin can change it: ask them, "
-            "or ask an admin to make you its owner.")
+    return (
+        f"{who} Only the owner of the API {api.name} ({owner}) or an admin can change it: ask them, "
+        "or ask an admin to make you its owner."
+    )
 
 
 def requires(role, api=None, application=None):
@@ -308,8 +332,11 @@ def requires(role, api=None, application=None):
         def wrapped(*args, **kwargs):
             if g.user is None:
                 if request.blueprint == "management":
-                    abort(401, "Authentication required: use HTTP Basic, or a personal access token "
-                               "(Authorization: Bearer ...) made on the portal's Tokens page.")
+                    abort(
+                        401,
+                        "Authentication required: use HTTP Basic, or a personal access token "
+                        "(Authorization: Bearer ...) made on the portal's Tokens page.",
+                    )
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
             if not has_role(g.user, role):
                 abort(403, forbidden_message(role))
@@ -322,8 +349,10 @@ def requires(role, api=None, application=None):
                 if found is not None:
                     ensure(can_use(found), f"the owner of the application {found.name}")
             return view(*args, **kwargs)
+
         wrapped.access = (role, api or application)
         return wrapped
+
     return decorate
 
 
@@ -335,11 +364,15 @@ def public(view):
 
 def check_every_view_guarded(app):
     """Fail at start-up, not in production, when a view was added without an access rule."""
-    missing = sorted(endpoint for endpoint, view in app.view_functions.items()
-                     if endpoint != "static" and not hasattr(view, "access"))
+    missing = sorted(
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if endpoint != "static" and not hasattr(view, "access")
+    )
     if missing:
-        raise RuntimeError("views without an access rule (add @requires(role) or @public from portal.auth): "
-                           + ", ".join(missing))
+        raise RuntimeError(
+            "views without an access rule (add @requires(role) or @public from portal.auth): " + ", ".join(missing)
+        )
 
 
 # What browsers drop from a URL before reading it (the WHATWG URL standard): C0 controls and spaces
@@ -378,9 +411,11 @@ def login():
         if user is not None:
             start_session(user)
             return redirect(local_path(request.args.get("next")) or url_for("ui.apis"))
-        form.password.errors.append("Wrong user name or password (or the account is disabled). The admin "
-                                    "password was printed on first start, or set with GATEHOUSE_ADMIN_PASSWORD; "
-                                    "other users get theirs from an admin.")
+        form.password.errors.append(
+            "Wrong user name or password (or the account is disabled). The admin "
+            "password was printed on first start, or set with GATEHOUSE_ADMIN_PASSWORD; "
+            "other users get theirs from an admin."
+        )
     return render_template("login.html", form=form)
 
 

@@ -4,6 +4,7 @@ The gateway's public base URL is GATEHOUSE_GATEWAY_URL when set; else the host t
 reached on with the port this process's gateway serves (what a person on the same network uses).
 Commands are shell-quoted: paths, hosts and headers come from the definition, whoever wrote it.
 """
+
 import shlex
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -51,9 +52,16 @@ def connections(api, base, tcp_port):
         if listener.type == "tcp":
             found += _tcp(listener, base, tcp_port)
         elif listener.type == "subscription":
-            found += [Connection(e.type, None, None, "Consumed by push subscriptions: an application subscribes to "
-                                 "the API's push plan with its callback URL, and the gateway POSTs each message to it.")
-                      for e in listener.entrypoints]
+            found += [
+                Connection(
+                    e.type,
+                    None,
+                    None,
+                    "Consumed by push subscriptions: an application subscribes to "
+                    "the API's push plan with its callback URL, and the gateway POSTs each message to it.",
+                )
+                for e in listener.entrypoints
+            ]
         else:
             for path in listener.paths:
                 url = _url(base, path.host, path.path)
@@ -80,15 +88,28 @@ def _http(kind, url, header):
     if kind == "http-get":
         return Connection(kind, url, _curl(url, "-H", "Accept: application/json", header=header))
     if kind == "http-post":
-        return Connection(kind, url, _curl(url, "-d", SAMPLE_BODY, header=header),
-                          "Publishes the body as a message; the gateway answers 202.")
+        return Connection(
+            kind,
+            url,
+            _curl(url, "-d", SAMPLE_BODY, header=header),
+            "Publishes the body as a message; the gateway answers 202.",
+        )
     if kind == "sse":
-        return Connection(kind, url, _curl(url, "-N", "-H", "Accept: text/event-stream", header=header),
-                          "Streams messages as they come (-N: no buffering).")
+        return Connection(
+            kind,
+            url,
+            _curl(url, "-N", "-H", "Accept: text/event-stream", header=header),
+            "Streams messages as they come (-N: no buffering).",
+        )
     if kind == "websocket":
-        ws = ("wss" if url.startswith("https:") else "ws") + url[url.index(":"):]
-        return Connection(kind, ws, ws, f"Open a WebSocket to this URL{f' with the header {header}' if header else ''}"
-                          ": each message comes as a frame; frames you send are published.")
+        ws = ("wss" if url.startswith("https:") else "ws") + url[url.index(":") :]
+        return Connection(
+            kind,
+            ws,
+            ws,
+            f"Open a WebSocket to this URL{f' with the header {header}' if header else ''}"
+            ": each message comes as a frame; frames you send are published.",
+        )
     return Connection(kind, url, _curl(url, header=header))  # http-proxy: forwarded to the backend
 
 
@@ -97,7 +118,12 @@ def _tcp(listener, base, tcp_port):
     if tcp_port is None:
         return [Connection(entrypoint, None, None, "This gateway's TCP port is off (GATEHOUSE_TCP_PORT).")]
     host = _bracketed(urlsplit(base).hostname or "127.0.0.1")
-    return [Connection(entrypoint, f"{host}:{tcp_port}",
-                       shlex.join(["openssl", "s_client", "-connect", f"{host}:{tcp_port}", "-servername", name]),
-                       f"TLS to the gateway's TCP port, naming {name} by SNI.")
-            for name in listener.extra.get("hosts", [])]
+    return [
+        Connection(
+            entrypoint,
+            f"{host}:{tcp_port}",
+            shlex.join(["openssl", "s_client", "-connect", f"{host}:{tcp_port}", "-servername", name]),
+            f"TLS to the gateway's TCP port, naming {name} by SNI.",
+        )
+        for name in listener.extra.get("hosts", [])
+    ]

@@ -1,6 +1,7 @@
 """Secrets typed into a form whose save failed are kept on the server, tied to the portal session
 and to a random form id posted with the form, so that the next try need not type them again while
 the page shows them only as "set". Nothing of them goes back to the browser."""
+
 import hashlib
 import json
 import re
@@ -11,7 +12,7 @@ from flask import g
 from sqlalchemy import delete
 
 from gateway_runtime.at_rest import WrongKey
-from gateway_runtime.settings import SECRET_MASK
+from gateway_runtime.definition.slots import SECRET_MASK
 
 from .models import KeptFormSecrets, cipher, db, utcnow
 

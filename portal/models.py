@@ -3,10 +3,11 @@
 Columns hold what the portal edits and queries; each row's `extra` keeps the definition keys we
 do not model, so that an imported definition exports unchanged. Connector settings, the keys kept
 in `extra`, plans and deployed definitions hold their secrets encrypted (gateway_runtime.at_rest;
-what is secret: gateway_runtime.registry.secret_slots): the attributes
+what is secret: gateway_runtime.definition.secrets.secret_slots): the attributes
 below read and take clear values, the `stored_*` columns hold what is written.
 """
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 
 from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
@@ -14,9 +15,10 @@ from sqlalchemy import JSON, UniqueConstraint, event, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from gateway_runtime import registry
+from gateway_runtime.definition import secrets
+from gateway_runtime.definition.slots import map_slots
 from gateway_runtime.entrypoints.webhook import SUBSCRIPTION as WEBHOOK_SUBSCRIPTION
 from gateway_runtime.plans import plan_slots
-from gateway_runtime.settings import map_slots
 
 
 class Base(DeclarativeBase):
@@ -24,11 +26,11 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-MAX_ROW_ID = 2 ** 63 - 1  # SQLite's largest integer: a larger id names no row (and overflows a query)
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer: a larger id names no row (and overflows a query)
 
 
 def utcnow():
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def cipher():
@@ -74,8 +76,10 @@ class SealedConsumer(_Sealed):
     """A push subscription's consumer configuration: its webhook settings hold credentials."""
 
     def transform(self, row, value, change):
-        return dict(value, entrypointConfiguration=WEBHOOK_SUBSCRIPTION.map_secrets(
-            value.get("entrypointConfiguration"), change))
+        return dict(
+            value,
+            entrypointConfiguration=WEBHOOK_SUBSCRIPTION.map_secrets(value.get("entrypointConfiguration"), change),
+        )
 
 
 def reseal(new_cipher):
@@ -86,8 +90,10 @@ def reseal(new_cipher):
     for mapper in db.Model.registry.mappers:
         sealed = {name: attr for name, attr in vars(mapper.class_).items() if isinstance(attr, _Sealed)}
         if sealed:
-            read += [(row, sealed, {name: getattr(row, name) for name in sealed})
-                     for row in db.session.scalars(db.select(mapper.class_))]
+            read += [
+                (row, sealed, {name: getattr(row, name) for name in sealed})
+                for row in db.session.scalars(db.select(mapper.class_))
+            ]
     connection = db.session.connection()
     api_key_secret = old.api_key_secret(connection)
     current_app.extensions["gatehouse_cipher"] = new_cipher
@@ -96,7 +102,9 @@ def reseal(new_cipher):
         stored = [getattr(row, attr.column) for attr in sealed.values()]
         for name, value in values.items():
             setattr(row, name, value)
-        changed += stored != [getattr(row, attr.column) for attr in sealed.values()]  # a row without secrets is as it was
+        changed += stored != [
+            getattr(row, attr.column) for attr in sealed.values()
+        ]  # a row without secrets is as it was
     new_cipher.seal_keys(connection, api_key_secret)
     return changed
 
@@ -110,14 +118,16 @@ class User(db.Model):
     disabled = db.Column(db.Boolean, nullable=False, default=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
-    tokens = db.relationship("AccessToken", order_by="AccessToken.created_at", cascade="all, delete-orphan",
-                             back_populates="user")
+    tokens = db.relationship(
+        "AccessToken", order_by="AccessToken.created_at", cascade="all, delete-orphan", back_populates="user"
+    )
 
 
 class PortalSession(db.Model):
     """A portal login. The cookie (signed, not encrypted) carries a random token and only its SHA-256
     is stored: logging out, a password change or disabling the user deletes the row, which ends
     the session for every copy of the cookie, not only in the browser that logged out."""
+
     __tablename__ = "portal_sessions"
     id = db.Column(db.String(64), primary_key=True)
     user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -130,10 +140,12 @@ class KeptFormSecrets(db.Model):
     """Secrets typed into a form whose save failed, so that the next try need not type them again
     and the page never shows them. One row per (portal session, form id); `data` is the JSON of
     {input name: value}, encrypted like every stored secret; rows live an hour at most."""
+
     __tablename__ = "kept_form_secrets"
     id = db.Column(db.String(64), primary_key=True)  # SHA-256 of session id + form id
-    session_id = db.Column(db.String(64), db.ForeignKey("portal_sessions.id", ondelete="CASCADE"), nullable=False,
-                           index=True)
+    session_id = db.Column(
+        db.String(64), db.ForeignKey("portal_sessions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     data = db.Column(db.Text, nullable=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow, index=True)
 
@@ -141,6 +153,7 @@ class KeptFormSecrets(db.Model):
 class AccessToken(db.Model):
     """A personal access token for the management API. Only its SHA-256 is stored: tokens are long
     random strings, so a fast hash is enough and keeps the per-request lookup cheap."""
+
     __tablename__ = "access_tokens"
     id = db.Column(db.Integer, primary_key=True)
     user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -155,6 +168,7 @@ class AccessToken(db.Model):
 class LoginThrottle(db.Model):
     """Failed logins per user name and per client address. Kept in the database so that every
     worker and every node sees the same counts."""
+
     __tablename__ = "login_throttle"
     key = db.Column(db.String(300), primary_key=True)  # "user:<name>" or "addr:<ip>"
     failures = db.Column(db.Integer, nullable=False, default=0)
@@ -172,20 +186,28 @@ class Api(db.Model):
     deployed_revision = db.Column(db.Integer)
     owner_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), index=True)
     stored_extra = db.Column("extra", JSON, nullable=False, default=dict)
-    extra = _Sealed("stored_extra", registry.api_slots)
+    extra = _Sealed("stored_extra", secrets.api_slots)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
-    listeners = db.relationship("Listener", order_by="Listener.position", cascade="all, delete-orphan",
-                                back_populates="api")
-    endpoint_groups = db.relationship("EndpointGroup", order_by="EndpointGroup.position",
-                                      cascade="all, delete-orphan", back_populates="api")
+    listeners = db.relationship(
+        "Listener", order_by="Listener.position", cascade="all, delete-orphan", back_populates="api"
+    )
+    endpoint_groups = db.relationship(
+        "EndpointGroup", order_by="EndpointGroup.position", cascade="all, delete-orphan", back_populates="api"
+    )
     plans = db.relationship("Plan", order_by="Plan.position", cascade="all, delete-orphan", back_populates="api")
-    deployments = db.relationship("Deployment", order_by="Deployment.revision.desc()",
-                                  cascade="all, delete-orphan", back_populates="api", lazy="dynamic")
+    deployments = db.relationship(
+        "Deployment",
+        order_by="Deployment.revision.desc()",
+        cascade="all, delete-orphan",
+        back_populates="api",
+        lazy="dynamic",
+    )
     owner = db.relationship("User")
-    subscriptions = db.relationship("Subscription", order_by="Subscription.created_at", cascade="all, delete-orphan",
-                                    back_populates="api")
+    subscriptions = db.relationship(
+        "Subscription", order_by="Subscription.created_at", cascade="all, delete-orphan", back_populates="api"
+    )
 
 
 class Listener(db.Model):
@@ -197,10 +219,12 @@ class Listener(db.Model):
     extra = db.Column(JSON, nullable=False, default=dict)
 
     api = db.relationship("Api", back_populates="listeners")
-    paths = db.relationship("ContextPath", order_by="ContextPath.position", cascade="all, delete-orphan",
-                            back_populates="listener")
-    entrypoints = db.relationship("Entrypoint", order_by="Entrypoint.position", cascade="all, delete-orphan",
-                                  back_populates="listener")
+    paths = db.relationship(
+        "ContextPath", order_by="ContextPath.position", cascade="all, delete-orphan", back_populates="listener"
+    )
+    entrypoints = db.relationship(
+        "Entrypoint", order_by="Entrypoint.position", cascade="all, delete-orphan", back_populates="listener"
+    )
 
 
 class ContextPath(db.Model):
@@ -226,7 +250,7 @@ class Entrypoint(db.Model):
     stored_configuration = db.Column("configuration", JSON)
     configuration = SealedSettings("stored_configuration", registry.entrypoint, "configuration")
     stored_extra = db.Column("extra", JSON, nullable=False, default=dict)
-    extra = _Sealed("stored_extra", registry.entrypoint_slots)
+    extra = _Sealed("stored_extra", secrets.entrypoint_slots)
 
     listener = db.relationship("Listener", back_populates="entrypoints")
 
@@ -242,18 +266,20 @@ class EndpointGroup(db.Model):
     stored_shared_configuration = db.Column("shared_configuration", JSON)
     shared_configuration = SealedSettings("stored_shared_configuration", registry.endpoint, "shared")
     stored_extra = db.Column("extra", JSON, nullable=False, default=dict)
-    extra = _Sealed("stored_extra", registry.group_slots)
+    extra = _Sealed("stored_extra", secrets.group_slots)
 
     api = db.relationship("Api", back_populates="endpoint_groups")
-    endpoints = db.relationship("Endpoint", order_by="Endpoint.position", cascade="all, delete-orphan",
-                                back_populates="group")
+    endpoints = db.relationship(
+        "Endpoint", order_by="Endpoint.position", cascade="all, delete-orphan", back_populates="group"
+    )
 
 
 class Endpoint(db.Model):
     __tablename__ = "endpoints"
     id = db.Column(db.Integer, primary_key=True)
-    group_id = db.Column(db.Integer, db.ForeignKey("endpoint_groups.id", ondelete="CASCADE"), nullable=False,
-                         index=True)
+    group_id = db.Column(
+        db.Integer, db.ForeignKey("endpoint_groups.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     position = db.Column(db.Integer, nullable=False, default=0)
     name = db.Column(db.String(200), nullable=False)
     type = db.Column(db.String(60), nullable=False)
@@ -263,10 +289,9 @@ class Endpoint(db.Model):
     stored_configuration = db.Column("configuration", JSON)
     configuration = SealedSettings("stored_configuration", registry.endpoint, "configuration")
     stored_shared_configuration_override = db.Column("shared_configuration_override", JSON)
-    shared_configuration_override = SealedSettings("stored_shared_configuration_override", registry.endpoint,
-                                                   "shared")
+    shared_configuration_override = SealedSettings("stored_shared_configuration_override", registry.endpoint, "shared")
     stored_extra = db.Column("extra", JSON, nullable=False, default=dict)
-    extra = _Sealed("stored_extra", registry.endpoint_slots)
+    extra = _Sealed("stored_extra", secrets.endpoint_slots)
 
     group = db.relationship("EndpointGroup", back_populates="endpoints")
 
@@ -289,13 +314,14 @@ class Plan(db.Model):
 
 class Deployment(db.Model):
     """An immutable, numbered revision of an API's definition: what the gateway serves."""
+
     __tablename__ = "deployments"
     __table_args__ = (UniqueConstraint("api_id", "revision"),)
     id = db.Column(db.Integer, primary_key=True)
     api_id = db.Column(db.String(64), db.ForeignKey("apis.id", ondelete="CASCADE"), nullable=False, index=True)
     revision = db.Column(db.Integer, nullable=False)
     stored_definition = db.Column("definition", JSON, nullable=False)
-    definition = _Sealed("stored_definition", registry.secret_slots)
+    definition = _Sealed("stored_definition", secrets.secret_slots)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     created_by = db.Column(db.String(80), nullable=False)
 
@@ -305,6 +331,7 @@ class Deployment(db.Model):
 class SecretsKeyCheck(db.Model):
     """One row: a value encrypted with the key of the nodes sharing this database. Only
     at_rest.Cipher.check_key reads it; declared here so that autogenerate keeps the table."""
+
     __tablename__ = "secrets_key_check"
     id = db.Column(db.Integer, primary_key=True)
     value = db.Column(db.Text, nullable=False)
@@ -312,6 +339,7 @@ class SecretsKeyCheck(db.Model):
 
 class Application(db.Model):
     """A consumer of APIs: it subscribes to plans; JWTs name it by their `client_id` claim."""
+
     __tablename__ = "applications"
     id = db.Column(db.String(64), primary_key=True)
     name = db.Column(db.String(200), nullable=False)
@@ -321,19 +349,22 @@ class Application(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     owner = db.relationship("User")
-    subscriptions = db.relationship("Subscription", order_by="Subscription.created_at", cascade="all, delete-orphan",
-                                    back_populates="application")
+    subscriptions = db.relationship(
+        "Subscription", order_by="Subscription.created_at", cascade="all, delete-orphan", back_populates="application"
+    )
 
 
 class Subscription(db.Model):
     """An application's subscription to one plan of an API. The plan is named by its definition id
     (plans rows are replaced when a definition is imported again; their ids stay)."""
+
     __tablename__ = "subscriptions"
     id = db.Column(db.String(64), primary_key=True)
     api_id = db.Column(db.String(64), db.ForeignKey("apis.id", ondelete="CASCADE"), nullable=False, index=True)
     plan_id = db.Column(db.String(100), nullable=False)
-    application_id = db.Column(db.String(64), db.ForeignKey("applications.id", ondelete="CASCADE"), nullable=False,
-                               index=True)
+    application_id = db.Column(
+        db.String(64), db.ForeignKey("applications.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     status = db.Column(db.String(20), nullable=False)  # PENDING | ACCEPTED | REJECTED | CLOSED
     reason = db.Column(db.Text)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
@@ -346,17 +377,20 @@ class Subscription(db.Model):
 
     api = db.relationship("Api", back_populates="subscriptions")
     application = db.relationship("Application", back_populates="subscriptions")
-    api_keys = db.relationship("ApiKey", order_by="ApiKey.created_at.desc()", cascade="all, delete-orphan",
-                               back_populates="subscription")
+    api_keys = db.relationship(
+        "ApiKey", order_by="ApiKey.created_at.desc()", cascade="all, delete-orphan", back_populates="subscription"
+    )
 
 
 class ApiKey(db.Model):
     """Only a keyed hash of the key is stored (gateway_runtime.access.KeyHasher); the key itself is
     shown once, when it is made."""
+
     __tablename__ = "api_keys"
     id = db.Column(db.Integer, primary_key=True)
-    subscription_id = db.Column(db.String(64), db.ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False,
-                                index=True)
+    subscription_id = db.Column(
+        db.String(64), db.ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     key_hash = db.Column(db.String(64), nullable=False, unique=True)
     prefix = db.Column(db.String(8), nullable=False)  # enough for a person to tell keys apart
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
@@ -367,10 +401,10 @@ class ApiKey(db.Model):
 
 class WebhookState(db.Model):
     """A push subscription's delivery state, and its lease: the gateway process delivering it
-    (holder) and until when (seconds since the epoch). See gateway_runtime.webhook."""
+    (holder) and until when (seconds since the epoch). See gateway_runtime.webhook.leases."""
+
     __tablename__ = "webhook_states"
-    subscription_id = db.Column(db.String(64), db.ForeignKey("subscriptions.id", ondelete="CASCADE"),
-                                primary_key=True)
+    subscription_id = db.Column(db.String(64), db.ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True)
     state = db.Column(db.String(20), nullable=False, default="active")  # active | retrying | failed
     detail = db.Column(db.Text)
     holder = db.Column(db.String(200))
@@ -381,10 +415,12 @@ class WebhookState(db.Model):
 
 class WebhookDelivery(db.Model):
     """One attempt to deliver a message to a callback (the last ones of each subscription)."""
+
     __tablename__ = "webhook_deliveries"
     id = db.Column(db.Integer, primary_key=True)
-    subscription_id = db.Column(db.String(64), db.ForeignKey("subscriptions.id", ondelete="CASCADE"),
-                                nullable=False, index=True)
+    subscription_id = db.Column(
+        db.String(64), db.ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     message_id = db.Column(db.String(500))
     attempt = db.Column(db.Integer, nullable=False)
     status = db.Column(db.Integer)  # the callback's HTTP status; None when it could not be reached
@@ -398,6 +434,7 @@ class WebhookDelivery(db.Model):
 class AccessVersion(db.Model):
     """One row, bumped by every commit that changes who may call what; gateways reload their
     plan/subscription/key cache when it moves (a cheap query on every poll)."""
+
     __tablename__ = "access_version"
     id = db.Column(db.Integer, primary_key=True)
     version = db.Column(db.BigInteger, nullable=False, default=0)

@@ -1,6 +1,7 @@
 """Plans' lifecycle and settings, applications, subscriptions and API keys: what the portal pages
 and the management API both do. Every change commits at once; gateways see it within a poll
 (the access version moves with it, see models.AccessVersion)."""
+
 import secrets
 import uuid
 
@@ -8,16 +9,20 @@ from flask import current_app
 from sqlalchemy import select
 
 from gateway_runtime import plans as rules
-from gateway_runtime import webhook
 from gateway_runtime.access import KeyHasher
 from gateway_runtime.entrypoints.webhook import SUBSCRIPTION as WEBHOOK_SETTINGS
 from gateway_runtime.settings import get_path
+from gateway_runtime.webhook import caller
 
 from .models import ApiKey, Application, Plan, Subscription, WebhookDelivery, WebhookState, cipher, db, utcnow
 
 # status -> the statuses a plan may move to (closing is final, as in Gravitee)
-PLAN_MOVES = {"staging": ("published", "closed"), "published": ("deprecated", "closed"),
-              "deprecated": ("published", "closed"), "closed": ()}
+PLAN_MOVES = {
+    "staging": ("published", "closed"),
+    "published": ("deprecated", "closed"),
+    "deprecated": ("published", "closed"),
+    "closed": (),
+}
 LIVE = ("PENDING", "ACCEPTED")
 
 
@@ -66,15 +71,24 @@ def save_plan(api, plan, fields):
     if errors:
         raise Invalid(errors)
     if plan is None:
-        plan = Plan(api_id=api.id, id=str(uuid.uuid4()), security_type=kind,
-                    mode=rules.PUSH if kind == rules.PUSH else "standard", status="staging",
-                    position=max((p.position for p in api.plans), default=-1) + 1, extra={})
+        plan = Plan(
+            api_id=api.id,
+            id=str(uuid.uuid4()),
+            security_type=kind,
+            mode=rules.PUSH if kind == rules.PUSH else "standard",
+            status="staging",
+            position=max((p.position for p in api.plans), default=-1) + 1,
+            extra={},
+        )
         api.plans.append(plan)
     security = {"configuration": config} if config else {}
     plan.name = name
-    plan.extra = {**{k: v for k, v in plan.extra.items() if k not in ("security", "description")},
-                  **({"security": security} if security else {}), "validation": fields.get("validation", "AUTO"),
-                  **({"description": fields["description"].strip()} if fields.get("description") else {})}
+    plan.extra = {
+        **{k: v for k, v in plan.extra.items() if k not in ("security", "description")},
+        **({"security": security} if security else {}),
+        "validation": fields.get("validation", "AUTO"),
+        **({"description": fields["description"].strip()} if fields.get("description") else {}),
+    }
     api.updated_at = utcnow()
     db.session.commit()
     return plan
@@ -85,9 +99,13 @@ def move_plan(plan, status, user):
     subscriptions (their keys stop working)."""
     current = plan.status or "published"
     if status not in PLAN_MOVES.get(current, ()):
-        raise Invalid({"status": f"A {current} plan cannot become {status}; it may become "
-                                 + (" or ".join(PLAN_MOVES.get(current, ())) or "nothing else: closing is final")
-                                 + "."})
+        raise Invalid(
+            {
+                "status": f"A {current} plan cannot become {status}; it may become "
+                + (" or ".join(PLAN_MOVES.get(current, ())) or "nothing else: closing is final")
+                + "."
+            }
+        )
     plan.status = status
     if status == "closed":
         for subscription in subscriptions_of_plan(plan):
@@ -101,8 +119,9 @@ def find_plan(api, plan_id):
 
 
 def subscriptions_of_plan(plan):
-    return db.session.scalars(select(Subscription).where(Subscription.api_id == plan.api_id,
-                                                         Subscription.plan_id == plan.id)).all()
+    return db.session.scalars(
+        select(Subscription).where(Subscription.api_id == plan.api_id, Subscription.plan_id == plan.id)
+    ).all()
 
 
 # ----- applications -----
@@ -116,8 +135,9 @@ def create_application(name, description, client_id, owner):
         errors["client_id"] = f"Another application already has the client id {client_id}: choose another one."
     if errors:
         raise Invalid(errors)
-    application = Application(id=app_id, name=name, description=(description or "").strip(), client_id=client_id,
-                              owner_id=owner.id)
+    application = Application(
+        id=app_id, name=name, description=(description or "").strip(), client_id=client_id, owner_id=owner.id
+    )
     db.session.add(application)
     db.session.commit()
     return application
@@ -139,22 +159,27 @@ def subscribe(application, api, plan_id, user, consumer=None):
         raise Invalid({"planId": f"{plan.name} is a key-less plan: anyone may call the API, no subscription needed."})
     if (plan.status or "published") != "published":
         raise Invalid({"planId": f"Plan {plan.name} is {plan.status}: only published plans take new subscriptions."})
-    if any(s.application_id == application.id and s.plan_id == plan.id and s.status in LIVE
-           for s in api.subscriptions):
+    if any(s.application_id == application.id and s.plan_id == plan.id and s.status in LIVE for s in api.subscriptions):
         raise Invalid({"planId": f"Application {application.name} already has a subscription to plan {plan.name}."})
     if plan.security_type == rules.PUSH:
         if not any(listener.type == "subscription" for listener in api.listeners):
-            raise Invalid({"planId": f"API {api.name} has no webhook entrypoint (a subscription listener) to push "
-                                     "messages with."})
+            raise Invalid(
+                {"planId": f"API {api.name} has no webhook entrypoint (a subscription listener) to push messages with."}
+            )
         consumer = consumer_configuration(consumer, None)
     else:
         consumer = None
     automatic = validation(plan) == "AUTO"
-    subscription = Subscription(id=str(uuid.uuid4()), api_id=api.id, plan_id=plan.id, application=application,
-                                status="ACCEPTED" if automatic else "PENDING",
-                                processed_at=utcnow() if automatic else None,
-                                processed_by="automatic validation" if automatic else None,
-                                consumer_configuration=consumer)
+    subscription = Subscription(
+        id=str(uuid.uuid4()),
+        api_id=api.id,
+        plan_id=plan.id,
+        application=application,
+        status="ACCEPTED" if automatic else "PENDING",
+        processed_at=utcnow() if automatic else None,
+        processed_by="automatic validation" if automatic else None,
+        consumer_configuration=consumer,
+    )
     db.session.add(subscription)
     key = _issue_key(subscription)[1] if automatic and plan.security_type == "api-key" else None
     db.session.commit()
@@ -168,24 +193,33 @@ def consumer_configuration(consumer, previous):
     consumer = consumer if isinstance(consumer, dict) else {}
     settings = consumer.get("entrypointConfiguration")
     if not isinstance(settings, dict) or not settings:
-        raise Invalid({"consumerConfiguration": "A push plan's subscription needs its webhook settings "
-                                                "(consumerConfiguration.entrypointConfiguration), at least a callbackUrl."})
+        raise Invalid(
+            {
+                "consumerConfiguration": "A push plan's subscription needs its webhook settings "
+                "(consumerConfiguration.entrypointConfiguration), at least a callbackUrl."
+            }
+        )
     settings = WEBHOOK_SETTINGS.restore_secrets(settings, (previous or {}).get("entrypointConfiguration"))
     clean, errors = WEBHOOK_SETTINGS.validate(settings)
     if not errors:
         # The token endpoint is called by the gateway too: the same rule as the callback.
         urls = [("callbackUrl", clean["callbackUrl"], "callbacks")] + (
-            [("auth.oauth2.endpoint", clean["auth"]["oauth2"]["endpoint"], webhook.TOKEN_ENDPOINTS)]
-            if get_path(clean, "auth.type") == "oauth2" else [])
+            [("auth.oauth2.endpoint", clean["auth"]["oauth2"]["endpoint"], caller.TOKEN_ENDPOINTS)]
+            if get_path(clean, "auth.type") == "oauth2"
+            else []
+        )
         for field, url, what in urls:
             try:
-                webhook.check_callback(url, what)
-            except webhook.Refused as exc:
+                caller.check_callback(url, what)
+            except caller.Refused as exc:
                 errors[field] = str(exc)
     if errors:
         raise Invalid({f"consumerConfiguration.entrypointConfiguration.{k}": v for k, v in errors.items()})
-    return {"entrypointId": "webhook", **{k: v for k, v in consumer.items() if k == "channel"},
-            "entrypointConfiguration": clean}
+    return {
+        "entrypointId": "webhook",
+        **{k: v for k, v in consumer.items() if k == "channel"},
+        "entrypointConfiguration": clean,
+    }
 
 
 def masked_consumer(subscription):
@@ -208,16 +242,24 @@ def webhook_state(subscription):
 
 
 def deliveries(subscription, limit=20):
-    return db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription.id)
-                              .order_by(WebhookDelivery.id.desc()).limit(limit)).all()
+    return db.session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.subscription_id == subscription.id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit)
+    ).all()
 
 
 def retry_now(subscription):
     """Cut a retrying subscription's wait short: its gateway tries again within a second."""
     state = webhook_state(subscription)
     if state is None or state.state != "retrying":
-        raise Invalid({"state": "Only a retrying subscription can be retried now; this one is "
-                                f"{state.state if state else 'not started'}."})
+        raise Invalid(
+            {
+                "state": "Only a retrying subscription can be retried now; this one is "
+                f"{state.state if state else 'not started'}."
+            }
+        )
     state.wake = 1
     db.session.commit()
 
@@ -226,8 +268,12 @@ def resume(subscription):
     """A failed subscription delivers again, from the first message it had not delivered."""
     state = webhook_state(subscription)
     if state is None or state.state != "failed":
-        raise Invalid({"state": "Only a failed subscription can be resumed; this one is "
-                                f"{state.state if state else 'not started'}."})
+        raise Invalid(
+            {
+                "state": "Only a failed subscription can be resumed; this one is "
+                f"{state.state if state else 'not started'}."
+            }
+        )
     state.state, state.detail, state.updated_at = "active", None, utcnow()
     db.session.commit()
 
@@ -278,8 +324,12 @@ def renew_key(subscription):
     if plan is None or plan.security_type != "api-key":
         raise Invalid({"subscription": "Only subscriptions to api-key plans have API keys."})
     if subscription.status != "ACCEPTED":
-        raise Invalid({"subscription": f"The subscription is {subscription.status.lower()}: only accepted "
-                                       "subscriptions get API keys."})
+        raise Invalid(
+            {
+                "subscription": f"The subscription is {subscription.status.lower()}: only accepted "
+                "subscriptions get API keys."
+            }
+        )
     for key in active_keys(subscription):
         key.revoked_at = utcnow()
     issued = _issue_key(subscription)

@@ -1,28 +1,32 @@
 """Browser UI: server-rendered pages and the small HTMX partials they swap in."""
+
 import json
 import re
 import uuid
 
-from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
-from gateway_runtime import definition as v4
 from gateway_runtime import database, failover, registry
 from gateway_runtime import plans as rules
-from gateway_runtime.definition import capabilities
+from gateway_runtime.definition import capabilities, checks, forms
 from gateway_runtime.definition.checks import LOAD_BALANCERS
-from gateway_runtime.deployed import normalise_path
+from gateway_runtime.request_target import route_key
 from gateway_runtime.settings import get_path, set_path
 
-from . import apis, clients, health, kept_secrets
+from . import apis, clients, connector_forms, health, kept_secrets
 from .auth import local_path, requires
+from .connector_forms import form_value, from_form
 from .models import Endpoint, EndpointGroup, db
 
 bp = Blueprint("ui", __name__)
-API_TYPES = (("message", "Message API: clients reach a message backend over HTTP, SSE or WebSocket"),
-             ("proxy", "Proxy API: requests are forwarded to HTTP backends"))
+# _settings.html renders every connector form through these functions
+bp.add_app_template_global(connector_forms, "connector_forms")  # type: ignore[arg-type]
+API_TYPES = (
+    ("message", "Message API: clients reach a message backend over HTTP, SSE or WebSocket"),
+    ("proxy", "Proxy API: requests are forwarded to HTTP backends"),
+)
 FIELD_OF_ERROR = {"name": "name", "listeners[0].paths[0].path": "path", "apiVersion": "version"}
 
 
@@ -46,8 +50,11 @@ def register_error_pages(app):
         db.session.rollback()
         if request.path.startswith("/management/"):
             return jsonify({"message": "Unexpected error; the server log has the details.", "errors": []}), 500
-        return render_template("error.html", code=500, message="Something went wrong on our side. Nothing was "
-                               "saved; the server log has the details."), 500
+        return render_template(
+            "error.html",
+            code=500,
+            message="Something went wrong on our side. Nothing was saved; the server log has the details.",
+        ), 500
 
 
 def _api(api_id):
@@ -76,18 +83,35 @@ def apis_list():
 # before it is validated first; a POST without `step` creates the API (one full form does it all).
 # The other steps' values travel as hidden inputs; secrets never do: they are kept on the server
 # (portal/kept_secrets.py) under the wizard's form id, and shown as "set".
-WIZARD_STEPS = (("general", "General"), ("entrypoints", "Entrypoints"), ("endpoint", "Endpoint"), ("plan", "Plan"),
-                ("summary", "Summary"))
+WIZARD_STEPS = (
+    ("general", "General"),
+    ("entrypoints", "Entrypoints"),
+    ("endpoint", "Endpoint"),
+    ("plan", "Plan"),
+    ("summary", "Summary"),
+)
 WIZARD_STEP_NAMES = tuple(name for name, _ in WIZARD_STEPS)
 # Input name prefix -> its step; any other name is the General step's.
-WIZARD_STEP_OF_INPUT = (("entrypoint", "entrypoints"), ("qos.", "entrypoints"), ("ep.", "entrypoints"),
-                        ("cfg.", "endpoint"), ("shared", "endpoint"), ("endpoint_type", "endpoint"),
-                        ("plan_", "plan"), ("signature", "plan"), ("publicKey", "plan"), ("secret", "plan"),
-                        ("jwksUrl", "plan"), ("form", "summary"))
+WIZARD_STEP_OF_INPUT = (
+    ("entrypoint", "entrypoints"),
+    ("qos.", "entrypoints"),
+    ("ep.", "entrypoints"),
+    ("cfg.", "endpoint"),
+    ("shared", "endpoint"),
+    ("endpoint_type", "endpoint"),
+    ("plan_", "plan"),
+    ("signature", "plan"),
+    ("publicKey", "plan"),
+    ("secret", "plan"),
+    ("jwksUrl", "plan"),
+    ("form", "summary"),
+)
 WIZARD_INPUTS = ("csrf_token", "step", "go", "wizard", "wizard_step", "seen.entrypoints", "seen.endpoint")
-WIZARD_PLANS = (("key-less", "Key-less: anyone may call the API"),
-                ("api-key", "API key: callers send the key of their subscription (header X-Gravitee-Api-Key)"),
-                ("jwt", "JWT: callers send a signed token whose client_id claim names their application"))
+WIZARD_PLANS = (
+    ("key-less", "Key-less: anyone may call the API"),
+    ("api-key", "API key: callers send the key of their subscription (header X-Gravitee-Api-Key)"),
+    ("jwt", "JWT: callers send a signed token whose client_id claim names their application"),
+)
 WIZARD_PLAN_NAMES = {"key-less": "Default Keyless (UNSECURED)", "api-key": "API key", "jwt": "JWT"}
 
 
@@ -142,7 +166,7 @@ def _wizard_seen(form, state):
 def _wizard_section(settings, form, prefix, seen, initial=None):
     """(values, errors) of one connector section: as posted once shown, else its starting values."""
     if seen:
-        return settings.from_form(form, prefix)
+        return from_form(settings, form, prefix)
     values, errors = settings.validate(initial or {})
     return values, {prefix + name: message for name, message in errors.items()}
 
@@ -158,8 +182,13 @@ def _initial_shared(spec, path):
     paths = {f.path for f in spec.shared}
     values = {}
     for side in ("producer", "consumer"):
-        for key, value in ((".enabled", True), (".topics", [topic]), (".topic", topic), (".exchange.name", topic),
-                           (".routingKey", topic)):
+        for key, value in (
+            (".enabled", True),
+            (".topics", [topic]),
+            (".topic", topic),
+            (".exchange.name", topic),
+            (".routingKey", topic),
+        ):
             if side + key in paths:
                 set_path(values, side + key, value)
     return values
@@ -173,8 +202,13 @@ def _wizard_general(form, errors):
         errors["path"] = "The context path must start with '/', for example /orders."
     if api_type not in dict(API_TYPES):
         errors["type"] = "Choose a message API or a proxy API."
-    return {"name": name, "apiVersion": form.get("version", "").strip() or "1.0", "definitionVersion": "4.0.0",
-            "description": form.get("description", "").strip(), "type": api_type}, path
+    return {
+        "name": name,
+        "apiVersion": form.get("version", "").strip() or "1.0",
+        "definitionVersion": "4.0.0",
+        "description": form.get("description", "").strip(),
+        "type": api_type,
+    }, path
 
 
 def _wizard_entrypoints(form, state, seen, errors):
@@ -190,16 +224,20 @@ def _wizard_entrypoints(form, state, seen, errors):
         # the shape _entrypoints_fields.html reads (the Entrypoints tab's)
         sections.append(dict(spec=spec, chosen=spec.type in chosen, current=values, qos_choices=offered, qos=qos))
     if not chosen:
-        errors["entrypoints"] = "Choose at least one entrypoint." if entrypoint_specs else \
-            "No entrypoint for this API type is available yet."
+        errors["entrypoints"] = (
+            "Choose at least one entrypoint."
+            if entrypoint_specs
+            else "No entrypoint for this API type is available yet."
+        )
     return sections
 
 
 def _wizard_endpoint(form, state, seen, path, errors):
     _, _, endpoint_specs, _, endpoint_type = state
     if form.get("endpoint_type", endpoint_type) != endpoint_type:
-        errors["endpoint_type"] = "Choose one of the endpoint types offered: " + \
-            ", ".join(s.label for s in endpoint_specs) + "."
+        errors["endpoint_type"] = (
+            "Choose one of the endpoint types offered: " + ", ".join(s.label for s in endpoint_specs) + "."
+        )
     spec = registry.endpoint(endpoint_type)
     configuration, problems = _wizard_section(spec.configuration, form, "cfg.", endpoint_type in seen)
     errors.update(problems)
@@ -217,6 +255,7 @@ def _wizard_jwt_input(form):
 
 def _wizard_plan(form, errors):
     from .consumers import _plan_form_fields  # here: consumers imports this module
+
     kind = form.get("plan_type") or "key-less"
     if kind not in WIZARD_PLAN_NAMES:
         errors["plan_type"] = "Choose a plan: " + ", ".join(WIZARD_PLAN_NAMES) + "."
@@ -226,8 +265,14 @@ def _wizard_plan(form, errors):
         security["configuration"] = {rules.REQUIRE_EXP: True, **_plan_form_fields(form, kind)["configuration"]}
         for field, message in rules.problems({"security": security}).items():
             errors[_wizard_jwt_input(form) if field == "resolverParameter" else field] = message
-    return {"id": str(uuid.uuid4()), "name": form.get("plan_name", "").strip() or WIZARD_PLAN_NAMES[kind],
-            "security": security, "mode": "standard", "status": "published", "validation": "AUTO"}
+    return {
+        "id": str(uuid.uuid4()),
+        "name": form.get("plan_name", "").strip() or WIZARD_PLAN_NAMES[kind],
+        "security": security,
+        "mode": "standard",
+        "status": "published",
+        "validation": "AUTO",
+    }
 
 
 def _wizard(form):
@@ -242,20 +287,43 @@ def _wizard(form):
     plan = _wizard_plan(form, errors)
     kind = endpoint["spec"].type
     document.update(
-        listeners=[{"type": "http", "paths": [{"path": path}], "entrypoints": [
-            {"type": s["spec"].type, "qos": s["qos"], "configuration": s["current"]} for s in entrypoints
-            if s["chosen"]]}],
-        endpointGroups=[{"name": "Default group", "type": kind, "loadBalancer": {"type": "round-robin"},
-                         "sharedConfiguration": endpoint["shared"],
-                         "endpoints": [{"name": "Default endpoint", "type": kind, "weight": 1,
-                                        "inheritConfiguration": True, "configuration": endpoint["configuration"]}]}],
-        plans=[plan])
+        listeners=[
+            {
+                "type": "http",
+                "paths": [{"path": path}],
+                "entrypoints": [
+                    {"type": s["spec"].type, "qos": s["qos"], "configuration": s["current"]}
+                    for s in entrypoints
+                    if s["chosen"]
+                ],
+            }
+        ],
+        endpointGroups=[
+            {
+                "name": "Default group",
+                "type": kind,
+                "loadBalancer": {"type": "round-robin"},
+                "sharedConfiguration": endpoint["shared"],
+                "endpoints": [
+                    {
+                        "name": "Default endpoint",
+                        "type": kind,
+                        "weight": 1,
+                        "inheritConfiguration": True,
+                        "configuration": endpoint["configuration"],
+                    }
+                ],
+            }
+        ],
+        plans=[plan],
+    )
     if not any(_wizard_step_of(name) in ("entrypoints", "endpoint") for name in errors):
         problems = capabilities.problems(document)
         if problems:
             errors["shared"] = "; ".join(problems) + "."
-    return dict(document=document, state=state, seen=seen, entrypoints=entrypoints, endpoint=endpoint,
-                plan=plan, errors=errors)
+    return dict(
+        document=document, state=state, seen=seen, entrypoints=entrypoints, endpoint=endpoint, plan=plan, errors=errors
+    )
 
 
 def _wizard_summary_rows(settings, values):
@@ -282,16 +350,35 @@ def _render_wizard(form, wizard, step, wizard_id, errors=None, later=(), status=
     `errors` are the step's, `later` (step label, message) those of the steps after it."""
     index = WIZARD_STEP_NAMES.index(step)
     secret = _wizard_secret_inputs()
-    carried = [(name, value) for name in form for value in form.getlist(name)
-               if name not in WIZARD_INPUTS and name not in secret and _wizard_step_of(name) != step]
+    carried = [
+        (name, value)
+        for name in form
+        for value in form.getlist(name)
+        if name not in WIZARD_INPUTS and name not in secret and _wizard_step_of(name) != step
+    ]
     shown = {"entrypoints": set(wizard["state"][3]), "endpoint": {wizard["endpoint"]["spec"].type}}
     seen = {part: shown[part] if part == step else values for part, values in wizard["seen"].items()}
-    context = dict(wizard, form=form, step=step, steps=WIZARD_STEPS, errors=errors or {}, later=later,
-                   carried=carried, seen=seen, wizard_id=wizard_id, api_types=API_TYPES, plan_choices=WIZARD_PLANS,
-                   rules=rules, sections=wizard["entrypoints"], kept=[], jwt_input=_wizard_jwt_input(form),
-                   previous=WIZARD_STEP_NAMES[index - 1] if index else None,
-                   next=WIZARD_STEP_NAMES[index + 1] if index + 1 < len(WIZARD_STEPS) else None,
-                   refresh_url=url_for("ui.wizard_fields"), summary_rows=_wizard_summary_rows)
+    context = dict(
+        wizard,
+        form=form,
+        step=step,
+        steps=WIZARD_STEPS,
+        errors=errors or {},
+        later=later,
+        carried=carried,
+        seen=seen,
+        wizard_id=wizard_id,
+        api_types=API_TYPES,
+        plan_choices=WIZARD_PLANS,
+        rules=rules,
+        sections=wizard["entrypoints"],
+        kept=[],
+        jwt_input=_wizard_jwt_input(form),
+        previous=WIZARD_STEP_NAMES[index - 1] if index else None,
+        next=WIZARD_STEP_NAMES[index + 1] if index + 1 < len(WIZARD_STEPS) else None,
+        refresh_url=url_for("ui.wizard_fields"),
+        summary_rows=_wizard_summary_rows,
+    )
     template = "api_new.html" if request.endpoint == "ui.create_api" else "_wizard_connectors.html"
     return render_template(template, **context), status
 
@@ -300,8 +387,9 @@ def _wizard_problems(form, wizard, errors, wizard_id):
     """400: the earliest step with problems, those of the steps after it named above it."""
     step = min((_wizard_step_of(name) for name in errors), key=WIZARD_STEP_NAMES.index)
     mine = {name: message for name, message in errors.items() if _wizard_step_of(name) == step}
-    later = [(dict(WIZARD_STEPS)[_wizard_step_of(name)], message) for name, message in errors.items()
-             if name not in mine]
+    later = [
+        (dict(WIZARD_STEPS)[_wizard_step_of(name)], message) for name, message in errors.items() if name not in mine
+    ]
     return _render_wizard(form, wizard, step, wizard_id, mine, later, 400)
 
 
@@ -322,8 +410,11 @@ def create_api():
     wizard = _wizard(form)
     target = form.get("step")
     if target in WIZARD_STEP_NAMES:
-        before = {name: message for name, message in wizard["errors"].items()
-                  if WIZARD_STEP_NAMES.index(_wizard_step_of(name)) < WIZARD_STEP_NAMES.index(target)}
+        before = {
+            name: message
+            for name, message in wizard["errors"].items()
+            if WIZARD_STEP_NAMES.index(_wizard_step_of(name)) < WIZARD_STEP_NAMES.index(target)
+        }
         if before:
             return _wizard_problems(form, wizard, before, wizard_id)
         return _render_wizard(form, wizard, target, wizard_id)
@@ -347,15 +438,16 @@ def _wizard_create(document, deploy):
     """Create the API (and deploy and start it); on refusal nothing is saved."""
     try:
         if deploy:
-            parts = v4.blocking_parts(apis.prepare(document))
+            parts = checks.blocking_parts(apis.prepare(document))
             if parts:
                 raise _WizardRefused({"form": str(apis.DeployRefused(parts))})
         api, warnings = apis.create(document, owner=g.user)
     except apis.Conflict as exc:
         raise _WizardRefused({"path": str(exc)}) from None
-    except v4.DefinitionError as exc:
-        raise _WizardRefused({FIELD_OF_ERROR.get(item["field"], "form"): item["message"]
-                              for item in exc.errors}) from None
+    except forms.DefinitionError as exc:
+        raise _WizardRefused(
+            {FIELD_OF_ERROR.get(item["field"], "form"): item["message"] for item in exc.errors}
+        ) from None
     if deploy:
         apis.start(api, g.user.username)
         flash(f"API {api.name} created, deployed and started: it serves now.")
@@ -377,11 +469,17 @@ def api_page(api_id):
     api = _api(api_id)
     d = apis.definition_of(api)
     base = clients.base_url(current_app.config, request.host)
-    return render_template("api.html", api=api, definition=d,
-                           blocking=v4.blocking_parts(d), warnings=v4.warnings(d), last=apis.last_deployment(api),
-                           healths={api.id: health.of_api(api)},
-                           connections=clients.connections(api, base, current_app.config.get("TCP_PORT")),
-                           registry=registry)
+    return render_template(
+        "api.html",
+        api=api,
+        definition=d,
+        blocking=checks.blocking_parts(d),
+        warnings=checks.warnings(d),
+        last=apis.last_deployment(api),
+        healths={api.id: health.of_api(api)},
+        connections=clients.connections(api, base, current_app.config.get("TCP_PORT")),
+        registry=registry,
+    )
 
 
 # Every page with the API header shows the API's health; pages that did not probe it ask here.
@@ -413,8 +511,10 @@ def deploy(api_id):
     except (apis.DeployRefused, apis.Conflict) as exc:
         flash(str(exc), "error")
     else:
-        flash(f"Deployed revision {deployment.revision}. The gateway serves it within a second"
-              + ("." if api.state == "started" else "; start the API to serve it."))
+        flash(
+            f"Deployed revision {deployment.revision}. The gateway serves it within a second"
+            + ("." if api.state == "started" else "; start the API to serve it.")
+        )
     return redirect(local_path(request.form.get("next")) or url_for("ui.api_page", api_id=api.id))
 
 
@@ -444,10 +544,15 @@ def stop(api_id):
         apis.stop(api)
         flash("API stopped: the gateway no longer serves it.")
         return redirect(back)
-    return render_template("confirm.html", title=f"Stop the API {api.name}?",
-                           text="The gateway stops serving it at once: connected clients (SSE streams, WebSockets, "
-                                "pending GETs) are dropped, and new calls get 404 until you start it again.",
-                           button="Yes, stop", action=url_for("ui.stop", api_id=api.id), back=back)
+    return render_template(
+        "confirm.html",
+        title=f"Stop the API {api.name}?",
+        text="The gateway stops serving it at once: connected clients (SSE streams, WebSockets, "
+        "pending GETs) are dropped, and new calls get 404 until you start it again.",
+        button="Yes, stop",
+        action=url_for("ui.stop", api_id=api.id),
+        back=back,
+    )
 
 
 @bp.route("/apis/<api_id>/delete", methods=["GET", "POST"])
@@ -461,10 +566,13 @@ def delete_api(api_id):
         apis.delete(api)
         flash(f"API {api.name} deleted.")
         return redirect(url_for("ui.apis"))
-    return render_template("confirm.html", title=f"Delete the API {api.name}?",
-                           text="Its definition and deployment history are removed.",
-                           action=url_for("ui.delete_api", api_id=api.id),
-                           back=url_for("ui.api_page", api_id=api.id))
+    return render_template(
+        "confirm.html",
+        title=f"Delete the API {api.name}?",
+        text="Its definition and deployment history are removed.",
+        action=url_for("ui.delete_api", api_id=api.id),
+        back=url_for("ui.api_page", api_id=api.id),
+    )
 
 
 # The deploy banner of the API header says what Deploy would change, on every page that has it.
@@ -490,8 +598,9 @@ def deployments(api_id):
 def deployment(api_id, revision):
     api = _api(api_id)
     found = _revision(api, revision)
-    return render_template("deployment.html", api=api, deployment=found,
-                           definition=json.dumps(apis.masked(found.definition), indent=2))
+    return render_template(
+        "deployment.html", api=api, deployment=found, definition=json.dumps(apis.masked(found.definition), indent=2)
+    )
 
 
 def _compared(api, name, default):
@@ -500,8 +609,11 @@ def _compared(api, name, default):
     which = raw if raw == "draft" else int(raw) if raw.isdigit() else None
     definition = apis.definition_at(api, which) if which is not None else None
     if definition is None:
-        abort(404, f"Compare ({name}): API {api.name} has no revision {raw}. Choose a revision of the deployment "
-                   "history, or the draft.")
+        abort(
+            404,
+            f"Compare ({name}): API {api.name} has no revision {raw}. Choose a revision of the deployment "
+            "history, or the draft.",
+        )
     return which, definition
 
 
@@ -518,9 +630,16 @@ def compare_deployments(api_id):
     def label(which):
         return "draft" if which == "draft" else f"revision {which}"
 
-    return render_template("deployments_diff.html", api=api, revisions=revisions, base=base, target=target,
-                           lines=apis.diff_lines(before, after, label(base), label(target)),
-                           summary=apis.change_summary(before, after), labels=(label(base), label(target)))
+    return render_template(
+        "deployments_diff.html",
+        api=api,
+        revisions=revisions,
+        base=base,
+        target=target,
+        lines=apis.diff_lines(before, after, label(base), label(target)),
+        summary=apis.change_summary(before, after),
+        labels=(label(base), label(target)),
+    )
 
 
 def _not_restored(revision, reason, back):
@@ -540,16 +659,21 @@ def restore_deployment(api_id, revision):
             _flash_warnings(apis.restore(api, found, g.user))
         except apis.Conflict as exc:
             return _not_restored(revision, str(exc), back)
-        except v4.DefinitionError as exc:  # the rules changed since it was deployed
+        except forms.DefinitionError as exc:  # the rules changed since it was deployed
             return _not_restored(revision, "; ".join(e["message"] for e in exc.errors) or exc.message, back)
         flash(f"The draft now equals revision {revision}. Deploy to serve it.")
         return redirect(url_for("ui.deployments", api_id=api.id))
     serving = f"revision {api.deployed_revision}" if api.deployed_revision else "what it serves"
-    return render_template("confirm.html", title=f"Restore revision {revision}?",
-                           text=f"The draft becomes revision {revision}: changes made since are replaced. The gateway "
-                                f"keeps serving {serving} until you deploy.",
-                           button="Yes, restore", button_class="", action=url_for(
-                               "ui.restore_deployment", api_id=api.id, revision=revision), back=back)
+    return render_template(
+        "confirm.html",
+        title=f"Restore revision {revision}?",
+        text=f"The draft becomes revision {revision}: changes made since are replaced. The gateway "
+        f"keeps serving {serving} until you deploy.",
+        button="Yes, restore",
+        button_class="",
+        action=url_for("ui.restore_deployment", api_id=api.id, revision=revision),
+        back=back,
+    )
 
 
 # ----- General and Entrypoints tabs: each save is validated and stored as an import (apis.replace) -----
@@ -568,7 +692,7 @@ def _save_edit(api, d, field_of, conflict_field=lambda exc: "form"):
     except apis.Conflict as exc:
         db.session.rollback()
         return {conflict_field(exc): str(exc)}, 409
-    except v4.DefinitionError as exc:
+    except forms.DefinitionError as exc:
         db.session.rollback()
         errors = {}
         for item in exc.errors:
@@ -601,9 +725,11 @@ def _general_paths(rows, stored, errors):
             errors[f"path.{i}"] = "A context path starts with '/' and has no spaces, for example /orders."
         if host and (any(c.isspace() for c in host) or "/" in host):
             errors[f"host.{i}"] = "A host is a name such as api.example.com, without scheme or path."
-        key = (host.lower() or None, normalise_path(path))
+        key = (host.lower() or None, route_key(path))
         if key in seen:
-            errors[f"path.{i}"] = f"The context path {path} is listed twice" + (f" for the host {host}." if host else ".")
+            errors[f"path.{i}"] = f"The context path {path} is listed twice" + (
+                f" for the host {host}." if host else "."
+            )
         seen.add(key)
         entry = dict(stored[i], path=path) if i < len(stored) else {"path": path}
         entry.pop("host", None)
@@ -615,10 +741,19 @@ def _general_paths(rows, stored, errors):
 
 def _render_general(api, form, errors, status=200):
     listener = _http_listener(apis.definition_of(api))
-    values = {k: form.get(k, "") for k in ("name", "version", "description")} if form else \
-        dict(name=api.name, version=api.api_version, description=api.description)
-    return render_template("api_general.html", api=api, values=values, errors=errors, listener=listener,
-                           rows=_path_rows(form, listener) if listener else []), status
+    values = (
+        {k: form.get(k, "") for k in ("name", "version", "description")}
+        if form
+        else dict(name=api.name, version=api.api_version, description=api.description)
+    )
+    return render_template(
+        "api_general.html",
+        api=api,
+        values=values,
+        errors=errors,
+        listener=listener,
+        rows=_path_rows(form, listener) if listener else [],
+    ), status
 
 
 @bp.get("/apis/<api_id>/general")
@@ -645,10 +780,17 @@ def save_general(api_id):
         listener["paths"] = _general_paths(rows, listener.get("paths", []), errors)
     status = 400
     if not errors:
+
         def conflict_field(exc):
-            taken = normalise_path(exc.value or "")
-            return next((f"path.{i}" for i, row in enumerate(rows)
-                         if row["path"].strip() and normalise_path(row["path"].strip()) == taken), "path.0")
+            taken = route_key(exc.value or "")
+            return next(
+                (
+                    f"path.{i}"
+                    for i, row in enumerate(rows)
+                    if row["path"].strip() and route_key(row["path"].strip()) == taken
+                ),
+                "path.0",
+            )
 
         def field_of(where):
             found = re.fullmatch(r"listeners\[\d+\]\.paths\[(\d+)\]\.path", where)
@@ -682,14 +824,24 @@ def _entrypoint_sections(api, listener, form, errors):
         offered = _qos_offered(api, spec.type)
         if form:
             chosen, qos = bool(form.get(f"entrypoint.{spec.type}")), form.get(f"qos.{spec.type}")
-            values = spec.configuration.from_form(form, f"ep.{spec.type}.", before.get("configuration"))[0]
+            values = from_form(spec.configuration, form, f"ep.{spec.type}.", before.get("configuration"))[0]
         else:
             chosen, qos, values = spec.type in stored, before.get("qos"), before.get("configuration") or {}
-        sections.append(dict(spec=spec, chosen=chosen, current=values, qos_choices=offered,
-                             qos=qos or ("auto" if "auto" in offered else offered[0] if offered else "")))
-    return dict(sections=sections, errors=errors, kept=[e for e in listener["entrypoints"]
-                                                        if e["type"] not in {s.type for s in _entrypoint_specs(api)}],
-                refresh_url=url_for("ui.entrypoint_fields", api_id=api.id))
+        sections.append(
+            dict(
+                spec=spec,
+                chosen=chosen,
+                current=values,
+                qos_choices=offered,
+                qos=qos or ("auto" if "auto" in offered else offered[0] if offered else ""),
+            )
+        )
+    return dict(
+        sections=sections,
+        errors=errors,
+        kept=[e for e in listener["entrypoints"] if e["type"] not in {s.type for s in _entrypoint_specs(api)}],
+        refresh_url=url_for("ui.entrypoint_fields", api_id=api.id),
+    )
 
 
 def _render_entrypoints(api, form, errors, status=200):
@@ -731,7 +883,7 @@ def save_entrypoints(api_id):
         if not form.get(f"entrypoint.{spec.type}"):
             continue
         before = stored.get(spec.type, {"type": spec.type})
-        configuration, problems = spec.configuration.from_form(form, f"ep.{spec.type}.", before.get("configuration"))
+        configuration, problems = from_form(spec.configuration, form, f"ep.{spec.type}.", before.get("configuration"))
         errors.update(problems)
         qos = form.get(f"qos.{spec.type}", "")
         offered = _qos_offered(api, spec.type)
@@ -744,8 +896,9 @@ def save_entrypoints(api_id):
     status = 400
     if not errors:
         order = [e["type"] for e in listener["entrypoints"]]  # the stored order; new ones last
-        listener["entrypoints"] = sorted(kept + edited, key=lambda e: order.index(e["type"]) if e["type"] in order
-                                         else len(order))
+        listener["entrypoints"] = sorted(
+            kept + edited, key=lambda e: order.index(e["type"]) if e["type"] in order else len(order)
+        )
         types = [e["type"] for e in listener["entrypoints"]]
 
         def field_of(where):
@@ -753,8 +906,13 @@ def save_entrypoints(api_id):
             if not found:
                 return "entrypoints"
             kind = types[int(found.group(1))]
-            return f"qos.{kind}" if found.group(2) else f"ep.{kind}.{found.group(3)}" if found.group(3) \
+            return (
+                f"qos.{kind}"
+                if found.group(2)
+                else f"ep.{kind}.{found.group(3)}"
+                if found.group(3)
                 else f"entrypoint.{kind}"
+            )
 
         errors, status = _save_edit(api, d, field_of)
     if errors:
@@ -768,8 +926,14 @@ def save_entrypoints(api_id):
 @requires("viewer")
 def endpoints(api_id):
     api = _api(api_id)
-    return render_template("endpoints.html", api=api, group_types=_group_specs(api),
-                           registry=registry, group_summary=_group_summary, endpoint_target=_endpoint_target)
+    return render_template(
+        "endpoints.html",
+        api=api,
+        group_types=_group_specs(api),
+        registry=registry,
+        group_summary=_group_summary,
+        endpoint_target=_endpoint_target,
+    )
 
 
 def _group_summary(group):
@@ -780,14 +944,18 @@ def _group_summary(group):
         return ""
     if spec.summary is not None:
         return spec.summary(shared)
-    return " · ".join(f"{f.label}: {spec.shared.form_value(f, shared)}" for f in spec.shared
-                      if not f.secret and get_path(shared, f.path) not in (None, ""))
+    return " · ".join(
+        f"{f.label}: {form_value(spec.shared, f, shared)}"
+        for f in spec.shared
+        if not f.secret and get_path(shared, f.path) not in (None, "")
+    )
 
 
 def _endpoint_target(endpoint):
     spec = registry.endpoint(endpoint.type)
-    return spec.target(spec.configuration.mask_secrets(endpoint.configuration)) if spec is not None and spec.target \
-        else ""
+    return (
+        spec.target(spec.configuration.mask_secrets(endpoint.configuration)) if spec is not None and spec.target else ""
+    )
 
 
 def _group(api, group_id):
@@ -818,48 +986,72 @@ def _endpoint_form(api, spec, endpoint, form):
     if not weight.isdigit() or int(weight) < 1:
         errors["weight"] = "Weight must be a whole number of at least 1."
     inherit = form.get("inheritConfiguration") == "on"
-    configuration, problems = spec.configuration.from_form(form, "cfg.", endpoint.configuration if endpoint else None)
+    configuration, problems = from_form(spec.configuration, form, "cfg.", endpoint.configuration if endpoint else None)
     errors.update(problems)
     override = {}
     if spec.shared and not inherit:
-        override, problems = spec.shared.from_form(
-            form, "shared.", endpoint.shared_configuration_override if endpoint else None)
+        override, problems = from_form(
+            spec.shared, form, "shared.", endpoint.shared_configuration_override if endpoint else None
+        )
         errors.update(problems)
-    fields = dict(name=name, weight=int(weight) if weight.isdigit() else 1, inherit_configuration=inherit,
-                  secondary=form.get("secondary") == "on", configuration=configuration,
-                  shared_configuration_override=override)
+    fields = dict(
+        name=name,
+        weight=int(weight) if weight.isdigit() else 1,
+        inherit_configuration=inherit,
+        secondary=form.get("secondary") == "on",
+        configuration=configuration,
+        shared_configuration_override=override,
+    )
     return fields, errors
 
 
 def _spec_of(group):
     spec = registry.endpoint(group.type)
     if spec is None:
-        abort(400, f"Endpoints of type {group.type} cannot be edited here yet: this gateway has no {group.type} "
-                   "connector. Edit the definition and import it again.")
+        abort(
+            400,
+            f"Endpoints of type {group.type} cannot be edited here yet: this gateway has no {group.type} "
+            "connector. Edit the definition and import it again.",
+        )
     return spec
 
 
 def _endpoint_form_values(spec, endpoint, form):
     """What the endpoint fields show: the posted form, else the stored endpoint, else the defaults."""
     if form:
-        return dict(values=spec.configuration.from_form(form, "cfg.", endpoint and endpoint.configuration)[0],
-                    shared_values=spec.shared.from_form(
-                        form, "shared.", endpoint and endpoint.shared_configuration_override)[0],
-                    inherit=form.get("inheritConfiguration") == "on",
-                    head=dict(name=form.get("name", ""), weight=form.get("weight", "1"),
-                              secondary=form.get("secondary") == "on"))
+        return dict(
+            values=from_form(spec.configuration, form, "cfg.", endpoint and endpoint.configuration)[0],
+            shared_values=from_form(spec.shared, form, "shared.", endpoint and endpoint.shared_configuration_override)[
+                0
+            ],
+            inherit=form.get("inheritConfiguration") == "on",
+            head=dict(
+                name=form.get("name", ""), weight=form.get("weight", "1"), secondary=form.get("secondary") == "on"
+            ),
+        )
     if endpoint is not None:
-        return dict(values=endpoint.configuration or {}, shared_values=endpoint.shared_configuration_override or {},
-                    inherit=bool(endpoint.inherit_configuration),
-                    head=dict(name=endpoint.name, weight=endpoint.weight or 1, secondary=bool(endpoint.secondary)))
+        return dict(
+            values=endpoint.configuration or {},
+            shared_values=endpoint.shared_configuration_override or {},
+            inherit=bool(endpoint.inherit_configuration),
+            head=dict(name=endpoint.name, weight=endpoint.weight or 1, secondary=bool(endpoint.secondary)),
+        )
     return dict(values={}, shared_values={}, inherit=True, head=dict(name="", weight=1, secondary=False))
 
 
 def _render_endpoint_form(api, group, endpoint, form, errors, status=200):
     spec = _spec_of(group)
-    return render_template("endpoint_form.html", api=api, group=group, endpoint=endpoint, spec=spec, errors=errors,
-                           refresh_url=url_for("ui.endpoint_fields", api_id=api.id, group_id=group.id),
-                           form_id=kept_secrets.form_id(form), **_endpoint_form_values(spec, endpoint, form)), status
+    return render_template(
+        "endpoint_form.html",
+        api=api,
+        group=group,
+        endpoint=endpoint,
+        spec=spec,
+        errors=errors,
+        refresh_url=url_for("ui.endpoint_fields", api_id=api.id, group_id=group.id),
+        form_id=kept_secrets.form_id(form),
+        **_endpoint_form_values(spec, endpoint, form),
+    ), status
 
 
 def _endpoint_secrets(spec):
@@ -899,8 +1091,9 @@ def _render_endpoint_fields(spec, form, refresh_url):
 def endpoint_fields(api_id, group_id):
     api = _api(api_id)
     group = _group(api, group_id)
-    return _render_endpoint_fields(_spec_of(group), request.form,
-                                   url_for("ui.endpoint_fields", api_id=api.id, group_id=group.id))
+    return _render_endpoint_fields(
+        _spec_of(group), request.form, url_for("ui.endpoint_fields", api_id=api.id, group_id=group.id)
+    )
 
 
 @bp.route("/apis/<api_id>/groups/<int:group_id>/endpoints/new", methods=["GET", "POST"])
@@ -942,17 +1135,24 @@ def delete_endpoint(api_id, endpoint_id):
     endpoint = _endpoint(api, endpoint_id)
     back = url_for("ui.endpoints", api_id=api.id)
     if len(endpoint.group.endpoints) == 1:
-        flash(f"Endpoint {endpoint.name} is the last one of group {endpoint.group.name}, and a group needs at least "
-              "one endpoint. Add another endpoint first, or change this one.", "error")
+        flash(
+            f"Endpoint {endpoint.name} is the last one of group {endpoint.group.name}, and a group needs at least "
+            "one endpoint. Add another endpoint first, or change this one.",
+            "error",
+        )
         return redirect(back)
     if request.method == "POST":
         db.session.delete(endpoint)
         db.session.commit()
         flash(f"Endpoint {endpoint.name} deleted. Redeploy to apply.")
         return redirect(back)
-    return render_template("confirm.html", title=f"Delete the endpoint {endpoint.name}?",
-                           text="The gateway keeps using it until you redeploy.",
-                           action=url_for("ui.delete_endpoint", api_id=api.id, endpoint_id=endpoint.id), back=back)
+    return render_template(
+        "confirm.html",
+        title=f"Delete the endpoint {endpoint.name}?",
+        text="The gateway keeps using it until you redeploy.",
+        action=url_for("ui.delete_endpoint", api_id=api.id, endpoint_id=endpoint.id),
+        back=back,
+    )
 
 
 # ----- endpoint groups -----
@@ -960,8 +1160,9 @@ def _group_specs(api):
     """The endpoint types a new group of this API may have: registered connectors for its API type
     and its kind of listener (tcp-proxy endpoints for a tcp listener, only there)."""
     tcp = any(listener.type == "tcp" for listener in api.listeners)
-    return [spec for spec in registry.endpoints().values()
-            if api.type in spec.api_types and (spec.listener == "tcp") == tcp]
+    return [
+        spec for spec in registry.endpoints().values() if api.type in spec.api_types and (spec.listener == "tcp") == tcp
+    ]
 
 
 def _chosen_group_spec(api, form):
@@ -974,13 +1175,23 @@ def _render_group_form(api, form, errors, status=200):
     spec = _chosen_group_spec(api, form)
     if spec is None:
         abort(400, f"This gateway has no endpoint connector for {api.type} APIs, so no group can be added.")
-    group_head = dict(name=(form or {}).get("group_name", ""),
-                      type=spec.type, load_balancer=(form or {}).get("load_balancer") or LOAD_BALANCERS[0])
-    return render_template("group_form.html", api=api, spec=spec, specs=_group_specs(api),
-                           load_balancers=LOAD_BALANCERS, group_head=group_head, errors=errors,
-                           form_id=kept_secrets.form_id(form),
-                           refresh_url=url_for("ui.new_group_fields", api_id=api.id),
-                           **_endpoint_form_values(spec, None, form)), status
+    group_head = dict(
+        name=(form or {}).get("group_name", ""),
+        type=spec.type,
+        load_balancer=(form or {}).get("load_balancer") or LOAD_BALANCERS[0],
+    )
+    return render_template(
+        "group_form.html",
+        api=api,
+        spec=spec,
+        specs=_group_specs(api),
+        load_balancers=LOAD_BALANCERS,
+        group_head=group_head,
+        errors=errors,
+        form_id=kept_secrets.form_id(form),
+        refresh_url=url_for("ui.new_group_fields", api_id=api.id),
+        **_endpoint_form_values(spec, None, form),
+    ), status
 
 
 @bp.post("/apis/<api_id>/groups/new/_fields")
@@ -1014,8 +1225,14 @@ def new_group(api_id):
             kept_secrets.keep(form, names)
             return _render_group_form(api, form, errors, 400)
         position = max((g_.position for g_ in api.endpoint_groups), default=-1) + 1
-        group = EndpointGroup(name=name, type=spec.type, load_balancer=load_balancer, position=position, extra={},
-                              endpoints=[Endpoint(type=spec.type, position=0, extra={}, **fields)])
+        group = EndpointGroup(
+            name=name,
+            type=spec.type,
+            load_balancer=load_balancer,
+            position=position,
+            extra={},
+            endpoints=[Endpoint(type=spec.type, position=0, extra={}, **fields)],
+        )
         api.endpoint_groups.append(group)
         db.session.commit()
         kept_secrets.forget(form)
@@ -1031,18 +1248,25 @@ def delete_group(api_id, group_id):
     group = _group(api, group_id)
     back = url_for("ui.endpoints", api_id=api.id)
     if len(api.endpoint_groups) == 1:
-        flash(f"Endpoint group {group.name} is the last one of this API, and an API needs at least one endpoint "
-              "group. Add another group first, or change this one's endpoints.", "error")
+        flash(
+            f"Endpoint group {group.name} is the last one of this API, and an API needs at least one endpoint "
+            "group. Add another group first, or change this one's endpoints.",
+            "error",
+        )
         return redirect(back)
     if request.method == "POST":
         api.endpoint_groups.remove(group)
         db.session.commit()
         flash(f"Endpoint group {group.name} and its endpoints deleted. Redeploy to apply.")
         return redirect(back)
-    return render_template("confirm.html", title=f"Delete the endpoint group {group.name}?",
-                           text=f"Its {len(group.endpoints)} endpoint(s) are deleted with it. "
-                                "The gateway keeps using them until you redeploy.",
-                           action=url_for("ui.delete_group", api_id=api.id, group_id=group.id), back=back)
+    return render_template(
+        "confirm.html",
+        title=f"Delete the endpoint group {group.name}?",
+        text=f"Its {len(group.endpoints)} endpoint(s) are deleted with it. "
+        "The gateway keeps using them until you redeploy.",
+        action=url_for("ui.delete_group", api_id=api.id, group_id=group.id),
+        back=back,
+    )
 
 
 def _group_head_errors(api, group, form):
@@ -1062,13 +1286,22 @@ def _render_group_edit(api, group, form, errors, status=200):
     spec = _spec_of(group)
     if form:
         head = dict(name=form.get("group_name", ""), load_balancer=form.get("load_balancer"))
-        values = spec.shared.from_form(form, "shared.", group.shared_configuration)[0]
+        values = from_form(spec.shared, form, "shared.", group.shared_configuration)[0]
     else:
         head = dict(name=group.name, load_balancer=group.load_balancer or LOAD_BALANCERS[0])
         values = group.shared_configuration or {}
-    return render_template("group_edit.html", api=api, group=group, spec=spec, head=head, values=values,
-                           errors=errors, load_balancers=LOAD_BALANCERS, form_id=kept_secrets.form_id(form),
-                           refresh_url=url_for("ui.group_fields", api_id=api.id, group_id=group.id)), status
+    return render_template(
+        "group_edit.html",
+        api=api,
+        group=group,
+        spec=spec,
+        head=head,
+        values=values,
+        errors=errors,
+        load_balancers=LOAD_BALANCERS,
+        form_id=kept_secrets.form_id(form),
+        refresh_url=url_for("ui.group_fields", api_id=api.id, group_id=group.id),
+    ), status
 
 
 @bp.post("/apis/<api_id>/groups/<int:group_id>/_shared")
@@ -1078,9 +1311,13 @@ def group_fields(api_id, group_id):
     api = _api(api_id)
     group = _group(api, group_id)
     spec = _spec_of(group)
-    return render_template("_group_shared.html", spec=spec, errors={},
-                           values=spec.shared.from_form(request.form, "shared.", group.shared_configuration)[0],
-                           refresh_url=url_for("ui.group_fields", api_id=api.id, group_id=group.id))
+    return render_template(
+        "_group_shared.html",
+        spec=spec,
+        errors={},
+        values=from_form(spec.shared, request.form, "shared.", group.shared_configuration)[0],
+        refresh_url=url_for("ui.group_fields", api_id=api.id, group_id=group.id),
+    )
 
 
 @bp.route("/apis/<api_id>/groups/<int:group_id>/edit", methods=["GET", "POST"])
@@ -1095,7 +1332,7 @@ def edit_group(api_id, group_id):
     names = kept_secrets.secret_names((spec.shared, "shared."))
     form = kept_secrets.with_kept(request.form, names)
     errors = _group_head_errors(api, group, form)
-    shared, problems = spec.shared.from_form(form, "shared.", group.shared_configuration)
+    shared, problems = from_form(spec.shared, form, "shared.", group.shared_configuration)
     errors.update(problems)
     if errors:
         kept_secrets.keep(form, names)
@@ -1110,14 +1347,20 @@ def edit_group(api_id, group_id):
 
 # ----- failover (the API's `failover` block) -----
 def _render_failover(api, values, errors, status=200, template="failover.html"):
-    return render_template(template, api=api, settings=failover.SETTINGS, values=values, errors=errors,
-                           refresh_url=url_for("ui.failover_fields", api_id=api.id)), status
+    return render_template(
+        template,
+        api=api,
+        settings=failover.SETTINGS,
+        values=values,
+        errors=errors,
+        refresh_url=url_for("ui.failover_fields", api_id=api.id),
+    ), status
 
 
 @bp.post("/apis/<api_id>/failover/_fields")
 @requires("owner", api="api_id")
 def failover_fields(api_id):
-    values, _ = failover.SETTINGS.from_form(request.form, "failover.")
+    values, _ = from_form(failover.SETTINGS, request.form, "failover.")
     return _render_failover(_api(api_id), values, {}, template="_failover_fields.html")
 
 
@@ -1128,7 +1371,7 @@ def edit_failover(api_id):
     if any(listener.type == "tcp" for listener in api.listeners):
         abort(400, "TCP proxy APIs have no failover: their endpoints' reconnect attempts do that job.")
     if request.method == "POST":
-        values, errors = failover.SETTINGS.from_form(request.form, "failover.")
+        values, errors = from_form(failover.SETTINGS, request.form, "failover.")
         if errors:
             return _render_failover(api, values, errors, 400)
         api.extra = {**api.extra, "failover": values}

@@ -1,5 +1,6 @@
 """Portal pages for people: users and roles (admins), personal access tokens (everyone), and who
 owns an API."""
+
 import re
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -24,8 +25,15 @@ def _too_short(password, which):
 
 def _render_users(form=None, errors=None, status=200):
     users = db.session.scalars(select(User).order_by(User.username)).all()
-    return render_template("users.html", users=users, roles=ROLES, role_text=ROLE_TEXT, form=form or {},
-                           errors=errors or {}, min_password=MIN_PASSWORD), status
+    return render_template(
+        "users.html",
+        users=users,
+        roles=ROLES,
+        role_text=ROLE_TEXT,
+        form=form or {},
+        errors=errors or {},
+        min_password=MIN_PASSWORD,
+    ), status
 
 
 @bp.get("/users")
@@ -71,14 +79,18 @@ def update_user(user_id):
         return _render_users(errors={f"role-{user.id}": "Choose a role: " + ", ".join(ROLES) + "."}, status=400)
     # Someone must always be able to manage users.
     if user.role == "admin" and not user.disabled and (role != "admin" or disabled) and _active_admins() == 1:
-        return _render_users(errors={f"role-{user.id}": f"{user.username} is the last active admin: make "
-                                                         "another user admin first."}, status=400)
+        return _render_users(
+            errors={f"role-{user.id}": f"{user.username} is the last active admin: make another user admin first."},
+            status=400,
+        )
     user.role, user.disabled = role, disabled
     if disabled:
         end_sessions(user)
     db.session.commit()
-    flash(f"User {user.username}: role {role}" + (", disabled: they can no longer log in or use their tokens."
-                                                   if disabled else "."))
+    flash(
+        f"User {user.username}: role {role}"
+        + (", disabled: they can no longer log in or use their tokens." if disabled else ".")
+    )
     return redirect(url_for("users.users"))
 
 
@@ -169,8 +181,10 @@ def tokens():
 def create_token():
     name = request.form.get("name", "").strip()
     if not 1 <= len(name) <= 100:
-        return _render_tokens(errors={"name": "Name the token (up to 100 characters), e.g. after the script "
-                                              "that will use it."}, status=400)
+        return _render_tokens(
+            errors={"name": "Name the token (up to 100 characters), e.g. after the script that will use it."},
+            status=400,
+        )
     # Shown in this response only: a flash message would travel in the (signed, not encrypted) cookie.
     return _render_tokens(created=(name, new_token(g.user, name)), status=201)
 

@@ -2,14 +2,16 @@
 stays on the control that re-rendered a form section, the skip link, the collapsed menu and the
 scrolling tables at 400 px, the plan-close confirmation (a plan name never reaches script text), and
 the error summary that takes focus and links to invalid inputs."""
+
 import re
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, mock_api
-from test_browser import by_id, expect, htmx_idle, launched_chromium, logged_in_page
-from test_plans import plan
-from webhook_support import PUSH_PLAN, mock_group, webhook_api
+from support.apis import mock_api
+from support.browser import by_id, expect, htmx_idle, launched_chromium, logged_in_page
+from support.gatehouse import ADMIN_PASSWORD
+from support.plans import plan
+from support.webhook import PUSH_PLAN, mock_group, webhook_api
 
 XSS_NAME = "Gold'+alert(1)+'"
 
@@ -104,8 +106,9 @@ def test_the_skip_link_is_the_first_tab_stop_and_moves_focus_to_the_content(shar
 
 
 def test_at_400_px_the_menu_is_one_line_and_tables_scroll_inside_their_card(shared_server, browser):
-    api_id = shared_server.import_api({**mock_api(path="/a11y-narrow-with-a-rather-long-context-path"),
-                                       "plans": [plan("keys", "API_KEY")]})
+    api_id = shared_server.import_api(
+        {**mock_api(path="/a11y-narrow-with-a-rather-long-context-path"), "plans": [plan("keys", "API_KEY")]}
+    )
     page = logged_in_page(browser, shared_server)
     try:
         page.set_viewport_size({"width": 400, "height": 800})
@@ -138,8 +141,9 @@ def test_at_400_px_the_menu_is_one_line_and_tables_scroll_inside_their_card(shar
 
 
 def test_closing_a_plan_asks_first_and_its_name_never_runs_as_script(shared_server, page):
-    api_id = shared_server.import_api({**mock_api(path="/a11y-close"), "plans": [
-        {**plan("gold", "API_KEY"), "name": XSS_NAME}]})
+    api_id = shared_server.import_api(
+        {**mock_api(path="/a11y-close"), "plans": [{**plan("gold", "API_KEY"), "name": XSS_NAME}]}
+    )
     problems = console_problems(page)
     dialogs, answers = [], [False]
 
@@ -152,8 +156,12 @@ def test_closing_a_plan_asks_first_and_its_name_never_runs_as_script(shared_serv
     row = page.locator("#plan-gold")
     row.get_by_role("button", name="Close").click()
     expect(row.locator(".state")).to_have_text("published")  # dismissed: nothing sent
-    assert dialogs == [("confirm", f"Close the plan {XSS_NAME}? Its subscriptions are closed and their keys "
-                                   "stop working. Closing is final.")]
+    assert dialogs == [
+        (
+            "confirm",
+            f"Close the plan {XSS_NAME}? Its subscriptions are closed and their keys stop working. Closing is final.",
+        )
+    ]
 
     answers[0] = True
     row.get_by_role("button", name="Close").click()

@@ -1,20 +1,36 @@
 """axe-core (vendored, tests/vendor/axe-core) in Chromium on the portal's main pages, each with its
 conditional sections open: no serious or critical violation."""
+
 import pytest
-from browser_support import assert_accessible
-from conftest import mock_api
-from test_browser import browser, by_id, expect, htmx_idle, logged_in_page  # noqa: F401 (browser: a fixture)
+
+from support.apis import mock_api
+from support.browser import assert_accessible, by_id, expect, htmx_idle, logged_in_page
 
 pytestmark = pytest.mark.usefixtures("shared_server")
 
 KAFKA = {
-    "name": "Orders", "apiVersion": "1.0", "definitionVersion": "4.0.0", "type": "message",
-    "listeners": [{"type": "http", "paths": [{"path": "/axe-orders"}],
-                   "entrypoints": [{"type": "http-post"}, {"type": "sse"}]}],
-    "endpointGroups": [{"name": "Default group", "type": "kafka",
-                        "sharedConfiguration": {"producer": {"enabled": True, "topics": ["orders"]}},
-                        "endpoints": [{"name": "Default endpoint", "type": "kafka", "inheritConfiguration": True,
-                                       "configuration": {"bootstrapServers": "127.0.0.1:9092"}}]}],
+    "name": "Orders",
+    "apiVersion": "1.0",
+    "definitionVersion": "4.0.0",
+    "type": "message",
+    "listeners": [
+        {"type": "http", "paths": [{"path": "/axe-orders"}], "entrypoints": [{"type": "http-post"}, {"type": "sse"}]}
+    ],
+    "endpointGroups": [
+        {
+            "name": "Default group",
+            "type": "kafka",
+            "sharedConfiguration": {"producer": {"enabled": True, "topics": ["orders"]}},
+            "endpoints": [
+                {
+                    "name": "Default endpoint",
+                    "type": "kafka",
+                    "inheritConfiguration": True,
+                    "configuration": {"bootstrapServers": "127.0.0.1:9092"},
+                }
+            ],
+        }
+    ],
 }
 
 
@@ -69,9 +85,13 @@ def test_every_wizard_step(module_server, browser):
 
 def open_every_security_section(page):
     """SASL_SSL with a JKS trust store "with certificates" and a PEM key store "with key"."""
-    for name, value in (("protocol", "SASL_SSL"), ("ssl.trustStore.type", "JKS"),
-                        ("ssl.trustStore.with", "certificates"), ("ssl.keyStore.type", "PEM"),
-                        ("ssl.keyStore.with", "key")):
+    for name, value in (
+        ("protocol", "SASL_SSL"),
+        ("ssl.trustStore.type", "JKS"),
+        ("ssl.trustStore.with", "certificates"),
+        ("ssl.keyStore.type", "PEM"),
+        ("ssl.keyStore.with", "key"),
+    ):
         choose(page, "shared.security." + name, value)
 
 
@@ -83,8 +103,13 @@ def test_group_page_with_every_section_open(module_server, browser):
     page.get_by_role("link", name="Edit the group Default group").click()
     open_every_security_section(page)
     choose(page, "shared.use", "both")
-    for section in ("shared.security.sasl.saslMechanism", "shared.security.ssl.trustStore.certificates",
-                    "shared.security.ssl.keyStore.key", "shared.producer.topics", "shared.consumer.topics"):
+    for section in (
+        "shared.security.sasl.saslMechanism",
+        "shared.security.ssl.trustStore.certificates",
+        "shared.security.ssl.keyStore.key",
+        "shared.producer.topics",
+        "shared.consumer.topics",
+    ):
         expect(by_id(page, section)).to_be_visible()
     assert_accessible(page, "the group page, every section open")
     by_id(page, "shared.security.ssl.trustStore.certificates").fill("not a store")

@@ -1,68 +1,11 @@
 """End-to-end through a real browser: create a message API in the portal, give it a second mock
 endpoint, deploy, start, and read its messages from the gateway."""
-import re
-from contextlib import contextmanager
-from pathlib import Path
 
-import pytest
+import re
+
 import requests
 
-from conftest import ADMIN_PASSWORD
-
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
-
-CHROMIUM = "/usr/bin/chromium"
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-def by_id(page, element_id):
-    """Ids like `cfg.messageInterval` hold dots, which a CSS `#id` selector would misread."""
-    return page.locator(f'[id="{element_id}"]')
-
-
-def htmx_idle(page):
-    """Wait until no HTMX request is in flight and the last swap has settled."""
-    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
-
-
-def field_error(page, field_id):
-    """The error paragraph inside the same .field block as the input: the error beside the field."""
-    block = page.locator(".field.has-error").filter(has=by_id(page, field_id))
-    expect(block).to_have_count(1)
-    return block.locator(f'[id="{field_id}-error"]')
-
-
-@contextmanager
-def launched_chromium():
-    """Debian's Chromium under Playwright, closed on the way out."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no Chromium at /usr/bin/chromium")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def browser():
-    with launched_chromium() as chromium:
-        yield chromium
-
-
-def logged_in_page(browser, server, username="admin", password=ADMIN_PASSWORD):
-    """A page of the portal, logged in as the admin (or the given user), in a browser context of its
-    own: pages of two users are two people at two browsers."""
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    page.set_default_timeout(10_000)
-    page.goto(server.portal + "/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name=f"Log out {username}")).to_be_visible()
-    return page
+from support.browser import DOCS, by_id, expect, field_error, htmx_idle, logged_in_page
 
 
 def test_create_message_api_with_two_mock_endpoints_in_the_browser(server, browser):
@@ -185,8 +128,9 @@ def test_create_message_api_with_two_mock_endpoints_in_the_browser(server, brows
     server.wait_serving(api_id, 1)
     seen = set()
     for _ in range(2):  # round-robin: one subscription per endpoint
-        response = requests.get(server.gateway + "/browser-demo?limit=1",
-                                headers={"Accept": "application/json"}, timeout=10)
+        response = requests.get(
+            server.gateway + "/browser-demo?limit=1", headers={"Accept": "application/json"}, timeout=10
+        )
         assert response.status_code == 200, response.text
         items = response.json()["items"]
         assert len(items) == 1, items

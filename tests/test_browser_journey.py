@@ -1,6 +1,7 @@
 """A newcomer's journey, in Chromium alone (no JSON, no API call): log in, create an API on a broker
 through the wizard, "Create and deploy", copy the commands the overview shows and run them with
 curl; for Kafka, then configure TLS on the group's page and meet its validation."""
+
 import queue
 import re
 import shlex
@@ -11,12 +12,11 @@ import time
 import uuid
 
 import pytest
-from browser_support import desktop_page, screenshot
-from conftest import missing
-from mosquitto import shared_broker, unique_topic
-from rabbit import names, rabbitmq  # noqa: F401 (fixtures)
-from test_browser import browser, by_id, expect, field_error, htmx_idle, logged_in_page  # noqa: F401 (browser: a fixture)
-from test_kafka_tls import jks_trust_store, make_ca
+
+from support.browser import by_id, desktop_page, expect, field_error, htmx_idle, logged_in_page, screenshot
+from support.gatehouse import missing
+from support.mosquitto import shared_broker, unique_topic
+from support.pki import jks_trust_store, make_ca
 
 SET = "set: leave empty to keep it"
 TRUST = "shared.security.ssl.trustStore."
@@ -74,8 +74,12 @@ def curl_args(text, *options):
 
 def post(text):
     """Run the page's POST command: the HTTP status it got."""
-    done = subprocess.run(curl_args(text, "--output", "/dev/null", "--write-out", "%{http_code}", "--max-time", "10"),
-                          capture_output=True, text=True, timeout=20)
+    done = subprocess.run(
+        curl_args(text, "--output", "/dev/null", "--write-out", "%{http_code}", "--max-time", "10"),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert done.returncode == 0, done.stderr
     return int(done.stdout)
 
@@ -84,8 +88,9 @@ class Stream:
     """The page's SSE command running in the background; its lines read on a thread."""
 
     def __init__(self, text, seconds=30):
-        self.proc = subprocess.Popen(curl_args(text, "--max-time", str(seconds)), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            curl_args(text, "--max-time", str(seconds)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -124,6 +129,7 @@ def post_and_stream(page, message="hello", timeout=30):
         def again():
             statuses.append(post(publish))
             assert statuses[-1] == 202, statuses
+
         again()
         assert stream.wait_for(message, time.monotonic() + timeout, again), f"no message; POSTs: {statuses}"
     finally:
@@ -177,12 +183,21 @@ def test_kafka_newcomer_journey(start_server, browser, tansu, new_topic, tmp_pat
     assert section_inputs(page, "SSL trust store") == [TRUST + "type", TRUST + "with", TRUST + "certificates"]
     choose(page, TRUST + "type", "JKS")
     choose(page, TRUST + "with", "location")
-    assert section_inputs(page, "SSL trust store") == [TRUST + "type", TRUST + "with", TRUST + "location",
-                                                       TRUST + "password"]
+    assert section_inputs(page, "SSL trust store") == [
+        TRUST + "type",
+        TRUST + "with",
+        TRUST + "location",
+        TRUST + "password",
+    ]
     choose(page, KEY + "type", "PEM")
     choose(page, KEY + "with", "key")
-    assert section_inputs(page, "SSL key store") == [KEY + "type", KEY + "with", KEY + "certificateChain",
-                                                     KEY + "key", KEY + "keyPassword"]
+    assert section_inputs(page, "SSL key store") == [
+        KEY + "type",
+        KEY + "with",
+        KEY + "certificateChain",
+        KEY + "key",
+        KEY + "keyPassword",
+    ]
     screenshot(page, "portal-group")
 
     # Bad values: a location outside GATEHOUSE_CERTS_DIR, a chain that is no certificate, a key that is no key.
@@ -219,8 +234,11 @@ def save_refused(page, expected):
     """Save; the page comes back with an error beside each field of `expected` ({id: text in it}),
     each linked from the error summary, which has focus; secrets typed are kept but never shown."""
     # secret -> (what was typed now, whether the page already said it was set)
-    typed = {secret: (by_id(page, secret).input_value(), by_id(page, secret).get_attribute("placeholder") == SET)
-             for secret in SECRETS if by_id(page, secret).count()}
+    typed = {
+        secret: (by_id(page, secret).input_value(), by_id(page, secret).get_attribute("placeholder") == SET)
+        for secret in SECRETS
+        if by_id(page, secret).count()
+    }
     page.get_by_role("button", name="Save").click()
     summary = page.locator("#error-summary")
     expect(summary).to_be_focused()
@@ -263,7 +281,7 @@ def test_mqtt5_newcomer_journey(server, browser):
     post_and_stream(page)
 
 
-def test_rabbitmq_newcomer_journey(server, browser, names):  # noqa: F811 (a fixture)
+def test_rabbitmq_newcomer_journey(server, browser, names):
     page = logged_in_page(browser, server)
     exchange = names.exchange()
 

@@ -1,11 +1,13 @@
 """End-to-end through a real browser: create a proxy API in the portal against local HTTP backends,
 add, edit and delete endpoints, add and delete an endpoint group, deploy, start, and call the gateway."""
+
 import re
 
 import pytest
 import requests
-from test_browser import browser, by_id, expect, field_error, htmx_idle, logged_in_page  # noqa: F401 (browser is a fixture)
-from test_http_proxy import start_backend, url
+
+from support.browser import by_id, expect, field_error, htmx_idle, logged_in_page
+from support.http_backends import start_backend, url
 
 
 @pytest.fixture
@@ -17,7 +19,7 @@ def two_backends():
         server.server_close()
 
 
-def test_create_proxy_api_edit_its_endpoints_and_proxy_through_it(server, browser, two_backends):  # noqa: F811
+def test_create_proxy_api_edit_its_endpoints_and_proxy_through_it(server, browser, two_backends):
     alpha, beta = two_backends
     page = logged_in_page(browser, server)
     page.on("dialog", lambda dialog: dialog.accept())  # the hx-confirm of the Delete buttons
@@ -84,7 +86,8 @@ def test_create_proxy_api_edit_its_endpoints_and_proxy_through_it(server, browse
     expect(by_id(page, "cfg.target")).to_have_value(url(alpha))  # kept across the HTMX refresh
     page.get_by_role("button", name="Add the group").click()
     expect(field_error(page, "group_name")).to_have_text(
-        "Another endpoint group of this API is already named Default group.")
+        "Another endpoint group of this API is already named Default group."
+    )
     expect(page.locator("#load_balancer")).to_have_value("weighted-random")
     page.fill("#group_name", "Spare group")
     page.get_by_role("button", name="Add the group").click()

@@ -1,12 +1,12 @@
 """Deployments in the portal and the management API: no identical revision, the change summary
 of the deploy banner, comparing revisions (secrets masked), restoring one, and Stop's confirmation."""
+
 import html
 import re
 import uuid
 
-from conftest import mock_api
-from test_end_to_end import csrf_token, portal_login
-from test_kafka import kafka_api
+from support.apis import kafka_api, mock_api
+from support.portal import csrf_token, portal_login
 
 SASL_PASSWORD = "sasl-" + uuid.uuid4().hex[:12]
 NEW_SASL_PASSWORD = "sasl-new-" + uuid.uuid4().hex[:12]
@@ -21,7 +21,9 @@ def sasl_kafka_api(password, topic="orders"):
     deploying makes a revision without reaching a broker)."""
     d = kafka_api("127.0.0.1:9", topic, path="/k-" + uuid.uuid4().hex[:8])
     d["endpointGroups"][0]["sharedConfiguration"]["security"] = {
-        "protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas(password)}}
+        "protocol": "SASL_PLAINTEXT",
+        "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas(password)},
+    }
     return d
 
 
@@ -76,16 +78,25 @@ def test_the_banner_says_what_changed_since_the_last_deployment(shared_server):
 
     page = browser.get(server.portal + f"/apis/{api_id}/endpoints")
     endpoint_id = re.search(r"/endpoints/(\d+)/edit", page.text).group(1)
-    saved = browser.post(server.portal + f"/apis/{api_id}/endpoints/{endpoint_id}/edit", data={
-        "csrf_token": csrf_token(page.text), "name": "mock", "weight": "1", "cfg.messageInterval": "100",
-        "cfg.messageContent": "changed"})
+    saved = browser.post(
+        server.portal + f"/apis/{api_id}/endpoints/{endpoint_id}/edit",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "name": "mock",
+            "weight": "1",
+            "cfg.messageInterval": "100",
+            "cfg.messageContent": "changed",
+        },
+    )
     assert "Endpoint mock saved. Redeploy to apply." in saved.text
     assert banner_summary(saved) == "1 endpoint changed"
     plan = server.mgmt("POST", f"/apis/{api_id}/plans", json={"name": "Gold", "security": {"type": "API_KEY"}})
     assert plan.status_code == 201, plan.text
 
     for path in ("", "/endpoints", "/plans", "/deployments"):  # every page with the API header
-        assert banner_summary(browser.get(server.portal + f"/apis/{api_id}{path}")) == "1 endpoint changed, 1 plan added"
+        assert (
+            banner_summary(browser.get(server.portal + f"/apis/{api_id}{path}")) == "1 endpoint changed, 1 plan added"
+        )
     assert server.deploy(api_id) == 2
     assert banner_summary(browser.get(server.portal + f"/apis/{api_id}")) is None
 
@@ -109,7 +120,7 @@ def test_revisions_and_the_draft_compare_with_secrets_masked(shared_server):
     diff = browser.get(server.portal + f"/apis/{api_id}/deployments/compare", params={"from": "1", "to": "2"})
     assert diff.status_code == 200
     text = html.unescape(diff.text)
-    assert 'From the revision 1 to the revision 2: 1 endpoint group changed.' in text
+    assert "From the revision 1 to the revision 2: 1 endpoint group changed." in text
     assert re.search(r'<del>-\s+"orders"</del>', text) and re.search(r'<ins>\+\s+"invoices"</ins>', text)
     assert re.search(r'<del>-\s+"protocol": "SASL_PLAINTEXT",</del>', text)
     assert '"saslJaasConfig": "********"' in text
@@ -117,9 +128,16 @@ def test_revisions_and_the_draft_compare_with_secrets_masked(shared_server):
 
     # The draft against the last deployment (the default): a description changed.
     page = browser.get(server.portal + f"/apis/{api_id}/general")
-    saved = browser.post(server.portal + f"/apis/{api_id}/general", data={
-        "csrf_token": csrf_token(page.text), "name": definition["name"], "version": "1", "description": "Invoices now",
-        "path.0": definition["listeners"][0]["paths"][0]["path"]})
+    saved = browser.post(
+        server.portal + f"/apis/{api_id}/general",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "name": definition["name"],
+            "version": "1",
+            "description": "Invoices now",
+            "path.0": definition["listeners"][0]["paths"][0]["path"],
+        },
+    )
     assert "General settings saved. Redeploy to apply." in saved.text
     assert banner_summary(saved) == "description changed"
     draft = html.unescape(browser.get(server.portal + f"/apis/{api_id}/deployments/compare").text)
@@ -151,8 +169,9 @@ def test_restore_makes_the_draft_equal_to_a_revision_with_its_real_secrets(share
     assert confirm.status_code == 200 and "Restore revision 1?" in confirm.text
     assert "keeps serving revision 2 until you deploy" in confirm.text
     assert secret_of(server, api_id) == jaas(NEW_SASL_PASSWORD)  # asking changes nothing
-    restored = browser.post(server.portal + f"/apis/{api_id}/deployments/1/restore",
-                            data={"csrf_token": csrf_token(confirm.text)})
+    restored = browser.post(
+        server.portal + f"/apis/{api_id}/deployments/1/restore", data={"csrf_token": csrf_token(confirm.text)}
+    )
     assert "The draft now equals revision 1. Deploy to serve it." in restored.text
     assert banner_summary(restored) == "1 endpoint group changed, 1 endpoint changed"
     assert secret_of(server, api_id) == jaas(SASL_PASSWORD)  # the real secret, not the mask

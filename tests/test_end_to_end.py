@@ -1,64 +1,16 @@
 """The whole path through a real server: portal login with CSRF, create, deploy, and every
 entrypoint reading from (or publishing to) the Mock endpoint."""
+
 import json
-import re
 import sqlite3
 import xml.etree.ElementTree as ET
 
 import requests
 import websocket
 
-from conftest import ADMIN_PASSWORD, mock_api, read_sse
-
-
-def csrf_token(html):
-    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
-
-
-class EndpointsPage:
-    """A signed-in browser on an API's Backend services page, with what its forms need."""
-
-    def __init__(self, server, api_id):
-        self.browser = portal_login(server)
-        page = self.browser.get(server.portal + f"/apis/{api_id}/endpoints")
-        self.token = csrf_token(page.text)
-        self.endpoint_id = re.search(r"/endpoints/(\d+)/edit", page.text).group(1)
-        group_id = re.search(r'id="group-(\d+)"', page.text).group(1)
-        self.refresh = server.portal + f"/apis/{api_id}/groups/{group_id}/_fields"
-
-
-def connector_fields(html):
-    """The connector settings a form shows (their input names)."""
-    return set(re.findall(r'name="((?:cfg|shared)\.[^"]+)"', html))
-
-
-def portal_login(server):
-    browser = requests.Session()
-    page = browser.get(server.portal + "/login")
-    assert page.status_code == 200
-    token = csrf_token(page.text)
-    refused = browser.post(server.portal + "/login", data={"username": "admin", "password": ADMIN_PASSWORD})
-    assert refused.status_code == 400 and "CSRF" in refused.text  # a form post without its token is refused
-    wrong = browser.post(server.portal + "/login", data={"csrf_token": token, "username": "admin", "password": "x"})
-    assert "Wrong user name or password" in wrong.text
-    ok = browser.post(server.portal + "/login", data={"csrf_token": token, "username": "admin",
-                                                      "password": ADMIN_PASSWORD}, allow_redirects=False)
-    assert ok.status_code == 302
-    return browser
-
-
-def create_in_portal(server, browser, **overrides):
-    page = browser.get(server.portal + "/apis/new")
-    form = {"csrf_token": csrf_token(page.text), "name": "Orders feed", "version": "2.1", "path": "/orders",
-            "type": "message", "entrypoint.http-get": "on", "entrypoint.http-post": "on", "entrypoint.sse": "on",
-            "entrypoint.websocket": "on", "ep.http-get.messagesLimitCount": "3",
-            "ep.http-get.messagesLimitDurationMs": "2000", "ep.http-get.headersInPayload": "on",
-            "ep.http-get.metadataInPayload": "on", "ep.sse.heartbeatIntervalInMs": "2000",
-            "ep.websocket.publisher.enabled": "on", "ep.websocket.subscriber.enabled": "on",
-            "endpoint_type": "mock", "cfg.messageInterval": "20", "cfg.messageContent": "order <created> & paid",
-            "cfg.headers": "region: eu", "cfg.metadata": "source: demo"}
-    form.update(overrides)
-    return browser.post(server.portal + "/apis/new", data=form, allow_redirects=False)
+from support.apis import mock_api
+from support.portal import create_in_portal, csrf_token, portal_login
+from support.streams import read_sse
 
 
 def test_portal_create_deploy_and_every_entrypoint(server):
@@ -89,8 +41,12 @@ def test_portal_create_deploy_and_every_entrypoint(server):
     assert as_json.status_code == 200 and as_json.headers["Content-Type"].startswith("application/json")
     body = as_json.json()
     assert [item["id"] for item in body["items"]] == ["0", "1", "2"]
-    assert body["items"][0] == {"id": "0", "content": "order <created> & paid", "headers": {"region": ["eu"]},
-                                "metadata": {"source": "demo"}}
+    assert body["items"][0] == {
+        "id": "0",
+        "content": "order <created> & paid",
+        "headers": {"region": ["eu"]},
+        "metadata": {"source": "demo"},
+    }
     assert body["pagination"] == {"nextCursor": "2", "limit": "3"}
 
     resumed = requests.get(gateway + "?cursor=2&limit=2", headers={"Accept": "application/json"}, timeout=5).json()
@@ -115,10 +71,12 @@ def test_portal_create_deploy_and_every_entrypoint(server):
         events = read_sse(sse, 4)
     assert events[0] == {"retry": "2000"}
     assert [(e["id"], e["event"], e["data"]) for e in events[1:]] == [
-        (str(i), "message", "order <created> & paid") for i in range(3)]
+        (str(i), "message", "order <created> & paid") for i in range(3)
+    ]
 
-    with requests.get(gateway, headers={"Accept": "text/event-stream", "Last-Event-ID": "41"}, stream=True,
-                      timeout=5) as sse:
+    with requests.get(
+        gateway, headers={"Accept": "text/event-stream", "Last-Event-ID": "41"}, stream=True, timeout=5
+    ) as sse:
         events = read_sse(sse, 3)
     assert [e["id"] for e in events[1:]] == ["42", "43"]
 
@@ -141,13 +99,43 @@ def test_portal_create_deploy_and_every_entrypoint(server):
 
 def test_message_count_ends_streams_and_limits_apply(start_server):
     server = start_server(GATEHOUSE_MAX_MESSAGE_BYTES="64")
-    api = {"name": "Counted", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
-           "listeners": [{"type": "http", "paths": [{"path": "/counted"}], "entrypoints": [
-               {"type": "sse", "configuration": {"headersAsComment": True, "metadataAsComment": True}},
-               {"type": "websocket"}, {"type": "http-post"}, {"type": "http-get"}]}],
-           "endpointGroups": [{"name": "g", "type": "mock", "endpoints": [{"name": "m", "type": "mock", "configuration": {
-               "messageInterval": 0, "messageContent": "line one\nline two", "messageCount": 2,
-               "headers": [{"name": "h", "value": "1"}], "metadata": [{"name": "m", "value": "2"}]}}]}]}
+    api = {
+        "name": "Counted",
+        "apiVersion": "1",
+        "definitionVersion": "4.0.0",
+        "type": "message",
+        "listeners": [
+            {
+                "type": "http",
+                "paths": [{"path": "/counted"}],
+                "entrypoints": [
+                    {"type": "sse", "configuration": {"headersAsComment": True, "metadataAsComment": True}},
+                    {"type": "websocket"},
+                    {"type": "http-post"},
+                    {"type": "http-get"},
+                ],
+            }
+        ],
+        "endpointGroups": [
+            {
+                "name": "g",
+                "type": "mock",
+                "endpoints": [
+                    {
+                        "name": "m",
+                        "type": "mock",
+                        "configuration": {
+                            "messageInterval": 0,
+                            "messageContent": "line one\nline two",
+                            "messageCount": 2,
+                            "headers": [{"name": "h", "value": "1"}],
+                            "metadata": [{"name": "m", "value": "2"}],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     api_id = server.import_api(api)
     server.start_api(api_id)
     server.wait_serving(api_id, 1)
@@ -156,7 +144,9 @@ def test_message_count_ends_streams_and_limits_apply(start_server):
     with requests.get(url, headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as sse:
         events = read_sse(sse, 10)
     assert [(e["id"], e["data"], e["comments"]) for e in events[1:]] == [
-        ("0", "line one\nline two", ["h: 1", "m: 2"]), ("1", "line one\nline two", ["h: 1", "m: 2"])]
+        ("0", "line one\nline two", ["h: 1", "m: 2"]),
+        ("1", "line one\nline two", ["h: 1", "m: 2"]),
+    ]
 
     ws = websocket.create_connection(url.replace("http", "ws"), timeout=5)
     assert [ws.recv(), ws.recv()] == ["line one\nline two"] * 2
@@ -168,8 +158,12 @@ def test_message_count_ends_streams_and_limits_apply(start_server):
     assert too_big.status_code == 413 and "larger than 64 bytes" in too_big.json()["message"]
     assert requests.post(url, data=b"x" * 64, timeout=5).status_code == 202
 
-    publish_only = mock_api("/publish-only", entrypoints=[
-        {"type": "websocket", "configuration": {"publisher": {"enabled": True}, "subscriber": {"enabled": False}}}])
+    publish_only = mock_api(
+        "/publish-only",
+        entrypoints=[
+            {"type": "websocket", "configuration": {"publisher": {"enabled": True}, "subscriber": {"enabled": False}}}
+        ],
+    )
     publish_only_id = server.import_api(publish_only)
     server.start_api(publish_only_id)
     server.wait_serving(publish_only_id, 1)
@@ -188,4 +182,6 @@ def test_message_count_ends_streams_and_limits_apply(start_server):
     bad_limit = requests.get(url + "?limit=zero", headers={"Accept": "application/json"}, timeout=5)
     assert bad_limit.status_code == 400
     assert json.loads(requests.get(url, headers={"Accept": "application/json"}, timeout=5).text)["pagination"] == {
-        "nextCursor": "1", "limit": "500"}
+        "nextCursor": "1",
+        "limit": "500",
+    }

@@ -4,6 +4,7 @@ refused naming what it lacks, and survives export -> import -> export unchanged.
 The fixtures are shared out over two servers (each with its own database) that work in parallel;
 on each, an API is deleted before the next is imported, since many fixtures share the context
 path /test."""
+
 import copy
 import json
 import socket
@@ -11,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from conftest import ROOT, pretty
+from support.apis import pretty
+from support.fixtures import FIXTURES
 
-FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"  # shared/ lies beside the checkout
 FIXTURE_COUNT = 127
 SERVERS = 2  # each management request verifies the admin password (scrypt, ~0.1 s): share the load
 
@@ -28,8 +29,9 @@ def kit_only_parts(definition):
             if endpoint.get("type") == "mutating-http-proxy":
                 parts.add("mutating-http-proxy")
             if endpoint.get("type") == "mock":
-                parts.update(k for k in ("connectionErrors", "connectionLatencies")
-                             if k in (endpoint.get("configuration") or {}))
+                parts.update(
+                    k for k in ("connectionErrors", "connectionLatencies") if k in (endpoint.get("configuration") or {})
+                )
     return parts
 
 
@@ -40,8 +42,12 @@ def unapplied_fields(definition):
     fields = set()
     if analytics.get("enabled") is True:
         fields.add("analytics.enabled")
-        if any(v is True for part in (analytics.get("logging") or {}).values() if isinstance(part, dict)
-               for v in part.values()):
+        if any(
+            v is True
+            for part in (analytics.get("logging") or {}).values()
+            if isinstance(part, dict)
+            for v in part.values()
+        ):
             fields.add("analytics.logging")
         if (analytics.get("tracing") or {}).get("enabled"):
             fields.add("analytics.tracing")
@@ -82,13 +88,21 @@ def smoke(server, definition):
             if entrypoint["type"] not in SMOKE:
                 continue
             method, query, headers, status = SMOKE[entrypoint["type"]]
-            with requests.request(method, server.gateway + path + query, headers=headers, data=b"hi" if method == "POST"
-                                  else None, stream=True, timeout=5) as response:
+            with requests.request(
+                method,
+                server.gateway + path + query,
+                headers=headers,
+                data=b"hi" if method == "POST" else None,
+                stream=True,
+                timeout=5,
+            ) as response:
                 if unreachable and response.status_code == 502 and b"cannot be reached" in response.content:
                     continue
                 if response.status_code != status:
-                    problems.append(f"{entrypoint['type']} {method} {path} answered {response.status_code}, "
-                                    f"not {status}: {response.raw.read(300, decode_content=True)!r}")
+                    problems.append(
+                        f"{entrypoint['type']} {method} {path} answered {response.status_code}, "
+                        f"not {status}: {response.raw.read(300, decode_content=True)!r}"
+                    )
     return problems
 
 
@@ -170,11 +184,14 @@ def check_fixture(server, path, problems):
         created.append(again.json()["id"])
         if again.json()["gatehouse"]["blockingParts"] != blocking:
             fail(f"blocking parts changed on re-import: {blocking} -> {again.json()['gatehouse']['blockingParts']}")
-        second = server.mgmt("GET", f"/apis/{created[-1]}/_export/definition",
-                             params={"includeSecrets": "true"}).json()
+        second = server.mgmt("GET", f"/apis/{created[-1]}/_export/definition", params={"includeSecrets": "true"}).json()
         if comparable(first) != comparable(second):
-            fail("export -> import -> export differs:\n" + pretty(comparable(first)) + "\n---\n"
-                 + pretty(comparable(second)))
+            fail(
+                "export -> import -> export differs:\n"
+                + pretty(comparable(first))
+                + "\n---\n"
+                + pretty(comparable(second))
+            )
     finally:
         for leftover in created:
             if server.mgmt("DELETE", f"/apis/{leftover}").status_code != 204:
@@ -202,7 +219,7 @@ def test_every_gravitee_fixture_imports_deploys_or_names_what_it_lacks(server, s
     # Each extra server gets its own database: they must not see each other's /test.
     servers = [server] + [start_server(f"sqlite:///{tmp_path}/share-{i}.db") for i in range(1, SERVERS)]
     with ThreadPoolExecutor(len(servers)) as pool:
-        results = list(pool.map(check_share, servers, [files[i::len(servers)] for i in range(len(servers))]))
+        results = list(pool.map(check_share, servers, [files[i :: len(servers)] for i in range(len(servers))]))
     problems = [p for share_problems, _ in results for p in share_problems]
     blocked = [b for _, share_blocked in results for b in share_blocked]
     assert not problems, f"{len(problems)} problem(s) over {len(files)} fixtures:\n" + "\n".join(sorted(problems))

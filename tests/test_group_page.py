@@ -1,107 +1,41 @@
 """The endpoint group page (Backend services -> the group -> Edit): the shared configuration from
 the connector's declaration, the seed's choices one at a time, and what the page says after a save."""
+
 import re
 
 import pytest
 
-from conftest import launch, mock_api
-from test_end_to_end import csrf_token, portal_login
-from test_stores import STORE_PW, Material, b64
+from support.apis import kafka_group_api
+from support.pki import STORE_PW, b64
+from support.portal import KEY, TRUST, GroupPage, field
 
 JAAS = 'org.apache.kafka.common.security.plain.PlainLoginModule required username="app" password="pw";'
 
 
-@pytest.fixture(scope="module")
-def material():
-    return Material()
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory, material):
-    base = tmp_path_factory.mktemp("certs")
-    (base / "ca.pem").write_text(material.ca_pem)
-    (base / "trust.jks").write_bytes(material.jks_truststore())
-    (base / "key.pem").write_text(material.key_pem())
-    (base / "client.p12").write_bytes(material.p12_keystore())
-    return base
-
-
-@pytest.fixture(scope="module")
-def gatehouse(tmp_path_factory, certs):
-    server = launch(tmp_path_factory.mktemp("group-page"), GATEHOUSE_CERTS_DIR=str(certs))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def site(gatehouse):
-    yield gatehouse
-    gatehouse.delete_all_apis()
-
-
-def kafka_api(shared=None, path="/orders"):
-    definition = mock_api(path=path)
-    definition["endpointGroups"] = [{"name": "brokers", "type": "kafka", "sharedConfiguration": shared or {},
-                                     "endpoints": [{"name": "b1", "type": "kafka", "inheritConfiguration": True,
-                                                    "configuration": {"bootstrapServers": "127.0.0.1:9092"}}]}]
-    return definition
-
-
-class GroupPage:
-    """A signed-in browser on a group's edit page."""
-
-    def __init__(self, server, api_id):
-        self.server, self.api_id = server, api_id
-        self.browser = portal_login(server)
-        services = self.browser.get(server.portal + f"/apis/{api_id}/endpoints")
-        self.group_id = re.search(r'id="group-(\d+)"', services.text).group(1)
-        self.url = server.portal + f"/apis/{api_id}/groups/{self.group_id}/edit"
-        assert f'href="/apis/{api_id}/groups/{self.group_id}/edit"' in services.text  # the group's Edit link
-        self.page = self.browser.get(self.url)
-        assert self.page.status_code == 200
-        self.token = csrf_token(self.page.text)
-        self.form_id = re.search(r'name="form_id" value="([^"]+)"', self.page.text).group(1)
-
-    def fields(self, **form):
-        """Input names of the shared configuration the HTMX partial shows for these choices."""
-        partial = self.browser.post(self.server.portal + f"/apis/{self.api_id}/groups/{self.group_id}/_shared",
-                                    data={"csrf_token": self.token, **form})
-        assert partial.status_code == 200 and 'class="connector-fields"' in partial.text
-        return shown(partial.text)
-
-    def save(self, **form):
-        return self.browser.post(self.url, data={"csrf_token": self.token, "form_id": self.form_id,
-                                                 "group_name": "brokers", "load_balancer": "round-robin", **form})
-
-    def shared(self, secrets=False):
-        query = "?includeSecrets=true" if secrets else ""
-        exported = self.server.mgmt("GET", f"/apis/{self.api_id}/_export/definition{query}").json()
-        return exported["api"]["endpointGroups"][0]
-
-
-def shown(html):
-    return set(re.findall(r'name="shared\.([^"]+)"', html))
-
-
-def field(name):
-    return {f"shared.{key}": value for key, value in name.items()}
-
-
 def test_the_group_page_saves_the_shared_configuration_and_the_services_page_sums_it_up(site):
-    api_id = site.import_api(kafka_api())
+    api_id = site.import_api(kafka_group_api())
     page = GroupPage(site, api_id)
     # A group that does neither yet shows "both", so that its producer and consumer can be set up.
     assert '<option value="both" selected>Use Producer and Consumer</option>' in page.page.text
     for legend in ("Security", "Producer and consumer", "Producer", "Consumer"):
         assert f"<legend>{legend}</legend>" in page.page.text
 
-    saved = page.save(**field({"security.protocol": "SASL_PLAINTEXT", "security.sasl.saslMechanism": "PLAIN",
-                               "security.sasl.saslJaasConfig": JAAS, "use": "both",
-                               "producer.topics": "orders", "consumer.topics": "orders",
-                               "consumer.autoOffsetReset": "earliest"}))
+    saved = page.save(
+        **field(
+            {
+                "security.protocol": "SASL_PLAINTEXT",
+                "security.sasl.saslMechanism": "PLAIN",
+                "security.sasl.saslJaasConfig": JAAS,
+                "use": "both",
+                "producer.topics": "orders",
+                "consumer.topics": "orders",
+                "consumer.autoOffsetReset": "earliest",
+            }
+        )
+    )
     assert saved.status_code == 200 and "Endpoint group brokers saved." in saved.text
     assert "SASL_PLAINTEXT · PLAIN · producer → orders · consumer ← orders, earliest" in saved.text
-    assert "<td class=\"target\">127.0.0.1:9092</td>" in saved.text  # each endpoint's target
+    assert '<td class="target">127.0.0.1:9092</td>' in saved.text  # each endpoint's target
     group = page.shared()
     assert group["sharedConfiguration"]["producer"] == {"enabled": True, "topics": ["orders"]}
     assert group["sharedConfiguration"]["consumer"]["enabled"] is True
@@ -114,8 +48,11 @@ def test_the_group_page_saves_the_shared_configuration_and_the_services_page_sum
     assert bad.status_code == 400
     assert 'id="error-summary"' in bad.text and 'href="#group_name"' in bad.text
     assert 'href="#shared.producer.topics"' in bad.text and "Producer topics is required" in bad.text
-    assert re.search(r'id="shared\.producer\.topics"[^>]*aria-invalid="true"[^>]*'
-                     r'aria-describedby="shared\.producer\.topics-help shared\.producer\.topics-error"', bad.text)
+    assert re.search(
+        r'id="shared\.producer\.topics"[^>]*aria-invalid="true"[^>]*'
+        r'aria-describedby="shared\.producer\.topics-help shared\.producer\.topics-error"',
+        bad.text,
+    )
     assert page.shared(secrets=True) == before
 
     # Consumer only: the producer's section goes, Gravitee's flags say so.
@@ -125,64 +62,87 @@ def test_the_group_page_saves_the_shared_configuration_and_the_services_page_sum
 
 
 def test_a_new_endpoint_inherits_the_group_configuration_by_default(site):
-    api_id = site.import_api(kafka_api())
+    api_id = site.import_api(kafka_group_api())
     page = GroupPage(site, api_id)
     new = page.browser.get(site.portal + f"/apis/{api_id}/groups/{page.group_id}/endpoints/new")
     assert re.search(r'id="inheritConfiguration" checked', new.text)
 
 
-TRUST = "security.ssl.trustStore."
-KEY = "security.ssl.keyStore."
 # The seed's lists: (type, with) -> exactly the fields shown.
-TRUST_PAIRS = {("PEM", "location"): {"location"}, ("PEM", "certificates"): {"certificates"},
-               ("JKS", "location"): {"location", "password"}, ("JKS", "certificates"): {"certificates", "password"},
-               ("PKCS12", "location"): {"location", "password"},
-               ("PKCS12", "certificates"): {"certificates", "password"}}
-KEY_PAIRS = {("PEM", "location"): {"certificateChain", "location"},
-             ("PEM", "key"): {"certificateChain", "key", "keyPassword"},
-             ("JKS", "location"): {"location", "password"}, ("JKS", "key"): {"key", "keyPassword", "password"},
-             ("PKCS12", "location"): {"location", "password"},
-             ("PKCS12", "key"): {"key", "keyPassword", "password"}}
+TRUST_PAIRS = {
+    ("PEM", "location"): {"location"},
+    ("PEM", "certificates"): {"certificates"},
+    ("JKS", "location"): {"location", "password"},
+    ("JKS", "certificates"): {"certificates", "password"},
+    ("PKCS12", "location"): {"location", "password"},
+    ("PKCS12", "certificates"): {"certificates", "password"},
+}
+KEY_PAIRS = {
+    ("PEM", "location"): {"certificateChain", "location"},
+    ("PEM", "key"): {"certificateChain", "key", "keyPassword"},
+    ("JKS", "location"): {"location", "password"},
+    ("JKS", "key"): {"key", "keyPassword", "password"},
+    ("PKCS12", "location"): {"location", "password"},
+    ("PKCS12", "key"): {"key", "keyPassword", "password"},
+}
 
 
 def test_each_store_pair_shows_exactly_the_seeds_fields(site):
-    page = GroupPage(site, site.import_api(kafka_api()))
+    page = GroupPage(site, site.import_api(kafka_group_api()))
     assert not {f for f in page.fields(**field({"security.protocol": "PLAINTEXT"})) if ".ssl." in f}
     for prefix, pairs in ((TRUST, TRUST_PAIRS), (KEY, KEY_PAIRS)):
         none = page.fields(**field({"security.protocol": "SSL", prefix + "type": "NONE"}))
         assert {f for f in none if f.startswith(prefix)} == {prefix + "type"}
         for (kind, source), expected in pairs.items():
             fields = page.fields(**field({"security.protocol": "SSL", prefix + "type": kind, prefix + "with": source}))
-            assert {f for f in fields if f.startswith(prefix)} == {prefix + n for n in {"type", "with", *expected}}, \
-                (kind, source)
+            assert {f for f in fields if f.startswith(prefix)} == {prefix + n for n in {"type", "with", *expected}}, (
+                kind,
+                source,
+            )
 
 
-@pytest.mark.parametrize("store, pair", [
-    ({"trustStore": {"type": "PEM", "location": "ca.pem"}}, (TRUST, "location")),
-    ({"trustStore": {"type": "PEM", "certificates": "CERTS"}}, (TRUST, "certificates")),
-    ({"trustStore": {"type": "JKS", "location": "trust.jks", "password": STORE_PW}}, (TRUST, "location")),
-    ({"trustStore": {"type": "PKCS12", "certificates": "P12", "password": STORE_PW}}, (TRUST, "certificates")),
-    ({"keyStore": {"type": "PEM", "location": "key.pem", "certificateChain": "CHAIN"}}, (KEY, "location")),
-    ({"keyStore": {"type": "PEM", "key": "KEY", "certificateChain": "CHAIN"}}, (KEY, "key")),
-    ({"keyStore": {"type": "PKCS12", "location": "client.p12", "password": STORE_PW}}, (KEY, "location")),
-    ({"keyStore": {"type": "PKCS12", "key": "P12KEY", "password": STORE_PW}}, (KEY, "key")),
-])
+@pytest.mark.parametrize(
+    "store, pair",
+    [
+        ({"trustStore": {"type": "PEM", "location": "ca.pem"}}, (TRUST, "location")),
+        ({"trustStore": {"type": "PEM", "certificates": "CERTS"}}, (TRUST, "certificates")),
+        ({"trustStore": {"type": "JKS", "location": "trust.jks", "password": STORE_PW}}, (TRUST, "location")),
+        ({"trustStore": {"type": "PKCS12", "certificates": "P12", "password": STORE_PW}}, (TRUST, "certificates")),
+        ({"keyStore": {"type": "PEM", "location": "key.pem", "certificateChain": "CHAIN"}}, (KEY, "location")),
+        ({"keyStore": {"type": "PEM", "key": "KEY", "certificateChain": "CHAIN"}}, (KEY, "key")),
+        ({"keyStore": {"type": "PKCS12", "location": "client.p12", "password": STORE_PW}}, (KEY, "location")),
+        ({"keyStore": {"type": "PKCS12", "key": "P12KEY", "password": STORE_PW}}, (KEY, "key")),
+    ],
+)
 def test_an_imported_store_shows_its_pair_and_exports_unchanged(site, material, store, pair):
-    content = {"CERTS": material.ca_pem, "P12": b64(material.p12_truststore()), "CHAIN": material.chain_pem,
-               "KEY": material.key_pem(), "P12KEY": b64(material.p12_keystore())}
+    content = {
+        "CERTS": material.ca_pem,
+        "P12": b64(material.p12_truststore()),
+        "CHAIN": material.chain_pem,
+        "KEY": material.key_pem(),
+        "P12KEY": b64(material.p12_keystore()),
+    }
     store = {name: {k: content.get(v, v) for k, v in part.items()} for name, part in store.items()}
     shared = {"security": {"protocol": "SSL", "ssl": store}, "consumer": {"enabled": True, "topics": ["t"]}}
-    api_id = site.import_api(kafka_api(shared))
+    api_id = site.import_api(kafka_group_api(shared))
     page = GroupPage(site, api_id)
     prefix, source = pair
-    assert re.search(rf'id="shared\.{re.escape(prefix)}with"[^>]*>.*?<option value="{source}" selected>',
-                     page.page.text, re.DOTALL)
+    assert re.search(
+        rf'id="shared\.{re.escape(prefix)}with"[^>]*>.*?<option value="{source}" selected>', page.page.text, re.DOTALL
+    )
     exported = page.shared(secrets=True)["sharedConfiguration"]
     assert exported["security"]["ssl"] == store  # Gravitee's fields, unchanged, no form choice among them
     # Saved from the page as it is shown, the store comes back the same.
     kind = next(iter(store.values()))["type"]
-    form = field({"security.protocol": "SSL", "use": "consumer", "consumer.topics": "t",
-                  prefix + "type": kind, prefix + "with": source})
+    form = field(
+        {
+            "security.protocol": "SSL",
+            "use": "consumer",
+            "consumer.topics": "t",
+            prefix + "type": kind,
+            prefix + "with": source,
+        }
+    )
     for name, value in next(iter(store.values())).items():
         if name != "type" and name not in ("password", "key", "keyPassword"):  # secrets: left empty, kept
             form[f"shared.{prefix}{name}"] = value
@@ -192,22 +152,31 @@ def test_an_imported_store_shows_its_pair_and_exports_unchanged(site, material, 
 
 
 def test_typed_secrets_are_kept_after_a_failed_save_and_never_shown(site, material):
-    api_id = site.import_api(kafka_api())
+    api_id = site.import_api(kafka_group_api())
     page = GroupPage(site, api_id)
-    form = field({"security.protocol": "SASL_SSL", "security.sasl.saslMechanism": "PLAIN",
-                  "security.sasl.saslJaasConfig": JAAS, TRUST + "type": "PKCS12", TRUST + "with": "certificates",
-                  TRUST + "certificates": b64(material.p12_truststore()), TRUST + "password": STORE_PW,
-                  "use": "consumer", "consumer.topics": ""})
+    form = field(
+        {
+            "security.protocol": "SASL_SSL",
+            "security.sasl.saslMechanism": "PLAIN",
+            "security.sasl.saslJaasConfig": JAAS,
+            TRUST + "type": "PKCS12",
+            TRUST + "with": "certificates",
+            TRUST + "certificates": b64(material.p12_truststore()),
+            TRUST + "password": STORE_PW,
+            "use": "consumer",
+            "consumer.topics": "",
+        }
+    )
     bad = page.save(**form)
     assert bad.status_code == 400 and "Give the topics to consume" in bad.text
     assert STORE_PW not in bad.text and "PlainLoginModule" not in bad.text
     for name in ("security.sasl.saslJaasConfig", TRUST + "password"):
         assert re.search(rf'id="shared\.{re.escape(name)}"[^>]*placeholder="set: leave empty to keep it"', bad.text)
     # The next try leaves them empty: they were kept on the server for this form.
-    form.update({"shared.consumer.topics": "orders", "shared.security.sasl.saslJaasConfig": "",
-                 f"shared.{TRUST}password": ""})
+    form.update(
+        {"shared.consumer.topics": "orders", "shared.security.sasl.saslJaasConfig": "", f"shared.{TRUST}password": ""}
+    )
     saved = page.save(**form)
     assert "Endpoint group brokers saved." in saved.text, saved.text
     security = page.shared(secrets=True)["sharedConfiguration"]["security"]
     assert security["sasl"]["saslJaasConfig"] == JAAS and security["ssl"]["trustStore"]["password"] == STORE_PW
-

@@ -1,5 +1,6 @@
 """Hot reload: a deployment or start/stop reaches every process and worker within 1 s, open
 streams are told to go away, nothing in flight fails, and nothing leaks."""
+
 import sys
 import threading
 import time
@@ -7,8 +8,9 @@ import time
 import requests
 import websocket
 
-from conftest import (ADMIN_PASSWORD, MGMT, Server, environment, free_port, mock_api, read_sse,
-                      start_process)
+from support.apis import mock_api
+from support.gatehouse import ADMIN_PASSWORD, MGMT, Server, environment, free_port, start_process
+from support.streams import read_sse
 
 JSON = {"Accept": "application/json"}
 
@@ -50,8 +52,9 @@ def test_redeploy_sends_goaway_and_clients_resume_with_new_content(server):
     pollers = [threading.Thread(target=poll_during_swap) for _ in range(3)]
     for t in pollers:
         t.start()
-    with requests.get(server.gateway + "/demo", headers={"Accept": "text/event-stream"}, stream=True,
-                      timeout=10) as sse:
+    with requests.get(
+        server.gateway + "/demo", headers={"Accept": "text/event-stream"}, stream=True, timeout=10
+    ) as sse:
         before = read_sse(sse, 3)
         assert [e["data"] for e in before[1:]] == ["before", "before"]
         edit_content(server, api_id, "after")
@@ -64,8 +67,12 @@ def test_redeploy_sends_goaway_and_clients_resume_with_new_content(server):
     assert all(e.get("data") == "before" for e in rest[:-1])
     last_id = ([e for e in before + rest if "id" in e] or [{"id": None}])[-1]["id"]
 
-    with requests.get(server.gateway + "/demo", headers={"Accept": "text/event-stream", "Last-Event-ID": last_id},
-                      stream=True, timeout=10) as sse:
+    with requests.get(
+        server.gateway + "/demo",
+        headers={"Accept": "text/event-stream", "Last-Event-ID": last_id},
+        stream=True,
+        timeout=10,
+    ) as sse:
         resumed = read_sse(sse, 3)
     assert [e["data"] for e in resumed[1:]] == ["after", "after"]
     assert resumed[1]["id"] == str(int(last_id) + 1)
@@ -128,8 +135,21 @@ def test_two_processes_on_one_postgresql_database_see_a_deployment_within_1s(sta
 def test_gunicorn_with_two_gevent_workers_sees_a_deployment_within_1s(tmp_path):
     portal_port, gateway_port = free_port(), free_port()
     env = environment(tmp_path, GATEHOUSE_GATEWAY_PORT=str(gateway_port))
-    args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "2", "--no-control-socket",
-            "-b", f"127.0.0.1:{portal_port}", "-b", f"127.0.0.1:{gateway_port}", "app:make_wsgi()"]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gevent",
+        "-w",
+        "2",
+        "--no-control-socket",
+        "-b",
+        f"127.0.0.1:{portal_port}",
+        "-b",
+        f"127.0.0.1:{gateway_port}",
+        "app:make_wsgi()",
+    ]
     proc = start_process(args, tmp_path, env, (portal_port, gateway_port))
     server = Server(proc, portal_port, gateway_port, tmp_path)
     try:
@@ -154,8 +174,9 @@ def test_gunicorn_with_two_gevent_workers_sees_a_deployment_within_1s(tmp_path):
         ws = websocket.create_connection(server.gateway.replace("http", "ws") + "/demo", timeout=5)
         assert ws.recv() == "after"
         ws.close()
-        with requests.get(server.gateway + "/demo", headers={"Accept": "text/event-stream"}, stream=True,
-                          timeout=5) as sse:
+        with requests.get(
+            server.gateway + "/demo", headers={"Accept": "text/event-stream"}, stream=True, timeout=5
+        ) as sse:
             assert [e.get("data") for e in read_sse(sse, 3)] == [None, "after", "after"]
     finally:
         server.stop()
@@ -168,8 +189,10 @@ def test_twenty_redeploys_with_clients_connected_leak_nothing(server):
     ws_url = server.gateway.replace("http", "ws") + "/demo"
 
     def connect_clients():
-        sse = [requests.get(server.gateway + "/demo", headers={"Accept": "text/event-stream"}, stream=True,
-                            timeout=10) for _ in range(3)]
+        sse = [
+            requests.get(server.gateway + "/demo", headers={"Accept": "text/event-stream"}, stream=True, timeout=10)
+            for _ in range(3)
+        ]
         for stream in sse:
             assert read_sse(stream, 2)[1]["data"] == "hello"
         sockets = [websocket.create_connection(ws_url, timeout=5) for _ in range(2)]

@@ -1,134 +1,44 @@
 """HTTP proxy APIs against real local backends (stdlib HTTP servers started by the tests)."""
+
 import base64
-import datetime
-import json
-import os
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
-import requests
 
 import jks
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 
-import h2_backend
-from conftest import free_port, wait_for_port
-from test_end_to_end import EndpointsPage, connector_fields, csrf_token, portal_login
-from test_kafka_tls import make_ca, make_server_cert, pem
-
-
-class Backend(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go in two writes: don't hold the body back
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status, body, content_type="application/json", extra=()):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in extra:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _body_size(self):
-        """Reads the whole body, chunked or not, keeping only its size."""
-        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
-            return self._drain(int(self.headers.get("Content-Length") or 0))
-        size = 0
-        while length := int(self.rfile.readline().strip(), 16):
-            size += self._drain(length)
-            self.rfile.readline()
-        self.rfile.readline()
-        return size
-
-    def _drain(self, length):
-        size = 0
-        while size < length:
-            size += len(self.rfile.read(min(length - size, 1 << 20)))
-        return size
-
-    def do_GET(self):
-        if self.path.startswith("/health"):
-            self._send(getattr(self.server, "health_status", 200), b"{}")
-            return
-        if self.path.startswith("/sse"):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            for i in range(3):
-                event = f"id: {i}\ndata: event {i} at {time.monotonic()}\n\n".encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
-                self.wfile.flush()
-                time.sleep(0.5)
-            self.wfile.write(b"0\r\n\r\n")
-            return
-        if self.path.startswith("/slow"):
-            time.sleep(3)
-        self.echo()
-
-    def do_POST(self):
-        self.echo(self._body_size())
-
-    do_PUT = do_POST
-    do_DELETE = do_GET
-
-    def echo(self, size=0):
-        self._send(200, json.dumps({"backend": self.server.name, "method": self.command, "path": self.path,
-                                    "headers": dict(self.headers), "size": size}).encode(),
-                   extra=[("X-Backend", self.server.name), ("Connection", "keep-alive")])
-
-
-def start_backend(name, start=True, host="127.0.0.1"):
-    server = ThreadingHTTPServer((host, free_port()), Backend)
-    server.name = name
-    server.daemon_threads = True
-    if start:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+from support import h2_backend
+from support.apis import proxy_api, tls_group
+from support.gatehouse import free_port
+from support.http_backends import carried, start_backend, url
+from support.pki import make_ca, make_client_cert, pem, server_cert_files
+from support.portal import EndpointsPage, connector_fields, csrf_token, portal_login
 
 
 @pytest.fixture
-def backends():
-    servers = [start_backend(f"b{i}") for i in range(3)]
-    yield servers
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def server(shared_server):
+    """One server for the module: each test deploys APIs of its own, removed after it."""
+    return shared_server
 
 
-def url(server):
-    return f"http://127.0.0.1:{server.server_address[1]}"
-
-
-def proxy_api(targets, path="/shop", lb="round-robin", weights=None, http=None):
-    endpoints = [{"name": f"e{i}", "type": "http-proxy", "weight": (weights or [1] * len(targets))[i],
-                  "inheritConfiguration": True, "configuration": {"target": target}}
-                 for i, target in enumerate(targets)]
-    return {"name": f"Proxy {path}", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "proxy",
-            "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [{"type": "http-proxy"}]}],
-            "endpointGroups": [{"name": "backends", "type": "http-proxy", "loadBalancer": {"type": lb},
-                                "sharedConfiguration": {"http": http or {}}, "endpoints": endpoints}]}
-
-
-def test_path_query_headers_and_body_are_forwarded(server, backends):
-    server.deploy_api(proxy_api([url(backends[0]) + "/api/v1"]))
-    got = requests.post(server.gateway + "/shop/orders/7?expand=lines&x=1", data=b"x" * 1000,
-                        headers={"X-Custom": "kept", "Proxy-Authorization": "Basic eDp5", "Te": "trailers",
-                                 "X-Forwarded-For": "10.9.9.9"}, timeout=10)
+def test_path_query_headers_and_body_are_forwarded(server, http_backends):
+    server.deploy_api(proxy_api([url(http_backends[0]) + "/api/v1"]))
+    got = requests.post(
+        server.gateway + "/shop/orders/7?expand=lines&x=1",
+        data=b"x" * 1000,
+        headers={
+            "X-Custom": "kept",
+            "Proxy-Authorization": "Basic eDp5",
+            "Te": "trailers",
+            "X-Forwarded-For": "10.9.9.9",
+        },
+        timeout=10,
+    )
     assert got.status_code == 200 and got.headers["X-Backend"] == "b0"
     echo = got.json()
     assert echo["method"] == "POST" and echo["path"] == "/api/v1/orders/7?expand=lines&x=1" and echo["size"] == 1000
@@ -136,14 +46,14 @@ def test_path_query_headers_and_body_are_forwarded(server, backends):
     assert echo["headers"]["X-Forwarded-For"] == "10.9.9.9, 127.0.0.1"
     assert echo["headers"]["X-Forwarded-Proto"] == "http"
     assert echo["headers"]["X-Forwarded-Host"] == server.gateway.split("//")[1]
-    assert echo["headers"]["Host"] == f"127.0.0.1:{backends[0].server_address[1]}"
+    assert echo["headers"]["Host"] == f"127.0.0.1:{http_backends[0].server_address[1]}"
     assert "Proxy-Authorization" not in echo["headers"] and "Te" not in echo["headers"]  # hop-by-hop
     root = requests.get(server.gateway + "/shop", timeout=10).json()
     assert root["path"] == "/api/v1"
 
 
-def test_round_robin_and_weighted_round_robin_are_exact_over_whole_cycles(server, backends):
-    targets = [url(b) for b in backends]
+def test_round_robin_and_weighted_round_robin_are_exact_over_whole_cycles(server, http_backends):
+    targets = [url(b) for b in http_backends]
     server.deploy_api(proxy_api(targets, path="/rr"))
     server.deploy_api(proxy_api(targets, path="/wrr", lb="weighted-round-robin", weights=[1, 2, 3]))
     with requests.Session() as s:
@@ -154,8 +64,8 @@ def test_round_robin_and_weighted_round_robin_are_exact_over_whole_cycles(server
 
 
 @pytest.mark.parametrize("lb, weights", [("random", [1, 1, 1]), ("weighted-random", [1, 2, 3])])
-def test_random_balancers_pass_a_chi_square_test(server, backends, lb, weights):
-    server.deploy_api(proxy_api([url(b) for b in backends], path="/rand", lb=lb, weights=weights))
+def test_random_balancers_pass_a_chi_square_test(server, http_backends, lb, weights):
+    server.deploy_api(proxy_api([url(b) for b in http_backends], path="/rand", lb=lb, weights=weights))
     with requests.Session() as s:
         seen = Counter(s.get(server.gateway + "/rand", timeout=10).headers["X-Backend"] for _ in range(1000))
     expected = [1000 * w / sum(weights) for w in weights]
@@ -163,10 +73,10 @@ def test_random_balancers_pass_a_chi_square_test(server, backends, lb, weights):
     assert chi2 < 13.816, (seen, chi2)  # 2 degrees of freedom, p = 0.001
 
 
-def test_killed_backend_is_502_and_slow_backend_is_504(server, backends):
+def test_killed_backend_is_502_and_slow_backend_is_504(server, http_backends):
     dead = f"http://127.0.0.1:{free_port()}"
     server.deploy_api(proxy_api([dead], path="/dead"))
-    server.deploy_api(proxy_api([url(backends[0])], path="/slowpoke", http={"readTimeout": 1000}))
+    server.deploy_api(proxy_api([url(http_backends[0])], path="/slowpoke", http={"readTimeout": 1000}))
     refused = requests.get(server.gateway + "/dead/x", timeout=10)
     assert refused.status_code == 502 and refused.json() == {"message": f"the backend {dead[7:]} cannot be reached"}
     started = time.monotonic()
@@ -175,8 +85,8 @@ def test_killed_backend_is_502_and_slow_backend_is_504(server, backends):
     assert time.monotonic() - started < 2.5
 
 
-def test_sse_backend_events_reach_the_client_one_by_one(server, backends):
-    server.deploy_api(proxy_api([url(backends[0])], path="/events"))
+def test_sse_backend_events_reach_the_client_one_by_one(server, http_backends):
+    server.deploy_api(proxy_api([url(http_backends[0])], path="/events"))
     arrivals = []
     with requests.get(server.gateway + "/events/sse", stream=True, timeout=10) as response:
         assert response.headers["Content-Type"] == "text/event-stream"
@@ -187,8 +97,9 @@ def test_sse_backend_events_reach_the_client_one_by_one(server, backends):
     assert arrivals[1] - arrivals[0] > 0.3 and arrivals[2] - arrivals[1] > 0.3  # not held back until the end
 
 
-def test_a_200_mb_upload_streams_through_without_growing_the_gateway(server, backends):
-    server.deploy_api(proxy_api([url(backends[0])], path="/upload"))
+def test_a_200_mb_upload_streams_through_without_growing_the_gateway(start_server, http_backends):
+    server = start_server()  # its own: the memory measured is this upload's alone
+    server.deploy_api(proxy_api([url(http_backends[0])], path="/upload"))
     pid = server.runtime()["pid"]
 
     def rss_mb():
@@ -210,15 +121,6 @@ def test_a_200_mb_upload_streams_through_without_growing_the_gateway(server, bac
     assert max(peak) - before < 50, (before, peak)
 
 
-def server_cert_files(folder, ca_key, ca_cert):
-    """(certificate file, key file) of a server certificate for 127.0.0.1 from the CA, in PEM."""
-    key, cert = make_server_cert(ca_key, ca_cert)
-    (folder / "server.pem").write_bytes(pem(cert))
-    (folder / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
-    return folder / "server.pem", folder / "server.key"
-
-
 @pytest.fixture
 def tls_backend(tmp_path):
     """A backend over TLS with a certificate for 127.0.0.1 and localhost, from a CA of the test."""
@@ -236,8 +138,10 @@ def tls_backend(tmp_path):
 def test_https_backends_with_a_trust_store_trust_all_and_host_name_checks(server, tls_backend):
     backend, ca = tls_backend
     port = backend.server_address[1]
-    server.deploy_api(proxy_api([f"https://127.0.0.1:{port}"], path="/trusted",
-                             http={}) | {"endpointGroups": [tls_group(port, {"trustStore": {"type": "PEM", "content": ca}})]})
+    server.deploy_api(
+        proxy_api([f"https://127.0.0.1:{port}"], path="/trusted", http={})
+        | {"endpointGroups": [tls_group(port, {"trustStore": {"type": "PEM", "content": ca}})]}
+    )
     assert requests.get(server.gateway + "/trusted/x", timeout=10).headers["X-Backend"] == "tls"
 
     server.deploy_api(proxy_api([], path="/untrusted") | {"endpointGroups": [tls_group(port, {})]})
@@ -248,28 +152,43 @@ def test_https_backends_with_a_trust_store_trust_all_and_host_name_checks(server
     assert requests.get(server.gateway + "/all/x", timeout=10).status_code == 200
 
     # By a name its certificate does not hold: refused, unless host names are not verified.
-    server.deploy_api(proxy_api([], path="/byname") | {"endpointGroups": [
-        tls_group(port, {"trustStore": {"type": "PEM", "content": ca}}, host="127.0.0.2")]})
+    server.deploy_api(
+        proxy_api([], path="/byname")
+        | {"endpointGroups": [tls_group(port, {"trustStore": {"type": "PEM", "content": ca}}, host="127.0.0.2")]}
+    )
     mismatch = requests.get(server.gateway + "/byname/x", timeout=10)
     assert mismatch.status_code == 502 and "mismatch" in mismatch.json()["message"]
-    server.deploy_api(proxy_api([], path="/noverify") | {"endpointGroups": [
-        tls_group(port, {"trustStore": {"type": "PEM", "content": ca}, "hostnameVerifier": False}, host="127.0.0.2")]})
+    server.deploy_api(
+        proxy_api([], path="/noverify")
+        | {
+            "endpointGroups": [
+                tls_group(
+                    port, {"trustStore": {"type": "PEM", "content": ca}, "hostnameVerifier": False}, host="127.0.0.2"
+                )
+            ]
+        }
+    )
     assert requests.get(server.gateway + "/noverify/x", timeout=10).status_code == 200
 
 
-def tls_group(port, ssl_options, host="127.0.0.1"):
-    return {"name": "tls", "type": "http-proxy", "sharedConfiguration": {"ssl": ssl_options}, "endpoints": [
-        {"name": "tls", "type": "http-proxy", "inheritConfiguration": True,
-         "configuration": {"target": f"https://{host}:{port}"}}]}
-
-
-def test_a_failing_endpoint_leaves_rotation_within_its_thresholds_and_comes_back(server, backends):
-    healthy, flaky = backends[0], backends[1]
+def test_a_failing_endpoint_leaves_rotation_within_its_thresholds_and_comes_back(server, http_backends):
+    healthy, flaky = http_backends[0], http_backends[1]
     definition = proxy_api([url(healthy), url(flaky)], path="/checked")
-    definition["endpointGroups"][0]["services"] = {"healthCheck": {
-        "enabled": True, "type": "http-health-check", "configuration": {
-            "schedule": "* * * * * *", "method": "GET", "target": "/health", "overrideEndpointPath": True,
-            "assertion": "{#response.status == 200}", "successThreshold": 2, "failureThreshold": 2}}}
+    definition["endpointGroups"][0]["services"] = {
+        "healthCheck": {
+            "enabled": True,
+            "type": "http-health-check",
+            "configuration": {
+                "schedule": "* * * * * *",
+                "method": "GET",
+                "target": "/health",
+                "overrideEndpointPath": True,
+                "assertion": "{#response.status == 200}",
+                "successThreshold": 2,
+                "failureThreshold": 2,
+            },
+        }
+    }
     api_id = server.deploy_api(definition)
     assert server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"] == []
 
@@ -297,56 +216,34 @@ def test_a_failing_endpoint_leaves_rotation_within_its_thresholds_and_comes_back
     assert response.json() == {"message": "no endpoint of this API is up (all fail their health checks)"}
 
 
-def make_client_cert(ca_key, ca_cert, name="gateway client"):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    return key, cert
-
-
-@pytest.fixture
-def mtls_backend(tmp_path):
-    """A TLS backend that asks for a client certificate signed by the test's CA; it names the
-    client it saw in the X-Client header."""
-    ca_key, ca_cert = make_ca("Mutual TLS test CA")
-    (tmp_path / "ca.pem").write_bytes(pem(ca_cert))
-    server = start_backend("mtls", start=False)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*server_cert_files(tmp_path, ca_key, ca_cert))
-    context.load_verify_locations(tmp_path / "ca.pem")
-    context.verify_mode = ssl.CERT_REQUIRED
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server, ca_key, ca_cert
-    server.shutdown()
-    server.server_close()
-
-
 def client_key_stores(ca_key, ca_cert):
     """The same kind of client certificate as a PEM pair, a PKCS12 store and a JKS store with two
     keys (the alias picks the one the backend trusts)."""
     key, cert = make_client_cert(ca_key, ca_cert)
     other_key, other_cert = make_client_cert(*make_ca("Another CA"), name="stranger")
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    p12 = pkcs12.serialize_key_and_certificates(b"client", key, cert, [ca_cert],
-                                                serialization.BestAvailableEncryption(b"p12-secret"))
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"client", key, cert, [ca_cert], serialization.BestAvailableEncryption(b"p12-secret")
+    )
 
     def jks_entry(alias, k, c):
-        der_key = k.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
+        der_key = k.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         return jks.PrivateKeyEntry.new(alias, [c.public_bytes(serialization.Encoding.DER)], der_key, "pkcs8")
 
     store = jks.KeyStore.new("jks", [jks_entry("a-stranger", other_key, other_cert), jks_entry("client", key, cert)])
     return {
         "PEM": {"type": "PEM", "certContent": pem(cert).decode(), "keyContent": key_pem},
         "PKCS12": {"type": "PKCS12", "content": base64.b64encode(p12).decode(), "password": "p12-secret"},
-        "JKS": {"type": "JKS", "content": base64.b64encode(store.saves("jks-secret")).decode(),
-                "password": "jks-secret", "alias": "client"},
+        "JKS": {
+            "type": "JKS",
+            "content": base64.b64encode(store.saves("jks-secret")).decode(),
+            "password": "jks-secret",
+            "alias": "client",
+        },
     }
 
 
@@ -357,13 +254,17 @@ def test_client_certificates_to_backends_from_pem_pkcs12_and_jks_stores(server, 
     server.deploy_api(proxy_api([], path="/anonymous") | {"endpointGroups": [tls_group(port, {"trustStore": trust})]})
     refused = requests.get(server.gateway + "/anonymous/x", timeout=10)
     assert refused.status_code == 502, refused.text
-    assert refused.json()["message"] == (f"the TLS handshake with the backend 127.0.0.1:{port} failed: if the "
-                                         "backend asks for a client certificate, give one in the endpoint's SSL "
-                                         "key store")
+    assert refused.json()["message"] == (
+        f"the TLS handshake with the backend 127.0.0.1:{port} failed: if the "
+        "backend asks for a client certificate, give one in the endpoint's SSL "
+        "key store"
+    )
     for kind, key_store in client_key_stores(ca_key, ca_cert).items():
         path = f"/with-{kind.lower()}"
-        server.deploy_api(proxy_api([], path=path) | {
-            "endpointGroups": [tls_group(port, {"trustStore": trust, "keyStore": key_store})]})
+        server.deploy_api(
+            proxy_api([], path=path)
+            | {"endpointGroups": [tls_group(port, {"trustStore": trust, "keyStore": key_store})]}
+        )
         got = requests.get(server.gateway + path + "/x", timeout=10)
         assert got.status_code == 200, (kind, got.text)
         assert got.headers["X-Backend"] == "mtls"
@@ -371,6 +272,7 @@ def test_client_certificates_to_backends_from_pem_pkcs12_and_jks_stores(server, 
 
 def test_a_wrong_store_password_or_a_damaged_store_is_a_form_error(mtls_backend):
     from gateway_runtime.endpoints.http_proxy import SHARED
+
     _, ca_key, ca_cert = mtls_backend
     stores = client_key_stores(ca_key, ca_cert)
     cases = [
@@ -385,43 +287,25 @@ def test_a_wrong_store_password_or_a_damaged_store_is_a_form_error(mtls_backend)
         assert words in errors[field] and errors[field].startswith("Key store: "), errors[field]
 
 
-@pytest.fixture
-def outbound_proxies(tmp_path):
-    """pproxy (a real HTTP / SOCKS proxy server) on free ports: an HTTP and a SOCKS5 proxy that
-    want user `gw` with password `secret`, and a SOCKS4 one without. Its log names every
-    connection it carries."""
-    ports = {"HTTP": free_port(), "SOCKS5": free_port(), "SOCKS4": free_port()}
-    log = tmp_path / "pproxy.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pproxy", "-v", "--auth", "0", "-l", f"http://127.0.0.1:{ports['HTTP']}#gw:secret",
-         "-l", f"socks5://127.0.0.1:{ports['SOCKS5']}#gw:secret", "-l", f"socks4://127.0.0.1:{ports['SOCKS4']}"],
-        stdout=open(log, "w"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    for port in ports.values():
-        wait_for_port(port, process)
-    yield ports, log
-    process.terminate()
-    process.wait(10)
-
-
-def carried(log, address, times=1, timeout=5):
-    """Did the proxy log (at least `times`) connections to this address (within the timeout)?"""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.read_text().count(f"-> {address}") >= times:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def test_requests_go_through_an_outbound_http_or_socks_proxy(server, backends, tls_backend, outbound_proxies):
+def test_requests_go_through_an_outbound_http_or_socks_proxy(server, http_backends, tls_backend, outbound_proxies):
     ports, log = outbound_proxies
-    address = f"127.0.0.1:{backends[0].server_address[1]}"
+    address = f"127.0.0.1:{http_backends[0].server_address[1]}"
     credentials = {"username": "gw", "password": "secret"}
     for kind, extra in (("HTTP", credentials), ("SOCKS5", credentials), ("SOCKS4", {})):
         path = f"/via-{kind.lower()}"
-        server.deploy_api(proxy_api([url(backends[0])], path=path) | {"endpointGroups": [
-            {**proxy_api([url(backends[0])])["endpointGroups"][0], "sharedConfiguration": {
-                "proxy": {"enabled": True, "type": kind, "host": "127.0.0.1", "port": ports[kind], **extra}}}]})
+        server.deploy_api(
+            proxy_api([url(http_backends[0])], path=path)
+            | {
+                "endpointGroups": [
+                    {
+                        **proxy_api([url(http_backends[0])])["endpointGroups"][0],
+                        "sharedConfiguration": {
+                            "proxy": {"enabled": True, "type": kind, "host": "127.0.0.1", "port": ports[kind], **extra}
+                        },
+                    }
+                ]
+            }
+        )
         got = requests.get(server.gateway + path + "/x", timeout=10)
         assert got.status_code == 200 and got.headers["X-Backend"] == "b0", (kind, got.text)
     assert log.read_text().count(f"-> {address}") >= 3 or carried(log, address)
@@ -429,45 +313,84 @@ def test_requests_go_through_an_outbound_http_or_socks_proxy(server, backends, t
     # https through the HTTP proxy's CONNECT tunnel, the backend verified against the test's CA
     tls, ca = tls_backend
     tls_port = tls.server_address[1]
-    server.deploy_api(proxy_api([], path="/tunnel") | {"endpointGroups": [{
-        **tls_group(tls_port, {"trustStore": {"type": "PEM", "content": ca}}),
-        "sharedConfiguration": {"ssl": {"trustStore": {"type": "PEM", "content": ca}},
-                                "proxy": {"enabled": True, "type": "HTTP", "host": "127.0.0.1",
-                                          "port": ports["HTTP"], **credentials}}}]})
+    server.deploy_api(
+        proxy_api([], path="/tunnel")
+        | {
+            "endpointGroups": [
+                {
+                    **tls_group(tls_port, {"trustStore": {"type": "PEM", "content": ca}}),
+                    "sharedConfiguration": {
+                        "ssl": {"trustStore": {"type": "PEM", "content": ca}},
+                        "proxy": {
+                            "enabled": True,
+                            "type": "HTTP",
+                            "host": "127.0.0.1",
+                            "port": ports["HTTP"],
+                            **credentials,
+                        },
+                    },
+                }
+            ]
+        }
+    )
     tunnelled = requests.get(server.gateway + "/tunnel/x", timeout=10)
     assert tunnelled.status_code == 200 and tunnelled.headers["X-Backend"] == "tls", tunnelled.text
     assert carried(log, f"127.0.0.1:{tls_port}")
 
 
-def test_outbound_proxy_failures_are_clear(server, backends, outbound_proxies):
+def test_outbound_proxy_failures_are_clear(server, http_backends, outbound_proxies):
     ports, _ = outbound_proxies
-    target = url(backends[0])
+    target = url(http_backends[0])
     down = free_port()
     cases = [
-        ({"type": "HTTP", "port": ports["HTTP"], "username": "gw", "password": "wrong"},
-         f"the outbound proxy 127.0.0.1:{ports['HTTP']} refused the gateway's credentials (407): check the proxy "
-         "user name and password"),
-        ({"type": "HTTP", "port": down},
-         f"the outbound proxy 127.0.0.1:{down} did not take the request to {target[7:]}: [Errno 111] Connection refused"),
-        ({"type": "SOCKS5", "port": down},
-         f"the backend {target[7:]} cannot be reached through the proxy 127.0.0.1:{down}: [Errno 111] Connection refused"),
+        (
+            {"type": "HTTP", "port": ports["HTTP"], "username": "gw", "password": "wrong"},
+            f"the outbound proxy 127.0.0.1:{ports['HTTP']} refused the gateway's credentials (407): check the proxy "
+            "user name and password",
+        ),
+        (
+            {"type": "HTTP", "port": down},
+            f"the outbound proxy 127.0.0.1:{down} did not take the request to {target[7:]}: "
+            "[Errno 111] Connection refused",
+        ),
+        (
+            {"type": "SOCKS5", "port": down},
+            f"the backend {target[7:]} cannot be reached through the proxy 127.0.0.1:{down}: "
+            "[Errno 111] Connection refused",
+        ),
     ]
     for i, (proxy, message) in enumerate(cases):
         path = f"/failing-{i}"
-        server.deploy_api(proxy_api([target], path=path) | {"endpointGroups": [
-            {**proxy_api([target])["endpointGroups"][0],
-             "sharedConfiguration": {"proxy": {"enabled": True, "host": "127.0.0.1", **proxy}}}]})
+        server.deploy_api(
+            proxy_api([target], path=path)
+            | {
+                "endpointGroups": [
+                    {
+                        **proxy_api([target])["endpointGroups"][0],
+                        "sharedConfiguration": {"proxy": {"enabled": True, "host": "127.0.0.1", **proxy}},
+                    }
+                ]
+            }
+        )
         got = requests.get(server.gateway + path, timeout=10)
         assert (got.status_code, got.json()) == (502, {"message": message})
 
 
-def test_the_system_proxy_is_the_one_the_environment_names(start_server, backends, outbound_proxies):
+def test_the_system_proxy_is_the_one_the_environment_names(start_server, http_backends, outbound_proxies):
     ports, log = outbound_proxies
     gateway = start_server(HTTP_PROXY=f"http://gw:secret@127.0.0.1:{ports['HTTP']}", NO_PROXY="")
-    address = f"127.0.0.1:{backends[1].server_address[1]}"
-    gateway.deploy_api(proxy_api([url(backends[1])], path="/system") | {"endpointGroups": [
-        {**proxy_api([url(backends[1])])["endpointGroups"][0],
-         "sharedConfiguration": {"proxy": {"enabled": True, "useSystemProxy": True}}}]})
+    address = f"127.0.0.1:{http_backends[1].server_address[1]}"
+    gateway.deploy_api(
+        proxy_api([url(http_backends[1])], path="/system")
+        | {
+            "endpointGroups": [
+                {
+                    **proxy_api([url(http_backends[1])])["endpointGroups"][0],
+                    "sharedConfiguration": {"proxy": {"enabled": True, "useSystemProxy": True}},
+                }
+            ]
+        }
+    )
     got = requests.get(gateway.gateway + "/system", timeout=10)
     assert got.status_code == 200 and got.headers["X-Backend"] == "b1", got.text
     assert carried(log, address)
@@ -475,54 +398,98 @@ def test_the_system_proxy_is_the_one_the_environment_names(start_server, backend
 
 def test_http2_to_backends_in_clear_text_and_over_tls(server, tmp_path):
     ca_key, ca_cert = make_ca("HTTP/2 test CA")
-    with h2_backend.serving(tmp_path) as clear, \
-            h2_backend.serving(tmp_path, *server_cert_files(tmp_path, ca_key, ca_cert)) as secured:
+    with (
+        h2_backend.serving(tmp_path) as clear,
+        h2_backend.serving(tmp_path, *server_cert_files(tmp_path, ca_key, ca_cert)) as secured,
+    ):
         server.deploy_api(proxy_api([clear + "/base"], path="/h2c", http={"version": "HTTP_2"}))
         sized = requests.post(server.gateway + "/h2c/orders?x=1", data=b"order-1", timeout=10)
         assert sized.status_code == 200, sized.text
-        assert sized.json() == {"httpVersion": "2", "method": "POST", "path": "/base/orders", "query": "x=1",
-                                "body": "order-1"}
+        assert sized.json() == {
+            "httpVersion": "2",
+            "method": "POST",
+            "path": "/base/orders",
+            "query": "x=1",
+            "body": "order-1",
+        }
         streamed = requests.post(server.gateway + "/h2c/more", data=iter([b"part-1;", b"part-2"]), timeout=10)
         assert streamed.json()["body"] == "part-1;part-2" and streamed.json()["httpVersion"] == "2"
 
-        server.deploy_api(proxy_api([], path="/h2") | {"endpointGroups": [{
-            **tls_group(int(secured.rsplit(":", 1)[1]), {"trustStore": {"type": "PEM", "content": pem(ca_cert).decode()}}),
-            "sharedConfiguration": {"http": {"version": "HTTP_2"},
-                                    "ssl": {"trustStore": {"type": "PEM", "content": pem(ca_cert).decode()}}}}]})
+        server.deploy_api(
+            proxy_api([], path="/h2")
+            | {
+                "endpointGroups": [
+                    {
+                        **tls_group(
+                            int(secured.rsplit(":", 1)[1]),
+                            {"trustStore": {"type": "PEM", "content": pem(ca_cert).decode()}},
+                        ),
+                        "sharedConfiguration": {
+                            "http": {"version": "HTTP_2"},
+                            "ssl": {"trustStore": {"type": "PEM", "content": pem(ca_cert).decode()}},
+                        },
+                    }
+                ]
+            }
+        )
         over_tls = requests.get(server.gateway + "/h2/x", timeout=10)
         assert over_tls.status_code == 200 and over_tls.json()["httpVersion"] == "2", over_tls.text
     gone = requests.get(server.gateway + "/h2c/after", timeout=10)
     assert gone.status_code == 502 and "cannot be reached" in gone.json()["message"]
 
 
-def test_failover_is_configured_in_the_portal_and_retries_on_the_next_endpoint(server, backends):
+def test_failover_is_configured_in_the_portal_and_retries_on_the_next_endpoint(server, http_backends):
     dead = f"http://127.0.0.1:{free_port()}"
-    api_id = server.import_api(proxy_api([dead, url(backends[0])], path="/fo"))
+    api_id = server.import_api(proxy_api([dead, url(http_backends[0])], path="/fo"))
     browser = portal_login(server)
     page = browser.get(server.portal + f"/apis/{api_id}/failover")
     assert page.status_code == 200 and 'name="failover.enabled"' in page.text
     token = csrf_token(page.text)
     assert 'name="failover.maxRetries"' not in page.text  # its section opens with the toggle (HTMX)
-    section = browser.post(server.portal + f"/apis/{api_id}/failover/_fields",
-                           data={"csrf_token": token, "failover.enabled": "on"})
+    section = browser.post(
+        server.portal + f"/apis/{api_id}/failover/_fields", data={"csrf_token": token, "failover.enabled": "on"}
+    )
     assert 'id="failover-fields"' in section.text and 'name="failover.maxRetries"' in section.text
-    bad = browser.post(server.portal + f"/apis/{api_id}/failover", data={
-        "csrf_token": token, "failover.enabled": "on", "failover.maxRetries": "-1"})
+    bad = browser.post(
+        server.portal + f"/apis/{api_id}/failover",
+        data={"csrf_token": token, "failover.enabled": "on", "failover.maxRetries": "-1"},
+    )
     assert bad.status_code == 400 and "Max retries: must be at least 0" in bad.text
-    unknown = browser.post(server.portal + f"/apis/{api_id}/failover", data={
-        "csrf_token": token, "failover.enabled": "on", "failover.failureCondition": "{#request.headers['x'] == 'y'}"})
+    unknown = browser.post(
+        server.portal + f"/apis/{api_id}/failover",
+        data={
+            "csrf_token": token,
+            "failover.enabled": "on",
+            "failover.failureCondition": "{#request.headers['x'] == 'y'}",
+        },
+    )
     assert unknown.status_code == 400
     assert "only comparisons of the response status are available" in unknown.text
     assert "failover" not in server.mgmt("GET", f"/apis/{api_id}").json()
-    saved = browser.post(server.portal + f"/apis/{api_id}/failover", data={
-        "csrf_token": token, "failover.enabled": "on", "failover.maxRetries": "1", "failover.slowCallDuration": "2000",
-        "failover.openStateDuration": "10000", "failover.maxFailures": "5",
-        "failover.failureCondition": "{#response.status >= 500}"})
+    saved = browser.post(
+        server.portal + f"/apis/{api_id}/failover",
+        data={
+            "csrf_token": token,
+            "failover.enabled": "on",
+            "failover.maxRetries": "1",
+            "failover.slowCallDuration": "2000",
+            "failover.openStateDuration": "10000",
+            "failover.maxFailures": "5",
+            "failover.failureCondition": "{#response.status >= 500}",
+        },
+    )
     assert saved.status_code == 200 and "Failover saved. Redeploy to apply." in saved.text
     assert "On: up to 1 retries" in saved.text
     assert server.mgmt("GET", f"/apis/{api_id}").json()["failover"] == {
-        "enabled": True, "maxRetries": 1, "slowCallDuration": 2000, "openStateDuration": 10000, "maxFailures": 5,
-        "perSubscription": False, "forceNextEndpointOnFailure": False, "failureCondition": "{#response.status >= 500}"}
+        "enabled": True,
+        "maxRetries": 1,
+        "slowCallDuration": 2000,
+        "openStateDuration": 10000,
+        "maxFailures": 5,
+        "perSubscription": False,
+        "forceNextEndpointOnFailure": False,
+        "failureCondition": "{#response.status >= 500}",
+    }
     server.start_api(api_id)
     server.wait_serving(api_id, 1)
     answers = [requests.get(server.gateway + "/fo/x", timeout=10) for _ in range(4)]
@@ -530,47 +497,110 @@ def test_failover_is_configured_in_the_portal_and_retries_on_the_next_endpoint(s
     assert {a.headers["X-Backend"] for a in answers} == {"b0"}
 
 
-def test_the_endpoint_form_opens_each_http_proxy_section_with_its_toggle(server, backends):
-    api_id = server.import_api(proxy_api([url(backends[0])], path="/form") | {"endpointGroups": [
-        {**proxy_api([url(backends[0])])["endpointGroups"][0],
-         "endpoints": [{"name": "e0", "type": "http-proxy", "inheritConfiguration": False,
-                        "configuration": {"target": url(backends[0])}, "sharedConfigurationOverride": {}}]}]})
+def test_the_endpoint_form_opens_each_http_proxy_section_with_its_toggle(server, http_backends):
+    api_id = server.import_api(
+        proxy_api([url(http_backends[0])], path="/form")
+        | {
+            "endpointGroups": [
+                {
+                    **proxy_api([url(http_backends[0])])["endpointGroups"][0],
+                    "endpoints": [
+                        {
+                            "name": "e0",
+                            "type": "http-proxy",
+                            "inheritConfiguration": False,
+                            "configuration": {"target": url(http_backends[0])},
+                            "sharedConfigurationOverride": {},
+                        }
+                    ],
+                }
+            ]
+        }
+    )
     portal = EndpointsPage(server, api_id)
-    shown = connector_fields(portal.browser.get(
-        server.portal + f"/apis/{api_id}/endpoints/{portal.endpoint_id}/edit").text)
-    always = {"cfg.target", "shared.http.version", "shared.http.connectTimeout", "shared.http.readTimeout",
-              "shared.http.idleTimeout",
-              "shared.http.keepAlive", "shared.http.keepAliveTimeout", "shared.http.maxConcurrentConnections",
-              "shared.http.followRedirects", "shared.http.propagateClientHost", "shared.http.useCompression",
-              "shared.headers", "shared.proxy.enabled", "shared.ssl.hostnameVerifier", "shared.ssl.trustAll",
-              "shared.ssl.trustStore.type", "shared.ssl.keyStore.type"}
+    shown = connector_fields(
+        portal.browser.get(server.portal + f"/apis/{api_id}/endpoints/{portal.endpoint_id}/edit").text
+    )
+    always = {
+        "cfg.target",
+        "shared.http.version",
+        "shared.http.connectTimeout",
+        "shared.http.readTimeout",
+        "shared.http.idleTimeout",
+        "shared.http.keepAlive",
+        "shared.http.keepAliveTimeout",
+        "shared.http.maxConcurrentConnections",
+        "shared.http.followRedirects",
+        "shared.http.propagateClientHost",
+        "shared.http.useCompression",
+        "shared.headers",
+        "shared.proxy.enabled",
+        "shared.ssl.hostnameVerifier",
+        "shared.ssl.trustAll",
+        "shared.ssl.trustStore.type",
+        "shared.ssl.keyStore.type",
+    }
     assert always <= shown
-    assert not {f for f in shown if f.startswith(("shared.proxy.", "shared.ssl.keyStore.", "shared.ssl.trustStore."))
-                } - {"shared.proxy.enabled", "shared.ssl.keyStore.type", "shared.ssl.trustStore.type"}
+    assert not {
+        f for f in shown if f.startswith(("shared.proxy.", "shared.ssl.keyStore.", "shared.ssl.trustStore."))
+    } - {"shared.proxy.enabled", "shared.ssl.keyStore.type", "shared.ssl.trustStore.type"}
 
     def section(**form):
-        return connector_fields(portal.browser.post(portal.refresh, data={
-            "csrf_token": portal.token, "cfg.target": url(backends[0]), **form}).text) - always
+        return (
+            connector_fields(
+                portal.browser.post(
+                    portal.refresh, data={"csrf_token": portal.token, "cfg.target": url(http_backends[0]), **form}
+                ).text
+            )
+            - always
+        )
 
     assert section(**{"shared.http.version": "HTTP_2"}) == {"shared.http.clearTextUpgrade"}
     assert section(**{"shared.proxy.enabled": "on"}) == {
-        "shared.proxy.useSystemProxy", "shared.proxy.type", "shared.proxy.host", "shared.proxy.port",
-        "shared.proxy.username", "shared.proxy.password"}
+        "shared.proxy.useSystemProxy",
+        "shared.proxy.type",
+        "shared.proxy.host",
+        "shared.proxy.port",
+        "shared.proxy.username",
+        "shared.proxy.password",
+    }
     # Each store: its type, then "with location" or "with certificates" / "with key", then that pair's fields.
     trust, key = "shared.ssl.trustStore.", "shared.ssl.keyStore."
     assert section(**{trust + "type": "PEM"}) == {trust + "with", trust + "path"}
     assert section(**{trust + "type": "PEM", trust + "with": "certificates"}) == {trust + "with", trust + "content"}
     assert section(**{trust + "type": "JKS"}) == {trust + "with", trust + "path", trust + "password"}
     assert section(**{key + "type": "PEM"}) == {key + "with", key + "certPath", key + "keyPath"}
-    assert section(**{key + "type": "PEM", key + "with": "key"}) == {key + "with", key + "certContent", key + "keyContent"}
+    assert section(**{key + "type": "PEM", key + "with": "key"}) == {
+        key + "with",
+        key + "certContent",
+        key + "keyContent",
+    }
     assert section(**{key + "type": "PKCS12", key + "with": "key"}) == {
-        key + "with", key + "content", key + "password", key + "alias", key + "keyPassword"}
+        key + "with",
+        key + "content",
+        key + "password",
+        key + "alias",
+        key + "keyPassword",
+    }
     assert section(**{key + "type": "PKCS12"}) == {
-        key + "with", key + "path", key + "password", key + "alias", key + "keyPassword"}
+        key + "with",
+        key + "path",
+        key + "password",
+        key + "alias",
+        key + "keyPassword",
+    }
     # Saving an outbound proxy without its host is refused, naming the field; nothing is saved.
-    refused = portal.browser.post(server.portal + f"/apis/{api_id}/endpoints/{portal.endpoint_id}/edit", data={
-        "csrf_token": portal.token, "name": "e0", "weight": "1", "cfg.target": url(backends[0]),
-        "shared.proxy.enabled": "on", "shared.proxy.type": "SOCKS5"})
+    refused = portal.browser.post(
+        server.portal + f"/apis/{api_id}/endpoints/{portal.endpoint_id}/edit",
+        data={
+            "csrf_token": portal.token,
+            "name": "e0",
+            "weight": "1",
+            "cfg.target": url(http_backends[0]),
+            "shared.proxy.enabled": "on",
+            "shared.proxy.type": "SOCKS5",
+        },
+    )
     assert refused.status_code == 400 and "Proxy host is required (or use the system proxy)" in refused.text
     stored = server.mgmt("GET", f"/apis/{api_id}").json()["endpointGroups"][0]["endpoints"][0]
     assert "proxy" not in (stored.get("sharedConfigurationOverride") or {})

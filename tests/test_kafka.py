@@ -1,4 +1,5 @@
 """Kafka endpoint against a real Kafka-protocol broker (Tansu, started by the test suite)."""
+
 import base64
 import re
 import time
@@ -7,36 +8,19 @@ from unittest.mock import ANY
 import pytest
 import requests
 import websocket
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
 from gateway_runtime.endpoints.kafka import SPEC
 from gateway_runtime.http import client_identifier
 from gateway_runtime.messages import ClientContext, Message
-
-from conftest import Tansu, free_port, next_message, read_sse
-from test_end_to_end import portal_login
+from support.apis import kafka_api
+from support.gatehouse import free_port
+from support.kafka import produce
+from support.portal import portal_login
+from support.streams import next_message, read_sse
+from support.tansu import Tansu
 
 JSON = {"Accept": "application/json"}
-
-
-def kafka_api(bootstrap, topic, path="/orders", qos="auto", consumer=None, producer=True, get_count=10,
-              get_duration_ms=8000):
-    shared = {"consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest", **(consumer or {})}}
-    if producer:
-        shared["producer"] = {"enabled": True, "topics": [topic]}
-    return {
-        "name": f"Kafka {path}", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
-        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [
-            {"type": "http-get", "qos": qos, "configuration": {
-                "messagesLimitCount": get_count, "messagesLimitDurationMs": get_duration_ms,
-                "headersInPayload": True, "metadataInPayload": True}}]
-            # without a producer, no entrypoint publishes: Deploy would refuse it
-            + ([{"type": "http-post", "configuration": {"requestHeadersToMessage": True}}] if producer else [])
-            + [{"type": "sse", "qos": qos}, {"type": "websocket", "configuration": {"publisher": {"enabled": producer}}}]}],
-        "endpointGroups": [{"name": "kafka", "type": "kafka", "sharedConfiguration": shared, "endpoints": [
-            {"name": "broker", "type": "kafka", "inheritConfiguration": True,
-             "configuration": {"bootstrapServers": bootstrap}}]}],
-    }
 
 
 def deploy(server, definition):
@@ -46,16 +30,10 @@ def deploy(server, definition):
     return api_id
 
 
-def produce(bootstrap, topic, *values, key=None, headers=()):
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for value in values:
-        producer.send(topic, value=value, key=key, headers=list(headers)).get(10)
-    producer.close()
-
-
 def poll(server, path="/orders", client="a", **params):
-    response = requests.get(server.gateway + path, params=params, timeout=30,
-                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
+    response = requests.get(
+        server.gateway + path, params=params, timeout=30, headers={**JSON, "X-Gravitee-Client-Identifier": client}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -64,8 +42,9 @@ def test_post_then_get_with_headers_keys_metadata_and_cursor(server, tansu, new_
     topic = new_topic()
     deploy(server, kafka_api(tansu.bootstrap, topic, get_count=3))
     for i in range(3):
-        posted = requests.post(server.gateway + "/orders", data=f"order {i}".encode(), timeout=10,
-                               headers={"X-Trace": f"t{i}"})
+        posted = requests.post(
+            server.gateway + "/orders", data=f"order {i}".encode(), timeout=10, headers={"X-Trace": f"t{i}"}
+        )
         assert posted.status_code == 202, posted.text
     produce(tansu.bootstrap, topic, b"keyed", key=b"customer-7", headers=[("origin", b"direct")])
 
@@ -90,19 +69,30 @@ def test_sse_resumes_exactly_after_last_event_id_and_websocket_round_trips(serve
     topic = new_topic()
     deploy(server, kafka_api(tansu.bootstrap, topic))
     produce(tansu.bootstrap, topic, *[f"m{i}".encode() for i in range(5)], key=b"same-partition")
-    with requests.get(server.gateway + "/orders", headers={"Accept": "text/event-stream",
-                                                           "X-Gravitee-Client-Identifier": "sse-1"},
-                      stream=True, timeout=20) as sse:
+    with requests.get(
+        server.gateway + "/orders",
+        headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "sse-1"},
+        stream=True,
+        timeout=20,
+    ) as sse:
         events = read_sse(sse, 4, timeout=15)
     assert [e["data"] for e in events[1:]] == ["m0", "m1", "m2"]
-    with requests.get(server.gateway + "/orders", headers={"Accept": "text/event-stream", "Last-Event-ID": events[2]["id"],
-                                                           "X-Gravitee-Client-Identifier": "sse-2"},
-                      stream=True, timeout=20) as sse:
+    with requests.get(
+        server.gateway + "/orders",
+        headers={
+            "Accept": "text/event-stream",
+            "Last-Event-ID": events[2]["id"],
+            "X-Gravitee-Client-Identifier": "sse-2",
+        },
+        stream=True,
+        timeout=20,
+    ) as sse:
         resumed = read_sse(sse, 3, timeout=15)
     assert [e["data"] for e in resumed[1:]] == ["m2", "m3"]
 
-    ws = websocket.create_connection(server.gateway.replace("http", "ws") + "/orders", timeout=15,
-                                     header=["X-Gravitee-Client-Identifier: ws-1"])
+    ws = websocket.create_connection(
+        server.gateway.replace("http", "ws") + "/orders", timeout=15, header=["X-Gravitee-Client-Identifier: ws-1"]
+    )
     try:
         assert [ws.recv() for _ in range(5)] == [f"m{i}" for i in range(5)]
         ws.send("from the socket")
@@ -125,8 +115,10 @@ def test_clients_with_different_ids_each_get_every_message_same_id_share(server,
 def test_auto_offset_reset(server, tansu, new_topic, reset):
     topic = new_topic()
     produce(tansu.bootstrap, topic, b"before")
-    deploy(server, kafka_api(tansu.bootstrap, topic, consumer={"autoOffsetReset": reset}, get_count=1,
-                             get_duration_ms=6000))
+    deploy(
+        server,
+        kafka_api(tansu.bootstrap, topic, consumer={"autoOffsetReset": reset}, get_count=1, get_duration_ms=6000),
+    )
     if reset == "none":
         body = poll(server, client="fresh")
         assert body["items"] == [] and "autoOffsetReset is none" in body["error"]["message"]
@@ -146,13 +138,23 @@ def test_topic_pattern(server, tansu, new_topic):
     pattern = eu.rsplit("-", 1)[0] + "-[0-9]+"
     # The poll ends at the 2 messages; its long limit only leaves room for the pattern's metadata
     # lookup and the group join on a busy machine.
-    deploy(server, kafka_api(tansu.bootstrap, eu, producer=False, get_count=2, get_duration_ms=16000,
-                             consumer={"topics": None, "topicPattern": pattern}))
+    deploy(
+        server,
+        kafka_api(
+            tansu.bootstrap,
+            eu,
+            producer=False,
+            get_count=2,
+            get_duration_ms=16000,
+            consumer={"topics": None, "topicPattern": pattern},
+        ),
+    )
     assert sorted(i["content"] for i in poll(server)["items"]) == sorted([eu, us])
 
 
 def test_at_least_once_commits_what_was_written_and_a_returning_client_goes_on_from_there(
-        start_server, tansu, new_topic):
+    start_server, tansu, new_topic
+):
     server = start_server()
     topic = new_topic()
     api_id = deploy(server, kafka_api(tansu.bootstrap, topic, qos="at-least-once", get_count=2))
@@ -184,8 +186,15 @@ def committed(tansu, group, partition):
 def test_qos_none_fans_every_record_out_to_every_client(server, tansu, new_topic):
     topic = new_topic(partitions=4)
     deploy(server, kafka_api(tansu.bootstrap, topic, qos="none"))
-    streams = [requests.get(server.gateway + "/orders", stream=True, timeout=20, headers={
-        "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "same-for-all"}) for _ in range(3)]
+    streams = [
+        requests.get(
+            server.gateway + "/orders",
+            stream=True,
+            timeout=20,
+            headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "same-for-all"},
+        )
+        for _ in range(3)
+    ]
     for stream in streams:
         assert read_sse(stream, 1) == [{"retry": "5000"}]  # subscribed: what comes now is delivered
     produce(tansu.bootstrap, topic, *[f"m{i}".encode() for i in range(6)])
@@ -195,14 +204,19 @@ def test_qos_none_fans_every_record_out_to_every_client(server, tansu, new_topic
         stream.close()
 
 
+@pytest.mark.slow  # restarts the broker
 def test_broker_restart_mid_stream_then_every_new_message_arrives_without_redeploy(server, tmp_path):
     broker = Tansu(tmp_path).start()  # a broker of its own: this test kills it
     try:
         definition = kafka_api(broker.bootstrap, "restarts")
         definition["listeners"][0]["entrypoints"][2]["configuration"] = {"heartbeatIntervalInMs": 2000}
         deploy(server, definition)
-        stream = requests.get(server.gateway + "/orders", stream=True, timeout=60, headers={
-            "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "restart"})
+        stream = requests.get(
+            server.gateway + "/orders",
+            stream=True,
+            timeout=60,
+            headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "restart"},
+        )
         produce(broker.bootstrap, "restarts", b"before")
         assert next_message(stream)["data"] == "before"  # after heartbeats while the group forms
 
@@ -218,8 +232,12 @@ def test_broker_restart_mid_stream_then_every_new_message_arrives_without_redepl
             events = read_sse(stream, 1, timeout=deadline - time.monotonic())
             if not events:  # the stream ended after an error event: reconnect, as an SSE client does
                 stream.close()
-                stream = requests.get(server.gateway + "/orders", stream=True, timeout=60, headers={
-                    "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "restart"})
+                stream = requests.get(
+                    server.gateway + "/orders",
+                    stream=True,
+                    timeout=60,
+                    headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "restart"},
+                )
                 continue
             received += [e["data"] for e in events if e.get("event") == "message"]
         stream.close()
@@ -251,8 +269,9 @@ def test_broker_down_at_deploy_is_visible_in_the_portal_and_to_clients(server, t
     polled = requests.get(server.gateway + "/orders", headers=JSON, timeout=20)
     assert polled.status_code == 502 and time.monotonic() - started < 10
     assert polled.json()["message"] == f"The endpoint failed: the Kafka brokers at {closed} cannot be reached"
-    with requests.get(server.gateway + "/orders", headers={"Accept": "text/event-stream"}, stream=True,
-                      timeout=20) as sse:
+    with requests.get(
+        server.gateway + "/orders", headers={"Accept": "text/event-stream"}, stream=True, timeout=20
+    ) as sse:
         assert read_sse(sse, 2)[1] == {"event": "error", "data": f"the Kafka brokers at {closed} cannot be reached"}
     posted = requests.post(server.gateway + "/orders", data=b"x", timeout=20)
     assert posted.status_code == 502 and "cannot be reached" in posted.json()["message"]
@@ -288,23 +307,25 @@ def test_two_clients_with_the_same_identifier_share_the_messages(server, tansu, 
 
 def test_consumers_and_producer_are_closed_on_undeploy(server, tansu, new_topic):
     topic = new_topic()
-    before = server.runtime()["fds"]
     api_id = deploy(server, kafka_api(tansu.bootstrap, topic, get_count=1, get_duration_ms=4000))
     produce(tansu.bootstrap, topic, b"one")
     assert requests.post(server.gateway + "/orders", data=b"two", timeout=10).status_code == 202
     for client in ("c1", "c2", "c3"):
         poll(server, client=client)
-    assert server.runtime()["fds"] >= before + 4  # a producer and three consumers hold connections
+    assert server.connections_to(tansu.port) >= 4  # a producer and three consumers hold connections
     assert server.mgmt("POST", f"/apis/{api_id}/_stop").status_code == 204
     deadline = time.monotonic() + 10
-    while (stats := server.runtime())["apis"] or stats["retiring"] or stats["fds"] > before:
-        assert time.monotonic() < deadline, f"still open after stop: {stats}"
+    while (held := server.connections_to(tansu.port)) or (stats := server.runtime())["apis"] or stats["retiring"]:
+        stats = server.runtime()
+        assert time.monotonic() < deadline, f"still open after stop: {stats}, {held} connections to the broker"
         time.sleep(0.1)
 
 
 def test_check_topic_existence_answers_404_for_a_missing_topic(server, tansu):
-    deploy(server, kafka_api(tansu.bootstrap, "never-created-topic", producer=False,
-                             consumer={"checkTopicExistence": True}))
+    deploy(
+        server,
+        kafka_api(tansu.bootstrap, "never-created-topic", producer=False, consumer={"checkTopicExistence": True}),
+    )
     missing = requests.get(server.gateway + "/orders", headers=JSON, timeout=20)
     assert missing.status_code == 404
     assert missing.json() == {"message": "The endpoint failed: no such topic: never-created-topic"}
@@ -315,7 +336,7 @@ def test_check_topic_existence_answers_404_for_a_missing_topic(server, tansu):
 def test_confluent_schema_registry_header_is_removed_when_asked(server, tansu, new_topic):
     topic = new_topic()
     deploy(server, kafka_api(tansu.bootstrap, topic, consumer={"removeConfluentHeader": True}, get_count=2))
-    produce(tansu.bootstrap, topic, b"\x00\x00\x00\x00\x07{\"id\": 1}", b"plain")
+    produce(tansu.bootstrap, topic, b'\x00\x00\x00\x00\x07{"id": 1}', b"plain")
     assert [i["content"] for i in poll(server, client="confluent")["items"]] == ['{"id": 1}', "plain"]
 
 
@@ -328,8 +349,9 @@ def test_producer_compression(server, tansu, new_topic, compression):
     deploy(server, definition)
     body = ("compressible " * 200).encode()
     assert requests.post(server.gateway + "/orders", data=body, timeout=10).status_code == 202
-    consumer = KafkaConsumer(topic, bootstrap_servers=tansu.bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=10_000)
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=tansu.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=10_000
+    )
     try:
         record = next(iter(consumer))
     finally:
@@ -341,10 +363,13 @@ def test_record_keys_round_trip_through_the_connector(tansu, new_topic):
     """A message's `key` attribute becomes the record key and comes back as `key` metadata.
     (Over HTTP a client cannot set it: in Gravitee a policy sets that attribute.)"""
     topic = new_topic()
-    shared = {"producer": {"enabled": True, "topics": [topic]},
-              "consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest"}}
-    kafka = SPEC.connector(SPEC.configuration.with_defaults({"bootstrapServers": tansu.bootstrap}),
-                           SPEC.shared.with_defaults(shared))
+    shared = {
+        "producer": {"enabled": True, "topics": [topic]},
+        "consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest"},
+    }
+    kafka = SPEC.connector(
+        SPEC.configuration.with_defaults({"bootstrapServers": tansu.bootstrap}), SPEC.shared.with_defaults(shared)
+    )
     context = ClientContext("api", "keys")
     try:
         kafka.publish(context, Message(b"keyed", headers={"h": ["1"]}, metadata={"key": "customer-9"}))

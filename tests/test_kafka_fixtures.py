@@ -24,9 +24,8 @@ own.
 One gatehouse server serves the whole module; every test deletes its APIs after it, since many
 fixtures share the context path /test.
 """
-import copy
+
 import itertools
-import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -37,32 +36,36 @@ import websocket
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from gateway_runtime.http import client_identifier
+from support.fixtures import FIXTURES, kafka_endpoints, load, rewrite_kafka
+from support.gatehouse import free_port
+from support.kafka import consume, produce
+from support.streams import read_sse
 
-from conftest import ROOT, free_port, read_sse
-
-FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
-PLACEHOLDER = "bootstrap-server"
 JSON = {"Accept": "application/json"}
 BAD_BOOTSTRAP = "is not host:port; give a comma-separated list such as broker1:9092,broker2:9092"
 
 # fixture -> the blocking parts it has once `bootstrap-server` is rewritten to the test broker.
 BLOCKED = {
     "messages/http-get/http-get-entrypoint-kafka-endpoint-dynamic-configuration.json": [
-        "policy assign-attributes", "expression language ({#...})"],
+        "policy assign-attributes",
+        "expression language ({#...})",
+    ],
     # Its `wrong` bootstrap value is the point of the fixture: kept (see the +closed-port variant).
-    "messages/http-get/http-get-entrypoint-kafka-endpoint-failure.json": [
-        f"endpoint default: 'wrong' {BAD_BOOTSTRAP}"],
+    "messages/http-get/http-get-entrypoint-kafka-endpoint-failure.json": [f"endpoint default: 'wrong' {BAD_BOOTSTRAP}"],
     "messages/http-get/http-get-entrypoint-kafka-endpoint-override-topic.json": [
-        "policy assign-attributes", "expression language ({#...})"],
+        "policy assign-attributes",
+        "expression language ({#...})",
+    ],
     "messages/http-get/http-get-entrypoint-kafka-endpoint-secret.json": ["secret references ({#secrets...})"],
     "messages/http-get/http-get-entrypoint-kafka-endpoint-with-tenants.json": ["tenants on endpoint test-topic-2"],
     # Fails by an interrupt policy, not by the broker (see the +closed-port variant).
     "messages/http-post/http-post-entrypoint-kafka-endpoint-failure.json": ["policy interrupt-message-request-phase"],
     "messages/http-post/http-post-entrypoint-kafka-endpoint-override-topic.json": [
-        "policy assign-attributes", "expression language ({#...})"],
+        "policy assign-attributes",
+        "expression language ({#...})",
+    ],
     # The first endpoint's `http://localhost:9098` is the failing endpoint of the failover test: kept.
-    "http/failover/kafka-two-endpoints.json": [
-        f"endpoint default: 'http://localhost:9098' {BAD_BOOTSTRAP}"],
+    "http/failover/kafka-two-endpoints.json": [f"endpoint default: 'http://localhost:9098' {BAD_BOOTSTRAP}"],
 }
 
 
@@ -88,33 +91,6 @@ def client():
 
 
 # ----- rewriting a fixture -----
-def load(relative):
-    return json.loads((FIXTURES / relative).read_text())
-
-
-def kafka_endpoints(definition):
-    for group in definition["endpointGroups"]:
-        for endpoint in group.get("endpoints", []):
-            if endpoint.get("type") == "kafka":
-                yield group, endpoint
-
-
-def rewrite(definition, bootstrap, new_topic=None):
-    """A copy with the placeholder bootstrap servers -> `bootstrap`; with new_topic, every topic it
-    names -> a fresh one (consistently). Returns (definition, {old topic: new topic})."""
-    definition = copy.deepcopy(definition)
-    topics = {}
-    for group, endpoint in kafka_endpoints(definition):
-        if endpoint.get("configuration", {}).get("bootstrapServers") == PLACEHOLDER:
-            endpoint["configuration"]["bootstrapServers"] = bootstrap
-        if new_topic is None:
-            continue
-        for shared in (group.get("sharedConfiguration"), endpoint.get("sharedConfigurationOverride")):
-            for side in ("consumer", "producer"):
-                settings = (shared or {}).get(side) or {}
-                if isinstance(settings.get("topics"), list):
-                    settings["topics"] = [topics.setdefault(t, new_topic()) for t in settings["topics"]]
-    return definition, topics
 
 
 def http_path(definition):
@@ -125,35 +101,10 @@ def entrypoint(definition, kind):
     return next(e for li in definition["listeners"] for e in li.get("entrypoints", []) if e["type"] == kind)
 
 
-# ----- talking to the gateway and the broker -----
-def produce(bootstrap, topic, *values, headers=()):
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for value in values:
-        producer.send(topic, value=value.encode(), headers=list(headers)).get(10)
-    producer.close()
-
-
-def consume(bootstrap, topic, count, timeout=10, settle=0.5):
-    """The records of a topic from its start: once `count` came, whatever more comes within
-    `settle` seconds too (to see that nothing unexpected was published)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
-    try:
-        consumer.assign([TopicPartition(topic, 0)])
-        consumer.seek_to_beginning()
-        records, deadline, settling = [], time.monotonic() + timeout, False
-        while time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=100).values():
-                records.extend(batch)
-            if len(records) >= count and not settling:
-                deadline, settling = min(deadline, time.monotonic() + settle), True
-        return records
-    finally:
-        consumer.close()
-
-
 def get(server, path, client, **params):
-    response = requests.get(server.gateway + path, params=params, timeout=30,
-                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
+    response = requests.get(
+        server.gateway + path, params=params, timeout=30, headers={**JSON, "X-Gravitee-Client-Identifier": client}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert "error" not in body, body
@@ -181,8 +132,12 @@ def committed(bootstrap, api_id, client, topic, expected, timeout=5):
 
 
 def sse_messages(server, path, client, count, timeout=15):
-    with requests.get(server.gateway + path, stream=True, timeout=30, headers={
-            "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client}) as stream:
+    with requests.get(
+        server.gateway + path,
+        stream=True,
+        timeout=30,
+        headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client},
+    ) as stream:
         assert stream.status_code == 200
         assert stream.headers["Content-Type"].startswith("text/event-stream")
         messages, deadline = [], time.monotonic() + timeout
@@ -196,8 +151,9 @@ def sse_messages(server, path, client, count, timeout=15):
 
 
 def ws_connect(server, path, client):
-    return websocket.create_connection(server.gateway.replace("http", "ws", 1) + path, timeout=15,
-                                       header=[f"X-Gravitee-Client-Identifier: {client}"])
+    return websocket.create_connection(
+        server.gateway.replace("http", "ws", 1) + path, timeout=15, header=[f"X-Gravitee-Client-Identifier: {client}"]
+    )
 
 
 def assert_nothing_more(ws, wait=1.0):
@@ -209,7 +165,7 @@ def assert_nothing_more(ws, wait=1.0):
 # ----- blocked fixtures -----
 @pytest.mark.parametrize("relative", sorted(BLOCKED))
 def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, tansu, relative):
-    server.assert_blocked(rewrite(load(relative), tansu.bootstrap)[0], BLOCKED[relative])
+    server.assert_blocked(rewrite_kafka(load(relative), tansu.bootstrap)[0], BLOCKED[relative])
 
 
 # ----- fixtures that deploy: what each one does -----
@@ -229,6 +185,7 @@ def http_get_plain(server, tansu, api_id, definition, topics, client):
 
 def http_get_qos(qos, path, topic_name, limit):
     """http-get with the given qos and messagesLimitCount: the messages, then the commits."""
+
     def check(server, tansu, api_id, definition, topics, client):
         assert entrypoint(definition, "http-get")["qos"] == qos
         topic = topics[topic_name]
@@ -241,12 +198,14 @@ def http_get_qos(qos, path, topic_name, limit):
         assert committed(tansu.bootstrap, api_id, client, topic, limit) == limit
         assert contents(get(server, path, client, limit=1)) == [f"m{limit}"]
         assert committed(tansu.bootstrap, api_id, client, topic, limit + 1) == limit + 1
+
     return check
 
 
 def qos_fixture(qos, path, topic_name, limit):
     """messages/kafka/kafka-endpoint-qos-*.json (their webhook listener: test_webhook_fixtures): http-get and sse with
     the qos given and, for auto and none, a websocket that publishes to the topic."""
+
     def check(server, tansu, api_id, definition, topics, client):
         topic = topics[topic_name]
         for kind in ("http-get", "sse") + (("websocket",) if qos in ("auto", "none") else ()):
@@ -269,8 +228,12 @@ def qos_fixture(qos, path, topic_name, limit):
             assert [e["data"] for e in sse_messages(server, path, client + "-sse", 2)] == ["m0", "from the socket"]
         else:  # none: no group, no commit; each subscriber gets what is produced while it is there
             produce(tansu.bootstrap, topic, "before")
-            with requests.get(server.gateway + path, stream=True, timeout=30, headers={
-                    "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client + "-sse"}) as sse:
+            with requests.get(
+                server.gateway + path,
+                stream=True,
+                timeout=30,
+                headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client + "-sse"},
+            ) as sse:
                 assert read_sse(sse, 1) == [{"retry": "5000"}]  # subscribed from here on
                 ws = ws_connect(server, path, client + "-ws")
                 try:
@@ -282,6 +245,7 @@ def qos_fixture(qos, path, topic_name, limit):
                     ws.close()
                 assert [e["data"] for e in read_sse(sse, 2, timeout=10)] == ["from the socket", "m1"]
             assert contents(get_while_producing(server, path, client, tansu.bootstrap, topic)) == ["later"]
+
     return check
 
 
@@ -301,8 +265,9 @@ def get_while_producing(server, path, client, bootstrap, topic):
 
 def http_post_plain(server, tansu, api_id, definition, topics, client):
     """http-post, requestHeadersToMessage: the body and the request headers land on the topic."""
-    response = requests.post(server.gateway + "/test", data=b"posted", timeout=15,
-                             headers={"X-Order": "o-1", "Content-Type": "text/plain"})
+    response = requests.post(
+        server.gateway + "/test", data=b"posted", timeout=15, headers={"X-Order": "o-1", "Content-Type": "text/plain"}
+    )
     assert response.status_code == 202, response.text
     [record] = consume(tansu.bootstrap, topics["test-topic"], 1)  # and nothing else
     assert record.value == b"posted"
@@ -346,9 +311,11 @@ def websocket_check(path, publisher, subscriber):
                 assert_nothing_more(ws)  # a frame from a client that may not publish is dropped
         finally:
             ws.close()
-        expected = ["probe"] * probes + (["m0", "m1"] if subscriber else []) \
-            + (["from the socket"] if publisher else [])
+        expected = (
+            ["probe"] * probes + (["m0", "m1"] if subscriber else []) + (["from the socket"] if publisher else [])
+        )
         assert [r.value.decode() for r in consume(tansu.bootstrap, topic, len(expected))] == expected
+
     return check
 
 
@@ -373,8 +340,9 @@ def wait_subscribed(ws, bootstrap, topic, timeout=15):
 def unreachable_get(server, tansu, api_id, definition, topics, client):
     """The -failure fixture with a closed port for `wrong`: a clear error, not a hang or a 500."""
     started = time.monotonic()
-    response = requests.get(server.gateway + "/test-failure", timeout=30,
-                            headers={**JSON, "X-Gravitee-Client-Identifier": client})
+    response = requests.get(
+        server.gateway + "/test-failure", timeout=30, headers={**JSON, "X-Gravitee-Client-Identifier": client}
+    )
     assert time.monotonic() - started < 15
     assert response.status_code == 502, response.text
     assert response.headers["Content-Type"].startswith("application/json")
@@ -384,8 +352,7 @@ def unreachable_get(server, tansu, api_id, definition, topics, client):
 
 def unreachable_post(server, tansu, api_id, definition, topics, client):
     started = time.monotonic()
-    response = requests.post(server.gateway + "/http-post-entrypoint-kafka-endpoint-failure", data=b"lost",
-                             timeout=30)
+    response = requests.post(server.gateway + "/http-post-entrypoint-kafka-endpoint-failure", data=b"lost", timeout=30)
     assert time.monotonic() - started < 15
     assert response.status_code == 502, response.text
     assert response.headers["Content-Type"].startswith("application/json")
@@ -422,34 +389,55 @@ def failover_to_the_second_endpoint(server, tansu, api_id, definition, topics, c
 BEHAVIOUR = {
     "messages/http-get/http-get-entrypoint-kafka-endpoint.json": ((), http_get_plain),
     "messages/http-get/http-get-entrypoint-kafka-endpoint-at-least-once.json": (
-        (), http_get_qos("at-least-once", "/test-at-least-once", "test-topic", 2)),
+        (),
+        http_get_qos("at-least-once", "/test-at-least-once", "test-topic", 2),
+    ),
     "messages/http-get/http-get-entrypoint-kafka-endpoint-at-most-once.json": (
-        (), http_get_qos("at-most-once", "/test-at-most-once", "test-topic", 2)),
+        (),
+        http_get_qos("at-most-once", "/test-at-most-once", "test-topic", 2),
+    ),
     "messages/http-post/http-post-entrypoint-kafka-endpoint.json": ((), http_post_plain),
     "messages/sse/sse-entrypoint-kafka-endpoint.json": ((), sse_plain),
     "messages/websocket/websocket-entrypoint-kafka-endpoint-publisher-subscriber.json": (
-        (), websocket_check("/test", True, True)),
+        (),
+        websocket_check("/test", True, True),
+    ),
     "messages/websocket/websocket-entrypoint-kafka-endpoint-publisher.json": (
-        (), websocket_check("/test", True, False)),
+        (),
+        websocket_check("/test", True, False),
+    ),
     "messages/websocket/websocket-entrypoint-kafka-endpoint-subscriber.json": (
-        (), websocket_check("/test-auto", False, True)),
+        (),
+        websocket_check("/test-auto", False, True),
+    ),
     "messages/websocket/websocket-entrypoint-kafka-endpoint-subscriber-none.json": (
-        (), websocket_check("/test-none", False, True)),
+        (),
+        websocket_check("/test-none", False, True),
+    ),
     # The qos fixtures' HTTP listener (their webhook listener: test_webhook_fixtures).
     "messages/kafka/kafka-endpoint-qos-at-least-once.json": (
-        (), qos_fixture("at-least-once", "/test-qos-at-least-once", "test-topic-qos-at-least-once", 1)),
+        (),
+        qos_fixture("at-least-once", "/test-qos-at-least-once", "test-topic-qos-at-least-once", 1),
+    ),
     "messages/kafka/kafka-endpoint-qos-at-most-once.json": (
-        (), qos_fixture("at-most-once", "/test-qos-at-most-once", "test-topic-qos-at-most-once", 1)),
+        (),
+        qos_fixture("at-most-once", "/test-qos-at-most-once", "test-topic-qos-at-most-once", 1),
+    ),
     "messages/kafka/kafka-endpoint-qos-auto.json": (
-        (), qos_fixture("auto", "/test-qos-auto", "test-topic-qos-auto", 10)),
+        (),
+        qos_fixture("auto", "/test-qos-auto", "test-topic-qos-auto", 10),
+    ),
     "messages/kafka/kafka-endpoint-qos-none.json": (
-        (), qos_fixture("none", "/test-qos-none", "test-topic-qos-none", 10)),
+        (),
+        qos_fixture("none", "/test-qos-none", "test-topic-qos-none", 10),
+    ),
     "http/failover/kafka-two-endpoints.json+first-closed": ((first_closed,), failover_to_the_second_endpoint),
     # Derived: the -failure fixtures with a broker that cannot be reached (a closed port).
-    "messages/http-get/http-get-entrypoint-kafka-endpoint-failure.json+closed-port": (
-        (closed_port,), unreachable_get),
+    "messages/http-get/http-get-entrypoint-kafka-endpoint-failure.json+closed-port": ((closed_port,), unreachable_get),
     "messages/http-post/http-post-entrypoint-kafka-endpoint-failure.json+closed-port": (
-        (closed_port, without_flows), unreachable_post),
+        (closed_port, without_flows),
+        unreachable_post,
+    ),
 }
 
 
@@ -457,7 +445,7 @@ BEHAVIOUR = {
 def test_fixture_deploys_and_behaves_as_named(server, tansu, new_topic, client, case):
     relative = case.partition("+")[0]
     changes, check = BEHAVIOUR[case]
-    definition, topics = rewrite(load(relative), tansu.bootstrap, new_topic)
+    definition, topics = rewrite_kafka(load(relative), tansu.bootstrap, new_topic)
     for change in changes:
         change(definition)
     api_id = server.deploy_api(definition)

@@ -2,6 +2,7 @@
 
 SASL cannot be tried end to end here (Tansu offers only SCRAM and cannot create users), so the
 mapping of each mechanism is checked up to the client's own SASL handshake objects."""
+
 import pytest
 
 from gateway_runtime.endpoints.kafka import SPEC
@@ -15,14 +16,21 @@ JAAS = {
 
 
 def endpoint(shared):
-    return SPEC.connector(SPEC.configuration.with_defaults({"bootstrapServers": "b1:9092,b2:9092"}),
-                          SPEC.shared.with_defaults(shared))
+    return SPEC.connector(
+        SPEC.configuration.with_defaults({"bootstrapServers": "b1:9092,b2:9092"}), SPEC.shared.with_defaults(shared)
+    )
 
 
 @pytest.mark.parametrize("mechanism", sorted(JAAS))
 def test_sasl_mechanisms_map_onto_the_client_settings(mechanism):
-    kafka = endpoint({"security": {"protocol": "SASL_PLAINTEXT",
-                                   "sasl": {"saslMechanism": mechanism, "saslJaasConfig": JAAS[mechanism]}}})
+    kafka = endpoint(
+        {
+            "security": {
+                "protocol": "SASL_PLAINTEXT",
+                "sasl": {"saslMechanism": mechanism, "saslJaasConfig": JAAS[mechanism]},
+            }
+        }
+    )
     settings = kafka.client_settings()
     assert settings["bootstrap_servers"] == ["b1:9092", "b2:9092"]
     assert settings["security_protocol"] == "SASL_PLAINTEXT" and settings["sasl_mechanism"] == mechanism
@@ -40,6 +48,15 @@ def test_plaintext_has_no_security_settings():
 
 
 def test_gssapi_without_its_package_is_refused_at_save_naming_the_cause():
-    _, errors = SPEC.shared.validate({"security": {"protocol": "SASL_PLAINTEXT", "sasl": {
-        "saslMechanism": "GSSAPI", "saslJaasConfig": "com.sun.security.auth.module.Krb5LoginModule required;"}}})
+    _, errors = SPEC.shared.validate(
+        {
+            "security": {
+                "protocol": "SASL_PLAINTEXT",
+                "sasl": {
+                    "saslMechanism": "GSSAPI",
+                    "saslJaasConfig": "com.sun.security.auth.module.Krb5LoginModule required;",
+                },
+            }
+        }
+    )
     assert "GSSAPI needs the Python package gssapi" in errors["security.sasl.saslJaasConfig"]

@@ -1,108 +1,25 @@
 """Kafka over TLS end to end: the gateway (security protocol SSL) -> stunnel4 (TLS, a certificate
 from a CA made here) -> Tansu (plain, advertising the stunnel port). Trust stores as PEM, JKS and
 PKCS12, by location under GATEHOUSE_CERTS_DIR and by content; a wrong CA is told to the client."""
+
 import base64
-import datetime
-import ipaddress
 import os
 import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import jks
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from conftest import Tansu, free_port, launch, wait_for_port
+from support.gatehouse import free_port, launch, wait_for_port
+from support.pki import STORE_PASSWORD, STUNNEL, Pki
+from support.tansu import Tansu
 
-STUNNEL = "/usr/bin/stunnel4"
 JSON = {"Accept": "application/json"}
-STORE_PASSWORD = "changeit-tls"
 
 pytestmark = pytest.mark.skipif(not os.path.exists(STUNNEL), reason="needs Debian's stunnel4")
-
-
-# ----- a CA, the broker's certificate, and a CA that did not sign it -----
-def make_ca(name):
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
-    return key, cert
-
-
-def make_server_cert(ca_key, ca_cert):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                        x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    return key, cert
-
-
-def pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def der(cert):
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
-def jks_trust_store(cert, password):
-    return jks.KeyStore.new("jks", [jks.TrustedCertEntry.new("ca", der(cert))]).saves(password)
-
-
-def pkcs12_trust_store(cert, password):
-    return pkcs12.serialize_key_and_certificates(
-        b"ca", None, None, [cert], serialization.BestAvailableEncryption(password.encode()))
-
-
-class Pki:
-    """The files live in `certs` (the gateway's GATEHOUSE_CERTS_DIR)."""
-
-    def __init__(self, certs):
-        self.certs = certs
-        ca_key, self.ca = make_ca("Gatehouse test CA")
-        self.server_key, self.server_cert = make_server_cert(ca_key, self.ca)
-        _, self.wrong_ca = make_ca("Some other CA")
-        self.write("ca.pem", pem(self.ca))
-        self.write("wrong-ca.pem", pem(self.wrong_ca))
-        self.write("truststore.jks", jks_trust_store(self.ca, STORE_PASSWORD))
-        self.write("truststore.p12", pkcs12_trust_store(self.ca, STORE_PASSWORD))
-        self.server_pem = self.write("server.pem", pem(self.server_cert))
-        self.server_key_pem = self.write("server.key", self.server_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-
-    def write(self, name, data):
-        path = self.certs / name
-        path.write_bytes(data)
-        return path
-
-    def read(self, name):
-        return (self.certs / name).read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -124,21 +41,37 @@ class TlsBroker:
     def start(self):
         self.tansu.start()
         config = self.workdir / "stunnel.conf"
-        config.write_text("\n".join([
-            "foreground = yes", "pid =", "debug = notice",
-            "[kafka]", f"accept = 127.0.0.1:{self.tls_port}", f"connect = 127.0.0.1:{self.tansu.port}",
-            f"cert = {self.pki.server_pem}", f"key = {self.pki.server_key_pem}", ""]))
-        self.stunnel_log = open(self.workdir / "stunnel.log", "w")  # noqa: SIM115 - closed by stop()
-        self.stunnel = subprocess.Popen([STUNNEL, str(config)], stdout=self.stunnel_log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        config.write_text(
+            "\n".join(
+                [
+                    "foreground = yes",
+                    "pid =",
+                    "debug = notice",
+                    "[kafka]",
+                    f"accept = 127.0.0.1:{self.tls_port}",
+                    f"connect = 127.0.0.1:{self.tansu.port}",
+                    f"cert = {self.pki.server_pem}",
+                    f"key = {self.pki.server_key_pem}",
+                    "",
+                ]
+            )
+        )
+        self.stunnel_log = open(self.workdir / "stunnel.log", "w")
+        self.stunnel = subprocess.Popen(
+            [STUNNEL, str(config)], stdout=self.stunnel_log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         wait_for_port(self.tls_port, self.stunnel, timeout=10)
         return self
 
     def create_topic(self):
         """A one-partition topic, created over TLS (which also proves the TLS set-up)."""
         name = f"tls-{uuid.uuid4().hex[:10]}"
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, security_protocol="SSL",
-                                 ssl_cafile=str(self.pki.certs / "ca.pem"), bootstrap_timeout_ms=5000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.bootstrap,
+            security_protocol="SSL",
+            ssl_cafile=str(self.pki.certs / "ca.pem"),
+            bootstrap_timeout_ms=5000,
+        )
         try:
             admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
         finally:
@@ -176,17 +109,47 @@ def gateway(tmp_path_factory, pki, tls_broker):
 
 def tls_api(bootstrap, topic, path, trust_store):
     return {
-        "name": f"Kafka TLS {path}", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
-        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [
-            {"type": "http-get", "configuration": {"messagesLimitCount": 1, "messagesLimitDurationMs": 9000,
-                                                   "headersInPayload": False, "metadataInPayload": True}},
-            {"type": "http-post", "configuration": {}}]}],
-        "endpointGroups": [{"name": "kafka", "type": "kafka", "sharedConfiguration": {
-            "security": {"protocol": "SSL", "ssl": {"trustStore": trust_store}},
-            "producer": {"enabled": True, "topics": [topic]},
-            "consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest"}},
-            "endpoints": [{"name": "broker", "type": "kafka", "inheritConfiguration": True,
-                           "configuration": {"bootstrapServers": bootstrap}}]}],
+        "name": f"Kafka TLS {path}",
+        "apiVersion": "1",
+        "definitionVersion": "4.0.0",
+        "type": "message",
+        "listeners": [
+            {
+                "type": "http",
+                "paths": [{"path": path}],
+                "entrypoints": [
+                    {
+                        "type": "http-get",
+                        "configuration": {
+                            "messagesLimitCount": 1,
+                            "messagesLimitDurationMs": 9000,
+                            "headersInPayload": False,
+                            "metadataInPayload": True,
+                        },
+                    },
+                    {"type": "http-post", "configuration": {}},
+                ],
+            }
+        ],
+        "endpointGroups": [
+            {
+                "name": "kafka",
+                "type": "kafka",
+                "sharedConfiguration": {
+                    "security": {"protocol": "SSL", "ssl": {"trustStore": trust_store}},
+                    "producer": {"enabled": True, "topics": [topic]},
+                    "consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest"},
+                },
+                "endpoints": [
+                    {
+                        "name": "broker",
+                        "type": "kafka",
+                        "inheritConfiguration": True,
+                        "configuration": {"bootstrapServers": bootstrap},
+                    }
+                ],
+            }
+        ],
     }
 
 
@@ -197,11 +160,17 @@ def trust_stores(pki):
         "pem-absolute-location": {"type": "PEM", "location": str(pki.certs / "ca.pem")},
         "pem-certificates": {"type": "PEM", "certificates": pki.read("ca.pem").decode()},
         "jks-location": {"type": "JKS", "location": "truststore.jks", "password": STORE_PASSWORD},
-        "jks-content": {"type": "JKS", "certificates": base64.b64encode(pki.read("truststore.jks")).decode(),
-                        "password": STORE_PASSWORD},
+        "jks-content": {
+            "type": "JKS",
+            "certificates": base64.b64encode(pki.read("truststore.jks")).decode(),
+            "password": STORE_PASSWORD,
+        },
         "pkcs12-location": {"type": "PKCS12", "location": "truststore.p12", "password": STORE_PASSWORD},
-        "pkcs12-content": {"type": "PKCS12", "certificates": base64.b64encode(pki.read("truststore.p12")).decode(),
-                           "password": STORE_PASSWORD},
+        "pkcs12-content": {
+            "type": "PKCS12",
+            "certificates": base64.b64encode(pki.read("truststore.p12")).decode(),
+            "password": STORE_PASSWORD,
+        },
     }
 
 
@@ -232,7 +201,7 @@ def test_trust_store_round_trip_over_tls(gateway, tls_broker, pki, kind, variant
     # The first poll of a client waits for its group join (~3 s): the variants poll side by side.
     with ThreadPoolExecutor(len(apis)) as pool:
         responses = list(pool.map(lambda api: consume(gateway, api[2]), apis))
-    for (variant, topic, _), got in zip(apis, responses):
+    for (variant, topic, _), got in zip(apis, responses, strict=True):
         assert got.status_code == 200, (variant, got.text)
         body = got.json()
         assert "error" not in body, (variant, body)

@@ -1,7 +1,9 @@
 """The management REST API: auth, errors by field, import / replace / export, deploy, start, stop."""
+
 import requests
 
-from conftest import MGMT, mock_api
+from support.apis import mock_api
+from support.gatehouse import MGMT
 
 JSON = {"Accept": "application/json"}
 
@@ -28,10 +30,12 @@ def test_errors_name_the_field_and_save_nothing(server):
     assert fields == {
         "name": "The API needs a name.",
         "listeners[0].paths[0].path": "A context path must start with '/' and contain no spaces.",
-        "listeners[0].entrypoints[2].configuration.heartbeatIntervalInMs":
-            "Heartbeat interval (ms): must be at least 2000",
-        "endpointGroups[0].endpoints[0].configuration.messageInterval":
-            "Interval between messages (ms): must be a number",
+        "listeners[0].entrypoints[2].configuration.heartbeatIntervalInMs": (
+            "Heartbeat interval (ms): must be at least 2000"
+        ),
+        "endpointGroups[0].endpoints[0].configuration.messageInterval": (
+            "Interval between messages (ms): must be a number"
+        ),
     }
     assert server.mgmt("GET", "/apis").json()["data"] == []
     not_json = server.mgmt("POST", "/apis/_import/definition", data="{", headers={"Content-Type": "application/json"})
@@ -41,8 +45,11 @@ def test_errors_name_the_field_and_save_nothing(server):
         for body in ([1], "text", 7):
             refused = server.mgmt("POST", path, json=body)
             assert refused.status_code == 400 and refused.json()["message"] == "The body must be a JSON object.", path
-    for path, body in ((f"/apis/{api_id}/plans", {"name": 5, "security": {"type": "API_KEY"}}),
-                       ("/applications", {"name": ["App"]}), ("/applications", {"name": "App", "clientId": 7})):
+    for path, body in (
+        (f"/apis/{api_id}/plans", {"name": 5, "security": {"type": "API_KEY"}}),
+        ("/applications", {"name": ["App"]}),
+        ("/applications", {"name": "App", "clientId": 7}),
+    ):
         refused = server.mgmt("POST", path, json=body)
         assert refused.status_code == 400 and refused.json()["errors"][0]["field"] in ("name", "clientId"), refused.text
     assert [api["id"] for api in server.mgmt("GET", "/apis").json()["data"]] == [api_id]
@@ -66,8 +73,9 @@ def test_import_replace_export_deploy_start_stop(server):
 
     assert server.mgmt("POST", f"/apis/{api_id}/_start").status_code == 204  # deploys first: never deployed
     server.wait_serving(api_id, 1)
-    assert requests.get(server.gateway + "/demo?limit=1", headers=JSON, timeout=5).json()["items"][0]["content"] \
-        == "first"
+    assert (
+        requests.get(server.gateway + "/demo?limit=1", headers=JSON, timeout=5).json()["items"][0]["content"] == "first"
+    )
     again = server.mgmt("POST", f"/apis/{api_id}/_start")
     assert again.status_code == 400 and again.json()["message"] == "The API is already started."
 
@@ -77,12 +85,15 @@ def test_import_replace_export_deploy_start_stop(server):
     assert replaced.json()["gatehouse"]["undeployedChanges"] is True
     # Editing never changes what the gateway serves; Deploy does.
     assert server.runtime()["apis"][api_id] == 1
-    assert requests.get(server.gateway + "/demo?limit=1", headers=JSON, timeout=5).json()["items"][0]["content"] \
-        == "first"
+    assert (
+        requests.get(server.gateway + "/demo?limit=1", headers=JSON, timeout=5).json()["items"][0]["content"] == "first"
+    )
     assert server.deploy(api_id) == 2
     server.wait_serving(api_id, 2)
-    assert requests.get(server.gateway + "/demo?limit=1", headers=JSON, timeout=5).json()["items"][0]["content"] \
+    assert (
+        requests.get(server.gateway + "/demo?limit=1", headers=JSON, timeout=5).json()["items"][0]["content"]
         == "second"
+    )
 
     refused = server.mgmt("DELETE", f"/apis/{api_id}")
     assert refused.status_code == 400 and refused.json()["message"] == "Stop the API before deleting it."
@@ -95,14 +106,22 @@ def test_import_replace_export_deploy_start_stop(server):
 
 def test_plans_this_gateway_cannot_enforce_block_deploy_by_name(server):
     definition = mock_api()
-    definition["plans"] = [{"id": "p1", "name": "Gold", "security": {"type": "OAUTH2"}, "mode": "STANDARD",
-                            "status": "PUBLISHED"},
-                           {"id": "p2", "name": "Tokens", "security": {"type": "JWT", "configuration": {
-                               "signature": "RSA_RS256", "publicKeyResolver": "GATEWAY_KEYS"}}}]
+    definition["plans"] = [
+        {"id": "p1", "name": "Gold", "security": {"type": "OAUTH2"}, "mode": "STANDARD", "status": "PUBLISHED"},
+        {
+            "id": "p2",
+            "name": "Tokens",
+            "security": {
+                "type": "JWT",
+                "configuration": {"signature": "RSA_RS256", "publicKeyResolver": "GATEWAY_KEYS"},
+            },
+        },
+    ]
     api_id = server.import_api(definition)
     assert server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"] == [
         "plan type oauth2 not available yet (plan Gold)",
-        "JWT keys: only the key given here or a JWKS URL are available yet (plan Tokens)"]
+        "JWT keys: only the key given here or a JWKS URL are available yet (plan Tokens)",
+    ]
     refused = server.mgmt("POST", f"/apis/{api_id}/deployments")
     assert refused.status_code == 400
     assert "plan type oauth2 not available yet" in refused.json()["message"]
@@ -111,14 +130,19 @@ def test_plans_this_gateway_cannot_enforce_block_deploy_by_name(server):
 
 
 def test_sse_heartbeat_and_http_get_duration_limit(server):
-    definition = mock_api(interval=10_000, entrypoints=[
-        {"type": "sse", "configuration": {"heartbeatIntervalInMs": 2000}},
-        {"type": "http-get", "configuration": {"messagesLimitDurationMs": 300}}])
+    definition = mock_api(
+        interval=10_000,
+        entrypoints=[
+            {"type": "sse", "configuration": {"heartbeatIntervalInMs": 2000}},
+            {"type": "http-get", "configuration": {"messagesLimitDurationMs": 300}},
+        ],
+    )
     api_id = server.import_api(definition)
     server.start_api(api_id)
     server.wait_serving(api_id, 1)
-    with requests.get(server.gateway + "/demo", headers={"Accept": "text/event-stream"}, stream=True,
-                      timeout=10) as sse:
+    with requests.get(
+        server.gateway + "/demo", headers={"Accept": "text/event-stream"}, stream=True, timeout=10
+    ) as sse:
         lines = sse.iter_lines(decode_unicode=True)
         head = [next(lines) for _ in range(8)]
     assert head == ["retry: 2000", "", "id: 0", "event: message", "data: hello", "", ":", ""]

@@ -1,18 +1,21 @@
 """MQTT 5 endpoint end to end against the machine's Mosquitto (127.0.0.1:1883): every entrypoint,
 user properties and metadata, retained messages, message expiry, sessions, qos none fan-out.
 Every test has topics of its own; the broker is shared with others."""
+
 import json
 import time
 import uuid
 
 import pytest
 import requests
-from conftest import read_sse
-from message_clients import JSON, clients_for
-from mosquitto import Collector, publish, shared_broker, unique_topic
+
+from support.apis import mqtt_api
+from support.gatehouse import free_port
+from support.message_clients import JSON, clients_for
+from support.mosquitto import Collector, publish, shared_broker, unique_topic
+from support.streams import read_sse
 
 poll, post, sse, ws_connect = clients_for("/mqtt")
-
 
 
 @pytest.fixture
@@ -23,26 +26,6 @@ def broker():
 @pytest.fixture
 def server(shared_server):
     return shared_server
-
-
-def mqtt_api(address, topic, path="/mqtt", qos="auto", producer=None, consumer=None, shared=None, get_count=10,
-             get_duration_ms=800, consumer_topic=None):
-    config = {"consumer": {"enabled": True, "topic": consumer_topic or topic, **(consumer or {})},
-              "producer": {"enabled": True, "topic": topic, **(producer or {})}, **(shared or {})}
-    return {
-        "name": f"MQTT {path}", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
-        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [
-            {"type": "http-get", "qos": qos, "configuration": {
-                "messagesLimitCount": get_count, "messagesLimitDurationMs": get_duration_ms,
-                "headersInPayload": True, "metadataInPayload": True}},
-            {"type": "http-post", "qos": "none" if qos == "none" else "auto",
-             "configuration": {"requestHeadersToMessage": True}},
-            {"type": "sse", "qos": qos, "configuration": {"headersAsComment": True}},
-            {"type": "websocket", "qos": qos}]}],
-        "endpointGroups": [{"name": "mqtt", "type": "mqtt5", "sharedConfiguration": config, "endpoints": [
-            {"name": "broker", "type": "mqtt5", "inheritConfiguration": True,
-             "configuration": {"serverHost": address[0], "serverPort": address[1]}}]}],
-    }
 
 
 def test_post_and_websocket_publish_http_get_sse_websocket_consume_with_user_properties(server, broker):
@@ -71,8 +54,12 @@ def test_post_and_websocket_publish_http_get_sse_websocket_consume_with_user_pro
         assert [i["content"] for i in body["items"]] == ["order 1", "from the socket", "direct"]
         assert body["items"][0]["headers"]["x-trace"] == ["t-1"]
         assert body["items"][2]["headers"] == {"origin": ["paho", "twice"]}  # user properties -> headers
-        assert body["items"][0]["metadata"] == {"topic": topic, "qos": "1", "retain": False,
-                                                "contentType": "text/plain"}
+        assert body["items"][0]["metadata"] == {
+            "topic": topic,
+            "qos": "1",
+            "retain": False,
+            "contentType": "text/plain",
+        }
         assert "id" not in body["items"][0]  # MQTT has no position to resume from
 
         events = [e for e in read_sse(stream, 3) if e.get("event") == "message"]
@@ -95,13 +82,20 @@ def test_wildcard_consumer_topic_gets_every_matching_topic(server, broker):
     post(server, b"eu")
     items = poll(server, client="wild")["items"]
     assert sorted((i["content"], i["metadata"]["topic"]) for i in items) == [
-        ("eu", f"{base}/eu/temp"), ("us", f"{base}/us/temp")]
+        ("eu", f"{base}/eu/temp"),
+        ("us", f"{base}/us/temp"),
+    ]
 
 
 def test_producer_settings_reach_the_broker_retained_expiry_response_topic(server, broker):
     topic = unique_topic("retained")
-    server.deploy_api(mqtt_api(broker, topic, producer={
-        "retained": True, "messageExpiryInterval": 120, "responseTopic": topic + "/replies"}))
+    server.deploy_api(
+        mqtt_api(
+            broker,
+            topic,
+            producer={"retained": True, "messageExpiryInterval": 120, "responseTopic": topic + "/replies"},
+        )
+    )
     post(server, b"last known value")
     later = Collector(broker, topic)  # subscribes after the publish: gets it only as retained
     try:
@@ -138,7 +132,8 @@ def test_message_expiry_drops_an_expired_message(server, broker):
 
 @pytest.mark.parametrize("clean_start", [False, True])
 def test_session_expiry_and_clean_start_decide_what_the_broker_kept_while_the_subscriber_was_away(
-        server, broker, clean_start):
+    server, broker, clean_start
+):
     topic = unique_topic("session")
     shared = {"sessionExpiryInterval": 60, "cleanStart": clean_start}
     server.deploy_api(mqtt_api(broker, topic, shared=shared, get_count=2))
@@ -185,7 +180,6 @@ def test_qos_none_fans_out_every_message_to_every_client(server, broker):
 
 
 def test_unreachable_broker_is_a_clear_error_for_every_entrypoint(server):
-    from conftest import free_port
     port = free_port()
     server.deploy_api(mqtt_api(("127.0.0.1", port), unique_topic("down")))
     expected = f"The endpoint failed: the MQTT broker at 127.0.0.1:{port} cannot be reached: connection refused"

@@ -1,6 +1,7 @@
 """MQTT 5 against a Mosquitto the tests start: user name and password, TLS with a CA made here
 (PEM content, JKS by path), wrong password and wrong CA told to the client; the broker stopped and
 restarted mid-stream (the gateway reconnects), and stopped for good (the endpoint shows down)."""
+
 import base64
 import re
 import threading
@@ -8,14 +9,19 @@ import time
 
 import pytest
 import requests
-from conftest import launch, next_message, read_sse
-from mosquitto import PASSWORD, USER, Mosquitto, publish, unique_topic
-from test_end_to_end import portal_login
-from test_kafka_tls import jks_trust_store
-from test_mqtt5 import mqtt_api, poll, post
+
+from support.apis import mqtt_api
+from support.gatehouse import launch
+from support.message_clients import clients_for
+from support.mosquitto import PASSWORD, USER, Mosquitto, auth, publish, unique_topic
+from support.pki import jks_trust_store
+from support.portal import portal_login
+from support.streams import next_message, read_sse
 
 JSON = {"Accept": "application/json"}
 STORE_PASSWORD = "changeit-mqtt"
+
+poll, post = clients_for("/mqtt")[:2]
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +46,13 @@ def _clean(server):
     server.delete_all_apis()
 
 
-def auth(password=PASSWORD):
-    return {"security": {"auth": {"username": USER, "password": password}}}
-
-
 def tls(trust_store, hostname_verifier=True):
-    return {"security": {"auth": {"username": USER, "password": PASSWORD},
-                         "ssl": {"hostnameVerifier": hostname_verifier, "trustStore": trust_store}}}
+    return {
+        "security": {
+            "auth": {"username": USER, "password": PASSWORD},
+            "ssl": {"hostnameVerifier": hostname_verifier, "trustStore": trust_store},
+        }
+    }
 
 
 def test_user_and_password_publish_and_consume(server, private_broker):
@@ -61,8 +67,10 @@ def test_user_and_password_publish_and_consume(server, private_broker):
 def test_wrong_password_is_a_clear_error_and_never_echoed(server, private_broker):
     address = ("127.0.0.1", private_broker.port)
     server.deploy_api(mqtt_api(address, unique_topic("bad-auth"), shared=auth("not-the-password")))
-    expected = (f"The endpoint failed: the MQTT broker at 127.0.0.1:{private_broker.port} refused the connection: "
-                "not authorized (check the user name and password)")
+    expected = (
+        f"The endpoint failed: the MQTT broker at 127.0.0.1:{private_broker.port} refused the connection: "
+        "not authorized (check the user name and password)"
+    )
     posted = requests.post(server.gateway + "/mqtt", data=b"x", timeout=15)
     assert posted.status_code == 502 and posted.json() == {"message": expected}
     got = requests.get(server.gateway + "/mqtt", headers=JSON, timeout=15)
@@ -72,8 +80,11 @@ def test_wrong_password_is_a_clear_error_and_never_echoed(server, private_broker
 
 @pytest.mark.parametrize("store", ["pem-content", "jks-path"])
 def test_tls_with_the_ca_as_trust_store(server, private_broker, store):
-    trust = {"type": "PEM", "content": private_broker.ca_pem} if store == "pem-content" else \
-        {"type": "JKS", "path": "mqtt-ca.jks", "password": STORE_PASSWORD}
+    trust = (
+        {"type": "PEM", "content": private_broker.ca_pem}
+        if store == "pem-content"
+        else {"type": "JKS", "path": "mqtt-ca.jks", "password": STORE_PASSWORD}
+    )
     topic = unique_topic("tls")
     server.deploy_api(mqtt_api(("127.0.0.1", private_broker.tls_port), topic, shared=tls(trust), get_count=1))
     poll(server, client="tls")
@@ -83,13 +94,20 @@ def test_tls_with_the_ca_as_trust_store(server, private_broker, store):
 
 def test_wrong_ca_and_wrong_host_name_are_clear_errors(server, private_broker):
     where = f"127.0.0.1:{private_broker.tls_port}"
-    server.deploy_api(mqtt_api(("127.0.0.1", private_broker.tls_port), unique_topic("wrong-ca"),
-                               shared=tls({"type": "PEM", "path": "mqtt-wrong-ca.pem"})))
+    server.deploy_api(
+        mqtt_api(
+            ("127.0.0.1", private_broker.tls_port),
+            unique_topic("wrong-ca"),
+            shared=tls({"type": "PEM", "path": "mqtt-wrong-ca.pem"}),
+        )
+    )
     response = requests.post(server.gateway + "/mqtt", data=b"x", timeout=15)
     assert response.status_code == 502
     message = response.json()["message"]
-    assert message.startswith(f"The endpoint failed: TLS verification of the MQTT broker at {where} failed: "
-                              "self-signed certificate in certificate chain")
+    assert message.startswith(
+        f"The endpoint failed: TLS verification of the MQTT broker at {where} failed: "
+        "self-signed certificate in certificate chain"
+    )
     assert "(issued by CN=Gatehouse MQTT test CA)" in message and "add the CA certificate" in message
     server.delete_all_apis()
 
@@ -101,8 +119,13 @@ def test_wrong_ca_and_wrong_host_name_are_clear_errors(server, private_broker):
     assert "Give its address as a name (or IP address) that its certificate holds" in response.json()["message"]
     server.delete_all_apis()
     # Without host name verification the same address is accepted (the CA is still checked).
-    server.deploy_api(mqtt_api(other, unique_topic("no-verify"),
-                               shared=tls({"type": "PEM", "path": "mqtt-ca.pem"}, hostname_verifier=False)))
+    server.deploy_api(
+        mqtt_api(
+            other,
+            unique_topic("no-verify"),
+            shared=tls({"type": "PEM", "path": "mqtt-ca.pem"}, hostname_verifier=False),
+        )
+    )
     post(server, b"accepted")
 
 
@@ -113,6 +136,7 @@ def endpoint_status(server, api_id):
     return browser.get(server.portal + f"/apis/{api_id}/endpoints/{endpoint_id}/_status").text
 
 
+@pytest.mark.slow  # restarts the broker
 def test_broker_restarted_mid_stream_then_stopped_for_good(server, private_broker):
     """Reconnect attempts 3 (0.5 + 1 + 2 s of backoff): a restart within them goes unnoticed by
     the client; once they are exhausted the stream ends with an error and the portal shows down."""
@@ -121,8 +145,12 @@ def test_broker_restarted_mid_stream_then_stopped_for_good(server, private_broke
     api_id = server.deploy_api(mqtt_api(address, topic, shared={**auth(), "reconnectAttempt": 3}))
     assert "reachable" in endpoint_status(server, api_id)
     options = {"username": USER, "password": PASSWORD}
-    with requests.get(server.gateway + "/mqtt", stream=True, timeout=30, headers={
-            "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "restart"}) as stream:
+    with requests.get(
+        server.gateway + "/mqtt",
+        stream=True,
+        timeout=30,
+        headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "restart"},
+    ) as stream:
         assert read_sse(stream, 1) == [{"retry": "5000"}]
         publish(address, topic, b"before", **options)
         assert next_message(stream)["data"] == "before"
@@ -139,8 +167,10 @@ def test_broker_restarted_mid_stream_then_stopped_for_good(server, private_broke
         started = time.monotonic()
         failed = next_message(stream, timeout=15)
         assert failed["event"] == "error"
-        assert failed["data"] == (f"the MQTT broker at 127.0.0.1:{private_broker.port} cannot be reached: "
-                                  "connection refused; gave up after 3 reconnect attempts")
+        assert failed["data"] == (
+            f"the MQTT broker at 127.0.0.1:{private_broker.port} cannot be reached: "
+            "connection refused; gave up after 3 reconnect attempts"
+        )
         assert time.monotonic() - started < 10
     private_broker.start()
     # The broker is back, but the gateway gave up: the portal says so until a client connects again.
@@ -178,7 +208,9 @@ def test_attempts_zero_gives_up_at_once_and_a_publisher_is_told(server, private_
         assert response.status_code == 502
         message = response.json()["message"]
         # Lost while waiting for its PUBACK, or found lost already: either way no retry is made.
-        assert message.endswith(("; gave up after 0 reconnect attempts", "cannot be reached: connection refused")), message
+        assert message.endswith(("; gave up after 0 reconnect attempts", "cannot be reached: connection refused")), (
+            message
+        )
     finally:
         private_broker.start()
     post(server, b"a new connection once the broker is back")

@@ -6,8 +6,7 @@ Each fixture is rewritten as a test must: the placeholder host and port (`mqtt5-
 (the same name -> the same new topic). Deliberately bad values (`wrong`, `invalid-host` / `-1`)
 are kept. Then it either deploys and behaves as its name says (BEHAVIOUR), or is refused at deploy
 naming its blocking parts (BLOCKED); `+change` ids are variants with a blocker taken out."""
-import copy
-import json
+
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -15,27 +14,31 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import websocket
-from conftest import ROOT, read_sse
-from mosquitto import Collector, publish, shared_broker, unique_topic
 
-FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
+from support.fixtures import FIXTURES, rewrite_mqtt
+from support.mosquitto import Collector, publish, shared_broker
+from support.streams import read_sse
+
 JSON = {"Accept": "application/json"}
 
 BLOCKED = {
     "messages/mqtt5/mqtt5-endpoint-secret.json": ["secret references ({#secrets...})"],
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-attribute.json": [
-        "policy assign-attributes", "expression language ({#...})"],
+        "policy assign-attributes",
+        "expression language ({#...})",
+    ],
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json": ["policy interrupt-message-request-phase"],
     # A WebSocket whose clients both publish and subscribe, on an endpoint with one side only.
     "messages/mqtt5/mqtt5-endpoint-failure.json": [
         "entrypoint websocket publishes messages, but endpoint 'default' (mqtt5) of group 'default-group' is not "
-        "configured to produce (Use Producer)"],
+        "configured to produce (Use Producer)"
+    ],
     "messages/mqtt5/mqtt5-endpoint-publish.json": [
         "entrypoint websocket delivers messages to its clients, but endpoint 'default' (mqtt5) of group "
-        "'default-group' is not configured to consume (Use Consumer)"],
+        "'default-group' is not configured to consume (Use Consumer)"
+    ],
     # The first endpoint's port -1 is the failing endpoint of the failover test: kept.
-    "http/failover/mqtt-two-endpoints.json": [
-        "endpoint default: Server port: '-1' is not a port number (1 to 65535)"],
+    "http/failover/mqtt-two-endpoints.json": ["endpoint default: Server port: '-1' is not a port number (1 to 65535)"],
 }
 
 
@@ -56,38 +59,24 @@ def server(shared_server):
     return shared_server
 
 
-def rewrite(relative, broker):
-    definition = json.loads((FIXTURES / relative).read_text())
-    definition = copy.deepcopy(definition)
-    topics = {}
-    for group in definition["endpointGroups"]:
-        for endpoint in group.get("endpoints", []):
-            config = endpoint.get("configuration") or {}
-            if config.get("serverHost") in ("mqtt5-host", "localhost"):
-                config["serverHost"] = broker[0]
-            if config.get("serverPort") == "mqtt5-port":
-                config["serverPort"] = str(broker[1])
-            for shared in (group.get("sharedConfiguration"), endpoint.get("sharedConfigurationOverride")):
-                for side in ("consumer", "producer"):
-                    settings = (shared or {}).get(side) or {}
-                    if settings.get("topic"):
-                        settings["topic"] = topics.setdefault(settings["topic"], unique_topic(settings["topic"]))
-    return definition, topics
-
-
 @pytest.mark.parametrize("relative", sorted(BLOCKED))
 def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, broker, relative):
-    server.assert_blocked(rewrite(relative, broker)[0], BLOCKED[relative])
+    server.assert_blocked(rewrite_mqtt(relative, broker)[0], BLOCKED[relative])
 
 
 def ws_connect(server, path, client):
-    return websocket.create_connection(server.gateway.replace("http", "ws", 1) + path, timeout=15,
-                                       header=[f"X-Gravitee-Client-Identifier: {client}"])
+    return websocket.create_connection(
+        server.gateway.replace("http", "ws", 1) + path, timeout=15, header=[f"X-Gravitee-Client-Identifier: {client}"]
+    )
 
 
 def sse_stream(server, path, client):
-    stream = requests.get(server.gateway + path, stream=True, timeout=20,
-                          headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client})
+    stream = requests.get(
+        server.gateway + path,
+        stream=True,
+        timeout=20,
+        headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client},
+    )
     assert read_sse(stream, 1) == [{"retry": "5000"}]
     return stream
 
@@ -101,8 +90,9 @@ def failure(server, broker, definition, topics, client):
     expected = "the MQTT broker at wrong:1234 cannot be reached: no such host wrong"
     got = requests.get(server.gateway + "/test-failure", headers=JSON, timeout=15)
     assert got.status_code == 502 and got.json() == {"message": f"The endpoint failed: {expected}"}
-    with requests.get(server.gateway + "/test-failure", stream=True, timeout=15,
-                      headers={"Accept": "text/event-stream"}) as stream:
+    with requests.get(
+        server.gateway + "/test-failure", stream=True, timeout=15, headers={"Accept": "text/event-stream"}
+    ) as stream:
         assert read_sse(stream, 2)[1] == {"event": "error", "data": expected}
 
 
@@ -117,6 +107,7 @@ def websocket_publish(path):
         finally:
             ws.close()
             direct.close()
+
     return check
 
 
@@ -139,6 +130,7 @@ def http_post(path, retained):
             finally:
                 later.close()
             publish(broker, topic, b"", retain=True)
+
     return check
 
 
@@ -168,12 +160,14 @@ def subscriber(path, entrypoint):
             assert [ws.recv(), ws.recv()] == ["m0", "m1"]
         finally:
             ws.close()
+
     return check
 
 
 def qos_fixture(path, qos):
     """The qos fixtures' HTTP listener: SSE with the fixture's qos gets what is published, in
     order; a websocket (auto, none) publishes back through the endpoint."""
+
     def check(server, broker, definition, topics, client):
         [topic] = topics.values()
         with sse_stream(server, path, client) as stream:
@@ -188,9 +182,11 @@ def qos_fixture(path, qos):
             else:
                 assert messages(stream, 1) == ["m0"]
         if qos != "none":
-            response = requests.get(server.gateway + path, headers=JSON, timeout=15,
-                                    params={"limit": 1}, allow_redirects=False)
+            response = requests.get(
+                server.gateway + path, headers=JSON, timeout=15, params={"limit": 1}, allow_redirects=False
+            )
             assert response.status_code == 200 and "error" not in response.json()
+
     return check
 
 
@@ -213,8 +209,9 @@ def failover_to_the_second_endpoint(server, broker, definition, topics, client):
         direct.close()
     with ThreadPoolExecutor(1) as pool:
         # qos none: only what is published while the poll is subscribed reaches it.
-        poll = pool.submit(requests.get, server.gateway + "/test", headers={**JSON, "X-Gravitee-Client-Identifier":
-                                                                             client}, timeout=30)
+        poll = pool.submit(
+            requests.get, server.gateway + "/test", headers={**JSON, "X-Gravitee-Client-Identifier": client}, timeout=30
+        )
         sent = 0
         while not poll.done() and sent < 200:
             publish(broker, topic, f"live-{sent}".encode())
@@ -232,38 +229,49 @@ def without_flows(definition):
 
 def websocket_only(side):
     """The WebSocket entrypoint with only this side on (publisher or subscriber)."""
+
     def change(definition):
         for entrypoint in definition["listeners"][0]["entrypoints"]:
             if entrypoint["type"] == "websocket":
                 other = "subscriber" if side == "publisher" else "publisher"
                 entrypoint["configuration"] = {side: {"enabled": True}, other: {"enabled": False}}
+
     return change
 
 
 BEHAVIOUR = {
     "messages/mqtt5/mqtt5-endpoint-failure.json+websocket-subscriber": ((websocket_only("subscriber"),), failure),
     "messages/mqtt5/mqtt5-endpoint-publish.json+websocket-publisher": (
-        (websocket_only("publisher"),), websocket_publish("/test-publish")),
+        (websocket_only("publisher"),),
+        websocket_publish("/test-publish"),
+    ),
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint.json": ((), http_post("/test", False)),
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-retained.json": (
-        (), http_post("/http-post-endpoint-mqtt5-endpoint-retained", True)),
+        (),
+        http_post("/http-post-endpoint-mqtt5-endpoint-retained", True),
+    ),
     "messages/sse/sse-entrypoint-mqtt5-endpoint.json": ((), subscriber("/test", "sse")),
     "messages/websocket/websocket-entrypoint-mqtt5-endpoint-publisher.json": ((), websocket_publish("/test")),
     "messages/websocket/websocket-entrypoint-mqtt5-endpoint-subscriber.json": (
-        (), subscriber("/test-auto", "websocket")),
+        (),
+        subscriber("/test-auto", "websocket"),
+    ),
     "messages/websocket/websocket-entrypoint-mqtt5-endpoint-subscriber-none.json": (
-        (), subscriber("/test-none", "websocket")),
+        (),
+        subscriber("/test-none", "websocket"),
+    ),
     "messages/mqtt5/mqtt5-endpoint-qos-at-least-once.json": (
-        (), qos_fixture("/test-qos-at-least-once", "at-least-once")),
-    "messages/mqtt5/mqtt5-endpoint-qos-at-most-once.json": (
-        (), qos_fixture("/test-qos-at-most-once", "at-most-once")),
-    "messages/mqtt5/mqtt5-endpoint-qos-auto.json": (
-        (), qos_fixture("/test-qos-auto", "auto")),
-    "messages/mqtt5/mqtt5-endpoint-qos-none.json": (
-        (), qos_fixture("/test-qos-none", "none")),
+        (),
+        qos_fixture("/test-qos-at-least-once", "at-least-once"),
+    ),
+    "messages/mqtt5/mqtt5-endpoint-qos-at-most-once.json": ((), qos_fixture("/test-qos-at-most-once", "at-most-once")),
+    "messages/mqtt5/mqtt5-endpoint-qos-auto.json": ((), qos_fixture("/test-qos-auto", "auto")),
+    "messages/mqtt5/mqtt5-endpoint-qos-none.json": ((), qos_fixture("/test-qos-none", "none")),
     "http/failover/mqtt-two-endpoints.json+closed-port": ((closed_port_first,), failover_to_the_second_endpoint),
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json+no-flows": (
-        (without_flows,), http_post("/http-post-entrypoint-mqtt5-endpoint-failure", False)),
+        (without_flows,),
+        http_post("/http-post-entrypoint-mqtt5-endpoint-failure", False),
+    ),
 }
 
 
@@ -271,7 +279,7 @@ BEHAVIOUR = {
 def test_fixture_deploys_and_behaves_as_named(server, broker, case):
     relative = case.partition("+")[0]
     changes, check = BEHAVIOUR[case]
-    definition, topics = rewrite(relative, broker)
+    definition, topics = rewrite_mqtt(relative, broker)
     for change in changes:
         change(definition)
     server.deploy_api(definition)

@@ -1,6 +1,7 @@
 """The API overview says where clients connect (a ready command per entrypoint, run here as a user
 would paste it), and the overview and the API list show started / stopped / degraded, refreshed
 by HTMX, with the endpoint and its error while a broker is down."""
+
 import html
 import re
 import shlex
@@ -10,20 +11,22 @@ import time
 import pytest
 import websocket
 
-from conftest import mock_api
-from mosquitto import Mosquitto, unique_topic
-from test_browser import browser, expect, logged_in_page  # noqa: F401  (browser: a fixture)
-from test_end_to_end import portal_login
-from test_mqtt5 import mqtt_api
-from test_mqtt5_broker import auth
-from test_plans import hs_plan, plan, proxy_api, until
-from test_tcp_proxy import tcp_api
-from webhook_support import mock_group, webhook_api
+from support.apis import mock_api, mqtt_api, tcp_api
+from support.browser import expect, logged_in_page
+from support.gatehouse import until
+from support.mosquitto import Mosquitto, auth, unique_topic
+from support.plans import hs_plan, plan, proxy_api
+from support.portal import portal_login
+from support.webhook import mock_group, webhook_api
 
 KEY_HEADER = "X-Gravitee-Api-Key: <your key>"
 # An HTTP GET returns after two messages rather than after its default duration.
-FOUR = [{"type": "http-get", "configuration": {"messagesLimitCount": 2}}, {"type": "http-post"}, {"type": "sse"},
-        {"type": "websocket"}]
+FOUR = [
+    {"type": "http-get", "configuration": {"messagesLimitCount": 2}},
+    {"type": "http-post"},
+    {"type": "sse"},
+    {"type": "websocket"},
+]
 
 
 def connections(page_html):
@@ -31,8 +34,9 @@ def connections(page_html):
     its copy button copies, which must be what the page shows."""
     section = re.search(r'<section class="card" id="connect".*?</section>', page_html, re.S).group(0)
     found = {}
-    for block in re.findall(r'<div class="connection".*?</div>\s*(?=<div class="connection"|</section>)', section,
-                            re.S):
+    for block in re.findall(
+        r'<div class="connection".*?</div>\s*(?=<div class="connection"|</section>)', section, re.S
+    ):
         kind = html.unescape(re.search(r'data-entrypoint="([^"]*)"', block).group(1))
         url = re.search(r'<code class="connect-url">(.*?)</code>', block)
         copied = re.search(r'data-copy="([^"]*)"', block)
@@ -101,8 +105,9 @@ def test_a_published_key_plan_adds_its_header_and_the_key_passes(server):
     assert shown["http-get"][1] == f"curl -H 'Accept: application/json' -H '{KEY_HEADER}' {url}"
     assert shown["sse"][1] == f"curl -N -H 'Accept: text/event-stream' -H '{KEY_HEADER}' {url}"
 
-    without = run(shown["http-get"][1].replace(f" -H '{KEY_HEADER}'", ""), "-s", "-o", "/dev/null",
-                  "-w", "%{http_code}")
+    without = run(
+        shown["http-get"][1].replace(f" -H '{KEY_HEADER}'", ""), "-s", "-o", "/dev/null", "-w", "%{http_code}"
+    )
     assert without.stdout == "401"
     key = server.subscribe(api_id, "keys")["apiKey"]
     with_key = shown["http-get"][1].replace("<your key>", key)
@@ -131,12 +136,19 @@ def test_the_gateway_url_setting_overrides_the_base(start_server):
     assert "wss://gateway.example.com/orders" in commands and "wss://eu.example.com/eu" in commands
 
     proxied = server.import_api(proxy_api("/legacy", "http://127.0.0.1:9", [plan("keys", "API_KEY")]))
-    assert connections(overview(browser_session, server, proxied)) == {"http-proxy": (
-        "https://gateway.example.com/legacy", f"curl -H '{KEY_HEADER}' https://gateway.example.com/legacy")}
+    assert connections(overview(browser_session, server, proxied)) == {
+        "http-proxy": (
+            "https://gateway.example.com/legacy",
+            f"curl -H '{KEY_HEADER}' https://gateway.example.com/legacy",
+        )
+    }
     tcp = server.import_api(tcp_api(["db.example.com"], 9))
-    assert connections(overview(browser_session, server, tcp)) == {"tcp-proxy": (
-        f"gateway.example.com:{server.tcp_port}",
-        f"openssl s_client -connect gateway.example.com:{server.tcp_port} -servername db.example.com")}
+    assert connections(overview(browser_session, server, tcp)) == {
+        "tcp-proxy": (
+            f"gateway.example.com:{server.tcp_port}",
+            f"openssl s_client -connect gateway.example.com:{server.tcp_port} -servername db.example.com",
+        )
+    }
     pushed = server.import_api(webhook_api([mock_group(1)]))
     page = overview(browser_session, server, pushed)
     assert connections(page) == {"webhook": (None, None)}
@@ -177,14 +189,14 @@ def state_text(page_html, api_id):
 
 
 def test_a_stopped_broker_shows_degraded_with_the_endpoint_and_error_then_started(server, private_broker, browser):
-    definition = mqtt_api(("127.0.0.1", private_broker.port), unique_topic("health"), path="/health",
-                          shared=auth())
+    definition = mqtt_api(("127.0.0.1", private_broker.port), unique_topic("health"), path="/health", shared=auth())
     api_id = server.deploy_api(definition)
     browser_session = portal_login(server)
     assert state_text(browser_session.get(server.portal + "/apis").text, api_id) == "started"
     assert state_text(overview(browser_session, server, api_id), api_id) == "started"
-    digest = re.search(rf'name="shown.{re.escape(api_id)}" value="([0-9a-f]+)"',
-                       browser_session.get(server.portal + "/apis").text).group(1)
+    digest = re.search(
+        rf'name="shown.{re.escape(api_id)}" value="([0-9a-f]+)"', browser_session.get(server.portal + "/apis").text
+    ).group(1)
     unchanged = browser_session.get(f"{server.portal}/apis/_states", params={f"shown.{api_id}": digest})
     assert unchanged.status_code == 204 and unchanged.text == ""
 

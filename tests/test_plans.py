@@ -2,64 +2,28 @@
 RS256 with a given key or a JWKS URL) on a proxy API (local stdlib backend) and on a message API
 (Mock endpoint over HTTP GET); plan statuses, manual validation, key renewal and revocation (also
 as seen by a second process on one PostgreSQL database)."""
-import json
-import threading
+
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import jwt
 import pytest
-import requests
 import websocket
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import mock_api
-
-SECRET = "a-long-enough-hmac-secret-for-hs256-tokens!"
-JSON = {"Accept": "application/json"}
-
-
-class JsonHandler(BaseHTTPRequestHandler):
-    def payload(self):
-        raise NotImplementedError
-
-    def do_GET(self):
-        body = json.dumps(self.payload()).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class Backend(JsonHandler):
-    def payload(self):
-        return {"backend": "ok", "apiKeyHeader": self.headers.get("X-Gravitee-Api-Key")}
+from support.apis import mock_api
+from support.gatehouse import until
+from support.http_backends import JsonHandler, serve
+from support.plans import SECRET, bearer, call, hs_plan, plan, proxy_api, refused, served, token
 
 
 class Jwks(JsonHandler):
-    keys = []  # JWKs served now; a test changes it to rotate
+    keys: ClassVar[list[dict]] = []  # JWKs served now; a test changes it to rotate
 
     def payload(self):
         return {"keys": Jwks.keys}
-
-
-def serve(handler):
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
-
-
-@pytest.fixture(scope="module")
-def backend():
-    httpd = serve(Backend)
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -79,40 +43,22 @@ def rsa_key():
 
 
 def pem(private_key):
-    return private_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def jwk(private_key, kid):
     return dict(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True), kid=kid, use="sig")
 
 
-def plan(plan_id, kind, configuration=None, status="PUBLISHED", validation="AUTO"):
-    security = {"type": kind}
-    if configuration:
-        security["configuration"] = configuration
-    return {"id": plan_id, "name": plan_id.title(), "security": security, "mode": "STANDARD", "status": status,
-            "validation": validation}
-
-
-def hs_plan(plan_id="jwt-hs"):
-    return plan(plan_id, "JWT", {"signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY",
-                                 "resolverParameter": SECRET})
-
-
-def proxy_api(path, backend_url, plans):
-    return {"name": f"Proxy {path}", "apiVersion": "1.0", "definitionVersion": "4.0.0", "type": "proxy",
-            "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [{"type": "http-proxy"}]}],
-            "endpointGroups": [{"name": "default", "type": "http-proxy", "endpoints": [
-                {"name": "backend", "type": "http-proxy", "inheritConfiguration": False,
-                 "configuration": {"target": backend_url}}]}],
-            "plans": plans}
-
-
 def message_api(path, plans):
-    return dict(mock_api(path=path, content="message", interval=0, entrypoints=[{"type": "http-get"},
-                                                                                {"type": "websocket"}]),
-                plans=plans)
+    return dict(
+        mock_api(path=path, content="message", interval=0, entrypoints=[{"type": "http-get"}, {"type": "websocket"}]),
+        plans=plans,
+    )
 
 
 KINDS = ("proxy", "message")
@@ -122,42 +68,6 @@ def deploy(server, backend, kind, plans, path=None):
     path = path or f"/{kind}-{uuid.uuid4().hex[:8]}"
     definition = proxy_api(path, backend, plans) if kind == "proxy" else message_api(path, plans)
     return server.deploy_api(definition), server.gateway + path + ("" if kind == "proxy" else "?limit=1")
-
-
-def call(url, headers=None, **kwargs):
-    return requests.get(url, headers={**JSON, **(headers or {})}, timeout=10, **kwargs)
-
-
-def served(response):
-    """The API answered for real: the backend (proxy) or the Mock endpoint (message)."""
-    body = response.json()
-    return response.status_code == 200 and (body.get("backend") == "ok" or body["items"][0]["content"] == "message")
-
-
-def refused(response, status, words):
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/json"
-    assert words in response.json()["message"], response.json()
-    return True
-
-
-def until(check, timeout=1.0):
-    """Poll check() until it is true; the time it took, or an AssertionError past the timeout."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"not within {timeout}s"
-        time.sleep(0.02)
-    return time.monotonic() - started
-
-
-def token(client_id, key=SECRET, algorithm="HS256", kid=None, **claims):
-    now = int(time.time())
-    payload = {"sub": "someone", "client_id": client_id, "iat": now, "exp": now + 60, **claims}
-    return jwt.encode(payload, key, algorithm=algorithm, headers={"kid": kid} if kid else None)
-
-
-def bearer(value):
-    return {"Authorization": f"Bearer {value}"}
 
 
 # ----- key-less -----
@@ -243,8 +153,18 @@ def test_jwt_hs256_plan(server, backend, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_jwt_rs256_plan_with_a_given_public_key(server, backend, kind):
     signer, stranger = rsa_key(), rsa_key()
-    api_id, url = deploy(server, backend, kind, [plan("jwt-rs", "JWT", {
-        "signature": "RSA_RS256", "publicKeyResolver": "GIVEN_KEY", "resolverParameter": pem(signer)})])
+    api_id, url = deploy(
+        server,
+        backend,
+        kind,
+        [
+            plan(
+                "jwt-rs",
+                "JWT",
+                {"signature": "RSA_RS256", "publicKeyResolver": "GIVEN_KEY", "resolverParameter": pem(signer)},
+            )
+        ],
+    )
     client = f"client-{uuid.uuid4().hex[:8]}"
     server.subscribe(api_id, "jwt-rs", server.application(client))
     until(lambda: call(url, bearer(token(client, signer, "RS256"))).status_code == 200)
@@ -257,8 +177,18 @@ def test_jwt_rs256_plan_with_a_given_public_key(server, backend, kind):
 def test_jwt_rs256_plan_with_a_jwks_url_and_key_rotation(server, backend, jwks_url, kind):
     first, second, unknown = rsa_key(), rsa_key(), rsa_key()
     Jwks.keys = [jwk(first, "k1")]
-    api_id, url = deploy(server, backend, kind, [plan("jwt-jwks", "JWT", {
-        "signature": "RSA_RS256", "publicKeyResolver": "JWKS_URL", "resolverParameter": jwks_url})])
+    api_id, url = deploy(
+        server,
+        backend,
+        kind,
+        [
+            plan(
+                "jwt-jwks",
+                "JWT",
+                {"signature": "RSA_RS256", "publicKeyResolver": "JWKS_URL", "resolverParameter": jwks_url},
+            )
+        ],
+    )
     client = f"client-{uuid.uuid4().hex[:8]}"
     server.subscribe(api_id, "jwt-jwks", server.application(client))
     until(lambda: call(url, bearer(token(client, first, "RS256", "k1"))).status_code == 200)
@@ -274,8 +204,9 @@ def test_jwt_rs256_plan_with_a_jwks_url_and_key_rotation(server, backend, jwks_u
 # ----- plan statuses and validation -----
 def test_plan_statuses(server, backend):
     api_id, url = deploy(server, backend, "proxy", [plan("open", "KEY_LESS")])
-    created = server.mgmt("POST", f"/apis/{api_id}/plans", json={
-        "name": "Gold", "security": {"type": "API_KEY"}, "validation": "AUTO"})
+    created = server.mgmt(
+        "POST", f"/apis/{api_id}/plans", json={"name": "Gold", "security": {"type": "API_KEY"}, "validation": "AUTO"}
+    )
     assert created.status_code == 201 and created.json()["status"] == "STAGING"
     gold = created.json()["id"]
     app = server.application()
@@ -288,8 +219,9 @@ def test_plan_statuses(server, backend):
     assert served(call(url))  # the key-less plan still serves requests without a key
 
     assert server.mgmt("POST", f"/apis/{api_id}/plans/{gold}/_deprecate").json()["status"] == "DEPRECATED"
-    late = server.mgmt("POST", f"/apis/{api_id}/subscriptions", json={"applicationId": server.application()["id"],
-                                                                      "planId": gold})
+    late = server.mgmt(
+        "POST", f"/apis/{api_id}/subscriptions", json={"applicationId": server.application()["id"], "planId": gold}
+    )
     assert late.status_code == 400 and "is deprecated" in late.json()["message"]
     assert served(call(url, {"X-Gravitee-Api-Key": key}))  # existing subscriptions go on
 
@@ -307,8 +239,9 @@ def test_plan_statuses(server, backend):
 
 
 def test_manual_validation(server, backend):
-    api_id, url = deploy(server, backend, "proxy", [plan("gold", "API_KEY", validation="MANUAL"),
-                                                    dict(hs_plan(), validation="MANUAL")])
+    api_id, url = deploy(
+        server, backend, "proxy", [plan("gold", "API_KEY", validation="MANUAL"), dict(hs_plan(), validation="MANUAL")]
+    )
     pending = server.subscribe(api_id, "gold")
     assert pending["status"] == "PENDING" and "apiKey" not in pending
     keys = f"/apis/{api_id}/subscriptions/{pending['id']}/api-keys"
@@ -322,8 +255,9 @@ def test_manual_validation(server, backend):
     client = f"client-{uuid.uuid4().hex[:8]}"
     waiting = server.subscribe(api_id, "jwt-hs", server.application(client))
     refused(call(url, bearer(token(client))), 403, "no subscription")
-    rejected = server.mgmt("POST", f"/apis/{api_id}/subscriptions/{waiting['id']}/_reject",
-                           json={"reason": "not for you"})
+    rejected = server.mgmt(
+        "POST", f"/apis/{api_id}/subscriptions/{waiting['id']}/_reject", json={"reason": "not for you"}
+    )
     assert rejected.json()["status"] == "REJECTED" and rejected.json()["reason"] == "not for you"
     refused(call(url, bearer(token(client))), 403, "no subscription")
 
@@ -335,16 +269,22 @@ def test_plans_in_both_definition_forms_and_the_secret_masked_on_export(server, 
     api_id = server.deploy_api(gateway_form)
     exported = server.mgmt("GET", f"/apis/{api_id}/_export/definition").json()
     (exported_plan,) = exported["plans"]
-    assert exported_plan["security"] == {"type": "JWT", "configuration": {
-        "signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY", "resolverParameter": "********"}}
+    assert exported_plan["security"] == {
+        "type": "JWT",
+        "configuration": {"signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY", "resolverParameter": "********"},
+    }
     assert exported_plan["status"] == "PUBLISHED" and exported_plan["validation"] == "AUTO"
     full = server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()
     assert full["plans"][0]["security"]["configuration"]["resolverParameter"] == SECRET
 
     # The masked export comes back (management form, plans beside the API): the secret is kept.
     assert server.mgmt("PUT", f"/apis/{api_id}/_import/definition", json=exported).status_code == 200
-    assert server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json() \
-        ["plans"][0]["security"]["configuration"]["resolverParameter"] == SECRET
+    assert (
+        server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()["plans"][0][
+            "security"
+        ]["configuration"]["resolverParameter"]
+        == SECRET
+    )
     client = f"client-{uuid.uuid4().hex[:8]}"
     server.subscribe(api_id, "jwt-hs", server.application(client))
     unchanged = server.mgmt("POST", f"/apis/{api_id}/deployments")  # the round trip changed nothing to deploy

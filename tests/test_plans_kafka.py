@@ -2,12 +2,14 @@
 
 Tansu answers ListGroups with no groups, so the groups are asked for by name: the offsets each one
 committed (at-least-once commits once the messages were written to the client)."""
+
 import time
 
 import requests
 from kafka.admin import KafkaAdminClient
 
-from test_kafka import kafka_api, produce
+from support.apis import kafka_api
+from support.kafka import produce
 
 
 def read(server, headers):

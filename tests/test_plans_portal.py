@@ -3,16 +3,17 @@ manual validation, publish and deploy it; create an application, subscribe, have
 get the key (shown once), call the API with it, revoke it. A JWT plan's HMAC secret is masked and
 kept when the form leaves it blank. In a browser: an admin adds an API owner, who makes an
 application, subscribes it to an api-key plan and copies its key, with which a client calls the API."""
+
 import re
 import time
 
 import requests
 
-from conftest import mock_api
-from test_browser import browser, expect, logged_in_page  # noqa: F401  (browser: a fixture)
-from test_end_to_end import csrf_token, portal_login
-from test_plans import JSON, backend, plan, proxy_api, until  # noqa: F401  (backend: a fixture)
-from test_roles import PASSWORD, add_user_in_browser
+from support.apis import mock_api
+from support.browser import add_user_in_browser, expect, logged_in_page
+from support.gatehouse import until
+from support.plans import JSON, plan, proxy_api
+from support.portal import PASSWORD, csrf_token, portal_login
 
 
 def post(client, server, path, page, **data):
@@ -26,11 +27,20 @@ def test_plan_application_subscription_and_key_in_the_portal(server):
     assert page.status_code == 200 and "Default Keyless (UNSECURED)" in page.text
 
     form = client.get(server.portal + f"/apis/{api_id}/plans/new")
-    bad = post(client, server, f"/apis/{api_id}/plans/new", form, name="", type="jwt", validation="AUTO",
-               signature="RSA_RS256", publicKeyResolver="GIVEN_KEY", publicKey="not a key")
+    bad = post(
+        client,
+        server,
+        f"/apis/{api_id}/plans/new",
+        form,
+        name="",
+        type="jwt",
+        validation="AUTO",
+        signature="RSA_RS256",
+        publicKeyResolver="GIVEN_KEY",
+        publicKey="not a key",
+    )
     assert bad.status_code == 400 and "Give the plan a name." in bad.text and "PEM form" in bad.text
-    added = post(client, server, f"/apis/{api_id}/plans/new", form, name="Gold", type="api-key",
-                 validation="MANUAL")
+    added = post(client, server, f"/apis/{api_id}/plans/new", form, name="Gold", type="api-key", validation="MANUAL")
     assert "Plan Gold added in staging" in added.text
     (plan_id,) = [p["id"] for p in server.mgmt("GET", f"/apis/{api_id}/plans").json()["data"] if p["name"] == "Gold"]
     published = post(client, server, f"/apis/{api_id}/plans/{plan_id}/status", added, status="published")
@@ -42,8 +52,9 @@ def test_plan_application_subscription_and_key_in_the_portal(server):
     apps = client.get(server.portal + "/applications")
     created = post(client, server, "/applications", apps, name="Shop", description="the shop", client_id="")
     assert "Application Shop created" in created.text
-    requested = post(client, server, created.url[len(server.portal):] + "/subscriptions", created,
-                     plan=f"{api_id}/{plan_id}")
+    requested = post(
+        client, server, created.url[len(server.portal) :] + "/subscriptions", created, plan=f"{api_id}/{plan_id}"
+    )
     assert "the API owner accepts or rejects it" in requested.text and 'id="api-key"' not in requested.text
 
     plans_page = client.get(server.portal + f"/apis/{api_id}/plans")
@@ -52,8 +63,7 @@ def test_plan_application_subscription_and_key_in_the_portal(server):
     assert "Subscription of Shop accepted" in accepted.text
 
     app_page = client.get(created.url)
-    got = post(client, server, created.url[len(server.portal):] + f"/subscriptions/{subscription_id}/renew",
-               app_page)
+    got = post(client, server, created.url[len(server.portal) :] + f"/subscriptions/{subscription_id}/renew", app_page)
     key = re.search(r'<code id="api-key">([^<]+)</code>', got.text).group(1)
     assert key not in client.get(created.url).text  # shown once
     url = server.gateway + "/portal-plans?limit=1"
@@ -62,8 +72,8 @@ def test_plan_application_subscription_and_key_in_the_portal(server):
         assert time.monotonic() < deadline
     assert requests.get(url, timeout=5).status_code == 401
 
-    key_id = re.search(r'/keys/(\d+)/revoke', got.text).group(1)
-    revoked = post(client, server, created.url[len(server.portal):] + f"/keys/{key_id}/revoke", got)
+    key_id = re.search(r"/keys/(\d+)/revoke", got.text).group(1)
+    revoked = post(client, server, created.url[len(server.portal) :] + f"/keys/{key_id}/revoke", got)
     assert "revoked" in revoked.text
     deadline = time.monotonic() + 1
     while requests.get(url, headers={"X-Gravitee-Api-Key": key}, timeout=5).status_code != 401:
@@ -74,14 +84,33 @@ def test_jwt_plan_secret_is_masked_and_kept_when_left_blank(server):
     api_id = server.import_api(mock_api(path="/portal-jwt"))
     client = portal_login(server)
     form = client.get(server.portal + f"/apis/{api_id}/plans/new")
-    post(client, server, f"/apis/{api_id}/plans/new", form, name="Tokens", type="jwt", validation="AUTO",
-         signature="HMAC_HS256", publicKeyResolver="GIVEN_KEY", secret="s3cret-value-for-hmac")
+    post(
+        client,
+        server,
+        f"/apis/{api_id}/plans/new",
+        form,
+        name="Tokens",
+        type="jwt",
+        validation="AUTO",
+        signature="HMAC_HS256",
+        publicKeyResolver="GIVEN_KEY",
+        secret="s3cret-value-for-hmac",
+    )
     (plan,) = [p for p in server.mgmt("GET", f"/apis/{api_id}/plans").json()["data"] if p["name"] == "Tokens"]
     assert plan["security"]["configuration"]["resolverParameter"] == "********"
     edit = client.get(server.portal + f"/apis/{api_id}/plans/{plan['id']}/edit")
     assert "s3cret-value-for-hmac" not in edit.text and "kept when left blank" in edit.text
-    saved = post(client, server, f"/apis/{api_id}/plans/{plan['id']}/edit", edit, name="Tokens 2",
-                 validation="AUTO", signature="HMAC_HS256", publicKeyResolver="GIVEN_KEY", secret="")
+    saved = post(
+        client,
+        server,
+        f"/apis/{api_id}/plans/{plan['id']}/edit",
+        edit,
+        name="Tokens 2",
+        validation="AUTO",
+        signature="HMAC_HS256",
+        publicKeyResolver="GIVEN_KEY",
+        secret="",
+    )
     assert "Plan Tokens 2 saved" in saved.text
     exported = server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()
     (kept,) = [p for p in exported["plans"] if p["name"] == "Tokens 2"]
@@ -89,7 +118,8 @@ def test_jwt_plan_secret_is_masked_and_kept_when_left_blank(server):
 
 
 def test_in_a_browser_an_owner_subscribes_an_application_and_a_client_calls_the_api_with_its_key(
-        server, browser, backend):  # noqa: F811  (the fixtures)
+    server, browser, backend
+):
     # The API: a proxy to a local backend, callable only with a key of its published api-key plan.
     api_id = server.deploy_api(proxy_api("/shop", backend, [plan("keys", "API_KEY")]))
     url = server.gateway + "/shop/items"
@@ -123,5 +153,4 @@ def test_in_a_browser_an_owner_subscribes_an_application_and_a_client_calls_the_
     assert served.json() == {"backend": "ok", "apiKeyHeader": None}  # the key is not passed on to the backend
     assert requests.get(url, headers=JSON, timeout=5).status_code == 401
     assert requests.get(url, headers={**JSON, "X-Gravitee-Api-Key": key[:-1]}, timeout=5).status_code == 401
-    assert server.mgmt("GET", f"/apis/{api_id}/subscriptions").json()["data"][0]["application"]["name"] \
-        == "Storefront"
+    assert server.mgmt("GET", f"/apis/{api_id}/subscriptions").json()["data"][0]["application"]["name"] == "Storefront"

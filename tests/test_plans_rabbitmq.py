@@ -1,14 +1,13 @@
 """A subscription's id is its RabbitMQ queue suffix, as the broker (the local RabbitMQ, see
-rabbit.py) knows the queues: `gravitee/gio-gateway/<api id>-<subscription id>`, durable, keeping
+support/rabbit.py) knows the queues: `gravitee/gio-gateway/<api id>-<subscription id>`, durable, keeping
 what is published for the subscriber while it is away."""
+
 import json
 
 import requests
 
-from rabbit import QUEUE_PREFIX, publish, queue_state, queues_of, rabbitmqctl, wait_for
-from test_rabbitmq import deploy, exchange, rabbit_api
-
-pytest_plugins = ("rabbit",)  # its fixtures: rabbitmq, names
+from support.apis import exchange, rabbit_api
+from support.rabbit import QUEUE_PREFIX, deploy, publish, queue_state, queues_of, rabbitmqctl, wait_for
 
 
 def read(server, headers):
@@ -24,14 +23,17 @@ def durable(queue):
 
 def test_a_subscriptions_id_names_its_rabbitmq_queue(server, names):
     name = names.exchange()
-    definition = rabbit_api(consumer=(exchange(name), "#"), path="/plans-rabbit", qos="at-least-once",
-                            get_duration_ms=500)
+    definition = rabbit_api(
+        consumer=(exchange(name), "#"), path="/plans-rabbit", qos="at-least-once", get_duration_ms=500
+    )
     definition["plans"] = [{"id": "gold", "name": "Gold", "security": {"type": "api-key"}, "status": "published"}]
     api_id = deploy(server, names, definition)
     subscription = server.subscribe(api_id, "gold")
     headers = {"Accept": "application/json", "X-Gravitee-Api-Key": subscription["apiKey"]}
-    assert requests.get(server.gateway + "/plans-rabbit", headers={"Accept": "application/json"},
-                        timeout=10).status_code == 401
+    assert (
+        requests.get(server.gateway + "/plans-rabbit", headers={"Accept": "application/json"}, timeout=10).status_code
+        == 401
+    )
 
     # The first call the gateway admits declares the subscriber's queue (none is there before).
     assert queues_of(api_id) == []

@@ -17,6 +17,7 @@ blocker is taken out.
 One gatehouse server serves the whole module; every test deletes its APIs after it, since most
 fixtures share the context path /test.
 """
+
 import copy
 import json
 import threading
@@ -27,10 +28,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-import h2_backend
-from conftest import ROOT, free_port, read_sse
+from support import h2_backend
+from support.fixtures import FIXTURES, load
+from support.gatehouse import free_port
+from support.streams import read_sse
 
-FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
 PLACEHOLDERS = ("http://localhost:8080", "https://localhost:8080", "http://localhost:19996")
 MUTATING = "group default-group has only test-kit endpoints, which are ignored: nothing to call"
 
@@ -39,20 +41,32 @@ BLOCKED = {
     "http/connectionfailure/api-refused-with-umbrella-template.json": ["response templates"],
     "http/connectionfailure/api-tls-handshake-with-template.json": ["response templates"],
     "http/failover/api-failover-dynamic-routing-group-capture.json": [
-        "policy dynamic-routing", "expression language ({#...})"],
+        "policy dynamic-routing",
+        "expression language ({#...})",
+    ],
     "http/failover/api-mutating-failure-condition-post.json": [MUTATING],
     "http/failover/api-mutating-three-endpoints-post.json": [MUTATING],
     "http/failover/api-second-group-routing-to-a-endpoints-group.json": [
-        "policy dynamic-routing", "expression language ({#...})"],
+        "policy dynamic-routing",
+        "expression language ({#...})",
+    ],
     "http/failover/api-second-group-routing-to-one-endpoint.json": [
-        "policy dynamic-routing", "expression language ({#...})"],
+        "policy dynamic-routing",
+        "expression language ({#...})",
+    ],
     "http/secrets/api-with-secrets.json": ["secret references ({#secrets...})"],
 }
 
 
 def proxy_fixture_files():
-    patterns = ("http/api.json", "http/failover/api-*.json", "http/sse/*.json", "http/connectionfailure/*.json",
-                "http/post/*.json", "http/secrets/api-with-secrets.json")
+    patterns = (
+        "http/api.json",
+        "http/failover/api-*.json",
+        "http/sse/*.json",
+        "http/connectionfailure/*.json",
+        "http/post/*.json",
+        "http/secrets/api-with-secrets.json",
+    )
     return sorted({str(f.relative_to(FIXTURES)) for pattern in patterns for f in FIXTURES.glob(pattern)})
 
 
@@ -62,6 +76,7 @@ class Recorder(BaseHTTPRequestHandler):
     (the number of requests in progress at once is tracked). `backend.script(prefix, *answers)`
     makes requests whose path starts with `prefix` get the given (status, delay) answers in turn,
     the last one repeating."""
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 
@@ -85,8 +100,13 @@ class Recorder(BaseHTTPRequestHandler):
             backend.active += 1
             backend.peak = max(backend.peak, backend.active)
             status, delay = backend.next_answer(self.path)
-            record = {"method": self.command, "path": self.path, "headers": dict(self.headers),
-                      "body": body.decode("latin-1"), "status": status}
+            record = {
+                "method": self.command,
+                "path": self.path,
+                "headers": dict(self.headers),
+                "body": body.decode("latin-1"),
+                "status": status,
+            }
             backend.seen.append(record)  # on arrival: the order in which the gateway tried
         try:
             if "sleep=" in self.path:
@@ -152,8 +172,6 @@ def server(shared_server):
 
 
 # ----- rewriting a fixture -----
-def load(relative):
-    return json.loads((FIXTURES / relative).read_text())
 
 
 def endpoints(definition):
@@ -172,7 +190,7 @@ def rewrite(definition, backend_url, gateway_port):
         for placeholder in PLACEHOLDERS:
             if target.startswith(placeholder):
                 scheme = placeholder.split(":")[0]  # https stays https (the TLS handshake fixture)
-                target = scheme + backend_url[len("http"):] + target[len(placeholder):]
+                target = scheme + backend_url[len("http") :] + target[len(placeholder) :]
         configuration["target"] = target.replace("${GATEWAY_HTTP_PORT}", str(gateway_port))
     return definition
 
@@ -202,8 +220,9 @@ def plain_proxy(server, recorder, definition):
 def post_http11(server, recorder, definition):
     """http/post/api-endpoint-http11.json: a POST body (sized and chunked) reaches the backend."""
     payload = json.dumps({"order": 42, "lines": ["a", "b"]})
-    got = requests.post(server.gateway + "/test", data=payload, timeout=10,
-                        headers={"Content-Type": "application/json"})
+    got = requests.post(
+        server.gateway + "/test", data=payload, timeout=10, headers={"Content-Type": "application/json"}
+    )
     assert got.status_code == 200, got.text
     echo = got.json()
     assert echo["method"] == "POST" and echo["path"] == "/endpoint" and echo["body"] == payload
@@ -221,17 +240,24 @@ def post_http2(server, recorder, definition):
         server.delete_all_apis()
         definition["endpointGroups"][0]["endpoints"][0]["configuration"]["target"] = backend + "/endpoint"
         server.deploy_api(definition)
-        got = requests.post(server.gateway + "/test", data=b'{"order": 42}', timeout=10,
-                            headers={"Content-Type": "application/json"})
+        got = requests.post(
+            server.gateway + "/test", data=b'{"order": 42}', timeout=10, headers={"Content-Type": "application/json"}
+        )
     assert got.status_code == 200, got.text
-    assert got.json() == {"httpVersion": "2", "method": "POST", "path": "/endpoint", "query": "",
-                          "body": '{"order": 42}'}
+    assert got.json() == {
+        "httpVersion": "2",
+        "method": "POST",
+        "path": "/endpoint",
+        "query": "",
+        "body": '{"order": 42}',
+    }
 
 
 def mock_sse(server, recorder, definition):
     """http/sse/api-mock-sse-backend.json: an SSE stream of `mock data` every millisecond."""
-    with requests.get(server.gateway + "/sse-mock-endpoint", stream=True, timeout=10,
-                      headers={"Accept": "text/event-stream"}) as stream:
+    with requests.get(
+        server.gateway + "/sse-mock-endpoint", stream=True, timeout=10, headers={"Accept": "text/event-stream"}
+    ) as stream:
         assert stream.status_code == 200
         assert stream.headers["Content-Type"].startswith("text/event-stream")
         events = read_sse(stream, 6, timeout=5)
@@ -244,8 +270,9 @@ def sse_proxy(server, recorder, definition):
     """http/sse/api-sse-proxy.json: proxies /test to the gateway's own mock SSE API; the events
     come through as they are produced (the stream never ends: read a few, then hang up)."""
     server.deploy_api(load("http/sse/api-mock-sse-backend.json"))
-    with requests.get(server.gateway + "/test", stream=True, timeout=10,
-                      headers={"Accept": "text/event-stream"}) as stream:
+    with requests.get(
+        server.gateway + "/test", stream=True, timeout=10, headers={"Accept": "text/event-stream"}
+    ) as stream:
         assert stream.status_code == 200
         assert stream.headers["Content-Type"].startswith("text/event-stream")
         started = time.monotonic()
@@ -269,12 +296,15 @@ def dns_failure(server, recorder, definition):
 def tiny_pool(server, recorder, definition):
     """http/connectionfailure/api-tiny-pool.json: maxConcurrentConnections 1 -> concurrent
     requests wait their turn for the one connection (readTimeout 2000 is not exceeded by each)."""
-    assert definition["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"]["http"][
-        "maxConcurrentConnections"] == 1
+    assert (
+        definition["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"]["http"][
+            "maxConcurrentConnections"
+        ]
+        == 1
+    )
     started = time.monotonic()
     with ThreadPoolExecutor(3) as pool:
-        answers = list(pool.map(lambda i: requests.get(f"{server.gateway}/test/{i}?sleep=0.4", timeout=15),
-                                range(3)))
+        answers = list(pool.map(lambda i: requests.get(f"{server.gateway}/test/{i}?sleep=0.4", timeout=15), range(3)))
     elapsed = time.monotonic() - started
     assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
     assert sorted(a.json()["path"] for a in answers) == [f"/endpoint/{i}?sleep=0.4" for i in range(3)]
@@ -402,8 +432,9 @@ def forced_full_loop(server, recorder, definition):
     recorder.script("/endpoint-", ERROR)
     got = requests.get(server.gateway + "/test", timeout=10)
     assert got.status_code == 502
-    assert got.json() == {"message": "the backend answered 500, which the API's failure condition counts as a "
-                                     "failure (after 5 attempts)"}
+    assert got.json() == {
+        "message": "the backend answered 500, which the API's failure condition counts as a failure (after 5 attempts)"
+    }
     assert recorder.paths() == ["/endpoint-1", "/endpoint-2", "/endpoint-3", "/endpoint-1", "/endpoint-2"]
 
 
@@ -438,8 +469,9 @@ def circuit_per_subscription(server, recorder, definition):
     """api-one-circuit-breaker-per-subscription.json (maxRetries 1, maxFailures 2): two calls of
     one client to a slow backend fail after 2 attempts each; its circuit is then open (502, the
     backend is not called); another client's circuit is closed and its call goes through."""
-    separate_circuits(server, recorder, {"X-Gravitee-Client-Identifier": "client-one"},
-                      {"X-Gravitee-Client-Identifier": "client-two"})
+    separate_circuits(
+        server, recorder, {"X-Gravitee-Client-Identifier": "client-one"}, {"X-Gravitee-Client-Identifier": "client-two"}
+    )
 
 
 def separate_circuits(server, recorder, one, two):
@@ -487,7 +519,6 @@ def without_templates(definition):
     del definition["responseTemplates"]
 
 
-
 # id -> (changes to the rewritten copy, check). A `+change` suffix marks a derived variant.
 BEHAVIOUR = {
     "http/api.json": ((), plain_proxy),
@@ -509,14 +540,22 @@ BEHAVIOUR = {
     "http/failover/api-failure-condition.json+short-open-state": ((short_open_state,), circuit_closes_after_open_state),
     "http/failover/api-one-circuit-breaker-per-subscription.json": ((), circuit_per_api_key),
     "http/failover/api-one-circuit-breaker-per-subscription.json+keyless-only": (
-        (without_api_key_plan,), circuit_per_subscription),
+        (without_api_key_plan,),
+        circuit_per_subscription,
+    ),
     # Derived: blocked fixtures once the blocker is taken out.
     "http/connectionfailure/api-refused-with-umbrella-template.json+no-template": (
-        (without_templates,), refused_backend),
+        (without_templates,),
+        refused_backend,
+    ),
     "http/connectionfailure/api-tls-handshake-with-template.json+no-template": (
-        (without_templates,), tls_to_plain_backend),
+        (without_templates,),
+        tls_to_plain_backend,
+    ),
     "http/post/api-endpoint-http2.json": ((), post_http2),
 }
+
+
 def cases():
     for case in sorted(BEHAVIOUR):
         yield pytest.param(case, id=case)

@@ -1,5 +1,6 @@
 """RabbitMQ endpoint end to end: a gateway process, the local RabbitMQ broker, and clients over
-every entrypoint. Each test uses exchanges of its own (see rabbit.Names) and removes them."""
+every entrypoint. Each test uses exchanges of its own (see support.rabbit.Names) and removes them."""
+
 import re
 import threading
 import time
@@ -9,56 +10,32 @@ import pytest
 import requests
 import websocket
 
-import rabbit
-from conftest import free_port, mock_api, read_sse
-from rabbit import (Tap, close_gateway_connections, consuming, declare, gateway_connections, list_queues, publish,
-                    queue_of, queue_state, unacknowledged, wait_for)
-from test_end_to_end import portal_login
+from support import rabbit
+from support.apis import exchange, mock_api, rabbit_api
+from support.gatehouse import free_port
+from support.portal import portal_login
+from support.rabbit import (
+    Tap,
+    close_gateway_connections,
+    consuming,
+    declare,
+    deploy,
+    gateway_connections,
+    list_queues,
+    publish,
+    queue_of,
+    queue_state,
+    unacknowledged,
+    wait_for,
+)
+from support.streams import read_sse
 
-pytest_plugins = ("rabbit",)  # its fixtures: rabbitmq, names
 JSON = {"Accept": "application/json"}
-
-
-def exchange(name, kind="topic", durable=False, auto_delete=False):
-    return {"name": name, "type": kind, "durable": durable, "autoDelete": auto_delete}
-
-
-def rabbit_api(consumer=None, producer=None, path="/orders", qos="auto", get_count=10, get_duration_ms=2000,
-               consumer_extra=None):
-    shared = {"security": {"auth": {"username": "guest", "password": "guest"}}}
-    if consumer:
-        shared["consumer"] = {"enabled": True, "exchange": consumer[0], "routingKey": consumer[1],
-                              **(consumer_extra or {})}
-    if producer:
-        shared["producer"] = {"enabled": True, "exchange": producer[0], "routingKey": producer[1]}
-    return {
-        "name": f"RabbitMQ {path}", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
-        # Only the entrypoints the sides serve: Deploy refuses an entrypoint that no side can serve.
-        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [e for e, side in (
-            ({"type": "http-get", "qos": qos, "configuration": {
-                "messagesLimitCount": get_count, "messagesLimitDurationMs": get_duration_ms,
-                "headersInPayload": True, "metadataInPayload": True}}, consumer),
-            ({"type": "http-post", "qos": "none" if qos == "none" else "auto",
-              "configuration": {"requestHeadersToMessage": True}}, producer),
-            ({"type": "sse", "qos": qos, "configuration": {"heartbeatIntervalInMs": 2000, "headersAsComment": True}},
-             consumer),
-            ({"type": "websocket", "qos": "none" if qos == "none" else "auto", "configuration": {
-                "publisher": {"enabled": bool(producer)}, "subscriber": {"enabled": bool(consumer)}}}, True)) if side]}],
-        "endpointGroups": [{"name": "rabbit", "type": "rabbitmq", "sharedConfiguration": shared, "endpoints": [
-            {"name": "broker", "type": "rabbitmq", "inheritConfiguration": True,
-             "configuration": {"serverHost": "127.0.0.1", "serverPort": 5672}}]}],
-    }
 
 
 @pytest.fixture
 def server(shared_server):
     return shared_server
-
-
-def deploy(server, names, definition):
-    api_id = server.deploy_api(definition)
-    names.api_ids.add(api_id)
-    return api_id
 
 
 def get(server, client, path="/orders", **params):
@@ -74,8 +51,12 @@ def contents(body):
 
 
 def sse(server, client, path="/orders"):
-    stream = requests.get(server.gateway + path, stream=True, timeout=30, headers={
-        "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client})
+    stream = requests.get(
+        server.gateway + path,
+        stream=True,
+        timeout=30,
+        headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": client},
+    )
     assert stream.status_code == 200
     assert read_sse(stream, 1) == [{"retry": "2000"}]  # subscribed: the queue is bound
     return stream
@@ -94,15 +75,33 @@ def sse_messages(stream, count, timeout=15):
 
 ROUTING = {
     # exchange type: (binding routing key, extra consumer settings, [(routing key, headers, body)], delivered)
-    "topic": ("orders.*.eu", {}, [("orders.new.eu", None, "a"), ("orders.new.us", None, "b"),
-                                  ("orders.new.big.eu", None, "c"), ("orders.old.eu", None, "d")], ["a", "d"]),
+    "topic": (
+        "orders.*.eu",
+        {},
+        [
+            ("orders.new.eu", None, "a"),
+            ("orders.new.us", None, "b"),
+            ("orders.new.big.eu", None, "c"),
+            ("orders.old.eu", None, "d"),
+        ],
+        ["a", "d"],
+    ),
     "direct": ("eu", {}, [("eu", None, "a"), ("us", None, "b"), ("eu.x", None, "c"), ("eu", None, "d")], ["a", "d"]),
     "fanout": ("ignored", {}, [("x", None, "a"), ("", None, "b"), ("ignored", None, "c")], ["a", "b", "c"]),
-    "headers": ("", {"bindingHeaders": [{"name": "region", "value": "eu"}, {"name": "kind", "value": "order"}],
-                     "headersMatch": "all"},
-                [("", {"region": "eu", "kind": "order"}, "a"), ("", {"region": "eu"}, "b"),
-                 ("", {"region": "us", "kind": "order"}, "c"), ("", {"region": "eu", "kind": "order", "x": "1"}, "d")],
-                ["a", "d"]),
+    "headers": (
+        "",
+        {
+            "bindingHeaders": [{"name": "region", "value": "eu"}, {"name": "kind", "value": "order"}],
+            "headersMatch": "all",
+        },
+        [
+            ("", {"region": "eu", "kind": "order"}, "a"),
+            ("", {"region": "eu"}, "b"),
+            ("", {"region": "us", "kind": "order"}, "c"),
+            ("", {"region": "eu", "kind": "order", "x": "1"}, "d"),
+        ],
+        ["a", "d"],
+    ),
 }
 
 
@@ -115,19 +114,27 @@ def test_each_exchange_type_routes_as_rabbitmq_does(server, names, kind):
     def send():
         for key, headers, body in published:
             publish(name, key, body, headers=headers)
+
     # In publishing order, with each message that must not arrive between two that must.
     assert contents(get_while(server, api_id, "router", send, limit=len(delivered))) == delivered
 
 
 def test_publish_over_http_post_and_websocket_consume_over_http_get_sse_and_websocket(server, names):
     name = names.exchange()
-    api_id = deploy(server, names, rabbit_api(consumer=(exchange(name), "orders.#"), producer=(exchange(name), "orders.new")))
+    api_id = deploy(
+        server, names, rabbit_api(consumer=(exchange(name), "orders.#"), producer=(exchange(name), "orders.new"))
+    )
     stream = sse(server, "sse-client")
-    ws = websocket.create_connection(server.gateway.replace("http", "ws", 1) + "/orders", timeout=15,
-                                     header=["X-Gravitee-Client-Identifier: ws-client"])
+    ws = websocket.create_connection(
+        server.gateway.replace("http", "ws", 1) + "/orders",
+        timeout=15,
+        header=["X-Gravitee-Client-Identifier: ws-client"],
+    )
     try:
         consuming(api_id, "ws-client")
-        posted = requests.post(server.gateway + "/orders", data=b"from http-post", timeout=10, headers={"X-Trace": "t-1"})
+        posted = requests.post(
+            server.gateway + "/orders", data=b"from http-post", timeout=10, headers={"X-Trace": "t-1"}
+        )
         assert posted.status_code == 202, posted.text
         ws.send("from the socket")
         assert [ws.recv(), ws.recv()] == ["from http-post", "from the socket"]
@@ -138,14 +145,23 @@ def test_publish_over_http_post_and_websocket_consume_over_http_get_sse_and_webs
         ws.close()
         stream.close()
     # The http-get client was not there when they were published: it gets what comes next.
-    polled = get_while(server, api_id, "poller", lambda: publish(name, "orders.late", "late", headers={"h": "v"},
-                                                                 app_id="billing", type="invoice", priority=3),
-                       limit=1)
+    polled = get_while(
+        server,
+        api_id,
+        "poller",
+        lambda: publish(name, "orders.late", "late", headers={"h": "v"}, app_id="billing", type="invoice", priority=3),
+        limit=1,
+    )
     [item] = polled["items"]
     assert item["content"] == "late" and item["headers"] == {"h": ["v"]}
     meta = item["metadata"]
     assert {k: meta[k] for k in ("exchange", "routingKey", "appId", "type", "priority")} == {
-        "exchange": name, "routingKey": "orders.late", "appId": "billing", "type": "invoice", "priority": "3"}
+        "exchange": name,
+        "routingKey": "orders.late",
+        "appId": "billing",
+        "type": "invoice",
+        "priority": "3",
+    }
     assert int(meta["deliveryTag"]) >= 1
 
 
@@ -161,11 +177,15 @@ def test_content_type_travels_as_the_amqp_property_both_ways(server, names):
     tap = Tap(name, "out.#")
     try:
         for body, content_type in ((b'{"n": 1}', "application/json"), (b"plain", "text/plain")):
-            posted = requests.post(server.gateway + "/orders", data=body, headers={"Content-Type": content_type},
-                                   timeout=10)
+            posted = requests.post(
+                server.gateway + "/orders", data=body, headers={"Content-Type": content_type}, timeout=10
+            )
             assert posted.status_code == 202, posted.text
-        ws = websocket.create_connection(server.gateway.replace("http", "ws", 1) + "/orders", timeout=15,
-                                         header=["X-Gravitee-Client-Identifier: ct-ws"])
+        ws = websocket.create_connection(
+            server.gateway.replace("http", "ws", 1) + "/orders",
+            timeout=15,
+            header=["X-Gravitee-Client-Identifier: ct-ws"],
+        )
         ws.send("from the socket")
         ws.send_binary(b"\x00\x01")
         got = tap.take(4)
@@ -174,10 +194,14 @@ def test_content_type_travels_as_the_amqp_property_both_ways(server, names):
         tap.close()
     print("on the broker:", [(body, properties.content_type) for body, properties in got])
     assert [(body, properties.content_type) for body, properties in got] == [
-        (b'{"n": 1}', "application/json"), (b"plain", "text/plain"), (b"from the socket", "text/plain"),
-        (b"\x00\x01", "application/octet-stream")]
-    polled = get_while(server, api_id, "ct-poller", lambda: publish(name, "in.x", '{"a": 1}',
-                                                                    content_type="application/json"), limit=1)
+        (b'{"n": 1}', "application/json"),
+        (b"plain", "text/plain"),
+        (b"from the socket", "text/plain"),
+        (b"\x00\x01", "application/octet-stream"),
+    ]
+    polled = get_while(
+        server, api_id, "ct-poller", lambda: publish(name, "in.x", '{"a": 1}', content_type="application/json"), limit=1
+    )
     [item] = polled["items"]
     print("consumed metadata:", item["metadata"])
     assert item["content"] == '{"a": 1}' and item["metadata"]["contentType"] == "application/json"
@@ -216,13 +240,16 @@ def test_at_least_once_redelivers_an_unwritten_message_after_a_disconnect(start_
             answers.append(get(server, "alo", limit=5))
         except requests.ConnectionError:
             answers.append("cut off")
+
     waiting = threading.Thread(target=wait_for_five)
     waiting.start()
     wait_for(lambda: queue_state(queue) == (0, 1), what="the GET to consume")
     publish(name, "k", "m0", "m1", "m2")
     held = 3 if qos == "at-least-once" else 0  # at-most-once acknowledges on delivery
-    wait_for(lambda: queue_state(queue)[0] == 0 and unacknowledged(queue) == held,
-             what="the three messages to reach the gateway")
+    wait_for(
+        lambda: queue_state(queue)[0] == 0 and unacknowledged(queue) == held,
+        what="the three messages to reach the gateway",
+    )
     server.proc.kill()  # nothing was written to the client
     server.proc.wait()
     waiting.join()
@@ -271,8 +298,9 @@ def test_publisher_confirms_a_refused_message_is_an_error_for_the_client(server,
     assert requests.post(server.gateway + "/orders", data=b"fits", timeout=10).status_code == 202
     refused = requests.post(server.gateway + "/orders", data=b"too many", timeout=10)
     assert refused.status_code == 502
-    assert refused.json() == {"message": "The endpoint failed: the RabbitMQ broker at 127.0.0.1:5672 refused "
-                                         "the message (nack)"}
+    assert refused.json() == {
+        "message": "The endpoint failed: the RabbitMQ broker at 127.0.0.1:5672 refused the message (nack)"
+    }
     deploy(server, names, rabbit_api(producer=(exchange(name), "k"), path="/fire", qos="none"))
     assert requests.post(server.gateway + "/fire", data=b"dropped", timeout=10).status_code == 202
 
@@ -281,16 +309,26 @@ def test_an_exchange_declared_otherwise_is_a_clear_error_naming_it(server, names
     name = names.exchange()
     declare(name)  # durable=false
     declare(names.exchange("durable"), durable=True)
-    deploy(server, names, rabbit_api(consumer=(exchange(name, durable=True), "#"),
-                                     producer=(exchange(names.exchange("durable"), durable=False), "k")))
+    deploy(
+        server,
+        names,
+        rabbit_api(
+            consumer=(exchange(name, durable=True), "#"),
+            producer=(exchange(names.exchange("durable"), durable=False), "k"),
+        ),
+    )
     polled = requests.get(server.gateway + "/orders", headers=JSON, timeout=10)
     assert polled.status_code == 502
-    assert polled.json() == {"message": f"The endpoint failed: exchange '{name}' exists with durable=false; "
-                                        "this endpoint declares durable=true"}
+    assert polled.json() == {
+        "message": f"The endpoint failed: exchange '{name}' exists with durable=false; "
+        "this endpoint declares durable=true"
+    }
     posted = requests.post(server.gateway + "/orders", data=b"x", timeout=10)
     assert posted.status_code == 502
-    assert posted.json()["message"] == (f"The endpoint failed: exchange '{names.exchange('durable')}' exists "
-                                        "with durable=true; this endpoint declares durable=false")
+    assert posted.json()["message"] == (
+        f"The endpoint failed: exchange '{names.exchange('durable')}' exists "
+        "with durable=true; this endpoint declares durable=false"
+    )
 
 
 def test_consumer_and_producer_never_swap_exchanges(server, names):
@@ -298,9 +336,11 @@ def test_consumer_and_producer_never_swap_exchanges(server, names):
     api_id = deploy(server, names, rabbit_api(consumer=(exchange(incoming), "#"), producer=(exchange(outgoing), "k")))
     tap = Tap(outgoing)
     try:
+
         def send():
             assert requests.post(server.gateway + "/orders", data=b"outbound", timeout=10).status_code == 202
             publish(incoming, "k", "inbound")
+
         assert contents(get_while(server, api_id, "swap", send, limit=2)) == ["inbound"]
         assert [body for body, _ in tap.take(1)] == [b"outbound"]
         assert tap.take(1, timeout=0.5) == []
@@ -310,8 +350,9 @@ def test_consumer_and_producer_never_swap_exchanges(server, names):
 
 def test_a_waiting_consumer_does_not_block_other_requests(server, names):
     name = names.exchange()
-    api_id = deploy(server, names, rabbit_api(consumer=(exchange(name), "#"), producer=(exchange(name), "k"),
-                                              get_duration_ms=4000))
+    api_id = deploy(
+        server, names, rabbit_api(consumer=(exchange(name), "#"), producer=(exchange(name), "k"), get_duration_ms=4000)
+    )
     server.deploy_api(mock_api(path="/mock", count=1, interval=0))
     with ThreadPoolExecutor(8) as pool:
         waiting = [pool.submit(get, server, f"idle-{i}") for i in range(6)]
@@ -341,6 +382,7 @@ def test_the_broker_closing_the_gateways_connections_loses_nothing_confirmed(ser
             if requests.post(server.gateway + "/orders", data=body.encode(), timeout=15).status_code == 202:
                 confirmed.append(body)
             i += 1
+
     poster = threading.Thread(target=post_all)
     poster.start()
     try:
@@ -350,8 +392,9 @@ def test_the_broker_closing_the_gateways_connections_loses_nothing_confirmed(ser
         assert close_gateway_connections(api_id) == ours
         count = len(confirmed)
         wait_for(lambda: len(confirmed) >= count + 20, what="posts after the fault")
-        wait_for(lambda: len(gateway_connections(api_id)) == 2,
-                 what=f"the gateway to reconnect (log: {server.log[-1500:]})")
+        wait_for(
+            lambda: len(gateway_connections(api_id)) == 2, what=f"the gateway to reconnect (log: {server.log[-1500:]})"
+        )
     finally:
         stop.set()
         poster.join()

@@ -8,6 +8,7 @@ fixture either deploys and behaves as its name says (BEHAVIOUR), or is refused a
 what it lacks (BLOCKED). Derived variants (`<fixture>+<change>`) run what a blocked fixture would
 do once its blocker is taken out.
 """
+
 import copy
 import json
 
@@ -15,11 +16,11 @@ import pytest
 import requests
 import websocket
 
-from conftest import ROOT, free_port, read_sse
-from rabbit import Tap, consuming, get, get_while, publish
+from support.fixtures import FIXTURES
+from support.gatehouse import free_port
+from support.rabbit import Tap, consuming, get, get_while, publish
+from support.streams import read_sse
 
-pytest_plugins = ("rabbit",)
-FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
 JSON = {"Accept": "application/json"}
 ROUTING_KEY = "a.routing.key"
 
@@ -27,7 +28,8 @@ BLOCKED = {
     "messages/http-get/http-get-entrypoint-rabbitmq-endpoint-secret.json": ["secret references ({#secrets...})"],
     # Fails by an interrupt policy, not by the broker (see the +closed-port variant).
     "messages/http-post/http-post-entrypoint-rabbitmq-endpoint-failure.json": [
-        "policy interrupt-message-request-phase"],
+        "policy interrupt-message-request-phase"
+    ],
     # The first endpoint's port -1 is the failing endpoint of the failover test: kept.
     "http/failover/rabbitmq-two-endpoints.json": ["endpoint default: Server port: must be between 1 and 65535"],
 }
@@ -64,14 +66,21 @@ def entrypoint(definition, kind):
 
 def http_get(path, qos):
     """messagesLimitCount 1, headers and metadata in the payload: one message with both."""
+
     def check(server, api_id, definition, exchange):
         assert entrypoint(definition, "http-get").get("qos", "auto") == qos
-        body = get_while(server.gateway, path, api_id, "fixture",
-                         lambda: publish(exchange, ROUTING_KEY, "m0", "m1", headers={"origin": "fixture"}))
+        body = get_while(
+            server.gateway,
+            path,
+            api_id,
+            "fixture",
+            lambda: publish(exchange, ROUTING_KEY, "m0", "m1", headers={"origin": "fixture"}),
+        )
         [item] = body["items"]
         assert item["content"] == "m0" and item["headers"] == {"origin": ["fixture"]}
         assert item["metadata"]["exchange"] == exchange and item["metadata"]["routingKey"] == ROUTING_KEY
         assert [i["content"] for i in get(server.gateway, path, "fixture")["items"]] == ["m1"]  # kept for the client
+
     return check
 
 
@@ -87,8 +96,12 @@ def http_post(server, api_id, definition, exchange):
 
 
 def sse(server, api_id, definition, exchange):
-    with requests.get(server.gateway + "/test", stream=True, timeout=30, headers={
-            "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "fixture"}) as stream:
+    with requests.get(
+        server.gateway + "/test",
+        stream=True,
+        timeout=30,
+        headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "fixture"},
+    ) as stream:
         assert read_sse(stream, 1) == [{"retry": "5000"}]
         publish(exchange, ROUTING_KEY, "m0", "m1", "m2")
         assert [e["data"] for e in read_sse(stream, 3)] == ["m0", "m1", "m2"]
@@ -100,8 +113,9 @@ def websocket_check(path, publisher, subscriber):
         config = ws_entrypoint["configuration"]
         assert (config["publisher"]["enabled"], config["subscriber"]["enabled"]) == (publisher, subscriber)
         tap = Tap(exchange, auto_delete=True)  # as the fixtures declare it
-        ws = websocket.create_connection(server.gateway.replace("http", "ws", 1) + path, timeout=15,
-                                         header=["X-Gravitee-Client-Identifier: fixture"])
+        ws = websocket.create_connection(
+            server.gateway.replace("http", "ws", 1) + path, timeout=15, header=["X-Gravitee-Client-Identifier: fixture"]
+        )
         try:
             if subscriber:
                 consuming(api_id, "fixture", ws_entrypoint.get("qos", "auto"))
@@ -116,21 +130,25 @@ def websocket_check(path, publisher, subscriber):
         finally:
             ws.close()
             tap.close()
+
     return check
 
 
 def unreachable(method, path, host):
     def check(server, api_id, definition, exchange):
-        response = requests.request(method, server.gateway + path, data=b"x" if method == "POST" else None,
-                                    headers=JSON, timeout=30)
+        response = requests.request(
+            method, server.gateway + path, data=b"x" if method == "POST" else None, headers=JSON, timeout=30
+        )
         assert response.status_code == 502, response.text
         assert response.json() == {"message": f"The endpoint failed: the RabbitMQ broker at {host} cannot be reached"}
+
     return check
 
 
 def closed_port(definition):
-    definition["endpointGroups"][0]["endpoints"][0]["configuration"].update(serverHost="127.0.0.1",
-                                                                           serverPort=CLOSED_PORT)
+    definition["endpointGroups"][0]["endpoints"][0]["configuration"].update(
+        serverHost="127.0.0.1", serverPort=CLOSED_PORT
+    )
 
 
 def without_flows(definition):
@@ -145,34 +163,54 @@ def first_closed(definition):
 def failover_pair(server, api_id, definition, exchange):
     """The two-endpoints fixture with failover: what the balancer gives to the failing endpoint is
     sent to the second one; what is posted comes back over http-get."""
+
     def post_two():
         for body in (b"one", b"two"):
             assert requests.post(server.gateway + "/test", data=body, timeout=10).status_code == 202
+
     assert [i["content"] for i in get_while(server.gateway, "/test", api_id, "fixture", post_two)["items"]] == [
-        "one", "two"]
+        "one",
+        "two",
+    ]
 
 
 CLOSED_PORT = free_port()
 BEHAVIOUR = {
     "messages/http-get/http-get-entrypoint-rabbitmq-endpoint.json": ((), http_get("/test", "auto")),
     "messages/http-get/http-get-entrypoint-rabbitmq-endpoint-at-least-once.json": (
-        (), http_get("/test-at-least-once", "at-least-once")),
+        (),
+        http_get("/test-at-least-once", "at-least-once"),
+    ),
     "messages/http-get/http-get-entrypoint-rabbitmq-endpoint-at-most-once.json": (
-        (), http_get("/test-at-most-once", "at-most-once")),
+        (),
+        http_get("/test-at-most-once", "at-most-once"),
+    ),
     "messages/http-get/http-get-entrypoint-rabbitmq-endpoint-failure.json": (
-        (), unreachable("GET", "/test-failure", "wrong:5672")),
+        (),
+        unreachable("GET", "/test-failure", "wrong:5672"),
+    ),
     "messages/http-post/http-post-entrypoint-rabbitmq-endpoint.json": ((), http_post),
     "messages/sse/sse-entrypoint-rabbitmq-endpoint.json": ((), sse),
     "messages/websocket/websocket-entrypoint-rabbitmq-endpoint-publisher-subscriber.json": (
-        (), websocket_check("/test", True, True)),
+        (),
+        websocket_check("/test", True, True),
+    ),
     "messages/websocket/websocket-entrypoint-rabbitmq-endpoint-publisher.json": (
-        (), websocket_check("/test", True, False)),
+        (),
+        websocket_check("/test", True, False),
+    ),
     "messages/websocket/websocket-entrypoint-rabbitmq-endpoint-subscriber.json": (
-        (), websocket_check("/test-auto", False, True)),
+        (),
+        websocket_check("/test-auto", False, True),
+    ),
     "messages/websocket/websocket-entrypoint-rabbitmq-endpoint-subscriber-none.json": (
-        (), websocket_check("/test-none", False, True)),
+        (),
+        websocket_check("/test-none", False, True),
+    ),
     "messages/http-post/http-post-entrypoint-rabbitmq-endpoint-failure.json+closed-port": (
-        (closed_port, without_flows), unreachable("POST", "/test-failure", f"127.0.0.1:{CLOSED_PORT}")),
+        (closed_port, without_flows),
+        unreachable("POST", "/test-failure", f"127.0.0.1:{CLOSED_PORT}"),
+    ),
     "http/failover/rabbitmq-two-endpoints.json+first-closed": ((first_closed,), failover_pair),
 }
 

@@ -14,8 +14,10 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from gateway_runtime.http import client_identifier
+from support.gatehouse import free_port, missing, wait_for_port
+from support.tansu import Tansu
 
-from conftest import Tansu, free_port, missing, wait_for_port
+pytestmark = pytest.mark.slow  # stops and starts brokers
 
 BACK_WITHIN_S = 5   # publishes succeed again this soon after the broker is back
 LEAVE_WITHIN_S = 8  # an idle consumer has left its group this soon after its client's last poll
@@ -230,6 +232,7 @@ def test_accepted_posts_arrive_in_order_across_a_broker_restart_and_502s_never(s
     poster.start()
     reader.wait_for(3)  # the reader is in its group and reading
     assert reader.received, f"the SSE client got nothing before the outage: {reader.errors}"
+    killed_at = time.monotonic()
     persistent_tansu.stop()
     time.sleep(12)  # the outage: longer than a publish waits for its broker
     persistent_tansu.start()
@@ -241,6 +244,25 @@ def test_accepted_posts_arrive_in_order_across_a_broker_restart_and_502s_never(s
     last = max(poster.numbers(202), default=0)
     reader.wait_for(last)
     reader.stop()
+    from kafka import KafkaConsumer as _KC, TopicPartition as _TP
+    _c = _KC(bootstrap_servers=persistent_tansu.bootstrap, enable_auto_commit=False, group_id=None)
+    _tp = _TP(topic, 0)
+    _c.assign([_tp]); _c.seek_to_beginning(_tp)
+    stored = []
+    _end = time.monotonic() + 10
+    while time.monotonic() < _end:
+        for _recs in _c.poll(timeout_ms=500).values():
+            stored.extend((r.offset, int(r.value)) for r in _recs)
+    _c.close()
+    values = [v for _, v in stored]
+    accepted = poster.numbers(202)
+    missing_nums = [n for n in accepted if n not in reader.received]
+    times = {n: (s, round(t - killed_at, 2), round(t - back_at, 2)) for n, s, t in poster.answers}
+    print("DIAG killed->back", round(back_at - killed_at, 2))
+    print("DIAG missing (num, status, t-kill, t-back, in topic):", [(n, *times[n], n in values) for n in missing_nums])
+    print("DIAG stored", stored)
+    print("DIAG stored not accepted", [v for v in values if v not in accepted])
+    print("DIAG answers", [(n, s, round(t - killed_at, 2)) for n, s, t in poster.answers])
     assert reader.connections >= 2
     assert_delivery(poster, reader, back_at, poster.numbers(202))
 

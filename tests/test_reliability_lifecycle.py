@@ -1,6 +1,8 @@
 """The gateway's life cycle and its clients' faults (issue 15, faults 4 and 7), against a real
 `gatehouse serve`: SIGTERM with a request in flight, an SSE client that stops reading, and
 request bodies that are malformed or cut short, sent over raw sockets."""
+
+import itertools
 import re
 import signal
 import socket
@@ -14,8 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import environment, mock_api, next_message, read_sse
-from mosquitto import Collector, shared_broker, unique_topic
+from support.apis import mock_api
+from support.gatehouse import environment
+from support.mosquitto import Collector, shared_broker, unique_topic
+from support.streams import next_message, read_sse
+
+pytestmark = pytest.mark.slow  # stops gateways and waits out client timeouts
 
 ANSWER = bytes(range(256)) * 800  # 200 KB: the whole of it must arrive
 WRITE_TIMEOUT = 2
@@ -25,6 +31,7 @@ MARGIN = 3  # a loaded machine's scheduling, on top of a timeout
 class Backend(BaseHTTPRequestHandler):
     """GET /slow?seconds=N answers ANSWER after N seconds (`arrived` is set when a request comes);
     any POST or PUT is read to its end, chunked or not, and noted in `complete` only if it was whole."""
+
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):
@@ -37,8 +44,11 @@ class Backend(BaseHTTPRequestHandler):
 
     def do_POST(self):
         try:
-            body = self._chunked() if self.headers.get("Transfer-Encoding") else \
-                self._exactly(int(self.headers.get("Content-Length") or 0))
+            body = (
+                self._chunked()
+                if self.headers.get("Transfer-Encoding")
+                else self._exactly(int(self.headers.get("Content-Length") or 0))
+            )
         except (OSError, ValueError):  # cut short: the gateway gave up on the request
             self.close_connection = True
             return
@@ -81,11 +91,27 @@ def backend():
 
 
 def proxy_api(path, backend):
-    return {"name": f"Proxy {path}", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "proxy",
-            "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [{"type": "http-proxy"}]}],
-            "endpointGroups": [{"name": "backend", "type": "http-proxy", "endpoints": [
-                {"name": "backend", "type": "http-proxy", "inheritConfiguration": False,
-                 "configuration": {"target": f"http://127.0.0.1:{backend.server_port}"}}]}]}
+    return {
+        "name": f"Proxy {path}",
+        "apiVersion": "1",
+        "definitionVersion": "4.0.0",
+        "type": "proxy",
+        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [{"type": "http-proxy"}]}],
+        "endpointGroups": [
+            {
+                "name": "backend",
+                "type": "http-proxy",
+                "endpoints": [
+                    {
+                        "name": "backend",
+                        "type": "http-proxy",
+                        "inheritConfiguration": False,
+                        "configuration": {"target": f"http://127.0.0.1:{backend.server_port}"},
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def port_of(url):
@@ -131,8 +157,11 @@ def test_sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_on
         assert backend.arrived.wait(10)
         server.proc.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
-        until(lambda: refused(server.gateway_port) and refused(port_of(server.portal)), 3,
-              "both ports refuse new connections")
+        until(
+            lambda: refused(server.gateway_port) and refused(port_of(server.portal)),
+            3,
+            "both ports refuse new connections",
+        )
         assert idle.recv(1) == b"", "the idle kept-alive connection is closed"
         assert time.monotonic() - signalled < 3
         events = read_sse(stream, 1000, timeout=5)
@@ -143,8 +172,10 @@ def test_sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_on
     assert answer.status_code == 200 and answer.content == ANSWER
     assert server.proc.wait(timeout=10) == 0
     exited = time.monotonic()
-    print(f"the request in flight: {answer.status_code}, {len(answer.content)} bytes, {finished - signalled:.1f} s "
-          f"after SIGTERM; the process exited {exited - finished:.2f} s after it")
+    print(
+        f"the request in flight: {answer.status_code}, {len(answer.content)} bytes, {finished - signalled:.1f} s "
+        f"after SIGTERM; the process exited {exited - finished:.2f} s after it"
+    )
     assert exited - finished < 2, f"exited {exited - finished:.1f} s after the last request ended"
     assert "Traceback" not in server.log
 
@@ -163,19 +194,35 @@ def test_past_the_grace_a_request_in_flight_is_cut_and_the_process_exits(start_s
             in_flight.result()
     print(f"exited {took:.2f} s after SIGTERM, the 5 s request cut")
     assert 0.9 <= took <= 2.5, f"exited {took:.1f} s after SIGTERM, with a grace of 1 s"
-    assert "the 1 s shutdown grace (GATEHOUSE_SHUTDOWN_GRACE_SECONDS) is over: closing the 1 connections" \
-        in server.log
+    assert "the 1 s shutdown grace (GATEHOUSE_SHUTDOWN_GRACE_SECONDS) is over: closing the 1 connections" in server.log
 
 
-@pytest.mark.parametrize("name, value, wanted", [
-    ("GATEHOUSE_SHUTDOWN_GRACE_SECONDS", "soon", "a number of seconds greater than 0, not 'soon'"),
-    ("GATEHOUSE_WRITE_TIMEOUT_SECONDS", "-1", "a number of seconds greater than 0, not '-1'"),
-])
+@pytest.mark.parametrize(
+    "name, value, wanted",
+    [
+        ("GATEHOUSE_SHUTDOWN_GRACE_SECONDS", "soon", "a number of seconds greater than 0, not 'soon'"),
+        ("GATEHOUSE_WRITE_TIMEOUT_SECONDS", "-1", "a number of seconds greater than 0, not '-1'"),
+    ],
+)
 def test_a_wrong_shutdown_or_write_setting_stops_the_start_naming_it(tmp_path, name, value, wanted):
-    args = [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve", "--portal-port", "0",
-            "--gateway-port", "0"]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=environment(tmp_path, **{name: value}), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-c",
+        "import app, sys; sys.exit(app.main())",
+        "serve",
+        "--portal-port",
+        "0",
+        "--gateway-port",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        env=environment(tmp_path, **{name: value}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
@@ -195,7 +242,7 @@ def rss_kb(pid):
 STOPS_READING = {
     "sse": b"GET /flood HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n",
     "websocket": b"GET /flood HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 }
 
 
@@ -206,8 +253,9 @@ def test_a_client_that_stops_reading_is_dropped_while_another_keeps_receiving(st
     arrivals, reading, stop_at = [], threading.Event(), [time.monotonic() + 60]
 
     def read_on():
-        with requests.get(server.gateway + "/flood", headers={"Accept": "text/event-stream"}, stream=True,
-                          timeout=10) as normal:
+        with requests.get(
+            server.gateway + "/flood", headers={"Accept": "text/event-stream"}, stream=True, timeout=10
+        ) as normal:
             for line in normal.iter_lines():
                 if line.startswith(b"data: x"):
                     arrivals.append(time.monotonic())
@@ -245,7 +293,7 @@ def test_a_client_that_stops_reading_is_dropped_while_another_keeps_receiving(st
     print(f"{kind}: dropped after {dropped:.1f} s, RSS grew {rss_growth_mb:.1f} MB, {len(received)} bytes buffered")
     assert WRITE_TIMEOUT - 0.5 <= dropped <= WRITE_TIMEOUT + MARGIN + 3, f"dropped after {dropped:.1f} s"
     assert rss_growth_mb < 30, f"the gateway grew by {rss_growth_mb:.0f} MB"
-    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert len(arrivals) > 1000 and max(gaps) < 1, f"{len(arrivals)} messages, longest gap {max(gaps):.2f} s"
     assert "Traceback" not in server.log
 
@@ -278,21 +326,42 @@ def test_a_malformed_or_cut_short_body_to_http_post_is_400_and_nothing_is_publis
     broker = shared_broker()
     topic = unique_topic("bad-bodies")
     server = start_server()
-    server.deploy_api({
-        "name": "Bad bodies", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
-        "listeners": [{"type": "http", "paths": [{"path": "/post"}], "entrypoints": [{"type": "http-post"}]}],
-        "endpointGroups": [{"name": "mqtt", "type": "mqtt5", "sharedConfiguration": {
-            "producer": {"enabled": True, "topic": topic}, "consumer": {"enabled": False}}, "endpoints": [
-            {"name": "broker", "type": "mqtt5", "inheritConfiguration": True,
-             "configuration": {"serverHost": broker[0], "serverPort": broker[1]}}]}]})
+    server.deploy_api(
+        {
+            "name": "Bad bodies",
+            "apiVersion": "1",
+            "definitionVersion": "4.0.0",
+            "type": "message",
+            "listeners": [{"type": "http", "paths": [{"path": "/post"}], "entrypoints": [{"type": "http-post"}]}],
+            "endpointGroups": [
+                {
+                    "name": "mqtt",
+                    "type": "mqtt5",
+                    "sharedConfiguration": {
+                        "producer": {"enabled": True, "topic": topic},
+                        "consumer": {"enabled": False},
+                    },
+                    "endpoints": [
+                        {
+                            "name": "broker",
+                            "type": "mqtt5",
+                            "inheritConfiguration": True,
+                            "configuration": {"serverHost": broker[0], "serverPort": broker[1]},
+                        }
+                    ],
+                }
+            ],
+        }
+    )
     direct = Collector(broker, topic)
     try:
         for headers, body, half_close in BAD_BODIES:
             line, received = exchange(server.gateway_port, HEAD % b"/post" + headers + b"\r\n" + body, half_close)
             assert line == "HTTP/1.1 400 Bad Request", received
             assert b"The request body could not be read" in received
-        line, _ = exchange(server.gateway_port, HEAD % b"/post" + b"Transfer-Encoding: chunked\r\n\r\n"
-                           b"5\r\nafter\r\n0\r\n\r\n")
+        line, _ = exchange(
+            server.gateway_port, HEAD % b"/post" + b"Transfer-Encoding: chunked\r\n\r\n5\r\nafter\r\n0\r\n\r\n"
+        )
         assert line == "HTTP/1.1 202 Accepted"
         assert [m.payload for m in direct.get(1)] == [b"after"]
         assert direct.nothing_within(0.5)
@@ -309,8 +378,9 @@ def test_a_malformed_or_cut_short_body_to_a_proxy_api_is_400_and_no_backend_gets
         line, received = exchange(server.gateway_port, HEAD % b"/store/x" + headers + b"\r\n" + body, half_close)
         assert line == "HTTP/1.1 400 Bad Request", received
         assert b"The request body could not be read" in received
-    line, _ = exchange(server.gateway_port, HEAD % b"/store/x" + b"Transfer-Encoding: chunked\r\n\r\n"
-                       b"5\r\nwhole\r\n0\r\n\r\n")
+    line, _ = exchange(
+        server.gateway_port, HEAD % b"/store/x" + b"Transfer-Encoding: chunked\r\n\r\n5\r\nwhole\r\n0\r\n\r\n"
+    )
     assert line == "HTTP/1.1 200 OK"
     assert backend.complete == [b"whole"]
     assert "Traceback" not in server.log

@@ -4,16 +4,21 @@ reconnect attempts honoured in either spelling, and the metadata a consumer read
 
 The rule counted: at-least-once may deliver a message twice (duplicates are counted and printed),
 but every http-post answered 202 arrives, the first arrival of each in the order of the posts."""
+
 import threading
 import time
 import uuid
 
 import pytest
 import requests
-from conftest import launch, next_message, read_sse
-from mosquitto import PASSWORD, USER, Mosquitto, connect, unique_topic
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from support.gatehouse import launch
+from support.mosquitto import PASSWORD, USER, Mosquitto, connect, unique_topic
+from support.streams import next_message, read_sse
+
+pytestmark = pytest.mark.slow  # stops and starts brokers
 
 AUTH = {"security": {"auth": {"username": USER, "password": PASSWORD}}}
 
@@ -43,21 +48,45 @@ def _clean(server, broker):
 def mqtt_api(broker, topic, qos="at-least-once", shared=None, endpoint_shared=None):
     """http-post publishes (QoS 1); sse and http-get consume with `qos`. `endpoint_shared`: the
     endpoint's own sharedConfigurationOverride (as the portal's form saves it) instead of the group's."""
-    config = {"consumer": {"enabled": True, "topic": topic}, "producer": {"enabled": True, "topic": topic},
-              **AUTH, **(shared or {})}
-    endpoint = {"name": "broker", "type": "mqtt5", "inheritConfiguration": endpoint_shared is None,
-                "configuration": {"serverHost": "127.0.0.1", "serverPort": broker.port}}
+    config = {
+        "consumer": {"enabled": True, "topic": topic},
+        "producer": {"enabled": True, "topic": topic},
+        **AUTH,
+        **(shared or {}),
+    }
+    endpoint = {
+        "name": "broker",
+        "type": "mqtt5",
+        "inheritConfiguration": endpoint_shared is None,
+        "configuration": {"serverHost": "127.0.0.1", "serverPort": broker.port},
+    }
     if endpoint_shared is not None:
         endpoint["sharedConfigurationOverride"] = {**config, **endpoint_shared}
     return {
-        "name": "MQTT reliability", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
-        "listeners": [{"type": "http", "paths": [{"path": "/mqtt"}], "entrypoints": [
-            {"type": "http-post", "qos": "auto"},
-            {"type": "sse", "qos": qos, "configuration": {"metadataAsComment": True}},
-            {"type": "http-get", "qos": qos, "configuration": {
-                "messagesLimitCount": 1, "messagesLimitDurationMs": 3000, "metadataInPayload": True}}]}],
-        "endpointGroups": [{"name": "mqtt", "type": "mqtt5", "sharedConfiguration": config,
-                            "endpoints": [endpoint]}],
+        "name": "MQTT reliability",
+        "apiVersion": "1",
+        "definitionVersion": "4.0.0",
+        "type": "message",
+        "listeners": [
+            {
+                "type": "http",
+                "paths": [{"path": "/mqtt"}],
+                "entrypoints": [
+                    {"type": "http-post", "qos": "auto"},
+                    {"type": "sse", "qos": qos, "configuration": {"metadataAsComment": True}},
+                    {
+                        "type": "http-get",
+                        "qos": qos,
+                        "configuration": {
+                            "messagesLimitCount": 1,
+                            "messagesLimitDurationMs": 3000,
+                            "metadataInPayload": True,
+                        },
+                    },
+                ],
+            }
+        ],
+        "endpointGroups": [{"name": "mqtt", "type": "mqtt5", "sharedConfiguration": config, "endpoints": [endpoint]}],
     }
 
 
@@ -148,9 +177,11 @@ def count(poster, reader, label):
     lost = sorted(set(poster.accepted) - set(received))
     first = list(dict.fromkeys(received))
     twice = sorted({n for n in received if received.count(n) > 1})
-    print(f"\n{label}: posted {poster.next}, accepted {len(poster.accepted)}, refused {len(poster.refused)}; "
-          f"received {len(received)} ({len(received) - len(first)} duplicates: {twice}) over {reader.connections} "
-          f"connections; lost {lost}; stream errors: {sorted(set(reader.errors))}")
+    print(
+        f"\n{label}: posted {poster.next}, accepted {len(poster.accepted)}, refused {len(poster.refused)}; "
+        f"received {len(received)} ({len(received) - len(first)} duplicates: {twice}) over {reader.connections} "
+        f"connections; lost {lost}; stream errors: {sorted(set(reader.errors))}"
+    )
     return lost, first
 
 
@@ -224,13 +255,19 @@ def test_reconnect_attempts_are_honoured_in_either_spelling(server, broker):
         broker.stop()
         failed = next_message(stream, timeout=10)
     assert failed["event"] == "error"
-    assert failed["data"] == (f"the MQTT broker at 127.0.0.1:{broker.port} cannot be reached: connection refused; "
-                              "gave up after 2 reconnect attempts")
+    assert failed["data"] == (
+        f"the MQTT broker at 127.0.0.1:{broker.port} cannot be reached: connection refused; "
+        "gave up after 2 reconnect attempts"
+    )
 
 
 def sse(server):
-    stream = requests.get(server.gateway + "/mqtt", stream=True, timeout=20, headers={
-        "Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "attempts"})
+    stream = requests.get(
+        server.gateway + "/mqtt",
+        stream=True,
+        timeout=20,
+        headers={"Accept": "text/event-stream", "X-Gravitee-Client-Identifier": "attempts"},
+    )
     assert read_sse(stream, 1) == [{"retry": "5000"}]
     return stream
 

@@ -6,18 +6,20 @@ its end another, not a traceback per poll.
 
 The database is made unreachable through a TCP forwarder to the shared PostgreSQL that the test
 closes and opens again: the shared server itself is never touched."""
-import json
+
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from conftest import launch
-from test_end_to_end import portal_login
+from support.gatehouse import launch
+from support.http_backends import JsonHandler, serve
+from support.portal import portal_login
+
+pytestmark = pytest.mark.slow  # stops and starts gateways and cuts their database
 
 KEY = "a-secret-key-shared-by-every-node-of-the-test"
 KEY_HEADER = "X-Gravitee-Api-Key"
@@ -87,23 +89,14 @@ class Forwarder:
                     pass
 
 
-class Backend(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps({"authorization": self.headers.get("Authorization")}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+class Backend(JsonHandler):
+    def payload(self):
+        return {"authorization": self.headers.get("Authorization")}
 
 
 @pytest.fixture(scope="module")
 def backend():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = serve(Backend)
     yield f"http://127.0.0.1:{httpd.server_port}"
     httpd.shutdown()
 
@@ -129,15 +122,41 @@ def through(forwarder, postgres_url):
 
 
 def proxy_api(backend_url, description="v0"):
-    return {"name": "Keyed", "apiVersion": "1.0", "definitionVersion": "4.0.0", "type": "proxy",
-            "description": description,
-            "listeners": [{"type": "http", "paths": [{"path": "/keyed"}], "entrypoints": [{"type": "http-proxy"}]}],
-            "endpointGroups": [{"name": "default", "type": "http-proxy", "endpoints": [
-                {"name": "backend", "type": "http-proxy", "inheritConfiguration": False,
-                 "configuration": {"target": backend_url}, "sharedConfigurationOverride": {
-                     "headers": [{"name": "Authorization", "value": BACKEND_SECRET}]}}]}],
-            "plans": [{"id": "gold", "name": "Gold", "security": {"type": "API_KEY"}, "mode": "STANDARD",
-                       "status": "PUBLISHED", "validation": "AUTO"}]}
+    return {
+        "name": "Keyed",
+        "apiVersion": "1.0",
+        "definitionVersion": "4.0.0",
+        "type": "proxy",
+        "description": description,
+        "listeners": [{"type": "http", "paths": [{"path": "/keyed"}], "entrypoints": [{"type": "http-proxy"}]}],
+        "endpointGroups": [
+            {
+                "name": "default",
+                "type": "http-proxy",
+                "endpoints": [
+                    {
+                        "name": "backend",
+                        "type": "http-proxy",
+                        "inheritConfiguration": False,
+                        "configuration": {"target": backend_url},
+                        "sharedConfigurationOverride": {
+                            "headers": [{"name": "Authorization", "value": BACKEND_SECRET}]
+                        },
+                    }
+                ],
+            }
+        ],
+        "plans": [
+            {
+                "id": "gold",
+                "name": "Gold",
+                "security": {"type": "API_KEY"},
+                "mode": "STANDARD",
+                "status": "PUBLISHED",
+                "validation": "AUTO",
+            }
+        ],
+    }
 
 
 def until(condition, timeout=15, what="the condition"):
@@ -162,8 +181,10 @@ def deploy_keyed_api(node, backend_url):
     node.start_api(api_id)
     node.wait_serving(api_id, 1)
     key = node.subscribe(api_id, "gold")["apiKey"]
-    until(lambda: requests.get(node.gateway + "/keyed", headers={KEY_HEADER: key}, timeout=5).status_code == 200,
-          what="the new key working")
+    until(
+        lambda: requests.get(node.gateway + "/keyed", headers={KEY_HEADER: key}, timeout=5).status_code == 200,
+        what="the new key working",
+    )
     return api_id, key
 
 
@@ -264,7 +285,7 @@ def test_a_node_that_never_reached_its_database_starts_and_catches_up(nodes, pos
 def test_a_database_outage_is_one_log_line_and_its_end_another(nodes, postgres_url, backend):
     forwarder = Forwarder().start()
     node = nodes(through(forwarder, postgres_url), "a")
-    api_id, key = deploy_keyed_api(node, backend)
+    _api_id, key = deploy_keyed_api(node, backend)
     log_path = node.proc.log_path
     before = len(log_path.read_text().splitlines())
     forwarder.stop()
@@ -294,7 +315,7 @@ def test_a_database_outage_is_one_log_line_and_its_end_another(nodes, postgres_u
 def test_the_portal_of_a_running_node_that_loses_its_database_answers_503_saying_so(nodes, postgres_url, backend):
     forwarder = Forwarder().start()
     node = nodes(through(forwarder, postgres_url), "a")
-    api_id, key = deploy_keyed_api(node, backend)
+    _api_id, key = deploy_keyed_api(node, backend)
     browser = portal_login(node)
     forwarder.stop()
     try:

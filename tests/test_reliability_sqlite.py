@@ -2,6 +2,8 @@
 answering its pages and finishes its writes once the lock ends (in `gatehouse serve` and in
 gunicorn's gevent workers), or answers 503 when the lock outlasts the busy timeout; the webhook
 loop logs one line and resumes, and with no push subscription does not write at all."""
+
+import itertools
 import re
 import subprocess
 import sys
@@ -11,11 +13,12 @@ import time
 import pytest
 import requests
 
-from conftest import ADMIN_PASSWORD, Server, environment, free_port, mock_api, start_process
 from gateway_runtime.database import LOCKED_OUT, SQLITE_BUSY_TIMEOUT_MS
-from webhook_support import ALLOW_PRIVATE, hook, mock_group, push_subscribe, webhook_api
+from support.apis import mock_api
+from support.gatehouse import ADMIN_PASSWORD, Server, environment, free_port, start_process
+from support.webhook import ALLOW_PRIVATE, hook, mock_group, push_subscribe, webhook_api
 
-pytest_plugins = ("webhook_support",)  # its fixture: receiver
+pytestmark = pytest.mark.slow  # locks databases for longer than their busy timeouts
 
 # The other process: takes the write lock, says so on stdout, holds it until told on stdin.
 LOCK_HOLDER = """
@@ -34,8 +37,12 @@ class Lock:
     """`BEGIN EXCLUSIVE` on the instance's database, held by another process."""
 
     def __init__(self, server):
-        self.proc = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(server.workdir / "instance/gatehouse.db")],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LOCK_HOLDER, str(server.workdir / "instance/gatehouse.db")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout.readline() == "locked\n"
 
     def release(self):
@@ -72,7 +79,7 @@ class Stream:
 
     def largest_gap(self, start, end):
         times = [start] + [t for t in self.arrivals if start <= t <= end] + [end]
-        return max(b - a for a, b in zip(times, times[1:]))
+        return max(b - a for a, b in itertools.pairwise(times))
 
     def close(self):
         self.done.set()
@@ -96,10 +103,24 @@ def sqlite_server(request, start_server, tmp_path):
         yield start_server()
         return
     portal_port, gateway_port = free_port(), free_port()
-    args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "2", "--no-control-socket",
-            "-b", f"127.0.0.1:{portal_port}", "-b", f"127.0.0.1:{gateway_port}", "app:make_wsgi()"]
-    proc = start_process(args, tmp_path, environment(tmp_path, GATEHOUSE_GATEWAY_PORT=str(gateway_port)),
-                         (portal_port, gateway_port))
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gevent",
+        "-w",
+        "2",
+        "--no-control-socket",
+        "-b",
+        f"127.0.0.1:{portal_port}",
+        "-b",
+        f"127.0.0.1:{gateway_port}",
+        "app:make_wsgi()",
+    ]
+    proc = start_process(
+        args, tmp_path, environment(tmp_path, GATEHOUSE_GATEWAY_PORT=str(gateway_port)), (portal_port, gateway_port)
+    )
     server = Server(proc, portal_port, gateway_port, tmp_path)
     yield server
     server.stop()
@@ -115,8 +136,9 @@ def served_everywhere(server, url, times=10, timeout=10):
 
 def test_a_lock_held_by_another_process_freezes_neither_the_gateway_nor_the_portal_pages(sqlite_server):
     server = sqlite_server
-    api_id = server.import_api(mock_api(path="/ticks", content="tick", interval=100,
-                                        entrypoints=[{"type": "sse"}, {"type": "http-get"}]))
+    api_id = server.import_api(
+        mock_api(path="/ticks", content="tick", interval=100, entrypoints=[{"type": "sse"}, {"type": "http-get"}])
+    )
     server.start_api(api_id)
     served_everywhere(server, server.gateway + "/ticks?limit=1")
     stream = Stream(server.gateway + "/ticks")
@@ -147,8 +169,10 @@ def test_a_lock_held_by_another_process_freezes_neither_the_gateway_nor_the_port
         writer.join(30)
         stream.close()
     slow = [a for a in answers if a[2] > ANSWER_S or a[1] not in (200, 404)]
-    print(f"lock held {lock_seconds:.1f} s: {len(answers)} requests, largest SSE gap {gap:.2f} s, "
-          f"slow or failed: {slow}; portal write: {write.get('status')} after {write.get('seconds', 0):.1f} s")
+    print(
+        f"lock held {lock_seconds:.1f} s: {len(answers)} requests, largest SSE gap {gap:.2f} s, "
+        f"slow or failed: {slow}; portal write: {write.get('status')} after {write.get('seconds', 0):.1f} s"
+    )
     assert gap < ANSWER_S, f"the SSE stream stopped for {gap:.1f} s while the database was locked"
     assert not slow, f"{len(slow)} of {len(answers)} requests were slow or failed during the lock: {slow}"
     assert len(answers) >= 20
@@ -184,24 +208,44 @@ def test_with_no_push_subscription_the_webhook_loop_writes_nothing_and_wakes_for
 
 
 def test_a_lock_longer_than_the_busy_timeout_answers_503_and_logs_one_line_and_push_delivery_resumes(
-        start_server, receiver):
+    start_server, receiver
+):
     server = start_server(**ALLOW_PRIVATE)
     api_id = server.deploy_api(webhook_api([mock_group(100_000, content="pushed", interval=100)]))
     target = receiver()
     push_subscribe(server, api_id, hook(target.url + "/hook"))
     target.wait(lambda calls: len(calls) >= 3)
     browser = requests.Session()
-    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"',
-                      browser.get(server.portal + "/login").text).group(1)
+    token = re.search(
+        r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', browser.get(server.portal + "/login").text
+    ).group(1)
     answers = {}
 
     def write(name, call):
         answers[name] = call()
 
-    writes = [threading.Thread(target=write, args=args) for args in (
-        ("management", lambda: server.mgmt("POST", "/applications", json={"name": "Locked out", "description": "x"})),
-        ("login page", lambda: browser.post(server.portal + "/login", data={  # a login writes its session
-            "csrf_token": token, "username": "admin", "password": ADMIN_PASSWORD}, allow_redirects=False, timeout=30)))]
+    writes = [
+        threading.Thread(target=write, args=args)
+        for args in (
+            (
+                "management",
+                lambda: server.mgmt("POST", "/applications", json={"name": "Locked out", "description": "x"}),
+            ),
+            (
+                "login page",
+                lambda: browser.post(
+                    server.portal + "/login",
+                    data={  # a login writes its session
+                        "csrf_token": token,
+                        "username": "admin",
+                        "password": ADMIN_PASSWORD,
+                    },
+                    allow_redirects=False,
+                    timeout=30,
+                ),
+            ),
+        )
+    ]
     lock = Lock(server)
     locked_at = time.monotonic()
     try:
@@ -219,7 +263,10 @@ def test_a_lock_longer_than_the_busy_timeout_answers_503_and_logs_one_line_and_p
     print("\n".join(lines), f"\ndeliveries resumed {calls[-1].at - released_at:.2f} s after the lock ended")
     management, page = answers["management"], answers["login page"]
     assert (management.status_code, management.json()["message"], management.headers.get("Retry-After")) == (
-        503, LOCKED_OUT, "5")
+        503,
+        LOCKED_OUT,
+        "5",
+    )
     assert page.status_code == 503 and LOCKED_OUT in page.text
     assert len(gave_up(server)) == 1, lines
     assert "reading and writing webhook leases failed: " in gave_up(server)[0]

@@ -1,52 +1,20 @@
 """Portal users and roles on a real server: every route as each role and as anonymous, the
 failed-login throttle (also across two processes on one PostgreSQL database), idle session
 expiry, logout, and personal access tokens."""
+
 import copy
 import re
-import sys
 import time
 import uuid
 
 import requests
 
-from conftest import ADMIN_PASSWORD, MGMT, ROOT, mock_api
-from test_end_to_end import csrf_token
-from test_plans import plan
-from test_browser import browser, expect, logged_in_page  # noqa: F401  (browser: a fixture)
-
-PASSWORD = "correct horse battery"
-LOGIN = "login"  # expected: a redirect to the login page
-
-
-def login(server, username, password=PASSWORD):
-    """A session logged in to the portal, as a browser would be."""
-    client = requests.Session()
-    token = csrf_token(client.get(server.portal + "/login").text)
-    response = client.post(server.portal + "/login", allow_redirects=False,
-                            data={"csrf_token": token, "username": username, "password": password})
-    assert response.status_code == 302, response.text
-    return client
-
-
-def post_form(client, server, path, data=None, **kwargs):
-    """POST a portal form with the session's CSRF token (read from a page every session may see)."""
-    token = csrf_token(client.get(server.portal + "/login").text)
-    return client.post(server.portal + path, data={"csrf_token": token, **(data or {})}, allow_redirects=False,
-                        **kwargs)
-
-
-def add_user(server, admin, username, role):
-    response = post_form(admin, server, "/users", {"username": username, "role": role, "password": PASSWORD})
-    assert response.status_code == 302, response.text
-
-
-def user_id(server, admin, username):
-    page = admin.get(server.portal + "/users").text
-    return int(re.search(rf'<tr id="user-{re.escape(username)}">.*?/users/(\d+)"', page, re.S).group(1))
-
-
-def mgmt_as(server, username, method, path, password=PASSWORD, **kwargs):
-    return requests.request(method, server.portal + MGMT + path, auth=(username, password), timeout=30, **kwargs)
+from support.apis import mock_api
+from support.browser import add_user_in_browser, expect, logged_in_page
+from support.gatehouse import ADMIN_PASSWORD, MGMT
+from support.plans import plan
+from support.portal import PASSWORD, add_user, csrf_token, login, mgmt_as, post_form, user_id
+from support.roles import ACTIONS, ACTORS, LOGIN, TABLE, app_routes
 
 
 def two_group_api(path):
@@ -62,137 +30,30 @@ def two_group_api(path):
     return d
 
 
-# ----- the role matrix -----
-# Actors: anonymous, a viewer, the owner of the API in the URL, an owner of another API, an admin.
-# For every route and method: the expected status of each. LOGIN is a redirect to the login page;
-# 403s must say what to do. A route of the app that is missing here fails the test.
-ACTORS = ("anonymous", "viewer", "owner", "other", "admin")
-TABLE = {
-    #                                   anonymous viewer owner other admin
-    ("auth.login", "GET"):              (200,     200,   200,  200,  200),
-    ("auth.login", "POST"):             (200,     200,   200,  200,  200),   # empty form: shown again
-    ("auth.logout", "POST"):            (302,     302,   302,  302,  302),
-    ("ui.index", "GET"):                (LOGIN,   302,   302,  302,  302),
-    ("ui.apis", "GET"):                 (LOGIN,   200,   200,  200,  200),
-    ("ui.create_api", "GET"):           (LOGIN,   403,   200,  200,  200),
-    ("ui.create_api", "POST"):          (LOGIN,   403,   400,  400,  400),   # empty form: errors
-    ("ui.wizard_fields", "POST"):       (LOGIN,   403,   200,  200,  200),
-    ("ui.api_page", "GET"):             (LOGIN,   200,   200,  200,  200),
-    ("ui.api_states", "GET"):           (LOGIN,   204,   204,  204,  204),   # asked about no API: nothing changed
-    ("ui.deploy", "POST"):              (LOGIN,   403,   302,  403,  302),
-    ("ui.start", "POST"):               (LOGIN,   403,   302,  403,  302),
-    ("ui.stop", "POST"):                (LOGIN,   403,   302,  403,  302),
-    ("ui.stop", "GET"):                 (LOGIN,   403,   302,  403,  302),   # stopped already: back to the API
-    ("ui.delete_api", "GET"):           (LOGIN,   403,   200,  403,  200),
-    ("ui.delete_api", "POST"):          (LOGIN,   403,   302,  403,  302),
-    ("ui.deployments", "GET"):          (LOGIN,   200,   200,  200,  200),
-    ("ui.deployment", "GET"):           (LOGIN,   200,   200,  200,  200),
-    ("ui.compare_deployments", "GET"):  (LOGIN,   200,   200,  200,  200),
-    ("ui.restore_deployment", "GET"):   (LOGIN,   403,   200,  403,  200),
-    ("ui.restore_deployment", "POST"):  (LOGIN,   403,   302,  403,  302),
-    ("ui.general", "GET"):              (LOGIN,   200,   200,  200,  200),   # read only for those who may not edit
-    ("ui.save_general", "POST"):        (LOGIN,   403,   400,  403,  400),   # empty form: errors
-    ("ui.entrypoints", "GET"):          (LOGIN,   200,   200,  200,  200),
-    ("ui.save_entrypoints", "POST"):    (LOGIN,   403,   400,  403,  400),   # empty form: errors
-    ("ui.entrypoint_fields", "POST"):   (LOGIN,   403,   200,  403,  200),
-    ("ui.endpoints", "GET"):            (LOGIN,   200,   200,  200,  200),
-    ("ui.endpoint_fields", "POST"):     (LOGIN,   403,   200,  403,  200),
-    ("ui.new_endpoint", "GET"):         (LOGIN,   403,   200,  403,  200),
-    ("ui.new_endpoint", "POST"):        (LOGIN,   403,   400,  403,  400),
-    ("ui.edit_endpoint", "GET"):        (LOGIN,   403,   200,  403,  200),
-    ("ui.edit_endpoint", "POST"):       (LOGIN,   403,   400,  403,  400),
-    ("ui.endpoint_status", "GET"):      (LOGIN,   200,   200,  200,  200),
-    ("ui.delete_endpoint", "GET"):      (LOGIN,   403,   200,  403,  200),
-    ("ui.delete_endpoint", "POST"):     (LOGIN,   403,   302,  403,  302),
-    ("ui.new_group_fields", "POST"):    (LOGIN,   403,   200,  403,  200),
-    ("ui.edit_group", "GET"):           (LOGIN,   403,   200,  403,  200),
-    ("ui.edit_group", "POST"):          (LOGIN,   403,   400,  403,  400),   # empty form: errors
-    ("ui.group_fields", "POST"):        (LOGIN,   403,   200,  403,  200),
-    ("ui.failover_fields", "POST"):     (LOGIN,   403,   200,  403,  200),
-    ("ui.edit_failover", "GET"):        (LOGIN,   403,   200,  403,  200),
-    ("ui.edit_failover", "POST"):       (LOGIN,   403,   302,  403,  302),   # empty form: failover off
-    ("ui.new_group", "GET"):            (LOGIN,   403,   200,  403,  200),
-    ("ui.new_group", "POST"):           (LOGIN,   403,   400,  403,  400),
-    ("ui.delete_group", "GET"):         (LOGIN,   403,   200,  403,  200),
-    ("ui.delete_group", "POST"):        (LOGIN,   403,   302,  403,  302),
-    ("users.users", "GET"):             (LOGIN,   403,   403,  403,  200),
-    ("users.create_user", "POST"):      (LOGIN,   403,   403,  403,  400),   # empty form: errors
-    ("users.update_user", "POST"):      (LOGIN,   403,   403,  403,  302),
-    ("users.api_owner", "POST"):        (LOGIN,   403,   403,  403,  302),
-    ("users.reset_password", "POST"):   (LOGIN,   403,   403,  403,  400),   # empty form: errors
-    ("users.account", "GET"):           (LOGIN,   200,   200,  200,  200),
-    ("users.change_password", "POST"):  (LOGIN,   400,   400,  400,  400),   # empty form: errors
-    ("users.tokens", "GET"):            (LOGIN,   200,   200,  200,  200),
-    ("users.create_token", "POST"):     (LOGIN,   400,   400,  400,  400),   # empty form: errors
-    ("users.revoke_token", "POST"):     (LOGIN,   302,   302,  302,  302),   # each revokes a token of their own
-    ("management.openapi", "GET"):      (200,     200,   200,  200,  200),
-    ("management.list_apis", "GET"):    (401,     200,   200,  200,  200),
-    ("management.get_api", "GET"):      (401,     200,   200,  200,  200),
-    ("management.export", "GET"):       (401,     200,   200,  200,  200),
-    ("management.runtime", "GET"):      (401,     200,   200,  200,  200),
-    ("management.import_definition", "POST"): (401, 403, 201,  201,  201),
-    ("management.replace_definition", "PUT"): (401, 403, 200,  403,  200),
-    ("management.delete_api", "DELETE"):      (401, 403, 204,  403,  204),
-    ("management.start", "POST"):       (401,     403,   204,  403,  204),
-    ("management.stop", "POST"):        (401,     403,   400,  403,  400),   # allowed, but it is stopped
-    ("management.deploy", "POST"):      (401,     403,   202,  403,  202),
-    # Plans: any signed-in user reads them; the API's owner or an admin changes them.
-    ("consumers.plans", "GET"):         (LOGIN,   200,   200,  200,  200),
-    ("consumers.new_plan", "GET"):      (LOGIN,   403,   200,  403,  200),
-    ("consumers.new_plan", "POST"):     (LOGIN,   403,   400,  403,  400),   # empty form: errors
-    ("consumers.edit_plan", "GET"):     (LOGIN,   403,   200,  403,  200),
-    ("consumers.edit_plan", "POST"):    (LOGIN,   403,   400,  403,  400),   # empty form: errors
-    ("consumers.plan_status", "POST"):  (LOGIN,   403,   302,  403,  302),   # publishes a fresh staging plan
-    ("consumers.plan_fields", "POST"):  (LOGIN,   403,   200,  403,  200),   # the form's type-dependent part
-    ("consumers.process_subscription", "POST"): (LOGIN, 403, 302, 403, 302),  # accepts a fresh pending one
-    ("management.list_plans", "GET"):   (401,     200,   200,  200,  200),
-    ("management.get_plan", "GET"):     (401,     200,   200,  200,  200),
-    ("management.create_plan", "POST"): (401,     403,   201,  403,  201),
-    ("management.update_plan", "PUT"):  (401,     403,   200,  403,  200),
-    ("management.move_plan", "POST"):   (401,     403,   200,  403,  200),   # publishes a fresh staging plan
-    # Applications (all owned by `owner`): any owner creates some; only their owner or an admin
-    # acts for one. "other" owns another API, not this application: refused like the viewer.
-    ("consumers.applications", "GET"):  (LOGIN,   200,   200,  200,  200),
-    ("consumers.create_application", "POST"): (LOGIN, 403, 400, 400, 400),   # empty form: errors
-    ("consumers.application", "GET"):   (LOGIN,   403,   200,  403,  200),
-    ("consumers.subscribe", "POST"):    (LOGIN,   403,   201,  403,  201),   # a fresh application: key shown
-    ("consumers.renew_key", "POST"):    (LOGIN,   403,   200,  403,  200),
-    ("consumers.revoke_key", "POST"):   (LOGIN,   403,   302,  403,  302),
-    ("consumers.close_subscription", "POST"): (LOGIN, 403, 302, 403, 302),
-    ("consumers.subscription_fields", "POST"): (LOGIN, 403, 200, 403, 200),  # webhook fields for push plans
-    ("management.list_applications", "GET"):  (401, 200, 200,  200,  200),
-    ("management.get_application", "GET"):    (401, 200, 200,  200,  200),
-    ("management.create_application", "POST"): (401, 403, 201, 201,  201),
-    # Subscriptions: between the API's owner and the application's owner (and admins); a viewer
-    # lists only those it may see (none), as does "other".
-    ("management.list_subscriptions", "GET"): (401, 200, 200,  200,  200),
-    ("management.create_subscription", "POST"): (401, 403, 201, 403, 201),  # a fresh application subscribes
-    ("management.get_subscription", "GET"):   (401, 403, 200,  403,  200),
-    ("management.process_subscription", "POST"): (401, 403, 200, 403, 200),  # closes a fresh one
-    ("management.list_api_keys", "GET"):      (401, 403, 200,  403,  200),
-    ("management.renew_api_key", "POST"):     (401, 403, 201,  403,  201),  # the application's owner only
-    ("management.revoke_api_key", "POST"):    (401, 403, 200,  403,  200),
-    # ----- webhook (issue 9): push subscriptions. The matrix's subscription is to an api-key plan,
-    # so the webhook pages answer 404 and the retry / resume / settings changes 400 to those who may act.
-    ("consumers.webhook_fields", "POST"):      (LOGIN, 403, 200, 403, 200),
-    ("consumers.webhook", "GET"):              (LOGIN, 403, 404, 403, 404),
-    ("consumers.webhook", "POST"):             (LOGIN, 403, 404, 403, 404),
-    ("consumers.webhook_action", "POST"):      (LOGIN, 403, 404, 403, 404),
-    ("management.update_subscription", "PUT"): (401,   403, 400, 403, 400),   # the application's owner
-    ("management.push_subscription", "POST"):  (401,   403, 400, 403, 400),   # either owner
-}
 # Routes that change what the next actor would find: each request gets an API of its own (FRESH),
 # or the subscription, API key, plan or application the route acts on (FRESH_OBJECTS).
-FRESH = {"ui.start", "ui.stop", "ui.delete_api", "ui.delete_endpoint", "ui.delete_group", "management.delete_api",
-         "management.replace_definition",
-         "management.start", "management.deploy"}  # a deploy of an unchanged API makes no revision (200)
-FRESH_OBJECTS = {"consumers.plan_status", "consumers.process_subscription", "consumers.subscribe",
-                 "consumers.revoke_key", "consumers.close_subscription", "management.move_plan",
-                 "management.create_subscription", "management.process_subscription", "management.revoke_api_key"}
-# The `action` of <any(...):action> rules; accepting needs a pending subscription (a MANUAL plan).
-ACTIONS = {"consumers.process_subscription": "accept", "management.process_subscription": "_close",
-           "management.move_plan": "_publish",
-           "consumers.webhook_action": "retry", "management.push_subscription": "_retry"}
+FRESH = {
+    "ui.start",
+    "ui.stop",
+    "ui.delete_api",
+    "ui.delete_endpoint",
+    "ui.delete_group",
+    "management.delete_api",
+    "management.replace_definition",
+    "management.start",
+    "management.deploy",
+}  # a deploy of an unchanged API makes no revision (200)
+FRESH_OBJECTS = {
+    "consumers.plan_status",
+    "consumers.process_subscription",
+    "consumers.subscribe",
+    "consumers.revoke_key",
+    "consumers.close_subscription",
+    "management.move_plan",
+    "management.create_subscription",
+    "management.process_subscription",
+    "management.revoke_api_key",
+}
 # What each request sends to reach the status of the table rather than an empty body's refusal.
 BODIES = {
     "management.import_definition": lambda m, v: mock_api(path="/i-" + uuid.uuid4().hex),
@@ -204,17 +65,6 @@ BODIES = {
     "consumers.subscribe": lambda m, v: {"plan": f"{v['api_id']}/keys"},
     "consumers.plan_status": lambda m, v: {"status": "published"},
 }
-
-
-def app_routes(tmp_path, monkeypatch):
-    """(endpoint, rule, methods) of every route of this checkout's app."""
-    monkeypatch.setenv("GATEHOUSE_INSTANCE_PATH", str(tmp_path / "routes-instance"))
-    sys.path.insert(0, str(ROOT))
-    import app
-    assert app.__file__.startswith(str(ROOT)), app.__file__
-    flask_app = app.create_app()
-    return [(rule.endpoint, rule, rule.methods - {"HEAD", "OPTIONS"}) for rule in flask_app.url_map.iter_rules()
-            if rule.endpoint != "static"]
 
 
 class Matrix:
@@ -251,8 +101,11 @@ class Matrix:
         assert response.status_code == 201, response.text
         api_id = response.json()["id"]
         page = self.sessions["admin"].get(f"{self.server.portal}/apis/{api_id}/endpoints").text
-        return {"id": api_id, "groups": [int(x) for x in re.findall(r'id="group-(\d+)"', page)],
-                "endpoints": [int(x) for x in re.findall(r'id="endpoint-(\d+)"', page)]}
+        return {
+            "id": api_id,
+            "groups": [int(x) for x in re.findall(r'id="group-(\d+)"', page)],
+            "endpoints": [int(x) for x in re.findall(r'id="endpoint-(\d+)"', page)],
+        }
 
     def owned(self, method, path, body=None):
         """A management call as `owner`, who owns the matrix API and its applications."""
@@ -267,11 +120,17 @@ class Matrix:
         """A subscription of (a new application of) `owner` to a plan of the matrix API, and its key's
         id (None while it awaits validation)."""
         api = self.api["id"]
-        subscription = self.owned("POST", f"/apis/{api}/subscriptions",
-                                  {"applicationId": application or self.new_application(), "planId": plan_id})
+        subscription = self.owned(
+            "POST",
+            f"/apis/{api}/subscriptions",
+            {"applicationId": application or self.new_application(), "planId": plan_id},
+        )
         keys = self.owned("GET", f"/apis/{api}/subscriptions/{subscription['id']}/api-keys")["data"]
-        return {"id": subscription["id"], "application": subscription["application"]["id"],
-                "key": int(keys[0]["id"]) if keys else None}
+        return {
+            "id": subscription["id"],
+            "application": subscription["application"]["id"],
+            "key": int(keys[0]["id"]) if keys else None,
+        }
 
     def url_values(self, endpoint, rule, actor):
         """Every value the route's URL (or its body) may need."""
@@ -279,10 +138,18 @@ class Matrix:
         if endpoint == "ui.restore_deployment":  # rewrites the API's groups and endpoints: one of its own, deployed
             api = self.new_api()
             assert mgmt_as(self.server, "owner", "POST", f"/apis/{api['id']}/deployments").status_code == 202
-        values = {"api_id": api["id"], "group_id": api["groups"][0], "endpoint_id": api["endpoints"][0],
-                  "revision": 1, "user_id": self.target_user, "plan_id": "keys", "action": ACTIONS.get(endpoint),
-                  "application_id": self.application, "subscription_id": self.subscription["id"],
-                  "key_id": self.subscription["key"]}
+        values = {
+            "api_id": api["id"],
+            "group_id": api["groups"][0],
+            "endpoint_id": api["endpoints"][0],
+            "revision": 1,
+            "user_id": self.target_user,
+            "plan_id": "keys",
+            "action": ACTIONS.get(endpoint),
+            "application_id": self.application,
+            "subscription_id": self.subscription["id"],
+            "key_id": self.subscription["key"],
+        }
         if endpoint in FRESH_OBJECTS:
             values.update(self.fresh_objects(set(rule.arguments), values["action"]))
         if "token_id" in rule.arguments:
@@ -294,8 +161,11 @@ class Matrix:
         if arguments & {"subscription_id", "key_id"}:
             pending = action in ("accept", "reject", "_accept", "_reject")  # those need a MANUAL plan
             subscription = self.new_subscription("manual" if pending else "keys")
-            return {"application_id": subscription["application"], "subscription_id": subscription["id"],
-                    "key_id": subscription["key"]}
+            return {
+                "application_id": subscription["application"],
+                "subscription_id": subscription["id"],
+                "key_id": subscription["key"],
+            }
         if "plan_id" in arguments:  # a plan in staging, to publish
             body = BODIES["management.create_plan"](self, {})
             return {"plan_id": self.owned("POST", f"/apis/{self.api['id']}/plans", body)["id"]}
@@ -313,8 +183,9 @@ class Matrix:
         body = BODIES[endpoint](self, values) if endpoint in BODIES and method in ("POST", "PUT") else None
         if path.startswith("/management/"):
             auth = None if actor == "anonymous" else (actor, self.passwords[actor])
-            return requests.request(method, self.server.portal + path, auth=auth, json=body, timeout=30,
-                                    allow_redirects=False)
+            return requests.request(
+                method, self.server.portal + path, auth=auth, json=body, timeout=30, allow_redirects=False
+            )
         client = self.sessions[actor]
         if method == "GET":
             return client.get(self.server.portal + path, allow_redirects=False)
@@ -346,7 +217,7 @@ def test_every_route_answers_each_role_as_the_table_says(server, tmp_path, monke
     checked = 0
     for endpoint, rule, methods in routes:
         for method in sorted(methods | ({"GET", "POST"} - on_path[rule.rule])):
-            for actor, expected in zip(ACTORS, TABLE.get((endpoint, method), (405,) * len(ACTORS))):
+            for actor, expected in zip(ACTORS, TABLE.get((endpoint, method), (405,) * len(ACTORS)), strict=True):
                 values = matrix.url_values(endpoint, rule, actor)
                 path = rule.build({name: values[name] for name in rule.arguments}, append_unknown=False)[1]
                 response = matrix.request(actor, endpoint, method, path, values)
@@ -361,8 +232,11 @@ def test_every_route_answers_each_role_as_the_table_says(server, tmp_path, monke
 def portal_attempt(server, username, password):
     client = requests.Session()
     token = csrf_token(client.get(server.portal + "/login").text)
-    return client.post(server.portal + "/login", allow_redirects=False,
-                        data={"csrf_token": token, "username": username, "password": password})
+    return client.post(
+        server.portal + "/login",
+        allow_redirects=False,
+        data={"csrf_token": token, "username": username, "password": password},
+    )
 
 
 def test_five_wrong_passwords_lock_the_user_name_until_the_delay_passes(start_server):
@@ -447,12 +321,13 @@ def test_a_password_change_ends_the_other_sessions_and_says_what_is_wrong(server
     assert "You are <strong>pat</strong>, with the role <strong>viewer</strong>" in page
 
     new = "a much longer new secret"
-    refusals = [({"current": "", "new": new, "repeat": new}, "current", "Enter your current password."),
-                ({"current": "wrong password", "new": new, "repeat": new}, "current",
-                 "That is not your current password."),
-                ({"current": PASSWORD, "new": "short", "repeat": "short"}, "new", "at least 10 characters"),
-                ({"current": PASSWORD, "new": PASSWORD, "repeat": PASSWORD}, "new", "is the current one"),
-                ({"current": PASSWORD, "new": new, "repeat": new + "!"}, "repeat", "The two new passwords differ")]
+    refusals = [
+        ({"current": "", "new": new, "repeat": new}, "current", "Enter your current password."),
+        ({"current": "wrong password", "new": new, "repeat": new}, "current", "That is not your current password."),
+        ({"current": PASSWORD, "new": "short", "repeat": "short"}, "new", "at least 10 characters"),
+        ({"current": PASSWORD, "new": PASSWORD, "repeat": PASSWORD}, "new", "is the current one"),
+        ({"current": PASSWORD, "new": new, "repeat": new + "!"}, "repeat", "The two new passwords differ"),
+    ]
     for data, field, message in refusals:
         refused = post_form(here, server, "/account/password", data)
         assert refused.status_code == 400, refused.text
@@ -483,8 +358,9 @@ def test_an_admin_sets_a_new_password_and_the_users_sessions_end(server):
     assert post_form(quinn, server, target, {"password": "by quinn themself"}).status_code == 403
     done = post_form(admin, server, target, {"password": "given by the admin"})
     assert done.status_code == 302
-    assert "New password set for quinn: their portal sessions were logged out" in admin.get(
-        server.portal + "/users").text
+    assert (
+        "New password set for quinn: their portal sessions were logged out" in admin.get(server.portal + "/users").text
+    )
     assert quinn.get(server.portal + "/apis", allow_redirects=False).headers["Location"].startswith("/login")
     assert login(server, "quinn", "given by the admin").get(server.portal + "/apis").status_code == 200
 
@@ -535,8 +411,13 @@ def test_an_owner_made_a_viewer_reads_but_no_longer_changes_the_subscriptions_of
     add_user(server, admin, "fay", "owner")
     api_id = server.import_api(dict(mock_api(path="/demoted"), plans=[plan("keys", "API_KEY")]))
     application = mgmt_as(server, "fay", "POST", "/applications", json={"name": "Fay's app"}).json()
-    subscription = mgmt_as(server, "fay", "POST", f"/apis/{api_id}/subscriptions",
-                           json={"applicationId": application["id"], "planId": "keys"}).json()
+    subscription = mgmt_as(
+        server,
+        "fay",
+        "POST",
+        f"/apis/{api_id}/subscriptions",
+        json={"applicationId": application["id"], "planId": "keys"},
+    ).json()
     at = f"/apis/{api_id}/subscriptions/{subscription['id']}"
     (key,) = mgmt_as(server, "fay", "GET", at + "/api-keys").json()["data"]
 
@@ -553,11 +434,24 @@ def test_the_plans_and_applications_pages_offer_only_the_actions_the_user_may_ta
     admin = login(server, "admin", ADMIN_PASSWORD)
     for name, role in (("ula", "owner"), ("walt", "owner"), ("vera", "viewer")):
         add_user(server, admin, name, role)
-    api_id = mgmt_as(server, "ula", "POST", "/apis/_import/definition", json=dict(
-        mock_api(path="/offered"), plans=[plan("manual", "API_KEY", validation="MANUAL")])).json()["id"]
+    api_id = mgmt_as(
+        server,
+        "ula",
+        "POST",
+        "/apis/_import/definition",
+        json=dict(mock_api(path="/offered"), plans=[plan("manual", "API_KEY", validation="MANUAL")]),
+    ).json()["id"]
     application = mgmt_as(server, "walt", "POST", "/applications", json={"name": "Walt's app"}).json()
-    assert mgmt_as(server, "walt", "POST", f"/apis/{api_id}/subscriptions",
-                   json={"applicationId": application["id"], "planId": "manual"}).json()["status"] == "PENDING"
+    assert (
+        mgmt_as(
+            server,
+            "walt",
+            "POST",
+            f"/apis/{api_id}/subscriptions",
+            json={"applicationId": application["id"], "planId": "manual"},
+        ).json()["status"]
+        == "PENDING"
+    )
 
     for name, manages in (("ula", True), ("admin", True), ("walt", False), ("vera", False)):
         client = admin if name == "admin" else login(server, name)
@@ -588,8 +482,11 @@ def test_a_personal_access_token_is_shown_once_works_with_its_role_and_stops_whe
 
     vic = login(server, "vic")
     vic_token = re.search(r"<code>(ghp_[^<]+)</code>", post_form(vic, server, "/tokens", {"name": "read"}).text)[1]
-    viewer_call = requests.post(server.portal + MGMT + "/apis/_import/definition",
-                                headers={"Authorization": f"Bearer {vic_token}"}, json=mock_api(path="/v"))
+    viewer_call = requests.post(
+        server.portal + MGMT + "/apis/_import/definition",
+        headers={"Authorization": f"Bearer {vic_token}"},
+        json=mock_api(path="/v"),
+    )
     assert viewer_call.status_code == 403 and "ask an admin for the owner role" in viewer_call.json()["message"]
 
     token_id = re.search(r"/tokens/(\d+)/revoke", dora.get(server.portal + "/tokens").text).group(1)
@@ -598,22 +495,12 @@ def test_a_personal_access_token_is_shown_once_works_with_its_role_and_stops_whe
     assert requests.get(server.portal + MGMT + "/apis", headers=bearer).status_code == 401
 
 
-# ----- in a browser -----
-def add_user_in_browser(page, username, role):
-    """As an admin, on the Users page: a user with the test password."""
-    page.get_by_role("link", name="Users").click()
-    page.fill("#new-username", username)
-    page.select_option("#new-role", role)
-    page.fill("#new-password", PASSWORD)
-    page.get_by_role("button", name="Add user").click()
-    expect(page.get_by_text(f"User {username} created with the role {role}")).to_be_visible()
-
-
-def test_in_a_browser_an_admin_adds_an_owner_who_makes_a_token_and_no_policy_blocks_the_pages(server, browser):  # noqa: F811 (the fixture)
+def test_in_a_browser_an_admin_adds_an_owner_who_makes_a_token_and_no_policy_blocks_the_pages(server, browser):
     blocked = []
     page = logged_in_page(browser, server)
-    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text
-            else None)
+    page.on(
+        "console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None
+    )
     add_user_in_browser(page, "erin", "owner")
     page.get_by_role("button", name="Log out admin").click()
 

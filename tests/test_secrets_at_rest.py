@@ -3,11 +3,10 @@ encrypted in the drafts and in every deployment revision (SQLite and PostgreSQL 
 of them), the gateway still uses them, exports mask them unless an admin asks, the migration
 encrypts a database stored in clear (and its downgrade decrypts it), and a node given another
 key refuses to start."""
+
 import base64
 import json
 import re
-import shutil
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -20,19 +19,21 @@ import requests
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
-from conftest import environment, free_port, missing
-from test_end_to_end import csrf_token, portal_login
-from test_http_proxy import make_client_cert, mtls_backend, proxy_api, tls_group  # noqa: F401 (a fixture)
-from test_kafka_tls import pem, pkcs12_trust_store
-from test_plans import until
+from support.apis import proxy_api, tls_group
+from support.database import MARKER, postgres_dump, sqlite_dump
+from support.gatehouse import environment, free_port, until
+from support.pki import make_client_cert, pem, pkcs12_trust_store
+from support.portal import csrf_token, portal_login
 
-MARKER = "enc:v1:"
 SASL_PASSWORD = "sasl-pw-" + uuid.uuid4().hex[:12]
 TRUST_PASSWORD = "trust-pw-" + uuid.uuid4().hex[:12]
 JWT_SECRET = "jwt-hmac-secret-at-least-32-bytes-long!"
 PREVIOUS_REVISION = "b7c3e1a2d4f5"  # the revision before the one that encrypts
-KEY_A, KEY_B, KEY_C = ("shared-node-key-" + uuid.uuid4().hex, "another-node-key-" + uuid.uuid4().hex,
-                      "a-third-key-" + uuid.uuid4().hex)
+KEY_A, KEY_B, KEY_C = (
+    "shared-node-key-" + uuid.uuid4().hex,
+    "another-node-key-" + uuid.uuid4().hex,
+    "a-third-key-" + uuid.uuid4().hex,
+)
 KEYS_PLAN = {"id": "keys", "name": "Keys", "status": "PUBLISHED", "security": {"type": "API_KEY"}}
 
 
@@ -44,19 +45,25 @@ class Secrets:
     def __init__(self, port, ca_key, ca_cert):
         self.port = port
         key, cert = make_client_cert(ca_key, ca_cert)
-        self.key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()).decode()
+        self.key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
         self.cert_pem = pem(cert).decode()
         self.trust_store = base64.b64encode(pkcs12_trust_store(ca_cert, TRUST_PASSWORD)).decode()
-        self.jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
-                     f'username="gateway" password="{SASL_PASSWORD}";')
+        self.jaas = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="gateway" password="{SASL_PASSWORD}";'
+        )
         # Each line of the key's base64 body: a dump that keeps any one of them leaks the key.
-        self.clear = [SASL_PASSWORD, TRUST_PASSWORD] + [line for line in self.key_pem.splitlines()
-                                                        if not line.startswith("-----")]
+        self.clear = [SASL_PASSWORD, TRUST_PASSWORD] + [
+            line for line in self.key_pem.splitlines() if not line.startswith("-----")
+        ]
 
     def proxy_ssl(self):
-        return {"trustStore": {"type": "PKCS12", "content": self.trust_store, "password": TRUST_PASSWORD},
-                "keyStore": {"type": "PEM", "certContent": self.cert_pem, "keyContent": self.key_pem}}
+        return {
+            "trustStore": {"type": "PKCS12", "content": self.trust_store, "password": TRUST_PASSWORD},
+            "keyStore": {"type": "PEM", "certContent": self.cert_pem, "keyContent": self.key_pem},
+        }
 
     def proxy_api(self):
         """Served only if the trust store password and the private key decrypt."""
@@ -64,17 +71,40 @@ class Secrets:
 
     def kafka_api(self):
         return {
-            "name": "Orders", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
+            "name": "Orders",
+            "apiVersion": "1",
+            "definitionVersion": "4.0.0",
+            "type": "message",
             "listeners": [{"type": "http", "paths": [{"path": "/orders"}], "entrypoints": [{"type": "http-post"}]}],
-            "endpointGroups": [{"name": "brokers", "type": "kafka", "sharedConfiguration": {
-                "security": {"protocol": "SASL_SSL", "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": self.jaas},
-                             "ssl": {"trustStore": {"type": "PKCS12", "certificates": self.trust_store,
-                                                    "password": TRUST_PASSWORD},
-                                     "keyStore": {"type": "PEM", "certificateChain": self.cert_pem,
-                                                  "key": self.key_pem}}},
-                "producer": {"enabled": True, "topics": ["orders"]}},
-                "endpoints": [{"name": "main", "type": "kafka", "inheritConfiguration": True,
-                               "configuration": {"bootstrapServers": f"127.0.0.1:{free_port()}"}}]}],
+            "endpointGroups": [
+                {
+                    "name": "brokers",
+                    "type": "kafka",
+                    "sharedConfiguration": {
+                        "security": {
+                            "protocol": "SASL_SSL",
+                            "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": self.jaas},
+                            "ssl": {
+                                "trustStore": {
+                                    "type": "PKCS12",
+                                    "certificates": self.trust_store,
+                                    "password": TRUST_PASSWORD,
+                                },
+                                "keyStore": {"type": "PEM", "certificateChain": self.cert_pem, "key": self.key_pem},
+                            },
+                        },
+                        "producer": {"enabled": True, "topics": ["orders"]},
+                    },
+                    "endpoints": [
+                        {
+                            "name": "main",
+                            "type": "kafka",
+                            "inheritConfiguration": True,
+                            "configuration": {"bootstrapServers": f"127.0.0.1:{free_port()}"},
+                        }
+                    ],
+                }
+            ],
         }
 
     def assert_none_in(self, text, where):
@@ -83,23 +113,9 @@ class Secrets:
 
 
 @pytest.fixture
-def secrets(mtls_backend):  # noqa: F811
+def secrets(mtls_backend):
     backend, ca_key, ca_cert = mtls_backend
     return Secrets(backend.server_address[1], ca_key, ca_cert)
-
-
-def sqlite_dump(workdir):
-    connection = sqlite3.connect(workdir / "instance" / "gatehouse.db")
-    try:
-        return "\n".join(connection.iterdump())
-    finally:
-        connection.close()
-
-
-def postgres_dump(url):
-    if shutil.which("pg_dump") is None:
-        missing("pg_dump (postgresql-client)")
-    return subprocess.run(["pg_dump", "--dbname", url], capture_output=True, text=True, check=True).stdout
 
 
 def shared_ssl(exported):
@@ -110,8 +126,19 @@ def shared_ssl(exported):
 def test_a_database_dump_holds_no_secret_in_clear(request, start_server, secrets, database):
     url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
     server = start_server(url)
-    jwt_plan = {"id": "jwt", "name": "JWT", "status": "PUBLISHED", "security": {"type": "JWT", "configuration": {
-        "signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY", "resolverParameter": JWT_SECRET}}}
+    jwt_plan = {
+        "id": "jwt",
+        "name": "JWT",
+        "status": "PUBLISHED",
+        "security": {
+            "type": "JWT",
+            "configuration": {
+                "signature": "HMAC_HS256",
+                "publicKeyResolver": "GIVEN_KEY",
+                "resolverParameter": JWT_SECRET,
+            },
+        },
+    }
     for definition in (secrets.proxy_api(), secrets.kafka_api() | {"plans": [jwt_plan]}):
         api_id = server.import_api(definition)
         assert server.deploy(api_id) == 1  # a deployment revision beside the draft
@@ -151,7 +178,8 @@ def test_exports_mask_secrets_unless_an_admin_asks_and_a_masked_import_keeps_the
     masked = server.mgmt("GET", f"/apis/{api_id}/_export/definition").json()
     assert shared_ssl(masked) == {
         "trustStore": {"type": "PKCS12", "content": secrets.trust_store, "password": "********"},
-        "keyStore": {"type": "PEM", "certContent": secrets.cert_pem, "keyContent": "********"}}
+        "keyStore": {"type": "PEM", "certContent": secrets.cert_pem, "keyContent": "********"},
+    }
     secrets.assert_none_in(json.dumps(masked), "the export")
     secrets.assert_none_in(server.mgmt("GET", f"/apis/{api_id}").text, "the management API")
     clear = server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()
@@ -170,17 +198,31 @@ def test_exports_mask_secrets_unless_an_admin_asks_and_a_masked_import_keeps_the
 def test_a_secret_left_blank_in_the_endpoint_form_keeps_its_stored_value(server, secrets):
     kafka = secrets.kafka_api()
     group = kafka["endpointGroups"][0]
-    group["endpoints"][0].update(inheritConfiguration=False, sharedConfigurationOverride={
-        "security": {"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": secrets.jaas}},
-        "producer": {"enabled": True, "topics": ["orders"]}})
+    group["endpoints"][0].update(
+        inheritConfiguration=False,
+        sharedConfigurationOverride={
+            "security": {
+                "protocol": "SASL_PLAINTEXT",
+                "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": secrets.jaas},
+            },
+            "producer": {"enabled": True, "topics": ["orders"]},
+        },
+    )
     api_id = server.import_api(kafka)
     browser = portal_login(server)
     page = browser.get(server.portal + f"/apis/{api_id}/endpoints").text
     edit = server.portal + f"/apis/{api_id}" + re.search(r"/endpoints/\d+/edit", page).group(0)
-    form = {"csrf_token": csrf_token(page), "name": "main", "weight": "1", "cfg.bootstrapServers": "127.0.0.1:9092",
-            "shared.security.protocol": "SASL_PLAINTEXT", "shared.security.sasl.saslMechanism": "PLAIN",
-            "shared.security.sasl.saslJaasConfig": "", "shared.producer.enabled": "on",
-            "shared.producer.topics": "orders"}
+    form = {
+        "csrf_token": csrf_token(page),
+        "name": "main",
+        "weight": "1",
+        "cfg.bootstrapServers": "127.0.0.1:9092",
+        "shared.security.protocol": "SASL_PLAINTEXT",
+        "shared.security.sasl.saslMechanism": "PLAIN",
+        "shared.security.sasl.saslJaasConfig": "",
+        "shared.producer.enabled": "on",
+        "shared.producer.topics": "orders",
+    }
     assert "Endpoint main saved." in browser.post(edit, data=form).text
     exported = server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()
     override = exported["api"]["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"]
@@ -192,9 +234,14 @@ def test_a_secret_left_blank_in_the_endpoint_form_keeps_its_stored_value(server,
 # ----- the migration -----
 def flask_db(workdir, url, *command):
     """`flask db ...` on this checkout's app, as an operator would run it."""
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "app:create_app", "db", *command],
-                            cwd=workdir, env=environment(workdir, url, GATEHOUSE_SECRET_KEY=KEY_A),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app:create_app", "db", *command],
+        cwd=workdir,
+        env=environment(workdir, url, GATEHOUSE_SECRET_KEY=KEY_A),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -211,27 +258,75 @@ def insert_clear_api(url, definition, state):
     tables.reflect(engine)
     api_id, now = str(uuid.uuid4()), datetime(2026, 1, 1)
     listener, group = definition["listeners"][0], definition["endpointGroups"][0]
-    plan = {"id": str(uuid.uuid4()), "name": "Open", "security": {"type": "key-less"}, "mode": "standard",
-            "status": "published"}
+    plan = {
+        "id": str(uuid.uuid4()),
+        "name": "Open",
+        "security": {"type": "key-less"},
+        "mode": "standard",
+        "status": "published",
+    }
     with engine.begin() as db:
+
         def insert(table, **row):
             return db.execute(tables.tables[table].insert().values(**row)).inserted_primary_key[0]
 
-        insert("apis", id=api_id, name=definition["name"], api_version="1", description="", type=definition["type"],
-               state=state, deployed_revision=1, extra={}, created_at=now, updated_at=now)
+        insert(
+            "apis",
+            id=api_id,
+            name=definition["name"],
+            api_version="1",
+            description="",
+            type=definition["type"],
+            state=state,
+            deployed_revision=1,
+            extra={},
+            created_at=now,
+            updated_at=now,
+        )
         listener_id = insert("listeners", api_id=api_id, position=0, type="http", extra={})
-        insert("context_paths", listener_id=listener_id, api_id=api_id, position=0,
-               path=listener["paths"][0]["path"], extra={})
+        insert(
+            "context_paths",
+            listener_id=listener_id,
+            api_id=api_id,
+            position=0,
+            path=listener["paths"][0]["path"],
+            extra={},
+        )
         for position, entrypoint in enumerate(listener["entrypoints"]):
             insert("entrypoints", listener_id=listener_id, position=position, type=entrypoint["type"], extra={})
-        group_id = insert("endpoint_groups", api_id=api_id, position=0, name=group["name"], type=group["type"],
-                          shared_configuration=group["sharedConfiguration"], extra={})
+        group_id = insert(
+            "endpoint_groups",
+            api_id=api_id,
+            position=0,
+            name=group["name"],
+            type=group["type"],
+            shared_configuration=group["sharedConfiguration"],
+            extra={},
+        )
         for position, endpoint in enumerate(group["endpoints"]):
-            insert("endpoints", group_id=group_id, position=position, name=endpoint["name"], type=endpoint["type"],
-                   weight=1, inherit_configuration=True, secondary=False,
-                   configuration=endpoint["configuration"], extra={})
-        insert("plans", api_id=api_id, position=0, id=plan["id"], name=plan["name"], security_type="key-less",
-               mode="standard", status="published", extra={})
+            insert(
+                "endpoints",
+                group_id=group_id,
+                position=position,
+                name=endpoint["name"],
+                type=endpoint["type"],
+                weight=1,
+                inherit_configuration=True,
+                secondary=False,
+                configuration=endpoint["configuration"],
+                extra={},
+            )
+        insert(
+            "plans",
+            api_id=api_id,
+            position=0,
+            id=plan["id"],
+            name=plan["name"],
+            security_type="key-less",
+            mode="standard",
+            status="published",
+            extra={},
+        )
         deployed = dict(definition, id=api_id, description="", plans={plan["id"]: plan})
         insert("deployments", api_id=api_id, revision=1, definition=deployed, created_at=now, created_by="admin")
     engine.dispose()
@@ -240,7 +335,8 @@ def insert_clear_api(url, definition, state):
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_the_migration_encrypts_a_clear_database_and_its_downgrade_decrypts_it(
-        request, tmp_path, start_server, secrets, database):
+    request, tmp_path, start_server, secrets, database
+):
     url = request.getfixturevalue("postgres_url") if database == "postgresql" else None  # None: the instance's
     dump = (lambda: postgres_dump(url)) if url else (lambda: sqlite_dump(tmp_path))
     flask_db(tmp_path, url, "upgrade", PREVIOUS_REVISION)
@@ -276,15 +372,29 @@ def test_nodes_sharing_a_database_need_the_same_key(tmp_path, start_server, secr
 
     other = tmp_path / "other-node"
     other.mkdir()
-    refused = subprocess.run([sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve",
-                              "--portal-port", "0", "--gateway-port", "0"],
-                             cwd=other, env=environment(other, postgres_url, GATEHOUSE_SECRET_KEY=KEY_B),
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import app, sys; sys.exit(app.main())",
+            "serve",
+            "--portal-port",
+            "0",
+            "--gateway-port",
+            "0",
+        ],
+        cwd=other,
+        env=environment(other, postgres_url, GATEHOUSE_SECRET_KEY=KEY_B),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode != 0
     assert "Traceback" not in refused.stderr, refused.stderr
     assert refused.stderr.strip().splitlines()[-1] == (
         f"Gatehouse cannot decrypt the secrets stored in {postgres_url.replace('postgresql://', 'postgresql+psycopg://')}"
-        ": they were encrypted with another key. Set GATEHOUSE_SECRET_KEY to the key the other nodes use.")
+        ": they were encrypted with another key. Set GATEHOUSE_SECRET_KEY to the key the other nodes use."
+    )
 
 
 def test_the_generated_key_file_is_readable_by_its_owner_only(start_server, monkeypatch):
@@ -301,9 +411,14 @@ def test_the_generated_key_file_is_readable_by_its_owner_only(start_server, monk
 # ----- rotating the key -----
 def rotate(workdir, url=None, **keys):
     """`gatehouse rotate-secret-key`, as an operator would run it with every node stopped."""
-    return subprocess.run([sys.executable, "-c", "import app, sys; sys.exit(app.main())", "rotate-secret-key"],
-                          cwd=workdir, env=environment(workdir, url, **keys), capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", "import app, sys; sys.exit(app.main())", "rotate-secret-key"],
+        cwd=workdir,
+        env=environment(workdir, url, **keys),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def keyed_api(server, secrets):
@@ -334,18 +449,27 @@ def test_rotating_the_secret_key_keeps_every_secret_and_api_key(request, start_s
     server = start_server(url, GATEHOUSE_SECRET_KEY=KEY_A)
     api_id, api_key = keyed_api(server, secrets)
     server.stop()
+
     def dump():  # without pg_dump's \restrict lines, which carry a new random token each time
         text = postgres_dump(url) if url else sqlite_dump(server.workdir)
         return "\n".join(line for line in text.splitlines() if not re.match(r"\\(un)?restrict ", line))
 
     before = dump()
 
-    refusals = [({"GATEHOUSE_SECRET_KEY": KEY_B, "GATEHOUSE_NEW_SECRET_KEY": KEY_C}, 3,
-                 "they were encrypted with another key. Set GATEHOUSE_SECRET_KEY to the key the other nodes use."),
-                ({"GATEHOUSE_SECRET_KEY": KEY_A}, 2, "Set GATEHOUSE_NEW_SECRET_KEY to the new key"),
-                ({"GATEHOUSE_SECRET_KEY": KEY_A, "GATEHOUSE_NEW_SECRET_KEY": "short"}, 2,
-                 "GATEHOUSE_NEW_SECRET_KEY is too short: use at least 16 characters"),
-                ({"GATEHOUSE_SECRET_KEY": KEY_A, "GATEHOUSE_NEW_SECRET_KEY": KEY_A}, 2, "is the current key")]
+    refusals = [
+        (
+            {"GATEHOUSE_SECRET_KEY": KEY_B, "GATEHOUSE_NEW_SECRET_KEY": KEY_C},
+            3,
+            "they were encrypted with another key. Set GATEHOUSE_SECRET_KEY to the key the other nodes use.",
+        ),
+        ({"GATEHOUSE_SECRET_KEY": KEY_A}, 2, "Set GATEHOUSE_NEW_SECRET_KEY to the new key"),
+        (
+            {"GATEHOUSE_SECRET_KEY": KEY_A, "GATEHOUSE_NEW_SECRET_KEY": "short"},
+            2,
+            "GATEHOUSE_NEW_SECRET_KEY is too short: use at least 16 characters",
+        ),
+        ({"GATEHOUSE_SECRET_KEY": KEY_A, "GATEHOUSE_NEW_SECRET_KEY": KEY_A}, 2, "is the current key"),
+    ]
     for keys, status, message in refusals:
         refused = rotate(server.workdir, url, **keys)
         assert refused.returncode == status and message in refused.stderr, (keys, refused.stderr)
@@ -355,8 +479,10 @@ def test_rotating_the_secret_key_keeps_every_secret_and_api_key(request, start_s
     done = rotate(server.workdir, url, GATEHOUSE_SECRET_KEY=KEY_A, GATEHOUSE_NEW_SECRET_KEY=KEY_B)
     assert done.returncode == 0, done.stderr
     # The draft's endpoint group and the deployed revision hold secrets.
-    assert ("The secrets of 2 stored rows are encrypted with the new key. Start every node again: set "
-            "GATEHOUSE_SECRET_KEY to the new key.") in done.stdout
+    assert (
+        "The secrets of 2 stored rows are encrypted with the new key. Start every node again: set "
+        "GATEHOUSE_SECRET_KEY to the new key."
+    ) in done.stdout
     for secret in (KEY_A, KEY_B, *secrets.clear):
         assert secret not in done.stdout + done.stderr
     after = dump()

@@ -1,6 +1,7 @@
 """What the gateway refuses in front of backends (issue 14, defects 1, 9, 10 and 12's header flood),
 over raw sockets against a real `gatehouse serve` and a backend that records every request it
 gets, with its target exactly as it came."""
+
 import json
 import re
 import socket
@@ -12,13 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jwt
 import pytest
 
-from conftest import mock_api
+from support.apis import mock_api
 
 SECRET = "a-long-enough-hmac-secret-for-hs256-tokens!"
 
 
 class Recorder(BaseHTTPRequestHandler):
     """Answers 200 to anything, after noting its method, raw target, headers and body."""
+
     protocol_version = "HTTP/1.1"  # keeps connections: a smuggled second request would be read too
 
     def handle_one_request(self):
@@ -26,10 +28,19 @@ class Recorder(BaseHTTPRequestHandler):
         if not self.raw_requestline or not self.parse_request():
             self.close_connection = True
             return
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) \
-            if self.headers.get("Transfer-Encoding", "").lower() != "chunked" else self._chunked()
-        self.server.seen.append({"method": self.command, "target": self.path, "body": body.decode("latin-1"),
-                                 "headers": {name.lower(): value for name, value in self.headers.items()}})
+        body = (
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.headers.get("Transfer-Encoding", "").lower() != "chunked"
+            else self._chunked()
+        )
+        self.server.seen.append(
+            {
+                "method": self.command,
+                "target": self.path,
+                "body": body.decode("latin-1"),
+                "headers": {name.lower(): value for name, value in self.headers.items()},
+            }
+        )
         answer = json.dumps({"target": self.path}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -70,17 +81,39 @@ def seen(backend):
 
 def plan(plan_id, kind, configuration=None):
     security = {"type": kind, **({"configuration": configuration} if configuration else {})}
-    return {"id": plan_id, "name": plan_id, "security": security, "mode": "STANDARD", "status": "PUBLISHED",
-            "validation": "AUTO"}
+    return {
+        "id": plan_id,
+        "name": plan_id,
+        "security": security,
+        "mode": "STANDARD",
+        "status": "PUBLISHED",
+        "validation": "AUTO",
+    }
 
 
 def proxy_api(path, target, plans=None):
-    return {"name": f"Proxy {path}", "apiVersion": "1.0", "definitionVersion": "4.0.0", "type": "proxy",
-            "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [{"type": "http-proxy"}]}],
-            "endpointGroups": [{"name": "default", "type": "http-proxy", "endpoints": [
-                {"name": "backend", "type": "http-proxy", "inheritConfiguration": False,
-                 "configuration": {"target": target}}]}],
-            "plans": plans or [plan("open", "KEY_LESS")]}
+    return {
+        "name": f"Proxy {path}",
+        "apiVersion": "1.0",
+        "definitionVersion": "4.0.0",
+        "type": "proxy",
+        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [{"type": "http-proxy"}]}],
+        "endpointGroups": [
+            {
+                "name": "default",
+                "type": "http-proxy",
+                "endpoints": [
+                    {
+                        "name": "backend",
+                        "type": "http-proxy",
+                        "inheritConfiguration": False,
+                        "configuration": {"target": target},
+                    }
+                ],
+            }
+        ],
+        "plans": plans or [plan("open", "KEY_LESS")],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +142,9 @@ def exchange(port, data, timeout=10):
 
 
 def get(port, target, headers=b""):
-    return exchange(port, b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n"
-                    % (target.encode(), headers))
+    return exchange(
+        port, b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n" % (target.encode(), headers)
+    )
 
 
 def body_of(received):
@@ -122,19 +156,22 @@ def status_code(line):
 
 
 # ----- defect 1: the path never leaves the target's base path -----
-@pytest.mark.parametrize("target", [
-    "/api/../admin/secret.txt",          # curl --path-as-is
-    "/api/%2e%2e/admin/secret.txt",
-    "/api/.%2e/.%2e/admin/secret.txt",
-    "/api/%2E%2E/%2e./admin/secret.txt",
-    "/api%2f..%2fadmin/secret.txt",
-    "/api/..%2fadmin/secret.txt",
-    "/api/..%5cadmin/secret.txt",
-    "/api/..\\admin/secret.txt",
-    "/api/..;/admin/secret.txt",
-    "/api/x/../../admin/secret.txt",
-    "/api/..",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/../admin/secret.txt",  # curl --path-as-is
+        "/api/%2e%2e/admin/secret.txt",
+        "/api/.%2e/.%2e/admin/secret.txt",
+        "/api/%2E%2E/%2e./admin/secret.txt",
+        "/api%2f..%2fadmin/secret.txt",
+        "/api/..%2fadmin/secret.txt",
+        "/api/..%5cadmin/secret.txt",
+        "/api/..\\admin/secret.txt",
+        "/api/..;/admin/secret.txt",
+        "/api/x/../../admin/secret.txt",
+        "/api/..",
+    ],
+)
 def test_a_path_climbing_out_of_its_context_path_is_refused(gateway, seen, target):
     line, received, _ = get(gateway, target)
     assert status_code(line) == 400, received
@@ -142,15 +179,18 @@ def test_a_path_climbing_out_of_its_context_path_is_refused(gateway, seen, targe
     assert seen == []  # neither /api's backend path nor /admin's was called
 
 
-@pytest.mark.parametrize("target, forwarded", [
-    ("/api/a%3fb%23c?x=1", "/base/a%3Fb%23c?x=1"),             # no query or fragment made up
-    ("/api/files/x%2Fy%2Fz", "/base/files/x%2Fy%2Fz"),           # %2F is data, not a separator
-    ("/api/one/../two/./three", "/base/two/three"),              # dot segments that stay inside
-    ("/api/%2e/kept/", "/base/kept/"),
-    ("/%61pi/%7Euser?q=%41&q=b+c", "/base/%7Euser?q=%41&q=b+c"),  # %61 is 'a': the same context path
-    ("/api?only=query", "/base?only=query"),
-    ("http://127.0.0.1/api/absolute-form?z", "/base/absolute-form?z"),
-])
+@pytest.mark.parametrize(
+    "target, forwarded",
+    [
+        ("/api/a%3fb%23c?x=1", "/base/a%3Fb%23c?x=1"),  # no query or fragment made up
+        ("/api/files/x%2Fy%2Fz", "/base/files/x%2Fy%2Fz"),  # %2F is data, not a separator
+        ("/api/one/../two/./three", "/base/two/three"),  # dot segments that stay inside
+        ("/api/%2e/kept/", "/base/kept/"),
+        ("/%61pi/%7Euser?q=%41&q=b+c", "/base/%7Euser?q=%41&q=b+c"),  # %61 is 'a': the same context path
+        ("/api?only=query", "/base?only=query"),
+        ("http://127.0.0.1/api/absolute-form?z", "/base/absolute-form?z"),
+    ],
+)
 def test_the_rest_of_the_path_and_the_query_reach_the_backend_as_sent(gateway, seen, target, forwarded):
     line, received, _ = get(gateway, target)
     assert status_code(line) == 200, received
@@ -173,10 +213,12 @@ def test_a_malformed_target_is_refused(gateway, seen, target):
 
 
 def test_message_apis_route_on_the_normalised_path(module_server, gateway):
-    module_server.deploy_api(mock_api(path="/events", content="hi", interval=0, count=1,
-                                      entrypoints=[{"type": "http-get"}]))
-    line, received, _ = exchange(gateway, b"GET /events/./ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json"
-                                          b"\r\nConnection: close\r\n\r\n")
+    module_server.deploy_api(
+        mock_api(path="/events", content="hi", interval=0, count=1, entrypoints=[{"type": "http-get"}])
+    )
+    line, received, _ = exchange(
+        gateway, b"GET /events/./ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    )
     assert status_code(line) == 200 and b'"hi"' in received
     assert status_code(get(gateway, "/events/../api/x")[0]) == 400
 
@@ -185,14 +227,17 @@ def test_message_apis_route_on_the_normalised_path(module_server, gateway):
 def test_an_api_key_in_the_query_is_not_forwarded_unless_propagated(module_server, gateway, backend, seen):
     url = f"http://127.0.0.1:{backend.server_port}"
     api_id = module_server.deploy_api(proxy_api("/keyed", url, [plan("gold", "API_KEY")]))
-    kept_id = module_server.deploy_api(proxy_api("/keyed-kept", url, [plan("gold", "API_KEY",
-                                                                            {"propagateApiKey": True})]))
+    kept_id = module_server.deploy_api(
+        proxy_api("/keyed-kept", url, [plan("gold", "API_KEY", {"propagateApiKey": True})])
+    )
     key, kept_key = (module_server.subscribe(i, "gold")["apiKey"] for i in (api_id, kept_id))
     wait_status(gateway, f"/keyed/x?api-key={key}", 200)
     seen.clear()
     assert status_code(get(gateway, f"/keyed/x?a=1&api-key={key}&b=%2F")[0]) == 200
-    assert status_code(get(gateway, "/keyed/x?api%2Dkey=" + key, b"X-Gravitee-Api-Key: " + key.encode() + b"\r\n")[0]) \
+    assert (
+        status_code(get(gateway, "/keyed/x?api%2Dkey=" + key, b"X-Gravitee-Api-Key: " + key.encode() + b"\r\n")[0])
         == 200
+    )
     assert [s["target"] for s in seen] == ["/x?a=1&b=%2F", "/x"]
     assert "x-gravitee-api-key" not in seen[1]["headers"]
     wait_status(gateway, f"/keyed-kept/x?api-key={kept_key}", 200)
@@ -203,8 +248,19 @@ def test_an_api_key_in_the_query_is_not_forwarded_unless_propagated(module_serve
 
 def test_a_jwt_in_the_query_is_not_forwarded(module_server, gateway, backend, seen):
     url = f"http://127.0.0.1:{backend.server_port}"
-    api_id = module_server.deploy_api(proxy_api("/tokens", url, [plan("jwt", "JWT", {
-        "signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY", "resolverParameter": SECRET})]))
+    api_id = module_server.deploy_api(
+        proxy_api(
+            "/tokens",
+            url,
+            [
+                plan(
+                    "jwt",
+                    "JWT",
+                    {"signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY", "resolverParameter": SECRET},
+                )
+            ],
+        )
+    )
     client = f"client-{uuid.uuid4().hex[:8]}"
     module_server.subscribe(api_id, "jwt", module_server.application(client))
     now = int(time.time())
@@ -227,33 +283,44 @@ def wait_status(port, target, status, timeout=5):
 SMUGGLED = b"GET /api/smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
-@pytest.mark.parametrize("head, body, status", [
-    (b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n" + SMUGGLED, 400),
-    (b"Transfer-Encoding: chunked\r\nContent-Length: 48\r\n", b"0\r\n\r\n" + SMUGGLED, 400),
-    (b"Content-Length: 5\r\nContent-Length: 50\r\n", b"hello" + SMUGGLED, 400),
-    (b"Content-Length: 5\r\nContent-Length: 5\r\n", b"hello", 400),
-    (b"Content-Length: 5, 5\r\n", b"hello", 400),
-    (b"Content-Length: 1_0\r\n", b"0123456789", 400),
-    (b"Content-Length: +5\r\n", b"hello", 400),
-    (b"X-Note: a\rTransfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"hello", 400),  # bare CR
-    (b"X-Note: a\r\n folded\r\n", b"", 400),
-    (b"Content-Length : 5\r\n", b"hello", 400),
-    (b"Transfer-Encoding: gzip\r\n", b"0\r\n\r\n" + SMUGGLED, 400),
-    (b"Transfer-Encoding: chunked, identity\r\n", b"0\r\n\r\n" + SMUGGLED, 400),
-    (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n", 400),
-    (b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n" + SMUGGLED, 501),
-    (b"Host: other.example\r\nContent-Length: 0\r\n", b"", 400),  # a second Host
-])
+@pytest.mark.parametrize(
+    "head, body, status",
+    [
+        (b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n" + SMUGGLED, 400),
+        (b"Transfer-Encoding: chunked\r\nContent-Length: 48\r\n", b"0\r\n\r\n" + SMUGGLED, 400),
+        (b"Content-Length: 5\r\nContent-Length: 50\r\n", b"hello" + SMUGGLED, 400),
+        (b"Content-Length: 5\r\nContent-Length: 5\r\n", b"hello", 400),
+        (b"Content-Length: 5, 5\r\n", b"hello", 400),
+        (b"Content-Length: 1_0\r\n", b"0123456789", 400),
+        (b"Content-Length: +5\r\n", b"hello", 400),
+        (b"X-Note: a\rTransfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"hello", 400),  # bare CR
+        (b"X-Note: a\r\n folded\r\n", b"", 400),
+        (b"Content-Length : 5\r\n", b"hello", 400),
+        (b"Transfer-Encoding: gzip\r\n", b"0\r\n\r\n" + SMUGGLED, 400),
+        (b"Transfer-Encoding: chunked, identity\r\n", b"0\r\n\r\n" + SMUGGLED, 400),
+        (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n", 400),
+        (b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n" + SMUGGLED, 501),
+        (b"Host: other.example\r\nContent-Length: 0\r\n", b"", 400),  # a second Host
+    ],
+)
 def test_ambiguous_framing_is_refused_and_the_connection_closed(gateway, seen, head, body, status):
-    line, received, closed = exchange(gateway, b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head + b"\r\n"
-                                      + body)
+    line, received, closed = exchange(
+        gateway, b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head + b"\r\n" + body
+    )
     assert status_code(line) == status, received
     assert b"Connection: close" in received and closed
     assert seen == []  # neither the request nor what it smuggled reached the backend
 
 
-@pytest.mark.parametrize("request_line", [b"GET  /api/x HTTP/1.1", b"GET /api/x\r HTTP/1.1", b"GET\t/api/x HTTP/1.1",
-                                          b"GET /api/x HTTP/1.0\r\nTransfer-Encoding: chunked"])
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GET  /api/x HTTP/1.1",
+        b"GET /api/x\r HTTP/1.1",
+        b"GET\t/api/x HTTP/1.1",
+        b"GET /api/x HTTP/1.0\r\nTransfer-Encoding: chunked",
+    ],
+)
 def test_a_malformed_request_line_or_chunked_http_1_0_is_refused(gateway, seen, request_line):
     line, received, closed = exchange(gateway, request_line + b"\r\nHost: 127.0.0.1\r\n\r\n")
     assert status_code(line) == 400 and closed, received
@@ -261,17 +328,21 @@ def test_a_malformed_request_line_or_chunked_http_1_0_is_refused(gateway, seen, 
 
 
 def test_a_well_framed_chunked_upload_and_the_next_request_on_the_connection_pass(gateway, seen):
-    upload = b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-    line, received, closed = exchange(gateway, upload + b"GET /api/next HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                                        b"Connection: close\r\n\r\n")
+    upload = (
+        b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
+    line, received, closed = exchange(
+        gateway, upload + b"GET /api/next HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
     assert status_code(line) == 200 and closed
     assert len(re.findall(rb"HTTP/1\.1 200", received)) == 2
     assert [(s["target"], s["body"]) for s in seen] == [("/base/upload", "hello"), ("/base/next", "")]
 
 
 def test_headers_the_connection_header_names_are_not_forwarded(gateway, seen):
-    line, _, _ = get(gateway, "/api/hop", b"Connection: X-Hop-Secret, keep-alive\r\nX-Hop-Secret: s3cret\r\n"
-                                           b"X-End-To-End: kept\r\n")
+    line, _, _ = get(
+        gateway, "/api/hop", b"Connection: X-Hop-Secret, keep-alive\r\nX-Hop-Secret: s3cret\r\nX-End-To-End: kept\r\n"
+    )
     assert status_code(line) == 200
     assert "x-hop-secret" not in seen[0]["headers"] and seen[0]["headers"]["x-end-to-end"] == "kept"
 
@@ -286,7 +357,7 @@ def test_more_than_100_headers_is_431_with_one_warning_line_not_a_traceback(modu
     hundred = b"".join(b"X-H%d: %d\r\n" % (i, i) for i in range(98))  # with Host and Connection: 100
     assert status_code(get(gateway, "/no-api-here", hundred)[0]) == 404  # the gateway took them: no route
     assert seen == []
-    added = log_text(module_server)[len(before):]
+    added = log_text(module_server)[len(before) :]
     assert "Traceback" not in added
     assert len(re.findall(r"more than 100 headers", added)) == 1, added
 

@@ -1,6 +1,7 @@
 """Slow clients and descriptor floods (issue 14, defect 4), against a real `gatehouse serve`
 over raw sockets: header and keep-alive timeouts on every listener, streams they must not cut,
 and a flood of idle gateway connections that must leave the portal answering."""
+
 import http.client
 import os
 import resource
@@ -14,8 +15,10 @@ import pytest
 import requests
 import websocket
 
-from conftest import environment, launch, mock_api, next_message
 from gateway_runtime.listeners import Limits, SettingError
+from support.apis import mock_api
+from support.gatehouse import environment, launch
+from support.streams import next_message
 
 HEADER_TIMEOUT = 2
 KEEPALIVE_TIMEOUT = 3
@@ -27,8 +30,11 @@ TLS_HELLO = bytes.fromhex("160301")  # how a TLS record starts: the server waits
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
-    server = launch(tmp_path_factory.mktemp("limits"), GATEHOUSE_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
-                    GATEHOUSE_KEEPALIVE_TIMEOUT_SECONDS=str(KEEPALIVE_TIMEOUT))
+    server = launch(
+        tmp_path_factory.mktemp("limits"),
+        GATEHOUSE_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
+        GATEHOUSE_KEEPALIVE_TIMEOUT_SECONDS=str(KEEPALIVE_TIMEOUT),
+    )
     yield server
     server.stop()
 
@@ -93,9 +99,9 @@ def test_300_clients_sending_a_header_byte_every_5_s_are_closed_after_the_header
         assert still_open == [], f"{len(still_open)} of {len(clients)} slow clients are still connected"
         times = sorted(c.closed for c in clients)
         assert HEADER_TIMEOUT - 0.3 <= times[0] and times[-1] <= HEADER_TIMEOUT + MARGIN, times
-        answers = {c.received.split(b"\r\n", 1)[0] for c in clients[:len(http_ports)]}
+        answers = {c.received.split(b"\r\n", 1)[0] for c in clients[: len(http_ports)]}
         assert answers == {b"HTTP/1.1 408 Request Timeout"}
-        assert all(c.received == b"" for c in clients[len(http_ports):])  # TLS: the handshake is given up
+        assert all(c.received == b"" for c in clients[len(http_ports) :])  # TLS: the handshake is given up
     finally:
         for client in clients:
             client.sock.close()
@@ -141,7 +147,7 @@ def test_streams_and_a_slow_steady_upload_outlast_both_timeouts(limited):
         with socket.create_connection(("127.0.0.1", limited.gateway_port), timeout=5) as sock:
             sock.sendall(b"POST /long HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n")
             for i in range(len(body)):  # one byte every 0.7 s: 7 s in all, steadily
-                sock.sendall(body[i:i + 1])
+                sock.sendall(body[i : i + 1])
                 time.sleep(outlast / len(body))
             response = http.client.HTTPResponse(sock)
             response.begin()
@@ -163,8 +169,11 @@ def soft_open_file_limit(pid):
 
 def test_260_idle_gateway_connections_under_ulimit_256_leave_the_portal_answering(start_server):
     # Timeouts far beyond the test: the portal must answer because the gateway's share is capped.
-    server = start_server(preexec_fn=open_files(64, 256), GATEHOUSE_HEADER_TIMEOUT_SECONDS="300",
-                          GATEHOUSE_KEEPALIVE_TIMEOUT_SECONDS="300")
+    server = start_server(
+        preexec_fn=open_files(64, 256),
+        GATEHOUSE_HEADER_TIMEOUT_SECONDS="300",
+        GATEHOUSE_KEEPALIVE_TIMEOUT_SECONDS="300",
+    )
     assert soft_open_file_limit(server.proc.pid) == 256  # raised from 64 to the hard limit
     assert "open-file limit: 256 descriptors (raised from 64)" in server.log
     idle = []
@@ -222,22 +231,41 @@ def test_past_the_gateway_cap_counting_its_tcp_port_a_client_waits_until_a_conne
 
 def test_a_wrong_limit_setting_stops_the_start_naming_it(tmp_path):
     env = environment(tmp_path, GATEHOUSE_MAX_CONNECTIONS_PORTAL="lots")
-    done = subprocess.run([sys.executable, "-c", "import app, sys; sys.exit(app.main())", "serve", "--portal-port",
-                           "0", "--gateway-port", "0"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import app, sys; sys.exit(app.main())",
+            "serve",
+            "--portal-port",
+            "0",
+            "--gateway-port",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "GATEHOUSE_MAX_CONNECTIONS_PORTAL must be a whole number greater than 0, not 'lots'" in done.stderr
     assert "Gatehouse portal:" not in done.stdout
 
 
 def test_the_caps_default_to_shares_of_the_free_descriptors_and_settings_override_them():
-    assert Limits.from_environment(1000, {}) == Limits(header_timeout=10.0, keepalive_timeout=30.0,
-                                                       max_gateway=350, max_portal=100)
+    assert Limits.from_environment(1000, {}) == Limits(
+        header_timeout=10.0, keepalive_timeout=30.0, max_gateway=350, max_portal=100
+    )
     assert Limits.from_environment(2, {}).max_portal == 1
-    given = Limits.from_environment(1000, {"GATEHOUSE_MAX_CONNECTIONS_GATEWAY": "7",
-                                           "GATEHOUSE_HEADER_TIMEOUT_SECONDS": "2.5"})
+    given = Limits.from_environment(
+        1000, {"GATEHOUSE_MAX_CONNECTIONS_GATEWAY": "7", "GATEHOUSE_HEADER_TIMEOUT_SECONDS": "2.5"}
+    )
     assert (given.max_gateway, given.header_timeout) == (7, 2.5)
-    for name, value in (("GATEHOUSE_KEEPALIVE_TIMEOUT_SECONDS", "0"), ("GATEHOUSE_HEADER_TIMEOUT_SECONDS", "nan"),
-                        ("GATEHOUSE_MAX_CONNECTIONS_GATEWAY", "1.5")):
+    for name, value in (
+        ("GATEHOUSE_KEEPALIVE_TIMEOUT_SECONDS", "0"),
+        ("GATEHOUSE_HEADER_TIMEOUT_SECONDS", "nan"),
+        ("GATEHOUSE_MAX_CONNECTIONS_GATEWAY", "1.5"),
+    ):
         with pytest.raises(SettingError, match=name):
             Limits.from_environment(1000, {name: value})

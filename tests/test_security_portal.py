@@ -2,6 +2,7 @@
 each attack made against a real `gatehouse serve`: route takeover by another owner, cross-site
 requests riding on a browser's cached Basic credentials, the login throttle, the redirect after
 login, user names told by timing, deeply nested JSON and the session cookie's Secure flag."""
+
 import base64
 import json
 import re
@@ -18,10 +19,10 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
-from conftest import ADMIN_PASSWORD, MGMT, launch, mock_api
-from test_end_to_end import create_in_portal, csrf_token
-from test_http_proxy import proxy_api, start_backend, url
-from test_roles import PASSWORD, add_user, login, mgmt_as, post_form
+from support.apis import mock_api, proxy_api
+from support.gatehouse import ADMIN_PASSWORD, MGMT, launch
+from support.http_backends import start_backend, url
+from support.portal import PASSWORD, add_user, create_in_portal, csrf_token, login, mgmt_as, post_form
 
 PROXY = "127.0.0.1/32"  # the tests' requests come through a "proxy" on loopback, so each can claim its address
 
@@ -52,8 +53,11 @@ def login_post(server, username, password, headers=None, query=""):
     client = requests.Session()
     client.headers.update(headers or {})
     token = csrf_token(client.get(server.portal + "/login").text)
-    response = client.post(server.portal + "/login" + query, allow_redirects=False,
-                           data={"csrf_token": token, "username": username, "password": password})
+    response = client.post(
+        server.portal + "/login" + query,
+        allow_redirects=False,
+        data={"csrf_token": token, "username": username, "password": password},
+    )
     return response, client
 
 
@@ -86,8 +90,13 @@ def test_an_owner_cannot_take_the_traffic_of_another_owners_api(portal, backends
             d["listeners"][0]["paths"][0]["host"] = host
         return d
 
-    for path, host in (("/api/admin", None), ("/api", "127.0.0.1"), ("/api/admin", "127.0.0.1"), ("/", None),
-                       ("/api/./admin/", None)):
+    for path, host in (
+        ("/api/admin", None),
+        ("/api", "127.0.0.1"),
+        ("/api/admin", "127.0.0.1"),
+        ("/", None),
+        ("/api/./admin/", None),
+    ):
         refused = as_(bob, "POST", "/apis/_import/definition", json=takeover(path, host))
         assert refused.status_code == 409, (path, host, refused.text)
         message = refused.json()["message"]
@@ -106,9 +115,12 @@ def test_an_owner_cannot_take_the_traffic_of_another_owners_api(portal, backends
     replaced = as_(bob, "PUT", f"/apis/{bob_api}/_import/definition", json=takeover("/api/admin"))
     assert replaced.status_code == 409 and "Proxy /api" in replaced.json()["message"], replaced.text
     browser = login(portal, bob)
-    general = post_form(browser, portal, f"/apis/{bob_api}/general",
-                        {"name": "Proxy /apix", "version": "1", "description": "", "path.0": "/api/admin",
-                         "host.0": ""})
+    general = post_form(
+        browser,
+        portal,
+        f"/apis/{bob_api}/general",
+        {"name": "Proxy /apix", "version": "1", "description": "", "path.0": "/api/admin", "host.0": ""},
+    )
     assert general.status_code == 409, general.text
     assert "overlaps the context path /api of the API &#39;Proxy /api&#39;" in general.text
     assert re.search(r'id="path\.0"[^>]* aria-invalid="true"', general.text)
@@ -126,8 +138,7 @@ def test_an_owner_cannot_take_the_traffic_of_another_owners_api(portal, backends
         assert got.status_code == 200 and got.json()["backend"] == "alice", (path, got.text)
 
     # An admin may, and is told what it does.
-    admin = as_("admin", "POST", "/apis/_import/definition", json=takeover("/api/admin"),
-                password=ADMIN_PASSWORD)
+    admin = as_("admin", "POST", "/apis/_import/definition", json=takeover("/api/admin"), password=ADMIN_PASSWORD)
     assert admin.status_code == 201, admin.text
     [warning] = admin.json()["warnings"]
     assert "overlaps the context path /api of the API 'Proxy /api'" in warning and alice in warning
@@ -135,13 +146,18 @@ def test_an_owner_cannot_take_the_traffic_of_another_owners_api(portal, backends
 
 def test_an_admin_editing_paths_in_the_portal_sees_the_takeover_warning(portal, backends):
     alice = new_user(portal)
-    created = mgmt_as(portal, alice, "POST", "/apis/_import/definition", json=proxy_api([url(backends[0])],
-                                                                                      path="/shop"))
+    created = mgmt_as(
+        portal, alice, "POST", "/apis/_import/definition", json=proxy_api([url(backends[0])], path="/shop")
+    )
     assert created.status_code == 201
     admin_api = portal.import_api(proxy_api([url(backends[1])], path="/elsewhere"))
     browser = login(portal, "admin", ADMIN_PASSWORD)
-    saved = post_form(browser, portal, f"/apis/{admin_api}/general",
-                      {"name": "Admin's", "version": "1", "description": "", "path.0": "/shop/basket", "host.0": ""})
+    saved = post_form(
+        browser,
+        portal,
+        f"/apis/{admin_api}/general",
+        {"name": "Admin's", "version": "1", "description": "", "path.0": "/shop/basket", "host.0": ""},
+    )
     assert saved.status_code == 302, saved.text
     page = browser.get(urljoin(portal.portal, saved.headers["Location"])).text
     assert 'class="flash warning"' in page and "overlaps the context path /shop of the API" in page
@@ -171,8 +187,10 @@ def api_state(server, api_id):
     return server.mgmt("GET", f"/apis/{api_id}").json()["state"]
 
 
+@pytest.mark.browser
 def test_a_page_of_another_site_cannot_use_the_browsers_basic_credentials(portal, attacker):
-    from test_browser import expect, launched_chromium
+    from support.browser import expect, launched_chromium
+
     api_id = portal.deploy_api(mock_api(path="/csrf-" + uuid.uuid4().hex[:6]))
     api_url = portal.portal + MGMT + f"/apis/{api_id}"
     (attacker.folder / "form.html").write_text(ATTACK.format(action=api_url + "/_stop"))
@@ -184,8 +202,10 @@ def test_a_page_of_another_site_cannot_use_the_browsers_basic_credentials(portal
         # only to a Basic challenge, which the portal no longer gives browsers: checked below.)
         context = browser.new_context()
         basic = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
-        context.route(portal.portal + "/**", lambda route: route.continue_(
-            headers=dict(route.request.headers, authorization=basic)))
+        context.route(
+            portal.portal + "/**",
+            lambda route: route.continue_(headers=dict(route.request.headers, authorization=basic)),
+        )
         page = context.new_page()
         page.set_default_timeout(10_000)
         assert page.goto(api_url).status == 200  # they work: a read is served
@@ -197,9 +217,11 @@ def test_a_page_of_another_site_cannot_use_the_browsers_basic_credentials(portal
         assert api_state(portal, api_id) == "STARTED"
 
         page.goto(attacker.origin + "/blank.html")
-        for script in ("url => fetch(url, {method: 'POST', credentials: 'include', mode: 'no-cors'})",
-                       "url => fetch(url, {method: 'POST', credentials: 'include', mode: 'no-cors', "
-                       "body: '{}', headers: {'Content-Type': 'text/plain'}})"):
+        for script in (
+            "url => fetch(url, {method: 'POST', credentials: 'include', mode: 'no-cors'})",
+            "url => fetch(url, {method: 'POST', credentials: 'include', mode: 'no-cors', "
+            "body: '{}', headers: {'Content-Type': 'text/plain'}})",
+        ):
             with page.expect_response(lambda r: r.url.endswith("/_stop")) as stop:
                 page.evaluate(script, api_url + "/_stop")
             assert stop.value.status == 403, script
@@ -214,9 +236,24 @@ def test_a_page_of_another_site_cannot_use_the_browsers_basic_credentials(portal
     assert requests.get(portal.portal + MGMT + "/apis", timeout=10).headers["WWW-Authenticate"].startswith("Basic")
     assert portal.mgmt("POST", f"/apis/{api_id}/_stop").status_code == 204
     if shutil.which("curl"):
-        started = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u",
-                                  f"admin:{ADMIN_PASSWORD}", "-X", "POST", api_url + "/_start"],
-                                 capture_output=True, text=True, timeout=30)
+        started = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-u",
+                f"admin:{ADMIN_PASSWORD}",
+                "-X",
+                "POST",
+                api_url + "/_start",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert started.stdout == "204", started
         assert api_state(portal, api_id) == "STARTED"
 
@@ -224,9 +261,15 @@ def test_a_page_of_another_site_cannot_use_the_browsers_basic_credentials(portal
 def test_state_changing_management_calls_refuse_browser_markers(portal):
     api_id = portal.import_api(mock_api(path="/markers-" + uuid.uuid4().hex[:6]))
     start = f"/apis/{api_id}/_start"
-    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"},
-                    {"Sec-Fetch-Site": "same-site"}, {"Content-Type": "application/x-www-form-urlencoded"},
-                    {"Content-Type": "multipart/form-data; boundary=x"}, {"Content-Type": "text/plain"}):
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "multipart/form-data; boundary=x"},
+        {"Content-Type": "text/plain"},
+    ):
         refused = portal.mgmt("POST", start, headers=headers, data=b"")
         assert refused.status_code == 403 and "Refused" in refused.json()["message"], (headers, refused.text)
     assert api_state(portal, api_id) == "STOPPED"
@@ -263,10 +306,23 @@ def test_a_success_clears_the_user_names_failures(portal):
 
 
 # ----- defect 8: no open redirect after login -----
-@pytest.mark.parametrize("query", [
-    "?next=/%09/evil.com", "?next=//evil.com", "?next=/%5Cevil.com", "?next=/%5C/evil.com", "?next=%5C%5Cevil.com",
-    "?next=%20//evil.com", "?next=/%0d%0aSet-Cookie:%20x=1", "?next=https://evil.com/", "?next=/%0a/evil.com",
-    "?next=%09/%09/evil.com", "?next=/%00/evil.com", "?next=javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?next=/%09/evil.com",
+        "?next=//evil.com",
+        "?next=/%5Cevil.com",
+        "?next=/%5C/evil.com",
+        "?next=%5C%5Cevil.com",
+        "?next=%20//evil.com",
+        "?next=/%0d%0aSet-Cookie:%20x=1",
+        "?next=https://evil.com/",
+        "?next=/%0a/evil.com",
+        "?next=%09/%09/evil.com",
+        "?next=/%00/evil.com",
+        "?next=javascript:alert(1)",
+    ],
+)
 def test_the_redirect_after_login_stays_on_the_portal(portal, query):
     user = new_user(portal, "viewer")
     response, _ = login_post(portal, user, PASSWORD, address(), query)
@@ -293,8 +349,12 @@ def test_an_unknown_user_name_answers_as_slowly_as_a_wrong_password(portal):
             client = requests.Session()
             token = csrf_token(client.get(portal.portal + "/login").text)
             begun = time.perf_counter()
-            response = client.post(portal.portal + "/login", headers=address(), allow_redirects=False,
-                                   data={"csrf_token": token, "username": name, "password": "not it"})
+            response = client.post(
+                portal.portal + "/login",
+                headers=address(),
+                allow_redirects=False,
+                data={"csrf_token": token, "username": name, "password": "not it"},
+            )
             times.append(time.perf_counter() - begun)
             assert response.status_code == 200 and "Wrong user name or password" in response.text
         return statistics.median(times)
@@ -306,10 +366,14 @@ def test_an_unknown_user_name_answers_as_slowly_as_a_wrong_password(portal):
 
 # ----- defect 12: deeply nested JSON; the session cookie's Secure flag -----
 def test_json_nested_100000_deep_is_a_400(portal):
-    for body in ("[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000,
-                 json.dumps(dict(mock_api(path="/deep"), extra=json.loads("[" * 150 + "]" * 150)))):
-        refused = portal.mgmt("POST", "/apis/_import/definition", data=body,
-                              headers={"Content-Type": "application/json"})
+    for body in (
+        "[" * 100_000 + "]" * 100_000,
+        '{"a":' * 100_000 + "1" + "}" * 100_000,
+        json.dumps(dict(mock_api(path="/deep"), extra=json.loads("[" * 150 + "]" * 150))),
+    ):
+        refused = portal.mgmt(
+            "POST", "/apis/_import/definition", data=body, headers={"Content-Type": "application/json"}
+        )
         assert refused.status_code == 400, refused.text[:300]
         assert "nests deeper than 100 levels" in refused.json()["message"]
     assert portal.mgmt("POST", "/apis/_import/definition", json=mock_api(path="/deep")).status_code == 201
@@ -318,8 +382,11 @@ def test_json_nested_100000_deep_is_a_400(portal):
 
 def session_cookie(server, headers=None):
     response = requests.get(server.portal + "/login", headers=headers or {}, timeout=10)
-    return next(value for name, value in response.headers.items()
-                if name.lower() == "set-cookie" and value.startswith("session="))
+    return next(
+        value
+        for name, value in response.headers.items()
+        if name.lower() == "set-cookie" and value.startswith("session=")
+    )
 
 
 def secure(cookie):

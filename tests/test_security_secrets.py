@@ -7,6 +7,7 @@ viewers as for admins), exports, deployment and compare pages and logs, clear on
 `includeSecrets=true` export, and kept when a masked export is imported again. Also: a webhook's
 OAuth2 token endpoint on a private address is refused at save, and JWT plans may require `exp`.
 """
+
 import json
 import re
 import time
@@ -16,14 +17,14 @@ from pathlib import Path
 import jwt
 import requests
 
-from conftest import ADMIN_PASSWORD
-from test_end_to_end import csrf_token, portal_login
-from test_http_proxy import backends, proxy_api, url  # noqa: F401 (a fixture)
-from test_plans import SECRET, bearer, call, hs_plan, refused, served, token, until
-from test_plans import backend as plans_backend  # noqa: F401 (a fixture)
-from test_roles import add_user, login, mgmt_as
-from test_secrets_at_rest import MARKER, sqlite_dump
-from webhook_support import PUSH_PLAN, hook, mock_group, push_subscribe, webhook_api
+from support.apis import proxy_api
+from support.database import MARKER, sqlite_dump
+from support.gatehouse import ADMIN_PASSWORD, until
+from support.http_backends import url
+from support.plans import SECRET, bearer, call, hs_plan, refused, served, token
+from support.plans import proxy_api as plans_proxy_api
+from support.portal import add_user, csrf_token, login, mgmt_as, portal_login
+from support.webhook import PUSH_PLAN, hook, mock_group, push_subscribe, webhook_api
 
 MASK = "********"
 TAG = uuid.uuid4().hex[:10]
@@ -37,8 +38,18 @@ NEW_TOKEN = "new-token-" + TAG
 CLIENT_SECRET = "client-secret-" + TAG
 REDIS_PASSWORD = "redis-pw-" + TAG
 VAULT_TOKEN = "vault-token-" + TAG
-SECRETS = (TARGET_PASSWORD, BEARER, SESSION_TOKEN, GROUP_API_KEY, COOKIE, PROPERTY_SECRET, NEW_TOKEN, CLIENT_SECRET,
-           REDIS_PASSWORD, VAULT_TOKEN)
+SECRETS = (
+    TARGET_PASSWORD,
+    BEARER,
+    SESSION_TOKEN,
+    GROUP_API_KEY,
+    COOKIE,
+    PROPERTY_SECRET,
+    NEW_TOKEN,
+    CLIENT_SECRET,
+    REDIS_PASSWORD,
+    VAULT_TOKEN,
+)
 
 
 def assert_no_secret(text, where):
@@ -51,13 +62,24 @@ def sealed_proxy(backend_url):
     target = backend_url.replace("http://", f"http://gateway:{TARGET_PASSWORD}@") + "/base"
     d = proxy_api([target], path="/sealed-" + TAG)
     group = d["endpointGroups"][0]
-    group["sharedConfiguration"]["headers"] = [{"name": "X-Api-Key", "value": GROUP_API_KEY},
-                                               {"name": "Cookie", "value": f"session={COOKIE}"}]
-    group["endpoints"][0].update(inheritConfiguration=False, sharedConfigurationOverride={"headers": [
-        {"name": "Authorization", "value": f"Bearer {BEARER}"}, {"name": "X-Session-Token", "value": SESSION_TOKEN},
-        {"name": "X-Trace", "value": "visible-trace"}]})
-    d["properties"] = [{"key": "db", "value": PROPERTY_SECRET, "encrypted": True},
-                       {"key": "region", "value": "eu-west", "encrypted": False}]
+    group["sharedConfiguration"]["headers"] = [
+        {"name": "X-Api-Key", "value": GROUP_API_KEY},
+        {"name": "Cookie", "value": f"session={COOKIE}"},
+    ]
+    group["endpoints"][0].update(
+        inheritConfiguration=False,
+        sharedConfigurationOverride={
+            "headers": [
+                {"name": "Authorization", "value": f"Bearer {BEARER}"},
+                {"name": "X-Session-Token", "value": SESSION_TOKEN},
+                {"name": "X-Trace", "value": "visible-trace"},
+            ]
+        },
+    )
+    d["properties"] = [
+        {"key": "db", "value": PROPERTY_SECRET, "encrypted": True},
+        {"key": "region", "value": "eu-west", "encrypted": False},
+    ]
     return d
 
 
@@ -66,13 +88,15 @@ def override_headers(exported):
     return {h["name"]: h["value"] for h in endpoint["sharedConfigurationOverride"]["headers"]}
 
 
-def test_headers_target_password_and_properties_are_sealed_masked_and_kept(start_server, backends):  # noqa: F811
+def test_headers_target_password_and_properties_are_sealed_masked_and_kept(start_server, http_backends):
     server = start_server(GATEHOUSE_LOG_LEVEL="DEBUG")
-    backend_url = url(backends[0])
+    backend_url = url(http_backends[0])
     api_id = server.deploy_api(sealed_proxy(backend_url))
     path = "/sealed-" + TAG
     echo = requests.get(server.gateway + path + "/x", timeout=10).json()
-    assert echo["headers"]["Authorization"] == f"Bearer {BEARER}" and echo["headers"]["X-Session-Token"] == SESSION_TOKEN
+    assert (
+        echo["headers"]["Authorization"] == f"Bearer {BEARER}" and echo["headers"]["X-Session-Token"] == SESSION_TOKEN
+    )
 
     dump = sqlite_dump(server.workdir)
     assert_no_secret(dump, "the SQLite dump")
@@ -88,9 +112,13 @@ def test_headers_target_password_and_properties_are_sealed_masked_and_kept(start
     assert endpoint["configuration"]["target"] == masked_target
     assert override_headers(masked) == {"Authorization": MASK, "X-Session-Token": MASK, "X-Trace": "visible-trace"}
     assert masked["api"]["endpointGroups"][0]["sharedConfiguration"]["headers"] == [
-        {"name": "X-Api-Key", "value": MASK}, {"name": "Cookie", "value": MASK}]
-    assert masked["api"]["properties"] == [{"key": "db", "value": MASK, "encrypted": True},
-                                           {"key": "region", "value": "eu-west", "encrypted": False}]
+        {"name": "X-Api-Key", "value": MASK},
+        {"name": "Cookie", "value": MASK},
+    ]
+    assert masked["api"]["properties"] == [
+        {"key": "db", "value": MASK, "encrypted": True},
+        {"key": "region", "value": "eu-west", "encrypted": False},
+    ]
     for listing in (f"/apis/{api_id}", "/apis"):
         shown = server.mgmt("GET", listing)
         assert shown.status_code == 200 and MASK in shown.text
@@ -103,12 +131,18 @@ def test_headers_target_password_and_properties_are_sealed_masked_and_kept(start
         shown = mgmt_as(server, "vera", "GET", listing)
         assert shown.status_code == 200 and MASK in shown.text
         assert_no_secret(shown.text, f"a viewer's GET {listing}")
-    assert mgmt_as(server, "vera", "GET", f"/apis/{api_id}/_export/definition",
-                   params={"includeSecrets": "true"}).status_code == 403
+    assert (
+        mgmt_as(
+            server, "vera", "GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}
+        ).status_code
+        == 403
+    )
 
     clear = server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()
-    assert clear["api"]["endpointGroups"][0]["endpoints"][0]["configuration"]["target"] == \
-        backend_url.replace("http://", f"http://gateway:{TARGET_PASSWORD}@") + "/base"
+    assert (
+        clear["api"]["endpointGroups"][0]["endpoints"][0]["configuration"]["target"]
+        == backend_url.replace("http://", f"http://gateway:{TARGET_PASSWORD}@") + "/base"
+    )
     assert override_headers(clear)["Authorization"] == f"Bearer {BEARER}"
     assert clear["api"]["properties"][0]["value"] == PROPERTY_SECRET
 
@@ -120,8 +154,10 @@ def test_headers_target_password_and_properties_are_sealed_masked_and_kept(start
     assert echo["headers"]["Authorization"] == f"Bearer {BEARER}" and echo["headers"]["X-Extra-Token"] == NEW_TOKEN
     again = server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()
     assert again["api"]["properties"] == clear["api"]["properties"]
-    assert again["api"]["endpointGroups"][0]["endpoints"][0]["configuration"] == \
-        clear["api"]["endpointGroups"][0]["endpoints"][0]["configuration"]
+    assert (
+        again["api"]["endpointGroups"][0]["endpoints"][0]["configuration"]
+        == clear["api"]["endpointGroups"][0]["endpoints"][0]["configuration"]
+    )
     assert override_headers(again) == {**override_headers(clear), "X-Extra-Token": NEW_TOKEN}
 
     browser = portal_login(server)
@@ -142,13 +178,26 @@ def test_headers_target_password_and_properties_are_sealed_masked_and_kept(start
     assert_no_secret(log, "the server log")
 
 
-def test_unmodelled_secrets_of_resources_and_parts_are_sealed_masked_and_kept(server, backends):  # noqa: F811
-    d = proxy_api([url(backends[0])], path="/resources-" + TAG)
+def test_unmodelled_secrets_of_resources_and_parts_are_sealed_masked_and_kept(server, http_backends):
+    d = proxy_api([url(http_backends[0])], path="/resources-" + TAG)
     d["resources"] = [
-        {"name": "am", "type": "oauth2-am-resource", "enabled": True, "configuration": {
-            "serverURL": "https://am.example.com", "clientId": "portal", "clientSecret": CLIENT_SECRET}},
-        {"name": "cache", "type": "cache-redis", "enabled": True, "configuration": {
-            "standalone": {"host": "redis", "port": 6379}, "password": REDIS_PASSWORD}}]
+        {
+            "name": "am",
+            "type": "oauth2-am-resource",
+            "enabled": True,
+            "configuration": {
+                "serverURL": "https://am.example.com",
+                "clientId": "portal",
+                "clientSecret": CLIENT_SECRET,
+            },
+        },
+        {
+            "name": "cache",
+            "type": "cache-redis",
+            "enabled": True,
+            "configuration": {"standalone": {"host": "redis", "port": 6379}, "password": REDIS_PASSWORD},
+        },
+    ]
     d["endpointGroups"][0]["endpoints"][0]["vault"] = {"token": VAULT_TOKEN, "tokenEndpoint": "https://vault"}
     api_id = server.import_api(d)
     dump = sqlite_dump(server.workdir)
@@ -158,11 +207,16 @@ def test_unmodelled_secrets_of_resources_and_parts_are_sealed_masked_and_kept(se
     masked = server.mgmt("GET", f"/apis/{api_id}/_export/definition").json()
     assert_no_secret(json.dumps(masked), "the export")
     resources = masked["api"]["resources"]
-    assert resources[0]["configuration"] == {"serverURL": "https://am.example.com", "clientId": "portal",
-                                             "clientSecret": MASK}
+    assert resources[0]["configuration"] == {
+        "serverURL": "https://am.example.com",
+        "clientId": "portal",
+        "clientSecret": MASK,
+    }
     assert resources[1]["configuration"]["password"] == MASK
-    assert masked["api"]["endpointGroups"][0]["endpoints"][0]["vault"] == {"token": MASK,
-                                                                           "tokenEndpoint": "https://vault"}
+    assert masked["api"]["endpointGroups"][0]["endpoints"][0]["vault"] == {
+        "token": MASK,
+        "tokenEndpoint": "https://vault",
+    }
     assert server.mgmt("PUT", f"/apis/{api_id}/_import/definition", json=masked).status_code == 200
     clear = server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()
     assert clear["api"]["resources"] == d["resources"]
@@ -172,6 +226,7 @@ def test_unmodelled_secrets_of_resources_and_parts_are_sealed_masked_and_kept(se
 
 def test_a_pkcs12_key_store_content_is_a_secret_setting():
     from gateway_runtime.endpoints.http_proxy import SHARED
+
     values = {"ssl": {"keyStore": {"type": "PKCS12", "content": "MIIK-base64", "password": "pw"}}}
     assert SHARED.mask_secrets(values)["ssl"]["keyStore"] == {"type": "PKCS12", "content": MASK, "password": MASK}
 
@@ -197,20 +252,30 @@ def test_a_private_oauth2_token_endpoint_is_refused_at_save(start_server):
     assert [s for s in listed if s["plan"]["id"] == PUSH_PLAN["id"]] == []  # nothing saved
 
 
-def test_a_new_jwt_plan_requires_exp_and_an_imported_one_keeps_accepting_tokens_without(
-        server, plans_backend):  # noqa: F811
-    from test_plans import proxy_api as plans_proxy_api
+def test_a_new_jwt_plan_requires_exp_and_an_imported_one_keeps_accepting_tokens_without(server, backend):
     path = f"/jwt-exp-{TAG}"
-    imported = server.deploy_api(plans_proxy_api(path, plans_backend, [hs_plan()]))
+    imported = server.deploy_api(plans_proxy_api(path, backend, [hs_plan()]))
     client = f"client-{uuid.uuid4().hex[:8]}"
     application = server.application(client)
     server.subscribe(imported, "jwt-hs", application)
     without_exp = no_exp(client)
     until(lambda: call(server.gateway + path, bearer(without_exp)).status_code == 200)  # as before the setting
 
-    created = server.mgmt("POST", f"/apis/{imported}/plans", json={
-        "name": "Strict", "security": {"type": "JWT", "configuration": {
-            "signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY", "resolverParameter": SECRET}}})
+    created = server.mgmt(
+        "POST",
+        f"/apis/{imported}/plans",
+        json={
+            "name": "Strict",
+            "security": {
+                "type": "JWT",
+                "configuration": {
+                    "signature": "HMAC_HS256",
+                    "publicKeyResolver": "GIVEN_KEY",
+                    "resolverParameter": SECRET,
+                },
+            },
+        },
+    )
     assert created.status_code == 201, created.text
     assert created.json()["security"]["configuration"]["requireExp"] is True  # on by default
     strict = created.json()["id"]
@@ -225,15 +290,35 @@ def test_a_new_jwt_plan_requires_exp_and_an_imported_one_keeps_accepting_tokens_
 
     # Turned off explicitly, the plan accepts such tokens again (a PUT without it keeps the setting).
     plan = server.mgmt("GET", f"/apis/{imported}/plans/{strict}").json()
-    kept = server.mgmt("PUT", f"/apis/{imported}/plans/{strict}", json={"name": "Strict", "security": {
-        "type": "JWT", "configuration": {"signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY"}}})
+    kept = server.mgmt(
+        "PUT",
+        f"/apis/{imported}/plans/{strict}",
+        json={
+            "name": "Strict",
+            "security": {"type": "JWT", "configuration": {"signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY"}},
+        },
+    )
     assert kept.status_code == 200 and kept.json()["security"]["configuration"]["requireExp"] is True, kept.text
-    bad = server.mgmt("PUT", f"/apis/{imported}/plans/{strict}", json={"name": "Strict", "security": {
-        "type": "JWT", "configuration": dict(plan["security"]["configuration"], requireExp="yes")}})
+    bad = server.mgmt(
+        "PUT",
+        f"/apis/{imported}/plans/{strict}",
+        json={
+            "name": "Strict",
+            "security": {"type": "JWT", "configuration": dict(plan["security"]["configuration"], requireExp="yes")},
+        },
+    )
     assert bad.status_code == 400 and "requireExp must be true or false" in bad.text
-    off = server.mgmt("PUT", f"/apis/{imported}/plans/{strict}", json={"name": "Strict", "security": {
-        "type": "JWT", "configuration": {"signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY",
-                                         "requireExp": False}}})
+    off = server.mgmt(
+        "PUT",
+        f"/apis/{imported}/plans/{strict}",
+        json={
+            "name": "Strict",
+            "security": {
+                "type": "JWT",
+                "configuration": {"signature": "HMAC_HS256", "publicKeyResolver": "GIVEN_KEY", "requireExp": False},
+            },
+        },
+    )
     assert off.status_code == 200 and off.json()["security"]["configuration"]["requireExp"] is False
     server.wait_serving(imported, server.deploy(imported))
     assert served(call(server.gateway + path, bearer(no_exp(strict_client))))
@@ -242,14 +327,24 @@ def test_a_new_jwt_plan_requires_exp_and_an_imported_one_keeps_accepting_tokens_
 def test_the_plan_form_ticks_require_exp_for_a_new_jwt_plan_and_saves_it_unticked(server):
     api_id = server.import_api(proxy_api(["http://127.0.0.1:9"], path="/jwt-form-" + TAG))
     browser = portal_login(server)
-    fields = browser.post(server.portal + f"/apis/{api_id}/plans/_fields",
-                          data={"csrf_token": csrf_token(browser.get(server.portal + f"/apis/{api_id}/plans/new").text),
-                                "type": "jwt"}).text
+    fields = browser.post(
+        server.portal + f"/apis/{api_id}/plans/_fields",
+        data={"csrf_token": csrf_token(browser.get(server.portal + f"/apis/{api_id}/plans/new").text), "type": "jwt"},
+    ).text
     assert re.search(r'<input type="checkbox" id="requireExp" name="requireExp" checked', fields), fields
     page = browser.get(server.portal + f"/apis/{api_id}/plans/new").text
-    saved = browser.post(server.portal + f"/apis/{api_id}/plans/new", data={
-        "csrf_token": csrf_token(page), "name": "Lenient", "type": "jwt", "validation": "AUTO",
-        "signature": "HMAC_HS256", "secret": SECRET, "requireExp_shown": "1"})
+    saved = browser.post(
+        server.portal + f"/apis/{api_id}/plans/new",
+        data={
+            "csrf_token": csrf_token(page),
+            "name": "Lenient",
+            "type": "jwt",
+            "validation": "AUTO",
+            "signature": "HMAC_HS256",
+            "secret": SECRET,
+            "requireExp_shown": "1",
+        },
+    )
     assert saved.status_code in (200, 302), saved.text
     plans = server.mgmt("GET", f"/apis/{api_id}/plans").json()["data"]
     lenient = next(p for p in plans if p["name"] == "Lenient")

@@ -1,6 +1,7 @@
 """The Solace endpoint end to end: a real gateway, its real Solace worker process, and in that
-worker the test double of solace-pubsubplus (solace_double.py) in place of the library, since no
+worker the test double of solace-pubsubplus (support/solace_double.py) in place of the library, since no
 Solace broker can run here. Everything a client sees crosses the real gateway <-> worker channel."""
+
 import html
 import os
 import re
@@ -11,10 +12,14 @@ from pathlib import Path
 import pytest
 import requests
 import websocket
-from conftest import free_port, launch, next_message
-from message_clients import JSON
-from solace_support import double_env, poll, post, solace_api, sse, wait_gone, worker_pids, ws_connect
-from test_end_to_end import portal_login
+
+from support.apis import solace_api
+from support.gatehouse import free_port, launch
+from support.message_clients import JSON
+from support.portal import portal_login
+from support.solace import double_env, poll, post, sse, wait_gone, worker_pids, ws_connect
+from support.streams import next_message
+
 
 @pytest.fixture(scope="module")
 def double_server(tmp_path_factory):
@@ -31,8 +36,8 @@ def server(double_server):
 
 def test_publish_over_post_and_websocket_consume_over_http_get_sse_websocket_persistent(server):
     server.deploy_api(solace_api(topics=["orders/eu"], consumer_topics=["orders/*"], get_count=3))
-    poll(server, client="poller")   # the poller's queue exists and attracts orders/*
-    poll(server, client="w")        # so does the websocket client's: it gets what comes before it connects
+    poll(server, client="poller")  # the poller's queue exists and attracts orders/*
+    poll(server, client="w")  # so does the websocket client's: it gets what comes before it connects
     stream = sse(server)
     try:
         post(server, "ünïcode body".encode(), **{"X-Trace": "t-1", "X-Note": "café"})
@@ -54,7 +59,7 @@ def test_publish_over_post_and_websocket_consume_over_http_get_sse_websocket_per
             assert events[0]["data"] == "ünïcode body" and "x-trace: t-1" in events[0]["comments"]
             assert "destinationName: orders/eu" in events[0]["comments"]
             assert ws.recv() == "ünïcode body"
-            assert ws.recv() == b"\x00\xffbinary"   # not UTF-8: a binary frame, byte for byte
+            assert ws.recv() == b"\x00\xffbinary"  # not UTF-8: a binary frame, byte for byte
         finally:
             ws.close()
     finally:
@@ -79,7 +84,7 @@ def test_direct_subscription_for_qos_none_gets_only_what_comes_while_connected(s
                 pass
         assert received == ["live"]
         event = next_message(stream)
-        assert event["data"] == "live"   # a direct receiver has no queue: the earlier message is gone
+        assert event["data"] == "live"  # a direct receiver has no queue: the earlier message is gone
         assert "isRedelivered: false" in event["comments"]
     finally:
         ws.close()
@@ -97,17 +102,21 @@ def test_at_least_once_unwritten_message_comes_again_flagged_redelivered(server)
     assert [(i["content"], i["metadata"]["isRedelivered"]) for i in first] == [("one", False)]
     again = poll(server, client="c")["items"]
     assert [(i["content"], i["metadata"]["isRedelivered"]) for i in again] == [("two", True)]
-    assert poll(server, client="c")["items"] == []   # "one" was acknowledged: it does not come back
+    assert poll(server, client="c")["items"] == []  # "one" was acknowledged: it does not come back
 
 
 def test_broker_errors_are_clear_to_every_client_and_in_the_portal(server):
     closed = free_port()
     cases = {
-        "/refused": (solace_api(url=f"tcp://127.0.0.1:{closed}", path="/refused"),
-                     f"Connection refused to tcp://127.0.0.1:{closed}"),
+        "/refused": (
+            solace_api(url=f"tcp://127.0.0.1:{closed}", path="/refused"),
+            f"Connection refused to tcp://127.0.0.1:{closed}",
+        ),
         "/no-vpn": (solace_api(path="/no-vpn", vpn="nope"), "VPN not found or not available: 'nope'"),
-        "/bad-password": (solace_api(path="/bad-password", shared={
-            "security": {"auth": {"username": "admin", "password": "wrong"}}}), "Authentication failed"),
+        "/bad-password": (
+            solace_api(path="/bad-password", shared={"security": {"auth": {"username": "admin", "password": "wrong"}}}),
+            "Authentication failed",
+        ),
     }
     for path, (api, expected) in cases.items():
         api_id = server.deploy_api(api)
@@ -115,8 +124,9 @@ def test_broker_errors_are_clear_to_every_client_and_in_the_portal(server):
         assert response.status_code == 502 and expected in response.json()["message"], response.text
         response = requests.get(server.gateway + path, headers=JSON, timeout=15)
         assert response.status_code == 502 and expected in response.json()["message"], response.text
-        with requests.get(server.gateway + path, stream=True, timeout=15,
-                          headers={"Accept": "text/event-stream"}) as stream:
+        with requests.get(
+            server.gateway + path, stream=True, timeout=15, headers={"Accept": "text/event-stream"}
+        ) as stream:
             event = next_message(stream)
             assert event["event"] == "error" and expected in event["data"]
         code, reason = ws_close(server, path)
@@ -147,6 +157,7 @@ RESUBSCRIBED = "subscribed again after the Solace worker process was killed by s
 
 def kill_worker(server, resubscribing=1):
     """Kill the worker; wait until that many open subscriptions logged that they subscribed again."""
+
     def count():
         return Path(server.proc.log_path).read_text().count(RESUBSCRIBED)
 
@@ -188,8 +199,10 @@ def test_a_worker_that_keeps_dying_ends_the_stream_with_a_clear_error(server):
         kill_worker(server, resubscribing=0)
         event = next_message(stream)
         assert event["event"] == "error"
-        assert ("the Solace worker process was killed by signal SIGKILL (4 times while this client was connected); "
-                "reconnect to resume") in event["data"]
+        assert (
+            "the Solace worker process was killed by signal SIGKILL (4 times while this client was connected); "
+            "reconnect to resume"
+        ) in event["data"]
     finally:
         stream.close()
     post(server, b"a new worker serves the next call", path="/crash-loop")

@@ -8,6 +8,7 @@ runs with the library's test double behind its second endpoint (as the broker th
 Deliberately bad values (`wrong`, `solace-invalid-url`) are kept: they are not Solace URLs and
 block Deploy naming the field; `+change` variants take the blocker out.
 """
+
 import copy
 import json
 import threading
@@ -15,10 +16,13 @@ import threading
 import pytest
 import requests
 import websocket
-from conftest import ROOT, free_port, launch, next_message
-from solace_support import DOUBLE_URL, double_env, solace_api
 
-FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
+from support.apis import solace_api
+from support.fixtures import FIXTURES
+from support.gatehouse import free_port, launch
+from support.solace import DOUBLE_URL, double_env
+from support.streams import next_message
+
 JSON = {"Accept": "application/json"}
 CLOSED_PORT = free_port()
 CLOSED_URL = f"tcp://127.0.0.1:{CLOSED_PORT}"
@@ -27,7 +31,9 @@ NOT_A_URL = "must be tcp://host[:port] or tcps://host[:port]"
 
 BLOCKED = {
     "messages/http-get/http-get-entrypoint-solace-endpoint-secret.json": ["secret references ({#secrets...})"],
-    "messages/http-get/http-get-entrypoint-solace-endpoint-failure.json": [f"endpoint default: URL: 'wrong' {NOT_A_URL}"],
+    "messages/http-get/http-get-entrypoint-solace-endpoint-failure.json": [
+        f"endpoint default: URL: 'wrong' {NOT_A_URL}"
+    ],
     # Fails by an interrupt policy, not by the broker (see the +closed-port variant).
     "messages/http-post/http-post-entrypoint-solace-endpoint-failure.json": ["policy interrupt-message-request-phase"],
     # The first endpoint is the failing one of the failover test: kept.
@@ -69,16 +75,19 @@ def entrypoint(definition, kind):
 
 def refused(method, path):
     def check(server, definition):
-        response = requests.request(method, server.gateway + path, data=b"x" if method == "POST" else None,
-                                    headers=JSON, timeout=15)
+        response = requests.request(
+            method, server.gateway + path, data=b"x" if method == "POST" else None, headers=JSON, timeout=15
+        )
         assert response.status_code == 502, response.text
         assert response.json() == {"message": f"The endpoint failed: {REFUSED}"}
+
     return check
 
 
 def sse_refused(server, definition):
-    with requests.get(server.gateway + "/test", stream=True, timeout=15,
-                      headers={"Accept": "text/event-stream"}) as stream:
+    with requests.get(
+        server.gateway + "/test", stream=True, timeout=15, headers={"Accept": "text/event-stream"}
+    ) as stream:
         assert next_message(stream) == {"event": "error", "data": REFUSED}
 
 
@@ -89,12 +98,13 @@ def websocket_refused(path, publisher, subscriber):
         ws = websocket.create_connection(server.gateway.replace("http", "ws", 1) + path, timeout=15)
         try:
             if not subscriber:
-                ws.send("to publish")   # only a publish reaches the broker
+                ws.send("to publish")  # only a publish reaches the broker
             opcode, data = ws.recv_data(control_frame=True)
             assert opcode == websocket.ABNF.OPCODE_CLOSE
             assert (int.from_bytes(data[:2], "big"), data[2:].decode()) == (1011, REFUSED)
         finally:
             ws.close()
+
     return check
 
 
@@ -118,8 +128,13 @@ def failover_pair(server, definition):
     server.deploy_api(solace_api(path="/warm-up"))  # the worker runs: no call waits for its start
     assert requests.post(server.gateway + "/warm-up", data=b"w", timeout=10).status_code == 202
     result = {}
-    getter = threading.Thread(target=lambda: result.update(response=requests.get(
-        server.gateway + "/test", headers={**JSON, "X-Gravitee-Client-Identifier": "fixture"}, timeout=15)))
+    getter = threading.Thread(
+        target=lambda: result.update(
+            response=requests.get(
+                server.gateway + "/test", headers={**JSON, "X-Gravitee-Client-Identifier": "fixture"}, timeout=15
+            )
+        )
+    )
     getter.start()
     sent = 0
     # Until the getter's queue exists, a post reaches no one: post until the getter has two.
@@ -136,23 +151,39 @@ def failover_pair(server, definition):
 CASES = {
     "messages/http-get/http-get-entrypoint-solace-endpoint.json": ((), refused("GET", "/test")),
     "messages/http-get/http-get-entrypoint-solace-endpoint-at-least-once.json": (
-        (), refused("GET", "/test-at-least-once")),
+        (),
+        refused("GET", "/test-at-least-once"),
+    ),
     "messages/http-get/http-get-entrypoint-solace-endpoint-at-most-once.json": (
-        (), refused("GET", "/test-at-most-once")),
+        (),
+        refused("GET", "/test-at-most-once"),
+    ),
     "messages/http-post/http-post-entrypoint-solace-endpoint.json": ((), refused("POST", "/test")),
     "messages/sse/sse-entrypoint-solace-endpoint.json": ((), sse_refused),
     "messages/websocket/websocket-entrypoint-solace-endpoint-publisher-subscriber.json": (
-        (), websocket_refused("/test", True, True)),
+        (),
+        websocket_refused("/test", True, True),
+    ),
     "messages/websocket/websocket-entrypoint-solace-endpoint-publisher.json": (
-        (), websocket_refused("/test", True, False)),
+        (),
+        websocket_refused("/test", True, False),
+    ),
     "messages/websocket/websocket-entrypoint-solace-endpoint-subscriber.json": (
-        (), websocket_refused("/test-auto", False, True)),
+        (),
+        websocket_refused("/test-auto", False, True),
+    ),
     "messages/websocket/websocket-entrypoint-solace-endpoint-subscriber-none.json": (
-        (), websocket_refused("/test-none", False, True)),
+        (),
+        websocket_refused("/test-none", False, True),
+    ),
     "messages/http-get/http-get-entrypoint-solace-endpoint-failure.json+closed-url": (
-        (closed_url,), refused("GET", "/test-failure")),
+        (closed_url,),
+        refused("GET", "/test-failure"),
+    ),
     "messages/http-post/http-post-entrypoint-solace-endpoint-failure.json+closed-url": (
-        (closed_url, without_flows), refused("POST", "/test-failure")),
+        (closed_url, without_flows),
+        refused("POST", "/test-failure"),
+    ),
 }
 
 

@@ -2,12 +2,16 @@
 run here): the client gets the library's connection failure as a clear 502 within seconds, the
 gateway's hub keeps serving other APIs meanwhile, and the library's own log lines reach the
 gateway's log through the channel without corrupting it."""
+
 import threading
 import time
 
 import requests
-from conftest import free_port, mock_api, next_message
-from solace_support import solace_api, worker_pids
+
+from support.apis import mock_api, solace_api
+from support.gatehouse import free_port
+from support.solace import worker_pids
+from support.streams import next_message
 
 JSON = {"Accept": "application/json"}
 
@@ -52,10 +56,11 @@ def test_real_library_connection_refused_is_clear_and_fast_and_the_hub_keeps_ser
     started = time.monotonic()
     response = requests.post(server.gateway + "/solace", data=b"x", timeout=15)
     assert response.status_code == 502 and response.json() == {"message": expected}
-    assert time.monotonic() - started < 1   # the worker runs: the library fails within milliseconds
+    assert time.monotonic() - started < 1  # the worker runs: the library fails within milliseconds
 
-    with requests.get(server.gateway + "/solace", stream=True, timeout=15,
-                      headers={"Accept": "text/event-stream"}) as stream:
+    with requests.get(
+        server.gateway + "/solace", stream=True, timeout=15, headers={"Accept": "text/event-stream"}
+    ) as stream:
         event = next_message(stream)
         assert event == {"event": "error", "data": expected.removeprefix("The endpoint failed: ")}
 

@@ -1,7 +1,6 @@
 """Key and trust stores (gateway_runtime.tls.stores): PEM, PKCS12 and JKS stores built here from a
 throw-away CA, checked, turned into PEM files and used for an in-memory mutual-TLS handshake."""
-import base64
-import datetime
+
 import os
 import shutil
 import ssl
@@ -12,10 +11,7 @@ from pathlib import Path
 import jks
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from gateway_runtime.settings import SettingsError
 from gateway_runtime.tls.stores import (
@@ -24,89 +20,10 @@ from gateway_runtime.tls.stores import (
     check_trust_store,
     materialise,
 )
+from support.pki import PEM, STORE_PW, b64
 
-STORE_PW = "store-secret-1"
 KEY_PW = "key-secret-2"
 WRONG_PW = "wrong-secret-3"
-PEM, DER = serialization.Encoding.PEM, serialization.Encoding.DER
-PKCS8 = serialization.PrivateFormat.PKCS8
-
-
-# ----------------------------------------------------------------- material
-
-def _name(cn):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _cert(subject, key, issuer, issuer_key, ca=False, san=None, usage=None):
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
-    if usage:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-class Material:
-    def __init__(self):
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        self.ca = _cert("Gatehouse Test CA", self.ca_key, "Gatehouse Test CA", self.ca_key, ca=True)
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.cert = _cert("client", self.key, "Gatehouse Test CA", self.ca_key,
-                          usage=ExtendedKeyUsageOID.CLIENT_AUTH)
-        self.server_key = ec.generate_private_key(ec.SECP256R1())
-        self.server_cert = _cert("broker", self.server_key, "Gatehouse Test CA", self.ca_key,
-                                 san="broker.test", usage=ExtendedKeyUsageOID.SERVER_AUTH)
-        self.other_key = ec.generate_private_key(ec.SECP256R1())
-        self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.rsa_cert = _cert("rsa-client", self.rsa_key, "Gatehouse Test CA", self.ca_key)
-
-    # PEM
-    @property
-    def ca_pem(self):
-        return self.ca.public_bytes(PEM).decode()
-
-    @property
-    def chain_pem(self):
-        return (self.cert.public_bytes(PEM) + self.ca.public_bytes(PEM)).decode()
-
-    def key_pem(self, password=None, key=None, fmt=PKCS8):
-        enc = (serialization.BestAvailableEncryption(password.encode()) if password
-               else serialization.NoEncryption())
-        return (key or self.key).private_bytes(PEM, fmt, enc).decode()
-
-    # PKCS12
-    def p12_keystore(self, password=STORE_PW):
-        enc = (serialization.BestAvailableEncryption(password.encode()) if password
-               else serialization.NoEncryption())
-        return pkcs12.serialize_key_and_certificates(b"client", self.key, self.cert, [self.ca], enc)
-
-    def p12_truststore(self, password=STORE_PW):
-        enc = (serialization.BestAvailableEncryption(password.encode()) if password
-               else serialization.NoEncryption())
-        return pkcs12.serialize_key_and_certificates(None, None, None, [self.ca], enc)
-
-    # JKS (pyjks)
-    def jks_keystore(self, key_password=None):
-        entry = jks.PrivateKeyEntry.new("client", [self.cert.public_bytes(DER), self.ca.public_bytes(DER)],
-                                        self.key.private_bytes(DER, PKCS8, serialization.NoEncryption()))
-        if key_password:
-            entry.encrypt(key_password)  # saves() encrypts the others with the store password
-        return jks.KeyStore.new("jks", [entry]).saves(STORE_PW)
-
-    def jks_truststore(self):
-        entry = jks.TrustedCertEntry.new("ca", self.ca.public_bytes(DER))
-        return jks.KeyStore.new("jks", [entry]).saves(STORE_PW)
-
-
-@pytest.fixture(scope="session")
-def material():
-    return Material()
 
 
 @pytest.fixture
@@ -115,10 +32,6 @@ def certs_dir(tmp_path, monkeypatch):
     base.mkdir()
     monkeypatch.setenv("GATEHOUSE_CERTS_DIR", str(base))
     return base
-
-
-def b64(data):
-    return base64.b64encode(data).decode()
 
 
 def write(certs_dir, name, data):
@@ -133,45 +46,87 @@ TRUST_STORES = {
     "pem-location": lambda m, d: {"type": "PEM", "location": write(d, "ca.pem", m.ca_pem).name},
     "pem-absolute-location": lambda m, d: {"type": "PEM", "location": str(write(d, "ca.pem", m.ca_pem))},
     "pem-content": lambda m, d: {"type": "PEM", "certificates": m.ca_pem},
-    "pkcs12-location": lambda m, d: {"type": "PKCS12", "password": STORE_PW,
-                                     "location": write(d, "trust.p12", m.p12_truststore()).name},
-    "pkcs12-content": lambda m, d: {"type": "PKCS12", "password": STORE_PW,
-                                    "certificates": b64(m.p12_truststore())},
+    "pkcs12-location": lambda m, d: {
+        "type": "PKCS12",
+        "password": STORE_PW,
+        "location": write(d, "trust.p12", m.p12_truststore()).name,
+    },
+    "pkcs12-content": lambda m, d: {"type": "PKCS12", "password": STORE_PW, "certificates": b64(m.p12_truststore())},
     "pkcs12-no-password": lambda m, d: {"type": "PKCS12", "certificates": b64(m.p12_truststore(None))},
-    "jks-location": lambda m, d: {"type": "JKS", "password": STORE_PW,
-                                  "location": write(d, "trust.jks", m.jks_truststore()).name},
+    "jks-location": lambda m, d: {
+        "type": "JKS",
+        "password": STORE_PW,
+        "location": write(d, "trust.jks", m.jks_truststore()).name,
+    },
     "jks-content": lambda m, d: {"type": "JKS", "password": STORE_PW, "certificates": b64(m.jks_truststore())},
     # Kafka: without a password a trust store is still used, without the integrity check.
     "jks-no-password": lambda m, d: {"type": "JKS", "certificates": b64(m.jks_truststore())},
     # Java 9+ reads PKCS12 content under type JKS (and the reverse).
-    "jks-type-pkcs12-content": lambda m, d: {"type": "JKS", "password": STORE_PW,
-                                             "certificates": b64(m.p12_truststore())},
+    "jks-type-pkcs12-content": lambda m, d: {
+        "type": "JKS",
+        "password": STORE_PW,
+        "certificates": b64(m.p12_truststore()),
+    },
 }
 
 KEY_STORES = {  # name -> (store, key file expected encrypted)
-    "pem-location": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem,
-                                   "location": write(d, "client.key", m.key_pem()).name}, False),
-    "pem-location-encrypted": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "keyPassword": KEY_PW,
-                                             "location": write(d, "client.key", m.key_pem(KEY_PW)).name}, True),
+    "pem-location": (
+        lambda m, d: {
+            "type": "PEM",
+            "certificateChain": m.chain_pem,
+            "location": write(d, "client.key", m.key_pem()).name,
+        },
+        False,
+    ),
+    "pem-location-encrypted": (
+        lambda m, d: {
+            "type": "PEM",
+            "certificateChain": m.chain_pem,
+            "keyPassword": KEY_PW,
+            "location": write(d, "client.key", m.key_pem(KEY_PW)).name,
+        },
+        True,
+    ),
     # Kafka's own PEM key store file: private key and certificate chain together.
-    "pem-location-key-and-chain": (lambda m, d: {"type": "PEM", "location": write(
-        d, "client.pem", m.key_pem() + m.chain_pem).name}, False),
+    "pem-location-key-and-chain": (
+        lambda m, d: {"type": "PEM", "location": write(d, "client.pem", m.key_pem() + m.chain_pem).name},
+        False,
+    ),
     "pem-content": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "key": m.key_pem()}, False),
-    "pem-content-encrypted": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem,
-                                            "key": m.key_pem(KEY_PW), "keyPassword": KEY_PW}, True),
-    "pem-rsa-traditional-encrypted": (lambda m, d: {
-        "type": "PEM", "keyPassword": KEY_PW,
-        "certificateChain": (m.rsa_cert.public_bytes(PEM) + m.ca.public_bytes(PEM)).decode(),
-        "key": m.key_pem(KEY_PW, m.rsa_key, serialization.PrivateFormat.TraditionalOpenSSL)}, True),
-    "pkcs12-location": (lambda m, d: {"type": "PKCS12", "password": STORE_PW,
-                                      "location": write(d, "client.p12", m.p12_keystore()).name}, True),
-    "pkcs12-content": (lambda m, d: {"type": "PKCS12", "key": b64(m.p12_keystore()),
-                                     "password": STORE_PW, "keyPassword": STORE_PW}, True),
-    "jks-location": (lambda m, d: {"type": "JKS", "password": STORE_PW,
-                                   "location": write(d, "client.jks", m.jks_keystore()).name}, True),
+    "pem-content-encrypted": (
+        lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "key": m.key_pem(KEY_PW), "keyPassword": KEY_PW},
+        True,
+    ),
+    "pem-rsa-traditional-encrypted": (
+        lambda m, d: {
+            "type": "PEM",
+            "keyPassword": KEY_PW,
+            "certificateChain": (m.rsa_cert.public_bytes(PEM) + m.ca.public_bytes(PEM)).decode(),
+            "key": m.key_pem(KEY_PW, m.rsa_key, serialization.PrivateFormat.TraditionalOpenSSL),
+        },
+        True,
+    ),
+    "pkcs12-location": (
+        lambda m, d: {
+            "type": "PKCS12",
+            "password": STORE_PW,
+            "location": write(d, "client.p12", m.p12_keystore()).name,
+        },
+        True,
+    ),
+    "pkcs12-content": (
+        lambda m, d: {"type": "PKCS12", "key": b64(m.p12_keystore()), "password": STORE_PW, "keyPassword": STORE_PW},
+        True,
+    ),
+    "jks-location": (
+        lambda m, d: {"type": "JKS", "password": STORE_PW, "location": write(d, "client.jks", m.jks_keystore()).name},
+        True,
+    ),
     "jks-content": (lambda m, d: {"type": "JKS", "key": b64(m.jks_keystore()), "password": STORE_PW}, True),
-    "jks-own-key-password": (lambda m, d: {"type": "JKS", "key": b64(m.jks_keystore(KEY_PW)),
-                                           "password": STORE_PW, "keyPassword": KEY_PW}, True),
+    "jks-own-key-password": (
+        lambda m, d: {"type": "JKS", "key": b64(m.jks_keystore(KEY_PW)), "password": STORE_PW, "keyPassword": KEY_PW},
+        True,
+    ),
 }
 
 
@@ -260,9 +215,14 @@ def server_context(material, certs_dir):
     return context
 
 
-@pytest.mark.parametrize("trust, key", [("pem-content", "pem-content-encrypted"),
-                                        ("pkcs12-content", "pkcs12-location"),
-                                        ("jks-location", "jks-own-key-password")])
+@pytest.mark.parametrize(
+    "trust, key",
+    [
+        ("pem-content", "pem-content-encrypted"),
+        ("pkcs12-content", "pkcs12-location"),
+        ("jks-location", "jks-own-key-password"),
+    ],
+)
 def test_mutual_tls_handshake(trust, key, material, certs_dir, server_context):
     with materialise(TRUST_STORES[trust](material, certs_dir), KEY_STORES[key][0](material, certs_dir)) as tls:
         context = tls.ssl_context()
@@ -302,102 +262,211 @@ def test_materialise_refuses_bad_stores_with_prefixed_fields(material, certs_dir
 
 # ----------------------------------------------------------------- problems
 
+
 def truncated(data):
     return data[: len(data) // 2]
 
 
 TRUST_PROBLEMS = {  # name -> (store, field, words in the message)
-    "both": (lambda m, d: {"type": "PEM", "location": write(d, "ca.pem", m.ca_pem).name, "certificates": m.ca_pem},
-             "", "give either a location or the certificates, not both"),
+    "both": (
+        lambda m, d: {"type": "PEM", "location": write(d, "ca.pem", m.ca_pem).name, "certificates": m.ca_pem},
+        "",
+        "give either a location or the certificates, not both",
+    ),
     "neither": (lambda m, d: {"type": "PKCS12", "password": STORE_PW}, "", "give either a location"),
-    "bad-type": (lambda m, d: {"type": "P12", "certificates": "x"}, "type",
-                 "must be one of NONE, PEM, JKS, PKCS12"),
+    "bad-type": (lambda m, d: {"type": "P12", "certificates": "x"}, "type", "must be one of NONE, PEM, JKS, PKCS12"),
     "no-type": (lambda m, d: {"certificates": m.ca_pem}, "type", "choose the store type"),
-    "outside-relative": (lambda m, d: {"type": "PEM", "location": "../outside.pem"}, "location",
-                         "must lie under GATEHOUSE_CERTS_DIR"),
-    "outside-absolute": (lambda m, d: {"type": "PEM", "location": "/etc/hostname"}, "location",
-                         "must lie under GATEHOUSE_CERTS_DIR"),
+    "outside-relative": (
+        lambda m, d: {"type": "PEM", "location": "../outside.pem"},
+        "location",
+        "must lie under GATEHOUSE_CERTS_DIR",
+    ),
+    "outside-absolute": (
+        lambda m, d: {"type": "PEM", "location": "/etc/hostname"},
+        "location",
+        "must lie under GATEHOUSE_CERTS_DIR",
+    ),
     "missing-file": (lambda m, d: {"type": "PEM", "location": "absent.pem"}, "location", "no readable file at"),
     "directory": (lambda m, d: {"type": "PEM", "location": "."}, "location", "no readable file at"),
-    "pem-not-certs": (lambda m, d: {"type": "PEM", "certificates": m.key_pem()}, "certificates",
-                      "not PEM certificates"),
-    "pem-damaged": (lambda m, d: {"type": "PEM", "certificates": m.ca_pem[:60] + "!!" + m.ca_pem[62:]},
-                    "certificates", "does not parse"),
-    "pem-file-not-certs": (lambda m, d: {"type": "PEM", "location": write(d, "x.pem", "hello").name},
-                           "location", "not PEM certificates"),
-    "pkcs12-wrong-password": (lambda m, d: {"type": "PKCS12", "password": WRONG_PW,
-                                            "certificates": b64(m.p12_truststore())},
-                              "password", "the PKCS12 store does not open with this password"),
-    "pkcs12-needs-password": (lambda m, d: {"type": "PKCS12", "certificates": b64(m.p12_truststore())},
-                              "password", "give its password"),
-    "pkcs12-truncated": (lambda m, d: {"type": "PKCS12", "password": STORE_PW,
-                                       "location": write(d, "t.p12", truncated(m.p12_truststore())).name},
-                         "location", "not a JKS or PKCS12 store"),
-    "not-base64": (lambda m, d: {"type": "PKCS12", "password": STORE_PW, "certificates": "*not base64*"},
-                   "certificates", "not base64"),
+    "pem-not-certs": (
+        lambda m, d: {"type": "PEM", "certificates": m.key_pem()},
+        "certificates",
+        "not PEM certificates",
+    ),
+    "pem-damaged": (
+        lambda m, d: {"type": "PEM", "certificates": m.ca_pem[:60] + "!!" + m.ca_pem[62:]},
+        "certificates",
+        "does not parse",
+    ),
+    "pem-file-not-certs": (
+        lambda m, d: {"type": "PEM", "location": write(d, "x.pem", "hello").name},
+        "location",
+        "not PEM certificates",
+    ),
+    "pkcs12-wrong-password": (
+        lambda m, d: {"type": "PKCS12", "password": WRONG_PW, "certificates": b64(m.p12_truststore())},
+        "password",
+        "the PKCS12 store does not open with this password",
+    ),
+    "pkcs12-needs-password": (
+        lambda m, d: {"type": "PKCS12", "certificates": b64(m.p12_truststore())},
+        "password",
+        "give its password",
+    ),
+    "pkcs12-truncated": (
+        lambda m, d: {
+            "type": "PKCS12",
+            "password": STORE_PW,
+            "location": write(d, "t.p12", truncated(m.p12_truststore())).name,
+        },
+        "location",
+        "not a JKS or PKCS12 store",
+    ),
+    "not-base64": (
+        lambda m, d: {"type": "PKCS12", "password": STORE_PW, "certificates": "*not base64*"},
+        "certificates",
+        "not base64",
+    ),
     "pem-as-jks": (lambda m, d: {"type": "JKS", "certificates": m.ca_pem}, "certificates", "set the type to PEM"),
-    "pem-file-as-pkcs12": (lambda m, d: {"type": "PKCS12", "location": write(d, "ca.pem", m.ca_pem).name},
-                           "location", "set the type to PEM"),
-    "jks-wrong-password": (lambda m, d: {"type": "JKS", "password": WRONG_PW,
-                                         "certificates": b64(m.jks_truststore())},
-                           "password", "the JKS store does not open with this password"),
-    "jks-truncated": (lambda m, d: {"type": "JKS", "password": STORE_PW,
-                                    "certificates": b64(truncated(m.jks_truststore()))},
-                      "certificates", "the JKS store does not parse"),
-    "jks-empty": (lambda m, d: {"type": "JKS", "password": STORE_PW,
-                                "certificates": b64(jks.KeyStore.new("jks", []).saves(STORE_PW))},
-                  "certificates", "holds no certificates"),
+    "pem-file-as-pkcs12": (
+        lambda m, d: {"type": "PKCS12", "location": write(d, "ca.pem", m.ca_pem).name},
+        "location",
+        "set the type to PEM",
+    ),
+    "jks-wrong-password": (
+        lambda m, d: {"type": "JKS", "password": WRONG_PW, "certificates": b64(m.jks_truststore())},
+        "password",
+        "the JKS store does not open with this password",
+    ),
+    "jks-truncated": (
+        lambda m, d: {"type": "JKS", "password": STORE_PW, "certificates": b64(truncated(m.jks_truststore()))},
+        "certificates",
+        "the JKS store does not parse",
+    ),
+    "jks-empty": (
+        lambda m, d: {
+            "type": "JKS",
+            "password": STORE_PW,
+            "certificates": b64(jks.KeyStore.new("jks", []).saves(STORE_PW)),
+        },
+        "certificates",
+        "holds no certificates",
+    ),
 }
 
 
 KEY_PROBLEMS = {
-    "pem-both": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "key": m.key_pem(),
-                               "location": write(d, "k.pem", m.key_pem()).name},
-                 "", "give either a location or the private key (key), not both"),
+    "pem-both": (
+        lambda m, d: {
+            "type": "PEM",
+            "certificateChain": m.chain_pem,
+            "key": m.key_pem(),
+            "location": write(d, "k.pem", m.key_pem()).name,
+        },
+        "",
+        "give either a location or the private key (key), not both",
+    ),
     "pem-no-key": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem}, "", "give either a location"),
-    "pem-no-chain": (lambda m, d: {"type": "PEM", "key": m.key_pem()}, "certificateChain",
-                     "give the client certificate chain"),
-    "pem-bad-chain": (lambda m, d: {"type": "PEM", "certificateChain": "chain", "key": m.key_pem()},
-                      "certificateChain", "not PEM certificates"),
-    "pem-not-a-key": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "key": m.ca_pem},
-                      "key", "not a PEM private key"),
-    "pem-key-damaged": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem,
-                                      "key": m.key_pem().replace("\n", "\nAA", 2)}, "key", "does not parse"),
-    "pem-needs-key-password": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem,
-                                             "key": m.key_pem(KEY_PW)},
-                               "keyPassword", "the private key is encrypted"),
-    "pem-wrong-key-password": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem,
-                                             "key": m.key_pem(KEY_PW), "keyPassword": WRONG_PW},
-                               "keyPassword", "does not decrypt with this key password"),
-    "pem-key-not-for-chain": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem,
-                                            "key": m.key_pem(key=m.other_key)},
-                              "certificateChain", "does not belong to the private key"),
-    "pem-outside": (lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "location": "/etc/ssl/key.pem"},
-                    "location", "must lie under GATEHOUSE_CERTS_DIR"),
-    "pkcs12-no-password": (lambda m, d: {"type": "PKCS12", "key": b64(m.p12_keystore())},
-                           "password", "give the key store's password"),
-    "pkcs12-wrong-password": (lambda m, d: {"type": "PKCS12", "key": b64(m.p12_keystore()), "password": WRONG_PW,
-                                            "keyPassword": WRONG_PW},
-                              "password", "the PKCS12 store does not open with this password"),
-    "pkcs12-trust-only": (lambda m, d: {"type": "PKCS12", "key": b64(m.p12_truststore()), "password": STORE_PW},
-                          "key", "the PKCS12 store holds no private key"),
-    "pkcs12-missing-file": (lambda m, d: {"type": "PKCS12", "location": "client.p12", "password": STORE_PW},
-                            "location", "no readable file at"),
-    "pkcs12-both": (lambda m, d: {"type": "PKCS12", "location": write(d, "c.p12", m.p12_keystore()).name,
-                                  "key": b64(m.p12_keystore()), "password": STORE_PW}, "", "not both"),
-    "jks-wrong-password": (lambda m, d: {"type": "JKS", "location": write(d, "c.jks", m.jks_keystore()).name,
-                                         "password": WRONG_PW},
-                           "password", "the JKS store does not open with this password"),
-    "jks-needs-key-password": (lambda m, d: {"type": "JKS", "key": b64(m.jks_keystore(KEY_PW)),
-                                             "password": STORE_PW},
-                               "keyPassword", "has its own password"),
-    "jks-wrong-key-password": (lambda m, d: {"type": "JKS", "key": b64(m.jks_keystore(KEY_PW)),
-                                             "password": STORE_PW, "keyPassword": WRONG_PW},
-                               "keyPassword", "does not decrypt with this key password"),
-    "jks-trust-only": (lambda m, d: {"type": "JKS", "key": b64(m.jks_truststore()), "password": STORE_PW},
-                       "key", "the JKS store holds no private key"),
-    "jks-corrupted": (lambda m, d: {"type": "JKS", "key": b64(truncated(m.jks_keystore())), "password": STORE_PW},
-                      "key", "the JKS store does not parse"),
+    "pem-no-chain": (
+        lambda m, d: {"type": "PEM", "key": m.key_pem()},
+        "certificateChain",
+        "give the client certificate chain",
+    ),
+    "pem-bad-chain": (
+        lambda m, d: {"type": "PEM", "certificateChain": "chain", "key": m.key_pem()},
+        "certificateChain",
+        "not PEM certificates",
+    ),
+    "pem-not-a-key": (
+        lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "key": m.ca_pem},
+        "key",
+        "not a PEM private key",
+    ),
+    "pem-key-damaged": (
+        lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "key": m.key_pem().replace("\n", "\nAA", 2)},
+        "key",
+        "does not parse",
+    ),
+    "pem-needs-key-password": (
+        lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "key": m.key_pem(KEY_PW)},
+        "keyPassword",
+        "the private key is encrypted",
+    ),
+    "pem-wrong-key-password": (
+        lambda m, d: {
+            "type": "PEM",
+            "certificateChain": m.chain_pem,
+            "key": m.key_pem(KEY_PW),
+            "keyPassword": WRONG_PW,
+        },
+        "keyPassword",
+        "does not decrypt with this key password",
+    ),
+    "pem-key-not-for-chain": (
+        lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "key": m.key_pem(key=m.other_key)},
+        "certificateChain",
+        "does not belong to the private key",
+    ),
+    "pem-outside": (
+        lambda m, d: {"type": "PEM", "certificateChain": m.chain_pem, "location": "/etc/ssl/key.pem"},
+        "location",
+        "must lie under GATEHOUSE_CERTS_DIR",
+    ),
+    "pkcs12-no-password": (
+        lambda m, d: {"type": "PKCS12", "key": b64(m.p12_keystore())},
+        "password",
+        "give the key store's password",
+    ),
+    "pkcs12-wrong-password": (
+        lambda m, d: {"type": "PKCS12", "key": b64(m.p12_keystore()), "password": WRONG_PW, "keyPassword": WRONG_PW},
+        "password",
+        "the PKCS12 store does not open with this password",
+    ),
+    "pkcs12-trust-only": (
+        lambda m, d: {"type": "PKCS12", "key": b64(m.p12_truststore()), "password": STORE_PW},
+        "key",
+        "the PKCS12 store holds no private key",
+    ),
+    "pkcs12-missing-file": (
+        lambda m, d: {"type": "PKCS12", "location": "client.p12", "password": STORE_PW},
+        "location",
+        "no readable file at",
+    ),
+    "pkcs12-both": (
+        lambda m, d: {
+            "type": "PKCS12",
+            "location": write(d, "c.p12", m.p12_keystore()).name,
+            "key": b64(m.p12_keystore()),
+            "password": STORE_PW,
+        },
+        "",
+        "not both",
+    ),
+    "jks-wrong-password": (
+        lambda m, d: {"type": "JKS", "location": write(d, "c.jks", m.jks_keystore()).name, "password": WRONG_PW},
+        "password",
+        "the JKS store does not open with this password",
+    ),
+    "jks-needs-key-password": (
+        lambda m, d: {"type": "JKS", "key": b64(m.jks_keystore(KEY_PW)), "password": STORE_PW},
+        "keyPassword",
+        "has its own password",
+    ),
+    "jks-wrong-key-password": (
+        lambda m, d: {"type": "JKS", "key": b64(m.jks_keystore(KEY_PW)), "password": STORE_PW, "keyPassword": WRONG_PW},
+        "keyPassword",
+        "does not decrypt with this key password",
+    ),
+    "jks-trust-only": (
+        lambda m, d: {"type": "JKS", "key": b64(m.jks_truststore()), "password": STORE_PW},
+        "key",
+        "the JKS store holds no private key",
+    ),
+    "jks-corrupted": (
+        lambda m, d: {"type": "JKS", "key": b64(truncated(m.jks_keystore())), "password": STORE_PW},
+        "key",
+        "the JKS store does not parse",
+    ),
 }
 
 
@@ -449,19 +518,53 @@ def test_unreadable_file(material, certs_dir):
 
 # ----------------------------------------------------------------- stores made by Java's keytool
 
+
 @pytest.mark.skipif(shutil.which("keytool") is None, reason="needs Java's keytool")
 def test_keytool_stores(material, certs_dir):
     """A JKS key store converted by keytool and a PKCS12 trust store it wrote (Java's own formats)."""
     write(certs_dir, "client.p12", material.p12_keystore())
     write(certs_dir, "ca.pem", material.ca_pem)
     keytool = ["keytool", "-J-Xshare:auto", "-J-XX:TieredStopAtLevel=1", "-noprompt"]
-    subprocess.run(keytool + ["-importkeystore", "-srckeystore", "client.p12", "-srcstoretype", "PKCS12",
-                              "-srcstorepass", STORE_PW, "-destkeystore", "client.jks", "-deststoretype", "JKS",
-                              "-deststorepass", STORE_PW],
-                   cwd=certs_dir, check=True, capture_output=True)
-    subprocess.run(keytool + ["-importcert", "-alias", "ca", "-file", "ca.pem", "-keystore", "trust.p12",
-                              "-storetype", "PKCS12", "-storepass", STORE_PW],
-                   cwd=certs_dir, check=True, capture_output=True)
+    subprocess.run(
+        keytool
+        + [
+            "-importkeystore",
+            "-srckeystore",
+            "client.p12",
+            "-srcstoretype",
+            "PKCS12",
+            "-srcstorepass",
+            STORE_PW,
+            "-destkeystore",
+            "client.jks",
+            "-deststoretype",
+            "JKS",
+            "-deststorepass",
+            STORE_PW,
+        ],
+        cwd=certs_dir,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        keytool
+        + [
+            "-importcert",
+            "-alias",
+            "ca",
+            "-file",
+            "ca.pem",
+            "-keystore",
+            "trust.p12",
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            STORE_PW,
+        ],
+        cwd=certs_dir,
+        check=True,
+        capture_output=True,
+    )
     assert (certs_dir / "client.jks").read_bytes()[:4] == b"\xfe\xed\xfe\xed"
     trust = {"type": "PKCS12", "location": "trust.p12", "password": STORE_PW}
     key = {"type": "JKS", "location": "client.jks", "password": STORE_PW}
@@ -472,4 +575,5 @@ def test_keytool_stores(material, certs_dir):
         assert len(context.get_ca_certs()) == 1
     assert check_trust_store(dict(trust, password=WRONG_PW)) == {
         "password": "the PKCS12 store does not open with this password: check the password "
-                    "(and that the file is intact)"}
+        "(and that the file is intact)"
+    }

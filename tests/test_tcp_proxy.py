@@ -1,85 +1,21 @@
 """tcp-proxy APIs: TLS clients on the gateway's TCP port, routed by SNI host name to real local
 TCP backends (plain and TLS), through a real `gatehouse serve`."""
+
 import re
 import socket
 import ssl
-import threading
 import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from conftest import free_port
 from gateway_runtime.endpoints.tcp_proxy import IdleTimeouts
-from test_end_to_end import csrf_token, portal_login
-from test_http_proxy import carried, outbound_proxies  # noqa: F401 (a fixture)
-from test_kafka_tls import make_ca, make_server_cert, pem
-
-
-class Backend:
-    """A TCP server of the test: a thread per connection runs serve(conn). kill() cuts its
-    connections and stops listening."""
-
-    def __init__(self):
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.connections = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        try:
-            self.serve(conn)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def serve(self, conn):
-        raise NotImplementedError
-
-    def kill(self):
-        for sock in [self.listener, *self.connections]:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # wakes the threads blocked on them
-            except OSError:
-                pass
-            sock.close()
-
-
-class EchoBackend(Backend):
-    """Answers each chunk it receives with `<name>:<chunk>`, over TLS when given a server context."""
-
-    def __init__(self, name, context=None):
-        self.name, self.context = name.encode(), context
-        super().__init__()
-
-    def serve(self, conn):
-        if self.context is not None:
-            conn = self.context.wrap_socket(conn, server_side=True)
-        self.connections.append(conn)
-        while data := conn.recv(65536):
-            conn.sendall(self.name + b":" + data)
-
-
-@pytest.fixture
-def backends():
-    made = []
-
-    def make(name, context=None):
-        made.append(EchoBackend(name, context))
-        return made[-1]
-
-    yield make
-    for backend in made:
-        backend.kill()
+from support.apis import tcp_api
+from support.gatehouse import free_port
+from support.http_backends import carried
+from support.pki import make_ca, make_server_cert, pem
+from support.portal import csrf_token, portal_login
+from support.tcp_backends import connect, exchange
 
 
 @pytest.fixture(scope="module")
@@ -90,46 +26,12 @@ def pki(tmp_path_factory):
     ca_key, ca_cert = make_ca("TCP test CA")
     key, cert = make_server_cert(ca_key, ca_cert)
     (folder / "server.pem").write_bytes(pem(cert))
-    (folder / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
+    (folder / "server.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(folder / "server.pem", folder / "server.key")
     return {"server_context": context, "ca": pem(ca_cert).decode(), "other_ca": pem(make_ca("Another CA")[1]).decode()}
-
-
-def tcp_api(hosts, *ports, secured=False, shared=None, name=None):
-    return {
-        "name": name or hosts[0], "apiVersion": "1", "definitionVersion": "4.0.0", "type": "proxy",
-        "listeners": [{"type": "tcp", "hosts": hosts, "entrypoints": [{"type": "tcp-proxy", "configuration": {}}]}],
-        "endpointGroups": [{"name": "backends", "type": "tcp-proxy", "loadBalancer": {"type": "round-robin"},
-                            "sharedConfiguration": shared or {}, "endpoints": [
-            {"name": f"backend-{i}", "type": "tcp-proxy", "inheritConfiguration": True,
-             "configuration": {"target": {"host": "127.0.0.1", "port": port, "secured": secured}}}
-            for i, port in enumerate(ports)]}],
-    }
-
-
-def connect(server, sni, timeout=5):
-    """A TLS client of the gateway's TCP port, trusting the certificate the gateway generated."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(server.workdir / "instance" / "tcp-listener.crt")
-    context.check_hostname = False  # the generated certificate names no host; a real one would
-    raw = socket.create_connection(("127.0.0.1", server.tcp_port), timeout=timeout)
-    try:
-        return context.wrap_socket(raw, server_hostname=sni)
-    except BaseException:
-        raw.close()
-        raise
-
-
-def exchange(sock, payload, expected_prefix):
-    """Send payload; return the reply once it is as long as `<prefix>:<payload>` (or the connection ended)."""
-    sock.sendall(payload)
-    want = len(expected_prefix) + 1 + len(payload)
-    reply = b""
-    while len(reply) < want and (chunk := sock.recv(65536)):
-        reply += chunk
-    return reply
 
 
 def closed_within(sock, seconds):
@@ -147,8 +49,8 @@ def closed_within(sock, seconds):
     return False
 
 
-def test_sni_host_routes_to_the_api_that_lists_it(shared_server, backends):
-    a, b = backends("A"), backends("B")
+def test_sni_host_routes_to_the_api_that_lists_it(shared_server, tcp_backends):
+    a, b = tcp_backends("A"), tcp_backends("B")
     shared_server.deploy_api(tcp_api(["a.example"], a.port))
     shared_server.deploy_api(tcp_api(["b.example", "b2.example"], b.port))
     with connect(shared_server, "a.example") as client:
@@ -160,8 +62,8 @@ def test_sni_host_routes_to_the_api_that_lists_it(shared_server, backends):
         assert exchange(client, b"ping", b"B") == b"B:ping"
 
 
-def test_unknown_sni_is_refused_with_unrecognized_name_and_logged_once(shared_server, backends):
-    a = backends("A")
+def test_unknown_sni_is_refused_with_unrecognized_name_and_logged_once(shared_server, tcp_backends):
+    a = tcp_backends("A")
     shared_server.deploy_api(tcp_api(["a.example"], a.port))
     with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
         connect(shared_server, "nobody.example")
@@ -171,23 +73,38 @@ def test_unknown_sni_is_refused_with_unrecognized_name_and_logged_once(shared_se
     assert "Traceback" not in shared_server.log
 
 
-def test_secured_target_is_verified_against_the_trust_store(shared_server, backends, pki):
-    tls = backends("TLS", pki["server_context"])
-    shared_server.deploy_api(tcp_api(["trusted.example"], tls.port, secured=True,
-                                     shared={"ssl": {"trustStore": {"type": "PEM", "content": pki["ca"]}}}))
+def test_secured_target_is_verified_against_the_trust_store(shared_server, tcp_backends, pki):
+    tls = tcp_backends("TLS", pki["server_context"])
+    shared_server.deploy_api(
+        tcp_api(
+            ["trusted.example"],
+            tls.port,
+            secured=True,
+            shared={"ssl": {"trustStore": {"type": "PEM", "content": pki["ca"]}}},
+        )
+    )
     with connect(shared_server, "trusted.example") as client:
         assert exchange(client, b"secret", b"TLS") == b"TLS:secret"
 
-    shared_server.deploy_api(tcp_api(["wrong-ca.example"], tls.port, secured=True,
-                                     shared={"ssl": {"trustStore": {"type": "PEM", "content": pki["other_ca"]}}}))
+    shared_server.deploy_api(
+        tcp_api(
+            ["wrong-ca.example"],
+            tls.port,
+            secured=True,
+            shared={"ssl": {"trustStore": {"type": "PEM", "content": pki["other_ca"]}}},
+        )
+    )
     with connect(shared_server, "wrong-ca.example") as client:
         assert closed_within(client, 5)
-    assert re.search(rf"TLS verification of the backend 127\.0\.0\.1:{tls.port} failed: .*certificate.*; add the CA "
-                     "that signed its certificate to the trust store", shared_server.log)
+    assert re.search(
+        rf"TLS verification of the backend 127\.0\.0\.1:{tls.port} failed: .*certificate.*; add the CA "
+        "that signed its certificate to the trust store",
+        shared_server.log,
+    )
 
 
-def test_round_robin_over_two_endpoints(shared_server, backends):
-    a, b = backends("A"), backends("B")
+def test_round_robin_over_two_endpoints(shared_server, tcp_backends):
+    a, b = tcp_backends("A"), tcp_backends("B")
     shared_server.deploy_api(tcp_api(["rr.example"], a.port, b.port))
     served = []
     for _ in range(4):
@@ -196,8 +113,8 @@ def test_round_robin_over_two_endpoints(shared_server, backends):
     assert served in ([b"A", b"B", b"A", b"B"], [b"B", b"A", b"B", b"A"])
 
 
-def test_a_killed_backend_closes_the_client_connection_promptly(shared_server, backends):
-    a = backends("A")
+def test_a_killed_backend_closes_the_client_connection_promptly(shared_server, tcp_backends):
+    a = tcp_backends("A")
     shared_server.deploy_api(tcp_api(["a.example"], a.port))
     with connect(shared_server, "a.example") as client:
         assert exchange(client, b"ping", b"A") == b"A:ping"
@@ -205,17 +122,19 @@ def test_a_killed_backend_closes_the_client_connection_promptly(shared_server, b
         assert closed_within(client, 1)
 
 
-def test_an_unreachable_backend_is_retried_then_the_client_is_closed(shared_server, backends):
-    a = backends("A")
+def test_an_unreachable_backend_is_retried_then_the_client_is_closed(shared_server, tcp_backends):
+    a = tcp_backends("A")
     a.kill()  # its port now refuses connections
-    shared_server.deploy_api(tcp_api(["down.example"], a.port, shared={
-        "tcp": {"reconnectAttempts": 2, "reconnectInterval": 200}}))
+    shared_server.deploy_api(
+        tcp_api(["down.example"], a.port, shared={"tcp": {"reconnectAttempts": 2, "reconnectInterval": 200}})
+    )
     started = time.monotonic()
     with connect(shared_server, "down.example") as client:
         assert closed_within(client, 5)
     assert time.monotonic() - started >= 0.4  # two pauses of 200 ms between the three attempts
-    assert f"the backend 127.0.0.1:{a.port} cannot be reached (Connection refused) after 3 attempt(s)" \
-        in shared_server.log
+    assert (
+        f"the backend 127.0.0.1:{a.port} cannot be reached (Connection refused) after 3 attempt(s)" in shared_server.log
+    )
 
 
 def test_the_connect_timeout_gives_up_on_a_backend_that_does_not_answer(shared_server):
@@ -234,8 +153,9 @@ def test_the_connect_timeout_gives_up_on_a_backend_that_does_not_answer(shared_s
             fillers.append(filler)
         else:
             pytest.fail("the accept queue never filled")
-        shared_server.deploy_api(tcp_api(["slow.example"], port, shared={
-            "tcp": {"connectTimeout": 300, "reconnectAttempts": 0}}))
+        shared_server.deploy_api(
+            tcp_api(["slow.example"], port, shared={"tcp": {"connectTimeout": 300, "reconnectAttempts": 0}})
+        )
         started = time.monotonic()
         with connect(shared_server, "slow.example") as client:
             assert closed_within(client, 3)
@@ -245,8 +165,8 @@ def test_the_connect_timeout_gives_up_on_a_backend_that_does_not_answer(shared_s
     assert f"the backend 127.0.0.1:{port} cannot be reached (timed out) after 1 attempt(s)" in shared_server.log
 
 
-def test_the_idle_timeout_closes_a_silent_connection(shared_server, backends):
-    a = backends("A")
+def test_the_idle_timeout_closes_a_silent_connection(shared_server, tcp_backends):
+    a = tcp_backends("A")
     shared_server.deploy_api(tcp_api(["idle.example"], a.port, shared={"tcp": {"idleTimeout": 300}}))
     with connect(shared_server, "idle.example") as client:
         sent = time.monotonic()  # the gateway's last activity comes after this
@@ -264,13 +184,14 @@ def test_each_idle_timeout_watches_its_own_direction():
     assert IdleTimeouts(30, 8, 2).deadline(10, 20) == 18  # the first to pass
 
 
-def test_a_redeploy_sends_new_connections_to_the_new_target(shared_server, backends):
-    a, b = backends("A"), backends("B")
+def test_a_redeploy_sends_new_connections_to_the_new_target(shared_server, tcp_backends):
+    a, b = tcp_backends("A"), tcp_backends("B")
     api_id = shared_server.deploy_api(tcp_api(["switch.example"], a.port))
     with connect(shared_server, "switch.example") as before:
         assert exchange(before, b"1", b"A") == b"A:1"
-        response = shared_server.mgmt("PUT", f"/apis/{api_id}/_import/definition",
-                                      json=tcp_api(["switch.example"], b.port))
+        response = shared_server.mgmt(
+            "PUT", f"/apis/{api_id}/_import/definition", json=tcp_api(["switch.example"], b.port)
+        )
         assert response.status_code == 200, response.text
         shared_server.wait_serving(api_id, shared_server.deploy(api_id))
         with connect(shared_server, "switch.example") as after:
@@ -285,18 +206,35 @@ def test_a_redeploy_sends_new_connections_to_the_new_target(shared_server, backe
         connect(shared_server, "switch.example")
 
 
-@pytest.mark.parametrize(("change", "field", "message"), [
-    (lambda d: d["endpointGroups"][0]["endpoints"][0]["configuration"]["target"].update(port=70000),
-     "endpointGroups[0].endpoints[0].configuration.target.port", "Target port: must be at most 65535"),
-    (lambda d: d["endpointGroups"][0]["endpoints"][0]["configuration"]["target"].pop("host"),
-     "endpointGroups[0].endpoints[0].configuration.target.host", "Target host is required"),
-    (lambda d: d["listeners"][0].update(hosts=[]), "listeners[0].hosts", "needs at least one host name"),
-    (lambda d: d["listeners"][0].update(hosts=["not a host"]), "listeners[0].hosts[0]", "is not a host name"),
-    (lambda d: d["listeners"][0]["entrypoints"][0].update(type="http-proxy"), "listeners[0].entrypoints[0].type",
-     "The http-proxy entrypoint belongs on a http listener."),
-    (lambda d: d["listeners"].append({"type": "http", "paths": [{"path": "/x"}], "entrypoints": [
-        {"type": "http-proxy"}]}), "listeners[0].type", "can have no other listener"),
-])
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        (
+            lambda d: d["endpointGroups"][0]["endpoints"][0]["configuration"]["target"].update(port=70000),
+            "endpointGroups[0].endpoints[0].configuration.target.port",
+            "Target port: must be at most 65535",
+        ),
+        (
+            lambda d: d["endpointGroups"][0]["endpoints"][0]["configuration"]["target"].pop("host"),
+            "endpointGroups[0].endpoints[0].configuration.target.host",
+            "Target host is required",
+        ),
+        (lambda d: d["listeners"][0].update(hosts=[]), "listeners[0].hosts", "needs at least one host name"),
+        (lambda d: d["listeners"][0].update(hosts=["not a host"]), "listeners[0].hosts[0]", "is not a host name"),
+        (
+            lambda d: d["listeners"][0]["entrypoints"][0].update(type="http-proxy"),
+            "listeners[0].entrypoints[0].type",
+            "The http-proxy entrypoint belongs on a http listener.",
+        ),
+        (
+            lambda d: d["listeners"].append(
+                {"type": "http", "paths": [{"path": "/x"}], "entrypoints": [{"type": "http-proxy"}]}
+            ),
+            "listeners[0].type",
+            "can have no other listener",
+        ),
+    ],
+)
 def test_bad_definitions_are_refused_naming_the_field(shared_server, change, field, message):
     definition = tcp_api(["bad.example"], 9)
     change(definition)
@@ -307,10 +245,16 @@ def test_bad_definitions_are_refused_naming_the_field(shared_server, change, fie
 
 def test_a_host_another_api_listens_for_is_a_conflict(shared_server):
     shared_server.import_api(tcp_api(["taken.example"], 9, name="first"))
-    response = shared_server.mgmt("POST", "/apis/_import/definition", json=tcp_api(["other.example", "TAKEN.example"], 9))
+    response = shared_server.mgmt(
+        "POST", "/apis/_import/definition", json=tcp_api(["other.example", "TAKEN.example"], 9)
+    )
     assert response.status_code == 409
-    assert response.json()["errors"] == [{"field": "listeners.hosts", "message":
-                                          "The host taken.example is already used by the tcp listener of the API 'first'."}]
+    assert response.json()["errors"] == [
+        {
+            "field": "listeners.hosts",
+            "message": "The host taken.example is already used by the tcp listener of the API 'first'.",
+        }
+    ]
 
 
 def test_failover_blocks_deploy_with_its_reason(shared_server):
@@ -320,15 +264,22 @@ def test_failover_blocks_deploy_with_its_reason(shared_server):
 
 
 def socks_api(host, backend_port, proxy_port, kind, **proxy):
-    return tcp_api([host], backend_port, shared={"tcp": {"reconnectAttempts": 0}, "proxy": {
-        "enabled": True, "type": kind, "host": "127.0.0.1", "port": proxy_port, **proxy}})
+    return tcp_api(
+        [host],
+        backend_port,
+        shared={
+            "tcp": {"reconnectAttempts": 0},
+            "proxy": {"enabled": True, "type": kind, "host": "127.0.0.1", "port": proxy_port, **proxy},
+        },
+    )
 
 
-def test_connections_go_through_a_socks5_or_socks4_proxy(shared_server, backends, outbound_proxies):  # noqa: F811
+def test_connections_go_through_a_socks5_or_socks4_proxy(shared_server, tcp_backends, outbound_proxies):
     ports, log = outbound_proxies
-    a = backends("A")
-    shared_server.deploy_api(socks_api("socks5.example", a.port, ports["SOCKS5"], "SOCKS5",
-                                       username="gw", password="secret"))
+    a = tcp_backends("A")
+    shared_server.deploy_api(
+        socks_api("socks5.example", a.port, ports["SOCKS5"], "SOCKS5", username="gw", password="secret")
+    )
     shared_server.deploy_api(socks_api("socks4.example", a.port, ports["SOCKS4"], "SOCKS4"))
     for host in ("socks5.example", "socks4.example"):
         before = log.read_text().count(f"-> 127.0.0.1:{a.port}")
@@ -337,17 +288,23 @@ def test_connections_go_through_a_socks5_or_socks4_proxy(shared_server, backends
         assert carried(log, f"127.0.0.1:{a.port}", times=before + 1), log.read_text()
 
 
-def test_socks_proxy_failures_are_clear(shared_server, backends, outbound_proxies):  # noqa: F811
+def test_socks_proxy_failures_are_clear(shared_server, tcp_backends, outbound_proxies):
     ports, _ = outbound_proxies
-    a = backends("A")
+    a = tcp_backends("A")
     down = free_port()
-    cases = [(socks_api("wrong-password.example", a.port, ports["SOCKS5"], "SOCKS5", username="gw", password="nope"),
-              # pproxy ends the handshake on a wrong password rather than answer with SOCKS5's auth failure
-              f"the backend 127.0.0.1:{a.port} cannot be reached through the proxy 127.0.0.1:{ports['SOCKS5']} "
-              "(Socket error: Connection closed unexpectedly) after 1 attempt(s)"),
-             (socks_api("proxy-down.example", a.port, down, "SOCKS5"),
-              f"the backend 127.0.0.1:{a.port} cannot be reached through the proxy 127.0.0.1:{down} (the outbound "
-              f"proxy 127.0.0.1:{down} cannot be reached: [Errno 111] Connection refused) after 1 attempt(s)")]
+    cases = [
+        (
+            socks_api("wrong-password.example", a.port, ports["SOCKS5"], "SOCKS5", username="gw", password="nope"),
+            # pproxy ends the handshake on a wrong password rather than answer with SOCKS5's auth failure
+            f"the backend 127.0.0.1:{a.port} cannot be reached through the proxy 127.0.0.1:{ports['SOCKS5']} "
+            "(Socket error: Connection closed unexpectedly) after 1 attempt(s)",
+        ),
+        (
+            socks_api("proxy-down.example", a.port, down, "SOCKS5"),
+            f"the backend 127.0.0.1:{a.port} cannot be reached through the proxy 127.0.0.1:{down} (the outbound "
+            f"proxy 127.0.0.1:{down} cannot be reached: [Errno 111] Connection refused) after 1 attempt(s)",
+        ),
+    ]
     for definition, message in cases:
         shared_server.deploy_api(definition)
         with connect(shared_server, definition["listeners"][0]["hosts"][0]) as client:
@@ -355,13 +312,13 @@ def test_socks_proxy_failures_are_clear(shared_server, backends, outbound_proxie
         assert message in shared_server.log, shared_server.log
 
 
-def test_the_system_proxy_carries_tcp_connections_if_it_is_a_socks_one(start_server, backends,
-                                                                        outbound_proxies):  # noqa: F811
+def test_the_system_proxy_carries_tcp_connections_if_it_is_a_socks_one(start_server, tcp_backends, outbound_proxies):
     ports, log = outbound_proxies
-    a = backends("A")
+    a = tcp_backends("A")
     server = start_server(ALL_PROXY=f"socks5://gw:secret@127.0.0.1:{ports['SOCKS5']}", NO_PROXY="")
-    api_id = server.deploy_api(tcp_api(["system.example"], a.port, shared={"proxy": {"enabled": True,
-                                                                                   "useSystemProxy": True}}))
+    api_id = server.deploy_api(
+        tcp_api(["system.example"], a.port, shared={"proxy": {"enabled": True, "useSystemProxy": True}})
+    )
     with connect(server, "system.example") as client:
         assert exchange(client, b"ping", b"A") == b"A:ping"
     assert carried(log, f"127.0.0.1:{a.port}")
@@ -371,12 +328,14 @@ def test_the_system_proxy_carries_tcp_connections_if_it_is_a_socks_one(start_ser
     http.wait_serving(api_id, 1)
     with connect(http, "system.example") as client:
         assert closed_within(client, 5)
-    assert (f"the system proxy 127.0.0.1:{ports['HTTP']} is an HTTP proxy: TCP connections go only through a SOCKS4 "
-            "or SOCKS5 proxy (set ALL_PROXY to one, e.g. socks5://host:1080)") in http.log
+    assert (
+        f"the system proxy 127.0.0.1:{ports['HTTP']} is an HTTP proxy: TCP connections go only through a SOCKS4 "
+        "or SOCKS5 proxy (set ALL_PROXY to one, e.g. socks5://host:1080)"
+    ) in http.log
 
 
-def test_the_portal_edits_tcp_proxy_endpoints_with_form_errors_naming_the_field(shared_server, backends):
-    a, b = backends("A"), backends("B")
+def test_the_portal_edits_tcp_proxy_endpoints_with_form_errors_naming_the_field(shared_server, tcp_backends):
+    a, b = tcp_backends("A"), tcp_backends("B")
     api_id = shared_server.deploy_api(tcp_api(["portal.example"], a.port, name="TCP portal"))
     browser = portal_login(shared_server)
     page = browser.get(shared_server.portal + f"/apis/{api_id}")
@@ -385,23 +344,37 @@ def test_the_portal_edits_tcp_proxy_endpoints_with_form_errors_naming_the_field(
     token = csrf_token(endpoints.text)
     group_id = re.search(r"/groups/(\d+)/endpoints/new", endpoints.text).group(1)
     new_group = browser.get(shared_server.portal + f"/apis/{api_id}/groups/new")
-    assert re.findall(r'<option value="([^"]+)"', new_group.text.split('id="group_type"')[1].split("</select>")[0]) \
-        == ["tcp-proxy"]  # a tcp listener's API takes tcp-proxy groups only
+    assert re.findall(r'<option value="([^"]+)"', new_group.text.split('id="group_type"')[1].split("</select>")[0]) == [
+        "tcp-proxy"
+    ]  # a tcp listener's API takes tcp-proxy groups only
     # The create-API wizard makes HTTP listeners: it offers no tcp-proxy parts.
     wizard = browser.post(shared_server.portal + "/apis/new/_fields", data={"csrf_token": token, "type": "proxy"})
     assert 'name="entrypoint.http-proxy"' in wizard.text and "tcp-proxy" not in wizard.text
 
     new_endpoint = shared_server.portal + f"/apis/{api_id}/groups/{group_id}/endpoints/new"
-    form = {"csrf_token": token, "name": "second", "weight": "1", "cfg.target.host": "127.0.0.1",
-            "cfg.target.port": "70000", "shared.tcp.connectTimeout": "-1"}
+    form = {
+        "csrf_token": token,
+        "name": "second",
+        "weight": "1",
+        "cfg.target.host": "127.0.0.1",
+        "cfg.target.port": "70000",
+        "shared.tcp.connectTimeout": "-1",
+    }
     bad = browser.post(new_endpoint, data=form)
     assert bad.status_code == 400
     assert 'id="cfg.target.port-error">Target port: must be at most 65535' in bad.text
     assert 'id="shared.tcp.connectTimeout-error">Connect timeout (ms): must be at least 0' in bad.text
     assert 'name="shared.ssl.trustStore.type"' in bad.text  # the SSL section of the shared settings
     form.update({"cfg.target.port": str(b.port), "shared.tcp.connectTimeout": "500"})
-    refused = browser.post(new_endpoint, data=form | {"shared.proxy.enabled": "on", "shared.ssl.trustStore.type": "PEM",
-                                                      "shared.ssl.trustStore.content": "not a certificate"})
+    refused = browser.post(
+        new_endpoint,
+        data=form
+        | {
+            "shared.proxy.enabled": "on",
+            "shared.ssl.trustStore.type": "PEM",
+            "shared.ssl.trustStore.content": "not a certificate",
+        },
+    )
     assert refused.status_code == 400
     assert 'id="shared.proxy.host-error">Proxy host is required (or use the system proxy)' in refused.text
     assert 'id="shared.ssl.trustStore.content-error">Trust store: not PEM certificates' in refused.text

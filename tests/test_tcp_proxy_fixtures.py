@@ -1,5 +1,6 @@
 """The shared Gravitee tcp fixtures, their targets rewritten to local backends: each deploys and
 relays what its name says (plain bytes; a WebSocket conversation)."""
+
 import json
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import websocket
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
-from test_tcp_proxy import Backend, backends, connect, exchange  # noqa: F401 (backends is a fixture)
+from support.tcp_backends import Backend, connect, exchange
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "gravitee-v4-fixtures" / "tcp"
 
@@ -46,8 +47,8 @@ def websocket_backend():
     backend.kill()
 
 
-def test_api_json_relays_bytes(shared_server, backends):  # noqa: F811
-    definition, host = fixture("api.json", backends("echo").port)
+def test_api_json_relays_bytes(shared_server, tcp_backends):
+    definition, host = fixture("api.json", tcp_backends("echo").port)
     shared_server.deploy_api(definition)
     with connect(shared_server, host) as client:
         assert exchange(client, b"hello", b"echo") == b"echo:hello"

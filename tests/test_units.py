@@ -1,12 +1,15 @@
 """Pure pieces: routing, client identity, the settings declarations, definition spellings."""
+
 import importlib
 
 import pytest
 
 from gateway_runtime import http
-from gateway_runtime.definition import read_document, to_management_form
+from gateway_runtime.definition.forms import read_document, to_management_form
+from gateway_runtime.definition.slots import SECRET_MASK
 from gateway_runtime.gateway import Routes
-from gateway_runtime.settings import SECRET_MASK, Field, Settings
+from gateway_runtime.settings import Field, Settings
+from portal.connector_forms import from_form
 
 
 class FakeApi:
@@ -15,8 +18,14 @@ class FakeApi:
 
 
 def test_routes_prefer_host_then_longest_path():
-    routes = Routes([FakeApi("root", (None, "/")), FakeApi("orders", (None, "/orders")),
-                     FakeApi("eu-orders", ("eu.example", "/orders")), FakeApi("deep", (None, "/orders/archive"))])
+    routes = Routes(
+        [
+            FakeApi("root", (None, "/")),
+            FakeApi("orders", (None, "/orders")),
+            FakeApi("eu-orders", ("eu.example", "/orders")),
+            FakeApi("deep", (None, "/orders/archive")),
+        ]
+    )
     assert routes.match(None, "/orders").name == "orders"
     assert routes.match("eu.example", "/orders/1").name == "eu-orders"
     assert routes.match(None, "/orders/archive/2024").name == "deep"
@@ -41,27 +50,31 @@ def test_client_identifier_trusts_only_configured_proxies(monkeypatch):
         importlib.reload(http)
 
 
-SETTINGS = Settings(fields=(
-    Field("protocol", "enum", "Protocol", default="PLAIN", choices=("PLAIN", "SSL")),
-    Field("ssl.trustStore.path", "path", "Trust store path", when=("protocol", ("SSL",)), required=True),
-    Field("auth.password", "secret", "Password"),
-    Field("producer.enabled", "boolean", "Producer", default=False),
-    Field("producer.topic", "string", "Topic", when=("producer.enabled", (True,)), required=True),
-))
+SETTINGS = Settings(
+    fields=(
+        Field("protocol", "enum", "Protocol", default="PLAIN", choices=("PLAIN", "SSL")),
+        Field("ssl.trustStore.path", "path", "Trust store path", when=("protocol", ("SSL",)), required=True),
+        Field("auth.password", "secret", "Password"),
+        Field("producer.enabled", "boolean", "Producer", default=False),
+        Field("producer.topic", "string", "Topic", when=("producer.enabled", (True,)), required=True),
+    )
+)
 
 
 def test_conditional_sections_are_required_only_when_on():
     assert SETTINGS.validate({"protocol": "PLAIN"})[1] == {}
     assert SETTINGS.validate({"protocol": "SSL"})[1] == {"ssl.trustStore.path": "Trust store path is required"}
     assert SETTINGS.validate({"producer": {"enabled": "true"}})[1] == {"producer.topic": "Topic is required"}
-    values, errors = SETTINGS.from_form({"x.protocol": "PLAIN", "x.producer.topic": "t"}, "x.")
+    values, errors = from_form(SETTINGS, {"x.protocol": "PLAIN", "x.producer.topic": "t"}, "x.")
     assert errors == {} and values == {"protocol": "PLAIN", "producer": {"enabled": False}}  # hidden field dropped
 
 
 def test_store_paths_must_lie_under_the_certs_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("GATEHOUSE_CERTS_DIR", raising=False)
-    assert "set GATEHOUSE_CERTS_DIR" in SETTINGS.validate({"protocol": "SSL", "ssl": {"trustStore": {"path": "a.pem"}}})[1][
-        "ssl.trustStore.path"]
+    assert (
+        "set GATEHOUSE_CERTS_DIR"
+        in SETTINGS.validate({"protocol": "SSL", "ssl": {"trustStore": {"path": "a.pem"}}})[1]["ssl.trustStore.path"]
+    )
     monkeypatch.setenv("GATEHOUSE_CERTS_DIR", str(tmp_path))
     inside = {"protocol": "SSL", "ssl": {"trustStore": {"path": str(tmp_path / "ca.pem")}}}
     assert SETTINGS.validate(inside)[1] == {}
@@ -73,18 +86,29 @@ def test_secrets_are_masked_and_a_masked_value_keeps_the_old_one():
     masked = SETTINGS.mask_secrets({"auth": {"password": "s3cret"}})
     assert masked == {"auth": {"password": SECRET_MASK}}
     assert SETTINGS.restore_secrets(masked, {"auth": {"password": "s3cret"}}) == {"auth": {"password": "s3cret"}}
-    values, _ = SETTINGS.from_form({"x.auth.password": ""}, "x.", previous={"auth": {"password": "old"}})
+    values, _ = from_form(SETTINGS, {"x.auth.password": ""}, "x.", previous={"auth": {"password": "old"}})
     assert values["auth"]["password"] == "old"  # an empty password field leaves it unchanged
 
 
-@pytest.mark.parametrize("document", [
-    {"api": {"definitionVersion": "V4", "type": "MESSAGE", "listeners": [{"type": "HTTP", "entrypoints": [
-        {"type": "sse", "qos": "AT_LEAST_ONCE"}]}]},
-     "plans": [{"id": "p", "security": {"type": "KEY_LESS"}, "mode": "STANDARD"}]},
-    {"gravitee": "4.0.0", "type": "message", "listeners": [{"type": "http", "entrypoints": [
-        {"type": "sse", "qos": "at-least-once"}]}], "plans": {"p": {"security": {"type": "key-less"},
-                                                                     "mode": "standard"}}},
-])
+@pytest.mark.parametrize(
+    "document",
+    [
+        {
+            "api": {
+                "definitionVersion": "V4",
+                "type": "MESSAGE",
+                "listeners": [{"type": "HTTP", "entrypoints": [{"type": "sse", "qos": "AT_LEAST_ONCE"}]}],
+            },
+            "plans": [{"id": "p", "security": {"type": "KEY_LESS"}, "mode": "STANDARD"}],
+        },
+        {
+            "gravitee": "4.0.0",
+            "type": "message",
+            "listeners": [{"type": "http", "entrypoints": [{"type": "sse", "qos": "at-least-once"}]}],
+            "plans": {"p": {"security": {"type": "key-less"}, "mode": "standard"}},
+        },
+    ],
+)
 def test_both_spellings_read_the_same(document):
     api = read_document(document)
     assert api["type"] == "message" and api["definitionVersion"] == "4.0.0"
@@ -97,6 +121,7 @@ def test_both_spellings_read_the_same(document):
 
 def test_status_conditions_compare_the_response_status():
     from gateway_runtime.conditions import status_condition
+
     at_least_500 = status_condition("{#response.status >= 500}")
     assert [at_least_500(s) for s in (200, 499, 500, 503)] == [False, False, True, True]
     either = status_condition("{#response.status == 429 || response.status >= 500 && response.status != 501}")
@@ -107,18 +132,19 @@ def test_status_conditions_compare_the_response_status():
 
 def test_circuit_breaker_opens_after_max_failures_and_lets_one_trial_through(monkeypatch):
     from gateway_runtime import failover
+
     now = [100.0]
     monkeypatch.setattr(failover.time, "monotonic", lambda: now[0])
     breaker = failover.CircuitBreaker(max_failures=2, open_seconds=10)
     breaker.record(False)
-    breaker.record(True)   # a success resets the count: failures must come in a row
+    breaker.record(True)  # a success resets the count: failures must come in a row
     breaker.record(False)
     assert breaker.allow()
     breaker.record(False)
     assert not breaker.allow()
     now[0] += 10
     assert breaker.allow() and not breaker.allow()  # one trial call at a time
-    breaker.record(False)                           # the trial failed: open again
+    breaker.record(False)  # the trial failed: open again
     assert not breaker.allow()
     now[0] += 10
     assert breaker.allow()
@@ -127,7 +153,8 @@ def test_circuit_breaker_opens_after_max_failures_and_lets_one_trial_through(mon
 
 
 def test_next_after_goes_round_the_endpoints_that_are_up():
-    from gateway_runtime.deployed import Balancer
+    from gateway_runtime.failover import Balancer
+
     balancer = Balancer("random", [("a", 1, False), ("b", 1, False), ("c", 1, False), ("s", 1, True)])
     assert [balancer.next_after(c) for c in "abc"] == ["b", "c", "a"]
     balancer.set_up("b", False)
@@ -135,18 +162,27 @@ def test_next_after_goes_round_the_endpoints_that_are_up():
 
 
 def test_failover_settings_are_checked_at_import_and_deploy():
-    from gateway_runtime.definition import blocking_parts, validate
+    from gateway_runtime.definition.checks import blocking_parts, validate
     from gateway_runtime.definition.forms import DefinitionError
-    api = {"name": "a", "type": "proxy", "listeners": [{"type": "http", "paths": [{"path": "/a"}],
-                                                          "entrypoints": [{"type": "http-proxy"}]}],
-           "endpointGroups": [{"name": "g", "type": "http-proxy",
-                               "endpoints": [{"name": "e", "type": "http-proxy",
-                                              "configuration": {"target": "http://127.0.0.1:1"}}]}]}
+
+    api = {
+        "name": "a",
+        "type": "proxy",
+        "listeners": [{"type": "http", "paths": [{"path": "/a"}], "entrypoints": [{"type": "http-proxy"}]}],
+        "endpointGroups": [
+            {
+                "name": "g",
+                "type": "http-proxy",
+                "endpoints": [{"name": "e", "type": "http-proxy", "configuration": {"target": "http://127.0.0.1:1"}}],
+            }
+        ],
+    }
     with pytest.raises(DefinitionError) as refused:
         validate({**api, "failover": {"enabled": True, "maxRetries": "many"}})
     assert refused.value.errors == [{"field": "failover.maxRetries", "message": "Max retries: must be a number"}]
     condition = {"enabled": True, "failureCondition": "{#response.headers['x'] != null}"}
     assert blocking_parts(validate({**api, "failover": condition})) == [
         "failover: Failure condition: only comparisons of the response status are available, "
-        "e.g. {#response.status >= 500} (joined by && or ||)"]
+        "e.g. {#response.status >= 500} (joined by && or ||)"
+    ]
     assert blocking_parts(validate({**api, "failover": {**condition, "enabled": False}})) == []

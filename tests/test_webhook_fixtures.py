@@ -8,24 +8,24 @@ and exchanges of this test); fixtures have no plan, so each gets a push plan to 
 Solace runs with the library's test double (no Solace broker runs here): a second API of the
 test publishes to the double's topic.
 """
-import json
+
 import subprocess
 
 import pytest
 import requests
 
-import test_kafka_fixtures as kafka
-import test_mqtt5_fixtures as mqtt
-from conftest import ROOT, launch
 from gateway_runtime.entrypoints.webhook import ORDERED
-from mosquitto import publish as mqtt_publish, shared_broker
-from rabbit import QUEUE_PREFIX, publish as amqp_publish, queue_state, wait_for
-from solace_support import DOUBLE_URL, double_env, solace_api
-from webhook_support import ALLOW_PRIVATE, PUSH_PLAN, Receiver, hook, push_subscribe, wait_state
+from support.apis import solace_api
+from support.fixtures import FIXTURES, load, rewrite_kafka, rewrite_mqtt
+from support.gatehouse import launch
+from support.kafka import produce
+from support.mosquitto import publish as mqtt_publish
+from support.mosquitto import shared_broker
+from support.rabbit import QUEUE_PREFIX, queue_state, wait_for
+from support.rabbit import publish as amqp_publish
+from support.solace import DOUBLE_URL, double_env
+from support.webhook import ALLOW_PRIVATE, PUSH_PLAN, Receiver, hook, push_subscribe, wait_state
 
-pytest_plugins = ("rabbit",)  # its fixtures: rabbitmq, names
-
-FIXTURES = ROOT.parent / "shared" / "gravitee-v4-fixtures"
 BLOCKED = {"messages/mqtt5/mqtt5-endpoint-secret.json": ["secret references ({#secrets...})"]}
 
 
@@ -49,10 +49,6 @@ def receiver(server):
     server.delete_all_apis()
 
 
-def load(relative):
-    return json.loads((FIXTURES / relative).read_text())
-
-
 def subscribe(server, definition, receiver):
     definition["plans"] = [dict(PUSH_PLAN)]
     api_id = server.deploy_api(definition)
@@ -64,7 +60,7 @@ def delivered(receiver, wanted, definition, timeout=30):
     """In order for at-most-once and at-least-once; auto and none may call several at once."""
     receiver.wait(lambda calls: len(receiver.accepted()) >= len(wanted), timeout=timeout)
     webhook = next(li for li in definition["listeners"] if li["type"] == "subscription")["entrypoints"][0]
-    got = receiver.accepted()[:len(wanted)]
+    got = receiver.accepted()[: len(wanted)]
     assert got == wanted if webhook.get("qos") in ORDERED else sorted(got) == sorted(wanted)
 
 
@@ -74,20 +70,21 @@ def mock_check(count):
         definition = load(relative)
         subscribe(server, definition, receiver)
         delivered(receiver, ["message"] * count, definition)
+
     return check
 
 
 def kafka_check(server, receiver, relative, request):
     tansu, new_topic = request.getfixturevalue("tansu"), request.getfixturevalue("new_topic")
-    definition, topics = kafka.rewrite(load(relative), tansu.bootstrap, new_topic)
+    definition, topics = rewrite_kafka(load(relative), tansu.bootstrap, new_topic)
     subscribe(server, definition, receiver)
-    kafka.produce(tansu.bootstrap, next(iter(topics.values())), "k1", "k2")
+    produce(tansu.bootstrap, next(iter(topics.values())), "k1", "k2")
     delivered(receiver, ["k1", "k2"], definition)
 
 
 def mqtt_check(server, receiver, relative, request):
     broker = shared_broker()
-    definition, topics = mqtt.rewrite(relative, broker)
+    definition, topics = rewrite_mqtt(relative, broker)
     api_id, sid = subscribe(server, definition, receiver)
     wait_state(server, api_id, sid, "active")
     topic = next(iter(topics.values()))
@@ -119,8 +116,13 @@ def solace_check(server, receiver, relative, request):
     api_id, sid = subscribe(server, definition, receiver)
     wait_state(server, api_id, sid, "active")
     server.deploy_api(solace_api(topics=("test-topic",), path="/solace-publisher"))
-    wait_for(lambda: requests.post(server.gateway + "/solace-publisher", data=b"s1", timeout=10).status_code == 202
-             and receiver.accepted(), what="the first Solace message")
+    wait_for(
+        lambda: (
+            requests.post(server.gateway + "/solace-publisher", data=b"s1", timeout=10).status_code == 202
+            and receiver.accepted()
+        ),
+        what="the first Solace message",
+    )
     assert set(receiver.accepted()) == {"s1"}
 
 
@@ -131,10 +133,14 @@ BEHAVIOUR = {
     "messages/webhook/webhook-entrypoint-mqtt5-endpoint.json": mqtt_check,
     "messages/webhook/webhook-entrypoint-rabbitmq-endpoint.json": rabbitmq_check,
     "messages/webhook/webhook-entrypoint-solace-endpoint.json": solace_check,
-    **{f"messages/kafka/kafka-endpoint-qos-{qos}.json": kafka_check
-       for qos in ("none", "auto", "at-most-once", "at-least-once")},
-    **{f"messages/mqtt5/mqtt5-endpoint-qos-{qos}.json": mqtt_check
-       for qos in ("none", "auto", "at-most-once", "at-least-once")},
+    **{
+        f"messages/kafka/kafka-endpoint-qos-{qos}.json": kafka_check
+        for qos in ("none", "auto", "at-most-once", "at-least-once")
+    },
+    **{
+        f"messages/mqtt5/mqtt5-endpoint-qos-{qos}.json": mqtt_check
+        for qos in ("none", "auto", "at-most-once", "at-least-once")
+    },
 }
 
 
@@ -145,7 +151,7 @@ def test_fixture_deploys_and_delivers_to_the_callback(server, receiver, relative
 
 @pytest.mark.parametrize("relative", sorted(BLOCKED))
 def test_blocked_fixture_imports_and_deploy_names_what_it_lacks(server, receiver, relative):
-    server.assert_blocked(mqtt.rewrite(relative, shared_broker())[0], BLOCKED[relative])
+    server.assert_blocked(rewrite_mqtt(relative, shared_broker())[0], BLOCKED[relative])
 
 
 def test_every_webhook_fixture_is_covered():

@@ -1,14 +1,16 @@
 """Webhook delivery across gateway processes: a restart during retries loses nothing for
 at-least-once (Kafka), and on one PostgreSQL database each subscription is delivered by exactly
 one of two processes, moving to the other within 10 s when that one is killed."""
+
 import time
 
 import psycopg
+import pytest
 
-from test_kafka_fixtures import produce
-from webhook_support import ALLOW_PRIVATE, hook, kafka_group, mock_group, push_subscribe, wait_state, webhook_api
+from support.kafka import produce
+from support.webhook import ALLOW_PRIVATE, hook, kafka_group, mock_group, push_subscribe, wait_state, webhook_api
 
-pytest_plugins = ("webhook_support",)  # its fixture: receiver
+pytestmark = pytest.mark.slow  # restarts and kills gateways
 
 
 def test_a_restart_during_retries_delivers_every_message_at_least_once(start_server, receiver, tansu, new_topic):
@@ -35,7 +37,8 @@ def holders(postgres_url):
 
 
 def test_two_processes_on_postgresql_deliver_each_subscription_once_and_take_over_within_10s(
-        start_server, receiver, postgres_url):
+    start_server, receiver, postgres_url
+):
     target = receiver()
     a = start_server(postgres_url, **ALLOW_PRIVATE)
     b = start_server(postgres_url, **ALLOW_PRIVATE)
@@ -60,7 +63,7 @@ def test_two_processes_on_postgresql_deliver_each_subscription_once_and_take_ove
     taken = {}
     for i, sid in enumerate(subscriptions):
         before = len(target.calls)
-        target.wait(lambda calls: any(c.path == f"/s{i}" for c in calls[before:]), timeout=12)
+        target.wait(lambda calls, i=i, before=before: any(c.path == f"/s{i}" for c in calls[before:]), timeout=12)
         taken[sid] = time.monotonic() - killed_at
     assert max(taken.values()) < 10, taken
     survivor_holder = {h for h in holders(postgres_url).values()}

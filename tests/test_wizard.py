@@ -1,21 +1,23 @@
 """The create-API wizard over HTTP, as a browser without JavaScript (or with htmx) posts it, against
 a real server and real brokers: each step, its refusals, the APIs it makes (Kafka on Tansu, MQTT 5,
 RabbitMQ, Mock) working at once; and Deploy refusing entrypoints that the endpoints cannot serve."""
+
 import html
 import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
+from typing import ClassVar
 
 import pytest
 import requests
 
-from conftest import mock_api, next_message, read_sse
 from gateway_runtime.definition import capabilities
-from mosquitto import shared_broker
-from rabbit import names, rabbitmq  # noqa: F401  (fixtures)
-from test_end_to_end import csrf_token, portal_login
+from support.apis import mock_api
+from support.mosquitto import shared_broker
+from support.portal import csrf_token, portal_login
+from support.streams import next_message
 
 JSON = {"Accept": "application/json"}
 
@@ -29,7 +31,7 @@ class Controls(HTMLParser):
     """The controls of the wizard's form (or of an HTMX answer), each with the ids of the elements
     around it, and its buttons: what a browser would submit."""
 
-    VOID = {"input", "br", "img", "meta", "link", "hr"}
+    VOID: ClassVar[set[str]] = {"input", "br", "img", "meta", "link", "hr"}
 
     def __init__(self, text):
         super().__init__(convert_charrefs=True)
@@ -42,9 +44,15 @@ class Controls(HTMLParser):
             self.stack.append((tag, attrs.get("id")))
         regions = {i for _, i in self.stack if i}
         if tag == "input" and attrs.get("name") and attrs.get("type") != "submit":
-            self.controls.append(dict(name=attrs["name"], kind=attrs.get("type", "text"),
-                                      value=attrs.get("value", "on" if attrs.get("type") in ("checkbox", "radio") else ""),
-                                      checked="checked" in attrs, regions=regions))
+            self.controls.append(
+                dict(
+                    name=attrs["name"],
+                    kind=attrs.get("type", "text"),
+                    value=attrs.get("value", "on" if attrs.get("type") in ("checkbox", "radio") else ""),
+                    checked="checked" in attrs,
+                    regions=regions,
+                )
+            )
         elif tag == "select":
             self.select = dict(name=attrs["name"], kind="select", value=None, options=[], regions=regions)
             self.controls.append(self.select)
@@ -138,14 +146,19 @@ class Wizard:
         self.fill(**values)
         answer = self.browser.post(self.server.portal + "/apis/new/_fields", data=self.submission(), timeout=30)
         assert answer.status_code == 200, answer.text
-        self.controls = [c for c in self.controls if not c["regions"] & {region, "wizard-seen"}] + \
-            Controls(answer.text).controls
+        self.controls = [c for c in self.controls if not c["regions"] & {region, "wizard-seen"}] + Controls(
+            answer.text
+        ).controls
 
     def press(self, text, **values):
         self.fill(**values)
         (button,) = [b for b in self.buttons if b["text"] == text or b["text"].startswith(text + ":")]
-        response = self.browser.post(self.server.portal + "/apis/new", allow_redirects=False, timeout=60,
-                                     data=self.submission() + [(button["name"], button["value"])])
+        response = self.browser.post(
+            self.server.portal + "/apis/new",
+            allow_redirects=False,
+            timeout=60,
+            data=self.submission() + [(button["name"], button["value"])],
+        )
         return self.load(response) if response.status_code != 302 else response
 
     def next(self, **values):
@@ -190,8 +203,9 @@ def post_until_received(server, path, stream, body=b"hello"):
 
 
 def post_and_stream(server, path):
-    with requests.get(server.gateway + path, headers={"Accept": "text/event-stream"}, stream=True,
-                      timeout=30) as stream:
+    with requests.get(
+        server.gateway + path, headers={"Accept": "text/event-stream"}, stream=True, timeout=30
+    ) as stream:
         assert stream.status_code == 200
         event = post_until_received(server, path, stream)
     assert event["event"] == "message" and event["data"] == "hello", event
@@ -216,8 +230,12 @@ def test_wizard_makes_a_kafka_api_that_produces_and_consumes_at_once(server, tan
     assert "Create an API: Plan" in wizard.text and wizard.value("plan_type") == "key-less"
     wizard.next()
     assert "Create an API: Summary" in wizard.text
-    for line in (f"Bootstrap servers: {tansu.bootstrap}", f"Producer topics: {topic}", f"Consumer topics: {topic}",
-                 "Default Keyless (UNSECURED)"):
+    for line in (
+        f"Bootstrap servers: {tansu.bootstrap}",
+        f"Producer topics: {topic}",
+        f"Consumer topics: {topic}",
+        "Default Keyless (UNSECURED)",
+    ):
         assert line in wizard.text
     api_id = created(server, wizard.press("Create and deploy"))
     server.wait_serving(api_id, 1)
@@ -254,15 +272,21 @@ def test_wizard_makes_an_mqtt_api_that_publishes_and_subscribes(server):
     post_and_stream(server, path)
 
 
-def test_wizard_makes_a_rabbitmq_api_that_publishes_and_consumes(server, names):  # noqa: F811
+def test_wizard_makes_a_rabbitmq_api_that_publishes_and_consumes(server, names):
     exchange = names.exchange("wizard")
     wizard = Wizard(server)
     wizard.to_endpoint("Rabbit orders", "/" + exchange, "http-post", "sse")
     wizard.change("wizard-endpoint", endpoint_type="rabbitmq")
     assert wizard.value("shared.producer.exchange.name") == exchange == wizard.value("shared.consumer.exchange.name")
     assert wizard.value("shared.producer.routingKey") == exchange == wizard.value("shared.consumer.routingKey")
-    wizard.next(**{"cfg.serverHost": "127.0.0.1", "cfg.serverPort": "5672", "shared.security.auth.username": "guest",
-                   "shared.security.auth.password": "guest"})
+    wizard.next(
+        **{
+            "cfg.serverHost": "127.0.0.1",
+            "cfg.serverPort": "5672",
+            "shared.security.auth.username": "guest",
+            "shared.security.auth.password": "guest",
+        }
+    )
     wizard.next()
     api_id = created(server, wizard.press("Create and deploy"))
     names.api_ids.add(api_id)
@@ -296,8 +320,10 @@ def test_each_step_refuses_bad_values_and_nothing_is_created(server):
     assert not [c for c in wizard.controls if c["name"].startswith("shared.producer.topics")]
     refused = wizard.press("Next", **{"cfg.bootstrapServers": "127.0.0.1:9092"})
     assert refused.status_code == 400
-    assert wizard.errors() == ["entrypoint http-post publishes messages, but endpoint 'Default endpoint' (kafka) of "
-                               "group 'Default group' is not configured to produce (Use Producer)."]
+    assert wizard.errors() == [
+        "entrypoint http-post publishes messages, but endpoint 'Default endpoint' (kafka) of "
+        "group 'Default group' is not configured to produce (Use Producer)."
+    ]
     wizard.change("wizard-endpoint", **{"shared.use": "both"})
     refused = wizard.press("Next")
     assert refused.status_code == 400 and wizard.errors() == ["Producer topics is required"]
@@ -339,8 +365,9 @@ def test_api_key_plan_made_by_the_wizard_refuses_calls_without_a_key(server):
     key = server.subscribe(api_id, plan["id"])["apiKey"]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the gateway reads subscriptions within a poll
-        keyed = requests.get(server.gateway + "/wizard-keyed?limit=1", timeout=10,
-                             headers={**JSON, "X-Gravitee-Api-Key": key})
+        keyed = requests.get(
+            server.gateway + "/wizard-keyed?limit=1", timeout=10, headers={**JSON, "X-Gravitee-Api-Key": key}
+        )
         if keyed.status_code == 200:
             break
         time.sleep(0.2)
@@ -373,15 +400,37 @@ def test_secrets_typed_in_a_step_stay_on_the_server_and_are_shown_as_set(server)
 # ----- Deploy refuses what the endpoints cannot serve -----
 def test_deploy_refuses_http_post_on_a_consumer_only_kafka_endpoint_naming_both(server):
     definition = {
-        "name": "Consumer only", "apiVersion": "1", "definitionVersion": "4.0.0", "type": "message",
-        "listeners": [{"type": "http", "paths": [{"path": "/consumer-only"}], "entrypoints": [
-            {"type": "http-post"}, {"type": "sse"}]}],
-        "endpointGroups": [{"name": "Default group", "type": "kafka", "sharedConfiguration": {
-            "consumer": {"enabled": True, "topics": ["orders"]}}, "endpoints": [
-            {"name": "Default endpoint", "type": "kafka", "inheritConfiguration": True,
-             "configuration": {"bootstrapServers": "127.0.0.1:9092"}}]}]}
-    expected = ("entrypoint http-post publishes messages, but endpoint 'Default endpoint' (kafka) of group "
-                "'Default group' is not configured to produce (Use Producer)")
+        "name": "Consumer only",
+        "apiVersion": "1",
+        "definitionVersion": "4.0.0",
+        "type": "message",
+        "listeners": [
+            {
+                "type": "http",
+                "paths": [{"path": "/consumer-only"}],
+                "entrypoints": [{"type": "http-post"}, {"type": "sse"}],
+            }
+        ],
+        "endpointGroups": [
+            {
+                "name": "Default group",
+                "type": "kafka",
+                "sharedConfiguration": {"consumer": {"enabled": True, "topics": ["orders"]}},
+                "endpoints": [
+                    {
+                        "name": "Default endpoint",
+                        "type": "kafka",
+                        "inheritConfiguration": True,
+                        "configuration": {"bootstrapServers": "127.0.0.1:9092"},
+                    }
+                ],
+            }
+        ],
+    }
+    expected = (
+        "entrypoint http-post publishes messages, but endpoint 'Default endpoint' (kafka) of group "
+        "'Default group' is not configured to produce (Use Producer)"
+    )
     api_id = server.import_api(definition)
     refused = server.mgmt("POST", f"/apis/{api_id}/deployments")
     assert refused.status_code == 400 and expected in refused.json()["message"]
@@ -396,20 +445,29 @@ def test_deploy_refuses_http_post_on_a_consumer_only_kafka_endpoint_naming_both(
 
 def test_capabilities_follow_the_effective_shared_configuration_and_the_websocket_toggles():
     def api(entrypoint, shared=None, override=None, kind="kafka"):
-        endpoint = {"name": "e", "type": kind, "inheritConfiguration": override is None,
-                    "sharedConfigurationOverride": override}
-        return {"type": "message", "listeners": [{"entrypoints": [entrypoint]}],
-                "endpointGroups": [{"name": "g", "type": kind, "sharedConfiguration": shared, "endpoints": [endpoint]}]}
+        endpoint = {
+            "name": "e",
+            "type": kind,
+            "inheritConfiguration": override is None,
+            "sharedConfigurationOverride": override,
+        }
+        return {
+            "type": "message",
+            "listeners": [{"entrypoints": [entrypoint]}],
+            "endpointGroups": [{"name": "g", "type": kind, "sharedConfiguration": shared, "endpoints": [endpoint]}],
+        }
 
     consumer = {"consumer": {"enabled": True}}
     assert capabilities.problems(api({"type": "sse"}, consumer)) == []
     assert capabilities.problems(api({"type": "http-post"}, consumer)) == [
         "entrypoint http-post publishes messages, but endpoint 'e' (kafka) of group 'g' is not configured to "
-        "produce (Use Producer)"]
+        "produce (Use Producer)"
+    ]
     # The override counts, not the group's, when the endpoint does not inherit.
     assert capabilities.problems(api({"type": "sse"}, consumer, override={"producer": {"enabled": True}})) == [
         "entrypoint sse delivers messages to its clients, but endpoint 'e' (kafka) of group 'g' is not "
-        "configured to consume (Use Consumer)"]
+        "configured to consume (Use Consumer)"
+    ]
     subscriber_only = {"type": "websocket", "configuration": {"publisher": {"enabled": False}}}
     assert capabilities.problems(api(subscriber_only, consumer)) == []
     assert len(capabilities.problems(api({"type": "websocket"}, consumer))) == 1

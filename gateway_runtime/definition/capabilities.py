@@ -6,11 +6,14 @@ one that consumes. A broker endpoint offers a side only when its effective share
 (the group's when it inherits, else its override) enables it; an endpoint without producer /
 consumer settings (the Mock) offers both.
 """
+
 from .. import registry
 
 PUBLISH, SUBSCRIBE = "publish", "subscribe"
-SIDES = {PUBLISH: ("producer", "publishes messages", "produce (Use Producer)"),
-         SUBSCRIBE: ("consumer", "delivers messages to its clients", "consume (Use Consumer)")}
+SIDES = {
+    PUBLISH: ("producer", "publishes messages", "produce (Use Producer)"),
+    SUBSCRIBE: ("consumer", "delivers messages to its clients", "consume (Use Consumer)"),
+}
 # Entrypoint type -> what it needs; the WebSocket's depends on its two toggles (see needs()).
 NEEDS = {"http-post": {PUBLISH}, "http-get": {SUBSCRIBE}, "sse": {SUBSCRIBE}, "webhook": {SUBSCRIBE}}
 WEBSOCKET_TOGGLES = {PUBLISH: "publisher", SUBSCRIBE: "subscriber"}
@@ -19,8 +22,11 @@ WEBSOCKET_TOGGLES = {PUBLISH: "publisher", SUBSCRIBE: "subscriber"}
 def needs(entrypoint):
     if entrypoint.get("type") == "websocket":
         configuration = entrypoint.get("configuration") or {}
-        return {side for side, toggle in WEBSOCKET_TOGGLES.items()
-                if (configuration.get(toggle) or {}).get("enabled", True) is not False}
+        return {
+            side
+            for side, toggle in WEBSOCKET_TOGGLES.items()
+            if (configuration.get(toggle) or {}).get("enabled", True) is not False
+        }
     return NEEDS.get(entrypoint.get("type"), set())
 
 
@@ -29,8 +35,11 @@ def offers(group, endpoint):
     spec = registry.endpoint(endpoint.get("type"))
     if spec is None:
         return None
-    shared = (group.get("sharedConfiguration") if endpoint.get("inheritConfiguration")
-              else endpoint.get("sharedConfigurationOverride")) or {}
+    shared = (
+        group.get("sharedConfiguration")
+        if endpoint.get("inheritConfiguration")
+        else endpoint.get("sharedConfigurationOverride")
+    ) or {}
     found = set()
     for side, (key, _, _) in SIDES.items():
         declared = any(f.path.startswith(key + ".") for f in spec.shared)
@@ -48,13 +57,17 @@ def problems(api):
     for listener in api.get("listeners", []):
         for entrypoint in listener.get("entrypoints", []):
             for side in sorted(needs(entrypoint)):
-                found += [_sentence(entrypoint, side, groups[0], endpoint)
-                          for endpoint in groups[0].get("endpoints", [])
-                          if side not in (offers(groups[0], endpoint) or SIDES)]
+                found += [
+                    _sentence(entrypoint, side, groups[0], endpoint)
+                    for endpoint in groups[0].get("endpoints", [])
+                    if side not in (offers(groups[0], endpoint) or SIDES)
+                ]
     return found
 
 
 def _sentence(entrypoint, side, group, endpoint):
     _, does, missing = SIDES[side]
-    return (f"entrypoint {entrypoint['type']} {does}, but endpoint '{endpoint['name']}' ({endpoint['type']}) "
-            f"of group '{group['name']}' is not configured to {missing}")
+    return (
+        f"entrypoint {entrypoint['type']} {does}, but endpoint '{endpoint['name']}' ({endpoint['type']}) "
+        f"of group '{group['name']}' is not configured to {missing}"
+    )

@@ -1,5 +1,6 @@
 """What makes a definition malformed (refused at import or save), what it holds that this gateway
 cannot run yet (kept, shown, blocks Deploy), and what is ignored (named in a warning)."""
+
 import json
 import re
 
@@ -18,9 +19,11 @@ TEST_KIT_POLICIES = ("message-flow-ready",)
 TEST_KIT_ENDPOINTS = ("mutating-http-proxy",)
 NATIVE = "the Kafka native listener (type NATIVE) is not supported yet"
 # What an export holds beside the API that an import does not take.
-EXPORT_PARTS = (("members", "members are not imported: the importing user owns the API"),
-                ("pages", "pages are not imported: Gatehouse keeps no documentation pages"),
-                ("metadata", "metadata is not imported: Gatehouse keeps no API metadata"))
+EXPORT_PARTS = (
+    ("members", "members are not imported: the importing user owns the API"),
+    ("pages", "pages are not imported: Gatehouse keeps no documentation pages"),
+    ("metadata", "metadata is not imported: Gatehouse keeps no API metadata"),
+)
 CONTEXT_PATH = re.compile(r"^/[A-Za-z0-9_\-./~%:@!$&'()*+,;=]*$")
 SNI_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$")
 
@@ -40,10 +43,7 @@ def validate(api):
     for key in ("apiVersion", "description"):
         if key in api and api[key] is not None and not isinstance(api[key], str):
             err(key, f"{key} must be text.")
-    listeners = api.get("listeners")
-    if not isinstance(listeners, list) or not listeners:
-        err("listeners", "The API needs at least one listener.")
-        listeners = []
+    listeners = _one_or_more(api, "listeners", "The API needs at least one listener.", err)
     for li, listener in enumerate(listeners):
         where = f"listeners[{li}]"
         if not isinstance(listener, dict):
@@ -79,13 +79,14 @@ def validate(api):
                 _check_settings(spec.configuration, entrypoint, "configuration", ewhere, errors)
                 if spec.listener != listener.get("type") and listener.get("type") in LISTENER_TYPES:
                     err(f"{ewhere}.type", f"The {spec.type} entrypoint belongs on a {spec.listener} listener.")
-    groups = api.get("endpointGroups")
-    if not isinstance(groups, list) or not groups:
-        err("endpointGroups", "The API needs at least one endpoint group.")
-        groups = []
+    groups = _one_or_more(api, "endpointGroups", "The API needs at least one endpoint group.", err)
     for gi, group in enumerate(groups):
         where = f"endpointGroups[{gi}]"
-        if not isinstance(group, dict) or not isinstance(group.get("name"), str) or not isinstance(group.get("type"), str):
+        if (
+            not isinstance(group, dict)
+            or not isinstance(group.get("name"), str)
+            or not isinstance(group.get("type"), str)
+        ):
             err(where, "An endpoint group needs a name and a type.")
             continue
         lb = group.get("loadBalancer")
@@ -95,20 +96,30 @@ def validate(api):
         if spec is not None:
             _check_settings(spec.shared, group, "sharedConfiguration", where, errors)
             if (spec.listener == "tcp") != any(isinstance(li, dict) and li.get("type") == "tcp" for li in listeners):
-                err(f"{where}.type", f"{spec.type} endpoints need a tcp listener (clients routed by SNI host)."
-                    if spec.listener == "tcp" else f"An API with a tcp listener needs tcp-proxy endpoints, not {spec.type}.")
+                err(
+                    f"{where}.type",
+                    f"{spec.type} endpoints need a tcp listener (clients routed by SNI host)."
+                    if spec.listener == "tcp"
+                    else f"An API with a tcp listener needs tcp-proxy endpoints, not {spec.type}.",
+                )
         endpoints = group.get("endpoints")
         if not isinstance(endpoints, list):
             err(f"{where}.endpoints", "endpoints must be a list.")
             continue
         for ni, endpoint in enumerate(endpoints):
             ewhere = f"{where}.endpoints[{ni}]"
-            if not isinstance(endpoint, dict) or not isinstance(endpoint.get("name"), str) \
-                    or not isinstance(endpoint.get("type"), str):
+            if (
+                not isinstance(endpoint, dict)
+                or not isinstance(endpoint.get("name"), str)
+                or not isinstance(endpoint.get("type"), str)
+            ):
                 err(ewhere, "An endpoint needs a name and a type.")
                 continue
-            if "weight" in endpoint and (isinstance(endpoint["weight"], bool) or not isinstance(endpoint["weight"], int)
-                                         or endpoint["weight"] < 1):
+            if "weight" in endpoint and (
+                isinstance(endpoint["weight"], bool)
+                or not isinstance(endpoint["weight"], int)
+                or endpoint["weight"] < 1
+            ):
                 err(f"{ewhere}.weight", "weight must be a whole number of at least 1.")
             spec = registry.endpoint(endpoint["type"])
             if spec is not None:
@@ -122,8 +133,11 @@ def validate(api):
         else:
             err("failover", "failover must be an object.")
     for pi, plan in enumerate(api.get("plans", [])):
-        if not isinstance(plan, dict) or not isinstance(plan.get("security"), dict) \
-                or not isinstance(plan["security"].get("type"), str):
+        if (
+            not isinstance(plan, dict)
+            or not isinstance(plan.get("security"), dict)
+            or not isinstance(plan["security"].get("type"), str)
+        ):
             err(f"plans[{pi}].security.type", "A plan needs a security type.")
         elif plan.get("status") is not None and plan["status"] not in plans.STATUSES:
             err(f"plans[{pi}].status", "A plan's status must be one of " + ", ".join(plans.STATUSES) + ".")
@@ -134,6 +148,15 @@ def validate(api):
     if errors:
         raise DefinitionError(errors)
     return api
+
+
+def _one_or_more(api, key, message, err):
+    """The list under `key`, or [] once `message` names that it is missing or empty."""
+    items = api.get(key)
+    if isinstance(items, list) and items:
+        return items
+    err(key, message)
+    return []
 
 
 def _check_tcp_listener(listener, listeners, where, err):
@@ -165,8 +188,12 @@ def _check_settings(settings, owner, key, where, errors):
         # As Gravitee's schema validation does: a required setting that has a default and is
         # absent takes the default (the mock endpoint's `configuration: {}` is valid in Gravitee).
         for f in settings:
-            if f.required and f.default is not None and get_path(owner[key], f.path) is None \
-                    and settings.active(f, owner[key]):
+            if (
+                f.required
+                and f.default is not None
+                and get_path(owner[key], f.path) is None
+                and settings.active(f, owner[key])
+            ):
                 set_path(owner[key], f.path, f.default)
     clean, problems = settings.validate(owner[key], checks=False)
     for field, message in problems.items():
@@ -204,18 +231,28 @@ def blocking_parts(api):
     parts += _restrictions(api)
     parts += failover.problems(api.get("failover"))
     parts += capabilities.problems(api)
-    if isinstance(api.get("failover"), dict) and api["failover"].get("enabled") \
-            and any(listener.get("type") == "tcp" for listener in api.get("listeners", [])):
+    if (
+        isinstance(api.get("failover"), dict)
+        and api["failover"].get("enabled")
+        and any(listener.get("type") == "tcp" for listener in api.get("listeners", []))
+    ):
         parts.append("failover on a tcp listener's API (the endpoints' reconnect attempts retry connections)")
     if _enabled_services(api.get("services")):
         parts.append(f"API services ({', '.join(_enabled_services(api['services']))})")
     if api.get("resources"):
-        parts.append("resources (" + ", ".join(r.get("type", "?") for r in api["resources"] if isinstance(r, dict)) + ")")
+        parts.append(
+            "resources (" + ", ".join(r.get("type", "?") for r in api["resources"] if isinstance(r, dict)) + ")"
+        )
     if api.get("responseTemplates"):
         parts.append("response templates")
-    text = json.dumps({"listeners": api.get("listeners"), "flows": api.get("flows"),
-                       # services are judged above (a health check's assertion is EL we evaluate)
-                       "endpointGroups": [_without_services(g) for g in api.get("endpointGroups", [])]})
+    text = json.dumps(
+        {
+            "listeners": api.get("listeners"),
+            "flows": api.get("flows"),
+            # services are judged above (a health check's assertion is EL we evaluate)
+            "endpointGroups": [_without_services(g) for g in api.get("endpointGroups", [])],
+        }
+    )
     if "{#secrets" in text:
         parts.append("secret references ({#secrets...})")
     elif "{#" in text:
@@ -229,7 +266,9 @@ def _dlq_parts(api, entrypoint):
         return []
     if entrypoint["type"] != "webhook":
         return [f"dead-letter queue on entrypoint {entrypoint['type']}"]
-    names = {n for g in api.get("endpointGroups", []) for n in [g["name"]] + [e["name"] for e in g.get("endpoints", [])]}
+    names = {
+        n for g in api.get("endpointGroups", []) for n in [g["name"]] + [e["name"] for e in g.get("endpoints", [])]
+    }
     if name not in names:
         return [f"dead-letter endpoint {name} of entrypoint webhook: the API has no endpoint or group of that name"]
     return []
@@ -240,21 +279,25 @@ def _restrictions(api):
     would serve what Gravitee refuses: they block Deploy (docs/compatibility.md, the rule)."""
     parts = []
     if isinstance(api.get("flowExecution"), dict) and api["flowExecution"].get("matchRequired") is True:
-        parts.append("flowExecution.matchRequired (a request that matches no flow would be served, not refused "
-                     "with 404)")
+        parts.append(
+            "flowExecution.matchRequired (a request that matches no flow would be served, not refused with 404)"
+        )
     if api.get("tags"):
         parts.append(f"tags (sharding tags {_listed(api['tags'])}): every Gatehouse gateway would serve the API")
     for li, listener in enumerate(api.get("listeners", [])):
         if listener.get("servers"):
-            parts.append(f"listeners[{li}].servers ({_listed(listener['servers'])}): the gateway port would serve "
-                         "this listener")
+            parts.append(
+                f"listeners[{li}].servers ({_listed(listener['servers'])}): the gateway port would serve this listener"
+            )
     for plan in api.get("plans", []):
         name = plan.get("name", plan.get("id"))
         if plan.get("selectionRule"):
             parts.append(f"selectionRule of plan {name} (which requests the plan takes)")
         if plan.get("tags"):
-            parts.append(f"tags of plan {name} (sharding tags {_listed(plan['tags'])}): every Gatehouse gateway "
-                         "would offer the plan")
+            parts.append(
+                f"tags of plan {name} (sharding tags {_listed(plan['tags'])}): every Gatehouse gateway "
+                "would offer the plan"
+            )
     return parts
 
 
@@ -299,13 +342,16 @@ def warnings(api):
     for group in api.get("endpointGroups", []):
         for endpoint in group.get("endpoints", []):
             if endpoint["type"] in TEST_KIT_ENDPOINTS:
-                found.append(f"endpoint {endpoint['name']} of type {endpoint['type']} is ignored "
-                             "(it exists only in Gravitee's test kit)")
+                found.append(
+                    f"endpoint {endpoint['name']} of type {endpoint['type']} is ignored "
+                    "(it exists only in Gravitee's test kit)"
+                )
             spec = registry.endpoint(endpoint["type"])
             if spec is not None:
                 for key in spec.configuration.ignored_present(endpoint.get("configuration")):
-                    found.append(f"{key} of endpoint {endpoint['name']} is ignored "
-                                 "(it exists only in Gravitee's test kit)")
+                    found.append(
+                        f"{key} of endpoint {endpoint['name']} is ignored (it exists only in Gravitee's test kit)"
+                    )
     return found
 
 
@@ -324,8 +370,13 @@ def _unapplied(api):
                 found.append(_kept(f"analytics.{key}", "no message analytics are recorded"))
     for li, listener in enumerate(api.get("listeners", [])):
         if isinstance(listener.get("cors"), dict) and listener["cors"].get("enabled"):
-            found.append(_kept(f"listeners[{li}].cors", "no CORS headers are sent and preflight requests are not "
-                               "answered, so browsers refuse calls from other origins"))
+            found.append(
+                _kept(
+                    f"listeners[{li}].cors",
+                    "no CORS headers are sent and preflight requests are not "
+                    "answered, so browsers refuse calls from other origins",
+                )
+            )
         if listener.get("pathMappings"):
             found.append(_kept(f"listeners[{li}].pathMappings", "they only group analytics, which are not recorded"))
     if api.get("properties"):
@@ -359,9 +410,14 @@ def import_notes(document, state=None):
     notes = []
     wanted = api.get("state")
     if isinstance(wanted, str) and wanted.lower() != (state or "stopped"):
-        notes.append(f"state {wanted} is not applied: " + (
-            "the API is imported stopped; deploy and start it to serve it" if state is None else
-            f"the API stays {state}; an import changes its draft only"))
+        notes.append(
+            f"state {wanted} is not applied: "
+            + (
+                "the API is imported stopped; deploy and start it to serve it"
+                if state is None
+                else f"the API stays {state}; an import changes its draft only"
+            )
+        )
     if api is not document:
         notes += [note for key, note in EXPORT_PARTS if document.get(key)]
     return notes
@@ -393,10 +449,15 @@ def _service_parts(services, group, where):
     parts = []
     for name in _enabled_services(services):
         service = services[name]
-        if name == "healthCheck" and service.get("type", "http-health-check") == "http-health-check" \
-                and group["type"] == "http-proxy":
-            parts += [f"{where}: {problem}" for problem in
-                      health.problems({**health.DEFAULTS, **(service.get("configuration") or {})})]
+        if (
+            name == "healthCheck"
+            and service.get("type", "http-health-check") == "http-health-check"
+            and group["type"] == "http-proxy"
+        ):
+            parts += [
+                f"{where}: {problem}"
+                for problem in health.problems({**health.DEFAULTS, **(service.get("configuration") or {})})
+            ]
         else:
             parts.append(f"services ({name}) on {where}")
     return parts

@@ -3,16 +3,31 @@
 Canonical = the gateway form (lowercase enums, `definitionVersion: "4.0.0"`) with `plans` as a
 list. Enum conversions are bijective, so export -> import -> export is stable.
 """
+
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
+from .parts import dicts
 
 GATEWAY_VERSION = "4.0.0"
 MANAGEMENT_VERSION = "V4"
 APIM_VERSION = "gatehouse-0.1"
 
 # Set by the server that stores an API, not part of what a user defines.
-SERVER_MANAGED = ("deployedAt", "createdAt", "updatedAt", "state", "lifecycleState", "definitionContext",
-                  "originContext", "workflowState", "primaryOwner", "_links", "gravitee", "crossId")
+SERVER_MANAGED = (
+    "deployedAt",
+    "createdAt",
+    "updatedAt",
+    "state",
+    "lifecycleState",
+    "definitionContext",
+    "originContext",
+    "workflowState",
+    "primaryOwner",
+    "_links",
+    "gravitee",
+    "crossId",
+)
 
 
 class DefinitionError(ValueError):
@@ -34,31 +49,27 @@ def _convert(api, plans, enum):
     """Apply one enum spelling to every enum-valued field, in place."""
     if "type" in api:
         api["type"] = enum(api["type"])
-    for listener in _dicts(api.get("listeners")):
+    for listener in dicts(api.get("listeners")):
         if "type" in listener:
             listener["type"] = enum(listener["type"])
-        for entrypoint in _dicts(listener.get("entrypoints")):
+        for entrypoint in dicts(listener.get("entrypoints")):
             if "qos" in entrypoint:
                 entrypoint["qos"] = enum(entrypoint["qos"])
-    for group in _dicts(api.get("endpointGroups")):
+    for group in dicts(api.get("endpointGroups")):
         if isinstance(group.get("loadBalancer"), dict) and "type" in group["loadBalancer"]:
             group["loadBalancer"]["type"] = enum(group["loadBalancer"]["type"])
-    flows = list(_dicts(api.get("flows")))
+    flows = list(dicts(api.get("flows")))
     for plan in plans:
         if isinstance(plan.get("security"), dict) and "type" in plan["security"]:
             plan["security"]["type"] = enum(plan["security"]["type"])
         for key in ("mode", "status"):
             if key in plan:
                 plan[key] = enum(plan[key])
-        flows.extend(_dicts(plan.get("flows")))
+        flows.extend(dicts(plan.get("flows")))
     for flow in flows:
-        for selector in _dicts(flow.get("selectors")):
+        for selector in dicts(flow.get("selectors")):
             if "type" in selector:
                 selector["type"] = enum(selector["type"])
-
-
-def _dicts(items):
-    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 def read_document(document):
@@ -110,7 +121,7 @@ def export_envelope(canonical, state):
     api, plans = to_management_form(canonical)
     api["state"] = state.upper()
     return {
-        "export": {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "apimVersion": APIM_VERSION},
+        "export": {"date": datetime.now(UTC).isoformat(timespec="seconds"), "apimVersion": APIM_VERSION},
         "api": api,
         "plans": plans,
         "members": [],

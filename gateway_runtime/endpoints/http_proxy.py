@@ -1,34 +1,58 @@
 """HTTP proxy endpoint: forwards a request to a backend and streams the answer back, cooperative
 under gevent, with one connection pool per endpoint: urllib3 for HTTP/1.1 (directly or through an
 outbound HTTP / SOCKS proxy), httpx with h2 for HTTP/2."""
+
 import ssl
 import sys
-import urllib.request
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from gevent import monkey
 
 # httpcore looks for trio when imported; under gevent's patched `select` (no epoll) importing trio
 # fails with AttributeError, not the ImportError httpcore expects. The gateway never runs trio.
 if monkey.is_module_patched("select"):
-    sys.modules.setdefault("trio", None)
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]  # None: "no such module", as Python documents
 
-import httpx  # noqa: E402
-import urllib3  # noqa: E402
-from urllib3.contrib.socks import SOCKSProxyManager  # noqa: E402
-from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError,  # noqa: E402
-                                ProxyError, ReadTimeoutError, SSLError)
+import httpx
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 
-from ..messages import READ_CHUNK, EndpointConnector, EndpointError, Unreachable  # noqa: E402
-from ..specs import EndpointSpec  # noqa: E402
-from ..settings import (BINARY_STORES, STORE_TYPES, Field, Member, Settings, SettingsError,  # noqa: E402
-                        get_path, gravitee_key_store, store_summary, summary_line, trust_store)
-from ..tls.stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context  # noqa: E402
+from ..messages import READ_CHUNK, EndpointConnector, EndpointError, Unreachable
+from ..outbound_http import (
+    PROXY_FIELDS,
+    SSL_FIELDS,
+    check_proxy_and_tls,
+    outbound_proxy,
+    pooled_client,
+    ssl_context,
+    tls_and_proxy_summary,
+)
+from ..outbound_http import SECTIONS as OUTBOUND_SECTIONS
+from ..settings import Field, Settings, get_path, summary_line
+from ..specs import EndpointSpec
+from ..tls.stores import diagnose_tls
 
 # Meaningful for one connection only; never forwarded (RFC 9110, 7.6.1).
-HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                        "transfer-encoding", "upgrade", "proxy-connection"))
+HOP_BY_HOP = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    )
+)
 
 
 class GatewayTimeout(EndpointError):
@@ -47,16 +71,17 @@ class HttpProxyEndpoint(EndpointConnector):
         ssl_options = shared.get("ssl") or {}
         self.client_certificate = (get_path(ssl_options, "keyStore.type") or "NONE") != "NONE"
         self.ssl_context = ssl_context(ssl_options) if self.target.startswith("https") else None
-        pool_options = dict(
-            num_pools=8, maxsize=http["maxConcurrentConnections"], block=True, retries=False,
-            timeout=urllib3.Timeout(connect=http["connectTimeout"] / 1000, read=http["readTimeout"] / 1000),
-            ssl_context=self.ssl_context, headers={} if http["keepAlive"] else {"Connection": "close"},
-            # urllib3 matches host names itself unless told not to, whatever the context says.
-            **({"assert_hostname": False} if self.ssl_context is not None and not self.ssl_context.check_hostname
-               else {}))
         self.proxy = outbound_proxy(shared.get("proxy") or {}, self.target)
         self.http2 = Http2Client(self.target, http, self.ssl_context) if http["version"] == "HTTP_2" else None
-        self.pool = pool_manager(self.proxy, pool_options)
+        self.pool = pooled_client(
+            self.proxy,
+            self.ssl_context,
+            num_pools=8,
+            maxsize=http["maxConcurrentConnections"],
+            connect_timeout=http["connectTimeout"] / 1000,
+            read_timeout=http["readTimeout"] / 1000,
+            headers={} if http["keepAlive"] else {"Connection": "close"},
+        )
 
     def forward(self, request):
         """Send the request on; return the backend's Answer once its status and headers came."""
@@ -79,28 +104,41 @@ class HttpProxyEndpoint(EndpointConnector):
         if self.http2 is not None:
             return self.http2.send(request.method, url, headers, body, self.follow_redirects, self._failure)
         try:
-            response = self.pool.urlopen(request.method, url, body=body, headers=headers,
-                                         redirect=self.follow_redirects, preload_content=False,
-                                         decode_content=False,
-                                         chunked=body is not None and "Content-Length" not in headers)
+            response = self.pool.urlopen(
+                request.method,
+                url,
+                body=body,
+                headers=headers,
+                redirect=self.follow_redirects,
+                preload_content=False,
+                decode_content=False,
+                chunked=body is not None and "Content-Length" not in headers,
+            )
         except (HTTPError, OSError) as exc:
             raise self._failure(exc, url) from None
         if response.status == 407 and self.proxy is not None:
             response.release_conn()
-            raise EndpointError(f"the outbound proxy {self.proxy.address} refused the gateway's credentials "
-                                "(407): check the proxy user name and password")
+            raise EndpointError(
+                f"the outbound proxy {self.proxy.address} refused the gateway's credentials "
+                "(407): check the proxy user name and password"
+            )
         return Answer(response)
 
     def _failure(self, exc, url):
         reason = getattr(exc, "reason", None) or exc
         if isinstance(reason, ProxyError):
-            return Unreachable(f"the outbound proxy {self.proxy.address} did not take the request to "
-                               f"{host_of(url)}: {last_words(reason.original_error)}")
+            return Unreachable(
+                f"the outbound proxy {self.proxy.address} did not take the request to "
+                f"{host_of(url)}: {last_words(reason.original_error)}"
+            )
         if isinstance(reason, NewConnectionError) and self.proxy is not None:  # SOCKS: the proxy or what it says
-            return Unreachable(f"the backend {host_of(url)} cannot be reached through the proxy "
-                               f"{self.proxy.address}: {last_words(reason)}")
-        if isinstance(reason, SSLError) or isinstance(reason, httpx.ConnectError) \
-                and isinstance(reason.__context__, ssl.SSLError):
+            return Unreachable(
+                f"the backend {host_of(url)} cannot be reached through the proxy "
+                f"{self.proxy.address}: {last_words(reason)}"
+            )
+        if isinstance(reason, SSLError) or (
+            isinstance(reason, httpx.ConnectError) and isinstance(reason.__context__, ssl.SSLError)
+        ):
             return self._tls_failure(url)
         # urllib3's NewConnectionError (refused, no route, no such host) derives from ConnectTimeoutError.
         if isinstance(reason, (NewConnectionError, httpx.ConnectError)):
@@ -112,8 +150,10 @@ class HttpProxyEndpoint(EndpointConnector):
     def _tls_failure(self, url):
         why = diagnose_tls(self.ssl_context, [host_of(url)], "backend") if self.ssl_context is not None else None
         if why is None and not self.client_certificate:
-            why = (f"the TLS handshake with the backend {host_of(url)} failed: if the backend asks for a "
-                   "client certificate, give one in the endpoint's SSL key store")
+            why = (
+                f"the TLS handshake with the backend {host_of(url)} failed: if the backend asks for a "
+                "client certificate, give one in the endpoint's SSL key store"
+            )
         return Unreachable(why or f"the TLS handshake with the backend {host_of(url)} failed")
 
     def close(self):
@@ -128,11 +168,16 @@ class Http2Client:
     def __init__(self, target, http, ssl_context):
         cleartext = target.startswith("http:")
         self.client = httpx.Client(
-            http1=not cleartext, http2=True, verify=ssl_context if ssl_context is not None else True,
+            http1=not cleartext,
+            http2=True,
+            verify=ssl_context if ssl_context is not None else True,
             timeout=httpx.Timeout(http["readTimeout"] / 1000, connect=http["connectTimeout"] / 1000),
-            limits=httpx.Limits(max_connections=http["maxConcurrentConnections"],
-                                keepalive_expiry=http["keepAliveTimeout"] / 1000 if http["keepAlive"] else 0),
-            trust_env=False)
+            limits=httpx.Limits(
+                max_connections=http["maxConcurrentConnections"],
+                keepalive_expiry=http["keepAliveTimeout"] / 1000 if http["keepAlive"] else 0,
+            ),
+            trust_env=False,
+        )
 
     def send(self, method, url, headers, body, follow_redirects, failure):
         if body is not None and not isinstance(body, bytes):
@@ -149,6 +194,7 @@ class Answer:
     """The backend's answer: status and headers at once, the body as it comes (chunk by chunk, so
     that a stream is not held back). It is the WSGI response body: closing it gives the connection
     back to the pool, or drops the connection when the body was not read to its end."""
+
     __slots__ = ("response", "complete")
 
     def __init__(self, response):
@@ -165,8 +211,9 @@ class Answer:
     @property
     def headers(self):
         headers = self.response.headers
-        dropped = HOP_BY_HOP | {name.strip().lower() for value in headers.getlist("Connection")
-                                for name in value.split(",")}
+        dropped = HOP_BY_HOP | {
+            name.strip().lower() for value in headers.getlist("Connection") for name in value.split(",")
+        }
         return [(name, value) for name, value in headers.iteritems() if name.lower() not in dropped]
 
     def __iter__(self):
@@ -187,52 +234,6 @@ class Answer:
         self.response.release_conn()
 
     discard = close
-
-
-@dataclass(frozen=True)
-class OutboundProxy:
-    url: str
-    username: str | None
-    password: str | None
-
-    @property
-    def address(self):
-        return urlsplit(self.url).netloc
-
-
-def outbound_proxy(options, target):
-    """The proxy requests to `target` go through, or None. The system proxy is the one the
-    environment names (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), as curl reads it."""
-    if not options.get("enabled"):
-        return None
-    if options.get("useSystemProxy"):
-        host = urlsplit(target).hostname or ""
-        if urllib.request.proxy_bypass_environment(host):
-            return None
-        proxies = urllib.request.getproxies_environment()
-        url = proxies.get(urlsplit(target).scheme) or proxies.get("all")
-        if not url:
-            raise EndpointError("the endpoint uses the system proxy, but the gateway's environment names none "
-                                "(set HTTP_PROXY / HTTPS_PROXY)")
-        parts = urlsplit(url if "://" in url else "http://" + url)
-        # user:password@ in the variable is for the proxy's authentication, never for messages
-        return OutboundProxy(f"{parts.scheme}://{parts.hostname}:{parts.port or 80}",
-                             unquote(parts.username) if parts.username else None,
-                             unquote(parts.password) if parts.password else None)
-    scheme = {"HTTP": "http", "SOCKS4": "socks4a", "SOCKS5": "socks5h"}[options.get("type", "HTTP")]
-    return OutboundProxy(f"{scheme}://{options['host']}:{options['port']}", options.get("username"),
-                         options.get("password"))
-
-
-def pool_manager(proxy, options):
-    if proxy is None:
-        return urllib3.PoolManager(**options)
-    if proxy.url.startswith("socks"):
-        return SOCKSProxyManager(proxy.url, username=proxy.username, password=proxy.password, **options)
-    # Spelt as in RFC 9110: some proxies read header names case-sensitively.
-    headers = {"Proxy-Authorization": urllib3.make_headers(
-        proxy_basic_auth=f"{proxy.username}:{proxy.password or ''}")["proxy-authorization"]} if proxy.username else None
-    return urllib3.ProxyManager(proxy.url, proxy_headers=headers, **options)
 
 
 class Http2Answer(Answer):
@@ -263,13 +264,6 @@ class Http2Answer(Answer):
     discard = close
 
 
-def ssl_context(ssl_settings):
-    try:
-        return gravitee_ssl_context(ssl_settings)
-    except SettingsError as exc:
-        raise EndpointError(f"the SSL settings cannot be used: {exc}") from None
-
-
 def last_words(exc):
     """What went wrong, without urllib3's preamble."""
     return str(exc).rpartition("new connection: ")[2].strip("'\")") or type(exc).__name__
@@ -298,77 +292,60 @@ def _check_shared(values, settings):
     errors = {}
     if get_path(values, "http.version") == "HTTP_2":
         if get_path(values, "http.clearTextUpgrade"):
-            errors["http.clearTextUpgrade"] = ("An HTTP/1.1 upgrade to h2c is not available: leave it off to open "
-                                               "HTTP/2 connections directly (prior knowledge)")
+            errors["http.clearTextUpgrade"] = (
+                "An HTTP/1.1 upgrade to h2c is not available: leave it off to open "
+                "HTTP/2 connections directly (prior knowledge)"
+            )
         if get_path(values, "proxy.enabled"):
             errors["http.version"] = "HTTP/2 through an outbound proxy is not available: choose HTTP/1.1"
-    errors.update(check_proxy(values))
-    errors.update(check_gravitee_stores(get_path(values, "ssl") or {}, "ssl",
-                                        trust=not get_path(values, "ssl.trustAll")))
+    errors.update(check_proxy_and_tls(values))
     return errors
-
-
-def check_proxy(values):
-    """An outbound proxy (the http-proxy and tcp-proxy `proxy` block) needs its address unless the system's is used."""
-    errors = {}
-    if get_path(values, "proxy.enabled") and not get_path(values, "proxy.useSystemProxy"):
-        for field, label in (("host", "Proxy host"), ("port", "Proxy port")):
-            if get_path(values, f"proxy.{field}") in (None, ""):
-                errors[f"proxy.{field}"] = f"{label} is required (or use the system proxy)"
-    return errors
-
-
-def tls_and_proxy_summary(shared):
-    """The parts of a summary the HTTP and TCP proxies share: their stores and outbound proxy."""
-    proxy = get_path(shared, "proxy") or {}
-    via = proxy.get("enabled") and ("system proxy" if proxy.get("useSystemProxy")
-                                    else f"{proxy.get('type') or 'HTTP'} proxy {proxy.get('host')}:{proxy.get('port')}")
-    return ("trust all" if get_path(shared, "ssl.trustAll") else store_summary(shared, "ssl.trustStore"),
-            store_summary(shared, "ssl.keyStore", "key"), via)
 
 
 def summary(shared):
     return summary_line(get_path(shared, "http.version") or "HTTP_1_1", *tls_and_proxy_summary(shared))
 
 
-SECTIONS = (("http", "HTTP"), ("headers", "HTTP"), ("proxy", "Outbound proxy"), ("ssl", "SSL"),
-            ("ssl.trustStore", "SSL trust store"), ("ssl.keyStore", "SSL key store"))
-SHARED = Settings(fields=(
-    Field("http.version", "enum", "HTTP version", default="HTTP_1_1", choices=("HTTP_1_1", "HTTP_2")),
-    Field("http.clearTextUpgrade", "boolean", "Upgrade clear-text connections to HTTP/2 (h2c)", default=False,
-          when=("http.version", ("HTTP_2",))),
-    Field("http.connectTimeout", "integer", "Connect timeout (ms)", default=5000, minimum=1),
-    Field("http.readTimeout", "integer", "Read timeout (ms)", default=10000, minimum=1),
-    Field("http.idleTimeout", "integer", "Idle timeout (ms)", default=60000, minimum=0),
-    Field("http.keepAlive", "boolean", "Keep connections alive", default=True),
-    Field("http.keepAliveTimeout", "integer", "Keep-alive timeout (ms)", default=30000, minimum=0,
-          when=("http.keepAlive", (True,))),
-    Field("http.maxConcurrentConnections", "integer", "Max concurrent connections", default=20, minimum=1),
-    Field("http.followRedirects", "boolean", "Follow redirects", default=False),
-    Field("http.propagateClientHost", "boolean", "Propagate the client's Host header", default=False),
-    Field("http.useCompression", "boolean", "Use compression", default=True),
-    Field("headers", "pairs", "Headers added to each request", secret_pairs=True,
-          help="One 'name: value' per line. Credentials (Authorization, Cookie, *-Token...) are kept as secrets."),
-    Field("proxy.enabled", "boolean", "Use an outbound proxy", default=False),
-    Field("proxy.useSystemProxy", "boolean", "Use the system proxy", default=False, when=("proxy.enabled", (True,))),
-    Field("proxy.type", "enum", "Proxy type", default="HTTP", choices=("HTTP", "SOCKS4", "SOCKS5"),
-          when=("proxy.enabled", (True,))),
-    Field("proxy.host", "string", "Proxy host", when=("proxy.enabled", (True,))),
-    Field("proxy.port", "integer", "Proxy port", minimum=1, maximum=65535, when=("proxy.enabled", (True,))),
-    Field("proxy.username", "string", "Proxy user name", when=("proxy.enabled", (True,))),
-    Field("proxy.password", "secret", "Proxy password", when=("proxy.enabled", (True,))),
-    Field("ssl.hostnameVerifier", "boolean", "Verify the host name", default=True),
-    Field("ssl.trustAll", "boolean", "Trust all certificates", default=False),
-    *trust_store("ssl.trustStore", Field(
-        "ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES + ("",),
-        help="NONE: the system's certificate authorities."), "path", "content"),
-    *gravitee_key_store("ssl.keyStore", Field(
-        "ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES + ("",),
-        help="A client certificate for backends that ask for one."), extra=(
-        Member("alias", "string", "Key alias", types=BINARY_STORES,
-               help="Which private key of the store (JKS); the first one when empty."),
-        Member("keyPassword", "secret", "Key password", types=BINARY_STORES))),
-), checks=(_check_shared,), sections=SECTIONS)
+SECTIONS = (("http", "HTTP"), ("headers", "HTTP"), *OUTBOUND_SECTIONS)
+SHARED = Settings(
+    fields=(
+        Field("http.version", "enum", "HTTP version", default="HTTP_1_1", choices=("HTTP_1_1", "HTTP_2")),
+        Field(
+            "http.clearTextUpgrade",
+            "boolean",
+            "Upgrade clear-text connections to HTTP/2 (h2c)",
+            default=False,
+            when=("http.version", ("HTTP_2",)),
+        ),
+        Field("http.connectTimeout", "integer", "Connect timeout (ms)", default=5000, minimum=1),
+        Field("http.readTimeout", "integer", "Read timeout (ms)", default=10000, minimum=1),
+        Field("http.idleTimeout", "integer", "Idle timeout (ms)", default=60000, minimum=0),
+        Field("http.keepAlive", "boolean", "Keep connections alive", default=True),
+        Field(
+            "http.keepAliveTimeout",
+            "integer",
+            "Keep-alive timeout (ms)",
+            default=30000,
+            minimum=0,
+            when=("http.keepAlive", (True,)),
+        ),
+        Field("http.maxConcurrentConnections", "integer", "Max concurrent connections", default=20, minimum=1),
+        Field("http.followRedirects", "boolean", "Follow redirects", default=False),
+        Field("http.propagateClientHost", "boolean", "Propagate the client's Host header", default=False),
+        Field("http.useCompression", "boolean", "Use compression", default=True),
+        Field(
+            "headers",
+            "pairs",
+            "Headers added to each request",
+            secret_pairs=True,
+            help="One 'name: value' per line. Credentials (Authorization, Cookie, *-Token...) are kept as secrets.",
+        ),
+        *PROXY_FIELDS,
+        *SSL_FIELDS,
+    ),
+    checks=(_check_shared,),
+    sections=SECTIONS,
+)
 
 SPEC = EndpointSpec(
     type="http-proxy",
@@ -377,10 +354,19 @@ SPEC = EndpointSpec(
     api_types=("proxy",),
     qos=("auto",),
     description="Forwards requests to an HTTP backend.",
-    configuration=Settings(fields=(
-        Field("target", "string", "Target URL", required=True, secret_url=True,
-              help="The request path after the context path is appended to it."),
-    ), checks=(_check_target,)),
+    configuration=Settings(
+        fields=(
+            Field(
+                "target",
+                "string",
+                "Target URL",
+                required=True,
+                secret_url=True,
+                help="The request path after the context path is appended to it.",
+            ),
+        ),
+        checks=(_check_target,),
+    ),
     shared=SHARED,
     summary=summary,
     target=lambda configuration: configuration.get("target"),

@@ -1,12 +1,13 @@
 """Mock endpoint: generates messages at an interval; published messages are accepted and dropped."""
+
 import time
 
 import gevent
 from gevent.event import Event
 
 from ..messages import EndpointConnector, Message, Subscription
-from ..specs import EndpointSpec
 from ..settings import Field, Settings
+from ..specs import EndpointSpec
 
 # With messageInterval 0 a batch is what one write carries; each batch still yields to the hub.
 BATCH = 256
@@ -75,13 +76,19 @@ SPEC = EndpointSpec(
     label="Mock",
     connector=MockEndpoint,
     description="Generates messages at a fixed interval; useful for demos and tests.",
-    configuration=Settings(fields=(
-        Field("messageInterval", "integer", "Interval between messages (ms)", default=1000, required=True, minimum=0),
-        Field("messageContent", "text", "Content of published messages", default="mock message", required=True),
-        Field("messageCount", "integer", "Count of published messages", minimum=0,
-              help="Leave empty for no limit."),
-        Field("headers", "pairs", "Message headers", help="One 'name: value' per line."),
-        Field("metadata", "pairs", "Message metadata", help="One 'name: value' per line."),
-    ), ignored=("connectionErrors", "connectionLatencies")),
+    configuration=Settings(
+        fields=(
+            Field(
+                "messageInterval", "integer", "Interval between messages (ms)", default=1000, required=True, minimum=0
+            ),
+            Field("messageContent", "text", "Content of published messages", default="mock message", required=True),
+            Field(
+                "messageCount", "integer", "Count of published messages", minimum=0, help="Leave empty for no limit."
+            ),
+            Field("headers", "pairs", "Message headers", help="One 'name: value' per line."),
+            Field("metadata", "pairs", "Message metadata", help="One 'name: value' per line."),
+        ),
+        ignored=("connectionErrors", "connectionLatencies"),
+    ),
     target=lambda configuration: f"a message every {configuration.get('messageInterval', 1000)} ms",
 )

@@ -15,24 +15,44 @@ client of two APIs does not get the messages of both in one queue). Each queue n
 written to the API's directory queue on the broker, so that deleting the API can remove the
 queues that any gateway process created for it.
 """
+
 import collections
 import logging
 import re
-import socket
 import time
 
 import gevent
 import pika
 from gevent.lock import BoundedSemaphore
 from gevent.queue import LifoQueue
-from pika.exceptions import (AMQPConnectionError, AMQPError, ChannelClosedByBroker,
-                             NackError, ProbableAuthenticationError, StreamLostError)
+from pika.exceptions import (
+    AMQPConnectionError,
+    AMQPError,
+    ChannelClosedByBroker,
+    NackError,
+    ProbableAuthenticationError,
+    StreamLostError,
+)
 
 from ..messages import EndpointConnector, EndpointError, Message, Subscription, Unreachable
+from ..settings import (
+    STORE_TYPES,
+    Field,
+    Settings,
+    SettingsError,
+    get_path,
+    gravitee_key_store,
+    sides_summary,
+    store_summary,
+    summary_line,
+    trust_store,
+    use_choice,
+    user_summary,
+)
 from ..specs import EndpointSpec
-from ..settings import (STORE_TYPES, Field, Settings, SettingsError, get_path, gravitee_key_store, sides_summary,
-                        store_summary, summary_line, trust_store, use_choice, user_summary)
 from ..tls.stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
+from ..toolkit.probe import tcp_probe
+from ..toolkit.reconnect import Reconnect
 
 log = logging.getLogger("gatehouse.rabbitmq")
 # pika logs each refused or closed connection at ERROR with a traceback; the endpoint reports
@@ -44,25 +64,36 @@ QUEUE_PREFIX = "gravitee/gio-gateway/"
 DIRECTORY_PREFIX = "gatehouse/queues-of/"
 # The directory keeps the newest names; an older queue it forgets still goes by its x-expires.
 DIRECTORY_MAX = 100_000
-NAME_MAX_BYTES = 255          # AMQP short strings: exchange and queue names, routing keys
-PREFETCH = 256                # unacknowledged deliveries a subscription may hold
-WAIT_SLICE_S = 0.25           # next_batch waits in slices so that close() is noticed quickly
+NAME_MAX_BYTES = 255  # AMQP short strings: exchange and queue names, routing keys
+PREFETCH = 256  # unacknowledged deliveries a subscription may hold
+WAIT_SLICE_S = 0.25  # next_batch waits in slices so that close() is noticed quickly
 CONNECT_TIMEOUT_S = 3
 HEARTBEAT_S = 30
-KEEPALIVE_S = 10              # an idle producer connection answers heartbeats this often
-PRODUCERS = 8                 # producer connections per endpoint, opened as concurrent publishes need them
-BACKOFF_S = (0.1, 0.2, 0.5, 1, 2)
-GIVE_UP_S = 15                # a lost consumer connection not back after this is the client's error
+KEEPALIVE_S = 10  # an idle producer connection answers heartbeats this often
+PRODUCERS = 8  # producer connections per endpoint, opened as concurrent publishes need them
+# A lost consumer connection not back after 15 s is the client's error.
+RECONNECT = Reconnect((0.1, 0.2, 0.5, 1, 2), give_up_after_s=15)
 DEFAULT_EXPIRY_S = 86_400
-INEQUIVALENT = re.compile(r"inequivalent arg '(\w+)' for exchange '(.*)' in vhost '.*': "
-                          r"received '?(.*?)'? but current is '?(.*?)'?$")
+INEQUIVALENT = re.compile(
+    r"inequivalent arg '(\w+)' for exchange '(.*)' in vhost '.*': "
+    r"received '?(.*?)'? but current is '?(.*?)'?$"
+)
 ARG_NAMES = {"type": "type", "durable": "durable", "auto_delete": "autoDelete"}
 # Connection-level failures: worth a reconnect. A channel error (a refused declaration) is not.
 LOST = (AMQPConnectionError, StreamLostError, ConnectionError, OSError)
-AMQP_PROPERTIES = (("content_type", "contentType"), ("content_encoding", "contentEncoding"),
-                   ("correlation_id", "correlationId"), ("app_id", "appId"), ("expiration", "expiration"),
-                   ("type", "type"), ("delivery_mode", "deliveryMode"), ("reply_to", "replyTo"),
-                   ("priority", "priority"), ("timestamp", "timestamp"), ("user_id", "userId"))
+AMQP_PROPERTIES = (
+    ("content_type", "contentType"),
+    ("content_encoding", "contentEncoding"),
+    ("correlation_id", "correlationId"),
+    ("app_id", "appId"),
+    ("expiration", "expiration"),
+    ("type", "type"),
+    ("delivery_mode", "deliveryMode"),
+    ("reply_to", "replyTo"),
+    ("priority", "priority"),
+    ("timestamp", "timestamp"),
+    ("user_id", "userId"),
+)
 
 
 def queue_name(context):
@@ -97,8 +128,11 @@ def to_message(method, properties, body):
 def amqp_properties(message, persistent):
     # A header sent once is a string, so that a headers exchange matches it against its binding.
     headers = {name: values[0] if len(values) == 1 else list(values) for name, values in message.headers.items()}
-    return pika.BasicProperties(headers=headers or None, content_type=message.metadata.get("contentType"),
-                                delivery_mode=2 if persistent else None)
+    return pika.BasicProperties(
+        headers=headers or None,
+        content_type=message.metadata.get("contentType"),
+        delivery_mode=2 if persistent else None,
+    )
 
 
 # ----- the endpoint -----
@@ -116,20 +150,30 @@ class RabbitEndpoint(EndpointConnector):
         self.producers = LifoQueue()
         for producer in reversed(self.all_producers):
             self.producers.put(producer)
-        self.recorded = set()         # queue names this process wrote to the directory
+        self.recorded = set()  # queue names this process wrote to the directory
         self.keeper = gevent.spawn(self._keep_alive)
 
     # ----- connections -----
     def parameters(self, api_id):
         auth = get_path(self.shared, "security.auth") or {}
-        credentials = pika.PlainCredentials(auth["username"], auth.get("password") or "") \
-            if auth.get("username") else pika.ConnectionParameters.DEFAULT_CREDENTIALS
+        credentials = (
+            pika.PlainCredentials(auth["username"], auth.get("password") or "")
+            if auth.get("username")
+            else pika.ConnectionParameters.DEFAULT_CREDENTIALS
+        )
         return pika.ConnectionParameters(
-            host=self.host, port=self.port, virtual_host=self.configuration.get("virtualHost", "/"),
-            credentials=credentials, ssl_options=self._ssl_options(), heartbeat=HEARTBEAT_S,
-            connection_attempts=1, socket_timeout=CONNECT_TIMEOUT_S, stack_timeout=CONNECT_TIMEOUT_S * 2,
+            host=self.host,
+            port=self.port,
+            virtual_host=self.configuration.get("virtualHost", "/"),
+            credentials=credentials,
+            ssl_options=self._ssl_options(),
+            heartbeat=HEARTBEAT_S,
+            connection_attempts=1,
+            socket_timeout=CONNECT_TIMEOUT_S,
+            stack_timeout=CONNECT_TIMEOUT_S * 2,
             blocked_connection_timeout=CONNECT_TIMEOUT_S * 10,
-            client_properties={"connection_name": f"gatehouse/{self.owner or api_id}"})
+            client_properties={"connection_name": f"gatehouse/{self.owner or api_id}"},
+        )
 
     def _ssl_options(self):
         ssl_settings = get_path(self.shared, "security.ssl") or {}
@@ -147,7 +191,7 @@ class RabbitEndpoint(EndpointConnector):
             return pika.BlockingConnection(self.parameters(api_id))
         except EndpointError:
             raise
-        except Exception as exc:  # noqa: BLE001 - pika raises many types; each one is told to the client
+        except Exception as exc:
             # No connection, so nothing was sent: failover may send it to another endpoint.
             raise Unreachable(self.explain(exc)) from None
 
@@ -168,17 +212,19 @@ class RabbitEndpoint(EndpointConnector):
         if found:
             arg, exchange, declared, current = found.groups()
             name = ARG_NAMES.get(arg, arg)
-            return (f"exchange '{exchange}' exists with {name}={current}; "
-                    f"this endpoint declares {name}={declared}")
+            return f"exchange '{exchange}' exists with {name}={current}; this endpoint declares {name}={declared}"
         return f"the RabbitMQ broker at {self.where} refused: {exc.reply_text}"
 
     # ----- declarations -----
     def declare_exchange(self, channel, settings):
         exchange = settings.get("exchange") or {}
         if exchange.get("name"):
-            channel.exchange_declare(exchange["name"], exchange.get("type", "topic"),
-                                     durable=exchange.get("durable", False),
-                                     auto_delete=exchange.get("autoDelete", False))
+            channel.exchange_declare(
+                exchange["name"],
+                exchange.get("type", "topic"),
+                durable=exchange.get("durable", False),
+                auto_delete=exchange.get("autoDelete", False),
+            )
         return exchange.get("name", "")
 
     def declare_queue(self, channel, context):
@@ -192,8 +238,10 @@ class RabbitEndpoint(EndpointConnector):
         channel.queue_declare(name, durable=durable, auto_delete=not durable, arguments=arguments)
         binding = None
         if settings.get("exchange", {}).get("type") == "headers":
-            binding = {"x-match": settings.get("headersMatch", "all"),
-                       **{p["name"]: p["value"] for p in settings.get("bindingHeaders") or []}}
+            binding = {
+                "x-match": settings.get("headersMatch", "all"),
+                **{p["name"]: p["value"] for p in settings.get("bindingHeaders") or []},
+            }
         channel.queue_bind(name, exchange, routing_key=settings.get("routingKey") or "", arguments=binding)
         return name
 
@@ -202,8 +250,9 @@ class RabbitEndpoint(EndpointConnector):
         if name in self.recorded:
             return
         directory = directory_name(api_id)
-        channel.queue_declare(directory, durable=True, arguments={
-            "x-max-length": DIRECTORY_MAX, "x-overflow": "drop-head"})
+        channel.queue_declare(
+            directory, durable=True, arguments={"x-max-length": DIRECTORY_MAX, "x-overflow": "drop-head"}
+        )
         channel.basic_publish("", directory, name.encode(), pika.BasicProperties(delivery_mode=2))
         self.recorded.add(name)
 
@@ -215,8 +264,14 @@ class RabbitEndpoint(EndpointConnector):
         properties = amqp_properties(message, exchange.get("durable", False))
         producer = self.producers.get()
         try:
-            producer.publish(context, exchange.get("name", ""), self.producer_settings.get("routingKey") or "",
-                             message.content, properties, confirm=context.qos != "none")
+            producer.publish(
+                context,
+                exchange.get("name", ""),
+                self.producer_settings.get("routingKey") or "",
+                message.content,
+                properties,
+                confirm=context.qos != "none",
+            )
         finally:
             self.producers.put(producer)
 
@@ -290,9 +345,8 @@ class Producer:
         try:
             if self.connection is not None:
                 self.connection.process_data_events(0)
-        except Exception as exc:  # noqa: BLE001 - the next publish reconnects; the log says why it will
-            log.info("a producer connection to %s was lost (%s); the next publish reconnects",
-                     self.endpoint.where, exc)
+        except Exception as exc:
+            log.info("a producer connection to %s was lost (%s); the next publish reconnects", self.endpoint.where, exc)
             self._drop()
         finally:
             self.lock.release()
@@ -311,7 +365,7 @@ class RabbitSubscription(Subscription):
         self.qos = context.qos
         self.lock = BoundedSemaphore()
         self.buffer = collections.deque()
-        self.unacked = set()      # delivery tags of the current channel not yet acknowledged
+        self.unacked = set()  # delivery tags of the current channel not yet acknowledged
         self.connection = self.channel = None
         self.closed = False
         self.down_since = None
@@ -324,7 +378,7 @@ class RabbitSubscription(Subscription):
             name = self.endpoint.declare_queue(channel, self.context)
             channel.basic_qos(prefetch_count=PREFETCH)
             channel.basic_consume(name, self._deliver, auto_ack=self.qos == "none")
-        except Exception as exc:  # noqa: BLE001 - a refused declaration or a lost connection: told to the client
+        except Exception as exc:
             close_quietly(connection)
             raise EndpointError(self.endpoint.explain(exc)) from None
         self.connection, self.channel = connection, channel
@@ -372,18 +426,15 @@ class RabbitSubscription(Subscription):
         self.down_since = self.down_since or time.monotonic()
 
     def _reconnect(self, deadline):
-        attempt = 0
-        while not self.closed and time.monotonic() < deadline:
+        for _ in RECONNECT.tries(stop=lambda: self.closed, until=deadline, wait_first=False):
             try:
                 self._open()
                 log.info("consumer connection to %s is back", self.endpoint.where)
                 return
             except EndpointError as exc:
-                if time.monotonic() - self.down_since > GIVE_UP_S:
+                if RECONNECT.given_up(self.down_since):
                     raise
                 log.info("reconnecting to %s: %s", self.endpoint.where, exc)
-            gevent.sleep(min(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)], max(0, deadline - time.monotonic())))
-            attempt += 1
 
     def acknowledge(self, messages):
         """auto / at-least-once: these messages were written to the client."""
@@ -426,7 +477,7 @@ def close_quietly(connection):
     try:
         if connection.is_open:
             connection.close()
-    except Exception as exc:  # noqa: BLE001 - a connection that is gone is closed enough
+    except Exception as exc:
         log.debug("closing a RabbitMQ connection: %s", exc)
 
 
@@ -476,8 +527,9 @@ def _check_names(values, settings):
             continue
         name = get_path(part, "exchange.name") or ""
         if name.startswith("amq."):
-            errors[f"{side}.exchange.name"] = (f"Exchange name: '{name}' starts with amq., a prefix RabbitMQ "
-                                               "reserves for its own exchanges")
+            errors[f"{side}.exchange.name"] = (
+                f"Exchange name: '{name}' starts with amq., a prefix RabbitMQ reserves for its own exchanges"
+            )
         for path, label in (("exchange.name", "Exchange name"), ("routingKey", "Routing key")):
             if len((get_path(part, path) or "").encode()) > NAME_MAX_BYTES:
                 errors[f"{side}.{path}"] = f"{label}: longer than RabbitMQ's limit of {NAME_MAX_BYTES} bytes"
@@ -495,41 +547,97 @@ def side_fields(side, label):
     return (
         Field(f"{side}.enabled", "boolean", f"Use {label.lower()}", default=False),
         Field(f"{side}.exchange.name", "string", f"{label} exchange name", required=True, when=on),
-        Field(f"{side}.exchange.type", "enum", f"{label} exchange type", default="topic", choices=EXCHANGE_TYPES,
-              when=on),
+        Field(
+            f"{side}.exchange.type", "enum", f"{label} exchange type", default="topic", choices=EXCHANGE_TYPES, when=on
+        ),
         Field(f"{side}.exchange.durable", "boolean", f"{label} exchange durable", default=False, when=on),
         Field(f"{side}.exchange.autoDelete", "boolean", f"{label} exchange auto delete", default=False, when=on),
-        Field(f"{side}.routingKey", "string", f"{label} routing key", when=on,
-              help="Topic exchanges match it against binding patterns (* one word, # any); fanout ignores it."),
+        Field(
+            f"{side}.routingKey",
+            "string",
+            f"{label} routing key",
+            when=on,
+            help="Topic exchanges match it against binding patterns (* one word, # any); fanout ignores it.",
+        ),
     )
 
 
-SHARED = Settings(fields=(
-    Field("security.auth.username", "string", "Username"),
-    Field("security.auth.password", "secret", "Password"),
-    Field("security.ssl.enabled", "boolean", "Use TLS", default=False),
-    Field("security.ssl.hostnameVerifier", "boolean", "Verify the broker's host name", default=True,
-          when=("security.ssl.enabled", (True,))),
-    *trust_store("security.ssl.trustStore", Field(
-        "security.ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES,
-        when=("security.ssl.enabled", (True,)), help="NONE: the system's certificate authorities."), "path", "content"),
-    *gravitee_key_store("security.ssl.keyStore", Field(
-        "security.ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES,
-        when=("security.ssl.enabled", (True,)))),
-    use_choice(),
-    *side_fields("producer", "Producer"),
-    *side_fields("consumer", "Consumer"),
-    Field("consumer.bindingHeaders", "pairs", "Binding headers", when=("consumer.exchange.type", ("headers",)),
-          help="One 'name: value' per line: the headers a message must carry to reach the client."),
-    Field("consumer.headersMatch", "enum", "Headers match", default="all", choices=("all", "any"),
-          when=("consumer.exchange.type", ("headers",))),
-    Field("consumer.queueExpiry", "integer", "Queue expiry (s)", default=DEFAULT_EXPIRY_S, minimum=1,
-          when=("consumer.enabled", (True,)),
-          help="A client's queue is removed after it has had no consumer for this long (x-expires)."),
-), checks=(_check_names, _check_tls), sections=(
-    ("security.auth", "Authentication"), ("security.ssl", "TLS"), ("security.ssl.trustStore", "SSL trust store"),
-    ("security.ssl.keyStore", "SSL key store"), ("use", "Producer and consumer"), ("producer", "Producer"),
-    ("consumer", "Consumer")))
+SHARED = Settings(
+    fields=(
+        Field("security.auth.username", "string", "Username"),
+        Field("security.auth.password", "secret", "Password"),
+        Field("security.ssl.enabled", "boolean", "Use TLS", default=False),
+        Field(
+            "security.ssl.hostnameVerifier",
+            "boolean",
+            "Verify the broker's host name",
+            default=True,
+            when=("security.ssl.enabled", (True,)),
+        ),
+        *trust_store(
+            "security.ssl.trustStore",
+            Field(
+                "security.ssl.trustStore.type",
+                "enum",
+                "Trust store type",
+                default="NONE",
+                choices=STORE_TYPES,
+                when=("security.ssl.enabled", (True,)),
+                help="NONE: the system's certificate authorities.",
+            ),
+            "path",
+            "content",
+        ),
+        *gravitee_key_store(
+            "security.ssl.keyStore",
+            Field(
+                "security.ssl.keyStore.type",
+                "enum",
+                "Key store type",
+                default="NONE",
+                choices=STORE_TYPES,
+                when=("security.ssl.enabled", (True,)),
+            ),
+        ),
+        use_choice(),
+        *side_fields("producer", "Producer"),
+        *side_fields("consumer", "Consumer"),
+        Field(
+            "consumer.bindingHeaders",
+            "pairs",
+            "Binding headers",
+            when=("consumer.exchange.type", ("headers",)),
+            help="One 'name: value' per line: the headers a message must carry to reach the client.",
+        ),
+        Field(
+            "consumer.headersMatch",
+            "enum",
+            "Headers match",
+            default="all",
+            choices=("all", "any"),
+            when=("consumer.exchange.type", ("headers",)),
+        ),
+        Field(
+            "consumer.queueExpiry",
+            "integer",
+            "Queue expiry (s)",
+            default=DEFAULT_EXPIRY_S,
+            minimum=1,
+            when=("consumer.enabled", (True,)),
+            help="A client's queue is removed after it has had no consumer for this long (x-expires).",
+        ),
+    ),
+    checks=(_check_names, _check_tls),
+    sections=(
+        ("security.auth", "Authentication"),
+        ("security.ssl", "TLS"),
+        ("security.ssl.trustStore", "SSL trust store"),
+        ("security.ssl.keyStore", "SSL key store"),
+        ("use", "Producer and consumer"),
+        ("producer", "Producer"),
+        ("consumer", "Consumer"),
+    ),
+)
 
 
 def summary(shared):
@@ -537,21 +645,21 @@ def summary(shared):
         exchange = get_path(shared, f"{name}.exchange") or {}
         key = get_path(shared, f"{name}.routingKey")
         return f"{exchange.get('name', '?')} ({exchange.get('type') or 'topic'})" + (f", key {key}" if key else "")
+
     ssl = get_path(shared, "security.ssl.enabled")
-    return summary_line("TLS" if ssl else "AMQP", ssl and store_summary(shared, "security.ssl.trustStore"),
-                        ssl and store_summary(shared, "security.ssl.keyStore", "key"),
-                        user_summary(shared),
-                        *sides_summary(shared, side("producer"), side("consumer")))
+    return summary_line(
+        "TLS" if ssl else "AMQP",
+        ssl and store_summary(shared, "security.ssl.trustStore"),
+        ssl and store_summary(shared, "security.ssl.keyStore", "key"),
+        user_summary(shared),
+        *sides_summary(shared, side("producer"), side("consumer")),
+    )
 
 
 def probe(configuration):
     """Can a TCP connection be opened to the broker?"""
-    where = f"{configuration.get('serverHost')}:{configuration.get('serverPort')}"
-    try:
-        socket.create_connection((configuration["serverHost"], int(configuration["serverPort"])), timeout=1).close()
-        return None
-    except (OSError, ValueError, KeyError) as exc:
-        return f"unreachable ({where}: {getattr(exc, 'strerror', None) or exc})"
+    host, port = configuration.get("serverHost"), configuration.get("serverPort")
+    return tcp_probe([(f"{host}:{port}", host, port)])
 
 
 SPEC = EndpointSpec(
@@ -559,15 +667,19 @@ SPEC = EndpointSpec(
     label="RabbitMQ",
     connector=RabbitEndpoint,
     description="Publish to and consume from RabbitMQ exchanges (AMQP 0-9-1).",
-    configuration=Settings(fields=(
-        Field("serverHost", "string", "Server host", required=True),
-        Field("serverPort", "integer", "Server port", default=5672, required=True),
-        Field("virtualHost", "string", "Virtual host", default="/"),
-    ), checks=(_check_port,)),
+    configuration=Settings(
+        fields=(
+            Field("serverHost", "string", "Server host", required=True),
+            Field("serverPort", "integer", "Server port", default=5672, required=True),
+            Field("virtualHost", "string", "Virtual host", default="/"),
+        ),
+        checks=(_check_port,),
+    ),
     shared=SHARED,
     probe=probe,
     summary=summary,
-    target=lambda configuration: (f"{configuration.get('serverHost')}:{configuration.get('serverPort')}"
-                                  f"{configuration.get('virtualHost') or '/'}"),
+    target=lambda configuration: (
+        f"{configuration.get('serverHost')}:{configuration.get('serverPort')}{configuration.get('virtualHost') or '/'}"
+    ),
     forget=forget_queues,
 )

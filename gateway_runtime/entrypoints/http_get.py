@@ -1,4 +1,5 @@
 """HTTP GET: one call returns the messages available now, up to a count or a duration."""
+
 import json
 import time
 from xml.sax.saxutils import escape, quoteattr
@@ -8,8 +9,8 @@ from werkzeug.http import parse_accept_header
 
 from ..http import SentBody, query, respond, respond_json
 from ..messages import EndpointError, json_text
-from ..specs import EntrypointSpec
 from ..settings import Field, Settings
+from ..specs import EntrypointSpec
 
 FORMATS = ("application/json", "application/xml", "text/plain")
 
@@ -67,8 +68,7 @@ class HttpGet:
         body = RENDER[fmt](self, items, next_cursor, limit, error)
         chunks = respond(start_response, "200 OK", body, fmt + ";charset=UTF-8")
         # Acknowledge once the response was written (at-least-once), then give the subscription back.
-        return SentBody(chunks[0], lambda: subscription.acknowledge(items),
-                        lambda: self.api.unsubscribe(subscription))
+        return SentBody(chunks[0], lambda: subscription.acknowledge(items), lambda: self.api.unsubscribe(subscription))
 
     def _item(self, message):
         item = {}
@@ -82,8 +82,7 @@ class HttpGet:
         return item
 
     def as_json(self, items, next_cursor, limit, error):
-        body = {"items": [self._item(m) for m in items],
-                "pagination": {"nextCursor": next_cursor, "limit": str(limit)}}
+        body = {"items": [self._item(m) for m in items], "pagination": {"nextCursor": next_cursor, "limit": str(limit)}}
         if error:
             body["error"] = {"message": error}
         return json.dumps(body)
@@ -97,11 +96,24 @@ class HttpGet:
                 out.append(f"<id>{escape(item['id'])}</id>")
             out.append("<content><![CDATA[" + item["content"].replace("]]>", "]]]]><![CDATA[>") + "]]></content>")
             if "headers" in item:
-                out.append("<headers>" + "".join(f"<header name={quoteattr(k)}>{escape(v)}</header>"
-                                                 for k, vs in item["headers"].items() for v in vs) + "</headers>")
+                out.append(
+                    "<headers>"
+                    + "".join(
+                        f"<header name={quoteattr(k)}>{escape(v)}</header>"
+                        for k, vs in item["headers"].items()
+                        for v in vs
+                    )
+                    + "</headers>"
+                )
             if "metadata" in item:
-                out.append("<metadata>" + "".join(f"<entry name={quoteattr(k)}>{escape(json_text(v))}</entry>"
-                                                  for k, v in item["metadata"].items()) + "</metadata>")
+                out.append(
+                    "<metadata>"
+                    + "".join(
+                        f"<entry name={quoteattr(k)}>{escape(json_text(v))}</entry>"
+                        for k, v in item["metadata"].items()
+                    )
+                    + "</metadata>"
+                )
             out.append("</item>")
         out.append("</items><pagination>")
         if next_cursor is not None:
@@ -140,10 +152,12 @@ SPEC = EntrypointSpec(
     priority=10,
     qos=("auto", "at-most-once", "at-least-once"),
     description="Clients poll for messages; each call returns up to a count or a duration.",
-    configuration=Settings(fields=(
-        Field("messagesLimitCount", "integer", "Limit messages count", default=500, minimum=1),
-        Field("messagesLimitDurationMs", "integer", "Limit messages duration (ms)", default=5000, minimum=1),
-        Field("headersInPayload", "boolean", "Send message headers in the payload", default=False),
-        Field("metadataInPayload", "boolean", "Send message metadata in the payload", default=False),
-    )),
+    configuration=Settings(
+        fields=(
+            Field("messagesLimitCount", "integer", "Limit messages count", default=500, minimum=1),
+            Field("messagesLimitDurationMs", "integer", "Limit messages duration (ms)", default=5000, minimum=1),
+            Field("headersInPayload", "boolean", "Send message headers in the payload", default=False),
+            Field("metadataInPayload", "boolean", "Send message metadata in the payload", default=False),
+        )
+    ),
 )

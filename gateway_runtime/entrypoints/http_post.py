@@ -1,8 +1,9 @@
 """HTTP POST: one request body is one published message."""
+
 from ..http import TooLarge, max_message_bytes, read_body, request_headers, respond, respond_json
 from ..messages import EndpointError, Message, OutcomeUnknown
-from ..specs import EntrypointSpec
 from ..settings import Field, Settings
+from ..specs import EntrypointSpec
 
 
 class HttpPost:
@@ -21,8 +22,11 @@ class HttpPost:
         try:
             body = read_body(environ, limit)
         except TooLarge:
-            return respond_json(start_response, "413 Request Entity Too Large",
-                                {"message": f"The message is larger than {limit} bytes."})
+            return respond_json(
+                start_response,
+                "413 Request Entity Too Large",
+                {"message": f"The message is larger than {limit} bytes."},
+            )
         if body or self.produce_empty:
             headers = request_headers(environ) if self.headers_to_message else {}
             # The body's type travels with it, whatever requestHeadersToMessage says: it becomes the
@@ -44,8 +48,10 @@ SPEC = EntrypointSpec(
     priority=10,
     qos=("none", "auto"),
     description="Clients publish one message per request.",
-    configuration=Settings(fields=(
-        Field("requestHeadersToMessage", "boolean", "Add request headers to the message", default=False),
-        Field("produceEmptyMessage", "boolean", "Publish a message for an empty body", default=False),
-    )),
+    configuration=Settings(
+        fields=(
+            Field("requestHeadersToMessage", "boolean", "Add request headers to the message", default=False),
+            Field("produceEmptyMessage", "boolean", "Publish a message for an empty body", default=False),
+        )
+    ),
 )

@@ -1,16 +1,27 @@
 """HTTP proxy entrypoint: any request under the context path goes to the backend, streamed both
 ways; the backend's answer comes back as it arrives."""
+
 from ..http import respond_json
 from ..messages import EndpointError, Request
-from ..specs import EntrypointSpec
 from ..request_target import ROUTED
 from ..settings import Settings
+from ..specs import EntrypointSpec
 
 # Request headers the server folds into the environ without an HTTP_ prefix.
 CONTENT_HEADERS = (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length"))
 # Meaningful for the client's connection only (RFC 9110, 7.6.1), with those its Connection header names.
-HOP_BY_HOP = frozenset(("connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
-                        "proxy-authorization", "proxy-connection"))
+HOP_BY_HOP = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+    )
+)
 
 
 class HttpProxy:
@@ -28,8 +39,14 @@ class HttpProxy:
         body = environ["wsgi.input"] if chunked or headers.get("Content-Length", "0") != "0" else None
         # The path exactly as the client encoded it, under the target's; the query as it sent it
         # (less the credentials the plans took out).
-        request = Request(environ["REQUEST_METHOD"], environ[ROUTED].rest, environ.get("QUERY_STRING", ""),
-                          headers, body, environ.get("HTTP_HOST"))
+        request = Request(
+            environ["REQUEST_METHOD"],
+            environ[ROUTED].rest,
+            environ.get("QUERY_STRING", ""),
+            headers,
+            body,
+            environ.get("HTTP_HOST"),
+        )
         try:
             answer = self.api.forward(request, environ)
         except EndpointError as exc:

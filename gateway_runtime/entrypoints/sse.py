@@ -1,11 +1,16 @@
 """Server-Sent Events: a long-lived stream of messages, resumable by Last-Event-ID."""
+
 from ..http import respond_json
 from ..messages import EndpointError, NotFound, json_text
-from ..specs import EntrypointSpec
 from ..settings import Field, Settings
+from ..specs import EntrypointSpec
 
-HEADERS = [("Content-Type", "text/event-stream;charset=UTF-8"), ("Cache-Control", "no-cache"),
-           ("Connection", "keep-alive"), ("X-Accel-Buffering", "no")]
+HEADERS = [
+    ("Content-Type", "text/event-stream;charset=UTF-8"),
+    ("Cache-Control", "no-cache"),
+    ("Connection", "keep-alive"),
+    ("X-Accel-Buffering", "no"),
+]
 GOAWAY = b"event: goaway\ndata: the API is being redeployed or stopped; reconnect\n\n"
 
 
@@ -89,9 +94,11 @@ SPEC = EntrypointSpec(
     priority=20,
     qos=("none", "auto", "at-most-once", "at-least-once"),
     description="A long-lived stream of events, resumable with Last-Event-ID.",
-    configuration=Settings(fields=(
-        Field("heartbeatIntervalInMs", "integer", "Heartbeat interval (ms)", default=5000, minimum=2000),
-        Field("metadataAsComment", "boolean", "Send message metadata as comments", default=False),
-        Field("headersAsComment", "boolean", "Send message headers as comments", default=False),
-    )),
+    configuration=Settings(
+        fields=(
+            Field("heartbeatIntervalInMs", "integer", "Heartbeat interval (ms)", default=5000, minimum=2000),
+            Field("metadataAsComment", "boolean", "Send message metadata as comments", default=False),
+            Field("headersAsComment", "boolean", "Send message headers as comments", default=False),
+        )
+    ),
 )

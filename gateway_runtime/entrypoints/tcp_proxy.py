@@ -4,14 +4,15 @@ gateway_runtime/tcp.py), is relayed byte for byte to a backend picked by the loa
 As Gravitee's TCP proxy does, the pair lives and dies together: when either side closes, fails or
 stays idle past the endpoint's idle timeouts, both connections are closed.
 """
+
 import logging
 import time
 
 import gevent
 
 from ..messages import EndpointError
-from ..specs import EntrypointSpec
 from ..settings import Settings
+from ..specs import EntrypointSpec
 
 log = logging.getLogger("gatehouse.tcp")
 CHUNK = 64 * 1024
@@ -44,8 +45,12 @@ class TcpProxy:
                 if gevent.wait([up, down], timeout=timeout, count=1):
                     break  # one side closed or failed
                 if endpoint.idle_timeouts.deadline(activity.last_read, activity.last_write) <= time.monotonic():
-                    log.info("API %s: TCP connection from %s to %s closed after its idle timeout",
-                             self.api.id, peer, endpoint.address)
+                    log.info(
+                        "API %s: TCP connection from %s to %s closed after its idle timeout",
+                        self.api.id,
+                        peer,
+                        endpoint.address,
+                    )
                     break
         finally:
             gevent.killall([up, down])
@@ -55,6 +60,7 @@ class TcpProxy:
 
 class Activity:
     """When data last went to and came from the backend (monotonic seconds)."""
+
     __slots__ = ("last_read", "last_write")
 
     def __init__(self):

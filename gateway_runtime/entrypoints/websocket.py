@@ -1,4 +1,5 @@
 """WebSocket: frames in are published messages, consumed messages go out as frames."""
+
 import socket
 
 import gevent
@@ -6,8 +7,8 @@ from simple_websocket import ConnectionClosed, Server
 
 from ..http import max_message_bytes
 from ..messages import EndpointError, Message, OutcomeUnknown
-from ..specs import EntrypointSpec
 from ..settings import Field, Settings
+from ..specs import EntrypointSpec
 
 PING_INTERVAL_S = 25
 GOING_AWAY = (1013, "Try again later")
@@ -114,8 +115,10 @@ SPEC = EntrypointSpec(
     priority=30,
     qos=("none", "auto"),
     description="Clients publish and receive messages over one WebSocket.",
-    configuration=Settings(fields=(
-        Field("publisher.enabled", "boolean", "Clients may publish", default=True),
-        Field("subscriber.enabled", "boolean", "Clients receive messages", default=True),
-    )),
+    configuration=Settings(
+        fields=(
+            Field("publisher.enabled", "boolean", "Clients may publish", default=True),
+            Field("subscriber.enabled", "boolean", "Clients receive messages", default=True),
+        )
+    ),
 )

@@ -23,6 +23,7 @@ private PEM files; use it as a context manager:
 Like Java 9+ (whose JKS and PKCS12 key stores read either format), a store declared JKS or PKCS12
 is read by what its content is; messages name the format actually found.
 """
+
 import base64
 import binascii
 import os
@@ -46,7 +47,8 @@ TYPES = ("NONE", "PEM", "JKS", "PKCS12")
 
 _JKS_MAGIC = (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce")  # JKS, JCEKS
 _PEM_KEY_BLOCK = re.compile(
-    rb"-----BEGIN ((?:ENCRYPTED |RSA |EC |DSA )?PRIVATE KEY)-----.*?-----END \1-----", re.DOTALL)
+    rb"-----BEGIN ((?:ENCRYPTED |RSA |EC |DSA )?PRIVATE KEY)-----.*?-----END \1-----", re.DOTALL
+)
 
 
 class _Problem(Exception):
@@ -58,12 +60,13 @@ class _Problem(Exception):
 
 @dataclass
 class _KeyMaterial:
-    key: object            # a cryptography private key
-    chain: list            # x509.Certificate, the client certificate first
-    password: str | None   # what opened the key (None: it was not encrypted)
+    key: object  # a cryptography private key
+    chain: list  # x509.Certificate, the client certificate first
+    password: str | None  # what opened the key (None: it was not encrypted)
 
 
 # ----------------------------------------------------------------- public API
+
 
 def check_trust_store(store):
     """{field: message} for every problem of a trust store; {} when it is usable."""
@@ -113,10 +116,17 @@ class TlsFiles:
             if key_material is not None:
                 self.certfile = self._write("cert.pem", _certs_pem(key_material.chain))
                 password = key_material.password or None
-                encryption = (serialization.BestAvailableEncryption(password.encode("utf-8"))
-                              if password else serialization.NoEncryption())
-                self.keyfile = self._write("key.pem", key_material.key.private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+                encryption = (
+                    serialization.BestAvailableEncryption(password.encode("utf-8"))
+                    if password
+                    else serialization.NoEncryption()
+                )
+                self.keyfile = self._write(
+                    "key.pem",
+                    key_material.key.private_bytes(
+                        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+                    ),
+                )
                 self.key_password = password
         except BaseException:
             self.close()
@@ -166,10 +176,21 @@ class TlsFiles:
 # `certContent` / `keyPath` / `keyContent`) where the Kafka ones, read above, say `location` /
 # `certificates` / `key`.
 GRAVITEE_TRUST = {"path": "location", "content": "certificates", "password": "password"}
-GRAVITEE_KEY = {"PEM": {"certPath": "certificateChainLocation", "certContent": "certificateChain",
-                        "keyPath": "location", "keyContent": "key"},
-                "JKS": {"path": "location", "content": "key", "password": "password", "keyPassword": "keyPassword",
-                        "alias": "alias"}}
+GRAVITEE_KEY = {
+    "PEM": {
+        "certPath": "certificateChainLocation",
+        "certContent": "certificateChain",
+        "keyPath": "location",
+        "keyContent": "key",
+    },
+    "JKS": {
+        "path": "location",
+        "content": "key",
+        "password": "password",
+        "keyPassword": "keyPassword",
+        "alias": "alias",
+    },
+}
 GRAVITEE_KEY["PKCS12"] = GRAVITEE_KEY["JKS"]
 
 
@@ -217,6 +238,7 @@ def gravitee_ssl_context(ssl_settings):
 
 # ----------------------------------------------------------------- trust stores
 
+
 def _load_trust(store):
     """(certificates or None, errors)."""
     kind, errors = _store_type(store)
@@ -230,8 +252,11 @@ def _load_trust(store):
         else:
             certs = _binary_trust(data, field, store.get("password"))
         if not certs:
-            raise _Problem(field, "the store holds no certificates to trust: add the CA "
-                                  "certificate(s) that signed the servers' certificates")
+            raise _Problem(
+                field,
+                "the store holds no certificates to trust: add the CA "
+                "certificate(s) that signed the servers' certificates",
+            )
         return certs, {}
     except _Problem as p:
         return None, {p.field: p.message}
@@ -241,9 +266,8 @@ def _open_jks(data, field, password, name):
     try:
         return jks.KeyStore.loads(data, password, try_decrypt_keys=False)
     except jks.KeystoreSignatureException:
-        raise _Problem("password", f"the {name} store does not open with this password: "
-                                   "check the password") from None
-    except Exception:  # noqa: BLE001 - pyjks fails on bad input in many ways
+        raise _Problem("password", f"the {name} store does not open with this password: check the password") from None
+    except Exception:
         raise _damaged(field, name) from None
 
 
@@ -254,8 +278,11 @@ def _binary_trust(data, field, password):
         ks = _open_jks(data, field, password, name)
         # As Java does: trusted certificate entries, plus the certificate of each key entry.
         ders = [e.cert for _, e in sorted(ks.certs.items()) if e.type == "X.509"]
-        ders += [e.cert_chain[0][1] for _, e in sorted(ks.private_keys.items())
-                 if e.cert_chain and e.cert_chain[0][0] == "X.509"]
+        ders += [
+            e.cert_chain[0][1]
+            for _, e in sorted(ks.private_keys.items())
+            if e.cert_chain and e.cert_chain[0][0] == "X.509"
+        ]
         return [_der_cert(d, field, name) for d in ders]
     p12 = _open_pkcs12(data, field, password)
     certs = [c.certificate for c in p12.additional_certs]
@@ -265,6 +292,7 @@ def _binary_trust(data, field, password):
 
 
 # ----------------------------------------------------------------- key stores
+
 
 def _load_key(store):
     """(_KeyMaterial or None, errors)."""
@@ -279,8 +307,9 @@ def _load_key(store):
         data, field = _source(store, "key", binary=True, what="the store content (key, in base64)")
         if errors:
             return None, errors
-        material = _binary_key(data, field, password, _text_or_none(store.get("keyPassword")),
-                               _text_or_none(store.get("alias")))
+        material = _binary_key(
+            data, field, password, _text_or_none(store.get("keyPassword")), _text_or_none(store.get("alias"))
+        )
         _check_pair(material)
         return material, {}
     except _Problem as p:
@@ -292,8 +321,10 @@ def _pem_key_store(store):
     chain = None
     try:
         if _given(store.get("certificateChainLocation")):
-            chain = _pem_certs(_read_location(store["certificateChainLocation"], "certificateChainLocation"),
-                               "certificateChainLocation")
+            chain = _pem_certs(
+                _read_location(store["certificateChainLocation"], "certificateChainLocation"),
+                "certificateChainLocation",
+            )
         elif _given(store.get("certificateChain")):
             chain = _pem_certs(_text_bytes(store["certificateChain"], "certificateChain"), "certificateChain")
     except _Problem as p:
@@ -306,8 +337,9 @@ def _pem_key_store(store):
             # Kafka's PEM key store file may hold the certificate chain next to the key.
             chain = _pem_certs(data, field) if b"-----BEGIN CERTIFICATE-----" in data else None
             if chain is None:
-                errors["certificateChain"] = ("give the client certificate chain (PEM): the client "
-                                              "certificate first, then any intermediate CAs")
+                errors["certificateChain"] = (
+                    "give the client certificate chain (PEM): the client certificate first, then any intermediate CAs"
+                )
         if chain is not None:
             material = _KeyMaterial(key, chain, password)
             _check_pair(material)
@@ -319,22 +351,26 @@ def _pem_key_store(store):
 def _pem_private_key(data, field, password):
     match = _PEM_KEY_BLOCK.search(data)
     if not match:
-        raise _Problem(field, "not a PEM private key: expected a -----BEGIN PRIVATE KEY----- block "
-                              "(or an ENCRYPTED / RSA / EC PRIVATE KEY block)")
+        raise _Problem(
+            field,
+            "not a PEM private key: expected a -----BEGIN PRIVATE KEY----- block "
+            "(or an ENCRYPTED / RSA / EC PRIVATE KEY block)",
+        )
     block = match.group(0)
     try:
         return serialization.load_pem_private_key(block, password.encode("utf-8") if password else None), password
     except TypeError:
         if password:  # a password was given for an unencrypted key: the key is usable as it is
             return serialization.load_pem_private_key(block, None), None
-        raise _Problem("keyPassword", "the private key is encrypted: give its password as the key "
-                                      "password") from None
+        raise _Problem("keyPassword", "the private key is encrypted: give its password as the key password") from None
     except (ValueError, UnsupportedAlgorithm):
         if password and b"ENCRYPTED" in block:
-            raise _Problem("keyPassword", "the private key does not decrypt with this key password: "
-                                          "check the password") from None
-        raise _Problem(field, "the private key does not parse: the PEM block is damaged or holds "
-                              "an unsupported key type") from None
+            raise _Problem(
+                "keyPassword", "the private key does not decrypt with this key password: check the password"
+            ) from None
+        raise _Problem(
+            field, "the private key does not parse: the PEM block is damaged or holds an unsupported key type"
+        ) from None
 
 
 def _binary_key(data, field, password, key_password, wanted_alias=None):
@@ -347,8 +383,11 @@ def _binary_key(data, field, password, key_password, wanted_alias=None):
         if wanted_alias is not None:
             entries = [(alias, entry) for alias, entry in entries if alias == wanted_alias.lower()]
             if not entries:
-                raise _Problem("alias", f"the {name} store has no private key named '{wanted_alias}': it has "
-                                        + ", ".join(f"'{a}'" for a, _ in sorted(ks.private_keys.items())))
+                raise _Problem(
+                    "alias",
+                    f"the {name} store has no private key named '{wanted_alias}': it has "
+                    + ", ".join(f"'{a}'" for a, _ in sorted(ks.private_keys.items())),
+                )
         # Java picks a key per handshake; with several key entries we use the first alias.
         alias, entry = entries[0]
         opened_with = None
@@ -359,30 +398,37 @@ def _binary_key(data, field, password, key_password, wanted_alias=None):
                 break
             except jks.DecryptionFailureException:
                 continue
-            except Exception:  # noqa: BLE001 - as above
+            except Exception:
                 raise _damaged(field, name) from None
         if opened_with is None:
             if key_password is not None:
-                raise _Problem("keyPassword", f"the private key '{alias}' does not decrypt with this "
-                                              "key password: check the password")
-            raise _Problem("keyPassword", f"the private key '{alias}' has its own password: give it "
-                                          "as the key password")
+                raise _Problem(
+                    "keyPassword",
+                    f"the private key '{alias}' does not decrypt with this key password: check the password",
+                )
+            raise _Problem(
+                "keyPassword", f"the private key '{alias}' has its own password: give it as the key password"
+            )
         try:
             key = serialization.load_der_private_key(entry.pkey_pkcs8, None)
         except (ValueError, TypeError, UnsupportedAlgorithm):
             raise _Problem(field, f"the private key '{alias}' is of a kind Gatehouse cannot use") from None
         chain = [_der_cert(der, field, name) for kind, der in entry.cert_chain if kind == "X.509"]
         if not chain:
-            raise _Problem(field, f"the private key '{alias}' has no certificate: import the client "
-                                  "certificate chain for it")
+            raise _Problem(
+                field, f"the private key '{alias}' has no certificate: import the client certificate chain for it"
+            )
         return _KeyMaterial(key, chain, opened_with)
     # PKCS12 protects keys with the store password (keytool refuses a different key password).
     p12 = _open_pkcs12(data, field, password)
     if p12.key is None:
         raise _no_key(field, "PKCS12")
     if p12.cert is None:
-        raise _Problem(field, "the PKCS12 store holds a private key but no certificate for it: "
-                              "export it again with the client certificate chain")
+        raise _Problem(
+            field,
+            "the PKCS12 store holds a private key but no certificate for it: "
+            "export it again with the client certificate chain",
+        )
     chain = _order_chain(p12.cert.certificate, [c.certificate for c in p12.additional_certs])
     return _KeyMaterial(p12.key, chain, password)
 
@@ -395,9 +441,12 @@ def _check_pair(material):
     except (ValueError, TypeError, UnsupportedAlgorithm):
         same = False
     if not same:
-        raise _Problem("certificateChain", "the first certificate of the chain does not belong to the "
-                                           "private key: put the client certificate (the one issued "
-                                           "for this key) first")
+        raise _Problem(
+            "certificateChain",
+            "the first certificate of the chain does not belong to the "
+            "private key: put the client certificate (the one issued "
+            "for this key) first",
+        )
 
 
 def _order_chain(leaf, others):
@@ -413,6 +462,7 @@ def _order_chain(leaf, others):
 
 
 # ----------------------------------------------------------------- shared helpers
+
 
 def _store_type(store):
     if store is None or store == {}:
@@ -447,10 +497,15 @@ def _source(store, content_field, binary, what):
         return base64.b64decode("".join(content.split()), validate=True), content_field
     except (binascii.Error, ValueError):
         if "-----BEGIN" in content:
-            raise _Problem(content_field, "this is PEM text, not a store file in base64: set the "
-                                          "type to PEM, or give the JKS / PKCS12 file in base64") from None
-        raise _Problem(content_field, "not base64: give the JKS or PKCS12 store file's content "
-                                      "encoded in base64 (e.g. `base64 -w0 store.p12`)") from None
+            raise _Problem(
+                content_field,
+                "this is PEM text, not a store file in base64: set the "
+                "type to PEM, or give the JKS / PKCS12 file in base64",
+            ) from None
+        raise _Problem(
+            content_field,
+            "not base64: give the JKS or PKCS12 store file's content encoded in base64 (e.g. `base64 -w0 store.p12`)",
+        ) from None
 
 
 def _read_location(value, field="location"):
@@ -468,19 +523,20 @@ def _read_location(value, field="location"):
         with open(full, "rb") as f:
             return f.read()
     except OSError:
-        raise _Problem(field, f"no readable file at {full}: check the path and that the "
-                              "gateway's user may read the file") from None
+        raise _Problem(
+            field, f"no readable file at {full}: check the path and that the gateway's user may read the file"
+        ) from None
 
 
 def _pem_certs(data, field):
     if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise _Problem(field, "not PEM certificates: expected one or more "
-                              "-----BEGIN CERTIFICATE----- blocks")
+        raise _Problem(field, "not PEM certificates: expected one or more -----BEGIN CERTIFICATE----- blocks")
     try:
         return x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise _Problem(field, "a -----BEGIN CERTIFICATE----- block does not parse: the text is "
-                              "damaged or incomplete") from None
+        raise _Problem(
+            field, "a -----BEGIN CERTIFICATE----- block does not parse: the text is damaged or incomplete"
+        ) from None
 
 
 def _der_cert(der, field, name):
@@ -504,8 +560,10 @@ def _open_pkcs12(data, field, password):
     if not password:
         raise _Problem("password", "the PKCS12 store is protected: give its password")
     # A PKCS12 MAC failure looks the same for a wrong password and for altered bytes.
-    raise _Problem("password", "the PKCS12 store does not open with this password: check the "
-                               "password (and that the file is intact)")
+    raise _Problem(
+        "password",
+        "the PKCS12 store does not open with this password: check the password (and that the file is intact)",
+    )
 
 
 def _looks_like_der(data):
@@ -520,7 +578,7 @@ def _looks_like_der(data):
     count = first & 0x7F
     if count > 4 or len(data) < 2 + count:
         return False
-    return 2 + count + int.from_bytes(data[2:2 + count], "big") == len(data)
+    return 2 + count + int.from_bytes(data[2 : 2 + count], "big") == len(data)
 
 
 def _is_jks(data):
@@ -536,8 +594,10 @@ def _damaged(field, name):
 
 
 def _no_key(field, name):
-    return _Problem(field, f"the {name} store holds no private key: a key store needs the client's "
-                           "private key with its certificate chain")
+    return _Problem(
+        field,
+        f"the {name} store holds no private key: a key store needs the client's private key with its certificate chain",
+    )
 
 
 def _certs_pem(certs):
@@ -579,8 +639,10 @@ def diagnose_tls(context, servers, what="server"):
             except ssl.SSLCertVerificationError as err:
                 reason = err.verify_message or err.reason or str(err)
                 if "mismatch" in reason.lower():
-                    return (f"TLS verification of the {what} at {where} failed: {reason}. "
-                            "Give its address as a name (or IP address) that its certificate holds.")
+                    return (
+                        f"TLS verification of the {what} at {where} failed: {reason}. "
+                        "Give its address as a name (or IP address) that its certificate holds."
+                    )
                 issuer = ""
                 try:  # which CA signed it, so that the client knows what to trust
                     with socket.create_connection((host, int(port)), timeout=2) as again:
@@ -589,16 +651,20 @@ def diagnose_tls(context, servers, what="server"):
                         with look.wrap_socket(again, server_hostname=host) as tls:
                             cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
                     issuer = f" (issued by {cert.issuer.rfc4514_string()})"
-                except Exception:  # noqa: BLE001, S110 - the name is a help, not a need
+                except Exception:
                     pass
-                return (f"TLS verification of the {what} at {where} failed: {reason}. Its "
-                        f"certificate{issuer} is not signed by a CA in the trust store: "
-                        "add the CA certificate that signed it to the trust store.")
+                return (
+                    f"TLS verification of the {what} at {where} failed: {reason}. Its "
+                    f"certificate{issuer} is not signed by a CA in the trust store: "
+                    "add the CA certificate that signed it to the trust store."
+                )
             except ssl.SSLError as err:
                 return f"the TLS handshake with the {what} at {where} failed: {err.reason or err}"
             except TimeoutError:
                 return f"the {what} at {where} did not answer a TLS handshake within 2 s: is it a TLS listener?"
             except OSError as err:
-                return (f"the {what} at {where} closed the connection during the TLS "
-                        f"handshake ({err}): is it a TLS listener?")
+                return (
+                    f"the {what} at {where} closed the connection during the TLS "
+                    f"handshake ({err}): is it a TLS listener?"
+                )
     return None

@@ -7,18 +7,19 @@ Create Date: 2026-11-27 13:00:00.000000
 The key is this node's (GATEHOUSE_SECRET_KEY or the instance key file); the check value it
 stores makes nodes with another key refuse to start. Downgrade decrypts them again.
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 from flask import current_app
 
 from gateway_runtime import registry
 from gateway_runtime.at_rest import CHECK_TABLE
+from gateway_runtime.definition.secrets import map_secrets
 from gateway_runtime.plans import map_plan_secret
 
-
 # revision identifiers, used by Alembic.
-revision = 'e16bf2ec5a76'
-down_revision = 'b7c3e1a2d4f5'
+revision = "e16bf2ec5a76"
+down_revision = "b7c3e1a2d4f5"
 branch_labels = None
 depends_on = None
 
@@ -47,7 +48,7 @@ def _rewrite(change):
             bind.execute(plans.update().where(plans.c.pk == pk).values(extra=changed))
     deployments = sa.table("deployments", sa.column("id", sa.Integer), sa.column("definition", sa.JSON))
     for row_id, definition in bind.execute(sa.select(deployments.c.id, deployments.c.definition)).all():
-        _update(bind, deployments, row_id, "definition", definition, registry.map_secrets(definition, change))
+        _update(bind, deployments, row_id, "definition", definition, map_secrets(definition, change))
 
 
 def _update(bind, table, row_id, column, before, after):
@@ -56,10 +57,12 @@ def _update(bind, table, row_id, column, before, after):
 
 
 def upgrade():
-    op.create_table(CHECK_TABLE,
-                    sa.Column('id', sa.Integer(), nullable=False),
-                    sa.Column('value', sa.Text(), nullable=False),
-                    sa.PrimaryKeyConstraint('id'))
+    op.create_table(
+        CHECK_TABLE,
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
     cipher = current_app.extensions["gatehouse_cipher"]
     _rewrite(cipher.encrypt)
     cipher.check_key(op.get_bind())

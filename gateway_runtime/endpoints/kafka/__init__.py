@@ -5,11 +5,9 @@ client identifier (the consumer group), kept for a while after a subscription en
 next http-get poll of the same client does not wait for a group join. The message id is the
 consumer position after the message, so it is also the resume token.
 """
-import base64
 import collections
 import logging
 import re
-import socket
 import time
 
 import gevent
@@ -21,12 +19,17 @@ from kafka.errors import (BrokerResponseError, InvalidProducerEpochError, KafkaC
                           ProducerFencedError, RequestTimedOutError, UnknownProducerIdError)
 
 from .jaas import JaasError, kafka_sasl_settings
+from .positions import PositionIds, decode_position, seek_resumed
 from ...messages import EndpointConnector, EndpointError, Message, NotFound, OutcomeUnknown, Subscription, Unreachable
 from ...outage import Outage, one_line
 from ...specs import EndpointSpec
 from ...settings import (STORE_TYPES, Field, Settings, SettingsError, get_path, kafka_key_store, sides_summary,
                         store_summary, summary_line, topics_text, trust_store, use_choice)
 from ...tls.stores import check_key_store, check_trust_store, diagnose_tls, materialise
+from ...toolkit.fanout import FanOut
+from ...toolkit.pool import IdlePool
+from ...toolkit.probe import host_port, tcp_probe
+from ...toolkit.reconnect import Reconnect
 
 log = logging.getLogger("gatehouse.kafka")
 
@@ -50,6 +53,7 @@ REAP_EVERY_S = 1
 SUPERSEDE_WAIT_S = 1.0
 SEND_TIMEOUT_S = 10         # a record not acknowledged by then is given up by the producer (delivery timeout)
 BOOTSTRAP_TIMEOUT_MS = 3000  # kafka-python's default (30 s) would hold a request that long when brokers are down
+FANOUT_RECONNECT = Reconnect((1.0,))  # the fan-out's consumer, after it failed: for as long as the endpoint lives
 # Reconnect attempts back off up to this: kafka-python's 30 s would leave a broker that is back unused that long.
 RECONNECT_BACKOFF_MAX_MS = 1000
 CONFLUENT_MAGIC = 0
@@ -71,62 +75,6 @@ def quiet_kafka_python():
     only. The endpoint says itself what failed (to the client, and once per outage in the log)."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
-
-
-# ----- message ids: the position of every partition read so far -----
-def encode_position(position, encode):
-    """{(topic, partition): offset} -> `t1@0#1,2#0;t2@1#10` (base64 when encodeMessageId)."""
-    by_topic = {}
-    for (topic, partition), offset in sorted(position.items()):
-        by_topic.setdefault(topic, []).append(f"{partition}#{offset}")
-    text = ";".join(f"{topic}@{','.join(parts)}" for topic, parts in by_topic.items())
-    return base64.b64encode(text.encode()).decode() if encode else text
-
-
-class PositionIds:
-    """encode_position(position) after each record of a poll, recording the record in `position`.
-    While records come from one partition only its offset changes, so the id text is a template
-    with one hole, built once per partition instead of once per record (1.6 -> 0.9 us a record)."""
-    HOLE = "\x00"  # not in any topic name
-
-    __slots__ = ("position", "encode", "key", "head", "tail")
-
-    def __init__(self, position, encode):
-        self.position, self.encode, self.key = position, encode, None
-
-    def after(self, tp, offset):
-        key = (tp.topic, tp.partition)
-        self.position[key] = offset
-        if key != self.key:
-            self.key = key
-            text = encode_position({**self.position, key: self.HOLE}, False)
-            self.head, _, self.tail = text.partition(self.HOLE)
-        text = f"{self.head}{offset}{self.tail}"
-        return base64.b64encode(text.encode()).decode() if self.encode else text
-
-
-def decode_position(token):
-    """The inverse of encode_position; base64 or not. None when the token is not a position."""
-    if not token:
-        return None
-    candidates = [token]
-    try:
-        candidates.insert(0, base64.b64decode(token, validate=True).decode())
-    except ValueError:
-        pass
-    for text in candidates:
-        position = {}
-        try:
-            for topic_part in text.split(";"):
-                topic, _, parts = topic_part.rpartition("@")
-                for part in parts.split(","):
-                    partition, _, offset = part.partition("#")
-                    position[(topic, int(partition))] = int(offset)
-        except ValueError:
-            continue
-        if position and all(topic for topic, _ in position):
-            return position
-    return None
 
 
 # ----- consumption -----
@@ -166,9 +114,7 @@ class KafkaSubscription(Subscription):
         if resume:
             self.position.update(resume)
         consumer.resume_from = resume
-        for tp in consumer.assignment():  # a pooled consumer is assigned already
-            if resume and (tp.topic, tp.partition) in resume:
-                consumer.seek(tp, resume[(tp.topic, tp.partition)] + 1)
+        seek_resumed(consumer, consumer.assignment(), resume)  # a pooled consumer is assigned already
 
     def wait_until_receiving(self):
         """Until the consumer is in its group (JOIN_WAIT_S at most)."""
@@ -248,18 +194,14 @@ class KafkaSubscription(Subscription):
             self.endpoint.release(self)
 
 
-class FanOut:
+class KafkaFanOut(FanOut):
     """qos none: one consumer per endpoint and process, outside any group, reading from the end of
-    every partition, whose records go to every connected subscriber. A thousand SSE clients do
-    not mean a thousand Kafka consumers."""
-
-    QUEUE_LIMIT = 10_000  # messages a subscriber may fall behind before it is told it lost some
+    every partition, whose records go to every connected subscriber."""
 
     def __init__(self, endpoint):
+        super().__init__()
         self.endpoint = endpoint
-        self.subscribers = set()
         self.position = {}
-        self.error = None
         self.consumer = None
         self.connected = Event()
         self.reader = gevent.spawn(self._read)
@@ -281,81 +223,35 @@ class FanOut:
     def _read(self):
         encode = self.endpoint.consumer_settings.get("encodeMessageId", True)
         strip = self.endpoint.consumer_settings.get("removeConfluentHeader", False)
-        while True:
+        for _ in FANOUT_RECONNECT.tries(wait_first=False):
             try:
-                if self.consumer is None:
-                    self.consumer = self._connect()
-                    self.error = None
-                    self.connected.set()
-                records = self.consumer.poll(timeout_ms=int(POLL_SLICE_S * 1000))
+                self.consumer = self._connect()
+                self.recovered()
+                self.connected.set()
+                while True:
+                    records = self.consumer.poll(timeout_ms=int(POLL_SLICE_S * 1000))
+                    if records:
+                        ids = PositionIds(self.position, encode)
+                        self.deliver([Message(value, ids.after(tp, record.offset), headers, metadata)
+                                      for tp, record, value, headers, metadata in read_records(records, strip)])
             except Exception as exc:
-                self.error = self.endpoint.explain(exc)
+                self.failed(self.endpoint.explain(exc))
                 self.connected.set()  # subscribers waiting for the start get the error instead
-                for subscriber in list(self.subscribers):
-                    subscriber.wake()
                 if self.consumer is not None:
                     close_quietly(self.consumer)
                     self.consumer = None
-                gevent.sleep(1)
-                continue
-            if records:
-                ids = PositionIds(self.position, encode)
-                batch = [Message(value, ids.after(tp, record.offset), headers, metadata)
-                         for tp, record, value, headers, metadata in read_records(records, strip)]
-                for subscriber in list(self.subscribers):
-                    subscriber.deliver(batch)
 
     def subscribe(self):
         """A subscriber gets what is produced once this returns."""
         self.connected.wait(BOOTSTRAP_TIMEOUT_MS / 1000 + 2)
         if self.consumer is None and self.error:
             raise EndpointError(self.error)
-        subscription = FanOutSubscription(self)
-        self.subscribers.add(subscription)
-        return subscription
+        return super().subscribe()
 
     def close(self):
         self.reader.kill()
         if self.consumer is not None:
             close_quietly(self.consumer)
-
-
-class FanOutSubscription(Subscription):
-    def __init__(self, fanout):
-        self.fanout = fanout
-        self.queue = collections.deque()
-        self.ready = Event()
-        self.overflowed = False
-        self.closed = False
-
-    def deliver(self, batch):
-        self.queue.extend(batch)
-        if len(self.queue) > FanOut.QUEUE_LIMIT:
-            self.overflowed = True
-            self.queue.clear()
-        self.ready.set()
-
-    def wake(self):
-        self.ready.set()
-
-    def next_batch(self, timeout, max_messages):
-        if not self.queue and not self.closed:
-            self.ready.wait(timeout)
-        self.ready.clear()
-        if self.closed:
-            return None
-        if self.overflowed:
-            raise EndpointError(f"this client fell more than {FanOut.QUEUE_LIMIT} messages behind; "
-                                "messages were dropped (qos none)")
-        if not self.queue and self.fanout.error:
-            raise EndpointError(self.fanout.error)
-        n = min(max_messages, len(self.queue))
-        return [self.queue.popleft() for _ in range(n)]
-
-    def close(self):
-        self.closed = True
-        self.ready.set()
-        self.fanout.subscribers.discard(self)
 
 
 class KafkaEndpoint(EndpointConnector):
@@ -372,9 +268,10 @@ class KafkaEndpoint(EndpointConnector):
         self.producer = None
         self.producer_lock = BoundedSemaphore()
         self._outage = None
-        self.idle = {}  # (client id, qos) -> [(consumer, released at)]
+        # (client id, qos) -> consumers. Closing one leaves its group (LeaveGroup), so that the group's
+        # partitions go to its other members at once.
+        self.idle = IdlePool(IDLE_CONSUMER_S, REAP_EVERY_S, close_quietly)
         self.streams = collections.defaultdict(set)  # client id -> its subscriptions being served
-        self.reaper = gevent.spawn(self._reap)
 
     # ----- client settings -----
     def client_settings(self):
@@ -512,11 +409,11 @@ class KafkaEndpoint(EndpointConnector):
             raise EndpointError("this Kafka endpoint is not configured to consume")
         if context.qos == "none" and not context.resume_after:
             if self.fanout is None:
-                self.fanout = FanOut(self)
+                self.fanout = KafkaFanOut(self)
             return self.fanout.subscribe()
         if context.resume_after:
             self._end_streams_of(context.client_id)
-        consumer = self._take_idle((context.client_id, context.qos)) or self._new_consumer(context)
+        consumer = self.idle.take((context.client_id, context.qos)) or self._new_consumer(context)
         subscription = KafkaSubscription(self, context, consumer)
         self.streams[context.client_id].add(subscription)
         return subscription
@@ -536,16 +433,10 @@ class KafkaEndpoint(EndpointConnector):
         while self.streams.get(client_id) and time.monotonic() < deadline:
             gevent.sleep(0.02)
 
-    def _take_idle(self, key):
-        pool = self.idle.get(key)
-        return pool.pop()[0] if pool else None
-
     def _new_consumer(self, context):
         # The client's idle consumers (of another qos) are in the same group: the new one's join
         # would wait for them to rejoin, which they cannot while idle.
-        for key in [key for key in self.idle if key[0] == context.client_id]:
-            for consumer, _ in self.idle.pop(key):
-                close_quietly(consumer)
+        self.idle.drop(lambda key: key[0] == context.client_id)
         settings = self.consumer_settings
         try:
             consumer = self.client(
@@ -580,29 +471,12 @@ class KafkaEndpoint(EndpointConnector):
             close_quietly(subscription.consumer)
             return
         del self.streams[client_id]
-        self.idle.setdefault((client_id, subscription.qos), []).append((subscription.consumer, time.monotonic()))
-
-    def _reap(self):
-        """Closes the consumers idle for IDLE_CONSUMER_S: closing leaves the group (LeaveGroup), so
-        that the group's partitions go to its other members at once."""
-        while True:
-            gevent.sleep(REAP_EVERY_S)
-            now = time.monotonic()
-            for key, pool in list(self.idle.items()):
-                for entry in [e for e in pool if now - e[1] > IDLE_CONSUMER_S]:
-                    pool.remove(entry)
-                    close_quietly(entry[0])
-                if not pool:
-                    self.idle.pop(key, None)
+        self.idle.put((client_id, subscription.qos), subscription.consumer)
 
     def close(self):
-        self.reaper.kill()
+        self.idle.close()
         if self.fanout is not None:
             self.fanout.close()
-        for pool in self.idle.values():
-            for consumer, _ in pool:
-                close_quietly(consumer)
-        self.idle.clear()
         if self.producer is not None:
             close_quietly(self.producer)
 
@@ -619,10 +493,7 @@ class ResumeListener(ConsumerRebalanceListener):
         self.consumer = consumer
 
     def on_partitions_assigned(self, assigned):
-        resume = getattr(self.consumer, "resume_from", None)
-        for tp in assigned:
-            if resume and (tp.topic, tp.partition) in resume:
-                self.consumer.seek(tp, resume[(tp.topic, tp.partition)] + 1)
+        seek_resumed(self.consumer, assigned, getattr(self.consumer, "resume_from", None))
 
     def on_partitions_revoked(self, revoked):
         pass
@@ -764,15 +635,7 @@ def summary(shared):
 
 def probe(configuration):
     """Can a TCP connection be opened to one of the bootstrap servers?"""
-    problems = []
-    for server in configuration.get("bootstrapServers", "").split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
-            return None
-        except (OSError, ValueError) as exc:
-            problems.append(f"{server.strip()}: {getattr(exc, 'strerror', None) or exc}")
-    return "unreachable (" + "; ".join(problems) + ")"
+    return tcp_probe(map(host_port, configuration.get("bootstrapServers", "").split(",")))
 
 
 SPEC = EndpointSpec(

@@ -13,6 +13,7 @@ MQTT has no replayable position: at-least-once messages are numbered by the proc
 them (a client resuming after one gets again what was written after it); other messages carry no
 id, and a resume token is ignored.
 """
+
 import base64
 import collections
 import hashlib
@@ -35,11 +36,29 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ...messages import EndpointConnector, EndpointError, Message, OutcomeUnknown, Subscription, Unreachable
+from ...settings import (
+    STORE_TYPES,
+    STORES,
+    Field,
+    Settings,
+    SettingsError,
+    get_path,
+    gravitee_key_store,
+    sides_summary,
+    store_summary,
+    summary_line,
+    trust_store,
+    use_choice,
+    user_summary,
+)
 from ...specs import EndpointSpec
-from ...settings import (STORE_TYPES, STORES, Field, Settings, SettingsError, get_path, gravitee_key_store,
-                        sides_summary, store_summary, summary_line, trust_store, use_choice, user_summary)
 from ...tls.stores import check_gravitee_stores, diagnose_tls, gravitee_ssl_context
-from ..kafka import FanOutSubscription
+from ...toolkit.fanout import FanOut
+from ...toolkit.pool import IdlePool
+from ...toolkit.probe import tcp_probe
+from ...toolkit.reconnect import Reconnect
+from ...toolkit.subscriptions import QuietSubscription, Unacked
+from ...toolkit.topics import topic_errors
 
 log = logging.getLogger("gatehouse.mqtt5")
 
@@ -47,7 +66,7 @@ CONNECT_TIMEOUT_S = 5
 KEEPALIVE_S = 30
 LOOP_SLICE_S = 0.5
 PUBLISH_TIMEOUT_S = 10
-IDLE_CLIENT_S = 30      # how long a subscriber's connection stays open for its client's next poll
+IDLE_CLIENT_S = 30  # how long a subscriber's connection stays open for its client's next poll
 # At-least-once sessions last at least this long (s): past the reconnect attempts' backoff and a
 # client's coming back, the broker holds what comes meanwhile.
 AT_LEAST_ONCE_SESSION_S = 300
@@ -57,11 +76,6 @@ REPLAY_MESSAGES, REPLAY_BYTES = 500, 512 * 1024
 PROCESS = f"{socket.gethostname()}-{os.getpid()}"
 
 _endpoints = set()  # live endpoints, for the portal's status probe (same process)
-
-
-def backoff(attempt):
-    """Seconds before reconnect attempt `attempt` (0-based): 0.5, 1, 2, 4, then 5."""
-    return min(0.5 * 2 ** attempt, 5.0)
 
 
 def decapitalise(text):
@@ -75,8 +89,11 @@ def to_message(msg):
     for name, value in getattr(props, "UserProperty", None) or ():
         headers.setdefault(name, []).append(value)
     metadata = {"topic": msg.topic, "qos": msg.qos, "retain": bool(msg.retain)}
-    for attribute, key in (("ContentType", "contentType"), ("MessageExpiryInterval", "messageExpiryInterval"),
-                           ("ResponseTopic", "responseTopic")):
+    for attribute, key in (
+        ("ContentType", "contentType"),
+        ("MessageExpiryInterval", "messageExpiryInterval"),
+        ("ResponseTopic", "responseTopic"),
+    ):
         value = getattr(props, attribute, None)
         if value is not None:
             metadata[key] = value
@@ -112,6 +129,7 @@ def publish_properties(message, producer):
 # ----- one connection to the broker -----
 class Entry(NamedTuple):
     """A received message, with what acknowledging it takes: its packet id in its session."""
+
     message: Message
     mid: int
     qos: int
@@ -126,8 +144,18 @@ class Connection:
     fan-out). With `manual_ack` a QoS 1 message is acknowledged only by `ack`. `clean_start` and
     `session_expiry` are the endpoint's unless given (at-least-once keeps its session)."""
 
-    def __init__(self, endpoint, client_id, topic=None, qos=0, manual_ack=False, on_message=None, on_down=None,
-                 clean_start=None, session_expiry=None):
+    def __init__(
+        self,
+        endpoint,
+        client_id,
+        topic=None,
+        qos=0,
+        manual_ack=False,
+        on_message=None,
+        on_down=None,
+        clean_start=None,
+        session_expiry=None,
+    ):
         self.endpoint = endpoint
         self.client_id = client_id
         self.topic, self.qos = topic, qos
@@ -138,14 +166,14 @@ class Connection:
         # The packet ids of a session are its own: an entry of an earlier session is never acknowledged.
         self.session = 0
         self.pending = set()  # ids of this session's messages received and not yet acknowledged
-        self.owed = set()     # ids acknowledged while the connection was down: the broker sends them again
+        self.owed = set()  # ids acknowledged while the connection was down: the broker sends them again
         self.arrived = Event()
         self.up = Event()
         self.error = None
         self.closed = False
-        self.acks = {}      # mid -> AsyncResult(reason codes) of a SUBSCRIBE
+        self.acks = {}  # mid -> AsyncResult(reason codes) of a SUBSCRIBE
         self.connack = None
-        self.lost = None    # why the broker dropped the connection, when it said so
+        self.lost = None  # why the broker dropped the connection, when it said so
         self.client = endpoint.new_client(client_id, manual_ack)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -196,16 +224,19 @@ class Connection:
             with gevent.Timeout(CONNECT_TIMEOUT_S, TimeoutError(f"no answer within {CONNECT_TIMEOUT_S} s")):
                 properties = Properties(PacketTypes.CONNECT)
                 properties.SessionExpiryInterval = self.session_expiry
-                self.client.connect(endpoint.host, endpoint.port, KEEPALIVE_S, clean_start=self.clean_start,
-                                    properties=properties)
+                self.client.connect(
+                    endpoint.host, endpoint.port, KEEPALIVE_S, clean_start=self.clean_start, properties=properties
+                )
                 self._pump_until(self.connack.ready)
                 reason, session_present = self.connack.get()
                 if reason.is_failure:
                     self.client.disconnect()
                     # Mosquitto answers a wrong password with "not authorized", not with code 0x86.
                     hint = " (check the user name and password)" if reason.value in (0x86, 0x87) else ""
-                    raise Unreachable(f"the MQTT broker at {endpoint.address} refused the connection: "
-                                        f"{decapitalise(str(reason))}{hint}")
+                    raise Unreachable(
+                        f"the MQTT broker at {endpoint.address} refused the connection: "
+                        f"{decapitalise(str(reason))}{hint}"
+                    )
                 if not session_present:
                     self.session += 1
                     self.pending.clear()
@@ -220,11 +251,13 @@ class Connection:
                     refused = [r for r in result.get() if r.is_failure]
                     if refused:
                         self.client.disconnect()
-                        raise EndpointError(f"the MQTT broker at {endpoint.address} refused the subscription to "
-                                            f"{self.topic}: {decapitalise(str(refused[0]))}")
+                        raise EndpointError(
+                            f"the MQTT broker at {endpoint.address} refused the subscription to "
+                            f"{self.topic}: {decapitalise(str(refused[0]))}"
+                        )
         except EndpointError:
             raise
-        except Exception as exc:  # noqa: BLE001 - socket, TLS and paho errors: each one told to the client
+        except Exception as exc:
             abort(self.client)
             raise Unreachable(endpoint.explain(exc)) from None
         self.lost = None
@@ -245,18 +278,22 @@ class Connection:
                 return
 
     def _reconnect(self, last):
-        attempts = self.endpoint.attempts
-        for attempt in range(attempts):
-            gevent.sleep(backoff(attempt))
-            if self.closed:
-                return False
+        policy = self.endpoint.reconnect
+        for attempt in policy.tries(stop=lambda: self.closed):
             try:
                 self._connect()
-                log.info("MQTT broker %s: reconnected (attempt %d of %d)", self.endpoint.address, attempt + 1, attempts)
+                log.info(
+                    "MQTT broker %s: reconnected (attempt %d of %d)",
+                    self.endpoint.address,
+                    attempt + 1,
+                    policy.attempts,
+                )
                 return True
             except EndpointError as exc:
                 last = str(exc)
-        self.error = f"{last}; gave up after {attempts} reconnect attempt{'s' if attempts != 1 else ''}"
+        if self.closed:
+            return False
+        self.error = policy.gave_up(last)
         log.warning("MQTT broker %s: %s", self.endpoint.address, self.error)
         self.endpoint.gave_up(self.error)
         self.arrived.set()
@@ -304,7 +341,7 @@ class MqttSubscription(Subscription):
     def __init__(self, consumer, connection, replay):
         self.consumer, self.connection = consumer, connection
         self.replay = collections.deque(replay)
-        self.unacked = []   # (entry, the message as handed over), at-least-once
+        self.unacked = Unacked()  # at-least-once: the messages as handed over, with their entries
         self.closed = False
 
     def next_batch(self, timeout, max_messages):
@@ -330,89 +367,67 @@ class MqttSubscription(Subscription):
         if not self.consumer.at_least_once:
             connection.ack(entries)
             return [entry.message for entry in entries]
-        handed = [(entry, self.consumer.numbered(entry.message)) for entry in entries]
-        self.unacked.extend(handed)
-        return [message for _, message in handed]
+        handed = [(self.consumer.recent.numbered(entry.message), entry) for entry in entries]
+        self.unacked.hold(handed)
+        return [message for message, _ in handed]
 
     def acknowledge(self, messages):
-        if not self.unacked or not messages:
-            return
-        written = {id(m) for m in messages}
-        done = [pair for pair in self.unacked if id(pair[1]) in written]
-        self.unacked = [pair for pair in self.unacked if id(pair[1]) not in written]
-        self.connection.ack([entry for entry, _ in done])
-        self.consumer.written([message for _, message in done])
+        done = self.unacked.take(messages)
+        if done:
+            self.connection.ack([entry for _, entry in done])
+            self.consumer.recent.written([message for message, _ in done])
 
     def close(self):
         if not self.closed:
             self.closed = True
             # Handed over but never written: the client's next subscription gets them first.
-            self.connection.queue.extendleft(reversed([entry for entry, _ in self.unacked]))
-            self.unacked = []
+            self.connection.queue.extendleft(reversed([entry for _, entry in self.unacked.clear()]))
             self.connection.arrived.set()
             self.consumer.release(self)
 
 
 class Consumer:
-    """A client identifier (and qos) in this process: one connection, so one MQTT session, for its
-    live subscriptions; at-least-once, the messages last written to it, numbered, for a client
-    that comes back after one of them (Last-Event-ID, cursor)."""
+    """A client identifier (and qos) in this process while it has live subscriptions: one connection,
+    so one MQTT session, for them all. Between its subscriptions the endpoint pools its connection."""
 
-    def __init__(self, endpoint, key):
+    def __init__(self, endpoint, key, recent):
         self.endpoint, self.key = endpoint, key
         self.at_least_once = key[2] == "at-least-once"
         self.lock = BoundedSemaphore()  # one CONNECT at a time: a second would take the session over
         self.connection = None
         self.subscriptions = set()
-        self.left_at = time.monotonic()  # when its last subscription ended
-        self.epoch = uuid.uuid4().hex[:8]  # ids of another process, or of an earlier consumer, are not ours
-        self.numbers = itertools.count(1)
-        self.recent = collections.deque()  # (number, message) written, the newest last
-        self.recent_bytes = 0
+        self.joining = 0  # subscribe calls under way: the consumer is in use while one waits for the lock
+        self.recent = recent
 
     def subscribe(self, resume_after):
-        with self.lock:
-            if self.connection is None or self.connection.error or self.connection.closed:
-                self.retire()
-                self.connection = self.endpoint.consumer_connection(self.key, self.at_least_once)
-            replay = self.after(resume_after)
-            subscription = MqttSubscription(self, self.connection, replay or ())
-            self.subscriptions.add(subscription)
-            if replay is not None:
-                # The client is back: the stream it left is over, noticed or not. Left open, it would
-                # take messages to a client that is gone.
-                for other in [s for s in self.subscriptions if s is not subscription]:
-                    other.close()
-            return subscription
-
-    def numbered(self, message):
-        return Message(message.content, f"{self.epoch}-{next(self.numbers)}", message.headers, message.metadata)
-
-    def written(self, messages):
-        for message in messages:
-            self.recent.append((int(message.id.rpartition("-")[2]), message))
-            self.recent_bytes += len(message.content)
-        while len(self.recent) > REPLAY_MESSAGES or self.recent_bytes > REPLAY_BYTES:
-            self.recent_bytes -= len(self.recent.popleft()[1].content)
-
-    def after(self, token):
-        """The messages written after the one with id `token`; None when it is not one of ours."""
-        epoch, _, number = (token or "").rpartition("-")
-        if epoch != self.epoch or not number.isdigit():
-            return None
-        return [message for n, message in self.recent if n > int(number)]
+        self.joining += 1
+        try:
+            with self.lock:
+                if self.connection is None or self.connection.error or self.connection.closed:
+                    self.retire()
+                    self.connection = self.endpoint.idle.take(self.key) or self.endpoint.consumer_connection(
+                        self.key, self.at_least_once
+                    )
+                replay = self.recent.after(resume_after)
+                subscription = MqttSubscription(self, self.connection, replay or ())
+                self.subscriptions.add(subscription)
+                if replay is not None:
+                    # The client is back: the stream it left is over, noticed or not. Left open, it would
+                    # take messages to a client that is gone.
+                    for other in [s for s in self.subscriptions if s is not subscription]:
+                        other.close()
+                return subscription
+        finally:
+            self.joining -= 1
+            self._leave_if_unused()
 
     def release(self, subscription):
         self.subscriptions.discard(subscription)
-        if self.subscriptions:
-            return
-        self.left_at = time.monotonic()
-        # With a session expiry the broker holds what comes while the client is away: close now.
-        if self.connection is not None and (self.connection.error or self.endpoint.session_expiry > 0):
-            self.retire()
+        self._leave_if_unused()
 
-    def idle_for(self, now):
-        return 0 if self.subscriptions else now - self.left_at
+    def _leave_if_unused(self):
+        if not self.subscriptions and not self.joining:
+            self.endpoint.left(self)
 
     def retire(self):
         if self.connection is not None:
@@ -420,51 +435,51 @@ class Consumer:
             self.connection = None
 
 
-class QuietSubscription(Subscription):
-    """A stream with no messages, until closed."""
+class Recent:
+    """At-least-once: the messages last written to a client, numbered, for a client that comes back after
+    one of them (Last-Event-ID, cursor)."""
 
     def __init__(self):
-        self.closed = Event()
+        self.epoch = uuid.uuid4().hex[:8]  # ids of another process, or of an earlier consumer, are not ours
+        self.numbers = itertools.count(1)
+        self.messages = collections.deque()  # (number, message) written, the newest last
+        self.bytes = 0
 
-    def next_batch(self, timeout, max_messages):
-        return None if self.closed.wait(timeout) else []
+    def numbered(self, message):
+        return Message(message.content, f"{self.epoch}-{next(self.numbers)}", message.headers, message.metadata)
 
-    def close(self):
-        self.closed.set()
+    def written(self, messages):
+        for message in messages:
+            self.messages.append((int(message.id.rpartition("-")[2]), message))
+            self.bytes += len(message.content)
+        while len(self.messages) > REPLAY_MESSAGES or self.bytes > REPLAY_BYTES:
+            self.bytes -= len(self.messages.popleft()[1].content)
+
+    def after(self, token):
+        """The messages written after the one with id `token`; None when it is not one of ours."""
+        epoch, _, number = (token or "").rpartition("-")
+        if epoch != self.epoch or not number.isdigit():
+            return None
+        return [message for n, message in self.messages if n > int(number)]
 
 
-class FanOut:
-    """qos none: one connection per endpoint and process subscribed at QoS 0; what it receives goes
-    to every connected subscriber (FanOutSubscription, shared with the Kafka endpoint)."""
+class MqttFanOut(FanOut):
+    """qos none: one connection per endpoint and process subscribed at QoS 0, whose messages go to
+    every connected subscriber."""
 
     def __init__(self, endpoint):
-        self.subscribers = set()
-        self.error = None
-        self.pending = []
-        self.connection = Connection(endpoint, f"gatehouse-fanout-{uuid.uuid4().hex[:12]}", endpoint.topic("consumer"),
-                                     0, on_message=self._deliver, on_down=self._down)
-
-    def _deliver(self, message):
-        # Handed on once the reading greenlet waits for its socket: what arrived meanwhile goes to
-        # each subscriber as one batch (a thousand clients: one wake-up each, not one per message).
-        if not self.pending:
-            gevent.get_hub().loop.run_callback(self._flush)
-        self.pending.append(message)
-
-    def _flush(self):
-        batch, self.pending = self.pending, []
-        for subscriber in list(self.subscribers):
-            subscriber.deliver(batch)
+        super().__init__()
+        self.connection = Connection(
+            endpoint,
+            f"gatehouse-fanout-{uuid.uuid4().hex[:12]}",
+            endpoint.topic("consumer"),
+            0,
+            on_message=self.gather,
+            on_down=self._down,
+        )
 
     def _down(self):
-        self.error = self.connection.error
-        for subscriber in list(self.subscribers):
-            subscriber.wake()
-
-    def subscribe(self):
-        subscription = FanOutSubscription(self)
-        self.subscribers.add(subscription)
-        return subscription
+        self.failed(self.connection.error)
 
     def close(self):
         self.connection.close()
@@ -477,25 +492,38 @@ class Mqtt5Endpoint(EndpointConnector):
         self.host = configuration["serverHost"]
         self.port = int(configuration["serverPort"])
         self.address = f"{self.host}:{self.port}"
-        self.attempts = shared["reconnectAttempt"]
+        self.reconnect = Reconnect.doubling(0.5, 5.0, shared["reconnectAttempt"])
         self.session_expiry = shared["sessionExpiryInterval"]
         self.clean_start = shared["cleanStart"]
         self.producer = shared.get("producer") or {}
         self.consumer = shared.get("consumer") or {}
         self.tls_context = None
-        self.down = None          # why the last connection gave up, until one connects again
+        self.down = None  # why the last connection gave up, until one connects again
         self.publisher = None
         self.publisher_lock = BoundedSemaphore()
         self.fanout = None
         self.fanout_lock = BoundedSemaphore()
-        self.consumers = {}       # (api id, client id, qos) -> Consumer
-        self.reaper = gevent.spawn(self._reap)
+        self.consumers = {}  # (api id, client id, qos) -> Consumer, while in use
+        # A consumer's connection between its client's subscriptions; closed at once when broken.
+        self.idle = IdlePool(
+            IDLE_CLIENT_S,
+            IDLE_CLIENT_S / 3,
+            Connection.close,
+            broken=lambda connection: bool(connection.error) or connection.closed,
+        )
+        # At-least-once, what was last written is kept as long as the broker keeps the session.
+        self.recent = IdlePool(AT_LEAST_ONCE_SESSION_S, IDLE_CLIENT_S / 3, lambda recent: None)
         _endpoints.add(self)
 
     # ----- clients -----
     def new_client(self, client_id, manual_ack):
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                             reconnect_on_failure=False, manual_ack=manual_ack)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            reconnect_on_failure=False,
+            manual_ack=manual_ack,
+        )
         client.connect_timeout = CONNECT_TIMEOUT_S
         auth = get_path(self.shared, "security.auth") or {}
         if auth.get("username"):
@@ -516,7 +544,8 @@ class Mqtt5Endpoint(EndpointConnector):
         if isinstance(exc, socket.gaierror):
             return f"{where} cannot be reached: no such host {self.host}"
         if isinstance(exc, (ssl.SSLError, ssl.CertificateError)) or (
-                self.tls_context is not None and isinstance(exc, (TimeoutError, ConnectionError))):
+            self.tls_context is not None and isinstance(exc, (TimeoutError, ConnectionError))
+        ):
             diagnosis = self.tls_context and diagnose_tls(self.tls_context, [self.address], "MQTT broker")
             if diagnosis:
                 return diagnosis
@@ -545,14 +574,21 @@ class Mqtt5Endpoint(EndpointConnector):
         if not connection.wait_up(PUBLISH_TIMEOUT_S):
             raise Unreachable(f"the MQTT broker at {self.address} is reconnecting; try again")
         qos = 0 if context.qos == "none" else 1
-        info = connection.client.publish(self.topic("producer"), message.content, qos,
-                                         self.producer.get("retained", False), publish_properties(message, self.producer))
+        info = connection.client.publish(
+            self.topic("producer"),
+            message.content,
+            qos,
+            self.producer.get("retained", False),
+            publish_properties(message, self.producer),
+        )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise EndpointError(f"publishing to the MQTT broker at {self.address} failed: {mqtt.error_string(info.rc)}")
         if qos and not wait_published(info, connection, PUBLISH_TIMEOUT_S):
             # Sent, or about to be sent again on reconnecting: the broker may have it.
-            raise OutcomeUnknown(connection.error or f"the MQTT broker at {self.address} did not acknowledge the "
-                                                     f"message within {PUBLISH_TIMEOUT_S} s")
+            raise OutcomeUnknown(
+                connection.error
+                or f"the MQTT broker at {self.address} did not acknowledge the message within {PUBLISH_TIMEOUT_S} s"
+            )
 
     def _publisher(self):
         with self.publisher_lock:
@@ -575,13 +611,28 @@ class Mqtt5Endpoint(EndpointConnector):
                     if self.fanout is not None:
                         self.fanout.close()
                     self.fanout = None
-                    self.fanout = FanOut(self)
+                    self.fanout = MqttFanOut(self)
                 return self.fanout.subscribe()
         key = (context.api_id, context.client_id, context.qos)
         consumer = self.consumers.get(key)
         if consumer is None:
-            consumer = self.consumers[key] = Consumer(self, key)
+            recent = self.recent.take(key) if context.qos == "at-least-once" else None
+            consumer = self.consumers[key] = Consumer(self, key, recent or Recent())
         return consumer.subscribe(context.resume_after)
+
+    def left(self, consumer):
+        """The consumer's last subscription ended: its connection waits for the client's next one, unless
+        the broker holds what comes while the client is away (a session expiry), or it is broken."""
+        if self.consumers.get(consumer.key) is consumer:
+            del self.consumers[consumer.key]
+        connection, consumer.connection = consumer.connection, None
+        if connection is not None:
+            if connection.error or connection.closed or self.session_expiry > 0:
+                connection.close()
+            else:
+                self.idle.put(consumer.key, connection)
+        if consumer.at_least_once:
+            self.recent.put(consumer.key, consumer.recent)
 
     def consumer_connection(self, key, at_least_once):
         group = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
@@ -590,26 +641,22 @@ class Mqtt5Endpoint(EndpointConnector):
             # A session that outlives a reconnect (of the broker, of the client): the broker keeps
             # what comes meanwhile. Its own subscription, not a shared one: Mosquitto 2.0 drops
             # shared subscriptions when it restarts, and what is published until they are made again.
-            return Connection(self, client_id, self.topic("consumer"), 1, manual_ack=True, clean_start=False,
-                              session_expiry=max(self.session_expiry, AT_LEAST_ONCE_SESSION_S))
+            return Connection(
+                self,
+                client_id,
+                self.topic("consumer"),
+                1,
+                manual_ack=True,
+                clean_start=False,
+                session_expiry=max(self.session_expiry, AT_LEAST_ONCE_SESSION_S),
+            )
         # A shared subscription: several gateway processes serving one client identifier split its messages.
         return Connection(self, client_id, f"$share/{group}/{self.topic('consumer')}", 1, manual_ack=True)
 
-    def _reap(self):
-        while True:
-            gevent.sleep(IDLE_CLIENT_S / 3)
-            now = time.monotonic()
-            for key, consumer in list(self.consumers.items()):
-                idle = consumer.idle_for(now)
-                if idle > IDLE_CLIENT_S or (idle and consumer.connection is not None and consumer.connection.error):
-                    consumer.retire()
-                # At-least-once, what was last written is kept as long as the broker keeps the session.
-                if idle > IDLE_CLIENT_S and (not consumer.at_least_once or idle > AT_LEAST_ONCE_SESSION_S):
-                    del self.consumers[key]
-
     def close(self):
         _endpoints.discard(self)
-        self.reaper.kill()
+        self.idle.close()
+        self.recent.close()
         if self.fanout is not None:
             self.fanout.close()
         for consumer in self.consumers.values():
@@ -673,17 +720,7 @@ def topic_problem(topic, wildcards):
 
 
 def _check_topics(values, settings):
-    errors = {}
-    for side, wildcards in (("producer", False), ("consumer", True)):
-        part = values.get(side) or {}
-        if part.get("enabled") and part.get("topic"):
-            problem = topic_problem(part["topic"], wildcards)
-            if problem:
-                errors[f"{side}.topic"] = f"Topic: {problem}"
-    response = get_path(values, "producer.responseTopic")
-    if get_path(values, "producer.enabled") and response and topic_problem(response, False):
-        errors["producer.responseTopic"] = f"Response topic: {topic_problem(response, False)}"
-    return errors
+    return topic_errors(values, "topic", topic_problem)
 
 
 def _check_tls(values, settings):
@@ -694,9 +731,12 @@ def _check_tls(values, settings):
 
 def summary(shared):
     tls = store_summary(shared, "security.ssl.trustStore")
-    return summary_line("TLS, " + tls if tls else "TCP", store_summary(shared, "security.ssl.keyStore", "key"),
-                        user_summary(shared),
-                        *sides_summary(shared, get_path(shared, "producer.topic"), get_path(shared, "consumer.topic")))
+    return summary_line(
+        "TLS, " + tls if tls else "TCP",
+        store_summary(shared, "security.ssl.keyStore", "key"),
+        user_summary(shared),
+        *sides_summary(shared, get_path(shared, "producer.topic"), get_path(shared, "consumer.topic")),
+    )
 
 
 def probe(configuration):
@@ -707,59 +747,125 @@ def probe(configuration):
     for endpoint in list(_endpoints):
         if endpoint.address == address and endpoint.down:
             return f"down: {endpoint.down}"
-    try:
-        socket.create_connection((str(host).strip("[]"), int(port)), timeout=1).close()
-        return None
-    except (OSError, ValueError) as exc:
-        return f"unreachable ({address}: {getattr(exc, 'strerror', None) or exc})"
+    return tcp_probe([(address, host, port)])
 
 
 PRODUCER = ("producer.enabled", (True,))
 CONSUMER = ("consumer.enabled", (True,))
 TLS = ("security.ssl.trustStore.type", STORES)
 
-SHARED = Settings(fields=(
-    Field("reconnectAttempt", "integer", "Reconnect attempts", default=3, minimum=0, maximum=10,
-          help="How often to reconnect after the connection drops (0 to 10), with backoff; then the endpoint is down."),
-    Field("sessionExpiryInterval", "integer", "Session expiry interval (s)", default=0, minimum=0,
-          help="How long the broker keeps a consumer's session (and its QoS 1 messages) while it is away; 0: none."),
-    Field("cleanStart", "boolean", "Clean start", default=True,
-          help="Start every connection with a fresh session, discarding what the broker kept."),
-    Field("security.auth.username", "string", "Username"),
-    Field("security.auth.password", "secret", "Password"),
-    *trust_store("security.ssl.trustStore", Field(
-        "security.ssl.trustStore.type", "enum", "TLS trust store", default="NONE", choices=STORE_TYPES,
-        help="NONE: plain TCP. Otherwise TLS, trusting the certificates of this store."), "path", "content"),
-    Field("security.ssl.hostnameVerifier", "boolean", "Verify the host name", default=True, when=TLS),
-    *gravitee_key_store("security.ssl.keyStore", Field(
-        "security.ssl.keyStore.type", "enum", "Key store (client certificate)", default="NONE",
-        choices=STORE_TYPES, when=TLS)),
-    use_choice(),
-    Field("producer.enabled", "boolean", "Use producer", default=False),
-    Field("producer.topic", "string", "Producer topic", required=True, when=PRODUCER, help="No wildcards."),
-    Field("producer.retained", "boolean", "Retained", default=False, when=PRODUCER,
-          help="The broker keeps the last message and gives it to every new subscriber."),
-    Field("producer.messageExpiryInterval", "integer", "Message expiry interval (s)", default=-1, minimum=-1,
-          when=PRODUCER, help="-1: the message never expires."),
-    Field("producer.responseTopic", "string", "Response topic", when=PRODUCER),
-    Field("consumer.enabled", "boolean", "Use consumer", default=False),
-    Field("consumer.topic", "string", "Consumer topic", required=True, when=CONSUMER,
-          help="Wildcards allowed: + for one level, # for the rest (sensors/+/temperature, sensors/#)."),
-), checks=(_check_topics, _check_tls), aliases=(("reconnectAttempts", "reconnectAttempt"),), sections=(
-    *((name, "Connection") for name in ("reconnectAttempt", "sessionExpiryInterval", "cleanStart")),
-    ("security.auth", "Authentication"), ("security.ssl.trustStore", "SSL trust store"),
-    ("security.ssl.hostnameVerifier", "SSL trust store"), ("security.ssl.keyStore", "SSL key store"),
-    ("use", "Producer and consumer"), ("producer", "Producer"), ("consumer", "Consumer")))
+SHARED = Settings(
+    fields=(
+        Field(
+            "reconnectAttempt",
+            "integer",
+            "Reconnect attempts",
+            default=3,
+            minimum=0,
+            maximum=10,
+            help=(
+                "How often to reconnect after the connection drops (0 to 10), with backoff; then the endpoint is down."
+            ),
+        ),
+        Field(
+            "sessionExpiryInterval",
+            "integer",
+            "Session expiry interval (s)",
+            default=0,
+            minimum=0,
+            help="How long the broker keeps a consumer's session (and its QoS 1 messages) while it is away; 0: none.",
+        ),
+        Field(
+            "cleanStart",
+            "boolean",
+            "Clean start",
+            default=True,
+            help="Start every connection with a fresh session, discarding what the broker kept.",
+        ),
+        Field("security.auth.username", "string", "Username"),
+        Field("security.auth.password", "secret", "Password"),
+        *trust_store(
+            "security.ssl.trustStore",
+            Field(
+                "security.ssl.trustStore.type",
+                "enum",
+                "TLS trust store",
+                default="NONE",
+                choices=STORE_TYPES,
+                help="NONE: plain TCP. Otherwise TLS, trusting the certificates of this store.",
+            ),
+            "path",
+            "content",
+        ),
+        Field("security.ssl.hostnameVerifier", "boolean", "Verify the host name", default=True, when=TLS),
+        *gravitee_key_store(
+            "security.ssl.keyStore",
+            Field(
+                "security.ssl.keyStore.type",
+                "enum",
+                "Key store (client certificate)",
+                default="NONE",
+                choices=STORE_TYPES,
+                when=TLS,
+            ),
+        ),
+        use_choice(),
+        Field("producer.enabled", "boolean", "Use producer", default=False),
+        Field("producer.topic", "string", "Producer topic", required=True, when=PRODUCER, help="No wildcards."),
+        Field(
+            "producer.retained",
+            "boolean",
+            "Retained",
+            default=False,
+            when=PRODUCER,
+            help="The broker keeps the last message and gives it to every new subscriber.",
+        ),
+        Field(
+            "producer.messageExpiryInterval",
+            "integer",
+            "Message expiry interval (s)",
+            default=-1,
+            minimum=-1,
+            when=PRODUCER,
+            help="-1: the message never expires.",
+        ),
+        Field("producer.responseTopic", "string", "Response topic", when=PRODUCER),
+        Field("consumer.enabled", "boolean", "Use consumer", default=False),
+        Field(
+            "consumer.topic",
+            "string",
+            "Consumer topic",
+            required=True,
+            when=CONSUMER,
+            help="Wildcards allowed: + for one level, # for the rest (sensors/+/temperature, sensors/#).",
+        ),
+    ),
+    checks=(_check_topics, _check_tls),
+    aliases=(("reconnectAttempts", "reconnectAttempt"),),
+    sections=(
+        *((name, "Connection") for name in ("reconnectAttempt", "sessionExpiryInterval", "cleanStart")),
+        ("security.auth", "Authentication"),
+        ("security.ssl.trustStore", "SSL trust store"),
+        ("security.ssl.hostnameVerifier", "SSL trust store"),
+        ("security.ssl.keyStore", "SSL key store"),
+        ("use", "Producer and consumer"),
+        ("producer", "Producer"),
+        ("consumer", "Consumer"),
+    ),
+)
 
 SPEC = EndpointSpec(
     type="mqtt5",
     label="MQTT 5",
     connector=Mqtt5Endpoint,
     description="Publish to and subscribe to the topics of an MQTT 5 broker.",
-    configuration=Settings(fields=(
-        Field("serverHost", "string", "Server host", required=True),
-        Field("serverPort", "string", "Server port", required=True, help="1 to 65535, e.g. 1883 (8883 for TLS)."),
-    ), checks=(_check_server,)),
+    configuration=Settings(
+        fields=(
+            Field("serverHost", "string", "Server host", required=True),
+            Field("serverPort", "string", "Server port", required=True, help="1 to 65535, e.g. 1883 (8883 for TLS)."),
+        ),
+        checks=(_check_server,),
+    ),
     shared=SHARED,
     probe=probe,
     summary=summary,

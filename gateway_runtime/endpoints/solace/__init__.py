@@ -1,5 +1,5 @@
 """Solace PubSub+ endpoint. solace-pubsubplus runs in a worker process of its own
-(solace_worker.py, reached through solace_channel.py): it cannot run in the gevent-patched gateway.
+(worker.py, reached through channel.py): it cannot run in the gevent-patched gateway.
 
 Publish: direct messages for qos none, persistent ones (confirmed by the broker) otherwise; one
 message per configured topic; message headers become user properties. Subscribe: qos none is a
@@ -8,29 +8,42 @@ non-exclusive queue, which attracts the topics, so that what comes while the cli
 kept for it. Its name is Gravitee's `gravitee/gio-gateway/<client>` with the client scoped by API
 (as the RabbitMQ queues are), so that one client of two APIs does not get both in one queue.
 """
-import collections
+
 import logging
 import re
-import socket
 import ssl
 import uuid
 
 import gevent
-from gevent.event import Event
 
-from ...messages import EndpointConnector, EndpointError, Message, Subscription
+from ...messages import EndpointConnector, EndpointError, Message
+from ...settings import (
+    STORE_TYPES,
+    STORES,
+    Field,
+    Settings,
+    SettingsError,
+    get_path,
+    sides_summary,
+    store_summary,
+    summary_line,
+    topics_text,
+    trust_store,
+    use_choice,
+    user_summary,
+)
 from ...specs import EndpointSpec
-from ...settings import (STORE_TYPES, STORES, Field, Settings, SettingsError, get_path, sides_summary, store_summary,
-                        summary_line, topics_text, trust_store, use_choice, user_summary)
-from .channel import channel
 from ...tls.stores import check_gravitee_stores, gravitee_stores, materialise
-from ..mqtt5 import QuietSubscription
+from ...toolkit.probe import tcp_probe
+from ...toolkit.subscriptions import BufferedSubscription, QuietSubscription, Unacked
+from ...toolkit.topics import topic_errors
+from .channel import channel
 
 log = logging.getLogger("gatehouse.solace")
 
 QUEUE_PREFIX = "gravitee/gio-gateway/"
-DIRECT_BUFFER = 10_000        # direct messages a subscriber may fall behind before it is told
-RESUBSCRIBES = 3              # times a subscription follows a dead worker to a new one
+DIRECT_BUFFER = 10_000  # direct messages a subscriber may fall behind before it is told
+RESUBSCRIBES = 3  # times a subscription follows a dead worker to a new one
 DEFAULT_PORTS = {"tcp": 55555, "tcps": 55443}
 URL = re.compile(r"^(tcps?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-_]*)(?::(\d{1,5}))?/?$")
 TOPIC_MAX_BYTES = 250
@@ -59,9 +72,9 @@ class SolaceEndpoint(EndpointConnector):
         self.vpn = configuration["vpnName"]
         self.producer = shared.get("producer") or {}
         self.consumer = shared.get("consumer") or {}
-        self.key = uuid.uuid4().hex     # this endpoint's connection in the worker
+        self.key = uuid.uuid4().hex  # this endpoint's connection in the worker
         self.tls_files = None
-        self.last_error = None          # why the last connection failed, until one succeeds
+        self.last_error = None  # why the last connection failed, until one succeeds
         _endpoints.add(self)
 
     def service(self):
@@ -73,8 +86,10 @@ class SolaceEndpoint(EndpointConnector):
             settings.update(username=auth["username"], password=auth.get("password") or "")
         if self.url.startswith("tcps://"):
             ssl_settings = get_path(self.shared, "security.ssl") or {}
-            settings.update(hostnameVerifier=ssl_settings.get("hostnameVerifier", True),
-                            trustStore=self._trust_directory(ssl_settings))
+            settings.update(
+                hostnameVerifier=ssl_settings.get("hostnameVerifier", True),
+                trustStore=self._trust_directory(ssl_settings),
+            )
         return settings
 
     def _trust_directory(self, ssl_settings):
@@ -103,9 +118,16 @@ class SolaceEndpoint(EndpointConnector):
     def publish(self, context, message):
         if not self.producer.get("enabled"):
             raise EndpointError("this Solace endpoint is not configured to publish")
-        self.call({"op": "publish", "topics": self.producer["topics"], "persistent": context.qos != "none",
-                   "properties": user_properties(message, self.producer),
-                   "expiry": self.producer.get("messageExpiryInterval", -1)}, message.content)
+        self.call(
+            {
+                "op": "publish",
+                "topics": self.producer["topics"],
+                "persistent": context.qos != "none",
+                "properties": user_properties(message, self.producer),
+                "expiry": self.producer.get("messageExpiryInterval", -1),
+            },
+            message.content,
+        )
 
     # ----- subscribe -----
     def subscribe(self, context):
@@ -128,25 +150,26 @@ class SolaceEndpoint(EndpointConnector):
             self.tls_files.close()
 
 
-class SolaceSubscription(Subscription):
+class SolaceSubscription(BufferedSubscription):
     """One client's receiver in the worker. Messages come over the channel as the broker sends
     them; a persistent one is acknowledged to the broker when handed over (auto, at-most-once)
     or once written to the client (at-least-once). A direct subscriber that falls too far behind
     is told so (qos none may drop messages; silently losing them would hide it)."""
 
     def __init__(self, endpoint, context):
+        self.persistent = context.qos != "none"
+        super().__init__(None if self.persistent else DIRECT_BUFFER)  # buffered: (message, number)
         self.id = uuid.uuid4().hex
         self.qos = context.qos
-        self.persistent = context.qos != "none"
-        self.buffer = collections.deque()   # (message, number)
-        self.unacked = []
-        self.ready = Event()
-        self.error = None
-        self.closed = False
+        self.unacked = Unacked()
         self.channel = channel()
         self.endpoint = endpoint
-        self.request = {"op": "subscribe", "sub": self.id, "topics": endpoint.consumer["topics"],
-                        "queue": queue_name(context) if self.persistent else None}
+        self.request = {
+            "op": "subscribe",
+            "sub": self.id,
+            "topics": endpoint.consumer["topics"],
+            "queue": queue_name(context) if self.persistent else None,
+        }
         self.resubscribes = 0
         self._subscribe()
 
@@ -159,17 +182,8 @@ class SolaceSubscription(Subscription):
             raise
 
     # called by the channel's reader
-    def deliver(self, header, payload):
-        if not self.persistent and len(self.buffer) >= DIRECT_BUFFER:
-            self.buffer.clear()
-            self.lost(f"this client fell more than {DIRECT_BUFFER} messages behind; messages were dropped (qos none)")
-            return
-        self.buffer.append((Message(payload, None, header["headers"], header["metadata"]), header["number"]))
-        self.ready.set()
-
-    def lost(self, reason):
-        self.error = self.error or reason
-        self.ready.set()
+    def received(self, header, payload):
+        self.deliver([(Message(payload, None, header["headers"], header["metadata"]), header["number"])])
 
     def worker_lost(self, reason):
         """The worker died: subscribe again on a new one, so that the client's stream goes on. What
@@ -179,11 +193,10 @@ class SolaceSubscription(Subscription):
             return
         if self.persistent:
             self.buffer.clear()
-            self.unacked = []
+            self.unacked.clear()
         self.resubscribes += 1
         if self.resubscribes > RESUBSCRIBES:
-            self.lost(f"{reason} ({self.resubscribes} times while this client was connected); "
-                      "reconnect to resume")
+            self.fail(f"{reason} ({self.resubscribes} times while this client was connected); reconnect to resume")
             return
         gevent.spawn(self._resubscribe, reason)
 
@@ -193,32 +206,20 @@ class SolaceSubscription(Subscription):
         try:
             self._subscribe()
         except EndpointError as exc:
-            self.lost(f"{reason}, and subscribing again failed: {exc}; reconnect to resume")
+            self.fail(f"{reason}, and subscribing again failed: {exc}; reconnect to resume")
             return
         log.warning("Solace subscription %s subscribed again after %s", self.id, reason)
 
-    def next_batch(self, timeout, max_messages):
-        if not self.buffer and not self.closed and not self.error:
-            self.ready.wait(timeout)
-        self.ready.clear()
-        if self.closed:
-            return None
-        if not self.buffer and self.error:
-            raise EndpointError(self.error)
-        entries = [self.buffer.popleft() for _ in range(min(max_messages, len(self.buffer)))]
+    def handed(self, entries):
         if self.persistent:
             if self.qos == "at-least-once":
-                self.unacked.extend(entries)
+                self.unacked.hold(entries)
             else:
                 self._ack(entries)
         return [message for message, _ in entries]
 
     def acknowledge(self, messages):
-        if not self.unacked or not messages:
-            return
-        written = {id(m) for m in messages}
-        self._ack([e for e in self.unacked if id(e[0]) in written])
-        self.unacked = [e for e in self.unacked if id(e[0]) not in written]
+        self._ack(self.unacked.take(messages))
 
     def _ack(self, entries):
         if entries and not self.error:
@@ -226,8 +227,7 @@ class SolaceSubscription(Subscription):
 
     def close(self):
         if not self.closed:
-            self.closed = True
-            self.ready.set()
+            super().close()
             if self.channel.subscribers.pop(self.id, None) is not None:
                 # What was received and not acknowledged goes back to the queue, redelivered later.
                 self.channel.send({"op": "unsubscribe", "sub": self.id})
@@ -272,20 +272,7 @@ def _check_url(values, settings):
 
 
 def _check_topics(values, settings):
-    errors = {}
-    for side, wildcards in (("producer", False), ("consumer", True)):
-        part = values.get(side) or {}
-        if not part.get("enabled"):
-            continue
-        for topic in part.get("topics") or []:
-            problem = topic_problem(topic, wildcards)
-            if problem:
-                errors[f"{side}.topics"] = f"Topic '{topic}': {problem}"
-                break
-    response = get_path(values, "producer.responseTopic")
-    if get_path(values, "producer.enabled") and response and topic_problem(response, False):
-        errors["producer.responseTopic"] = f"Response topic: {topic_problem(response, False)}"
-    return errors
+    return topic_errors(values, "topics", topic_problem)
 
 
 def _check_tls(values, settings):
@@ -296,10 +283,13 @@ def _check_tls(values, settings):
 
 def summary(shared):
     auth = get_path(shared, "security.auth") or {}
-    return summary_line(store_summary(shared, "security.ssl.trustStore"),
-                        auth.get("enabled", True) and user_summary(shared),
-                        *sides_summary(shared, topics_text(get_path(shared, "producer.topics")),
-                                       topics_text(get_path(shared, "consumer.topics"))))
+    return summary_line(
+        store_summary(shared, "security.ssl.trustStore"),
+        auth.get("enabled", True) and user_summary(shared),
+        *sides_summary(
+            shared, topics_text(get_path(shared, "producer.topics")), topics_text(get_path(shared, "consumer.topics"))
+        ),
+    )
 
 
 def probe(configuration):
@@ -313,56 +303,117 @@ def probe(configuration):
     if not found:
         return f"not a Solace URL: {url}"
     scheme, host, port = found.groups()
-    try:
-        socket.create_connection((host.strip("[]"), int(port or DEFAULT_PORTS[scheme])), timeout=1).close()
-        return None
-    except OSError as exc:
-        if isinstance(exc, ConnectionRefusedError):
-            return f"Connection refused to {url}"
-        return f"unreachable ({url}: {getattr(exc, 'strerror', None) or exc})"
+    return tcp_probe([(url, host, port or DEFAULT_PORTS[scheme])], refused=f"Connection refused to {url}")
 
 
 PRODUCER = ("producer.enabled", (True,))
 CONSUMER = ("consumer.enabled", (True,))
 AUTH = ("security.auth.enabled", (True,))
 
-SHARED = Settings(fields=(
-    Field("security.auth.enabled", "boolean", "Authentication configuration", default=True,
-          help="Log in with a user name and password (basic authentication)."),
-    Field("security.auth.username", "string", "Username", when=AUTH),
-    Field("security.auth.password", "secret", "Password", when=AUTH),
-    *trust_store("security.ssl.trustStore", Field(
-        "security.ssl.trustStore.type", "enum", "TLS trust store", default="NONE", choices=STORE_TYPES,
-        help="Used with tcps:// URLs. NONE: the system's certificate authorities."), "path", "content"),
-    Field("security.ssl.hostnameVerifier", "boolean", "Verify the host name", default=True,
-          help="With tcps://: the broker's certificate must name the URL's host."),
-    use_choice(),
-    Field("producer.enabled", "boolean", "Use producer", default=False),
-    Field("producer.topics", "list", "Producer topics", required=True, when=PRODUCER,
-          help="One per line; each message is published to every one. No wildcards."),
-    Field("producer.retained", "boolean", "Retained", default=False, when=PRODUCER,
-          help="Kept for Gravitee definitions: Solace brokers have no retained messages, so it changes nothing."),
-    Field("producer.messageExpiryInterval", "integer", "Message expiry interval (s)", default=-1, minimum=-1,
-          when=PRODUCER, help="-1: never. Otherwise the broker discards a persistent message not consumed by then."),
-    Field("producer.responseTopic", "string", "Response topic", when=PRODUCER,
-          help="Sent with each message as the user property responseTopic."),
-    Field("consumer.enabled", "boolean", "Use consumer", default=False),
-    Field("consumer.topics", "list", "Consumer topics", required=True, when=CONSUMER,
-          help="One per line. Wildcards: * for one level (orders/*/eu) or the rest of one (orders/eu*), "
-               "> for all further levels (orders/>)."),
-), checks=(_check_topics, _check_tls), sections=(
-    ("security.auth", "Authentication"), ("security.ssl", "SSL trust store"), ("use", "Producer and consumer"),
-    ("producer", "Producer"), ("consumer", "Consumer")))
+SHARED = Settings(
+    fields=(
+        Field(
+            "security.auth.enabled",
+            "boolean",
+            "Authentication configuration",
+            default=True,
+            help="Log in with a user name and password (basic authentication).",
+        ),
+        Field("security.auth.username", "string", "Username", when=AUTH),
+        Field("security.auth.password", "secret", "Password", when=AUTH),
+        *trust_store(
+            "security.ssl.trustStore",
+            Field(
+                "security.ssl.trustStore.type",
+                "enum",
+                "TLS trust store",
+                default="NONE",
+                choices=STORE_TYPES,
+                help="Used with tcps:// URLs. NONE: the system's certificate authorities.",
+            ),
+            "path",
+            "content",
+        ),
+        Field(
+            "security.ssl.hostnameVerifier",
+            "boolean",
+            "Verify the host name",
+            default=True,
+            help="With tcps://: the broker's certificate must name the URL's host.",
+        ),
+        use_choice(),
+        Field("producer.enabled", "boolean", "Use producer", default=False),
+        Field(
+            "producer.topics",
+            "list",
+            "Producer topics",
+            required=True,
+            when=PRODUCER,
+            help="One per line; each message is published to every one. No wildcards.",
+        ),
+        Field(
+            "producer.retained",
+            "boolean",
+            "Retained",
+            default=False,
+            when=PRODUCER,
+            help="Kept for Gravitee definitions: Solace brokers have no retained messages, so it changes nothing.",
+        ),
+        Field(
+            "producer.messageExpiryInterval",
+            "integer",
+            "Message expiry interval (s)",
+            default=-1,
+            minimum=-1,
+            when=PRODUCER,
+            help="-1: never. Otherwise the broker discards a persistent message not consumed by then.",
+        ),
+        Field(
+            "producer.responseTopic",
+            "string",
+            "Response topic",
+            when=PRODUCER,
+            help="Sent with each message as the user property responseTopic.",
+        ),
+        Field("consumer.enabled", "boolean", "Use consumer", default=False),
+        Field(
+            "consumer.topics",
+            "list",
+            "Consumer topics",
+            required=True,
+            when=CONSUMER,
+            help="One per line. Wildcards: * for one level (orders/*/eu) or the rest of one (orders/eu*), "
+            "> for all further levels (orders/>).",
+        ),
+    ),
+    checks=(_check_topics, _check_tls),
+    sections=(
+        ("security.auth", "Authentication"),
+        ("security.ssl", "SSL trust store"),
+        ("use", "Producer and consumer"),
+        ("producer", "Producer"),
+        ("consumer", "Consumer"),
+    ),
+)
 
 SPEC = EndpointSpec(
     type="solace",
     label="Solace",
     connector=SolaceEndpoint,
     description="Publish to and subscribe to the topics of a Solace PubSub+ broker (direct or persistent).",
-    configuration=Settings(fields=(
-        Field("url", "string", "URL", required=True, help="tcp://host[:port] (55555 by default) or tcps://host[:port]."),
-        Field("vpnName", "string", "VPN name", required=True, default="default"),
-    ), checks=(_check_url,)),
+    configuration=Settings(
+        fields=(
+            Field(
+                "url",
+                "string",
+                "URL",
+                required=True,
+                help="tcp://host[:port] (55555 by default) or tcps://host[:port].",
+            ),
+            Field("vpnName", "string", "VPN name", required=True, default="default"),
+        ),
+        checks=(_check_url,),
+    ),
     shared=SHARED,
     probe=probe,
     summary=summary,

@@ -8,6 +8,7 @@ log. Calls wait on gevent events, so a slow broker holds up no other request of 
 The worker stops when this process ends, however it ends: its end of the socket pair is then
 closed, and the worker, seeing the end of its input, disconnects from its brokers and exits.
 """
+
 import itertools
 import logging
 import os
@@ -39,8 +40,8 @@ class WorkerChannel:
         self.write_lock = BoundedSemaphore()
         self.proc = self.sock = self.reader = None
         self.ids = itertools.count(1)
-        self.pending = {}       # request id -> AsyncResult of (header, payload)
-        self.subscribers = {}   # subscription id -> object with deliver(header, payload), lost(reason)
+        self.pending = {}  # request id -> AsyncResult of (header, payload)
+        self.subscribers = {}  # subscription id -> object with received(header, payload), fail(reason)
         #                         and worker_lost(reason)
 
     @property
@@ -52,12 +53,16 @@ class WorkerChannel:
             if self.proc is not None:
                 return
             ours, theirs = gevent.socket.socketpair()
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                filter(None, (PACKAGE_PARENT, os.environ.get("PYTHONPATH")))))
+            env = dict(
+                os.environ, PYTHONPATH=os.pathsep.join(filter(None, (PACKAGE_PARENT, os.environ.get("PYTHONPATH"))))
+            )
             # A fresh interpreter: nothing of the gateway's monkey-patching reaches the library.
             self.proc = gevent.subprocess.Popen(
                 [sys.executable, "-m", "gateway_runtime.endpoints.solace.worker", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), env=env, stdin=gevent.subprocess.DEVNULL)
+                pass_fds=(theirs.fileno(),),
+                env=env,
+                stdin=gevent.subprocess.DEVNULL,
+            )
             theirs.close()
             self.sock = ours
             self.reader = gevent.spawn(self._read, ours, self.proc)
@@ -118,9 +123,9 @@ class WorkerChannel:
             if subscriber is None:
                 return  # closed meanwhile: an unacknowledged message comes again to the next one
             if header["event"] == "message":
-                subscriber.deliver(header, payload)
+                subscriber.received(header, payload)
             else:
-                subscriber.lost(header["error"])
+                subscriber.fail(header["error"])
         elif header.get("event") == "log":
             logging.getLogger(f"gatehouse.solace.worker.{header['name']}").log(header["level"], "%s", header["message"])
 
@@ -135,8 +140,12 @@ class WorkerChannel:
             self.proc = self.sock = None
         reason = f"the Solace worker process {how}"
         if self.pending or self.subscribers:
-            log.error("%s; %d calls and %d subscriptions failed; the next call starts a new one",
-                      reason, len(self.pending), len(self.subscribers))
+            log.error(
+                "%s; %d calls and %d subscriptions failed; the next call starts a new one",
+                reason,
+                len(self.pending),
+                len(self.subscribers),
+            )
         for result in list(self.pending.values()):
             result.set_exception(WorkerLost(f"{reason}; try again"))
         subscribers, self.subscribers = list(self.subscribers.values()), {}

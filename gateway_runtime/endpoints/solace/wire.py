@@ -3,6 +3,7 @@
 A frame is an 8-byte prefix (header length, payload length; big-endian), a JSON header and the
 raw payload bytes, so that message bodies cross unchanged and nothing is ever unpickled.
 """
+
 import json
 import struct
 

@@ -1,5 +1,5 @@
 """The Solace worker: a plain (not gevent-patched) process that runs solace-pubsubplus for one
-gateway process, which starts it (solace_channel.py) and talks to it over one socket.
+gateway process, which starts it (channel.py) and talks to it over one socket.
 
     python -m gateway_runtime.endpoints.solace.worker <fd of its end of the socket pair>
 
@@ -15,6 +15,7 @@ messages (`event: message`), receivers that died (`event: down`) and log records
 stderr: the protocol has a socket of its own, stdout is pointed at stderr (the gateway's log),
 and Python log records travel to the gateway as `log` events.
 """
+
 import importlib
 import itertools
 import logging
@@ -66,8 +67,9 @@ class ChannelLogHandler(logging.Handler):
 
     def emit(self, record):
         try:
-            self.channel.send({"event": "log", "level": record.levelno, "name": record.name,
-                               "message": record.getMessage()})
+            self.channel.send(
+                {"event": "log", "level": record.levelno, "name": record.name, "message": record.getMessage()}
+            )
         except OSError:
             pass  # the gateway is gone; the worker is about to stop
 
@@ -124,18 +126,30 @@ class Service:
 
     def _connect(self):
         api, s = self.api, self.settings
-        properties = {api.HOST: s["url"], api.VPN_NAME: s["vpn"], api.CONNECTION_ATTEMPTS_TIMEOUT: CONNECT_TIMEOUT_MS,
-                      api.GENERATE_SENDER_ID: True, api.GENERATE_SEND_TIMESTAMPS: True}
+        properties = {
+            api.HOST: s["url"],
+            api.VPN_NAME: s["vpn"],
+            api.CONNECTION_ATTEMPTS_TIMEOUT: CONNECT_TIMEOUT_MS,
+            api.GENERATE_SENDER_ID: True,
+            api.GENERATE_SEND_TIMESTAMPS: True,
+        }
         if s.get("username"):
             properties[api.USERNAME] = s["username"]
             properties[api.PASSWORD] = s.get("password") or ""
-        builder = (api.MessagingService.builder().from_properties(properties)
-                   .with_connection_retry_strategy(api.RetryStrategy.never_retry())
-                   .with_reconnection_retry_strategy(
-                       api.RetryStrategy.parametrized_retry(RECONNECT_RETRIES, RECONNECT_INTERVAL_MS)))
+        builder = (
+            api.MessagingService.builder()
+            .from_properties(properties)
+            .with_connection_retry_strategy(api.RetryStrategy.never_retry())
+            .with_reconnection_retry_strategy(
+                api.RetryStrategy.parametrized_retry(RECONNECT_RETRIES, RECONNECT_INTERVAL_MS)
+            )
+        )
         if s["url"].startswith("tcps://"):
-            builder = builder.with_transport_security_strategy(api.TLS.create().with_certificate_validation(
-                False, validate_server_name=s.get("hostnameVerifier", True), trust_store_file_path=s["trustStore"]))
+            builder = builder.with_transport_security_strategy(
+                api.TLS.create().with_certificate_validation(
+                    False, validate_server_name=s.get("hostnameVerifier", True), trust_store_file_path=s["trustStore"]
+                )
+            )
         messaging = builder.build()
         try:
             messaging.connect()
@@ -186,10 +200,12 @@ class Receiver:
         self.persistent = header.get("queue") is not None
         handler = type("Handler", (api.MessageHandler,), {"on_message": lambda _, message: self.on_message(message)})()
         if self.persistent:
-            self.receiver = (messaging.create_persistent_message_receiver_builder()
-                             .with_missing_resources_creation_strategy(api.MissingResourcesCreationStrategy.CREATE_ON_START)
-                             .with_message_client_acknowledgement()
-                             .build(api.Queue.durable_non_exclusive_queue(header["queue"])))
+            self.receiver = (
+                messaging.create_persistent_message_receiver_builder()
+                .with_missing_resources_creation_strategy(api.MissingResourcesCreationStrategy.CREATE_ON_START)
+                .with_message_client_acknowledgement()
+                .build(api.Queue.durable_non_exclusive_queue(header["queue"]))
+            )
             self.receiver.start()
             for subscription in subscriptions:
                 self.receiver.add_subscription(subscription)  # the queue attracts the topics
@@ -206,14 +222,19 @@ class Receiver:
         if payload is None:
             payload = (message.get_payload_as_string() or "").encode()
         headers = {str(name): [text(value)] for name, value in (message.get_properties() or {}).items()}
-        metadata = {"senderId": message.get_sender_id(), "destinationName": message.get_destination_name(),
-                    "senderTimestamp": message.get_sender_timestamp(),
-                    "isCached": message.get_cache_status() != self.worker.api.CacheStatus.LIVE,
-                    "isRedelivered": message.is_redelivered()}
+        metadata = {
+            "senderId": message.get_sender_id(),
+            "destinationName": message.get_destination_name(),
+            "senderTimestamp": message.get_sender_timestamp(),
+            "isCached": message.get_cache_status() != self.worker.api.CacheStatus.LIVE,
+            "isRedelivered": message.is_redelivered(),
+        }
         metadata = {key: value for key, value in metadata.items() if value is not None}
         try:
-            self.worker.channel.send({"event": "message", "sub": self.id, "number": number, "headers": headers,
-                                      "metadata": metadata}, bytes(payload))
+            self.worker.channel.send(
+                {"event": "message", "sub": self.id, "number": number, "headers": headers, "metadata": metadata},
+                bytes(payload),
+            )
         except OSError:
             pass  # the gateway is gone; unacknowledged, the broker keeps the message
 
@@ -238,8 +259,8 @@ class Worker:
     def __init__(self, channel, api):
         self.channel, self.api = channel, api
         self.lock = threading.Lock()
-        self.services = {}    # key -> Service
-        self.receivers = {}   # subscription id -> Receiver
+        self.services = {}  # key -> Service
+        self.receivers = {}  # subscription id -> Receiver
         self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="solace-request")
 
     def serve(self):
@@ -256,7 +277,7 @@ class Worker:
         for service in list(self.services.values()):
             try:
                 service.close()
-            except Exception:  # noqa: BLE001 - each connection is closed as well as it can be
+            except Exception:
                 pass
         os._exit(0)
 
@@ -269,7 +290,7 @@ class Worker:
         except self.api.PubSubPlusClientError as exc:
             message, _ = explain(self.api, exc, header.get("service") or {"url": "?", "vpn": "?"})
             reply.update(error=message, unreachable=False)
-        except Exception as exc:  # noqa: BLE001 - any other failure is the gateway's to report
+        except Exception as exc:
             log.exception("Solace worker: %s failed", header["op"])
             reply.update(error=f"Solace worker error: {type(exc).__name__}: {exc}", unreachable=False)
         if header.get("id") is not None:

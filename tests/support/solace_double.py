@@ -1,5 +1,5 @@
 """A stand-in for solace-pubsubplus with the surface gateway_runtime/endpoints/solace/api.py exposes, for the
-Solace worker to import instead of the library (GATEHOUSE_SOLACE_API=solace_double). No Solace
+Solace worker to import instead of the library (GATEHOUSE_SOLACE_API=support.solace_double). No Solace
 broker can run on these machines; everything above the library (worker, channel, endpoint,
 entrypoints) is then the real code.
 
@@ -16,6 +16,7 @@ It answers as the library does, as far as its documentation and a real connectio
     acknowledged when it stops goes back to the queue and comes again flagged redelivered.
   - Messages are dispatched on a thread per receiver, as the library's own dispatch thread does.
 """
+
 import copy
 import enum
 import itertools
@@ -70,21 +71,26 @@ class PubSubPlusCoreClientError(PubSubPlusClientError):
 
 
 def core_error(sub_code, contents):
-    return PubSubPlusCoreClientError({"caller_description": "do_connect", "return_code": "Not ready",
-                                      "sub_code": sub_code.name, "error_info_sub_code": sub_code.value,
-                                      "error_info_contents": contents}, sub_code.value)
+    return PubSubPlusCoreClientError(
+        {
+            "caller_description": "do_connect",
+            "return_code": "Not ready",
+            "sub_code": sub_code.name,
+            "error_info_sub_code": sub_code.value,
+            "error_info_contents": contents,
+        },
+        sub_code.value,
+    )
 
 
 class MessageHandler(ABC):
     @abstractmethod
-    def on_message(self, message):
-        ...
+    def on_message(self, message): ...
 
 
 class ServiceInterruptionListener(ABC):
     @abstractmethod
-    def on_service_interrupted(self, event):
-        ...
+    def on_service_interrupted(self, event): ...
 
 
 class RetryStrategy:
@@ -102,8 +108,9 @@ class TLS:
     def create():
         return TLS()
 
-    def with_certificate_validation(self, ignore_expiration, validate_server_name=True, trust_store_file_path=None,
-                                    trusted_common_name_list=None):
+    def with_certificate_validation(
+        self, ignore_expiration, validate_server_name=True, trust_store_file_path=None, trusted_common_name_list=None
+    ):
         self.trust_store = trust_store_file_path
         return self
 
@@ -152,6 +159,7 @@ def matches(subscription, topic):
 # ----- the broker -----
 class Stored:
     """A message as the broker holds it."""
+
     numbers = itertools.count(1)
 
     def __init__(self, payload, properties, destination, sender_id, timestamp):
@@ -215,7 +223,7 @@ class DurableQueue:
 class Broker:
     def __init__(self):
         self.lock = threading.RLock()
-        self.direct = set()   # started direct receivers
+        self.direct = set()  # started direct receivers
         self.queues = {}
 
     def publish(self, stored):
@@ -253,13 +261,17 @@ class MessagingService:
             try:
                 socket.create_connection((host.strip("[]"), port), timeout=3).close()
             except socket.gaierror:
-                raise core_error(SolClientSubCode.SOLCLIENT_SUBCODE_UNRESOLVED_HOST,
-                                 f"Could not resolve host '{host}'") from None
+                raise core_error(
+                    SolClientSubCode.SOLCLIENT_SUBCODE_UNRESOLVED_HOST, f"Could not resolve host '{host}'"
+                ) from None
             except OSError as exc:
-                raise core_error(SolClientSubCode.SOLCLIENT_SUBCODE_COMMUNICATION_ERROR,
-                                 f"TCP connection failure for fd 7, error = {exc.strerror} ({exc.errno})") from None
-            raise core_error(SolClientSubCode.SOLCLIENT_SUBCODE_COMMUNICATION_ERROR,
-                             "the double serves only tcp://solace-double")
+                raise core_error(
+                    SolClientSubCode.SOLCLIENT_SUBCODE_COMMUNICATION_ERROR,
+                    f"TCP connection failure for fd 7, error = {exc.strerror} ({exc.errno})",
+                ) from None
+            raise core_error(
+                SolClientSubCode.SOLCLIENT_SUBCODE_COMMUNICATION_ERROR, "the double serves only tcp://solace-double"
+            )
         if self.properties.get(VPN_NAME) not in VPNS:
             raise core_error(SolClientSubCode.SOLCLIENT_SUBCODE_MSG_VPN_NOT_ALLOWED, "403 Message VPN Not Allowed")
         if USERS.get(self.properties.get(USERNAME)) != self.properties.get(PASSWORD):
@@ -360,8 +372,9 @@ class _Publisher:
         if not self.service.connected:
             raise PubSubPlusClientError("the service is not connected")
         payload, properties = message
-        BROKER.publish(Stored(payload, properties, destination.get_name(), self.service.client_name,
-                              int(time.time() * 1000)))
+        BROKER.publish(
+            Stored(payload, properties, destination.get_name(), self.service.client_name, int(time.time() * 1000))
+        )
 
     def publish(self, message, destination):
         self._publish(message, destination)

@@ -1,6 +1,7 @@
 """MQTT test helpers: the machine's Mosquitto (127.0.0.1:1883, shared: every test uses topics of
 its own), a private Mosquitto a test starts (a password file, a plain and a TLS listener on free
 ports, a CA made here), and paho clients to publish and to collect what comes."""
+
 import getpass
 import os
 import queue
@@ -11,11 +12,12 @@ import time
 import uuid
 
 import paho.mqtt.client as mqtt
-from conftest import free_port, missing, wait_for_port
 from cryptography.hazmat.primitives import serialization
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from test_kafka_tls import make_ca, make_server_cert, pem
+
+from support.gatehouse import free_port, missing, wait_for_port
+from support.pki import make_ca, make_server_cert, pem
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
@@ -51,8 +53,11 @@ class Mosquitto:
         (certs / "mqtt-ca.pem").write_bytes(pem(self.ca))
         (certs / "mqtt-wrong-ca.pem").write_bytes(pem(self.wrong_ca))
         (workdir / "server.pem").write_bytes(pem(server_cert))
-        (workdir / "server.key").write_bytes(server_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        (workdir / "server.key").write_bytes(
+            server_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         passwords = workdir / "passwords"
         subprocess.run([MOSQUITTO_PASSWD, "-b", "-c", str(passwords), USER, PASSWORD], check=True)
         tls = f"cafile {certs / 'mqtt-ca.pem'}\ncertfile {workdir / 'server.pem'}\nkeyfile {workdir / 'server.key'}\n"
@@ -62,7 +67,8 @@ class Mosquitto:
             f"user {getpass.getuser()}\nper_listener_settings false\nallow_anonymous false\npassword_file {passwords}\n"
             f"persistence {'true' if persistence else 'false'}\npersistence_location {workdir}/\n"
             f"listener {self.port} 127.0.0.1\n"
-            f"listener {self.tls_port} 127.0.0.1\n{tls}listener {self.tls_port} 127.0.0.2\n{tls}")
+            f"listener {self.tls_port} 127.0.0.1\n{tls}listener {self.tls_port} 127.0.0.2\n{tls}"
+        )
         self.proc = None
 
     @property
@@ -71,8 +77,12 @@ class Mosquitto:
 
     def start(self):
         log = open(self.workdir / "mosquitto.log", "a")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.workdir / "mosquitto.conf")], stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.workdir / "mosquitto.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_for_port(self.port, self.proc, timeout=10)
         wait_for_port(self.tls_port, self.proc, timeout=10)
         return self
@@ -85,8 +95,9 @@ class Mosquitto:
 
 # ----- paho clients of the tests (threads of their own, not gevent) -----
 def connect(address, client_id=None, username=None, password=None, clean_start=True, expiry=0):
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{uuid.uuid4().hex[:10]}", protocol=mqtt.MQTTv5
+    )
     if username:
         client.username_pw_set(username, password)
     properties = Properties(PacketTypes.CONNECT)
@@ -139,3 +150,7 @@ class Collector:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def auth(password=PASSWORD):
+    return {"security": {"auth": {"username": USER, "password": password}}}

@@ -1,11 +1,10 @@
 """What the webhook tests share: a real local HTTP receiver answering as each test scripts it,
 webhook API definitions, push subscriptions and their delivery state."""
+
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 ALLOW_PRIVATE = {"GATEHOUSE_WEBHOOK_ALLOW_PRIVATE": "true"}  # the receivers listen on 127.0.0.1
 PUSH_PLAN = {"id": "push-plan", "name": "Push", "mode": "push", "status": "published", "validation": "AUTO"}
@@ -59,8 +58,10 @@ class Receiver:
             while not predicate(self.calls):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"{what} did not come within {timeout}s; calls: "
-                                         f"{[(c.path, c.status, c.body[:40]) for c in self.calls]}")
+                    raise AssertionError(
+                        f"{what} did not come within {timeout}s; calls: "
+                        f"{[(c.path, c.status, c.body[:40]) for c in self.calls]}"
+                    )
                 self.changed.wait(left)
         return list(self.calls)
 
@@ -69,41 +70,55 @@ class Receiver:
         self.server.server_close()
 
 
-@pytest.fixture
-def receiver():
-    """Factory: receiver(answer=None) -> a Receiver, closed after the test."""
-    made = []
-
-    def make(answer=None):
-        made.append(Receiver(answer) if answer else Receiver())
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.close()
-
-
 def webhook_api(endpoint_groups, qos="auto", configuration=None, dlq=None, name="Webhook API"):
     entrypoint = {"type": "webhook", "qos": qos, "configuration": configuration or {}}
     if dlq:
         entrypoint["dlq"] = {"endpoint": dlq}
-    return {"name": name, "apiVersion": "1.0", "definitionVersion": "4.0.0", "type": "message",
-            "listeners": [{"type": "subscription", "entrypoints": [entrypoint]}],
-            "endpointGroups": endpoint_groups, "plans": [dict(PUSH_PLAN)]}
+    return {
+        "name": name,
+        "apiVersion": "1.0",
+        "definitionVersion": "4.0.0",
+        "type": "message",
+        "listeners": [{"type": "subscription", "entrypoints": [entrypoint]}],
+        "endpointGroups": endpoint_groups,
+        "plans": [dict(PUSH_PLAN)],
+    }
 
 
 def mock_group(count, content="message", interval=1, name="default"):
-    return {"name": name, "type": "mock", "endpoints": [
-        {"name": f"{name}-mock", "type": "mock", "inheritConfiguration": False,
-         "configuration": {"messageInterval": interval, "messageContent": content, "messageCount": count}}]}
+    return {
+        "name": name,
+        "type": "mock",
+        "endpoints": [
+            {
+                "name": f"{name}-mock",
+                "type": "mock",
+                "inheritConfiguration": False,
+                "configuration": {"messageInterval": interval, "messageContent": content, "messageCount": count},
+            }
+        ],
+    }
 
 
 def kafka_group(bootstrap, topic, consume=True, name="default", reset="earliest"):
-    side = {"consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": reset}} if consume else \
-        {"producer": {"enabled": True, "topics": [topic]}}
-    return {"name": name, "type": "kafka", "endpoints": [
-        {"name": f"{name}-kafka", "type": "kafka", "inheritConfiguration": False,
-         "configuration": {"bootstrapServers": bootstrap}, "sharedConfigurationOverride": side}]}
+    side = (
+        {"consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": reset}}
+        if consume
+        else {"producer": {"enabled": True, "topics": [topic]}}
+    )
+    return {
+        "name": name,
+        "type": "kafka",
+        "endpoints": [
+            {
+                "name": f"{name}-kafka",
+                "type": "kafka",
+                "inheritConfiguration": False,
+                "configuration": {"bootstrapServers": bootstrap},
+                "sharedConfigurationOverride": side,
+            }
+        ],
+    }
 
 
 def hook(url, retry=None, **settings):
@@ -113,15 +128,23 @@ def hook(url, retry=None, **settings):
         configuration["retry"] = {"retryOption": "No Retry"}
     elif retry:
         strategy, attempts, initial, ceiling = retry
-        configuration["retry"] = {"retryOption": "Retry On Fail", "retryStrategy": strategy, "maxAttempts": attempts,
-                                  "initialDelaySeconds": initial, "maxDelaySeconds": ceiling}
+        configuration["retry"] = {
+            "retryOption": "Retry On Fail",
+            "retryStrategy": strategy,
+            "maxAttempts": attempts,
+            "initialDelaySeconds": initial,
+            "maxDelaySeconds": ceiling,
+        }
     return {"entrypointId": "webhook", "entrypointConfiguration": configuration}
 
 
 def push_subscribe(server, api_id, consumer, plan_id=PUSH_PLAN["id"], expect=201):
     application = server.application()
-    response = server.mgmt("POST", f"/apis/{api_id}/subscriptions", json={
-        "applicationId": application["id"], "planId": plan_id, "consumerConfiguration": consumer})
+    response = server.mgmt(
+        "POST",
+        f"/apis/{api_id}/subscriptions",
+        json={"applicationId": application["id"], "planId": plan_id, "consumerConfiguration": consumer},
+    )
     assert response.status_code == expect, response.text
     return response.json()
 

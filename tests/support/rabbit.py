@@ -3,8 +3,8 @@ of this test only, direct pika clients, and the gateway's connections seen from 
 
 The broker is shared with other work: every test uses exchanges and queues named after itself
 and removes them afterwards; the fault tests close only the gateway's own connections."""
+
 import json
-import os
 import re
 import socket
 import subprocess
@@ -13,7 +13,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pika
-import pytest
 import requests
 
 from gateway_runtime.http import client_identifier
@@ -30,20 +29,10 @@ def broker_up():
         return False
 
 
-@pytest.fixture(scope="session")
-def rabbitmq():
-    """The local broker; in CI a missing broker fails the test instead of skipping it."""
-    if not broker_up():
-        message = f"no RabbitMQ broker at {HOST}:{PORT} (start it with `rabbitmq-server -detached`)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return f"{HOST}:{PORT}"
-
-
 def connect():
-    return pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT, client_properties={
-        "connection_name": "gatehouse-tests"}))
+    return pika.BlockingConnection(
+        pika.ConnectionParameters(HOST, PORT, client_properties={"connection_name": "gatehouse-tests"})
+    )
 
 
 class Names:
@@ -76,13 +65,6 @@ class Names:
         connection.close()
 
 
-@pytest.fixture
-def names(request, rabbitmq):
-    made = Names(request.node.name)
-    yield made
-    made.cleanup()
-
-
 def declare(exchange, exchange_type="topic", durable=False, queue=None, arguments=None):
     """Declare an exchange (and a queue bound to it with `#`, when named)."""
     connection = connect()
@@ -100,8 +82,12 @@ def publish(exchange, routing_key, *bodies, headers=None, **properties):
     channel = connection.channel()
     channel.confirm_delivery()
     for body in bodies:
-        channel.basic_publish(exchange, routing_key, body.encode() if isinstance(body, str) else body,
-                              pika.BasicProperties(headers=headers, **properties))
+        channel.basic_publish(
+            exchange,
+            routing_key,
+            body.encode() if isinstance(body, str) else body,
+            pika.BasicProperties(headers=headers, **properties),
+        )
     connection.close()
 
 
@@ -150,13 +136,19 @@ def queue_of(api_id, client, qos="auto"):
 
 
 def consuming(api_id, client, qos="auto", consumers=1):
-    wait_for(lambda: (queue_state(queue_of(api_id, client, qos)) or (0, 0))[1] >= consumers,
-             what=f"{consumers} consumer(s) of client {client}")
+    wait_for(
+        lambda: (queue_state(queue_of(api_id, client, qos)) or (0, 0))[1] >= consumers,
+        what=f"{consumers} consumer(s) of client {client}",
+    )
 
 
 def get(gateway, path, client, **params):
-    response = requests.get(gateway + path, params=params, timeout=30,
-                            headers={"Accept": "application/json", "X-Gravitee-Client-Identifier": client})
+    response = requests.get(
+        gateway + path,
+        params=params,
+        timeout=30,
+        headers={"Accept": "application/json", "X-Gravitee-Client-Identifier": client},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -224,3 +216,10 @@ def close_gateway_connections(api_id):
     for pid in closed:
         rabbitmqctl("close_connection", pid, "closed by the fault test")
     return closed
+
+
+def deploy(server, names, definition):
+    """Deploy, and have the test's clean-up delete the queues the gateway makes for the API."""
+    api_id = server.deploy_api(definition)
+    names.api_ids.add(api_id)
+    return api_id

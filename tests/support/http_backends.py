@@ -1,0 +1,132 @@
+"""HTTP backends of the proxy tests: stdlib servers on free ports that echo each request as JSON and
+name themselves in X-Backend, and what an outbound proxy's log says it carried."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from support.gatehouse import free_port
+
+
+class Backend(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes: don't hold the body back
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, body, content_type="application/json", extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in extra:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body_size(self):
+        """Reads the whole body, chunked or not, keeping only its size."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self._drain(int(self.headers.get("Content-Length") or 0))
+        size = 0
+        while length := int(self.rfile.readline().strip(), 16):
+            size += self._drain(length)
+            self.rfile.readline()
+        self.rfile.readline()
+        return size
+
+    def _drain(self, length):
+        size = 0
+        while size < length:
+            size += len(self.rfile.read(min(length - size, 1 << 20)))
+        return size
+
+    def do_GET(self):
+        if self.path.startswith("/health"):
+            self._send(getattr(self.server, "health_status", 200), b"{}")
+            return
+        if self.path.startswith("/sse"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(3):
+                event = f"id: {i}\ndata: event {i} at {time.monotonic()}\n\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+                time.sleep(0.5)
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.path.startswith("/slow"):
+            time.sleep(3)
+        self.echo()
+
+    def do_POST(self):
+        self.echo(self._body_size())
+
+    do_PUT = do_POST
+    do_DELETE = do_GET
+
+    def echo(self, size=0):
+        self._send(
+            200,
+            json.dumps(
+                {
+                    "backend": self.server.name,
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "size": size,
+                }
+            ).encode(),
+            extra=[("X-Backend", self.server.name), ("Connection", "keep-alive")],
+        )
+
+
+def start_backend(name, start=True, host="127.0.0.1"):
+    server = ThreadingHTTPServer((host, free_port()), Backend)
+    server.name = name
+    server.daemon_threads = True
+    if start:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def url(server):
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def carried(log, address, times=1, timeout=5):
+    """Did the proxy log (at least `times`) connections to this address (within the timeout)?"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.read_text().count(f"-> {address}") >= times:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Answers every GET with the JSON of payload()."""
+
+    def payload(self):
+        raise NotImplementedError
+
+    def do_GET(self):
+        body = json.dumps(self.payload()).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler):
+    """A stdlib server of `handler` on a free port, serving in a thread of its own."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
