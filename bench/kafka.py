@@ -76,7 +76,7 @@ from common import (  # noqa: E402
 # This file is called kafka.py: with bench/ on sys.path, `import kafka` would import it, not kafka-python.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
-FETCH_MAX_WAIT_MS = 20  # gateway_runtime.endpoints.kafka.FETCH_MAX_WAIT_MS
+FETCH_MAX_WAIT_MS = 500  # gateway_runtime.endpoints.kafka.FETCH_MAX_WAIT_MS
 SSE_MAX = 256  # the SSE entrypoint asks next_batch for up to 256 messages
 EVENT = b"event: message\n"
 

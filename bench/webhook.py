@@ -66,7 +66,7 @@ from support.webhook import ALLOW_PRIVATE, PUSH_PLAN, hook, kafka_group, webhook
 
 QOS = ("auto", "at-least-once")
 BATCH = 64  # gateway_runtime.webhook.delivery.BATCH: messages asked of next_batch at a time
-FETCH_MAX_WAIT_MS = 20  # gateway_runtime.endpoints.kafka.FETCH_MAX_WAIT_MS
+FETCH_MAX_WAIT_MS = 500  # gateway_runtime.endpoints.kafka.FETCH_MAX_WAIT_MS
 SESSION_TIMEOUT_MS, HEARTBEAT_MS = 6000, 1000  # the endpoint's group settings
 CONNECT_S, READ_S = 3.0, 10.0  # the entrypoint's default http timeouts
 RUN_TIMEOUT_S = 180

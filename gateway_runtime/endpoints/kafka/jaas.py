@@ -21,6 +21,7 @@ is allowed and the control flag is matched case-insensitively.
 
 No error message ever contains an option value: values may be secrets.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,8 +37,14 @@ except ImportError:  # pragma: no cover - older kafka-python (2.1+, then 2.0)
         from kafka.oauth.abstract import AbstractTokenProvider
 
 __all__ = [
-    "CONTROL_FLAGS", "LOGIN_MODULES", "MECHANISMS", "Jaas", "JaasError", "StaticTokenProvider",
-    "kafka_sasl_settings", "parse_jaas",
+    "CONTROL_FLAGS",
+    "LOGIN_MODULES",
+    "MECHANISMS",
+    "Jaas",
+    "JaasError",
+    "StaticTokenProvider",
+    "kafka_sasl_settings",
+    "parse_jaas",
 ]
 
 CONTROL_FLAGS = ("required", "requisite", "sufficient", "optional")
@@ -77,15 +84,13 @@ class Jaas:
 
     def __repr__(self):  # option values may be secrets: show the names only
         names = ", ".join(f"{name!r}: '***'" for name in self.options)
-        return (f"Jaas(login_module={self.login_module!r}, control_flag={self.control_flag!r}, "
-                f"options={{{names}}})")
+        return f"Jaas(login_module={self.login_module!r}, control_flag={self.control_flag!r}, options={{{names}}})"
 
 
 # ---------------------------------------------------------------------------------------------
 # Parsing
 
-_WORD, _QUOTED, _UNTERMINATED, _EQUALS, _SEMICOLON, _END = (
-    "word", "quoted", "unterminated", "=", ";", "end")
+_WORD, _QUOTED, _UNTERMINATED, _EQUALS, _SEMICOLON, _END = ("word", "quoted", "unterminated", "=", ";", "end")
 _BARE = re.compile(r'[^\s=;"]+')
 _SPACE = re.compile(r"\s*")
 _CLASS_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
@@ -182,20 +187,27 @@ def parse_jaas(text) -> Jaas:
 
     module = tokens.next()
     if module.kind != _WORD:
-        fail("expected the login module class name (e.g. "
-             f"{PLAIN_MODULE}) at the start, found {_describe(module)}", module)
+        fail(
+            f"expected the login module class name (e.g. {PLAIN_MODULE}) at the start, found {_describe(module)}",
+            module,
+        )
     if tokens.peek().kind == _EQUALS:
-        fail("the JAAS config must start with the login module class name and a control flag "
-             f"(e.g. '{SCRAM_MODULE} required'), found an option", module)
+        fail(
+            "the JAAS config must start with the login module class name and a control flag "
+            f"(e.g. '{SCRAM_MODULE} required'), found an option",
+            module,
+        )
     if not _CLASS_NAME.fullmatch(module.value):
         # not echoed: a text that is not a JAAS config at all may be a pasted secret
-        fail(f"the first word is not a Java class name: expected the login module class "
-             f"(e.g. {PLAIN_MODULE})", module)
+        fail(f"the first word is not a Java class name: expected the login module class (e.g. {PLAIN_MODULE})", module)
 
     flag = tokens.next()
     if flag.kind != _WORD or flag.value.lower() not in CONTROL_FLAGS:
-        fail(f"expected a control flag ({', '.join(CONTROL_FLAGS)}) after the login module, "
-             f"found {_describe(flag, echo=True)}", flag)
+        fail(
+            f"expected a control flag ({', '.join(CONTROL_FLAGS)}) after the login module, "
+            f"found {_describe(flag, echo=True)}",
+            flag,
+        )
 
     options = {}
     option, bare_value = None, False
@@ -208,17 +220,18 @@ def parse_jaas(text) -> Jaas:
             fail("missing the closing ';'", name)
         if name.kind == _EQUALS:
             if option is not None and bare_value:
-                fail(f"unexpected '=' in the value of option {option} "
-                     "(quote values that contain '=')", name)
+                fail(f"unexpected '=' in the value of option {option} (quote values that contain '=')", name)
             fail(f"expected an option name before '=' {previous}", name)
         if name.kind != _WORD:
-            fail(f"expected optionName=optionValue or the closing ';' {previous}, "
-                 f"found {_describe(name)}", name)
+            fail(f"expected optionName=optionValue or the closing ';' {previous}, found {_describe(name)}", name)
         equals = tokens.next()
         if equals.kind != _EQUALS:
             hint = " (quote values that contain spaces)" if option is not None else ""
-            fail(f"expected optionName=optionValue or the closing ';' {previous}, found a word "
-                 f"with no '=' after it{hint}", name)
+            fail(
+                f"expected optionName=optionValue or the closing ';' {previous}, found a word "
+                f"with no '=' after it{hint}",
+                name,
+            )
         option = name.value
         value = tokens.next()
         if value.kind == _UNTERMINATED:
@@ -226,10 +239,9 @@ def parse_jaas(text) -> Jaas:
         if value.kind == _END:
             fail(f"missing the value for option {option} and the closing ';'", value)
         if value.kind == _SEMICOLON:
-            fail(f"missing the value for option {option} (write \"\" for an empty value)", value)
+            fail(f'missing the value for option {option} (write "" for an empty value)', value)
         if value.kind == _EQUALS:
-            fail(f"unexpected '=' in the value of option {option} "
-                 "(quote values that contain '=')", value)
+            fail(f"unexpected '=' in the value of option {option} (quote values that contain '=')", value)
         if option in options:
             fail(f"option {option} is given twice", name)
         options[option] = value.value
@@ -263,33 +275,39 @@ class StaticTokenProvider(AbstractTokenProvider):
 def _required(jaas, mechanism, option):
     value = jaas.options.get(option)
     if value is None:
-        raise JaasError(f"SASL mechanism {mechanism} needs the option {option} in the JAAS config "
-                        f"({jaas.login_module} required {option}=\"...\";)")
+        raise JaasError(
+            f"SASL mechanism {mechanism} needs the option {option} in the JAAS config "
+            f'({jaas.login_module} required {option}="...";)'
+        )
     if value == "":
-        raise JaasError(f"the option {option} in the JAAS config is empty; "
-                        f"SASL mechanism {mechanism} needs a value")
+        raise JaasError(f"the option {option} in the JAAS config is empty; SASL mechanism {mechanism} needs a value")
     return value
 
 
 def _token(jaas):
     given = [name for name in TOKEN_OPTIONS if jaas.options.get(name)]
     if len(given) > 1 and len({jaas.options[name] for name in given}) > 1:
-        raise JaasError(f"the JAAS config gives both {' and '.join(given)} with different "
-                        "values; keep one")
+        raise JaasError(f"the JAAS config gives both {' and '.join(given)} with different values; keep one")
     if given:
         return jaas.options[given[0]]
     empty = [name for name in TOKEN_OPTIONS if name in jaas.options]
     if empty:
-        raise JaasError(f"the option {empty[0]} in the JAAS config is empty; "
-                        "SASL mechanism OAUTHBEARER needs a value")
-    message = (f"SASL mechanism OAUTHBEARER needs the option access_token in the JAAS config "
-               f"({OAUTHBEARER_MODULE} required access_token=\"...\";); "
-               "Strimzi's oauth.access.token is accepted too")
-    fetching = {"clientId", "clientSecret", "oauth.client.id", "oauth.client.secret",
-                "oauth.token.endpoint.uri", "unsecuredLoginStringClaim_sub"} & set(jaas.options)
+        raise JaasError(f"the option {empty[0]} in the JAAS config is empty; SASL mechanism OAUTHBEARER needs a value")
+    message = (
+        f"SASL mechanism OAUTHBEARER needs the option access_token in the JAAS config "
+        f'({OAUTHBEARER_MODULE} required access_token="...";); '
+        "Strimzi's oauth.access.token is accepted too"
+    )
+    fetching = {
+        "clientId",
+        "clientSecret",
+        "oauth.client.id",
+        "oauth.client.secret",
+        "oauth.token.endpoint.uri",
+        "unsecuredLoginStringClaim_sub",
+    } & set(jaas.options)
     if fetching:
-        message += ("; this gateway does not obtain tokens itself "
-                    f"(found {', '.join(sorted(fetching))})")
+        message += f"; this gateway does not obtain tokens itself (found {', '.join(sorted(fetching))})"
     raise JaasError(message)
 
 
@@ -297,9 +315,11 @@ def _require_gssapi():
     try:
         importlib.import_module("gssapi")
     except (ImportError, OSError):
-        raise JaasError("GSSAPI needs the Python package gssapi, which is not installed on this "
-                        "gateway (pip install gssapi; it needs the system Kerberos libraries, "
-                        "e.g. libkrb5-dev) - or choose another SASL mechanism") from None
+        raise JaasError(
+            "GSSAPI needs the Python package gssapi, which is not installed on this "
+            "gateway (pip install gssapi; it needs the system Kerberos libraries, "
+            "e.g. libkrb5-dev) - or choose another SASL mechanism"
+        ) from None
 
 
 def kafka_sasl_settings(mechanism, jaas_text) -> dict:
@@ -319,14 +339,14 @@ def kafka_sasl_settings(mechanism, jaas_text) -> dict:
         raise JaasError(f"the SASL mechanism is missing; expected one of {', '.join(MECHANISMS)}")
     mech = mechanism.strip().upper()
     if mech not in LOGIN_MODULES:
-        raise JaasError(f"unsupported SASL mechanism {mechanism.strip()!r}; "
-                        f"expected one of {', '.join(MECHANISMS)}")
+        raise JaasError(f"unsupported SASL mechanism {mechanism.strip()!r}; expected one of {', '.join(MECHANISMS)}")
     jaas = jaas_text if isinstance(jaas_text, Jaas) else parse_jaas(jaas_text)
 
     modules = LOGIN_MODULES[mech]
     if jaas.login_module not in modules:
-        message = (f"SASL mechanism {mech} needs the login module {modules[0]}, "
-                   f"but the JAAS config names {jaas.login_module}")
+        message = (
+            f"SASL mechanism {mech} needs the login module {modules[0]}, but the JAAS config names {jaas.login_module}"
+        )
         owners = [m for m, mods in LOGIN_MODULES.items() if jaas.login_module in mods]
         if owners:
             message += f" (the module for {' / '.join(owners)})"
@@ -337,10 +357,11 @@ def kafka_sasl_settings(mechanism, jaas_text) -> dict:
         password = _required(jaas, mech, "password")
         if mech != "PLAIN" and ("," in username or "=" in username):
             # kafka-python 3.0.x sends the SCRAM user name without RFC 5802's =2C / =3D escaping.
-            raise JaasError(f"the SCRAM user name {username!r} contains ',' or '=', which the "
-                            "gateway's Kafka client (kafka-python) cannot send")
-        return {"sasl_mechanism": mech, "sasl_plain_username": username,
-                "sasl_plain_password": password}
+            raise JaasError(
+                f"the SCRAM user name {username!r} contains ',' or '=', which the "
+                "gateway's Kafka client (kafka-python) cannot send"
+            )
+        return {"sasl_mechanism": mech, "sasl_plain_username": username, "sasl_plain_password": password}
 
     if mech == "OAUTHBEARER":
         return {"sasl_mechanism": mech, "sasl_oauth_token_provider": StaticTokenProvider(_token(jaas))}
