@@ -240,7 +240,7 @@ def test_a_copy_button_puts_the_new_token_on_the_clipboard_and_says_so(shared_se
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     try:
         page = context.new_page()
-        page.set_default_timeout(10_000)
+        page.set_default_timeout(30_000)
         page.goto(shared_server.portal + "/login")
         page.fill("#username", "admin")
         page.fill("#password", ADMIN_PASSWORD)

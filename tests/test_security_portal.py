@@ -207,7 +207,7 @@ def test_a_page_of_another_site_cannot_use_the_browsers_basic_credentials(portal
             lambda route: route.continue_(headers=dict(route.request.headers, authorization=basic)),
         )
         page = context.new_page()
-        page.set_default_timeout(10_000)
+        page.set_default_timeout(30_000)
         assert page.goto(api_url).status == 200  # they work: a read is served
 
         with page.expect_response(lambda r: r.url.endswith("/_stop")) as stop:

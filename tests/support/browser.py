@@ -13,6 +13,8 @@ from support.portal import PASSWORD
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
+# Bounds, not waits: with four xdist workers and Chromium on two cores, an HTMX swap was seen to take over 10 s.
+expect.set_options(timeout=20_000)
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
@@ -112,7 +114,7 @@ def logged_in_page(browser, server, username="admin", password=ADMIN_PASSWORD):
     """A page of the portal, logged in as the admin (or the given user), in a browser context of its
     own: pages of two users are two people at two browsers."""
     page = browser.new_page(viewport={"width": 1100, "height": 900})
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(30_000)
     page.goto(server.portal + "/login")
     page.fill("#username", username)
     page.fill("#password", password)
