@@ -14,6 +14,7 @@ import jwt
 import pytest
 
 from support.apis import mock_api
+from support.plans import plan, proxy_api
 
 SECRET = "a-long-enough-hmac-secret-for-hs256-tokens!"
 
@@ -79,49 +80,15 @@ def seen(backend):
     return backend.seen
 
 
-def plan(plan_id, kind, configuration=None):
-    security = {"type": kind, **({"configuration": configuration} if configuration else {})}
-    return {
-        "id": plan_id,
-        "name": plan_id,
-        "security": security,
-        "mode": "STANDARD",
-        "status": "PUBLISHED",
-        "validation": "AUTO",
-    }
-
-
-def proxy_api(path, target, plans=None):
-    return {
-        "name": f"Proxy {path}",
-        "apiVersion": "1.0",
-        "definitionVersion": "4.0.0",
-        "type": "proxy",
-        "listeners": [{"type": "http", "paths": [{"path": path}], "entrypoints": [{"type": "http-proxy"}]}],
-        "endpointGroups": [
-            {
-                "name": "default",
-                "type": "http-proxy",
-                "endpoints": [
-                    {
-                        "name": "backend",
-                        "type": "http-proxy",
-                        "inheritConfiguration": False,
-                        "configuration": {"target": target},
-                    }
-                ],
-            }
-        ],
-        "plans": plans or [plan("open", "KEY_LESS")],
-    }
+OPEN = plan("open", "KEY_LESS")
 
 
 @pytest.fixture(scope="module")
 def gateway(module_server, backend):
     """The gateway's port, serving `/api` -> the backend's `/base` and `/admin` -> its `/admin-area`."""
     url = f"http://127.0.0.1:{backend.server_port}"
-    module_server.deploy_api(proxy_api("/api", url + "/base"))
-    module_server.deploy_api(proxy_api("/admin", url + "/admin-area"))
+    module_server.deploy_api(proxy_api("/api", url + "/base", [OPEN]))
+    module_server.deploy_api(proxy_api("/admin", url + "/admin-area", [OPEN]))
     return module_server.gateway_port
 
 
