@@ -1,7 +1,6 @@
 """Hot reload: a deployment or start/stop reaches every process and worker within 1 s, open
 streams are told to go away, nothing in flight fails, and nothing leaks."""
 
-import sys
 import threading
 import time
 
@@ -9,7 +8,7 @@ import requests
 import websocket
 
 from support.apis import mock_api
-from support.gatehouse import ADMIN_PASSWORD, MGMT, Server, environment, free_port, start_process
+from support.gatehouse import ADMIN_PASSWORD, MGMT, launch_gunicorn
 from support.streams import read_sse
 
 JSON = {"Accept": "application/json"}
@@ -133,25 +132,7 @@ def test_two_processes_on_one_postgresql_database_see_a_deployment_within_1s(sta
 
 
 def test_gunicorn_with_two_gevent_workers_sees_a_deployment_within_1s(tmp_path):
-    portal_port, gateway_port = free_port(), free_port()
-    env = environment(tmp_path, GATEHOUSE_GATEWAY_PORT=str(gateway_port))
-    args = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-k",
-        "gevent",
-        "-w",
-        "2",
-        "--no-control-socket",
-        "-b",
-        f"127.0.0.1:{portal_port}",
-        "-b",
-        f"127.0.0.1:{gateway_port}",
-        "app:make_wsgi()",
-    ]
-    proc = start_process(args, tmp_path, env, (portal_port, gateway_port))
-    server = Server(proc, portal_port, gateway_port, tmp_path)
+    server = launch_gunicorn(tmp_path)
     try:
         api_id = server.import_api(mock_api(content="before", interval=0))
         server.start_api(api_id)

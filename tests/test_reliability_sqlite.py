@@ -15,7 +15,7 @@ import requests
 
 from gateway_runtime.database import LOCKED_OUT, SQLITE_BUSY_TIMEOUT_MS
 from support.apis import mock_api
-from support.gatehouse import ADMIN_PASSWORD, Server, environment, free_port, start_process
+from support.gatehouse import ADMIN_PASSWORD, launch_gunicorn
 from support.webhook import ALLOW_PRIVATE, hook, mock_group, push_subscribe, webhook_api
 
 pytestmark = pytest.mark.slow  # locks databases for longer than their busy timeouts
@@ -102,26 +102,7 @@ def sqlite_server(request, start_server, tmp_path):
     if request.param == "serve":
         yield start_server()
         return
-    portal_port, gateway_port = free_port(), free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-k",
-        "gevent",
-        "-w",
-        "2",
-        "--no-control-socket",
-        "-b",
-        f"127.0.0.1:{portal_port}",
-        "-b",
-        f"127.0.0.1:{gateway_port}",
-        "app:make_wsgi()",
-    ]
-    proc = start_process(
-        args, tmp_path, environment(tmp_path, GATEHOUSE_GATEWAY_PORT=str(gateway_port)), (portal_port, gateway_port)
-    )
-    server = Server(proc, portal_port, gateway_port, tmp_path)
+    server = launch_gunicorn(tmp_path)
     yield server
     server.stop()
 

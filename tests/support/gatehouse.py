@@ -213,6 +213,15 @@ def _popen(args, workdir, env, name, preexec_fn=None):
 LISTENING = re.compile(r"^Gatehouse (portal|gateway|TCP): +(?:http://)?[^ ]*:(\d+)/?", re.MULTILINE)
 
 
+def launch_gunicorn(workdir, workers=2):
+    """Gatehouse under gunicorn's gevent workers, portal and gateway each on a port of their own."""
+    portal_port, gateway_port = free_port(), free_port()
+    args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--no-control-socket",
+            "-b", f"127.0.0.1:{portal_port}", "-b", f"127.0.0.1:{gateway_port}", "app:make_wsgi()"]  # fmt: skip
+    env = environment(workdir, GATEHOUSE_GATEWAY_PORT=str(gateway_port))
+    return Server(start_process(args, workdir, env, (portal_port, gateway_port)), portal_port, gateway_port, workdir)
+
+
 def launch(workdir, database_url=None, preexec_fn=None, **extra):
     """A `gatehouse serve` process with its instance folder in `workdir`. It binds port 0 and
     prints the ports it got: ports picked here and bound later could be taken in between.
