@@ -40,6 +40,7 @@ from support.fixtures import FIXTURES, kafka_endpoints, load, rewrite_kafka
 from support.gatehouse import free_port
 from support.kafka import consume, produce
 from support.streams import read_sse
+from support.streams import sse_messages as read_messages
 
 JSON = {"Accept": "application/json"}
 BAD_BOOTSTRAP = "is not host:port; give a comma-separated list such as broker1:9092,broker2:9092"
@@ -140,14 +141,7 @@ def sse_messages(server, path, client, count, timeout=15):
     ) as stream:
         assert stream.status_code == 200
         assert stream.headers["Content-Type"].startswith("text/event-stream")
-        messages, deadline = [], time.monotonic() + timeout
-        while len(messages) < count and time.monotonic() < deadline:
-            events = read_sse(stream, 1, timeout=deadline - time.monotonic())
-            if not events:
-                break
-            assert events[0].get("event") != "error", events
-            messages += [e for e in events if e.get("event") == "message"]
-        return messages
+        return read_messages(stream, count, timeout)
 
 
 def ws_connect(server, path, client):
@@ -243,7 +237,7 @@ def qos_fixture(qos, path, topic_name, limit):
                     assert ws.recv() == "m1"
                 finally:
                     ws.close()
-                assert [e["data"] for e in read_sse(sse, 2, timeout=10)] == ["from the socket", "m1"]
+                assert [e["data"] for e in read_messages(sse, 2, timeout=10)] == ["from the socket", "m1"]
             assert contents(get_while_producing(server, path, client, tansu.bootstrap, topic)) == ["later"]
 
     return check

@@ -13,7 +13,7 @@ from support.apis import mqtt_api
 from support.gatehouse import free_port
 from support.message_clients import JSON, clients_for
 from support.mosquitto import Collector, publish, shared_broker, unique_topic
-from support.streams import read_sse
+from support.streams import read_sse, sse_messages
 
 poll, post, sse, ws_connect = clients_for("/mqtt")
 
@@ -62,7 +62,7 @@ def test_post_and_websocket_publish_http_get_sse_websocket_consume_with_user_pro
         }
         assert "id" not in body["items"][0]  # MQTT has no position to resume from
 
-        events = [e for e in read_sse(stream, 3) if e.get("event") == "message"]
+        events = sse_messages(stream, 3)
         assert [e["data"] for e in events] == ["order 1", "from the socket", "direct"]
         assert "origin: twice" in events[2]["comments"]
         assert [ws.recv() for _ in range(3)] == ["order 1", "from the socket", "direct"]
@@ -171,7 +171,7 @@ def test_qos_none_fans_out_every_message_to_every_client(server, broker):
             post(server, f"m{i}".encode())
         expected = ["one"] + [f"m{i}" for i in range(5)]
         for stream in streams:
-            assert [e["data"] for e in read_sse(stream, 6) if e.get("event") == "message"] == expected
+            assert [e["data"] for e in sse_messages(stream, 6)] == expected
         assert [ws.recv() for _ in range(5)] == expected[1:]
     finally:
         ws.close()

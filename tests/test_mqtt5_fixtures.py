@@ -17,7 +17,7 @@ import websocket
 
 from support.fixtures import FIXTURES, rewrite_mqtt
 from support.mosquitto import Collector, publish, shared_broker
-from support.streams import read_sse
+from support.streams import read_sse, sse_messages
 
 JSON = {"Accept": "application/json"}
 
@@ -82,7 +82,7 @@ def sse_stream(server, path, client):
 
 
 def messages(stream, count):
-    return [e["data"] for e in read_sse(stream, count) if e.get("event") == "message"]
+    return [e["data"] for e in sse_messages(stream, count)]
 
 
 def failure(server, broker, definition, topics, client):

@@ -28,7 +28,7 @@ from support.rabbit import (
     unacknowledged,
     wait_for,
 )
-from support.streams import read_sse
+from support.streams import read_sse, sse_messages
 
 JSON = {"Accept": "application/json"}
 
@@ -60,17 +60,6 @@ def sse(server, client, path="/orders"):
     assert stream.status_code == 200
     assert read_sse(stream, 1) == [{"retry": "2000"}]  # subscribed: the queue is bound
     return stream
-
-
-def sse_messages(stream, count, timeout=15):
-    got, deadline = [], time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
-        events = read_sse(stream, 1, timeout=deadline - time.monotonic())
-        if not events:
-            break
-        assert events[0].get("event") != "error", events
-        got += [e for e in events if e.get("event") == "message"]
-    return got
 
 
 ROUTING = {

@@ -19,7 +19,7 @@ import websocket
 from support.fixtures import FIXTURES
 from support.gatehouse import free_port
 from support.rabbit import Tap, consuming, get, get_while, publish
-from support.streams import read_sse
+from support.streams import read_sse, sse_messages
 
 JSON = {"Accept": "application/json"}
 ROUTING_KEY = "a.routing.key"
@@ -104,7 +104,7 @@ def sse(server, api_id, definition, exchange):
     ) as stream:
         assert read_sse(stream, 1) == [{"retry": "5000"}]
         publish(exchange, ROUTING_KEY, "m0", "m1", "m2")
-        assert [e["data"] for e in read_sse(stream, 3)] == ["m0", "m1", "m2"]
+        assert [e["data"] for e in sse_messages(stream, 3)] == ["m0", "m1", "m2"]
 
 
 def websocket_check(path, publisher, subscriber):

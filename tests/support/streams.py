@@ -28,6 +28,19 @@ def read_sse(response, count, timeout=10):
     return events
 
 
+def sse_messages(stream, count, timeout=15):
+    """Up to `count` `message` events, the retry hint and heartbeat comments skipped; an `error`
+    event fails the test where it arrives."""
+    got, deadline = [], time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        events = read_sse(stream, 1, timeout=deadline - time.monotonic())
+        if not events:
+            break
+        assert events[0].get("event") != "error", events
+        got += [e for e in events if e.get("event") == "message"]
+    return got
+
+
 def next_message(stream, timeout=15):
     """The next `message` or `error` event of an SSE stream (heartbeats and comments skipped)."""
     deadline = time.monotonic() + timeout
