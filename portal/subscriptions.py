@@ -250,30 +250,29 @@ def deliveries(subscription, limit=20):
     ).all()
 
 
-def retry_now(subscription):
-    """Cut a retrying subscription's wait short: its gateway tries again within a second."""
+def _webhook_state_in(subscription, wanted, done):
+    """The subscription's delivery state, refused unless it is `wanted` (`done`: what the caller does)."""
     state = webhook_state(subscription)
-    if state is None or state.state != "retrying":
+    if state is None or state.state != wanted:
         raise Invalid(
             {
-                "state": "Only a retrying subscription can be retried now; this one is "
+                "state": f"Only a {wanted} subscription can be {done}; this one is "
                 f"{state.state if state else 'not started'}."
             }
         )
+    return state
+
+
+def retry_now(subscription):
+    """Cut a retrying subscription's wait short: its gateway tries again within a second."""
+    state = _webhook_state_in(subscription, "retrying", "retried now")
     state.wake = 1
     db.session.commit()
 
 
 def resume(subscription):
     """A failed subscription delivers again, from the first message it had not delivered."""
-    state = webhook_state(subscription)
-    if state is None or state.state != "failed":
-        raise Invalid(
-            {
-                "state": "Only a failed subscription can be resumed; this one is "
-                f"{state.state if state else 'not started'}."
-            }
-        )
+    state = _webhook_state_in(subscription, "failed", "resumed")
     state.state, state.detail, state.updated_at = "active", None, utcnow()
     db.session.commit()
 

@@ -13,6 +13,7 @@ import pytest
 import requests
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from support.apis import message_api
 from support.gatehouse import free_port, launch, wait_for_port
 from support.pki import STORE_PASSWORD, STUNNEL, Pki
 from support.tansu import Tansu
@@ -108,49 +109,21 @@ def gateway(tmp_path_factory, pki, tls_broker):
 
 
 def tls_api(bootstrap, topic, path, trust_store):
-    return {
-        "name": f"Kafka TLS {path}",
-        "apiVersion": "1",
-        "definitionVersion": "4.0.0",
-        "type": "message",
-        "listeners": [
-            {
-                "type": "http",
-                "paths": [{"path": path}],
-                "entrypoints": [
-                    {
-                        "type": "http-get",
-                        "configuration": {
-                            "messagesLimitCount": 1,
-                            "messagesLimitDurationMs": 9000,
-                            "headersInPayload": False,
-                            "metadataInPayload": True,
-                        },
-                    },
-                    {"type": "http-post", "configuration": {}},
-                ],
-            }
-        ],
-        "endpointGroups": [
-            {
-                "name": "kafka",
-                "type": "kafka",
-                "sharedConfiguration": {
-                    "security": {"protocol": "SSL", "ssl": {"trustStore": trust_store}},
-                    "producer": {"enabled": True, "topics": [topic]},
-                    "consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest"},
-                },
-                "endpoints": [
-                    {
-                        "name": "broker",
-                        "type": "kafka",
-                        "inheritConfiguration": True,
-                        "configuration": {"bootstrapServers": bootstrap},
-                    }
-                ],
-            }
-        ],
+    get = {
+        "messagesLimitCount": 1,
+        "messagesLimitDurationMs": 9000,
+        "headersInPayload": False,
+        "metadataInPayload": True,
     }
+    shared = {
+        "security": {"protocol": "SSL", "ssl": {"trustStore": trust_store}},
+        "producer": {"enabled": True, "topics": [topic]},
+        "consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest"},
+    }
+    entrypoints = [{"type": "http-get", "configuration": get}, {"type": "http-post", "configuration": {}}]
+    return message_api(
+        "kafka", path, entrypoints, shared, {"bootstrapServers": bootstrap}, f"Kafka TLS {path}", "kafka"
+    )
 
 
 def trust_stores(pki):

@@ -15,6 +15,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from gateway_runtime.http import client_identifier
+from support.apis import message_api
 from support.gatehouse import free_port, missing, wait_for_port
 from support.tansu import Tansu
 
@@ -25,44 +26,18 @@ LEAVE_WITHIN_S = 8  # an idle consumer has left its group this soon after its cl
 
 
 def kafka_api(bootstrap, topic, get_duration_ms=5000):
-    return {
-        "name": "Reliable Kafka",
-        "apiVersion": "1",
-        "definitionVersion": "4.0.0",
-        "type": "message",
-        "listeners": [
-            {
-                "type": "http",
-                "paths": [{"path": "/events"}],
-                "entrypoints": [
-                    {"type": "http-post"},
-                    {"type": "sse", "configuration": {"heartbeatIntervalInMs": 2000}},
-                    {
-                        "type": "http-get",
-                        "configuration": {"messagesLimitCount": 10, "messagesLimitDurationMs": get_duration_ms},
-                    },
-                ],
-            }
-        ],
-        "endpointGroups": [
-            {
-                "name": "kafka",
-                "type": "kafka",
-                "sharedConfiguration": {
-                    "producer": {"enabled": True, "topics": [topic]},
-                    "consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest"},
-                },
-                "endpoints": [
-                    {
-                        "name": "broker",
-                        "type": "kafka",
-                        "inheritConfiguration": True,
-                        "configuration": {"bootstrapServers": bootstrap},
-                    }
-                ],
-            }
-        ],
+    entrypoints = [
+        {"type": "http-post"},
+        {"type": "sse", "configuration": {"heartbeatIntervalInMs": 2000}},
+        {"type": "http-get", "configuration": {"messagesLimitCount": 10, "messagesLimitDurationMs": get_duration_ms}},
+    ]
+    shared = {
+        "producer": {"enabled": True, "topics": [topic]},
+        "consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest"},
     }
+    return message_api(
+        "kafka", "/events", entrypoints, shared, {"bootstrapServers": bootstrap}, "Reliable Kafka", "kafka"
+    )
 
 
 def deploy(server, definition):

@@ -6,8 +6,6 @@ import itertools
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +15,7 @@ import pytest
 import requests
 
 from support.apis import mock_api
-from support.gatehouse import environment
+from support.gatehouse import environment, refused_start
 from support.mosquitto import Collector, shared_broker, unique_topic
 from support.streams import next_message, read_sse
 
@@ -205,32 +203,10 @@ def test_past_the_grace_a_request_in_flight_is_cut_and_the_process_exits(start_s
     ],
 )
 def test_a_wrong_shutdown_or_write_setting_stops_the_start_naming_it(tmp_path, name, value, wanted):
-    args = [
-        sys.executable,
-        "-c",
-        "import app, sys; sys.exit(app.main())",
-        "serve",
-        "--portal-port",
-        "0",
-        "--gateway-port",
-        "0",
-    ]
-    proc = subprocess.Popen(
-        args,
-        cwd=tmp_path,
-        env=environment(tmp_path, **{name: value}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    assert proc.returncode == 2, out + err
-    assert f"{name} must be {wanted}" in err
-    assert "Gatehouse portal:" not in out
+    done = refused_start(tmp_path, environment(tmp_path, **{name: value}), timeout=30)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{name} must be {wanted}" in done.stderr
+    assert "Gatehouse portal:" not in done.stdout
 
 
 # ----- fault 7: slow readers and bad bodies -----

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 
 from support.apis import proxy_api, tls_group
 from support.database import MARKER, postgres_dump, sqlite_dump
-from support.gatehouse import environment, free_port, until
+from support.gatehouse import environment, free_port, refused_start, until
 from support.pki import make_client_cert, pem, pkcs12_trust_store
 from support.portal import csrf_token, portal_login
 
@@ -372,23 +372,7 @@ def test_nodes_sharing_a_database_need_the_same_key(tmp_path, start_server, secr
 
     other = tmp_path / "other-node"
     other.mkdir()
-    refused = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import app, sys; sys.exit(app.main())",
-            "serve",
-            "--portal-port",
-            "0",
-            "--gateway-port",
-            "0",
-        ],
-        cwd=other,
-        env=environment(other, postgres_url, GATEHOUSE_SECRET_KEY=KEY_B),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = refused_start(other, environment(other, postgres_url, GATEHOUSE_SECRET_KEY=KEY_B))
     assert refused.returncode != 0
     assert "Traceback" not in refused.stderr, refused.stderr
     assert refused.stderr.strip().splitlines()[-1] == (

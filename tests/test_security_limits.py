@@ -7,8 +7,6 @@ import os
 import resource
 import selectors
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +15,7 @@ import websocket
 
 from gateway_runtime.listeners import Limits, SettingError
 from support.apis import mock_api
-from support.gatehouse import environment, launch
+from support.gatehouse import environment, launch, refused_start
 from support.streams import next_message
 
 HEADER_TIMEOUT = 2
@@ -231,23 +229,7 @@ def test_past_the_gateway_cap_counting_its_tcp_port_a_client_waits_until_a_conne
 
 def test_a_wrong_limit_setting_stops_the_start_naming_it(tmp_path):
     env = environment(tmp_path, GATEHOUSE_MAX_CONNECTIONS_PORTAL="lots")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import app, sys; sys.exit(app.main())",
-            "serve",
-            "--portal-port",
-            "0",
-            "--gateway-port",
-            "0",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = refused_start(tmp_path, env)
     assert done.returncode == 2
     assert "GATEHOUSE_MAX_CONNECTIONS_PORTAL must be a whole number greater than 0, not 'lots'" in done.stderr
     assert "Gatehouse portal:" not in done.stdout

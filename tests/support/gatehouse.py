@@ -222,21 +222,29 @@ def launch_gunicorn(workdir, workers=2):
     return Server(start_process(args, workdir, env, (portal_port, gateway_port)), portal_port, gateway_port, workdir)
 
 
+# `gatehouse serve` on ports it picks, run from the checkout under test
+SERVE = [
+    sys.executable,
+    "-c",
+    "import app, sys; sys.exit(app.main())",
+    "serve",
+    "--portal-port",
+    "0",
+    "--gateway-port",
+    "0",
+]
+
+
+def refused_start(workdir, env, timeout=60):
+    """A `gatehouse serve` that should stop at start: what it printed and its exit status."""
+    return subprocess.run(SERVE, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def launch(workdir, database_url=None, preexec_fn=None, **extra):
     """A `gatehouse serve` process with its instance folder in `workdir`. It binds port 0 and
     prints the ports it got: ports picked here and bound later could be taken in between.
     `preexec_fn` runs in the child before it starts (to lower its limits, say)."""
-    args = [
-        sys.executable,
-        "-c",
-        "import app, sys; sys.exit(app.main())",
-        "serve",
-        "--portal-port",
-        "0",
-        "--gateway-port",
-        "0",
-    ]
-    proc = _popen(args, workdir, environment(workdir, database_url, **extra), uuid.uuid4().hex[:8], preexec_fn)
+    proc = _popen(SERVE, workdir, environment(workdir, database_url, **extra), uuid.uuid4().hex[:8], preexec_fn)
     deadline = time.monotonic() + 30
     while True:
         ports = dict(LISTENING.findall(Path(proc.log_path).read_text()))
