@@ -336,6 +336,7 @@ def serve(args):
 
     from gateway_runtime.framing import strict
     from gateway_runtime.listeners import LimitedHandler, LimitedWSGIServer, raise_open_file_limit
+    from gateway_runtime.server.http1 import GatewayServer
 
     _configure_logging()
     open_file_limit = raise_open_file_limit()
@@ -343,8 +344,8 @@ def serve(args):
     gateway = _start(app)
     limits = _limits(open_file_limit)
     portal = LimitedWSGIServer(_listener(args.host, args.portal_port), app, limits, limits.max_portal)
-    gateway_server = LimitedWSGIServer(_listener(args.host, args.gateway_port), gateway, limits, limits.max_gateway)
-    gateway_server.handler_class = strict(LimitedHandler)  # RFC 9112 framing in front of backends
+    portal.handler_class = strict(LimitedHandler)  # the RFC 9112 framing the gateway's server checks too
+    gateway_server = GatewayServer(_listener(args.host, args.gateway_port), gateway, limits, limits.max_gateway)
     tcp = _tcp_listener(app, gateway, args.host, args.tcp_port, gateway_server.pool, limits.header_timeout)
     app.config.update(GATEWAY_PORT=gateway_server.server_port, TCP_PORT=tcp.port if tcp is not None else None)
     portal.start()

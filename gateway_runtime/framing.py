@@ -14,11 +14,14 @@ here and refused (400, connection closed) unless its framing has one reading:
   (anything before it is not implemented here: 501);
 - one Host header, and one at all in HTTP/1.1.
 
-More than MAX_HEADERS header lines, or a line longer than MAX_LINE, is answered 431.
+More than MAX_HEADERS header lines, or a line longer than MAX_LINE, is answered 431; a request
+line longer than MAX_REQUEST_LINE, 414.
 
-The rules are plain functions over the lines; StrictFraming hooks them into pywsgi's handler.
+The rules are plain functions over the lines, shared by both servers: StrictFraming hooks them into
+pywsgi's handler, read_head serves the gateway's own (server/http1.py), which reads a head whole.
 """
 
+import io
 import logging
 import re
 import time
@@ -31,6 +34,8 @@ log = logging.getLogger("gatehouse.gateway")
 
 MAX_HEADERS = 100
 MAX_LINE = 65536
+MAX_REQUEST_LINE = 8192  # pywsgi's
+VERSIONS = ("HTTP/1.0", "HTTP/1.1")
 WARNING_INTERVAL_S = 10.0
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB may sit inside a value
@@ -50,9 +55,42 @@ class TooManyHeaders(BadFraming):
     status = "431 Request Header Fields Too Large"
 
 
+class TooLongRequestLine(BadFraming):
+    status = "414 URI Too Long"
+
+
+def line_too_long():
+    return TooManyHeaders(f"A header line is longer than {MAX_LINE} bytes.")
+
+
+def too_many_headers():
+    return TooManyHeaders(f"The request has more than {MAX_HEADERS} headers.")
+
+
+def request_line_too_long():
+    return TooLongRequestLine(f"The request line is longer than {MAX_REQUEST_LINE} bytes.")
+
+
 def check_request_line(line):
     if not REQUEST_LINE.fullmatch(strip_terminator(line)):
         raise BadFraming("The request line must be a method, a target and an HTTP version, one space apart.")
+
+
+def read_head(head):
+    """A whole head (its request line, its header lines and the empty line), checked: its method,
+    target, version and fields. Raises BadFraming."""
+    lines = io.BytesIO(head)
+    line = lines.readline(MAX_REQUEST_LINE + 1)
+    if len(line) > MAX_REQUEST_LINE:
+        raise request_line_too_long()
+    line = line.decode("latin-1")
+    check_request_line(line)
+    method, target, version = strip_terminator(line).split(" ")
+    if version not in VERSIONS:  # what pywsgi refuses, for the portal's server
+        raise BadFraming(f"{version} is not served: HTTP/1.0 and HTTP/1.1 are.")
+    fields = read_fields(lines.readline)
+    check_framing(fields, version)
+    return method, target, version, fields
 
 
 def read_fields(readline):
@@ -61,12 +99,12 @@ def read_fields(readline):
     while True:
         line = readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
-            raise TooManyHeaders(f"A header line is longer than {MAX_LINE} bytes.")
+            raise line_too_long()
         line = strip_terminator(line.decode("latin-1"))
         if not line:
             return fields
         if len(fields) == MAX_HEADERS:
-            raise TooManyHeaders(f"The request has more than {MAX_HEADERS} headers.")
+            raise too_many_headers()
         fields.append(parse_field(line))
 
 
@@ -144,6 +182,18 @@ def warn_now(server, kind):
     return True
 
 
+def refused(server, client_address, error):
+    """The answer to a head these checks refused; a warning names the client, rate-limited by warn_now."""
+    if warn_now(server, type(error)):
+        log.warning(
+            "refused a request from %s: %s (refusals like it are logged once every %g s)",
+            client_address[0] if isinstance(client_address, tuple) else client_address,
+            error,
+            WARNING_INTERVAL_S,
+        )
+    return refusal(error)
+
+
 class StrictFraming(WSGIHandler):
     """pywsgi's handler, refusing what check_framing refuses; it also gives the application the
     raw request target (REQUEST_URI), which PATH_INFO only has decoded. Combine it in front of
@@ -166,14 +216,7 @@ class StrictFraming(WSGIHandler):
     def _handle_client_error(self, ex):
         if not isinstance(ex, BadFraming):
             return super()._handle_client_error(ex)
-        if warn_now(self.server, type(ex)):
-            log.warning(
-                "refused a request from %s: %s (refusals like it are logged once every %g s)",
-                self.client_address[0] if isinstance(self.client_address, tuple) else self.client_address,
-                ex,
-                WARNING_INTERVAL_S,
-            )
-        return refusal(ex)
+        return refused(self.server, self.client_address, ex)
 
 
 def strict(handler_class):

@@ -4,6 +4,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import socket
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -53,6 +54,39 @@ def _reason(exc):
 
 def max_message_bytes():
     return int(os.environ.get("GATEHOUSE_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES))
+
+
+UPGRADE = "gatehouse.upgrade"  # environ key: hands the client's connection over (server/http1.py)
+
+
+def take_connection(environ):
+    """The client's socket, for a protocol that replaces HTTP on it (WebSocket). The gateway's own
+    server hands its connection over; pywsgi and gunicorn only let it be dug out of their environ."""
+    if UPGRADE in environ:
+        return environ[UPGRADE]()
+    if "gunicorn.socket" in environ:
+        return environ["gunicorn.socket"]
+    return _pywsgi_socket(environ).dup()
+
+
+def end_taken(environ, start_response):
+    """The response to a request whose connection was taken (take_connection) and is done with:
+    the server neither writes an HTTP response on it nor waits there for a next request."""
+    if UPGRADE in environ:
+        return []
+    if "gunicorn.socket" in environ:
+        raise StopIteration()  # gunicorn's gevent worker: the connection ends without a response
+    try:
+        _pywsgi_socket(environ).shutdown(socket.SHUT_RDWR)
+    except (AttributeError, OSError):
+        pass
+    start_response("101 Switching Protocols", [("Connection", "close")])
+    return []
+
+
+def _pywsgi_socket(environ):
+    stream = environ["wsgi.input"]  # pywsgi gives an upgrade request its socket file itself
+    return getattr(stream, "rfile", stream).raw._sock
 
 
 def respond(start_response, status, body=b"", content_type="text/plain;charset=UTF-8", headers=(), exc_info=None):

@@ -114,6 +114,22 @@ class Closing(Exception):
     """Thrown into a kept-alive connection waiting for its next request: the server is closing."""
 
 
+def wait_idle(server, seconds, receive):
+    """What `receive` returns, the connection counted meanwhile among the server's idle ones (which
+    its close() ends); b"" once the keep-alive timeout passes, the client resets (as uninteresting
+    as a close) or the server closes."""
+    waiting = getcurrent()
+    server.idle.add(waiting)
+    try:
+        with Timeout(seconds, False):
+            return receive()
+    except (OSError, Closing):
+        pass
+    finally:
+        server.idle.discard(waiting)
+    return b""
+
+
 class LimitedHandler(WSGIHandler):
     """pywsgi's handler, with a deadline on reading each request's head and on waiting idle for
     the next request. Only the head is timed: a body being uploaded and a response being
@@ -146,17 +162,7 @@ class LimitedHandler(WSGIHandler):
             self._head_deadline.close()  # before the application runs
 
     def _next_request_arrives(self, seconds):
-        arrived = b""
-        waiting = getcurrent()
-        self.server.idle.add(waiting)
-        try:
-            with Timeout(seconds, False):
-                arrived = self.rfile.peek(1)
-        except (OSError, Closing):  # reset by the client (as uninteresting as a close), or the server closes
-            return False
-        finally:
-            self.server.idle.discard(waiting)
-        return bool(arrived)
+        return bool(wait_idle(self.server, seconds, lambda: self.rfile.peek(1)))
 
     def handle_error(self, t, v, tb):
         if issubclass(t, GreenletExit):  # cut at the end of the shutdown grace: no answer, the connection ends
@@ -175,11 +181,11 @@ class LimitedHandler(WSGIHandler):
 
     def _handle_client_error(self, ex):
         if isinstance(ex, HeaderTimeout):  # routine for slow clients: no log line each
-            return ("408", _REQUEST_TIMEOUT)
+            return ("408", REQUEST_TIMEOUT_ANSWER)
         return super()._handle_client_error(ex)
 
 
-_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+REQUEST_TIMEOUT_ANSWER = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
 class AcceptGuard:
@@ -210,12 +216,14 @@ class AcceptGuard:
             return None
 
 
-class LimitedWSGIServer(AcceptGuard, WSGIServer):
-    handler_class = LimitedHandler
+class LimitedServer(AcceptGuard):
+    """A listener holding at most `max_connections` connections, each a WriteTimedSocket, that on
+    close() ends its idle kept-alive connections: the portal's (LimitedWSGIServer) and the
+    gateway's (server.http1.GatewayServer)."""
 
-    def __init__(self, listener, application, limits, max_connections):
+    def __init__(self, listener, handle, limits, max_connections, **options):
         # A full pool stops the accepting: later clients wait in the listen backlog, holding no descriptor.
-        super().__init__(listener, application, spawn=Pool(max_connections), log=None)
+        super().__init__(listener, handle, spawn=Pool(max_connections), **options)
         self.limits = limits
         self.idle = set()  # the greenlets of kept-alive connections waiting for their next request
         self.socket_class = type("WriteTimedSocket", (WriteTimedSocket,), {"write_timeout": limits.write_timeout})
@@ -237,6 +245,13 @@ class LimitedWSGIServer(AcceptGuard, WSGIServer):
     def _close_idle(self, waiting):
         if waiting in self.idle:  # not woken by a request meanwhile
             waiting.throw(Closing)
+
+
+class LimitedWSGIServer(LimitedServer, WSGIServer):
+    handler_class = LimitedHandler
+
+    def __init__(self, listener, application, limits, max_connections):
+        super().__init__(listener, application, limits, max_connections, log=None)
 
 
 class WriteTimedSocket(GeventSocket):

@@ -1,11 +1,9 @@
 """WebSocket: frames in are published messages, consumed messages go out as frames."""
 
-import socket
-
 import gevent
 from simple_websocket import ConnectionClosed, Server
 
-from ..http import max_message_bytes
+from ..http import end_taken, max_message_bytes, take_connection
 from ..messages import EndpointError, Message, OutcomeUnknown
 from ..settings import Field, Settings
 from ..specs import EntrypointSpec
@@ -27,7 +25,12 @@ class WebSocket:
         return environ.get("HTTP_UPGRADE", "").lower() == "websocket"
 
     def __call__(self, environ, start_response):
-        ws = Server(environ, ping_interval=PING_INTERVAL_S, max_message_size=max_message_bytes())
+        # simple_websocket takes a socket given as werkzeug's, whatever the server.
+        ws = Server(
+            {**environ, "werkzeug.socket": take_connection(environ)},
+            ping_interval=PING_INTERVAL_S,
+            max_message_size=max_message_bytes(),
+        )
         subscription = None
         try:
             if self.subscriber:
@@ -96,16 +99,8 @@ def close(ws, code, reason):
 
 
 def finish(ws, start_response):
-    """The connection belonged to the WebSocket, which is closed now: end it, so that the server
-    neither writes an HTTP response on it nor waits there for a next request."""
-    if ws.mode == "gunicorn":
-        raise StopIteration()
-    try:
-        ws.environ["wsgi.input"].raw._sock.shutdown(socket.SHUT_RDWR)
-    except (AttributeError, OSError):
-        pass
-    start_response("101 Switching Protocols", [("Connection", "close")])
-    return []
+    """The connection belonged to the WebSocket, which is closed now."""
+    return end_taken(ws.environ, start_response)
 
 
 SPEC = EntrypointSpec(

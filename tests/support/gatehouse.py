@@ -137,6 +137,11 @@ class Server:
     def runtime(self):
         return self.mgmt("GET", "/_runtime").json()
 
+    def rss_mb(self):
+        """The process's resident memory."""
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            return int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1)) / 1024
+
     def connections_to(self, port):
         """How many TCP connections this process holds open to `port` on 127.0.0.1 (read from /proc, as
         `ss -tnp` would show them)."""

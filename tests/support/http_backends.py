@@ -130,3 +130,40 @@ def serve(handler):
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
+
+
+class Keeper(Backend):
+    """Keeps the body of each POST or PUT as it arrived, de-chunked (in `server.bodies`), and
+    answers its size; HEAD gets the headers a GET would."""
+
+    def do_POST(self):
+        body = self._body()
+        self.server.bodies.append(body)
+        self._send(200, json.dumps({"size": len(body)}).encode())
+
+    do_PUT = do_POST
+
+    def do_HEAD(self):
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+
+    def _body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while length := int(self.rfile.readline().strip(), 16):
+            chunks.append(self.rfile.read(length))
+            self.rfile.readline()
+        self.rfile.readline()
+        return b"".join(chunks)
+
+
+def start_keeper():
+    """A Keeper on a free port, serving in a thread of its own."""
+    server = start_backend("keeper")
+    server.RequestHandlerClass = Keeper
+    server.bodies = []
+    return server
