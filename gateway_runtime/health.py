@@ -2,6 +2,7 @@
 schedule with seconds, a request, an assertion on the status, success and failure thresholds."""
 
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -9,11 +10,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
-import urllib3
 from croniter import croniter
 
 from .conditions import status_condition
 from .definition.slots import without_password
+from .http_client import ClientError, HttpClient, split_url
 
 log = logging.getLogger("gatehouse.health")
 DEFAULTS = {
@@ -25,6 +26,9 @@ DEFAULTS = {
     "failureThreshold": 2,
 }
 CHECK_TIMEOUT_S = 5
+# A check asks whether the endpoint answers, not who it is: its certificate is not verified.
+UNVERIFIED = ssl.create_default_context()
+UNVERIFIED.check_hostname, UNVERIFIED.verify_mode = False, ssl.CERT_NONE
 
 
 def settings_of(group: dict[str, Any], endpoint: dict[str, Any]) -> dict[str, Any] | None:
@@ -63,8 +67,9 @@ class HealthCheck:
         self.on_change = on_change
         self.up = True
         self.streak = 0  # successes while down, failures while up
-        self.http = urllib3.PoolManager(
-            num_pools=1, maxsize=1, retries=False, cert_reqs="CERT_NONE", timeout=urllib3.Timeout(total=CHECK_TIMEOUT_S)
+        self.origin, self.target = split_url(self.url)
+        self.http = HttpClient(
+            UNVERIFIED, connect_timeout=CHECK_TIMEOUT_S, read_timeout=CHECK_TIMEOUT_S, max_connections=1
         )
         self.greenlet = gevent.spawn(self._run)
 
@@ -76,14 +81,17 @@ class HealthCheck:
 
     def _probe(self):
         try:
+            body = self.check.get("body")
             response = self.http.request(
+                self.origin,
                 self.check["method"],
-                self.url,
-                body=self.check.get("body"),
-                headers={h["name"]: h["value"] for h in self.check.get("headers") or []},
+                self.target,
+                {h["name"]: h["value"] for h in self.check.get("headers") or []},
+                body.encode() if body else None,
             )
+            response.read()  # to its end: the connection is kept for the next check
             return self.passes(response.status)
-        except (urllib3.exceptions.HTTPError, OSError):
+        except (ClientError, OSError):
             return False
 
     def record(self, passed):
@@ -100,7 +108,7 @@ class HealthCheck:
 
     def stop(self) -> None:
         self.greenlet.kill()
-        self.http.clear()
+        self.http.close()
 
 
 def health_url(endpoint_target, check):

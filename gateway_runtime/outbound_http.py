@@ -1,5 +1,6 @@
 """Outbound HTTP: the gateway as a client, calling backends (the http-proxy endpoint) and callbacks
-(the webhook caller). One pooled urllib3 client, TLS to the far side from Gravitee's `sslOptions`,
+(the webhook caller). The gateway's own HTTP/1.1 client (http_client), urllib3 through an outbound
+proxy, both behind one interface; TLS to the far side from Gravitee's `sslOptions`,
 and the outbound HTTP / SOCKS proxy, with the settings that declare them (the tcp-proxy endpoint
 takes the TLS and proxy ones too)."""
 
@@ -9,8 +10,18 @@ from urllib.parse import unquote, urlsplit
 
 import urllib3
 from urllib3.contrib.socks import SOCKSProxyManager
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 
-from .messages import EndpointError
+from .http_client import ClientError, ConnectionLost, ConnectTimedOut, HttpClient, ReadTimedOut, TlsFailed
+from .messages import READ_CHUNK, EndpointError
 from .settings import (
     BINARY_STORES,
     STORE_TYPES,
@@ -163,32 +174,141 @@ def outbound_proxy(options, target):
     )
 
 
-def pooled_client(proxy, context, *, num_pools, maxsize, connect_timeout, read_timeout, headers=None):
-    """A urllib3 pool manager (through `proxy` when not None): at most `maxsize` connections per
-    host, callers waiting for a free one; no retries, the caller decides what a failure means."""
-    options = dict(
-        num_pools=num_pools,
-        maxsize=maxsize,
-        block=True,
-        retries=False,
-        headers=headers,
-        timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-        ssl_context=context,
-        # urllib3 matches host names itself unless told not to, whatever the context says.
-        **({"assert_hostname": False} if context is not None and not context.check_hostname else {}),
-    )
+def outbound_client(
+    proxy, context, *, connect_timeout, read_timeout, max_connections, idle_timeout=None, keep_alive=True
+):
+    """The client for calls out: the gateway's own (http_client) when they go straight to the far
+    side, urllib3 through an outbound HTTP or SOCKS proxy (it speaks their handshakes)."""
     if proxy is None:
-        return urllib3.PoolManager(**options)
-    if proxy.url.startswith("socks"):
-        return SOCKSProxyManager(proxy.url, username=proxy.username, password=proxy.password, **options)
-    # Spelt as in RFC 9110: some proxies read header names case-sensitively.
-    headers = (
-        {
-            "Proxy-Authorization": urllib3.make_headers(proxy_basic_auth=f"{proxy.username}:{proxy.password or ''}")[
-                "proxy-authorization"
-            ]
-        }
-        if proxy.username
-        else None
-    )
-    return urllib3.ProxyManager(proxy.url, proxy_headers=headers, **options)
+        return HttpClient(
+            context,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
+            keep_alive=keep_alive,
+        )
+    return ProxiedClient(proxy, context, connect_timeout, read_timeout, max_connections, keep_alive)
+
+
+class ProxiedClient:
+    """HttpClient's interface, through an outbound proxy, by a urllib3 pool manager: at most
+    `max_connections` per host, callers waiting for a free one; no retries."""
+
+    def __init__(self, proxy, context, connect_timeout, read_timeout, max_connections, keep_alive):
+        options = dict(
+            num_pools=8,
+            maxsize=max_connections,
+            block=True,
+            retries=False,
+            headers={} if keep_alive else {"Connection": "close"},
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            ssl_context=context,
+            # urllib3 matches host names itself unless told not to, whatever the context says.
+            **({"assert_hostname": False} if context is not None and not context.check_hostname else {}),
+        )
+        if proxy.url.startswith("socks"):
+            self.manager = SOCKSProxyManager(proxy.url, username=proxy.username, password=proxy.password, **options)
+            return
+        # Spelt as in RFC 9110: some proxies read header names case-sensitively.
+        headers = (
+            {
+                "Proxy-Authorization": urllib3.make_headers(
+                    proxy_basic_auth=f"{proxy.username}:{proxy.password or ''}"
+                )["proxy-authorization"]
+            }
+            if proxy.username
+            else None
+        )
+        self.manager = urllib3.ProxyManager(proxy.url, proxy_headers=headers, **options)
+
+    def request(self, origin, method, target, headers, body=None, follow_redirects=False):
+        url = f"{'https' if origin.tls else 'http'}://{origin.authority}{target}"
+        try:
+            response = self.manager.urlopen(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                redirect=follow_redirects,
+                preload_content=False,
+                decode_content=False,
+                chunked=body is not None and not isinstance(body, bytes) and "Content-Length" not in headers,
+            )
+        except (HTTPError, OSError) as exc:
+            raise proxied_failure(exc) from None
+        return ProxiedResponse(response)
+
+    def close(self):
+        self.manager.clear()
+
+
+class ProxiedResponse:
+    """http_client.Response's interface over urllib3's."""
+
+    __slots__ = ("response", "complete")
+
+    def __init__(self, response):
+        self.response, self.complete = response, False
+
+    @property
+    def status(self):
+        return self.response.status
+
+    @property
+    def reason(self):
+        return self.response.reason or ""
+
+    @property
+    def headers(self):
+        return list(self.response.headers.iteritems())
+
+    def __iter__(self):
+        response = self.response
+        try:
+            if response.chunked and response.supports_chunked_reads():
+                yield from response.read_chunked(decode_content=False)
+            else:
+                while chunk := response.read1(READ_CHUNK):
+                    yield chunk
+        except (ProtocolError, ReadTimeoutError, OSError) as exc:
+            raise ConnectionLost(str(exc)) from None
+        self.complete = True
+
+    def read(self):
+        return b"".join(self)
+
+    def close(self):
+        if not self.complete:
+            self.response.close()  # a connection with a body left unread cannot be used again
+        self.response.release_conn()
+
+
+class ProxyRefused(ClientError):
+    """The outbound proxy did not take the request on (its error follows)."""
+
+
+class NotThroughProxy(ClientError):
+    """The far side cannot be reached through the (SOCKS) proxy: the proxy's words, or why the
+    proxy itself cannot be."""
+
+
+def proxied_failure(exc):
+    reason = getattr(exc, "reason", None) or exc
+    if isinstance(reason, ProxyError):
+        return ProxyRefused(last_words(reason.original_error))
+    if isinstance(reason, NewConnectionError):
+        return NotThroughProxy(last_words(reason))
+    if isinstance(reason, SSLError):
+        return TlsFailed(str(reason))
+    # urllib3's NewConnectionError (refused, no route, no such host) derives from ConnectTimeoutError.
+    if isinstance(reason, ConnectTimeoutError):
+        return ConnectTimedOut(str(reason))
+    if isinstance(reason, ReadTimeoutError):
+        return ReadTimedOut(str(reason))
+    return ConnectionLost(str(reason))
+
+
+def last_words(exc):
+    """What went wrong, without urllib3's preamble."""
+    return str(exc).rpartition("new connection: ")[2].strip("'\")") or type(exc).__name__

@@ -9,7 +9,6 @@ gateway's access cache); a plan's security settings are those of the deployed re
 import json
 import logging
 import time
-import urllib.request
 from typing import Any
 
 import gevent.lock
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .definition.slots import SECRET_MASK, Slot, map_slots, named_slots
 from .http import query
+from .http_client import HttpClient, split_url
 from .request_target import without_params
 
 log = logging.getLogger("gatehouse.gateway")
@@ -205,6 +205,8 @@ class Jwks:
 
     def __init__(self, url):
         self.url = url
+        self.origin, self.target = split_url(url)
+        self.http = HttpClient(None, connect_timeout=JWKS_TIMEOUT_S, read_timeout=JWKS_TIMEOUT_S, max_connections=1)
         self.keys = {}
         self.fetched_at = None
         self.lock = gevent.lock.Semaphore()
@@ -226,8 +228,11 @@ class Jwks:
     def _fetch(self):
         self.fetched_at = time.monotonic()
         try:
-            with urllib.request.urlopen(self.url, timeout=JWKS_TIMEOUT_S) as response:
-                document = json.loads(response.read())
+            response = self.http.request(self.origin, "GET", self.target, {"Accept": "application/json"})
+            body = response.read()
+            if response.status != 200:
+                raise ValueError(f"HTTP {response.status} {response.reason}")
+            document = json.loads(body)
             keys = {}
             for jwk in document["keys"]:
                 if jwk.get("use", "sig") == "sig":

@@ -1,6 +1,6 @@
 """HTTP proxy endpoint: forwards a request to a backend and streams the answer back, cooperative
-under gevent, with one connection pool per endpoint: urllib3 for HTTP/1.1 (directly or through an
-outbound HTTP / SOCKS proxy), httpx with h2 for HTTP/2."""
+under gevent, with one connection pool per endpoint: outbound_http's client for HTTP/1.1 (the
+gateway's own, or urllib3 through an outbound HTTP / SOCKS proxy), httpx with h2 for HTTP/2."""
 
 import ssl
 import sys
@@ -14,23 +14,17 @@ if monkey.is_module_patched("select"):
     sys.modules.setdefault("trio", None)  # type: ignore[arg-type]  # None: "no such module", as Python documents
 
 import httpx
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ProxyError,
-    ReadTimeoutError,
-    SSLError,
-)
 
+from ..http_client import ClientError, ConnectFailed, ConnectTimedOut, Origin, ReadTimedOut, TlsFailed
 from ..messages import READ_CHUNK, EndpointConnector, EndpointError, Unreachable
 from ..outbound_http import (
     PROXY_FIELDS,
     SSL_FIELDS,
+    NotThroughProxy,
+    ProxyRefused,
     check_proxy_and_tls,
+    outbound_client,
     outbound_proxy,
-    pooled_client,
     ssl_context,
     tls_and_proxy_summary,
 )
@@ -63,6 +57,11 @@ class HttpProxyEndpoint(EndpointConnector):
     def __init__(self, configuration, shared):
         super().__init__(configuration, shared)
         self.target = configuration["target"]
+        # Parsed once: a request only appends its path and query.
+        base, _, self.target_query = self.target.partition("?")  # a target may carry a query of its own
+        parts = urlsplit(base)
+        self.origin, self.root, self.base_path = Origin(base), f"{parts.scheme}://{parts.netloc}", parts.path
+        self.backend = host_of(self.target)
         http = shared["http"]
         self.headers = [(h["name"], h["value"]) for h in shared.get("headers", [])]
         self.follow_redirects = http["followRedirects"]
@@ -72,26 +71,27 @@ class HttpProxyEndpoint(EndpointConnector):
         self.client_certificate = (get_path(ssl_options, "keyStore.type") or "NONE") != "NONE"
         self.ssl_context = ssl_context(ssl_options) if self.target.startswith("https") else None
         self.proxy = outbound_proxy(shared.get("proxy") or {}, self.target)
-        self.http2 = Http2Client(self.target, http, self.ssl_context) if http["version"] == "HTTP_2" else None
-        self.pool = pooled_client(
-            self.proxy,
-            self.ssl_context,
-            num_pools=8,
-            maxsize=http["maxConcurrentConnections"],
-            connect_timeout=http["connectTimeout"] / 1000,
-            read_timeout=http["readTimeout"] / 1000,
-            headers={} if http["keepAlive"] else {"Connection": "close"},
+        # The shorter of the two bounds a kept-alive connection's idleness (0: no bound).
+        idle = [t / 1000 for t in (http["idleTimeout"], http["keepAliveTimeout"]) if t]
+        self.client = (
+            Http2Client(self.target, http, self.ssl_context)
+            if http["version"] == "HTTP_2"
+            else outbound_client(
+                self.proxy,
+                self.ssl_context,
+                connect_timeout=http["connectTimeout"] / 1000,
+                read_timeout=http["readTimeout"] / 1000,
+                max_connections=http["maxConcurrentConnections"],
+                idle_timeout=min(idle) if idle else None,
+                keep_alive=http["keepAlive"],
+            )
         )
 
     def forward(self, request):
         """Send the request on; return the backend's Answer once its status and headers came."""
-        base, _, target_query = self.target.partition("?")  # a target may carry a query of its own
-        url = (base.rstrip("/") + request.rest) if request.rest else base
-        if not urlsplit(url).path:  # a proxy is sent the absolute URL, which must then have a path
-            url += "/"
-        query = "&".join(q for q in (target_query, request.query) if q)
-        if query:
-            url += "?" + query
+        path = (self.base_path.rstrip("/") + request.rest if request.rest else self.base_path) or "/"
+        query = "&".join(q for q in (self.target_query, request.query) if q)
+        target = f"{path}?{query}" if query else path
         headers = dict(request.headers)
         if not self.propagate_host:
             headers.pop("Host", None)
@@ -101,23 +101,15 @@ class HttpProxyEndpoint(EndpointConnector):
             headers.pop("Accept-Encoding", None)
         headers.update(self.headers)
         body = request.body
-        if self.http2 is not None:
-            return self.http2.send(request.method, url, headers, body, self.follow_redirects, self._failure)
+        if isinstance(self.client, Http2Client):
+            url = self.root + target
+            return self.client.send(request.method, url, headers, body, self.follow_redirects, self._failure)
         try:
-            response = self.pool.urlopen(
-                request.method,
-                url,
-                body=body,
-                headers=headers,
-                redirect=self.follow_redirects,
-                preload_content=False,
-                decode_content=False,
-                chunked=body is not None and "Content-Length" not in headers,
-            )
-        except (HTTPError, OSError) as exc:
-            raise self._failure(exc, url) from None
+            response = self.client.request(self.origin, request.method, target, headers, body, self.follow_redirects)
+        except ClientError as exc:
+            raise self._failure(exc, self.target) from None
         if response.status == 407 and self.proxy is not None:
-            response.release_conn()
+            response.close()
             raise EndpointError(
                 f"the outbound proxy {self.proxy.address} refused the gateway's credentials "
                 "(407): check the proxy user name and password"
@@ -125,25 +117,21 @@ class HttpProxyEndpoint(EndpointConnector):
         return Answer(response)
 
     def _failure(self, exc, url):
-        reason = getattr(exc, "reason", None) or exc
-        if isinstance(reason, ProxyError):
+        if isinstance(exc, ProxyRefused):
             return Unreachable(
-                f"the outbound proxy {self.proxy.address} did not take the request to "
-                f"{host_of(url)}: {last_words(reason.original_error)}"
+                f"the outbound proxy {self.proxy.address} did not take the request to {host_of(url)}: {exc}"
             )
-        if isinstance(reason, NewConnectionError) and self.proxy is not None:  # SOCKS: the proxy or what it says
+        if isinstance(exc, NotThroughProxy):
             return Unreachable(
-                f"the backend {host_of(url)} cannot be reached through the proxy "
-                f"{self.proxy.address}: {last_words(reason)}"
+                f"the backend {host_of(url)} cannot be reached through the proxy {self.proxy.address}: {exc}"
             )
-        if isinstance(reason, SSLError) or (
-            isinstance(reason, httpx.ConnectError) and isinstance(reason.__context__, ssl.SSLError)
+        if isinstance(exc, TlsFailed) or (
+            isinstance(exc, httpx.ConnectError) and isinstance(exc.__context__, ssl.SSLError)
         ):
             return self._tls_failure(url)
-        # urllib3's NewConnectionError (refused, no route, no such host) derives from ConnectTimeoutError.
-        if isinstance(reason, (NewConnectionError, httpx.ConnectError)):
+        if isinstance(exc, (ConnectFailed, httpx.ConnectError)):
             return Unreachable(f"the backend {host_of(url)} cannot be reached")
-        if isinstance(reason, (ConnectTimeoutError, ReadTimeoutError, httpx.TimeoutException)):
+        if isinstance(exc, (ConnectTimedOut, ReadTimedOut, httpx.TimeoutException)):
             return GatewayTimeout(f"the backend {host_of(url)} did not answer in time")
         return EndpointError(f"the backend {host_of(url)} cannot be reached")
 
@@ -157,9 +145,7 @@ class HttpProxyEndpoint(EndpointConnector):
         return Unreachable(why or f"the TLS handshake with the backend {host_of(url)} failed")
 
     def close(self):
-        self.pool.clear()
-        if self.http2 is not None:
-            self.http2.client.close()
+        self.client.close()
 
 
 class Http2Client:
@@ -189,16 +175,19 @@ class Http2Client:
         except (httpx.HTTPError, OSError) as exc:
             raise failure(exc, url) from None
 
+    def close(self):
+        self.client.close()
+
 
 class Answer:
     """The backend's answer: status and headers at once, the body as it comes (chunk by chunk, so
     that a stream is not held back). It is the WSGI response body: closing it gives the connection
     back to the pool, or drops the connection when the body was not read to its end."""
 
-    __slots__ = ("response", "complete")
+    __slots__ = ("response",)
 
     def __init__(self, response):
-        self.response, self.complete = response, False
+        self.response = response
 
     @property
     def status_code(self):
@@ -206,32 +195,28 @@ class Answer:
 
     @property
     def status(self):
-        return f"{self.response.status} {self.response.reason or ''}".strip()
+        return f"{self.response.status} {self.response.reason}".rstrip()
 
     @property
     def headers(self):
         headers = self.response.headers
-        dropped = HOP_BY_HOP | {
-            name.strip().lower() for value in headers.getlist("Connection") for name in value.split(",")
+        named = {
+            option.strip().lower()
+            for name, value in headers
+            if name.lower() == "connection"
+            for option in value.split(",")
         }
-        return [(name, value) for name, value in headers.iteritems() if name.lower() not in dropped]
+        dropped = HOP_BY_HOP | named if named else HOP_BY_HOP
+        return [(name, value) for name, value in headers if name.lower() not in dropped]
 
     def __iter__(self):
-        response = self.response
         try:
-            if response.chunked and response.supports_chunked_reads():
-                yield from response.read_chunked(decode_content=False)
-            else:
-                while chunk := response.read1(READ_CHUNK):
-                    yield chunk
-            self.complete = True
-        except (ProtocolError, ReadTimeoutError, OSError):
+            yield from self.response
+        except ClientError:
             return  # the backend went away mid-body: end the response here
 
     def close(self):
-        if not self.complete:
-            self.response.close()
-        self.response.release_conn()
+        self.response.close()
 
     discard = close
 
@@ -254,19 +239,8 @@ class Http2Answer(Answer):
     def __iter__(self):
         try:
             yield from self.response.iter_raw()
-            self.complete = True
         except (httpx.HTTPError, OSError):
             return  # the backend went away mid-body: end the response here
-
-    def close(self):
-        self.response.close()
-
-    discard = close
-
-
-def last_words(exc):
-    """What went wrong, without urllib3's preamble."""
-    return str(exc).rpartition("new connection: ")[2].strip("'\")") or type(exc).__name__
 
 
 def host_of(url):

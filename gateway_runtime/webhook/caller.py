@@ -10,10 +10,9 @@ import socket
 import time
 from urllib.parse import urlencode, urlsplit
 
-import urllib3
-
+from ..http_client import ClientError, split_url
 from ..messages import EndpointError
-from ..outbound_http import outbound_proxy, pooled_client, ssl_context
+from ..outbound_http import outbound_client, outbound_proxy, ssl_context
 
 SNIPPET = 200  # characters of a callback's answer kept in the log
 ALLOW_PRIVATE = "GATEHOUSE_WEBHOOK_ALLOW_PRIVATE"
@@ -58,17 +57,17 @@ class Caller:
 
     def __init__(self, entry, settings):
         self.url = settings["callbackUrl"]
+        self.origin, self.target = split_url(self.url)
         self.headers = {h["name"]: h["value"] for h in settings.get("headers", [])}
         self.auth = settings.get("auth") or {"type": "none"}
         ssl = settings.get("ssl") or {}
         context = ssl_context(ssl) if self.url.startswith("https") or self.auth["type"] == "oauth2" else None
-        self.pool = pooled_client(
+        self.client = outbound_client(
             outbound_proxy(entry.config.get("proxy") or {}, self.url),
             context,
-            num_pools=4,
-            maxsize=entry.concurrency,
             connect_timeout=entry.connect_timeout,
             read_timeout=entry.read_timeout,
+            max_connections=entry.concurrency,
         )
         self.token = None  # (OAuth2 access token, monotonic expiry)
 
@@ -81,21 +80,19 @@ class Caller:
         headers.update(self.headers)
         headers.update(self._credentials())
         try:
-            response = self.pool.urlopen("POST", self.url, body=message.content, headers=headers, redirect=False)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise EndpointError(
-                f"the callback {urlsplit(self.url).netloc} cannot be reached: {getattr(exc, 'reason', None) or exc}"
-            ) from None
+            response = self.client.request(self.origin, "POST", self.target, headers, message.content)
+            answer = response.read()
+        except ClientError as exc:
+            raise EndpointError(f"the callback {self.origin.authority} cannot be reached: {exc}") from None
         if response.status == 401:
             self.token = None  # the token may have been revoked: fetch a new one next time
-        return response.status, response.data[: SNIPPET * 4].decode("utf-8", "replace")[:SNIPPET]
+        return response.status, answer[: SNIPPET * 4].decode("utf-8", "replace")[:SNIPPET]
 
     def _credentials(self):
         kind = self.auth["type"]
         if kind == "basic":
             basic = self.auth["basic"]
-            pair = base64.b64encode(f"{basic['username']}:{basic['password']}".encode()).decode()
-            return {"Authorization": f"Basic {pair}"}
+            return {"Authorization": basic_credentials(basic["username"], basic["password"])}
         if kind == "token":
             return {"Authorization": f"Bearer {self.auth['token']['value']}"}
         if kind == "oauth2":
@@ -111,19 +108,24 @@ class Caller:
         form = {"grant_type": "client_credentials"}
         if oauth2.get("scopes"):
             form["scope"] = " ".join(oauth2["scopes"])
-        headers = urllib3.make_headers(basic_auth=f"{oauth2['clientId']}:{oauth2['clientSecret']}")
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        headers = {
+            "Authorization": basic_credentials(oauth2["clientId"], oauth2["clientSecret"]),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        origin, target = split_url(oauth2["endpoint"])
         try:
-            response = self.pool.urlopen(
-                "POST", oauth2["endpoint"], body=urlencode(form), headers=headers, redirect=False
-            )
-            answer = json.loads(response.data)
+            response = self.client.request(origin, "POST", target, headers, urlencode(form).encode())
+            answer = json.loads(response.read())
             token = answer["access_token"]
-        except (urllib3.exceptions.HTTPError, OSError, ValueError, KeyError, TypeError):
+        except (ClientError, ValueError, KeyError, TypeError):
             raise EndpointError(f"no access token from {oauth2['endpoint']}") from None
         # Renewed a little before it expires, so that no call carries a token expiring on the way.
         lifetime = float(answer.get("expires_in") or 300) * 0.9
         return token, time.monotonic() + lifetime
 
     def close(self):
-        self.pool.clear()
+        self.client.close()
+
+
+def basic_credentials(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()

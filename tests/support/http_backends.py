@@ -1,6 +1,7 @@
 """HTTP backends of the proxy tests: stdlib servers on free ports that echo each request as JSON and
 name themselves in X-Backend, and what an outbound proxy's log says it carried."""
 
+import hashlib
 import json
 import threading
 import time
@@ -167,3 +168,69 @@ def start_keeper():
     server.RequestHandlerClass = Keeper
     server.bodies = []
     return server
+
+
+class CountingServer(ThreadingHTTPServer):
+    """A backend that counts its connections (opened and closed) and keeps the method of each
+    request it read; it may drop a connection right after answering on it (`drop_after_answer`:
+    a kept-alive connection the backend closes without a word) and cut its answers to POSTs
+    after half a head (`cut_posts`)."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", free_port()), CountingBackend)
+        self.connections = self.closed = 0
+        self.methods = []
+        self.drop_after_answer = self.cut_posts = False
+        self.changed = threading.Condition()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def count(self, what):
+        with self.changed:
+            setattr(self, what, getattr(self, what) + 1)
+            self.changed.notify_all()
+
+    def shutdown_request(self, request):
+        super().shutdown_request(request)
+        self.count("closed")
+
+    def wait_closed(self, count, timeout=5):
+        """True once `count` connections have been closed by the backend."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.closed >= count, timeout)
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class CountingBackend(Backend):
+    """Answers with the size and SHA-256 of the body it read, as CountingServer says; a path
+    under /moved is redirected (302) to the same path without it."""
+
+    def setup(self):
+        super().setup()
+        self.server.count("connections")
+
+    def _drain(self, length):
+        data = self.rfile.read(length)
+        self.digest.update(data)
+        return len(data)
+
+    def do_GET(self):
+        self.digest = hashlib.sha256()
+        size = self._body_size()
+        self.server.methods.append(self.command)
+        if self.path.startswith("/moved/"):
+            self._send(302, b"", extra=[("Location", self.path.removeprefix("/moved"))])
+            return
+        if self.command == "POST" and self.server.cut_posts:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Le")
+            self.close_connection = True
+            return
+        answer = {"path": self.path, "size": size, "sha256": self.digest.hexdigest()}
+        self._send(200, json.dumps(answer).encode())
+        self.close_connection = self.server.drop_after_answer
+
+    do_POST = do_GET
