@@ -312,7 +312,8 @@ def test_consumers_and_producer_are_closed_on_undeploy(server, tansu, new_topic)
     assert requests.post(server.gateway + "/orders", data=b"two", timeout=10).status_code == 202
     for client in ("c1", "c2", "c3"):
         poll(server, client=client)
-    assert server.connections_to(tansu.port) >= 4  # a producer and three consumers hold connections
+    # the producer and the consumers still pooled (one that waited 5 s idle has left already)
+    assert server.connections_to(tansu.port) >= 2
     assert server.mgmt("POST", f"/apis/{api_id}/_stop").status_code == 204
     deadline = time.monotonic() + 10
     while (held := server.connections_to(tansu.port)) or (stats := server.runtime())["apis"] or stats["retiring"]:

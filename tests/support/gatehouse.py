@@ -142,6 +142,17 @@ class Server:
         with open(f"/proc/{self.proc.pid}/status") as status:
             return int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1)) / 1024
 
+    def socket_count(self):
+        """How many sockets this process holds (listening, connected, to brokers): what a leak of
+        connections would grow, unlike its file count (SQLite opens files as its pool grows)."""
+        count = 0
+        for fd in os.listdir(f"/proc/{self.proc.pid}/fd"):
+            try:
+                count += os.readlink(f"/proc/{self.proc.pid}/fd/{fd}").startswith("socket:")
+            except OSError:
+                continue  # closed meanwhile
+        return count
+
     def connections_to(self, port):
         """How many TCP connections this process holds open to `port` on 127.0.0.1 (read from /proc, as
         `ss -tnp` would show them)."""
