@@ -345,7 +345,8 @@ def serve(args):
     limits = _limits(open_file_limit)
     portal = LimitedWSGIServer(_listener(args.host, args.portal_port), app, limits, limits.max_portal)
     portal.handler_class = strict(LimitedHandler)  # the RFC 9112 framing the gateway's server checks too
-    gateway_server = GatewayServer(_listener(args.host, args.gateway_port), gateway, limits, limits.max_gateway)
+    tls = _gateway_tls()
+    gateway_server = GatewayServer(_listener(args.host, args.gateway_port), gateway, limits, limits.max_gateway, tls)
     tcp = _tcp_listener(app, gateway, args.host, args.tcp_port, gateway_server.pool, limits.header_timeout)
     app.config.update(GATEWAY_PORT=gateway_server.server_port, TCP_PORT=tcp.port if tcp is not None else None)
     portal.start()
@@ -354,7 +355,10 @@ def serve(args):
     # every later full garbage collection, which would otherwise stall the gateway for tens of ms.
     gc.freeze()
     print(f"Gatehouse portal:  http://{args.host}:{portal.server_port}/", flush=True)
-    print(f"Gatehouse gateway: http://{args.host}:{gateway_server.server_port}/", flush=True)
+    print(
+        f"Gatehouse gateway: {'http' if tls is None else 'https'}://{args.host}:{gateway_server.server_port}/",
+        flush=True,
+    )
     if tcp is not None:
         print(f"Gatehouse TCP:     {args.host}:{tcp.port} (TLS, routed by SNI)", flush=True)
     stop = Event()
@@ -417,6 +421,19 @@ def _limits(open_file_limit):
         limits.shutdown_grace,
     )
     return limits
+
+
+def _gateway_tls():
+    """The gateway port's TLS (GATEHOUSE_GATEWAY_TLS_*), None for plain HTTP; a wrong setting
+    or file ends the process with one line naming it."""
+    from gateway_runtime.listeners import SettingError
+    from gateway_runtime.server.tls import GatewayTls
+
+    try:
+        return GatewayTls.from_environment()
+    except SettingError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def rotate_secret_key():

@@ -10,6 +10,8 @@ Starts, all on free ports of 127.0.0.1 and all stopped on exit:
   gateway       a real `gatehouse serve` (temp SQLite) with a proxy API (http-proxy entrypoint,
                 one http-proxy endpoint whose target is the backend), imported and started
                 through the management API;
+  gateway-tls   a second `gatehouse serve`, its gateway port in TLS (GATEHOUSE_GATEWAY_TLS_CERT /
+                _KEY: a self-signed P-256 certificate made with openssl), the same proxy API;
   old-stack     bench/forwarder.py serve: a bare monkey-patched gevent.pywsgi server forwarding each
                 request to the backend with a urllib3 PoolManager, what the gateway was built on
                 before its own client (issue 17's baseline).
@@ -24,7 +26,9 @@ requests/s and CPU per request.
 
 Then `wrk -t2 -c32 -d8s --latency` (after a 2 s warm-up) to (1) the backend directly, (2) the
 nginx proxy, (3) the old stack, (4) the gateway: requests/s, p50/p99, and the ratios with their
-targets: gateway / nginx-proxy >= 0.25, gateway / old stack >= 5. Then (5) a lighter run, to see
+targets: gateway / nginx-proxy >= 0.25, gateway / old stack >= 5; and (4b) the same proxy API
+over HTTPS on the TLS gateway (kept-alive connections, as the others), target HTTPS / HTTP of the
+gateway >= 0.7. Then (5) a lighter run, to see
 the latency the gateway adds when it is not saturated: wrk2 (constant rate) is not available, so
 this is approximated with a few connections each pausing before each request (a wrk Lua
 `delay()` of about 4 ms, connections / delay = half the gateway's peak rate; fewer connections
@@ -42,6 +46,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -166,6 +171,18 @@ def client_loops(url, duration):
             flush=True,
         )
     return results
+
+
+def self_signed(workdir):
+    """(certificate file, key file) for 127.0.0.1: wrk does not verify the server."""
+    cert, key = Path(workdir) / "gateway.pem", Path(workdir) / "gateway.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-subj", "/CN=127.0.0.1", "-days", "1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
 
 def proxy_api(target):
@@ -308,15 +325,24 @@ def main():
             backend_port, backend = start_backend(procs, tmp, args.size, args.nginx_workers)
             nginx_port, nginx_proxy = start_nginx_proxy(procs, tmp, backend_port, args.nginx_workers)
             old_port, old_stack = start_old_stack(procs, tmp, backend_port)
-            gateway = Gatehouse(procs, tmp)
+            no_tcp = {"GATEHOUSE_TCP_PORT": "off"}  # unused here, and its default port may be taken
+            gateway = Gatehouse(procs, tmp, env=no_tcp)
             gateway.deploy(proxy_api(f"http://127.0.0.1:{backend_port}"))
+            cert, key = self_signed(tmp)
+            tls = {"GATEHOUSE_GATEWAY_TLS_CERT": str(cert), "GATEHOUSE_GATEWAY_TLS_KEY": str(key)}
+            gateway_tls = Gatehouse(procs, tmp, env={**no_tcp, **tls})
+            gateway_tls.deploy(proxy_api(f"http://127.0.0.1:{backend_port}"))
             urls = {
                 "direct": f"http://127.0.0.1:{backend_port}/{FILE}",
                 "nginx-proxy": f"http://127.0.0.1:{nginx_port}/{FILE}",
                 "old-stack": f"http://127.0.0.1:{old_port}/{FILE}",
                 "gateway": f"http://127.0.0.1:{gateway.port}{PATH}/{FILE}",
+                "gateway-tls": f"https://127.0.0.1:{gateway_tls.port}{PATH}/{FILE}",
             }
-            bodies = {name: urllib.request.urlopen(url, timeout=10).read() for name, url in urls.items()}
+            unverified = ssl._create_unverified_context()  # the self-signed certificate
+            bodies = {
+                name: urllib.request.urlopen(url, timeout=10, context=unverified).read() for name, url in urls.items()
+            }
             assert len(bodies["direct"]) == args.size and len(set(bodies.values())) == 1, bodies
 
             c, d = args.connections, args.duration
@@ -344,6 +370,9 @@ def main():
                 f"{viangx['p50'] - direct['p50']:.3f} ms, p99 {viangx['p99'] - direct['p99']:.3f} ms)",
                 flush=True,
             )
+            https = measure("gateway over HTTPS", urls["gateway-tls"], d, c, [gateway_tls.pid])
+            tls_target = Target("gateway HTTPS / HTTP", https["rate"] / gw["rate"], ">=", 0.7)
+            print(f"  {tls_target}", flush=True)
 
             # wrk2 (constant rate) is not available. Fewer connections alone do not lower the load
             # here: one connection, closed loop, already keeps the gateway near 100 % CPU. So each
@@ -370,6 +399,8 @@ def main():
                 flush=True,
             )
 
+            targets.append(tls_target)
+
             if args.py_spy:
                 print(f"\n6. py-spy record (5 s) of the gateway under wrk -c{c} -> {args.py_spy}", flush=True)
                 load = subprocess.Popen(
@@ -391,7 +422,8 @@ def main():
                 f"\nsummary (load average {load_average()}): direct {direct['rate']:,.0f} req/s, "
                 f"nginx proxy {viangx['rate']:,.0f} req/s, old stack {old['rate']:,.0f} req/s "
                 f"({old['cpu_us']:.0f} µs CPU/request), gateway {gw['rate']:,.0f} req/s ({gw['cpu_us']:.0f} µs "
-                f"CPU/request: {old['cpu_us'] / gw['cpu_us']:.2f}x less than the old stack); at -c{lc} paced:"
+                f"CPU/request: {old['cpu_us'] / gw['cpu_us']:.2f}x less than the old stack), gateway over HTTPS "
+                f"{https['rate']:,.0f} req/s ({https['cpu_us']:.0f} µs CPU/request); targets (latencies paced, -c{lc}):"
             )
             for target in targets:
                 print(f"  {target}")

@@ -1,6 +1,7 @@
 """The gateway port's HTTP/1.1 connections: read a head whole, check it (framing.read_head), call
 the application (a WSGI callable, as under gunicorn), write its response, and go on with the
-next request, pipelined or not, while the connection is kept alive.
+next request, pipelined or not, while the connection is kept alive; over TLS (tls.py) when
+GATEHOUSE_GATEWAY_TLS_CERT and _KEY are set.
 
 The limits are listeners.py's, as on the portal's pywsgi listener: the header timeout (408 once
 the request line came), the keep-alive timeout, the connection cap, the write timeout, and on
@@ -43,9 +44,11 @@ HEAD_END = re.compile(rb"\r?\n\r?\n")  # RFC 9112, 2.2: a bare LF ends a line to
 
 
 class GatewayServer(LimitedServer, StreamServer):
-    def __init__(self, listener, application, limits, max_connections):
+    def __init__(self, listener, application, limits, max_connections, tls=None):
+        """`tls`: a tls.GatewayTls for HTTPS and WSS, None for plain HTTP."""
         super().__init__(listener, self._serve, limits, max_connections)
         self.application = application
+        self.tls = tls
         self.environ = {}
 
     def init_socket(self):
@@ -57,7 +60,7 @@ class GatewayServer(LimitedServer, StreamServer):
             "SERVER_PORT": str(port),
             "SERVER_SOFTWARE": "gatehouse",
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
+            "wsgi.url_scheme": "http" if self.tls is None else "https",
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": False,
             "wsgi.multiprocess": False,
@@ -65,15 +68,26 @@ class GatewayServer(LimitedServer, StreamServer):
             "wsgi.input_terminated": True,
         }
 
+    def start(self):
+        super().start()
+        if self.tls is not None:
+            self.tls.start()
+
+    def close(self):
+        super().close()
+        if self.tls is not None:
+            self.tls.close()
+
     def _serve(self, sock, address):
         Connection(self, sock, address).serve()
 
 
 class Connection:
-    __slots__ = ("server", "sock", "address", "data", "taken", "response")
+    __slots__ = ("server", "sock", "address", "base", "data", "taken", "response")
 
     def __init__(self, server, sock, address):
         self.server, self.sock, self.address = server, sock, address
+        self.base = server.environ  # each request's environ starts as a copy
         self.data = b""  # received and not used yet: the start of a next request, pipelined
         self.taken = False  # handed over to the application (UPGRADE)
         self.response = None
@@ -120,6 +134,8 @@ class Connection:
         deadline = Timeout.start_new(limits.header_timeout, HeaderTimeout)
         answer = None
         try:
+            if first and self.server.tls is not None and not self.secure():
+                return None
             return self._receive_head()
         except HeaderTimeout:
             if b"\n" in self.data:  # past the request line: answered, as on the portal's listener
@@ -133,6 +149,17 @@ class Connection:
             if answer is not REQUEST_TIMEOUT_ANSWER:
                 self.linger()  # the refused request's body may be arriving
         return None
+
+    def secure(self):
+        """The TLS handshake; False when the connection ends here, a client speaking plain HTTP
+        answered. OSError when the handshake fails."""
+        tls = self.server.tls.wrap(self.sock, self.server.limits.write_timeout)
+        if tls is None:
+            self.linger()  # the plain request's bytes are unread
+            return False
+        self.sock = tls
+        self.base = {**self.server.environ, **self.server.tls.handshake(tls, self.address)}
+        return True
 
     def _receive_head(self):
         guard = HeadGuard()
@@ -210,7 +237,7 @@ class Connection:
             self.sock.sendall(CONTINUE)
 
     def environ(self, method, target, version, fields):
-        environ = self.server.environ.copy()
+        environ = self.base.copy()
         path, _, query = target.partition("?")
         environ.update(
             REQUEST_METHOD=method,

@@ -235,3 +235,13 @@ class Material:
 
 def b64(data):
     return base64.b64encode(data).decode()
+
+
+def client_cert_files(folder, ca_key, ca_cert, name):
+    """(certificate file, key file) of a client certificate from the CA for the subject CN=`name`, in PEM."""
+    key, cert = make_client_cert(ca_key, ca_cert, name)
+    (folder / f"{name}.pem").write_bytes(pem(cert))
+    (folder / f"{name}.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return folder / f"{name}.pem", folder / f"{name}.key"
