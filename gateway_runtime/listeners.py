@@ -268,13 +268,19 @@ class WriteTimedSocket(GeventSocket):
             return self._sock.send(data, flags)  # the usual case: the kernel takes it at once
         except BlockingIOError:
             pass
-        with Timeout(self.write_timeout, False):
-            return super().send(data, flags, timeout)
-        try:
-            self.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        raise TimeoutError(errno.ETIMEDOUT, f"the client took in nothing for {self.write_timeout:g} s")
+        return send_in_time(self, super().send, data, flags, timeout)
+
+
+def send_in_time(sock, send, *args):
+    """send(*args) on `sock`, unless its client takes in nothing for `sock.write_timeout` seconds:
+    then the connection is shut down and TimeoutError raised."""
+    with Timeout(sock.write_timeout, False):
+        return send(*args)
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    raise TimeoutError(errno.ETIMEDOUT, f"the client took in nothing for {sock.write_timeout:g} s")
 
 
 class GuardedStreamServer(AcceptGuard, StreamServer):

@@ -17,7 +17,6 @@ import gevent
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from gevent import Timeout
 from gevent.socket import timeout_default  # type: ignore[attr-defined]  # a sentinel types-gevent leaves out
 from gevent.ssl import (
     CERT_NONE,
@@ -32,7 +31,7 @@ from gevent.ssl import (
     TLSVersion,
 )
 
-from ..listeners import SettingError
+from ..listeners import SettingError, send_in_time
 
 log = logging.getLogger("gatehouse.server")
 
@@ -73,13 +72,7 @@ class TlsSocket(SSLSocket):
     write_timeout = 30.0
 
     def send(self, data, flags=0, timeout=timeout_default):
-        with Timeout(self.write_timeout, False):
-            return super().send(data, flags, timeout)
-        try:
-            self.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        raise TimeoutError(f"the client took in nothing for {self.write_timeout:g} s")
+        return send_in_time(self, super().send, data, flags, timeout)
 
     def recv(self, buflen=1024, flags=0):
         data = super().recv(buflen, flags)
