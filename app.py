@@ -1,12 +1,14 @@
 """Gatehouse: the application factory, `gatehouse serve`, and the gunicorn entry point.
 
-`gatehouse serve` runs the portal (UI + management API) and the gateway in one gevent process.
+`gatehouse serve` runs the portal (UI + management API) and the gateway in one gevent process, or
+with `--workers N` in N such processes forked by a supervisor (gateway_runtime.supervisor).
 Under gunicorn (`gunicorn -k gevent 'app:make_wsgi()'` binding both ports), one WSGI callable
 dispatches by the port a request arrived on, and each worker runs its own gateway.
 """
 
 import argparse
 import fcntl
+import functools
 import gc
 import logging
 import os
@@ -287,17 +289,25 @@ def _listener(host, port):
     return sock
 
 
-def _tcp_listener(app, gateway, host, port, pool, handshake_timeout):
-    """The TCP listener (None when turned off), its certificate made under the instance lock."""
+def _tcp_listener(app, gateway, sock, pool, handshake_timeout):
+    """The TCP listener on `sock` (None when turned off), its certificate made under the instance lock."""
     from gateway_runtime.tcp import TcpListener, server_certificate
 
-    if port is None:
+    if sock is None:
         return None
     with _lock(app.instance_path):
         certfile, keyfile = server_certificate(app.instance_path)
-    listener = TcpListener(gateway, _listener(host, port), certfile, keyfile, pool, handshake_timeout)
+    listener = TcpListener(gateway, sock, certfile, keyfile, pool, handshake_timeout)
     listener.start()
     return listener
+
+
+def _bind(args):
+    return {
+        "portal": _listener(args.host, args.portal_port),
+        "gateway": _listener(args.host, args.gateway_port),
+        "tcp": _listener(args.host, args.tcp_port) if args.tcp_port is not None else None,
+    }
 
 
 def _port_or_off(value):
@@ -326,10 +336,47 @@ def _patch_all():
         metadata.entry_points = scan
 
 
+WORKERS = "GATEHOUSE_WORKERS"
+
+
 def serve(args):
+    """One process, or with several workers a supervisor forking them (gateway_runtime.supervisor)."""
+    workers = _workers(args.workers)
+    if workers == 1:
+        return _serve(args)
+    from gateway_runtime.supervisor import Supervisor
+
+    _configure_logging()
+    listening = _bind(args)  # before the fork: every worker accepts on these, port 0 resolved once
+    ports = [sock.getsockname()[1] if sock is not None else None for sock in listening.values()]
+    announce = functools.partial(_say_ports, args.host, *ports)  # once, when the first worker serves
+    sockets = [sock for sock in listening.values() if sock is not None]
+    return Supervisor(workers, functools.partial(_serve, args, listening), announce, sockets).run()
+
+
+def _workers(flag):
+    """--workers, else GATEHOUSE_WORKERS, else one per CPU this process may run on; a wrong value
+    ends the process with one line naming it."""
+    name, raw = ("--workers", flag) if flag is not None else (WORKERS, os.environ.get(WORKERS, "").strip())
+    if not raw:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        workers = int(raw)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        print(f"{name} must be a whole number greater than 0, not {raw!r}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    return workers
+
+
+def _serve(args, inherited=None, ready=None):
+    """The portal and the gateway in this process, on the supervisor's listening sockets when it
+    has `inherited` them (then `ready` tells the supervisor it serves), else on sockets of its own."""
     _patch_all()
 
     import signal
+    import socket
 
     import gevent
     from gevent.event import Event
@@ -343,29 +390,50 @@ def serve(args):
     app = create_app()
     gateway = _start(app)
     limits = _limits(open_file_limit)
-    portal = LimitedWSGIServer(_listener(args.host, args.portal_port), app, limits, limits.max_portal)
+    if inherited:  # the supervisor's sockets, as gevent's (patched) sockets
+        listening = {name: sock and socket.socket(fileno=sock.detach()) for name, sock in inherited.items()}
+    else:
+        listening = _bind(args)
+    portal = LimitedWSGIServer(listening["portal"], app, limits, limits.max_portal)
     portal.handler_class = strict(LimitedHandler)  # the RFC 9112 framing the gateway's server checks too
     tls = _gateway_tls()
-    gateway_server = GatewayServer(_listener(args.host, args.gateway_port), gateway, limits, limits.max_gateway, tls)
-    tcp = _tcp_listener(app, gateway, args.host, args.tcp_port, gateway_server.pool, limits.header_timeout)
+    gateway_server = GatewayServer(listening["gateway"], gateway, limits, limits.max_gateway, tls)
+    tcp = _tcp_listener(app, gateway, listening["tcp"], gateway_server.pool, limits.header_timeout)
     app.config.update(GATEWAY_PORT=gateway_server.server_port, TCP_PORT=tcp.port if tcp is not None else None)
     portal.start()
     gateway_server.start()
     # Start-up made ~100k long-lived objects (Flask, SQLAlchemy, templates): keep them out of
     # every later full garbage collection, which would otherwise stall the gateway for tens of ms.
     gc.freeze()
-    print(f"Gatehouse portal:  http://{args.host}:{portal.server_port}/", flush=True)
-    print(
-        f"Gatehouse gateway: {'http' if tls is None else 'https'}://{args.host}:{gateway_server.server_port}/",
-        flush=True,
-    )
-    if tcp is not None:
-        print(f"Gatehouse TCP:     {args.host}:{tcp.port} (TLS, routed by SNI)", flush=True)
     stop = Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
+    gevent.signal_handler(signal.SIGHUP, _reload, tls)
+    if ready is None:
+        _say_ports(args.host, portal.server_port, gateway_server.server_port, tcp.port if tcp is not None else None)
+    else:
+        ready(limits.shutdown_grace)
     stop.wait()
     _shut_down((portal, gateway_server), tcp, gateway, limits.shutdown_grace)
+    return 0
+
+
+def _say_ports(host, portal_port, gateway_port, tcp_port):
+    print(f"Gatehouse portal:  http://{host}:{portal_port}/", flush=True)
+    # The workers refuse to start on TLS settings that are not whole: both files named means HTTPS.
+    scheme = "https" if os.environ.get("GATEHOUSE_GATEWAY_TLS_CERT") else "http"
+    print(f"Gatehouse gateway: {scheme}://{host}:{gateway_port}/", flush=True)
+    if tcp_port is not None:
+        print(f"Gatehouse TCP:     {host}:{tcp_port} (TLS, routed by SNI)", flush=True)
+
+
+def _reload(tls):
+    """SIGHUP (passed on to each worker by the supervisor): the gateway port's certificate and key
+    read again at once, without waiting for the watcher to see the files change."""
+    if tls is None:
+        logging.getLogger("gatehouse").info("SIGHUP: nothing to reload (the gateway port has no TLS)")
+    else:
+        tls.reload()
 
 
 def _shut_down(servers, tcp, gateway, grace):
@@ -489,7 +557,7 @@ def _refuse(message):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="gatehouse", description="Gatehouse API gateway and developer portal")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="run the portal and the gateway in one process")
+    run = commands.add_parser("serve", help="run the portal and the gateway")
     run.add_argument("--host", default=os.environ.get("GATEHOUSE_HOST", "127.0.0.1"))
     run.add_argument("--portal-port", type=int, default=DEFAULT_PORTAL_PORT)
     run.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT)
@@ -498,6 +566,10 @@ def main(argv=None):
         type=_port_or_off,
         default=os.environ.get("GATEHOUSE_TCP_PORT", DEFAULT_TCP_PORT),
         help="TLS port of tcp-proxy APIs (routed by SNI), or 'off'",
+    )
+    run.add_argument(
+        "--workers",
+        help=f"worker processes serving the same ports (default: {WORKERS}, else one per CPU); 1: no supervisor",
     )
     commands.add_parser(
         "rotate-secret-key",
@@ -508,8 +580,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "rotate-secret-key":
         return rotate_secret_key()
-    serve(args)
-    return 0
+    return serve(args)
 
 
 if __name__ == "__main__":

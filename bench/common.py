@@ -101,6 +101,8 @@ class Gatehouse:
             GATEHOUSE_INSTANCE_PATH=str(Path(workdir) / f"instance-{portal_port}"),
             GATEHOUSE_LOG_LEVEL=log_level,
             PYTHONPATH=str(ROOT),
+            # one process unless a bench asks for more: the CPU figures read this process's time
+            GATEHOUSE_WORKERS="1",
             **(env or {}),
         )
         env.pop("GATEHOUSE_DATABASE_URL", None)  # the default: SQLite in the temp instance folder

@@ -1,7 +1,7 @@
 """HTTP proxy overhead of the gateway against nginx, on one small static file.
 
     python bench/proxy.py [--duration 8] [--connections 32] [--low-connections N] [--size 100]
-                          [--nginx-workers 1] [--py-spy /tmp/proxy.svg]
+                          [--nginx-workers 1] [--workers 1] [--py-spy /tmp/proxy.svg]
 
 Starts, all on free ports of 127.0.0.1 and all stopped on exit:
 
@@ -308,6 +308,7 @@ def main():
     )
     parser.add_argument("--size", type=int, default=100, help="static file size in bytes (default 100)")
     parser.add_argument("--nginx-workers", type=int, default=1, help="worker processes per nginx (default 1)")
+    parser.add_argument("--workers", type=int, default=1, help="the gateway's worker processes (default 1)")
     parser.add_argument("--py-spy", metavar="SVG", help="record a py-spy flame graph of the gateway under load")
     args = parser.parse_args()
     ensure_tools()
@@ -325,12 +326,13 @@ def main():
             backend_port, backend = start_backend(procs, tmp, args.size, args.nginx_workers)
             nginx_port, nginx_proxy = start_nginx_proxy(procs, tmp, backend_port, args.nginx_workers)
             old_port, old_stack = start_old_stack(procs, tmp, backend_port)
-            no_tcp = {"GATEHOUSE_TCP_PORT": "off"}  # unused here, and its default port may be taken
-            gateway = Gatehouse(procs, tmp, env=no_tcp)
+            # the TCP port is unused here and its default may be taken
+            base = {"GATEHOUSE_TCP_PORT": "off", "GATEHOUSE_WORKERS": str(args.workers)}
+            gateway = Gatehouse(procs, tmp, env=base)
             gateway.deploy(proxy_api(f"http://127.0.0.1:{backend_port}"))
             cert, key = self_signed(tmp)
             tls = {"GATEHOUSE_GATEWAY_TLS_CERT": str(cert), "GATEHOUSE_GATEWAY_TLS_KEY": str(key)}
-            gateway_tls = Gatehouse(procs, tmp, env={**no_tcp, **tls})
+            gateway_tls = Gatehouse(procs, tmp, env={**base, **tls})
             gateway_tls.deploy(proxy_api(f"http://127.0.0.1:{backend_port}"))
             urls = {
                 "direct": f"http://127.0.0.1:{backend_port}/{FILE}",
@@ -353,13 +355,13 @@ def main():
 
             print(
                 f"\n1-4. wrk -t2 -c{c} -d{d:g}s --latency, {args.size} B static file "
-                f"(nginx {args.nginx_workers} worker(s) each; old stack and gateway one process each)",
+                f"(nginx {args.nginx_workers} worker(s) each; old stack one process, gateway {args.workers} worker(s))",
                 flush=True,
             )
             direct = measure("direct (backend)", urls["direct"], d, c, nginx_pids(backend))
             viangx = measure("nginx proxy", urls["nginx-proxy"], d, c, nginx_pids(nginx_proxy))
             old = measure("old stack", urls["old-stack"], d, c, [old_stack.pid])
-            gw = measure("gateway", urls["gateway"], d, c, [gateway.pid])
+            gw = measure("gateway", urls["gateway"], d, c, nginx_pids(gateway.proc))  # its workers too
             targets = [
                 Target("gateway / nginx-proxy", gw["rate"] / viangx["rate"], ">=", 0.25),
                 Target("gateway / old stack", gw["rate"] / old["rate"], ">=", 5),
@@ -389,7 +391,7 @@ def main():
                 flush=True,
             )
             direct_low = measure("direct (backend)", urls["direct"], d, lc, nginx_pids(backend), script)
-            gw_low = measure("gateway", urls["gateway"], d, lc, [gateway.pid], script)
+            gw_low = measure("gateway", urls["gateway"], d, lc, nginx_pids(gateway.proc), script)
             targets += [
                 Target("added p50", gw_low["p50"] - direct_low["p50"], "<", 0.5, " ms"),
                 Target("added p99", gw_low["p99"] - direct_low["p99"], "<", 2, " ms"),

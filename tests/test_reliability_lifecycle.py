@@ -9,80 +9,25 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from support.apis import mock_api
-from support.gatehouse import environment, refused_start
+from support.gatehouse import environment, refused, refused_start
+from support.http_backends import ANSWER, start_slow_backend
 from support.mosquitto import Collector, shared_broker, unique_topic
 from support.streams import next_message, read_sse
 
 pytestmark = pytest.mark.slow  # stops gateways and waits out client timeouts
 
-ANSWER = bytes(range(256)) * 800  # 200 KB: the whole of it must arrive
 WRITE_TIMEOUT = 2
 MARGIN = 3  # a loaded machine's scheduling, on top of a timeout
 
 
-class Backend(BaseHTTPRequestHandler):
-    """GET /slow?seconds=N answers ANSWER after N seconds (`arrived` is set when a request comes);
-    any POST or PUT is read to its end, chunked or not, and noted in `complete` only if it was whole."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        self.server.arrived.set()
-        time.sleep(float(self.path.partition("seconds=")[2] or 0))
-        self._answer(ANSWER)
-
-    def do_POST(self):
-        try:
-            body = (
-                self._chunked()
-                if self.headers.get("Transfer-Encoding")
-                else self._exactly(int(self.headers.get("Content-Length") or 0))
-            )
-        except (OSError, ValueError):  # cut short: the gateway gave up on the request
-            self.close_connection = True
-            return
-        self.server.complete.append(body)
-        self._answer(b"stored")
-
-    do_PUT = do_POST
-
-    def _exactly(self, size):
-        data = self.rfile.read(size)
-        if len(data) < size:
-            raise EOFError("the body ended early")
-        return data
-
-    def _chunked(self):
-        body = b""
-        while size := int(self.rfile.readline().split(b";")[0], 16):
-            body += self._exactly(size)
-            self._exactly(2)
-        if self.rfile.readline() != b"\r\n":
-            raise EOFError("no end of the chunked body")
-        return body
-
-    def _answer(self, body):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def backend():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    httpd.daemon_threads = True
-    httpd.arrived, httpd.complete = threading.Event(), []
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = start_slow_backend()
     yield httpd
     httpd.shutdown()
     httpd.server_close()
@@ -114,14 +59,6 @@ def proxy_api(path, backend):
 
 def port_of(url):
     return int(url.rsplit(":", 1)[1])
-
-
-def refused(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    return False
 
 
 def until(condition, timeout, what):

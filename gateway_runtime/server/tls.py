@@ -203,11 +203,11 @@ class GatewayTls:
             gevent.sleep(CHECK_SECONDS)
             stamps = self.files.stamps()
             if stamps == seen and stamps != self.stamps:
-                self.stamps = stamps
-                self._reload()
+                self.reload()
             seen = stamps
 
-    def _reload(self):
+    def reload(self):
+        self.stamps = self.files.stamps()
         try:
             self.context, certificate = self.files.context()
         except SettingError as exc:

@@ -38,6 +38,15 @@ def wait_for_port(port, proc=None, timeout=30):
     raise TimeoutError(f"port {port} did not open")
 
 
+def refused(port):
+    """Does 127.0.0.1:port refuse a new connection (nothing listens on it)?"""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def read_log(proc):
     try:
         return Path(proc.log_path).read_text()[-3000:]
@@ -185,7 +194,7 @@ class Server:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its session: a supervisor's workers too
                 self.proc.wait()
 
 
@@ -193,6 +202,7 @@ def environment(workdir, database_url=None, **extra):
     # PYTHONPATH: the server runs this checkout's code, whichever checkout `pip install -e` last named.
     # GATEHOUSE_TCP_PORT 0: the system picks one, so that servers running side by side never race for a port.
     # A 5 s shutdown grace: a test's teardown must not wait the default 30 s for a stream it left open.
+    # One worker (no supervisor): ~180 servers on a small machine; a test of workers asks for more.
     env = dict(
         os.environ,
         GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD,
@@ -201,6 +211,7 @@ def environment(workdir, database_url=None, **extra):
         PYTHONUNBUFFERED="1",
         GATEHOUSE_TCP_PORT="0",
         GATEHOUSE_SHUTDOWN_GRACE_SECONDS="5",
+        GATEHOUSE_WORKERS="1",
     )
     if database_url:
         env["GATEHOUSE_DATABASE_URL"] = database_url
@@ -251,16 +262,19 @@ SERVE = [
 ]
 
 
-def refused_start(workdir, env, timeout=60):
+def refused_start(workdir, env, timeout=60, args=()):
     """A `gatehouse serve` that should stop at start: what it printed and its exit status."""
-    return subprocess.run(SERVE, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*SERVE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def launch(workdir, database_url=None, preexec_fn=None, **extra):
+def launch(workdir, database_url=None, preexec_fn=None, args=(), **extra):
     """A `gatehouse serve` process with its instance folder in `workdir`. It binds port 0 and
     prints the ports it got: ports picked here and bound later could be taken in between.
-    `preexec_fn` runs in the child before it starts (to lower its limits, say)."""
-    proc = _popen(SERVE, workdir, environment(workdir, database_url, **extra), uuid.uuid4().hex[:8], preexec_fn)
+    `preexec_fn` runs in the child before it starts (to lower its limits, say); `args` are more
+    arguments of `gatehouse serve`."""
+    proc = _popen(
+        [*SERVE, *args], workdir, environment(workdir, database_url, **extra), uuid.uuid4().hex[:8], preexec_fn
+    )
     deadline = time.monotonic() + 30
     while True:
         ports = dict(LISTENING.findall(Path(proc.log_path).read_text()))

@@ -234,3 +234,72 @@ class CountingBackend(Backend):
         self.close_connection = self.server.drop_after_answer
 
     do_POST = do_GET
+
+
+ANSWER = bytes(range(256)) * 800  # 200 KB: the whole of it must arrive
+
+
+class SlowBackend(BaseHTTPRequestHandler):
+    """GET /slow?seconds=N answers ANSWER after N seconds (`arrived` is set when a request comes, and
+    its path added to `arrivals`);
+    any POST or PUT is read to its end, chunked or not, and noted in `complete` only if it was whole."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.arrivals.append(self.path)
+        self.server.arrived.set()
+        time.sleep(float(self.path.partition("seconds=")[2] or 0))
+        self._answer(ANSWER)
+
+    def do_POST(self):
+        try:
+            body = (
+                self._chunked()
+                if self.headers.get("Transfer-Encoding")
+                else self._exactly(int(self.headers.get("Content-Length") or 0))
+            )
+        except (OSError, ValueError):  # cut short: the gateway gave up on the request
+            self.close_connection = True
+            return
+        self.server.complete.append(body)
+        self._answer(b"stored")
+
+    do_PUT = do_POST
+
+    def _exactly(self, size):
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise EOFError("the body ended early")
+        return data
+
+    def _chunked(self):
+        body = b""
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            body += self._exactly(size)
+            self._exactly(2)
+        if self.rfile.readline() != b"\r\n":
+            raise EOFError("no end of the chunked body")
+        return body
+
+    def _answer(self, body):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class SlowServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # not the stdlib's 5: many requests at once must not wait for SYN retries
+
+
+def start_slow_backend():
+    """A SlowBackend on a free port, serving in threads of its own."""
+    httpd = SlowServer(("127.0.0.1", 0), SlowBackend)
+    httpd.arrived, httpd.arrivals, httpd.complete = threading.Event(), [], []
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
