@@ -94,7 +94,7 @@ class Gatehouse:
 
         portal_port, self.port = free_port(), free_port()
         # PYTHONPATH: this checkout's gateway, not whichever checkout `pip install -e` last named.
-        env = dict(
+        environment = dict(
             os.environ,
             GATEHOUSE_ADMIN_PASSWORD=ADMIN_PASSWORD,
             PYTHONUNBUFFERED="1",
@@ -103,9 +103,9 @@ class Gatehouse:
             PYTHONPATH=str(ROOT),
             # one process unless a bench asks for more: the CPU figures read this process's time
             GATEHOUSE_WORKERS="1",
-            **(env or {}),
         )
-        env.pop("GATEHOUSE_DATABASE_URL", None)  # the default: SQLite in the temp instance folder
+        environment.update(env or {})
+        environment.pop("GATEHOUSE_DATABASE_URL", None)  # the default: SQLite in the temp instance folder
         args = [
             sys.executable,
             "-c",
@@ -117,7 +117,7 @@ class Gatehouse:
             str(self.port),
         ]
         self.procs = procs
-        self.proc = procs.start(args, workdir, env)
+        self.proc = procs.start(args, workdir, environment)
         self.pid = self.proc.pid
         wait_for_port(portal_port, self.proc)
         wait_for_port(self.port, self.proc)
