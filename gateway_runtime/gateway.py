@@ -11,6 +11,7 @@ import os
 import sys
 
 import gevent
+import gevent.lock
 from greenlet import greenlet
 from sqlalchemy.exc import OperationalError
 
@@ -103,6 +104,7 @@ class Gateway:
         self.retiring = set()
         self.watcher = None
         self.pusher = Pusher(self)
+        self.refreshing = gevent.lock.Semaphore()  # the watcher and refresh_now() take turns
 
     # ----- serving -----
     def __call__(self, environ, start_response):
@@ -192,21 +194,32 @@ class Gateway:
             else:
                 self.database.recovered()
 
+    def refresh_now(self):
+        """What the portal of this process just committed, served before its answer says so (the
+        watcher would take up to its poll interval; other processes and nodes still do). A failure
+        is left to the watcher, which retries and logs it."""
+        try:
+            self.refresh()
+        except Exception as exc:
+            log.debug("reading deployments after a change failed (the watcher retries): %s", exc)
+
     def refresh(self):
-        with self.engine.connect() as connection:
-            version = database.access_version(connection)
-            access = (
-                self.access if version == self.access.version else Access(version, *database.access_tables(connection))
-            )  # read after the version: never older
-            wanted = database.served_versions(connection)
-            current = {api_id: api.revision for api_id, api in self.apis.items()}
-            changed = {
-                api_id: rev
-                for api_id, rev in wanted.items()
-                if current.get(api_id) != rev and self.failed.get(api_id) != rev
-            }
-            loaded = database.load_revisions(connection, changed)
-        self._serve(wanted, {api_id: (changed[api_id], definition) for api_id, definition in loaded.items()}, access)
+        with self.refreshing:
+            with self.engine.connect() as connection:
+                version = database.access_version(connection)
+                access = self.access  # read after the version: never older
+                if version != access.version:
+                    access = Access(version, *database.access_tables(connection))
+                wanted = database.served_versions(connection)
+                current = {api_id: api.revision for api_id, api in self.apis.items()}
+                changed = {
+                    api_id: rev
+                    for api_id, rev in wanted.items()
+                    if current.get(api_id) != rev and self.failed.get(api_id) != rev
+                }
+                loaded = database.load_revisions(connection, changed)
+            definitions = {api_id: (changed[api_id], definition) for api_id, definition in loaded.items()}
+            self._serve(wanted, definitions, access)
 
     def _serve(self, wanted, definitions, access):
         """Serve the wanted {api_id: revision}: those served at that revision already as they are,

@@ -405,7 +405,16 @@ def deploy(api, user):
             field="revision",
         ) from None
     current_app.logger.info("API %s deployed as revision %s by %s", api.id, deployment.revision, user)
+    served_here()
     return deployment
+
+
+def served_here():
+    """This process's gateway serves what was just committed before the answer says "deployed",
+    "started" or "stopped" (other processes and nodes take up to their watcher's poll)."""
+    gateway = current_app.extensions.get("gatehouse_gateway")
+    if gateway is not None:
+        gateway.refresh_now()
 
 
 def revision(api, number):
@@ -521,11 +530,13 @@ def start(api, user):
         deploy(api, user)
     api.state = "started"
     db.session.commit()
+    served_here()
 
 
 def stop(api):
     api.state = "stopped"
     db.session.commit()
+    served_here()
 
 
 def delete(api):

@@ -78,6 +78,22 @@ def test_redeploy_sends_goaway_and_clients_resume_with_new_content(server):
     assert failures == []
 
 
+def test_an_answered_start_deploy_or_stop_is_already_served_by_the_process_that_answered(server):
+    """No window in which the portal says "deployed" and the gateway of the same process still
+    answers 404 or the old revision (the watcher's poll is for other processes)."""
+    api_id = server.import_api(mock_api("/at-once", content="v1"))
+    server.start_api(api_id)
+    with requests.Session() as client:
+        assert client.get(server.gateway + "/at-once?limit=1", headers=JSON, timeout=5).status_code == 200
+        for revision in range(2, 7):
+            edit_content(server, api_id, f"v{revision}")
+            assert server.deploy(api_id) == revision
+            served = client.get(server.gateway + "/at-once?limit=1", headers=JSON, timeout=5).json()
+            assert [item["content"] for item in served["items"]] == [f"v{revision}"]
+        assert server.mgmt("POST", f"/apis/{api_id}/_stop").status_code == 204
+        assert client.get(server.gateway + "/at-once?limit=1", headers=JSON, timeout=5).status_code == 404
+
+
 def test_websocket_closes_1013_on_redeploy_and_stop(server):
     api_id = server.import_api(mock_api(interval=1000))
     server.start_api(api_id)

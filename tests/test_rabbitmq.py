@@ -257,7 +257,8 @@ def test_a_durable_queue_keeps_messages_while_no_client_is_connected(server, nam
     publish(name, "k", "m0", "m1", "m2")
     assert queue_state(queue) == (3, 0)  # kept while nobody consumes
     assert contents(get(server, "away", limit=3)) == ["m0", "m1", "m2"]
-    assert queue_state(queue) == (0, 0)
+    # acknowledged, and the poll's consumer cancelled (just after its answer left)
+    wait_for(lambda: queue_state(queue) == (0, 0), timeout=5, what="an empty queue with no consumer")
 
 
 def test_queue_expiry_is_configurable_and_queues_go_when_the_api_is_deleted(server, names):
