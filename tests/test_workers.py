@@ -104,8 +104,10 @@ def test_sigterm_refuses_new_connections_lets_every_request_in_flight_finish_the
     backend = start_slow_backend()
     try:
         server = start_server(args=WORKERS, GATEHOUSE_SHUTDOWN_GRACE_SECONDS="30")
-        serving_pids(server)
-        server.deploy_api(proxy_api([url(backend)], path="/slow"))
+        pids = serving_pids(server)
+        api_id = server.deploy_api(proxy_api([url(backend)], path="/slow"))
+        seen = set()  # the worker that answered the deploy serves it; the other one, once it polled
+        until(lambda: seen.add(served(server, api_id)) or {(pid, 1) for pid in pids} <= seen, 10)
         with ThreadPoolExecutor(20) as pool:
             # A new connection each: they spread over both workers.
             answers = [pool.submit(requests.get, server.gateway + "/slow/x?seconds=3", timeout=30) for _ in range(20)]
