@@ -22,6 +22,8 @@ from urllib.parse import urljoin, urlsplit
 import httptools
 from gevent.lock import Semaphore
 
+from .sockets import quick
+
 IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))
 READ_SIZE = 64 * 1024
 HELD_BODY = 2 * READ_SIZE  # of a streamed body, kept while sent so that it can be sent again
@@ -233,7 +235,9 @@ class Pool:
             raise ConnectFailed(str(exc)) from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if origin.tls:
+            if not origin.tls:
+                sock = quick(sock)
+            else:
                 # No context of its own: an http:// target redirected to https://, as a browser would go.
                 context = client.ssl_context or ssl.create_default_context()
                 sock = context.wrap_socket(sock, server_hostname=origin.host)

@@ -20,8 +20,9 @@ from gevent import GreenletExit, Timeout, getcurrent
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from gevent.server import StreamServer
-from gevent.socket import socket as GeventSocket
 from gevent.socket import timeout_default  # type: ignore[attr-defined]  # a sentinel types-gevent leaves out
+
+from .sockets import QuickSocket
 
 log = logging.getLogger("gatehouse.listeners")
 
@@ -254,7 +255,7 @@ class LimitedWSGIServer(LimitedServer, WSGIServer):
         super().__init__(listener, application, limits, max_connections, log=None)
 
 
-class WriteTimedSocket(GeventSocket):
+class WriteTimedSocket(QuickSocket):
     """A client's connection whose sends give up once the client has taken in nothing for
     `write_timeout` seconds. The connection is then shut down, so that a client that stopped
     reading (an SSE stream never read, a WebSocket) frees its greenlet and what was held for it,
