@@ -349,7 +349,9 @@ def serve(args):
     _configure_logging()
     listening = _bind(args)  # before the fork: every worker accepts on these, port 0 resolved once
     ports = [sock.getsockname()[1] if sock is not None else None for sock in listening.values()]
-    announce = functools.partial(_say_ports, args.host, *ports)  # once, when the first worker serves
+    # The workers refuse to start on TLS settings that are not whole: the certificate named means HTTPS.
+    https = bool(os.environ.get("GATEHOUSE_GATEWAY_TLS_CERT", "").strip())
+    announce = functools.partial(_say_ports, args.host, *ports, https)  # once, when the first worker serves
     sockets = [sock for sock in listening.values() if sock is not None]
     return Supervisor(workers, functools.partial(_serve, args, listening), announce, sockets).run()
 
@@ -410,7 +412,8 @@ def _serve(args, inherited=None, ready=None):
     gevent.signal_handler(signal.SIGINT, stop.set)
     gevent.signal_handler(signal.SIGHUP, _reload, tls)
     if ready is None:
-        _say_ports(args.host, portal.server_port, gateway_server.server_port, tcp.port if tcp is not None else None)
+        tcp_port = tcp.port if tcp is not None else None
+        _say_ports(args.host, portal.server_port, gateway_server.server_port, tcp_port, tls is not None)
     else:
         ready(limits.shutdown_grace)
     stop.wait()
@@ -418,11 +421,9 @@ def _serve(args, inherited=None, ready=None):
     return 0
 
 
-def _say_ports(host, portal_port, gateway_port, tcp_port):
+def _say_ports(host, portal_port, gateway_port, tcp_port, https):
     print(f"Gatehouse portal:  http://{host}:{portal_port}/", flush=True)
-    # The workers refuse to start on TLS settings that are not whole: both files named means HTTPS.
-    scheme = "https" if os.environ.get("GATEHOUSE_GATEWAY_TLS_CERT") else "http"
-    print(f"Gatehouse gateway: {scheme}://{host}:{gateway_port}/", flush=True)
+    print(f"Gatehouse gateway: {'https' if https else 'http'}://{host}:{gateway_port}/", flush=True)
     if tcp_port is not None:
         print(f"Gatehouse TCP:     {host}:{tcp_port} (TLS, routed by SNI)", flush=True)
 

@@ -61,7 +61,6 @@ class HttpProxyEndpoint(EndpointConnector):
         base, _, self.target_query = self.target.partition("?")  # a target may carry a query of its own
         parts = urlsplit(base)
         self.origin, self.root, self.base_path = Origin(base), f"{parts.scheme}://{parts.netloc}", parts.path
-        self.backend = host_of(self.target)
         http = shared["http"]
         self.headers = [(h["name"], h["value"]) for h in shared.get("headers", [])]
         self.follow_redirects = http["followRedirects"]
