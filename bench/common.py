@@ -10,6 +10,7 @@ import json
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -289,8 +290,21 @@ end
 """
 
 
+def ensure_tools(*tools):
+    """Installs the missing ones with apt-get (Debian package names equal to the commands)."""
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit(f"{' and '.join(missing)} not found: apt-get install {' '.join(missing)}")
+    print(f"installing {' '.join(missing)}: apt-get install -y {' '.join(missing)}", flush=True)
+    # The Debian nginx package would start a system nginx: policy-rc.d usually refuses it, and it is not used.
+    subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, stdout=subprocess.DEVNULL)
+
+
 def wrk_post(port, path, duration, connections, workdir, body=BODY_1K):
     """`wrk -t2 -c<connections>` POSTing `body` (ASCII); 202s/s, latency, and what was not a 202."""
+    ensure_tools("wrk")
     script = Path(workdir) / "post.lua"
     script.write_text(WRK_LUA % body.decode())
     out = subprocess.run(

@@ -12,8 +12,8 @@ management API; every process started here is stopped on exit. What is measured:
            an API with a Mock endpoint (published messages dropped): the gateway's own no-op
            http-post rate. Afterwards the topic must hold at least as many new records as wrk
            counted 202 responses (end offsets read with kafka-python; see Tansu.end_offset).
-           Then, for comparison, kafka-python alone driven as the gateway drives it (gevent,
-           32 greenlets, send + get per message, no HTTP), in a separate process.
+           The baseline: kafka-python alone driven as the gateway drives it (gevent, 32
+           greenlets, send + get per message, no HTTP) for as long, in a separate process.
   consume  SSE events/s to ONE client against kafka-python consuming directly: a 1-partition
            topic is pre-filled with --records 1 KB records; (a) a KafkaConsumer without group
            (assign + seek_to_beginning, fetch_max_wait_ms 20 and poll(max_records=256) as the
@@ -32,7 +32,7 @@ management API; every process started here is stopped on exit. What is measured:
            in a thread) over the same broker for comparison.
 
 Every process started here gets the hard RLIMIT_NOFILE as its soft limit.
-Targets: post >= 0.8 of the no-op rate; consume >= 0.7 of kafka-python; fanout >= 20,000
+Targets: post >= 0.7 of kafka-python alone; consume >= 0.7 of kafka-python; fanout >= 20,000
 deliveries/s with none missed. The exit status is 1 when one is missed.
 """
 
@@ -258,7 +258,13 @@ def bench_post(procs, workdir, broker, args):
                 )
     finally:
         gateway.stop()
-    # Where the difference goes: kafka-python alone, as the gateway drives it, without HTTP.
+    kafka, mock = median([r["rate"] for r in results["kafka"]]), median([r["rate"] for r in results["mock"]])
+    alone = median([producer_alone(broker, args) for _ in range(args.runs)])
+    return {"kafka": kafka, "mock": mock, "alone": alone, "ratio": kafka / alone}
+
+
+def producer_alone(broker, args):
+    """kafka-python alone, driven as the gateway drives it, without HTTP: the issue's baseline."""
     probe_topic = broker.create_topic(f"bench-probe-{uuid.uuid4().hex[:8]}")
     out = subprocess.run(
         [
@@ -267,25 +273,22 @@ def bench_post(procs, workdir, broker, args):
             "--producer-probe",
             broker.bootstrap,
             probe_topic,
-            "5",
+            f"{args.duration:g}",
             str(args.connections),
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=args.duration + 60,
     )
-    if out.returncode == 0:
-        probe = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"  for comparison, kafka-python alone (gevent, {args.connections} greenlets, send + get per message, "
-            f"no HTTP): {probe['rate']:,.0f} msgs/s, CPU {probe['cpu']:4.0%} = {probe['us_per_msg']:.0f} us a "
-            f"message",
-            flush=True,
-        )
-    else:
-        print(f"  (the kafka-python probe failed: {out.stderr[-500:]})")
-    kafka, mock = median([r["rate"] for r in results["kafka"]]), median([r["rate"] for r in results["mock"]])
-    return {"kafka": kafka, "mock": mock, "ratio": kafka / mock}
+    if out.returncode != 0:
+        raise RuntimeError(f"the kafka-python probe failed: {out.stderr[-500:]}")
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"  kafka-python alone (gevent, {args.connections} greenlets, send + get per message, no HTTP): "
+        f"{probe['rate']:,.0f} msgs/s, CPU {probe['cpu']:4.0%} = {probe['us_per_msg']:.0f} us a message",
+        flush=True,
+    )
+    return probe["rate"]
 
 
 # ---------------------------------------------------------------- 2. SSE consume vs kafka-python
@@ -686,10 +689,11 @@ def main():
     ok = True
     if "post" in summary:
         s = summary["post"]
-        ok &= s["ratio"] >= 0.8
+        ok &= s["ratio"] >= 0.7
         print(
-            f"  http-post -> Kafka {s['kafka']:>9,.0f} msgs/s   no-op (Mock) {s['mock']:>9,.0f} msgs/s   "
-            f"ratio {s['ratio']:.2f} {'(ok)' if s['ratio'] >= 0.8 else '(below the 0.8 target)'}"
+            f"  http-post -> Kafka {s['kafka']:>9,.0f} msgs/s   kafka-python alone {s['alone']:>9,.0f} msgs/s   "
+            f"ratio {s['ratio']:.2f} {'(ok)' if s['ratio'] >= 0.7 else '(below the 0.7 target)'}; "
+            f"no-op (Mock) {s['mock']:,.0f} msgs/s"
         )
     if "consume" in summary:
         s = summary["consume"]

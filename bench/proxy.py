@@ -56,7 +56,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Gatehouse, Processes, cpu_seconds, free_port, load_average, raise_nofile, wait_for_port
+from common import (
+    Gatehouse,
+    Processes,
+    cpu_seconds,
+    ensure_tools,
+    free_port,
+    load_average,
+    raise_nofile,
+    wait_for_port,
+)
 
 HERE = Path(__file__).resolve().parent
 PATH = "/proxy"
@@ -123,17 +132,6 @@ def start_nginx_proxy(procs, workdir, backend_port, workers):
         "        }"
     )
     return port, start_nginx(procs, workdir, "nginx-proxy", port, workers, upstream=upstream, location=location)
-
-
-def ensure_tools():
-    missing = [tool for tool in ("nginx", "wrk") if not shutil.which(tool)]
-    if not missing:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        sys.exit(f"{' and '.join(missing)} not found: apt-get install nginx wrk")
-    print(f"installing {' '.join(missing)}: apt-get install -y nginx wrk", flush=True)
-    # The Debian package would start a system nginx: policy-rc.d usually refuses it, and it is not used.
-    subprocess.run(["apt-get", "install", "-y", "-q", "nginx", "wrk"], check=True, stdout=subprocess.DEVNULL)
 
 
 def start_old_stack(procs, workdir, backend_port):
@@ -311,7 +309,7 @@ def main():
     parser.add_argument("--workers", type=int, default=1, help="the gateway's worker processes (default 1)")
     parser.add_argument("--py-spy", metavar="SVG", help="record a py-spy flame graph of the gateway under load")
     args = parser.parse_args()
-    ensure_tools()
+    ensure_tools("nginx", "wrk")
 
     nofile = raise_nofile()
     print(

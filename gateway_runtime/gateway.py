@@ -62,7 +62,7 @@ class Routes:
         context path it names: the client climbed out of one API, into another or none."""
         host = target.host or host
         api, context = self.route(host, target.key)
-        _, named = self.route(host, target.named)
+        _, named = (api, context) if target.named == target.key else self.route(host, target.named)
         if named is not None and not is_under(target.key, named):
             raise BadTarget(LEAVES_CONTEXT.format(context=named))
         return api, Routed(target, context) if api is not None else None

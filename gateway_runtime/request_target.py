@@ -22,6 +22,8 @@ ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 CONTROL = re.compile(r"[\x00-\x20\x7f]")
 ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?]*)(.*)$")
 SEPARATORS_INSIDE = re.compile(r"%2F|%5C")
+# Unreserved characters only and no dot segment: already canonical, nothing to escape or remove.
+PLAIN_PATH = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]*)+")
 ROUTED = "gatehouse.routed"  # environ key: the Routed request
 
 
@@ -35,11 +37,7 @@ class Target:
     named: str  # the path's canonical form before dot-segment removal: what the client named
     query: str  # exactly as sent ('' when none)
     host: str | None  # the authority of an absolute-form target (RFC 9112, 3.2.2), lower case
-
-    @property
-    def key(self):
-        """The canonical path the routes are matched against."""
-        return "/" + "/".join(canonical(segment) for segment in self.segments)
+    key: str  # the canonical path after dot-segment removal: what the routes are matched against
 
     def rest_after(self, context):
         """The path after a context path it is under ('' when none is left), still percent-encoded."""
@@ -82,10 +80,14 @@ def parse(raw):
     if not raw.startswith("/"):
         raise BadTarget("The request target must be a path starting with '/'.")
     path, _, query = raw.partition("?")
+    if PLAIN_PATH.fullmatch(path):
+        return Target(tuple(path.split("/")[1:]), path, query, host, path)
     segments = [escape_others(segment) for segment in path.split("/")[1:]]
     for segment in segments:
         check_segment(segment)
-    return Target(tuple(remove_dot_segments(segments)), "/" + "/".join(map(canonical, segments)), query, host)
+    kept = tuple(remove_dot_segments(segments))
+    key = "/" + "/".join(map(canonical, kept))
+    return Target(kept, "/" + "/".join(map(canonical, segments)), query, host, key)
 
 
 def escape_others(segment):

@@ -32,6 +32,7 @@ from ..framing import (
 )
 from ..http import UPGRADE
 from ..listeners import REQUEST_TIMEOUT_ANSWER, HeaderTimeout, LimitedServer, wait_idle
+from ..sockets import recv_now
 from .body import RequestBody
 from .response import CONTINUE, SERVER_ERROR, Response
 
@@ -127,13 +128,24 @@ class Connection:
             if self.server.closed:
                 return None  # no request after the one in hand
             if not self.data:
-                self.data = wait_idle(self.server, limits.keepalive_timeout, lambda: self.sock.recv(RECEIVE_BYTES))
+                try:
+                    self.data = recv_now(self.sock, RECEIVE_BYTES)
+                except OSError:  # reset: as uninteresting as a close
+                    return None
+                if self.data is None:
+                    self.data = wait_idle(self.server, limits.keepalive_timeout, lambda: self.sock.recv(RECEIVE_BYTES))
                 if not self.data:
                     return None
-        # From the accept (first request) or the first byte (later ones) to the end of the headers.
-        deadline = Timeout.start_new(limits.header_timeout, HeaderTimeout)
+        deadline = None
         answer = None
         try:
+            if not first or self.server.tls is None:
+                end = HEAD_END.search(self.data)
+                if end is not None:  # the whole head is here: no deadline to keep
+                    head, self.data = self.data[: end.end()], self.data[end.end() :]
+                    return read_head(head)
+            # From the accept (first request) or the first byte (later ones) to the end of the headers.
+            deadline = Timeout.start_new(limits.header_timeout, HeaderTimeout)
             if first and self.server.tls is not None and not self.secure():
                 return None
             return self._receive_head()
@@ -143,7 +155,8 @@ class Connection:
         except BadFraming as error:
             answer = refused(self.server, self.address, error)[1]
         finally:
-            deadline.close()
+            if deadline is not None:
+                deadline.close()
         if answer is not None:
             self.sock.sendall(answer)
             if answer is not REQUEST_TIMEOUT_ANSWER:
@@ -211,6 +224,8 @@ class Connection:
             return False
         finished = False
         if not (response.close or self.server.closed):
+            if body.done:
+                return True
             with Timeout(self.server.limits.keepalive_timeout, False):
                 finished = body.finish(DISCARD_BYTES)
             if finished:
