@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 import httptools
 from gevent.lock import Semaphore
 
-from .sockets import quick
+from .sockets import QuickSocket, quick
 
 IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))
 READ_SIZE = 64 * 1024
@@ -158,7 +158,7 @@ class Response:
                     yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 if exchange.done or self.sock is None:
                     break
-                data = receive(self.sock)
+                data = receive(self.sock.recv)
                 if data:
                     exchange.feed(data)
                 elif exchange.delimited_by_eof():
@@ -177,9 +177,9 @@ class Response:
             self.pool.give_back(sock, self.exchange.done and self.exchange.keep_alive)
 
 
-def receive(sock: Any) -> bytes:
+def receive(recv: Any) -> bytes:
     try:
-        return sock.recv(READ_SIZE)
+        return recv(READ_SIZE)
     except OSError as exc:
         raise failure(exc, "no answer in time") from None
 
@@ -352,11 +352,13 @@ class HttpClient:
                     sock.sendall(part)
             except OSError as exc:
                 raise failure(exc, "the request could not be sent in time") from None
+            recv = sock.recv_answer if isinstance(sock, QuickSocket) else sock.recv
             while not exchange.head_done:
-                chunk = receive(sock)
+                chunk = receive(recv)
                 if not chunk:
                     raise ConnectionLost("the connection closed before the status and headers of an answer")
                 exchange.feed(chunk)
+                recv = sock.recv
         except (ConnectionLost, TlsFailed) as exc:
             pool.give_back(sock, False)
             if retry and request.held:

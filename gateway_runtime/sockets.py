@@ -2,7 +2,9 @@
 send buffer's size (a getsockopt) on every call, which was an eighth of the gateway's time when it
 proxied small requests. The rest of what the kernel did not take goes through gevent's sendall,
 which waits for the socket as it always did. `recv_now` lets a kept-alive connection whose next
-request is already there skip setting up the wait for one (a timer and the idle set)."""
+request is already there skip setting up the wait for one (a timer and the idle set), and
+`recv_answer` lets the client wait for an answer it just asked for before the first read, which
+could only find nothing (a failed system call and an exception for every request)."""
 
 from gevent.socket import socket as GeventSocket
 
@@ -22,6 +24,11 @@ class QuickSocket(GeventSocket):
             return self._sock.recv(size)
         except BlockingIOError:
             return None
+
+    def recv_answer(self, size):
+        """recv, for bytes that cannot have arrived yet: waits (as long as the timeout) first."""
+        self._wait(self._read_event)
+        return self.recv(size)
 
 
 def recv_now(sock, size):
