@@ -89,7 +89,11 @@ class HttpProxyEndpoint(EndpointConnector):
     def forward(self, request):
         """Send the request on; return the backend's Answer once its status and headers came."""
         path = (self.base_path.rstrip("/") + request.rest if request.rest else self.base_path) or "/"
-        query = "&".join(q for q in (self.target_query, request.query) if q)
+        query = (
+            f"{self.target_query}&{request.query}"
+            if self.target_query and request.query
+            else (self.target_query or request.query)
+        )
         target = f"{path}?{query}" if query else path
         headers = dict(request.headers)
         if not self.propagate_host:

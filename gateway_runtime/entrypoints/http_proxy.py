@@ -1,6 +1,8 @@
 """HTTP proxy entrypoint: any request under the context path goes to the backend, streamed both
 ways; the backend's answer comes back as it arrives."""
 
+from functools import lru_cache
+
 from ..http import respond_json
 from ..messages import EndpointError, Request
 from ..request_target import ROUTED
@@ -56,12 +58,13 @@ class HttpProxy:
 
 
 def forwarded_headers(environ):
-    dropped = HOP_BY_HOP | connection_options(environ)
+    options = connection_options(environ)
+    dropped = HOP_BY_HOP | options if options else HOP_BY_HOP
     headers = {}
     for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            name = key[5:].replace("_", "-").title()
-            if name.lower() not in dropped:
+        if key[:5] == "HTTP_":
+            name, lower = header_name(key)
+            if lower not in dropped:
                 headers[name] = value
     for key, name in CONTENT_HEADERS:
         if environ.get(key):
@@ -74,9 +77,17 @@ def forwarded_headers(environ):
     return headers
 
 
+@lru_cache(maxsize=1024)  # the same few names on every request; bounded against made-up ones
+def header_name(key):
+    """The header name of an environ key, and its lower case."""
+    name = key[5:].replace("_", "-").title()
+    return name, name.lower()
+
+
 def connection_options(environ):
     """The header names the client's Connection header lists."""
-    return {option.strip().lower() for option in environ.get("HTTP_CONNECTION", "").split(",")} - {""}
+    value = environ.get("HTTP_CONNECTION")
+    return {option.strip().lower() for option in value.split(",")} - {""} if value else set()
 
 
 SPEC = EntrypointSpec(
