@@ -45,7 +45,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import ssl
 import subprocess
 import sys

@@ -16,6 +16,7 @@ id, and a resume token is ignored.
 
 import base64
 import collections
+import functools
 import hashlib
 import itertools
 import logging
@@ -112,17 +113,31 @@ def as_text(data):
 
 
 def publish_properties(message, producer):
-    props = Properties(PacketTypes.PUBLISH)
     pairs = [(name, value) for name, values in message.headers.items() for value in values]
+    content_type = message.metadata.get("contentType") or (message.headers.get("content-type") or [None])[0]
+    expiry, response_topic = producer.get("messageExpiryInterval", -1), producer.get("responseTopic") or None
+    if pairs:
+        return new_properties(pairs, content_type, expiry, response_topic)
+    return shared_properties(content_type, expiry, response_topic)
+
+
+@functools.lru_cache(maxsize=64)
+def shared_properties(content_type, expiry, response_topic):
+    """Without user properties, messages of an endpoint mostly carry the same properties: built once
+    (paho's Properties validate every attribute set, a tenth of a QoS 0 publish); paho only packs them."""
+    return new_properties([], content_type, expiry, response_topic)
+
+
+def new_properties(pairs, content_type, expiry, response_topic):
+    props = Properties(PacketTypes.PUBLISH)
     if pairs:
         props.UserProperty = pairs
-    content_type = message.metadata.get("contentType") or (message.headers.get("content-type") or [None])[0]
     if content_type:
         props.ContentType = content_type
-    if producer.get("messageExpiryInterval", -1) >= 0:
-        props.MessageExpiryInterval = producer["messageExpiryInterval"]
-    if producer.get("responseTopic"):
-        props.ResponseTopic = producer["responseTopic"]
+    if expiry >= 0:
+        props.MessageExpiryInterval = expiry
+    if response_topic:
+        props.ResponseTopic = response_topic
     return props
 
 
