@@ -13,7 +13,7 @@ higher sequence number (out of order). Then, for qos `auto` (the entrypoint's
   baseline  a separate, gevent-patched process: kafka-python's KafkaConsumer in a group of its own
             (earliest, fetch_max_wait_ms 20, poll(max_records=64), offsets committed after each
             batch for at-least-once and auto-committed for auto, as the gateway's Kafka endpoint
-            does) and the gateway's HTTP client: a urllib3 PoolManager with the Caller's options,
+            does) and urllib3 (the gateway's HTTP client before its own): a PoolManager with the Caller's options,
             `urlopen("POST", url, body=value, headers=<the record's headers>, redirect=False)` and
             the answer read. Concurrency 1 is a plain `for` loop over each batch; more runs each
             batch through a gevent Pool's imap (in order, as many at once as the gateway).
@@ -29,7 +29,8 @@ a delivery is the delivering process's CPU over the same span (read from /proc w
 reports the first call and the last). Every record must arrive; at-least-once also in order.
 --py-spy DIR records a py-spy profile (raw, collapsed stacks) of the gateway during each of its
 first runs, as DIR/gateway-<qos>.txt.
-The exit status is 1 when a check fails.
+The exit status is 1 when a check fails, or when the gateway's CPU a delivery is above 0.6 of
+the plain loop's (urllib3: the gateway's own client until gateway_runtime/http_client.py).
 """
 
 import argparse
@@ -67,6 +68,7 @@ from support.webhook import ALLOW_PRIVATE, PUSH_PLAN, hook, kafka_group, webhook
 QOS = ("auto", "at-least-once")
 BATCH = 64  # gateway_runtime.webhook.delivery.BATCH: messages asked of next_batch at a time
 FETCH_MAX_WAIT_MS = 500  # gateway_runtime.endpoints.kafka.FETCH_MAX_WAIT_MS
+CPU_TARGET = 0.6  # the gateway's CPU a delivery / the plain loop's
 SESSION_TIMEOUT_MS, HEARTBEAT_MS = 6000, 1000  # the endpoint's group settings
 CONNECT_S, READ_S = 3.0, 10.0  # the entrypoint's default http timeouts
 RUN_TIMEOUT_S = 180
@@ -434,10 +436,13 @@ def main():
         ok &= all(r["state"] == "active" for r in gw)
         rate_gw, rate_py = median([r["rate"] for r in gw]), median([r["rate"] for r in py])
         concurrency = 1 if qos == "at-least-once" else args.concurrency
+        cpu_gw, cpu_py = median([r["cpu_us"] for r in gw]), median([r["cpu_us"] for r in py])
+        met = cpu_gw / cpu_py <= CPU_TARGET
+        ok &= met
         print(
             f"  {f'qos {qos} ({concurrency} at a time), deliveries/s':<46}{rate_gw:>10,.0f}{rate_py:>12,.0f}"
-            f"{rate_gw / rate_py:>8.2f}   {median([r['cpu_us'] for r in gw]):.0f} / "
-            f"{median([r['cpu_us'] for r in py]):.0f}"
+            f"{rate_gw / rate_py:>8.2f}   {cpu_gw:.0f} / {cpu_py:.0f} = {cpu_gw / cpu_py:.2f} "
+            f"(target <= {CPU_TARGET}: {'met' if met else 'missed'})"
         )
     print("  every record delivered, at-least-once in order, subscriptions active: " + ("yes" if ok else "NO"))
     return 0 if ok else 1
