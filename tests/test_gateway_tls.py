@@ -5,6 +5,7 @@ settings stopping the start; plain HTTP and silent clients on the TLS port."""
 import http.client
 import json
 import os
+import signal
 import socket
 import ssl
 import time
@@ -14,7 +15,7 @@ import requests
 import websocket
 
 from support.apis import http_get, mock_api
-from support.gatehouse import environment, launch, refused_start, until
+from support.gatehouse import environment, launch, refused_start, serving_pids, until
 from support.http_backends import start_backend
 from support.pki import client_cert_files, make_ca, pem, server_cert_files
 from support.plans import plan, proxy_api
@@ -232,6 +233,46 @@ def test_a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_n
         until(lambda: serial_served(server, ca) != first, timeout=5)
         assert server.proc.poll() is None and server.proc.pid == pid
         assert server.log.count("the changed TLS files were not taken") == 1
+    finally:
+        server.stop()
+
+
+def rewrite_unseen(path, data):
+    """New contents in the same file with the same size and modification time: a change the
+    files' watcher cannot see (it compares inode, size and mtime), so only SIGHUP can take it."""
+    before = path.stat()
+    assert len(data) <= before.st_size
+    with open(path, "r+b") as file:  # the same inode
+        file.write(data + b"\n" * (before.st_size - len(data)))  # PEM readers skip trailing lines
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+
+
+def test_sighup_makes_every_worker_serve_a_certificate_its_watcher_did_not_see(tmp_path, ca):
+    live = tmp_path / "live"
+    live.mkdir()
+    cert, key = server_cert_files(live, ca[0], ca[1])
+    server = launch(
+        tmp_path, GATEHOUSE_GATEWAY_TLS_CERT=str(cert), GATEHOUSE_GATEWAY_TLS_KEY=str(key), GATEHOUSE_WORKERS="2"
+    )
+    try:
+        serving_pids(server)  # both workers up, each with the files as they were
+        first = serial_served(server, ca)
+        for attempt in range(50):  # a pair no longer than the one in place (sizes vary by a few bytes)
+            renewal = tmp_path / f"renewal-{attempt}"
+            renewal.mkdir()
+            new_cert, new_key = server_cert_files(renewal, ca[0], ca[1])
+            if new_cert.stat().st_size <= cert.stat().st_size and new_key.stat().st_size <= key.stat().st_size:
+                break
+        rewrite_unseen(cert, new_cert.read_bytes())
+        rewrite_unseen(key, new_key.read_bytes())
+        time.sleep(3)  # three of the watcher's checks: it takes a change after two
+        assert {serial_served(server, ca) for _ in range(20)} == {first}, "not seen without SIGHUP"
+        os.kill(server.proc.pid, signal.SIGHUP)  # the supervisor, which passes it to each worker
+        renewed = x509_serial(ssl.PEM_cert_to_DER_cert(new_cert.read_text()))
+        until(lambda: {serial_served(server, ca) for _ in range(20)} == {renewed}, timeout=5)
+        assert server.proc.poll() is None
     finally:
         server.stop()
 

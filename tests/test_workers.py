@@ -18,31 +18,12 @@ import pytest
 import requests
 
 from support.apis import proxy_api
-from support.gatehouse import ADMIN_PASSWORD, MGMT, environment, refused, refused_start, until
+from support.gatehouse import environment, refused, refused_start, runtime, serving_pids, until
 from support.http_backends import ANSWER, start_slow_backend, url
 
 pytestmark = pytest.mark.slow  # starts and stops supervisors of several workers
 
 WORKERS = ("--workers", "2")
-
-
-def runtime(server):
-    """/_runtime over a new connection: whichever worker accepts it answers."""
-    response = requests.get(
-        server.portal + MGMT + "/_runtime",
-        auth=("admin", ADMIN_PASSWORD),
-        headers={"Connection": "close"},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def serving_pids(server, count=2, timeout=10):
-    """The pids answering new connections, polled until `count` differ."""
-    pids = set()
-    until(lambda: pids.add(runtime(server)["pid"]) or len(pids) >= count, timeout)
-    return pids
 
 
 def served(server, api_id):

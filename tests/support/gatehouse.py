@@ -301,3 +301,23 @@ def until(check, timeout=1.0):
         assert time.monotonic() - started < timeout, f"not within {timeout}s"
         time.sleep(0.02)
     return time.monotonic() - started
+
+
+# ----- several workers: which one answers
+def runtime(server):
+    """/_runtime over a new connection: whichever worker accepts it answers."""
+    response = requests.get(
+        server.portal + MGMT + "/_runtime",
+        auth=("admin", ADMIN_PASSWORD),
+        headers={"Connection": "close"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def serving_pids(server, count=2, timeout=10):
+    """The pids answering new connections, polled until `count` differ."""
+    pids = set()
+    until(lambda: pids.add(runtime(server)["pid"]) or len(pids) >= count, timeout)
+    return pids
