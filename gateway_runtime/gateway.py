@@ -124,7 +124,11 @@ class Gateway:
         except Refused as refused:
             return respond_json(start_response, refused.status, {"message": refused.message})
         if has_body(environ):  # a body the client sent wrong fails as BadBody, wherever it is read
-            environ["wsgi.input"] = ClientBody(environ["wsgi.input"])
+            length = environ.get("CONTENT_LENGTH", "")
+            chunked = "HTTP_TRANSFER_ENCODING" in environ
+            environ["wsgi.input"] = ClientBody(
+                environ["wsgi.input"], int(length) if length.isdigit() and not chunked else None
+            )
         api.enter()
         try:
             return Tracked(handler(environ, start_response), api)

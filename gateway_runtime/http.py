@@ -22,18 +22,37 @@ class BadBody(Exception):
 
 class ClientBody:
     """wsgi.input, its failures turned into BadBody. Every way a body fails to arrive is the
-    client's: pywsgi's malformed-chunk and early-end IOErrors, a reset, gunicorn's parse errors."""
+    client's: pywsgi's malformed-chunk and early-end IOErrors, a reset, gunicorn's parse errors,
+    and a body shorter than its Content-Length (gunicorn hands over what came before the end)."""
 
-    __slots__ = ("stream",)
+    __slots__ = ("stream", "length", "left")
 
-    def __init__(self, stream):
+    def __init__(self, stream, length=None):
         self.stream = stream
+        self.length = self.left = length  # None: chunked, the server checks its framing
 
     def read(self, *size):
-        return _client_side(self.stream.read, size)
+        data = _client_side(self.stream.read, size)
+        wanted = size[0] if size and size[0] is not None and size[0] >= 0 else None
+        self._count(data, wanted is None or len(data) < wanted)
+        return data
 
     def readline(self, *size):
-        return _client_side(self.stream.readline, size)
+        data = _client_side(self.stream.readline, size)
+        wanted = size[0] if size and size[0] is not None and size[0] >= 0 else None
+        self._count(data, not data.endswith(b"\n") and (wanted is None or len(data) < wanted))
+        return data
+
+    def _count(self, data, at_end):
+        """A read that came back short ended the stream: before the body's end, the client's fault."""
+        if self.left is None:
+            return
+        self.left -= len(data)
+        if at_end and self.left > 0:
+            raise BadBody(
+                f"The request body could not be read: it ended after {self.length - self.left} of its "
+                f"{self.length} bytes (Content-Length)."
+            )
 
 
 def _client_side(read, size):

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from support.apis import mock_api
-from support.gatehouse import environment, refused, refused_start
+from support.gatehouse import environment, launch_gunicorn, refused, refused_start
 from support.http_backends import ANSWER, start_slow_backend
 from support.mosquitto import Collector, shared_broker, unique_topic
 from support.streams import next_message, read_sse
@@ -237,10 +237,12 @@ BAD_BODIES = [  # (headers, body, whether the client then stops sending)
 ]
 
 
-def test_a_malformed_or_cut_short_body_to_http_post_is_400_and_nothing_is_published(start_server):
+@pytest.mark.parametrize("runner", ["serve", "gunicorn"])
+def test_a_malformed_or_cut_short_body_to_http_post_is_400_and_nothing_is_published(start_server, tmp_path, runner):
     broker = shared_broker()
     topic = unique_topic("bad-bodies")
-    server = start_server()
+    # under gunicorn its own HTTP parser reads the body: the gateway must turn its errors into 400 too
+    server = launch_gunicorn(tmp_path, workers=1) if runner == "gunicorn" else start_server()
     server.deploy_api(
         {
             "name": "Bad bodies",
@@ -282,20 +284,29 @@ def test_a_malformed_or_cut_short_body_to_http_post_is_400_and_nothing_is_publis
         assert direct.nothing_within(0.5)
     finally:
         direct.close()
+        if runner == "gunicorn":
+            server.stop()
     assert "Traceback" not in server.log
     assert server.log.count("The request body could not be read") == 1  # one line for the three
 
 
-def test_a_malformed_or_cut_short_body_to_a_proxy_api_is_400_and_no_backend_gets_it_whole(start_server, backend):
-    server = start_server()
-    server.deploy_api(proxy_api("/store", backend))
-    for headers, body, half_close in BAD_BODIES:
-        line, received = exchange(server.gateway_port, HEAD % b"/store/x" + headers + b"\r\n" + body, half_close)
-        assert line == "HTTP/1.1 400 Bad Request", received
-        assert b"The request body could not be read" in received
-    line, _ = exchange(
-        server.gateway_port, HEAD % b"/store/x" + b"Transfer-Encoding: chunked\r\n\r\n5\r\nwhole\r\n0\r\n\r\n"
-    )
-    assert line == "HTTP/1.1 200 OK"
-    assert backend.complete == [b"whole"]
-    assert "Traceback" not in server.log
+@pytest.mark.parametrize("runner", ["serve", "gunicorn"])
+def test_a_malformed_or_cut_short_body_to_a_proxy_api_is_400_and_no_backend_gets_it_whole(
+    start_server, backend, tmp_path, runner
+):
+    server = launch_gunicorn(tmp_path, workers=1) if runner == "gunicorn" else start_server()
+    try:
+        server.deploy_api(proxy_api("/store", backend))
+        for headers, body, half_close in BAD_BODIES:
+            line, received = exchange(server.gateway_port, HEAD % b"/store/x" + headers + b"\r\n" + body, half_close)
+            assert line == "HTTP/1.1 400 Bad Request", received
+            assert b"The request body could not be read" in received
+        line, _ = exchange(
+            server.gateway_port, HEAD % b"/store/x" + b"Transfer-Encoding: chunked\r\n\r\n5\r\nwhole\r\n0\r\n\r\n"
+        )
+        assert line == "HTTP/1.1 200 OK"
+        assert backend.complete == [b"whole"]
+        assert "Traceback" not in server.log
+    finally:
+        if runner == "gunicorn":
+            server.stop()
