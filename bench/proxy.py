@@ -285,8 +285,8 @@ def measure(label, url, duration, connections, pids=(), script=None):
     return r
 
 
-def nginx_pids(master):
-    """The master and its workers (children), for CPU accounting."""
+def with_children(master):
+    """A process and its children (nginx's workers, the gateway's), for CPU accounting."""
     try:
         children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
     except OSError:
@@ -355,10 +355,10 @@ def main():
                 f"(nginx {args.nginx_workers} worker(s) each; old stack one process, gateway {args.workers} worker(s))",
                 flush=True,
             )
-            direct = measure("direct (backend)", urls["direct"], d, c, nginx_pids(backend))
-            viangx = measure("nginx proxy", urls["nginx-proxy"], d, c, nginx_pids(nginx_proxy))
+            direct = measure("direct (backend)", urls["direct"], d, c, with_children(backend))
+            viangx = measure("nginx proxy", urls["nginx-proxy"], d, c, with_children(nginx_proxy))
             old = measure("old stack", urls["old-stack"], d, c, [old_stack.pid])
-            gw = measure("gateway", urls["gateway"], d, c, nginx_pids(gateway.proc))  # its workers too
+            gw = measure("gateway", urls["gateway"], d, c, with_children(gateway.proc))  # its workers too
             targets = [
                 Target("gateway / nginx-proxy", gw["rate"] / viangx["rate"], ">=", 0.25),
                 Target("gateway / old stack", gw["rate"] / old["rate"], ">=", 5),
@@ -369,7 +369,7 @@ def main():
                 f"{viangx['p50'] - direct['p50']:.3f} ms, p99 {viangx['p99'] - direct['p99']:.3f} ms)",
                 flush=True,
             )
-            https = measure("gateway over HTTPS", urls["gateway-tls"], d, c, [gateway_tls.pid])
+            https = measure("gateway over HTTPS", urls["gateway-tls"], d, c, with_children(gateway_tls.proc))
             tls_target = Target("gateway HTTPS / HTTP", https["rate"] / gw["rate"], ">=", 0.7)
             print(f"  {tls_target}", flush=True)
 
@@ -387,9 +387,9 @@ def main():
                 f"at half the gateway's peak, closed loop)",
                 flush=True,
             )
-            direct_low = measure("direct (backend)", urls["direct"], d, lc, nginx_pids(backend), script)
-            ngx_low = measure("nginx proxy", urls["nginx-proxy"], d, lc, nginx_pids(nginx_proxy), script)
-            gw_low = measure("gateway", urls["gateway"], d, lc, nginx_pids(gateway.proc), script)
+            direct_low = measure("direct (backend)", urls["direct"], d, lc, with_children(backend), script)
+            ngx_low = measure("nginx proxy", urls["nginx-proxy"], d, lc, with_children(nginx_proxy), script)
+            gw_low = measure("gateway", urls["gateway"], d, lc, with_children(gateway.proc), script)
             # What a second hop costs by itself here (the scheduling of one more process and
             # connection each way), whatever proxies: the part of the added latency no proxy avoids.
             print(
