@@ -377,7 +377,9 @@ class HttpClient:
 def closed_while_idle(sock: Any) -> bool:
     """An idle kept-alive connection with something to read has been closed by the far side (or
     holds bytes no request asked for): either way it cannot carry a request."""
-    try:
+    if isinstance(sock, QuickSocket):
+        return sock.readable_now()
+    try:  # TLS: what the kernel holds may be a record of the TLS layer's own (a close_notify)
         return bool(select.select([sock], [], [], 0)[0])
     except (OSError, ValueError):  # closed meanwhile
         return True

@@ -6,6 +6,8 @@ request is already there skip setting up the wait for one (a timer and the idle 
 `recv_answer` lets the client wait for an answer it just asked for before the first read, which
 could only find nothing (a failed system call and an exception for every request)."""
 
+from socket import MSG_PEEK
+
 from gevent.socket import socket as GeventSocket
 
 
@@ -24,6 +26,17 @@ class QuickSocket(GeventSocket):
             return self._sock.recv(size)
         except BlockingIOError:
             return None
+
+    def readable_now(self):
+        """Whether a read would not wait (bytes arrived, the far side closed, or an error): one
+        peek at the kernel's buffer, where select() would make and drop a watcher on the hub."""
+        try:
+            self._sock.recv(1, MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return True
 
     def recv_answer(self, size):
         """recv, for bytes that cannot have arrived yet: waits (as long as the timeout) first."""
