@@ -184,8 +184,14 @@ def _start(app):
     from sqlalchemy.exc import OperationalError
 
     from gateway_runtime.gateway import Gateway
+    from gateway_runtime.http import max_message_bytes
     from gateway_runtime.last_known import LastKnown
 
+    try:
+        max_message_bytes()
+    except ValueError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        sys.exit(2)
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     gateway = Gateway(url, app.extensions["gatehouse_cipher"], LastKnown(app.instance_path, url))
     app.extensions["gatehouse_gateway"] = gateway

@@ -5,6 +5,7 @@ import ipaddress
 import json
 import os
 import socket
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -71,8 +72,24 @@ def _reason(exc):
     return first if isinstance(first, str) else str(exc) or type(exc).__name__
 
 
+MAX_MESSAGE_BYTES = "GATEHOUSE_MAX_MESSAGE_BYTES"
+
+
+@lru_cache(maxsize=1)  # read once: the environment does not change while the process serves
 def max_message_bytes():
-    return int(os.environ.get("GATEHOUSE_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES))
+    """The largest http-post body and WebSocket frame; ValueError naming the setting when it is not
+    a whole number greater than 0 (checked at start)."""
+    raw = os.environ.get(MAX_MESSAGE_BYTES, "").strip()
+    if not raw:
+        return DEFAULT_MAX_MESSAGE_BYTES
+    if not raw.isdigit() or int(raw) == 0:
+        raise ValueError(f"{MAX_MESSAGE_BYTES} must be a whole number of bytes greater than 0, not {raw!r}")
+    return int(raw)
+
+
+@lru_cache(maxsize=4096)  # the same few client addresses, request after request
+def address_identifier(address):
+    return hashlib.sha256(address.encode()).hexdigest()[:32]
 
 
 UPGRADE = "gatehouse.upgrade"  # environ key: hands the client's connection over (server/http1.py)
@@ -210,6 +227,6 @@ SUBSCRIPTION = "gatehouse.subscription"  # environ key: the subscription a reque
 def client_identifier(environ: dict[str, Any]) -> str:
     """The subscription id; key-less clients are told apart by a hash of their address. Either way
     a client may append to it (X-Gravitee-Client-Identifier), to run several consumer groups."""
-    identifier = environ.get(SUBSCRIPTION) or hashlib.sha256(client_address(environ).encode()).hexdigest()[:32]
+    identifier = environ.get(SUBSCRIPTION) or address_identifier(client_address(environ))
     extra = environ.get("HTTP_X_GRAVITEE_CLIENT_IDENTIFIER")
     return f"{identifier}-{extra}" if extra else identifier

@@ -5,10 +5,12 @@ import json
 import sqlite3
 import xml.etree.ElementTree as ET
 
+import pytest
 import requests
 import websocket
 
 from support.apis import mock_api
+from support.gatehouse import environment, refused_start
 from support.portal import create_in_portal, csrf_token, portal_login
 from support.streams import read_sse
 
@@ -95,6 +97,14 @@ def test_portal_create_deploy_and_every_entrypoint(server):
     assert unknown.status_code == 404 and unknown.text == "No context-path matches the request URI."
     put = requests.put(gateway, data=b"x", timeout=5)
     assert put.status_code == 404 and put.text == "No entrypoint matches the incoming request."
+
+
+@pytest.mark.parametrize("value", ["1MB", "0", "-5"])
+def test_a_wrong_message_size_limit_stops_the_start_naming_it(tmp_path, value):
+    done = refused_start(tmp_path, environment(tmp_path, GATEHOUSE_MAX_MESSAGE_BYTES=value), timeout=30)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"GATEHOUSE_MAX_MESSAGE_BYTES must be a whole number of bytes greater than 0, not '{value}'" in done.stderr
+    assert "Gatehouse portal:" not in done.stdout and "Traceback" not in done.stderr
 
 
 def test_message_count_ends_streams_and_limits_apply(start_server):
