@@ -21,7 +21,6 @@ The rules are plain functions over the lines, shared by both servers: StrictFram
 pywsgi's handler, read_head serves the gateway's own (server/http1.py), which reads a head whole.
 """
 
-import io
 import logging
 import re
 import time
@@ -78,17 +77,28 @@ def check_request_line(line):
 
 def read_head(head):
     """A whole head (its request line, its header lines and the empty line), checked: its method,
-    target, version and fields. Raises BadFraming."""
-    lines = io.BytesIO(head)
-    line = lines.readline(MAX_REQUEST_LINE + 1)
-    if len(line) > MAX_REQUEST_LINE:
+    target, version and fields. Raises BadFraming. The same rules as read_fields, on lines split
+    once: the head is all here (server/http1.py reads up to its empty line)."""
+    request_line, *lines = head.decode("latin-1").split("\n")
+    if len(request_line) >= MAX_REQUEST_LINE:  # with its LF, longer than the limit
         raise request_line_too_long()
-    line = line.decode("latin-1")
+    line = request_line[:-1] if request_line.endswith("\r") else request_line
     check_request_line(line)
-    method, target, version = strip_terminator(line).split(" ")
+    method, target, version = line.split(" ")
     if version not in VERSIONS:  # what pywsgi refuses, for the portal's server
         raise BadFraming(f"{version} is not served: HTTP/1.0 and HTTP/1.1 are.")
-    fields = read_fields(lines.readline)
+    fields = []
+    for raw in lines:
+        if len(raw) >= MAX_LINE:
+            raise line_too_long()
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if not line:
+            break
+        if len(fields) == MAX_HEADERS:
+            raise too_many_headers()
+        fields.append(parse_field(line))
+    else:
+        raise BadFraming("The request's head has no empty line at its end.")
     check_framing(fields, version)
     return method, target, version, fields
 
