@@ -237,12 +237,38 @@ BAD_BODIES = [  # (headers, body, whether the client then stops sending)
 ]
 
 
+@pytest.fixture
+def serving(start_server, tmp_path):
+    """serving("serve" | "gunicorn"): a server; under gunicorn its own HTTP parser reads the body,
+    and the gateway must turn what it hands over short into 400 too."""
+    started = []
+
+    def start(runner):
+        if runner == "serve":
+            return start_server()
+        started.append(launch_gunicorn(tmp_path, workers=1))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def bad_bodies_refused_then(port, path, chunk):
+    """Each of BAD_BODIES answered 400 saying the body could not be read; then the status line of
+    the answer to a well-framed chunked body holding `chunk` (5 bytes)."""
+    for headers, body, half_close in BAD_BODIES:
+        line, received = exchange(port, HEAD % path + headers + b"\r\n" + body, half_close)
+        assert line == "HTTP/1.1 400 Bad Request", received
+        assert b"The request body could not be read" in received
+    return exchange(port, HEAD % path + b"Transfer-Encoding: chunked\r\n\r\n5\r\n" + chunk + b"\r\n0\r\n\r\n")[0]
+
+
 @pytest.mark.parametrize("runner", ["serve", "gunicorn"])
-def test_a_malformed_or_cut_short_body_to_http_post_is_400_and_nothing_is_published(start_server, tmp_path, runner):
+def test_a_malformed_or_cut_short_body_to_http_post_is_400_and_nothing_is_published(serving, runner):
     broker = shared_broker()
     topic = unique_topic("bad-bodies")
-    # under gunicorn its own HTTP parser reads the body: the gateway must turn its errors into 400 too
-    server = launch_gunicorn(tmp_path, workers=1) if runner == "gunicorn" else start_server()
+    server = serving(runner)
     server.deploy_api(
         {
             "name": "Bad bodies",
@@ -272,41 +298,19 @@ def test_a_malformed_or_cut_short_body_to_http_post_is_400_and_nothing_is_publis
     )
     direct = Collector(broker, topic)
     try:
-        for headers, body, half_close in BAD_BODIES:
-            line, received = exchange(server.gateway_port, HEAD % b"/post" + headers + b"\r\n" + body, half_close)
-            assert line == "HTTP/1.1 400 Bad Request", received
-            assert b"The request body could not be read" in received
-        line, _ = exchange(
-            server.gateway_port, HEAD % b"/post" + b"Transfer-Encoding: chunked\r\n\r\n5\r\nafter\r\n0\r\n\r\n"
-        )
-        assert line == "HTTP/1.1 202 Accepted"
+        assert bad_bodies_refused_then(server.gateway_port, b"/post", b"after") == "HTTP/1.1 202 Accepted"
         assert [m.payload for m in direct.get(1)] == [b"after"]
         assert direct.nothing_within(0.5)
     finally:
         direct.close()
-        if runner == "gunicorn":
-            server.stop()
     assert "Traceback" not in server.log
     assert server.log.count("The request body could not be read") == 1  # one line for the three
 
 
 @pytest.mark.parametrize("runner", ["serve", "gunicorn"])
-def test_a_malformed_or_cut_short_body_to_a_proxy_api_is_400_and_no_backend_gets_it_whole(
-    start_server, backend, tmp_path, runner
-):
-    server = launch_gunicorn(tmp_path, workers=1) if runner == "gunicorn" else start_server()
-    try:
-        server.deploy_api(proxy_api("/store", backend))
-        for headers, body, half_close in BAD_BODIES:
-            line, received = exchange(server.gateway_port, HEAD % b"/store/x" + headers + b"\r\n" + body, half_close)
-            assert line == "HTTP/1.1 400 Bad Request", received
-            assert b"The request body could not be read" in received
-        line, _ = exchange(
-            server.gateway_port, HEAD % b"/store/x" + b"Transfer-Encoding: chunked\r\n\r\n5\r\nwhole\r\n0\r\n\r\n"
-        )
-        assert line == "HTTP/1.1 200 OK"
-        assert backend.complete == [b"whole"]
-        assert "Traceback" not in server.log
-    finally:
-        if runner == "gunicorn":
-            server.stop()
+def test_a_malformed_or_cut_short_body_to_a_proxy_api_is_400_and_no_backend_gets_it_whole(serving, backend, runner):
+    server = serving(runner)
+    server.deploy_api(proxy_api("/store", backend))
+    assert bad_bodies_refused_then(server.gateway_port, b"/store/x", b"whole") == "HTTP/1.1 200 OK"
+    assert backend.complete == [b"whole"]
+    assert "Traceback" not in server.log
