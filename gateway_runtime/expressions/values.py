@@ -1,0 +1,91 @@
+"""The values expressions walk: conversions to boolean and text as SpEL does them, and the header map."""
+
+from collections.abc import Mapping
+
+from .errors import EvaluationError
+
+
+class Headers(Mapping):
+    """HTTP headers: name -> list of values, looked up case-insensitively."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, headers=None):
+        self._items = {}
+        for name, values in (headers or {}).items():
+            if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+                values = [values]
+            self._items.setdefault(str(name).lower(), (name, []))[1].extend(values)
+
+    def __getitem__(self, name):
+        return self._items[str(name).lower()][1]
+
+    def __iter__(self):
+        return (name for name, _ in self._items.values())
+
+    def __len__(self):
+        return len(self._items)
+
+    def __contains__(self, name):
+        return isinstance(name, str) and name.lower() in self._items
+
+    def get_first(self, name):
+        values = self.get(name)
+        return values[0] if values else None
+
+    def __repr__(self):
+        return f"Headers({dict(self.items())!r})"
+
+
+def type_name(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, Mapping):
+        return "map"
+    return "object"
+
+
+def to_bool(value, what="value"):
+    """SpEL's conversion to boolean, with None as false (SpEL would refuse it)."""
+    if value is True or value is False:
+        return value
+    if value is None:
+        return False
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered == "true":
+            return True
+        if lowered in ("false", ""):
+            return False
+    raise EvaluationError(f"Cannot convert {type_name(value)} {to_text(value)!r} to boolean ({what})")
+
+
+def to_text(value):
+    """Java's String.valueOf for the value types expressions meet (None renders as "null" here)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(to_text(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{to_text(k)}={to_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
