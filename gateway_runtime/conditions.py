@@ -1,33 +1,36 @@
-"""The part of Gravitee's expression language this gateway evaluates: comparisons of the
-response status, e.g. `{#response.status >= 500}`, joined by `&&` or `||` (health check
-assertions, failover failure conditions)."""
+"""Conditions on a backend's answer, in Gravitee's expression language: the failover's
+`failureCondition` and health checks' `assertion` (e.g. `{#response.status >= 500}`,
+`{#jsonPath(#response.content, '$.status') == 'UP'}`)."""
 
-import operator
-import re
+import logging
+from typing import Any
 
-COMPARISON = re.compile(r"^\s*response\.status\s*(==|!=|>=|<=|>|<)\s*(\d{3})\s*$")
-COMPARE = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">=": operator.ge,
-    "<=": operator.le,
-    ">": operator.gt,
-    "<": operator.lt,
-}
+from .expressions import EvaluationError, Headers, compile_condition
+
+log = logging.getLogger("gatehouse.gateway")
 
 
-def status_condition(expression):
-    """A function status -> bool for the expression, or None when it is anything else."""
-    text = str(expression or "").strip()
-    if not (text.startswith("{#") and text.endswith("}")):
-        return None
-    alternatives = []
-    for alternative in text[2:-1].split("||"):
-        terms = []
-        for term in alternative.split("&&"):
-            match = COMPARISON.match(term)
-            if match is None:
-                return None
-            terms.append((COMPARE[match.group(1)], int(match.group(2))))
-        alternatives.append(terms)
-    return lambda status: any(all(op(status, code) for op, code in terms) for terms in alternatives)
+class ResponseCondition:
+    """A compiled condition tested against an answer's status, headers and (health checks) content.
+    Compiling raises expressions.ExpressionError, naming the position. An answer it cannot be
+    evaluated against (a root other than #response, say) does not pass; that is logged once."""
+
+    __slots__ = ("condition", "what", "warned")
+
+    def __init__(self, text: str, what: str) -> None:
+        self.condition = compile_condition(text)
+        self.what = what  # for the log: "failover failure condition", "health check assertion"
+        self.warned = False
+
+    def __call__(self, status: int, headers: Any = (), content: str | None = None) -> bool:
+        values: dict[str, list[str]] = {}
+        for name, value in headers:
+            values.setdefault(name, []).append(value)
+        response = {"status": status, "headers": Headers(values), "content": content}
+        try:
+            return self.condition.test({"response": response})
+        except EvaluationError as exc:
+            if not self.warned:
+                self.warned = True
+                log.warning("the %s %r cannot be evaluated: %s (counted as false)", self.what, self.condition.text, exc)
+            return False

@@ -23,7 +23,8 @@ from typing import Any, Protocol, TypeVar, cast
 
 import gevent
 
-from .conditions import status_condition
+from .conditions import ResponseCondition
+from .expressions import ExpressionError
 from .messages import EndpointConnector, EndpointError, NotFound, Request, Unreachable
 from .settings import Field, Settings
 
@@ -40,11 +41,11 @@ class ProxyConnector(Protocol):
 
 def _check_condition(values: dict[str, Any], settings: Settings) -> dict[str, str]:
     condition = values.get("failureCondition")
-    if condition and status_condition(condition) is None:
-        return {
-            "failureCondition": "Failure condition: only comparisons of the response status are available, "
-            "e.g. {#response.status >= 500} (joined by && or ||)"
-        }
+    if condition:
+        try:
+            ResponseCondition(condition, "failover failure condition")
+        except ExpressionError as exc:
+            return {"failureCondition": f"Failure condition: {exc}"}
     return {}
 
 
@@ -157,7 +158,8 @@ class Failover:
         self.retries = config["maxRetries"]
         self.slow_seconds = config["slowCallDuration"] / 1000
         self.force_next = config["forceNextEndpointOnFailure"]
-        self.fails = status_condition(config.get("failureCondition")) or (lambda status: False)
+        condition = config.get("failureCondition")
+        self.fails = ResponseCondition(condition, "failover failure condition") if condition else None
         self.per_subscription = config["perSubscription"]
         self._new_breaker: Callable[[], CircuitBreaker] = lambda: CircuitBreaker(
             config["maxFailures"], config["openStateDuration"] / 1000
@@ -179,7 +181,7 @@ class Failover:
         answer that is not a failure."""
 
         def failed(answer: Any) -> str | None:
-            if not self.fails(answer.status_code):
+            if self.fails is None or not self.fails(answer.status_code, answer.headers):
                 return None
             answer.discard()
             return f"the backend answered {answer.status_code}, which the API's failure condition counts as a failure"

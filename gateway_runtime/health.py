@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 import gevent
 from croniter import croniter
 
-from .conditions import status_condition
+from .conditions import ResponseCondition
 from .definition.slots import without_password
+from .expressions import ExpressionError
 from .http_client import ClientError, HttpClient, split_url
 
 log = logging.getLogger("gatehouse.health")
@@ -51,10 +52,10 @@ def problems(check):
             f"health check schedule '{check.get('schedule')}' is not a cron expression "
             "(seconds minutes hours day month weekday)"
         )
-    if status_condition(check.get("assertion")) is None:
-        found.append(
-            f"health check assertion '{check.get('assertion')}' (only {{#response.status OP code}} is available yet)"
-        )
+    try:
+        ResponseCondition(check.get("assertion") or "", "health check assertion")
+    except ExpressionError as exc:
+        found.append(f"health check assertion '{check.get('assertion')}': {exc}")
     return found
 
 
@@ -62,7 +63,7 @@ class HealthCheck:
     """Runs one endpoint's checks in a greenlet and tells `on_change(up)` when it crosses a threshold."""
 
     def __init__(self, check: dict[str, Any], endpoint_target: str, on_change: Callable[[bool], None]) -> None:
-        self.passes = status_condition(check["assertion"])
+        self.passes = ResponseCondition(check["assertion"], "health check assertion")
         self.check = check
         self.url = health_url(endpoint_target, check)
         self.on_change = on_change
@@ -90,8 +91,8 @@ class HealthCheck:
                 {h["name"]: h["value"] for h in self.check.get("headers") or []},
                 body.encode() if body else None,
             )
-            response.read()  # to its end: the connection is kept for the next check
-            return self.passes(response.status)
+            content = response.read()  # to its end: the connection is kept for the next check
+            return self.passes(response.status, response.headers, content.decode("utf-8", "replace"))
         except (ClientError, OSError):
             return False
 

@@ -120,14 +120,25 @@ def test_both_spellings_read_the_same(document):
 
 
 def test_status_conditions_compare_the_response_status():
-    from gateway_runtime.conditions import status_condition
+    from gateway_runtime.conditions import ResponseCondition
+    from gateway_runtime.expressions import ExpressionError
 
-    at_least_500 = status_condition("{#response.status >= 500}")
+    at_least_500 = ResponseCondition("{#response.status >= 500}", "test")
     assert [at_least_500(s) for s in (200, 499, 500, 503)] == [False, False, True, True]
-    either = status_condition("{#response.status == 429 || response.status >= 500 && response.status != 501}")
+    either = ResponseCondition(
+        "{#response.status == 429 || #response.status >= 500 && #response.status != 501}", "test"
+    )
     assert [either(s) for s in (429, 500, 501, 404)] == [True, True, False, False]
-    for other in ("{#request.headers['x'] == 'y'}", "response.status >= 500", "{#response.status >= five}"):
-        assert status_condition(other) is None, other
+    # the whole expression language: headers (any case), the content of a health check's answer
+    retry = ResponseCondition("{#response.headers['retry-after'] != null}", "test")
+    assert retry(503, [("Retry-After", "5")]) and not retry(503, [("X-Other", "1")])
+    up = ResponseCondition("{#jsonPath(#response.content, '$.status') == 'UP'}", "test")
+    assert up(200, [], '{"status": "UP"}') and not up(200, [], '{"status": "DOWN"}')
+    # what cannot be evaluated against an answer does not pass (and is logged once)
+    assert ResponseCondition("{#request.headers['x'][0] == 'y'}", "test")(500) is False
+    with pytest.raises(ExpressionError) as refused:
+        ResponseCondition("{#response.status >= }", "test")
+    assert str(refused.value).startswith("Expression error at position ")
 
 
 def test_circuit_breaker_opens_after_max_failures_and_lets_one_trial_through(monkeypatch):
@@ -180,9 +191,10 @@ def test_failover_settings_are_checked_at_import_and_deploy():
     with pytest.raises(DefinitionError) as refused:
         validate({**api, "failover": {"enabled": True, "maxRetries": "many"}})
     assert refused.value.errors == [{"field": "failover.maxRetries", "message": "Max retries: must be a number"}]
-    condition = {"enabled": True, "failureCondition": "{#response.headers['x'] != null}"}
+    headers = {"enabled": True, "failureCondition": "{#response.headers['x'] != null}"}
+    assert blocking_parts(validate({**api, "failover": headers})) == []  # the expression language, not only statuses
+    condition = {"enabled": True, "failureCondition": "{#response.status >= }"}
     assert blocking_parts(validate({**api, "failover": condition})) == [
-        "failover: Failure condition: only comparisons of the response status are available, "
-        "e.g. {#response.status >= 500} (joined by && or ||)"
+        "failover: Failure condition: Expression error at position 21: unexpected end of expression"
     ]
     assert blocking_parts(validate({**api, "failover": {**condition, "enabled": False}})) == []

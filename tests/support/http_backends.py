@@ -45,7 +45,7 @@ class Backend(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path.startswith("/health"):
-            self._send(getattr(self.server, "health_status", 200), b"{}")
+            self._send(getattr(self.server, "health_status", 200), getattr(self.server, "health_body", b"{}"))
             return
         if self.path.startswith("/sse"):
             self.send_response(200)
