@@ -173,24 +173,28 @@ def test_https_backends_with_a_trust_store_trust_all_and_host_name_checks(server
     assert requests.get(server.gateway + "/noverify/x", timeout=10).status_code == 200
 
 
-def test_a_failing_endpoint_leaves_rotation_within_its_thresholds_and_comes_back(server, http_backends):
-    healthy, flaky = http_backends[0], http_backends[1]
-    definition = proxy_api([url(healthy), url(flaky)], path="/checked")
-    definition["endpointGroups"][0]["services"] = {
+def health_checked(assertion, threshold):
+    """An endpoint group's services: a health check of /health every second with this assertion,
+    `threshold` checks in a row to leave or come back."""
+    configuration = {"schedule": "* * * * * *", "method": "GET", "target": "/health", "overrideEndpointPath": True}
+    return {
         "healthCheck": {
             "enabled": True,
             "type": "http-health-check",
             "configuration": {
-                "schedule": "* * * * * *",
-                "method": "GET",
-                "target": "/health",
-                "overrideEndpointPath": True,
-                "assertion": "{#response.status == 200}",
-                "successThreshold": 2,
-                "failureThreshold": 2,
+                **configuration,
+                "assertion": assertion,
+                "successThreshold": threshold,
+                "failureThreshold": threshold,
             },
         }
     }
+
+
+def test_a_failing_endpoint_leaves_rotation_within_its_thresholds_and_comes_back(server, http_backends):
+    healthy, flaky = http_backends[0], http_backends[1]
+    definition = proxy_api([url(healthy), url(flaky)], path="/checked")
+    definition["endpointGroups"][0]["services"] = health_checked("{#response.status == 200}", 2)
     api_id = server.deploy_api(definition)
     assert server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"] == []
 
@@ -222,20 +226,9 @@ def test_a_health_check_assertion_on_the_answer_s_content_takes_an_endpoint_out_
     healthy, flaky = http_backends[0], http_backends[1]
     healthy.health_body = flaky.health_body = b'{"status": "UP"}'
     definition = proxy_api([url(healthy), url(flaky)], path="/asserted")
-    definition["endpointGroups"][0]["services"] = {
-        "healthCheck": {
-            "enabled": True,
-            "type": "http-health-check",
-            "configuration": {
-                "schedule": "* * * * * *",
-                "method": "GET",
-                "target": "/health",
-                "assertion": "{#response.status == 200 && #jsonPath(#response.content, '$.status') == 'UP'}",
-                "successThreshold": 1,
-                "failureThreshold": 1,
-            },
-        }
-    }
+    definition["endpointGroups"][0]["services"] = health_checked(
+        "{#response.status == 200 && #jsonPath(#response.content, '$.status') == 'UP'}", 1
+    )
     try:
         api_id = server.deploy_api(definition)
         assert server.mgmt("GET", f"/apis/{api_id}").json()["gatehouse"]["blockingParts"] == []
@@ -261,13 +254,7 @@ def test_a_health_check_assertion_on_the_answer_s_content_takes_an_endpoint_out_
 
 def test_a_health_check_assertion_that_cannot_be_read_blocks_deploy_naming_the_position(server, http_backends):
     definition = proxy_api([url(http_backends[0])], path="/unreadable")
-    definition["endpointGroups"][0]["services"] = {
-        "healthCheck": {
-            "enabled": True,
-            "type": "http-health-check",
-            "configuration": {"schedule": "* * * * * *", "target": "/health", "assertion": "{#response.status == }"},
-        }
-    }
+    definition["endpointGroups"][0]["services"] = health_checked("{#response.status == }", 1)
     imported = server.mgmt("POST", "/apis/_import/definition", json=definition)
     assert imported.status_code == 201, imported.text
     assert imported.json()["gatehouse"]["blockingParts"] == [

@@ -252,28 +252,19 @@ def _build_not(children):
     return lambda context: not to_bool(operand(context), "!")
 
 
-def _build_neg(children):
-    operand = build(children[1])
+def _build_sign(symbol, apply):
+    def build_signed(children):
+        operand = build(children[1])
 
-    def neg(context):
-        value = operand(context)
-        if not _is_number(value):
-            raise EvaluationError(f"Operator - needs a number, not {type_name(value)}")
-        return -value
+        def signed(context):
+            value = operand(context)
+            if not _is_number(value):
+                raise EvaluationError(f"Operator {symbol} needs a number, not {type_name(value)}")
+            return apply(value)
 
-    return neg
+        return signed
 
-
-def _build_pos(children):
-    operand = build(children[1])
-
-    def pos(context):
-        value = operand(context)
-        if not _is_number(value):
-            raise EvaluationError(f"Operator + needs a number, not {type_name(value)}")
-        return value
-
-    return pos
+    return build_signed
 
 
 def _build_ternary(children):
@@ -312,8 +303,8 @@ BUILDERS = {
     "and_": _build_and,
     "or_": _build_or,
     "not_": _build_not,
-    "neg": _build_neg,
-    "pos": _build_pos,
+    "neg": _build_sign("-", lambda value: -value),
+    "pos": _build_sign("+", lambda value: value),
     "ternary": _build_ternary,
     "elvis": _build_elvis,
     "with_options": _build_with_options,
