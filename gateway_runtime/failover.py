@@ -100,10 +100,10 @@ SETTINGS = Settings(
         ),
         Field(
             "failureCondition",
-            "string",
+            "expression",
             "Failure condition",
             when=("enabled", (True,)),
-            help="A response status that counts as a failure, e.g. {#response.status >= 500}.",
+            help="An answer that counts as a failure, e.g. {#response.status >= 500}.",
         ),
     ),
     checks=(_check_condition,),

@@ -22,7 +22,20 @@ from typing import Any
 
 from .definition.slots import SECRET_MASK, Slot, header_slots, map_slots, named_slots, restore_slots, url_slots
 
-KINDS = ("string", "text", "integer", "number", "boolean", "enum", "list", "pairs", "secret", "path", "choice")
+KINDS = (
+    "string",
+    "text",
+    "integer",
+    "number",
+    "boolean",
+    "enum",
+    "list",
+    "pairs",
+    "secret",
+    "path",
+    "choice",
+    "expression",  # text in the expression language ({#...}): the form checks it as it is typed
+)
 STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
 STORES = STORE_TYPES[1:]
 BINARY_STORES = ("JKS", "PKCS12")
@@ -157,7 +170,7 @@ class Settings:
             if raw is None or raw == "":
                 if f.required and self.active(f, values, choices):
                     errors[name] = f"{f.label} is required"
-                if raw == "" and f.kind not in ("string", "text", "secret", "path"):
+                if raw == "" and f.kind not in ("string", "text", "secret", "path", "expression"):
                     delete_path(values, f.path)
                 continue
             try:
@@ -437,7 +450,7 @@ def gravitee_key_store(prefix, type_field, extra=()):
 
 def coerce(f, raw):
     kind = f.kind
-    if kind in ("string", "text", "secret", "path"):
+    if kind in ("string", "text", "secret", "path", "expression"):
         if isinstance(raw, (dict, list)):
             raise ValueError("must be text")
         value = str(raw)

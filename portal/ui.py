@@ -12,6 +12,7 @@ from gateway_runtime import database, failover, registry
 from gateway_runtime import plans as rules
 from gateway_runtime.definition import capabilities, checks, forms
 from gateway_runtime.definition.checks import LOAD_BALANCERS
+from gateway_runtime.expressions import ExpressionError, compile_template
 from gateway_runtime.request_target import route_key
 from gateway_runtime.settings import get_path, set_path
 
@@ -1343,6 +1344,20 @@ def edit_group(api_id, group_id):
     kept_secrets.forget(form)
     flash(f"Endpoint group {group.name} saved. Redeploy to apply.")
     return redirect(url_for("ui.endpoints", api_id=api.id))
+
+
+# ----- expressions, checked as they are typed -----
+@bp.post("/expression-check")
+@requires("viewer")
+def expression_check():
+    """The form field named by `field` read as the expression language: what is wrong and where,
+    or that it reads (an HTMX partial beside the field)."""
+    text = request.form.get(request.form.get("field", ""), "")
+    try:
+        compile_template(text)
+    except ExpressionError as exc:
+        return render_template("_expression_check.html", error=str(exc))
+    return render_template("_expression_check.html", error=None, empty=not text.strip())
 
 
 # ----- failover (the API's `failover` block) -----

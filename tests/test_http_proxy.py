@@ -497,6 +497,27 @@ def test_failover_is_configured_in_the_portal_and_retries_on_the_next_endpoint(s
         server.portal + f"/apis/{api_id}/failover/_fields", data={"csrf_token": token, "failover.enabled": "on"}
     )
     assert 'id="failover-fields"' in section.text and 'name="failover.maxRetries"' in section.text
+    # the failure condition is checked as it is typed: the field posts itself, the answer goes beside it
+    assert (
+        'hx-post="/expression-check"' in section.text
+        and 'hx-vals=\'{"field": "failover.failureCondition"}\'' in section.text
+    )
+
+    def checked(text):
+        answer = browser.post(
+            server.portal + "/expression-check",
+            data={"csrf_token": token, "field": "failover.failureCondition", "failover.failureCondition": text},
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.text.strip()
+
+    assert checked("{#response.status >= }") == (
+        '<span class="error">Expression error at position 21: unexpected end of expression</span>'
+    )
+    assert checked("{#response.status >= 500}") == '<span class="expression-ok">The expression reads.</span>'
+    assert checked("<script>{#x.(}").startswith('<span class="error">Expression error at position ')
+    assert "<script>" not in checked("<script>{#x.(}")
+    assert checked("") == ""
     bad = browser.post(
         server.portal + f"/apis/{api_id}/failover",
         data={"csrf_token": token, "failover.enabled": "on", "failover.maxRetries": "-1"},
