@@ -1348,7 +1348,7 @@ def edit_group(api_id, group_id):
 
 # ----- expressions, checked as they are typed -----
 @bp.post("/expression-check")
-@requires("viewer")
+@requires("owner")  # for those who edit expressions; it reads nothing stored
 def expression_check():
     """The form field named by `field` read as the expression language: what is wrong and where,
     or that it reads (an HTMX partial beside the field)."""

@@ -56,6 +56,7 @@ TABLE = {
     ("ui.edit_group", "POST"): (LOGIN, 403, 400, 403, 400),  # empty form: errors
     ("ui.group_fields", "POST"): (LOGIN, 403, 200, 403, 200),
     ("ui.failover_fields", "POST"): (LOGIN, 403, 200, 403, 200),
+    ("ui.expression_check", "POST"): (LOGIN, 403, 200, 200, 200),  # empty form: nothing to say
     ("ui.edit_failover", "GET"): (LOGIN, 403, 200, 403, 200),
     ("ui.edit_failover", "POST"): (LOGIN, 403, 302, 403, 302),  # empty form: failover off
     ("ui.new_group", "GET"): (LOGIN, 403, 200, 403, 200),
