@@ -23,10 +23,7 @@ class ResponseCondition:
         self.warned = False
 
     def __call__(self, status: int, headers: Any = (), content: str | None = None) -> bool:
-        values: dict[str, list[str]] = {}
-        for name, value in headers:
-            values.setdefault(name, []).append(value)
-        response = {"status": status, "headers": Headers(values), "content": content}
+        response = {"status": status, "headers": Headers(headers), "content": content}
         try:
             return self.condition.test({"response": response})
         except EvaluationError as exc:

@@ -77,8 +77,8 @@ def check_request_line(line):
 
 def read_head(head):
     """A whole head (its request line, its header lines and the empty line), checked: its method,
-    target, version and fields. Raises BadFraming. The same rules as read_fields, on lines split
-    once: the head is all here (server/http1.py reads up to its empty line)."""
+    target, version and fields. Raises BadFraming. The lines are split once: the head is all here
+    (server/http1.py reads up to its empty line)."""
     request_line, *lines = head.decode("latin-1").split("\n")
     if len(request_line) >= MAX_REQUEST_LINE:  # with its LF, longer than the limit
         raise request_line_too_long()
@@ -91,12 +91,8 @@ def read_head(head):
     for raw in lines:
         if len(raw) >= MAX_LINE:
             raise line_too_long()
-        line = raw[:-1] if raw.endswith("\r") else raw
-        if not line:
+        if not add_field(fields, raw[:-1] if raw.endswith("\r") else raw):
             break
-        if len(fields) == MAX_HEADERS:
-            raise too_many_headers()
-        fields.append(parse_field(line))
     else:
         raise BadFraming("The request's head has no empty line at its end.")
     check_framing(fields, version)
@@ -110,12 +106,18 @@ def read_fields(readline):
         line = readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
             raise line_too_long()
-        line = strip_terminator(line.decode("latin-1"))
-        if not line:
+        if not add_field(fields, strip_terminator(line.decode("latin-1"))):
             return fields
-        if len(fields) == MAX_HEADERS:
-            raise too_many_headers()
-        fields.append(parse_field(line))
+
+
+def add_field(fields, line):
+    """A header line without its terminator added to `fields`; False for the empty line that ends them."""
+    if not line:
+        return False
+    if len(fields) == MAX_HEADERS:
+        raise too_many_headers()
+    fields.append(parse_field(line))
+    return True
 
 
 def strip_terminator(line):

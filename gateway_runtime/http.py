@@ -34,14 +34,12 @@ class ClientBody:
 
     def read(self, *size):
         data = _client_side(self.stream.read, size)
-        wanted = size[0] if size and size[0] is not None and size[0] >= 0 else None
-        self._count(data, wanted is None or len(data) < wanted)
+        self._count(data, _short(data, size))
         return data
 
     def readline(self, *size):
         data = _client_side(self.stream.readline, size)
-        wanted = size[0] if size and size[0] is not None and size[0] >= 0 else None
-        self._count(data, not data.endswith(b"\n") and (wanted is None or len(data) < wanted))
+        self._count(data, not data.endswith(b"\n") and _short(data, size))
         return data
 
     def _count(self, data, at_end):
@@ -54,6 +52,12 @@ class ClientBody:
                 f"The request body could not be read: it ended after {self.length - self.left} of its "
                 f"{self.length} bytes (Content-Length)."
             )
+
+
+def _short(data, size):
+    """Whether a read(size) came back with less than it asked for (all there was, without a size)."""
+    wanted = size[0] if size and size[0] is not None and size[0] >= 0 else None
+    return wanted is None or len(data) < wanted
 
 
 def _client_side(read, size):

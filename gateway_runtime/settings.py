@@ -36,6 +36,7 @@ KINDS = (
     "choice",
     "expression",  # text in the expression language ({#...}): the form checks it as it is typed
 )
+TEXT_KINDS = ("string", "text", "secret", "path", "expression")  # kept as text, an empty one too
 STORE_TYPES = ("NONE", "PEM", "JKS", "PKCS12")
 STORES = STORE_TYPES[1:]
 BINARY_STORES = ("JKS", "PKCS12")
@@ -170,7 +171,7 @@ class Settings:
             if raw is None or raw == "":
                 if f.required and self.active(f, values, choices):
                     errors[name] = f"{f.label} is required"
-                if raw == "" and f.kind not in ("string", "text", "secret", "path", "expression"):
+                if raw == "" and f.kind not in TEXT_KINDS:
                     delete_path(values, f.path)
                 continue
             try:
@@ -450,7 +451,7 @@ def gravitee_key_store(prefix, type_field, extra=()):
 
 def coerce(f, raw):
     kind = f.kind
-    if kind in ("string", "text", "secret", "path", "expression"):
+    if kind in TEXT_KINDS:
         if isinstance(raw, (dict, list)):
             raise ValueError("must be text")
         value = str(raw)

@@ -6,13 +6,15 @@ from .errors import EvaluationError
 
 
 class Headers(Mapping):
-    """HTTP headers: name -> list of values, looked up case-insensitively."""
+    """HTTP headers: name -> list of values, looked up case-insensitively. Made from a mapping of
+    name -> value(s), or from (name, value) pairs as they came on the wire."""
 
     __slots__ = ("_items",)
 
     def __init__(self, headers=None):
         self._items = {}
-        for name, values in (headers or {}).items():
+        pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+        for name, values in pairs:
             if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
                 values = [values]
             self._items.setdefault(str(name).lower(), (name, []))[1].extend(values)
