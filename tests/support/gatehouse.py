@@ -2,6 +2,7 @@
 clients for the management API and the gateway."""
 
 import os
+import random
 import re
 import signal
 import socket
@@ -23,6 +24,25 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def restartable_port():
+    """A free port below the kernel's ephemeral range, for a server a test stops and starts again
+    on the same port: a port from that range can be handed, while the server is down, to some
+    outgoing connection of another test as its source port, and the restart could not bind it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(100):
+        port = random.randrange(10000, max(10001, low))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def wait_for_port(port, proc=None, timeout=30):

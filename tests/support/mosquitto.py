@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from support.gatehouse import free_port, missing, wait_for_port
+from support.gatehouse import missing, restartable_port, wait_for_port
 from support.pki import make_ca, make_server_cert, pem
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -46,7 +46,7 @@ class Mosquitto:
         if not (os.path.exists(MOSQUITTO) and shutil.which("mosquitto_passwd")):
             missing("Mosquitto (apt-get install mosquitto)")
         self.workdir, self.certs = workdir, certs
-        self.port, self.tls_port = free_port(), free_port()
+        self.port, self.tls_port = restartable_port(), restartable_port()  # kept across stop() and start()
         ca_key, self.ca = make_ca("Gatehouse MQTT test CA")
         server_key, server_cert = make_server_cert(ca_key, self.ca)
         _, self.wrong_ca = make_ca("Some other CA")

