@@ -33,6 +33,19 @@ NO_ENTRYPOINT = "No entrypoint matches the incoming request."
 LEAVES_CONTEXT = "The request path climbs out of the context path {context} it starts with."
 
 
+def _root(g):
+    while g.parent is not None:
+        g = g.parent
+    return g
+
+
+def _live_greenlets():
+    """The live greenlets of this thread's hub: the SQLite pool's threads each have a hub of their
+    own, and the pool starts them as work queues up, which a leak count must not see."""
+    here = _root(greenlet.getcurrent())
+    return sum(1 for o in gc.get_objects() if isinstance(o, greenlet) and not o.dead and _root(o) is here)
+
+
 class Routes:
     """(host, path) -> API, longest path first; a route naming a host beats one that does not.
     For the TCP listener: SNI host name -> API."""
@@ -288,7 +301,7 @@ class Gateway:
     def stats(self):
         return {
             "apis": {api_id: api.revision for api_id, api in self.apis.items()},
-            "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet) and not o.dead),
+            "greenlets": _live_greenlets(),
             "fds": len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None,
             "retiring": len(self.retiring),
             "pid": os.getpid(),

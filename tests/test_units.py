@@ -198,3 +198,26 @@ def test_failover_settings_are_checked_at_import_and_deploy():
         "failover: Failure condition: Expression error at position 21: unexpected end of expression"
     ]
     assert blocking_parts(validate({**api, "failover": {**condition, "enabled": False}})) == []
+
+
+def test_the_runtime_greenlet_count_leaves_out_the_sqlite_pool_s_threads():
+    import time
+
+    import gevent
+    from gevent.threadpool import ThreadPool
+
+    from gateway_runtime.gateway import _live_greenlets
+
+    gevent.sleep(0)  # this thread's hub is running
+    before = _live_greenlets()
+    pool = ThreadPool(3)
+    try:
+        gevent.joinall([gevent.spawn(pool.apply, time.sleep, (0.05,)) for _ in range(3)])
+        assert pool.size == 3  # three threads, each with a hub of its own
+        assert _live_greenlets() == before
+        waiting = gevent.spawn(gevent.sleep, 5)
+        gevent.sleep(0)
+        assert _live_greenlets() == before + 1  # a greenlet of this hub still counts
+        waiting.kill()
+    finally:
+        pool.kill()
