@@ -13,6 +13,9 @@ from gevent.event import Event
 
 from . import failover, health, plans, registry
 from .definition.parts import dlq_endpoint
+from .flows.compiled import FlowSet
+from .flows.exchange import EXCHANGE
+from .flows.serve import FlowSubscription, publish_phase, push_exchange
 from .http import client_identifier
 from .messages import ClientContext, EndpointConnector, EndpointError, Message, Request, Subscription
 from .request_target import route_key
@@ -49,6 +52,9 @@ class DeployedApi:
         listed = list(listed.values() if isinstance(listed, dict) else listed)
         self.guard = plans.Guard(self.id, listed)
         self.push_plans = {plan["id"] for plan in listed if plan.get("mode") == "push"}
+        # Compiled once here; None when no flow has a step (requests then skip flows altogether).
+        self.flows = FlowSet(definition) if FlowSet.needed(definition) else None
+        self.streams = definition.get("type") == "message"  # its answers are streams, not held whole
         try:
             self._build(definition)
         except Exception:
@@ -68,7 +74,9 @@ class DeployedApi:
             for entrypoint in listener.get("entrypoints", []):
                 spec = _known(registry.entrypoint(entrypoint["type"]))
                 config = spec.configuration.with_defaults(entrypoint.get("configuration"))
-                ranked.append((spec.priority, spec.handler(config, self, entrypoint.get("qos", "auto"))))
+                handler = spec.handler(config, self, entrypoint.get("qos", "auto"))
+                handler.type, handler.operations = spec.type, frozenset(spec.operations)  # for flows' selectors
+                ranked.append((spec.priority, handler))
         self.entrypoints = [handler for _, handler in sorted(ranked, key=lambda e: -e[0])]
         group = definition["endpointGroups"][0]
         checks = []
@@ -140,6 +148,8 @@ class DeployedApi:
             subscription = self.failover.call(
                 self.balancer, context.client_id, lambda connector: connector.subscribe(context), idempotent=True
             )
+        if self.flows is not None and (exchange := environ.get(EXCHANGE)) and self.flows.has("subscribe", exchange):
+            subscription = FlowSubscription(subscription, self.flows, exchange)
         self.subscriptions.add(subscription)
         return subscription
 
@@ -151,6 +161,10 @@ class DeployedApi:
         if self.stopping.is_set():
             raise EndpointError("the API is being redeployed")
         subscription = self._pick().subscribe(self.context_for(subscription_id, qos))
+        if self.flows is not None:
+            exchange = push_exchange(self.flows, {"id": subscription_id})
+            if exchange is not None and self.flows.has("subscribe", exchange):
+                subscription = FlowSubscription(subscription, self.flows, exchange)
         self.subscriptions.add(subscription)
         return subscription
 
@@ -159,6 +173,11 @@ class DeployedApi:
         subscription.close()
 
     def publish(self, environ: Environ, qos: str, message: Message) -> None:
+        if self.flows is not None:
+            phased = publish_phase(self.flows, environ, message)
+            if phased is None:  # filtered out by a policy: accepted, not sent on
+                return None
+            message = phased
         context = self.context(environ, qos, None)
         if self.failover is None:
             return self._pick().publish(context, message)

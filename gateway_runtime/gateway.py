@@ -19,11 +19,12 @@ from . import database
 from .access import Access, KeyHasher
 from .at_rest import WrongKey
 from .deployed import DeployedApi
+from .flows.serve import serve
 from .framing import WARNING_INTERVAL_S, warn_now
 from .http import SUBSCRIPTION, BadBody, ClientBody, client_address, has_body, respond, respond_json
 from .last_known import Snapshot
 from .outage import Outage
-from .plans import Refused
+from .plans import PLAN, Refused
 from .request_target import ROUTED, BadTarget, Routed, header_host, is_under, parse, raw_target
 from .webhook.leases import Pusher
 
@@ -144,6 +145,19 @@ class Gateway:
             )
         api.enter()
         try:
+            if api.flows is not None:
+                return Tracked(
+                    serve(
+                        api.flows,
+                        environ,
+                        start_response,
+                        handler,
+                        environ.get(PLAN),
+                        environ[SUBSCRIPTION],
+                        api.streams,
+                    ),
+                    api,
+                )
             return Tracked(handler(environ, start_response), api)
         except BadBody as refused:
             api.leave()

@@ -4,6 +4,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Protocol, cast
 
 READ_CHUNK = 64 * 1024
@@ -101,6 +102,29 @@ class NotFound(EndpointError):
     """What the client asked for does not exist at the backend (a topic, with checkTopicExistence)."""
 
     status = "404 Not Found"
+
+
+class Interrupted(EndpointError):
+    """A policy ended the request, or refused a message (interrupt, a failed check): its status,
+    message and error key are the answer, whichever entrypoint gives it."""
+
+    def __init__(self, status: int, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.status = f"{status} {_reason(status)}".rstrip()
+        self.code = status
+        self.message = message
+        self.key = key
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body Gravitee answers an interrupted request with."""
+        return {"message": self.message, "http_status": self.code}
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 class Subscription:

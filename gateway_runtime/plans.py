@@ -30,6 +30,7 @@ VALIDATIONS = ("AUTO", "MANUAL")
 API_KEY_HEADER = "X-Gravitee-Api-Key"
 API_KEY_QUERY = "api-key"
 ACCESS_TOKEN_QUERY = "access_token"
+PLAN = "gatehouse.plan"  # environ key: the id of the plan that admitted the request
 # Gravitee's JWT policy names, and PyJWT's algorithms for them.
 SIGNATURES = {
     "RSA_RS256": "RS256",
@@ -265,10 +266,11 @@ class Guard:
         serving = [p for p in self.plans if statuses.get((self.api_id, p[0]), p[2]) in SERVING]
         self.key_plans = {p[0]: p[4] for p in serving if p[1] == "api-key"}
         self.jwt_plans = [p[3] for p in serving if p[1] == "jwt"]
-        self.keyless = any(p[1] == "key-less" for p in serving)
+        self.keyless = next((p[0] for p in serving if p[1] == "key-less"), None)  # its plan id
 
     def admit(self, environ, access, hasher):
-        """The subscription id the request is served under (None for key-less); raises Refused."""
+        """The subscription id the request is served under (None for key-less); raises Refused.
+        The plan that admitted it is left in environ[PLAN] (its flows run)."""
         if self.key_plans:
             key = api_key_of(environ)
             if key is not None:
@@ -281,14 +283,16 @@ class Guard:
                 if not self.key_plans[plan_id].get("propagateApiKey"):
                     environ.pop("HTTP_X_GRAVITEE_API_KEY", None)
                     take_from_query(environ, API_KEY_QUERY)
+                environ[PLAN] = plan_id
                 return subscription
         if self.jwt_plans:
             token = bearer_of(environ)
             if token is not None:
-                subscription = self._admit_token(token, access)
+                subscription, environ[PLAN] = self._admit_token(token, access)
                 take_from_query(environ, ACCESS_TOKEN_QUERY)  # a token in a URL ends up in the backend's logs
                 return subscription
-        if self.keyless:
+        if self.keyless is not None:
+            environ[PLAN] = self.keyless
             return None
         raise Refused("401 Unauthorized", self._wanted())
 
@@ -305,7 +309,7 @@ class Guard:
                 raise Refused("401 Unauthorized", f"The token has no {CLIENT_ID_CLAIM} claim naming an application.")
             subscription = access.subscribers.get((self.api_id, plan.id, client))
             if subscription is not None:
-                return subscription
+                return subscription, plan.id
         if client is not None:
             raise Refused("403 Forbidden", f"Application {client} holds no subscription to this API.")
         raise Refused("401 Unauthorized", f"Invalid token: {error}.")

@@ -1,7 +1,8 @@
-"""Connector registry: type name -> the one module that declares and implements it.
+"""Connector and policy registry: type name -> the one module that declares and implements it.
 
-Each module in `entrypoints/` and `endpoints/` exposes `SPEC`. Adding a connector means adding a
-module there (and its form partial `templates/connectors/<type>.html`); nothing else changes.
+Each module in `entrypoints/`, `endpoints/` and `policies/` exposes `SPEC`. Adding a connector means
+adding a module there (and its form partial `templates/connectors/<type>.html`); adding a policy, a
+module in `policies/` (its form is drawn from its settings); nothing else changes.
 """
 
 import importlib
@@ -12,7 +13,7 @@ from typing import Any
 
 from .definition.parts import connector_parts
 from .settings import Settings
-from .specs import QOS_ORDER, EndpointSpec, EntrypointSpec
+from .specs import QOS_ORDER, EndpointSpec, EntrypointSpec, PolicySpec
 
 
 def _discover(package_name: str) -> dict[str, Any]:
@@ -34,6 +35,15 @@ def endpoints() -> dict[str, EndpointSpec]:
 @cache
 def entrypoints() -> dict[str, EntrypointSpec]:
     return _discover("gateway_runtime.entrypoints")
+
+
+@cache
+def policies() -> dict[str, PolicySpec]:
+    return _discover("gateway_runtime.policies")
+
+
+def policy(type_name: object) -> PolicySpec | None:
+    return policies().get(type_name) if isinstance(type_name, str) else None
 
 
 def endpoint(type_name: object) -> EndpointSpec | None:

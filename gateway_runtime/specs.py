@@ -1,4 +1,5 @@
-"""What a connector declares: one EndpointSpec or EntrypointSpec per module, as `SPEC`.
+"""What a connector or a policy declares: one EndpointSpec, EntrypointSpec or PolicySpec per module,
+as `SPEC`.
 
 A leaf module (it imports only the settings vocabulary and the connector contract in `messages`),
 so that connectors can import it while the registry imports the connectors.
@@ -53,3 +54,24 @@ class EntrypointSpec:
     kind: str = "entrypoint"
     # The listener type that carries it (`tcp`: a TLS connection routed by SNI, not an HTTP request).
     listener: str = "http"
+    # What its clients do with messages, as flows' channel selectors name it: PUBLISH, SUBSCRIBE.
+    operations: tuple[str, ...] = ("SUBSCRIBE",)
+
+
+# The phases a flow has steps for: proxy APIs run request and response; message APIs run request and
+# response once per connection, publish and subscribe once per message.
+PHASES = ("request", "response", "publish", "subscribe")
+MESSAGE_PHASES = ("publish", "subscribe")
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    type: str
+    label: str
+    # policy(configuration): made once per deployment, with on_request / on_response (exchange) and
+    # on_message(exchange, message) for the phases it declares
+    policy: builtins.type[Any]
+    configuration: Settings = field(default_factory=Settings)
+    phases: tuple[str, ...] = PHASES
+    description: str = ""
+    kind: str = "policy"

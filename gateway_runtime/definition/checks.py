@@ -5,7 +5,9 @@ import json
 import re
 
 from .. import failover, health, plans, registry
+from ..flows import compiled as flows
 from ..settings import get_path, set_path
+from ..specs import PHASES
 from . import capabilities
 from .forms import DefinitionError
 
@@ -145,6 +147,9 @@ def validate(api):
             err(f"plans[{pi}].mode", "A push plan (mode push) has no other security: subscribers are called back.")
         elif not isinstance(plan["security"].get("configuration") or {}, dict):  # problems() reads it with .get
             err(f"plans[{pi}].security.configuration", "A plan's security configuration must be an object.")
+    for problem in flows.problems(api):
+        if not isinstance(problem, flows.UnknownPolicy):  # kept: it blocks Deploy, naming the policy
+            err(problem.field, problem.message)
     if errors:
         raise DefinitionError(errors)
     return api
@@ -227,7 +232,11 @@ def blocking_parts(api):
         name = plan.get("name", plan.get("id"))
         parts += [f"{message.rstrip('.')} (plan {name})" for message in plans.problems(plan).values()]
     for policy in sorted(_policies(api) - set(TEST_KIT_POLICIES)):
-        parts.append(f"policy {policy}")
+        if registry.policy(policy) is None:
+            parts.append(f"policy {policy}")
+    parts += [
+        f"flow steps in the {phase} phase" for phase in sorted(_policies(api, by_phase=True)) if phase not in PHASES
+    ]
     parts += _restrictions(api)
     parts += failover.problems(api.get("failover"))
     parts += capabilities.problems(api)
@@ -248,8 +257,8 @@ def blocking_parts(api):
     text = json.dumps(
         {
             "listeners": api.get("listeners"),
-            "flows": api.get("flows"),
-            # services are judged above (a health check's assertion is EL we evaluate)
+            # flows' expressions run (validate checks them); services are judged above (a health
+            # check's assertion is EL we evaluate)
             "endpointGroups": [_without_services(g) for g in api.get("endpointGroups", [])],
         }
     )
@@ -278,10 +287,6 @@ def _restrictions(api):
     """Parts that narrow which requests, gateways or plans serve the API. Ignored, the gateway
     would serve what Gravitee refuses: they block Deploy (docs/compatibility.md, the rule)."""
     parts = []
-    if isinstance(api.get("flowExecution"), dict) and api["flowExecution"].get("matchRequired") is True:
-        parts.append(
-            "flowExecution.matchRequired (a request that matches no flow would be served, not refused with 404)"
-        )
     if api.get("tags"):
         parts.append(f"tags (sharding tags {_listed(api['tags'])}): every Gatehouse gateway would serve the API")
     for li, listener in enumerate(api.get("listeners", [])):
@@ -379,8 +384,6 @@ def _unapplied(api):
             )
         if listener.get("pathMappings"):
             found.append(_kept(f"listeners[{li}].pathMappings", "they only group analytics, which are not recorded"))
-    if api.get("properties"):
-        found.append(_kept("properties", "only expression language reads them, and it is not supported yet"))
     if api.get("groups"):
         found.append(_kept("groups", "Gatehouse has no user groups (the API's owner and admins manage it)"))
     if api.get("categories"):
@@ -423,7 +426,7 @@ def import_notes(document, state=None):
     return notes
 
 
-def _policies(api):
+def _policies(api, by_phase=False):
     flows = list(api.get("flows") or [])
     for plan in api.get("plans", []):
         flows.extend(plan.get("flows") or [])
@@ -434,7 +437,7 @@ def _policies(api):
         for phase in FLOW_PHASES:
             for step in flow.get(phase) or []:
                 if isinstance(step, dict) and step.get("enabled", True) is not False:
-                    names.add(step.get("policy", "?"))
+                    names.add(phase if by_phase else step.get("policy", "?"))
     return names
 
 

@@ -46,6 +46,7 @@ SPEC = EntrypointSpec(
     label="HTTP POST",
     handler=HttpPost,
     priority=10,
+    operations=("PUBLISH",),
     qos=("none", "auto"),
     description="Clients publish one message per request.",
     configuration=Settings(

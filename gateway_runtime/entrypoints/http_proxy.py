@@ -96,6 +96,7 @@ SPEC = EntrypointSpec(
     handler=HttpProxy,
     api_types=("proxy",),
     priority=0,
+    operations=(),
     qos=("auto",),
     description="Clients call the API as they would call the backend.",
     configuration=Settings(),

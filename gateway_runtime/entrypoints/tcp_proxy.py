@@ -81,6 +81,7 @@ SPEC = EntrypointSpec(
     label="TCP proxy",
     handler=TcpProxy,
     api_types=("proxy",),
+    operations=(),
     qos=("auto",),
     listener="tcp",
     description="Clients open a TLS connection to the gateway's TCP port, naming the API's host by SNI.",

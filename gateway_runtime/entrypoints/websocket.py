@@ -108,6 +108,7 @@ SPEC = EntrypointSpec(
     label="WebSocket",
     handler=WebSocket,
     priority=30,
+    operations=("PUBLISH", "SUBSCRIBE"),
     qos=("none", "auto"),
     description="Clients publish and receive messages over one WebSocket.",
     configuration=Settings(

@@ -35,6 +35,26 @@ class Headers(Mapping):
         values = self.get(name)
         return values[0] if values else None
 
+    # What policies change (transform-headers); expressions only read.
+    def add(self, name, value):
+        self._items.setdefault(name.lower(), (name, []))[1].append(value)
+
+    def put(self, name, value):
+        self._items[name.lower()] = (name, [value])
+
+    def remove(self, name):
+        self._items.pop(name.lower(), None)
+
+    def keep_only(self, names):
+        wanted = {name.lower() for name in names}
+        self._items = {lower: item for lower, item in self._items.items() if lower in wanted}
+
+    def pairs(self):
+        return [(name, value) for name, values in self._items.values() for value in values]
+
+    def as_lists(self):
+        return {name: list(values) for name, values in self._items.values()}
+
     def __repr__(self):
         return f"Headers({dict(self.items())!r})"
 

@@ -1,0 +1,246 @@
+"""An API's flows compiled once per deployment: plan flows, then API flows, each list chosen as
+`flowExecution.mode` says (DEFAULT: every matching flow, in order; BEST_MATCH: the one whose path
+fits best), their steps run phase by phase."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from .. import registry
+from ..expressions import EvaluationError, compile_condition
+from ..messages import Interrupted, Message
+from ..settings import SettingsError
+from ..specs import MESSAGE_PHASES, PHASES
+from .exchange import Exchange, MessageView
+from .selectors import ChannelSelector, HttpSelector, SelectorError, compile_selector
+
+NO_FLOW = "No flow matches the request"  # flowExecution.matchRequired, as Gravitee answers it
+NO_FLOW_KEY = "GATEWAY_FLOW_NOT_FOUND"
+
+
+class FlowError(ValueError):
+    """A flow or step that cannot be compiled, with where it is in the definition."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class UnknownPolicy(FlowError):
+    """A step naming a policy this gateway does not have: kept, and it blocks Deploy by name."""
+
+
+class Step:
+    __slots__ = ("name", "policy", "condition", "message_condition")
+
+    def __init__(self, step: dict[str, Any], phase: str, where: str) -> None:
+        spec = registry.policy(step.get("policy"))
+        if spec is None:
+            raise UnknownPolicy(f"{where}.policy", f"this gateway has no policy {step.get('policy')!r}")
+        if phase not in spec.phases:
+            raise FlowError(f"{where}.policy", f"{spec.label} ({spec.type}) does not run in the {phase} phase")
+        self.name = step.get("name") or spec.type
+        self.condition = _condition(step, "condition", where)
+        self.message_condition = _condition(step, "messageCondition", where)
+        if self.message_condition is not None and phase not in MESSAGE_PHASES:
+            raise FlowError(
+                f"{where}.messageCondition", f"a message condition applies to messages, not the {phase} phase"
+            )
+        configuration = step.get("configuration")
+        if configuration is not None and not isinstance(configuration, dict):
+            raise FlowError(f"{where}.configuration", "must be an object")
+        try:
+            self.policy = spec.policy(spec.configuration.with_defaults(configuration))
+        except SettingsError as exc:
+            field, message = next(iter(exc.errors.items()))
+            raise FlowError(f"{where}.configuration.{field}", message) from exc
+        except ValueError as exc:  # an expression in it that cannot be read, say
+            raise FlowError(f"{where}.configuration", str(exc)) from exc
+
+
+def _condition(step: dict[str, Any], key: str, where: str) -> Any:
+    text = step.get(key)
+    if not text:
+        return None
+    if not isinstance(text, str):
+        raise FlowError(f"{where}.{key}", "must be text")
+    try:
+        return compile_condition(text)
+    except ValueError as exc:
+        raise FlowError(f"{where}.{key}", str(exc)) from exc
+
+
+class Flow:
+    __slots__ = ("name", "selectors", "steps", "path")
+
+    def __init__(self, flow: dict[str, Any], where: str, problems: list[FlowError] | None = None) -> None:
+        """Raises the first FlowError; with `problems`, collects them all instead (validation)."""
+        self.name = flow.get("name") or ""
+        self.selectors = []
+        for i, selector in enumerate(flow.get("selectors") or []):
+            place = f"{where}.selectors[{i}]"
+            try:
+                self.selectors.append(compile_selector(selector, place))
+            except SelectorError as exc:
+                raise FlowError(exc.field, exc.message) from exc
+            except ValueError as exc:  # a condition that cannot be read
+                raise FlowError(f"{place}.condition", str(exc)) from exc
+        self.path = next(
+            (s.pattern for s in self.selectors if isinstance(s, (HttpSelector, ChannelSelector))),
+            None,
+        )
+        self.steps: dict[str, list[Step]] = {}
+        for phase in PHASES:
+            steps = []
+            for i, step in enumerate(flow.get(phase) or []):
+                if not isinstance(step, dict) or step.get("enabled", True) is False:
+                    continue
+                try:
+                    steps.append(Step(step, phase, f"{where}.{phase}[{i}]"))
+                except FlowError as problem:
+                    if problems is None:
+                        raise
+                    problems.append(problem)
+            if steps:
+                self.steps[phase] = steps
+
+    def matches(self, exchange: Exchange) -> bool:
+        return all(selector.matches(exchange) for selector in self.selectors)
+
+
+def _compile(flows: Iterable[Any], where: str) -> list[Flow]:
+    return [
+        Flow(flow, f"{where}[{i}]")
+        for i, flow in enumerate(flows)
+        if isinstance(flow, dict) and flow.get("enabled", True) is not False
+    ]
+
+
+class FlowSet:
+    def __init__(self, definition: dict[str, Any]) -> None:
+        execution = definition.get("flowExecution") or {}
+        self.best_match = str(execution.get("mode", "default")).upper().replace("-", "_") == "BEST_MATCH"
+        self.match_required = execution.get("matchRequired") is True
+        self.api_flows = _compile(definition.get("flows") or [], "flows")
+        listed = definition.get("plans") or []
+        self.plan_flows = {
+            plan["id"]: _compile(plan.get("flows") or [], f"plans[{i}].flows")
+            for i, plan in enumerate(listed)
+            if isinstance(plan, dict) and plan.get("flows")
+        }
+        flows = self.api_flows + [f for plan in self.plan_flows.values() for f in plan]
+        self.phases = {phase for flow in flows for phase in flow.steps}
+        properties = {
+            p["key"]: p.get("value")
+            for p in definition.get("properties") or []
+            if isinstance(p, dict) and isinstance(p.get("key"), str)
+        }
+        self.api = {
+            "id": definition.get("id"),
+            "name": definition.get("name"),
+            "version": definition.get("apiVersion"),
+            "properties": properties,
+        }
+
+    @staticmethod
+    def needed(definition: dict[str, Any]) -> bool:
+        """Whether the API has anything for flows to do (else requests skip them altogether)."""
+        execution = definition.get("flowExecution") or {}
+        if execution.get("matchRequired") is True:
+            return True
+        flows = list(definition.get("flows") or [])
+        for plan in definition.get("plans") or []:
+            flows += plan.get("flows") or [] if isinstance(plan, dict) else []
+        return any(
+            isinstance(flow, dict)
+            and flow.get("enabled", True) is not False
+            and any(
+                isinstance(step, dict) and step.get("enabled", True) is not False
+                for phase in PHASES
+                for step in flow.get(phase) or []
+            )
+            for flow in flows
+        )
+
+    # ----- per request -----
+    def select(self, exchange: Exchange) -> bool:
+        """Choose the request's flows (plan flows first); False when none matches and one must."""
+        chosen = self._pick(self.plan_flows.get(exchange.plan, ()), exchange) if exchange.plan else []
+        chosen += self._pick(self.api_flows, exchange)
+        exchange.flows = chosen
+        return bool(chosen) or not self.match_required
+
+    def _pick(self, flows: Iterable[Flow], exchange: Exchange) -> list[Flow]:
+        matching = [flow for flow in flows if flow.matches(exchange)]
+        if not self.best_match or len(matching) < 2:
+            return matching
+        with_path = [flow for flow in matching if flow.path is not None]
+        if not with_path:
+            return matching[:1]
+        return [max(with_path, key=lambda flow: flow.path.rank if flow.path is not None else ())]
+
+    def run(self, phase: str, exchange: Exchange) -> None:
+        """A request or response phase: raises Interrupted when a policy ends the request."""
+        for flow in exchange.flows:
+            for step in flow.steps.get(phase, ()):
+                if step.condition is not None and not _holds(step.condition, exchange.context()):
+                    continue
+                getattr(step.policy, f"on_{phase}")(exchange)
+
+    def run_message(self, phase: str, exchange: Exchange, message: Message) -> Message | None:
+        """A publish or subscribe phase on one message: the message to send on, or None when a
+        policy filtered it out; raises Interrupted when a policy refuses it."""
+        view = MessageView(message)
+        for flow in exchange.flows:
+            for step in flow.steps.get(phase, ()):
+                if step.condition is not None and not _holds(step.condition, exchange.context()):
+                    continue
+                if step.message_condition is not None and not _holds(
+                    step.message_condition, exchange.message_context(view)
+                ):
+                    continue
+                if step.policy.on_message(exchange, view) is False:
+                    return None
+        return view.result()
+
+    def has(self, phase: str, exchange: Exchange) -> bool:
+        return phase in self.phases and any(phase in flow.steps for flow in exchange.flows)
+
+
+def problems(definition: dict[str, Any]) -> list[FlowError]:
+    """Every problem of the API's flows and plans' flows, UnknownPolicy ones included."""
+    found: list[FlowError] = []
+    places = [("flows", definition.get("flows"))] + [
+        (f"plans[{i}].flows", plan.get("flows"))
+        for i, plan in enumerate(definition.get("plans") or [])
+        if isinstance(plan, dict)
+    ]
+    for where, flows in places:
+        if flows is None:
+            continue
+        if not isinstance(flows, list):
+            found.append(FlowError(where, "must be a list of flows"))
+            continue
+        for i, flow in enumerate(flows):
+            if not isinstance(flow, dict):
+                found.append(FlowError(f"{where}[{i}]", "a flow must be an object"))
+            elif flow.get("enabled", True) is not False:
+                try:
+                    Flow(flow, f"{where}[{i}]", found)
+                except FlowError as problem:  # its selectors: nothing after them is compiled
+                    found.append(problem)
+    mode = str((definition.get("flowExecution") or {}).get("mode", "default")).upper().replace("-", "_")
+    if mode not in ("DEFAULT", "BEST_MATCH"):
+        found.append(FlowError("flowExecution.mode", "must be DEFAULT or BEST_MATCH"))
+    return found
+
+
+def _holds(condition: Any, context: dict[str, Any]) -> bool:
+    try:
+        return bool(condition.test(context))
+    except EvaluationError:
+        return False
+
+
+def not_found() -> Interrupted:
+    return Interrupted(404, NO_FLOW, NO_FLOW_KEY)

@@ -1,0 +1,323 @@
+"""One request through an API's flows: what expressions read (#request, #response, #message,
+#context.attributes, #api, #subscription, #application) and what policies change.
+
+The views are built lazily from the WSGI environ: a request whose flows read nothing costs nothing.
+Changes to the request (headers, query, body) are written back into the environ once, after the
+request phase; changes to the answer, before it is sent; a message's, into a new Message.
+"""
+
+import io
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from ..expressions import Headers
+from ..messages import Message
+from ..request_target import ROUTED
+
+EXCHANGE = "gatehouse.exchange"  # environ key: the request's Exchange, for the message phases
+# Headers that frame the body on this connection: the gateway keeps them right, not a policy.
+FRAMING = frozenset(("content-length", "transfer-encoding"))
+ENVIRON_CONTENT = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
+
+
+def environ_headers(environ: dict[str, Any]) -> Headers:
+    pairs = [(key[5:].replace("_", "-").title(), value) for key, value in environ.items() if key[:5] == "HTTP_"]
+    pairs += [(name, environ[key]) for name, key in (("Content-Type", "CONTENT_TYPE"),) if environ.get(key)]
+    if environ.get("CONTENT_LENGTH"):
+        pairs.append(("Content-Length", environ["CONTENT_LENGTH"]))
+    return Headers(pairs)
+
+
+def _json_or_none(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+class RequestView(Mapping):
+    """#request. `content` reads the whole body once (it is then sent on from memory)."""
+
+    KEYS = (
+        "id",
+        "transactionId",
+        "method",
+        "scheme",
+        "host",
+        "path",
+        "pathInfo",
+        "contextPath",
+        "uri",
+        "headers",
+        "params",
+        "pathParams",
+        "content",
+        "jsonContent",
+        "remoteAddress",
+        "localAddress",
+        "timestamp",
+    )
+
+    def __init__(self, environ: dict[str, Any], body_limit: int) -> None:
+        self.environ = environ
+        self.body_limit = body_limit
+        self.id = str(uuid.uuid4())
+        self.path_params: dict[str, str] = {}
+        self._headers: Headers | None = None
+        self._params: dict[str, list[str]] | None = None
+        self._content: bytes | None = None
+        self.query_changed = False
+        self.content_changed = False
+
+    # ----- what policies change -----
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = environ_headers(self.environ)
+        return self._headers
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        if self._params is None:
+            self._params = parse_qs(self.environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        return self._params
+
+    def set_params(self, params: dict[str, list[str]]) -> None:
+        self._params, self.query_changed = params, True
+
+    @property
+    def content(self) -> bytes:
+        if self._content is None:
+            from ..http import read_body  # the body reader the entrypoints use, with its limit
+
+            self._content = read_body(self.environ, self.body_limit)
+            self._replace_body(self._content)
+        return self._content
+
+    def set_content(self, content: bytes) -> None:
+        self._content, self.content_changed = content, True
+
+    def _replace_body(self, content: bytes) -> None:
+        self.environ["wsgi.input"] = io.BytesIO(content)
+        self.environ["CONTENT_LENGTH"] = str(len(content))
+        self.environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+    @property
+    def path(self) -> str:
+        return self.environ.get("PATH_INFO", "/")
+
+    @property
+    def path_info(self) -> str:
+        routed = self.environ.get(ROUTED)
+        return (routed.rest if routed is not None else self.path) or "/"
+
+    def write_back(self) -> None:
+        """The request phase's changes, into the environ the entrypoint reads."""
+        environ = self.environ
+        if self._headers is not None:
+            for key in [k for k in environ if k[:5] == "HTTP_" and k != "HTTP_TRANSFER_ENCODING"]:
+                del environ[key]
+            environ.pop("CONTENT_TYPE", None)
+            for name, values in self._headers.as_lists().items():
+                lower = name.lower()
+                if lower in FRAMING:
+                    continue
+                key = ENVIRON_CONTENT.get(lower) or "HTTP_" + name.upper().replace("-", "_")
+                environ[key] = ", ".join(values)
+        if self.query_changed:
+            environ["QUERY_STRING"] = "&".join(
+                f"{quote(name, safe='')}={quote(value, safe='')}" if value else quote(name, safe="")
+                for name, values in self.params.items()
+                for value in values
+            )
+        if self.content_changed and self._content is not None:
+            self._replace_body(self._content)
+
+    # ----- what expressions read -----
+    def __getitem__(self, key: str) -> Any:
+        environ = self.environ
+        if key in ("id", "transactionId"):
+            return self.id
+        if key == "method":
+            return environ.get("REQUEST_METHOD")
+        if key == "scheme":
+            return environ.get("wsgi.url_scheme", "http")
+        if key == "host":
+            return environ.get("HTTP_HOST")
+        if key == "path":
+            return self.path
+        if key == "pathInfo":
+            return self.path_info
+        if key == "contextPath":
+            routed = environ.get(ROUTED)
+            return routed.context if routed is not None else "/"
+        if key == "uri":
+            query = environ.get("QUERY_STRING")
+            return self.path + ("?" + query if query else "")
+        if key == "headers":
+            return self.headers
+        if key == "params":
+            return self.params
+        if key == "pathParams":
+            return self.path_params
+        if key == "content":
+            return self.content.decode("utf-8", "replace")
+        if key == "jsonContent":
+            return _json_or_none(self.content.decode("utf-8", "replace"))
+        if key == "remoteAddress":
+            return environ.get("REMOTE_ADDR")
+        if key == "localAddress":
+            return environ.get("SERVER_NAME")
+        if key == "timestamp":
+            return environ.get("gatehouse.started")
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+
+class ResponseView(Mapping):
+    """#response: the answer the entrypoint started, before it is sent. `content` is there only
+    where the answer can be held whole (a proxy's); a stream's is None."""
+
+    KEYS = ("status", "reason", "headers", "content", "jsonContent")
+
+    def __init__(self, status: str, headers: list[tuple[str, str]], body: Any, bufferable: bool) -> None:
+        code, _, self.reason = status.partition(" ")
+        self.status = int(code)
+        self.headers = Headers(headers)
+        self.body = body
+        self.bufferable = bufferable
+        self._content: bytes | None = None
+        self.content_changed = False
+
+    @property
+    def content(self) -> bytes | None:
+        if self._content is None and self.bufferable:
+            body, self.body = self.body, None
+            try:
+                self._content = b"".join(body)
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+            self.body = [self._content]
+        return self._content
+
+    def set_content(self, content: bytes) -> None:
+        self._content, self.content_changed, self.body = content, True, [content]
+
+    def status_line(self) -> str:
+        return f"{self.status} {self.reason}".rstrip()
+
+    def header_list(self) -> list[tuple[str, str]]:
+        pairs = [(name, value) for name, value in self.headers.pairs() if name.lower() not in FRAMING]
+        if self._content is not None:
+            pairs.append(("Content-Length", str(len(self._content))))
+        else:
+            pairs += [(name, value) for name, value in self.headers.pairs() if name.lower() in FRAMING]
+        return pairs
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "status":
+            return self.status
+        if key == "reason":
+            return self.reason
+        if key == "headers":
+            return self.headers
+        if key == "content":
+            content = self.content
+            return None if content is None else content.decode("utf-8", "replace")
+        if key == "jsonContent":
+            content = self.content
+            return None if content is None else _json_or_none(content.decode("utf-8", "replace"))
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+
+class MessageView(Mapping):
+    """#message: one message as policies change it; `result()` is the Message sent on."""
+
+    KEYS = ("id", "content", "headers", "attributes", "metadata", "contentType", "error")
+
+    def __init__(self, message: Message) -> None:
+        self.original = message
+        self.content = message.content
+        self.headers = Headers(message.headers)
+        self.metadata = message.metadata
+        self.attributes: dict[str, Any] = {}
+        self.headers_changed = False
+
+    def result(self) -> Message:
+        if self.content is self.original.content and not self.headers_changed:
+            return self.original
+        headers = self.headers.as_lists() if self.headers_changed else self.original.headers
+        return Message(self.content, id=self.original.id, headers=headers, metadata=self.metadata)
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "id":
+            return self.original.id
+        if key == "content":
+            return self.content.decode("utf-8", "replace")
+        if key == "headers":
+            return self.headers
+        if key == "attributes":
+            return self.attributes
+        if key == "metadata":
+            return self.metadata
+        if key == "contentType":
+            return self.metadata.get("contentType")
+        if key == "error":
+            return False
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+
+class Exchange:
+    """A request (or a push subscription's delivery) through the flows: the roots its expressions see."""
+
+    def __init__(
+        self,
+        request: RequestView | None,
+        api: Mapping[str, Any],
+        plan: str | None,
+        subscription: Mapping[str, Any] | None,
+        entrypoint: str | None,
+        operations: frozenset[str] = frozenset(),
+    ) -> None:
+        self.request = request
+        self.operations = operations  # PUBLISH, SUBSCRIBE: what the entrypoint does with messages
+        self.response: ResponseView | None = None
+        self.attributes: dict[str, Any] = {}
+        self.plan = plan
+        self.entrypoint = entrypoint
+        self.flows: list[Any] = []  # the flows selected for this request, plan flows first
+        self.roots: dict[str, Any] = {
+            "request": request,
+            "context": {"attributes": self.attributes},
+            "api": api,
+            "subscription": subscription,
+            "application": (subscription or {}).get("application"),
+        }
+
+    def context(self) -> dict[str, Any]:
+        self.roots["response"] = self.response
+        return self.roots
+
+    def message_context(self, message: MessageView) -> dict[str, Any]:
+        return {**self.context(), "message": message}

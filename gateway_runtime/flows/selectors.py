@@ -1,0 +1,134 @@
+"""Which requests a flow applies to: Gravitee v4's `http`, `channel` and `condition` selectors,
+compiled once per deployment."""
+
+import re
+from typing import Any
+
+from ..expressions import EvaluationError, compile_condition
+from .exchange import Exchange
+
+# Gravitee's own spellings, and those its older exports and test fixtures use.
+OPERATORS = {"STARTS_WITH": "STARTS_WITH", "START_WITH": "STARTS_WITH", "EQUALS": "EQUALS"}
+PARAM = re.compile(r"^:([A-Za-z_][A-Za-z0-9_-]*)$")
+
+
+class SelectorError(ValueError):
+    """A selector that cannot be used, with the field it is in."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class PathPattern:
+    """A flow path such as `/books/:bookId`, matched against the path under the context path."""
+
+    def __init__(self, path: str, operator: str) -> None:
+        self.path = path if path.startswith("/") else "/" + path
+        self.operator = operator
+        segments = [s for s in self.path.split("/") if s]
+        self.names: list[str] = []
+        parts = []
+        for segment in segments:
+            param = PARAM.match(segment)
+            if param:
+                self.names.append(param.group(1))
+                parts.append("([^/]+)")
+            else:
+                parts.append(re.escape(segment))
+        body = "".join("/" + part for part in parts)
+        tail = "/?" if operator == "EQUALS" else "(?:/.*)?"
+        self.regex = re.compile(f"^{body}{tail}$")
+        # What BEST_MATCH ranks by: how many segments, and of those how many are literal.
+        self.rank = (len(segments), len(segments) - len(self.names), operator == "EQUALS")
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.regex.match(path or "/")
+        if found is None:
+            return None
+        return dict(zip(self.names, found.groups(), strict=True))
+
+
+def _operator(selector: dict[str, Any], key: str, field: str) -> str:
+    raw = selector.get(key) or selector.get(key.replace("Operator", "-operator")) or "STARTS_WITH"
+    operator = OPERATORS.get(str(raw).upper())
+    if operator is None:
+        raise SelectorError(field, f"the operator must be STARTS_WITH or EQUALS, not {raw!r}")
+    return operator
+
+
+def _names(value: Any, field: str) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SelectorError(field, "must be a list of names")
+    return frozenset(v.upper() for v in value)
+
+
+class HttpSelector:
+    def __init__(self, selector: dict[str, Any], where: str) -> None:
+        self.pattern = PathPattern(
+            str(selector.get("path") or "/"), _operator(selector, "pathOperator", f"{where}.pathOperator")
+        )
+        self.methods = _names(selector.get("methods"), f"{where}.methods")
+
+    def matches(self, exchange: Exchange) -> bool:
+        request = exchange.request
+        if request is None:
+            return self.pattern.path == "/" and self.pattern.operator == "STARTS_WITH"
+        if self.methods and request.environ.get("REQUEST_METHOD") not in self.methods:
+            return False
+        found = self.pattern.match(request.path_info)
+        if found is None:
+            return False
+        request.path_params.update(found)
+        return True
+
+
+class ChannelSelector:
+    def __init__(self, selector: dict[str, Any], where: str) -> None:
+        self.pattern = PathPattern(
+            str(selector.get("channel") or "/"), _operator(selector, "channelOperator", f"{where}.channelOperator")
+        )
+        operations = selector.get("operations", selector.get("operation"))
+        self.operations = _names(operations, f"{where}.operations")
+        if self.operations - {"PUBLISH", "SUBSCRIBE"}:
+            raise SelectorError(f"{where}.operations", "the operations are PUBLISH and SUBSCRIBE")
+        self.entrypoints = frozenset(str(e) for e in selector.get("entrypoints") or ())
+
+    def matches(self, exchange: Exchange) -> bool:
+        if self.entrypoints and exchange.entrypoint not in self.entrypoints:
+            return False
+        if self.operations and not self.operations & exchange.operations:
+            return False
+        request = exchange.request
+        found = self.pattern.match(request.path_info if request is not None else "/")
+        if found is None:
+            return False
+        if request is not None:
+            request.path_params.update(found)
+        return True
+
+
+class ConditionSelector:
+    def __init__(self, selector: dict[str, Any], where: str) -> None:
+        self.condition = compile_condition(str(selector.get("condition") or ""))
+
+    def matches(self, exchange: Exchange) -> bool:
+        try:
+            return self.condition.test(exchange.context())
+        except EvaluationError:
+            return False
+
+
+SELECTORS = {"http": HttpSelector, "channel": ChannelSelector, "condition": ConditionSelector}
+
+
+def compile_selector(selector: Any, where: str) -> Any:
+    if not isinstance(selector, dict):
+        raise SelectorError(where, "must be an object")
+    kind = str(selector.get("type", "")).lower()
+    if kind not in SELECTORS:
+        raise SelectorError(f"{where}.type", f"must be http, channel or condition, not {selector.get('type')!r}")
+    return SELECTORS[kind](selector, where)

@@ -1,0 +1,123 @@
+"""Where flows meet the gateway: around an entrypoint's request (request and response phases), and
+on each message an API publishes or delivers (publish and subscribe phases)."""
+
+import time
+from typing import Any
+
+from ..http import max_message_bytes, respond_json
+from ..messages import Interrupted, Message, Subscription
+from .compiled import FlowSet, not_found
+from .exchange import EXCHANGE, Exchange, RequestView, ResponseView
+
+
+def serve(
+    flows: FlowSet,
+    environ: dict[str, Any],
+    start_response: Any,
+    handler: Any,
+    plan: str | None,
+    subscription_id: str | None,
+    streaming: bool,
+) -> Any:
+    """The entrypoint's answer with the API's flows run around it. `streaming`: the answer is a
+    stream (a message API's), whose content the response phase cannot hold."""
+    request = RequestView(environ, max_message_bytes())
+    exchange = Exchange(
+        request,
+        flows.api,
+        plan,
+        None if subscription_id is None else {"id": subscription_id, "plan": plan, "metadata": {}},
+        getattr(handler, "type", None),
+        getattr(handler, "operations", frozenset()),
+    )
+    environ[EXCHANGE] = exchange
+    try:
+        if not flows.select(exchange):
+            raise not_found()
+        if flows.has("request", exchange):
+            flows.run("request", exchange)
+            request.write_back()
+    except Interrupted as stop:
+        return respond_json(start_response, stop.status, stop.payload())
+    if not flows.has("response", exchange):
+        return handler(environ, start_response)
+    started: list[Any] = []
+
+    def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started[:] = [status, headers, exc_info]
+        return None  # no entrypoint writes through start_response's writer
+
+    body = handler(environ, hold)
+    exchange.response = ResponseView(started[0], list(started[1]), body, not streaming)
+    try:
+        flows.run("response", exchange)
+    except Interrupted as stop:
+        _close(exchange.response.body)
+        return respond_json(start_response, stop.status, stop.payload())
+    answer = exchange.response
+    start_response(answer.status_line(), answer.header_list(), started[2])
+    return answer.body
+
+
+def _close(body: Any) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+def publish_phase(flows: FlowSet, environ: dict[str, Any], message: Message) -> Message | None:
+    """The message as the publish phase leaves it (None: filtered out); raises Interrupted."""
+    exchange = environ.get(EXCHANGE)
+    if exchange is None or not flows.has("publish", exchange):
+        return message
+    return flows.run_message("publish", exchange, message)
+
+
+def push_exchange(flows: FlowSet, subscription: dict[str, Any]) -> Exchange | None:
+    """The exchange of a push subscription's deliveries (no request: its flows are chosen once)."""
+    exchange = Exchange(None, flows.api, subscription.get("plan"), subscription, "webhook", frozenset(("SUBSCRIBE",)))
+    if not flows.select(exchange):
+        return None
+    return exchange
+
+
+class FlowSubscription(Subscription):
+    """A subscription whose messages go through the subscribe phase. A message a policy filters out
+    is acknowledged with the next one delivered after it, so that at-least-once commits stay in order."""
+
+    def __init__(self, inner: Subscription, flows: FlowSet, exchange: Exchange) -> None:
+        self.inner = inner
+        self.flows = flows
+        self.exchange = exchange
+        self.carried: list[Message] = []  # filtered out since the last delivered message
+        self.sources: dict[int, list[Message]] = {}  # id of a delivered message -> what it acknowledges
+
+    def __getattr__(self, name: str) -> Any:  # what a connector's subscription offers besides the contract
+        return getattr(self.inner, name)
+
+    def wait_until_receiving(self) -> None:
+        self.inner.wait_until_receiving()
+
+    def next_batch(self, timeout: float, max_messages: int) -> list[Message] | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = self.inner.next_batch(max(0.0, deadline - time.monotonic()), max_messages)
+            if not batch:
+                return batch
+            delivered = []
+            for message in batch:
+                result = self.flows.run_message("subscribe", self.exchange, message)
+                self.carried.append(message)
+                if result is not None:
+                    self.sources[id(result)] = self.carried
+                    self.carried = []
+                    delivered.append(result)
+            if delivered or time.monotonic() >= deadline:
+                return delivered
+
+    def acknowledge(self, messages: list[Message]) -> None:
+        sources = [source for message in messages for source in self.sources.pop(id(message), [message])]
+        self.inner.acknowledge(sources)
+
+    def close(self) -> None:
+        self.inner.close()
