@@ -161,6 +161,15 @@ def respond_json(start_response, status, payload, exc_info=None, headers=()):
     return respond(start_response, status, json.dumps(payload), "application/json", headers, exc_info)
 
 
+def respond_interrupted(environ, start_response, stop):
+    """A policy's failure (messages.Interrupted) as Gravitee answers it: JSON when the client takes
+    it, else the message as text."""
+    accept = environ.get("HTTP_ACCEPT", "")
+    if "application/json" in accept or "*/*" in accept:
+        return respond_json(start_response, stop.status, {"message": stop.message, "http_status_code": stop.code})
+    return respond(start_response, stop.status, stop.message)
+
+
 def query(environ):
     return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
 

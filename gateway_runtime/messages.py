@@ -115,10 +115,6 @@ class Interrupted(EndpointError):
         self.message = message
         self.key = key
 
-    def payload(self) -> dict[str, Any]:
-        """The JSON body Gravitee answers an interrupted request with."""
-        return {"message": self.message, "http_status": self.code}
-
 
 def _reason(status: int) -> str:
     try:

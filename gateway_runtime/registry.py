@@ -42,8 +42,13 @@ def policies() -> dict[str, PolicySpec]:
     return _discover("gateway_runtime.policies")
 
 
+@cache
+def _policy_ids() -> dict[str, PolicySpec]:
+    return {name: spec for spec in policies().values() for name in (spec.type, *spec.aliases)}
+
+
 def policy(type_name: object) -> PolicySpec | None:
-    return policies().get(type_name) if isinstance(type_name, str) else None
+    return _policy_ids().get(type_name) if isinstance(type_name, str) else None
 
 
 def endpoint(type_name: object) -> EndpointSpec | None:

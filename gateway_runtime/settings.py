@@ -502,7 +502,8 @@ def coerce(f, raw):
             isinstance(p, dict) and isinstance(p.get("name"), str) and p.get("name") for p in raw
         ):
             raise ValueError("must be a list of {name, value}")
-        return [{"name": p["name"], "value": "" if p.get("value") is None else str(p["value"])} for p in raw]
+        # Keys a pair has besides its name and value (a policy's appendToExistingArray) are kept.
+        return [{**p, "name": p["name"], "value": "" if p.get("value") is None else str(p["value"])} for p in raw]
     raise AssertionError(kind)
 
 

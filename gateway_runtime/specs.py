@@ -75,3 +75,5 @@ class PolicySpec:
     phases: tuple[str, ...] = PHASES
     description: str = ""
     kind: str = "policy"
+    # Other ids definitions name it by (Gravitee's plugin id beside the one its docs and tests use).
+    aliases: tuple[str, ...] = ()

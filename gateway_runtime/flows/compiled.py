@@ -11,10 +11,11 @@ from ..messages import Interrupted, Message
 from ..settings import SettingsError
 from ..specs import MESSAGE_PHASES, PHASES
 from .exchange import Exchange, MessageView
-from .selectors import ChannelSelector, HttpSelector, SelectorError, compile_selector
+from .selectors import ChannelSelector, ConditionSelector, HttpSelector, SelectorError, compile_selector
 
-NO_FLOW = "No flow matches the request"  # flowExecution.matchRequired, as Gravitee answers it
-NO_FLOW_KEY = "GATEWAY_FLOW_NOT_FOUND"
+# flowExecution.matchRequired: Gravitee's key; its answer has no body, ours says why.
+NO_FLOW = "No flow of this API matches the request."
+NO_FLOW_KEY = "FLOW_EXECUTION_FLOW_MATCHED_FAILURE"
 
 
 class FlowError(ValueError):
@@ -104,8 +105,26 @@ class Flow:
             if steps:
                 self.steps[phase] = steps
 
-    def matches(self, exchange: Exchange) -> bool:
-        return all(selector.matches(exchange) for selector in self.selectors)
+    def matches(self, exchange: Exchange, conditions: bool) -> bool:
+        return all(
+            selector.matches(exchange)
+            for selector in self.selectors
+            if conditions or not isinstance(selector, ConditionSelector)
+        )
+
+    def conditions_hold(self, exchange: Exchange) -> bool:
+        return all(selector.matches(exchange) for selector in self.selectors if isinstance(selector, ConditionSelector))
+
+
+def _plans(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plans of a definition as imported (a list) or as deployed (by id)."""
+    listed = definition.get("plans") or []
+    return [plan for plan in (listed.values() if isinstance(listed, dict) else listed) if isinstance(plan, dict)]
+
+
+def _endpoint_type(definition: dict[str, Any]) -> str | None:
+    groups = [g for g in definition.get("endpointGroups") or [] if isinstance(g, dict)]
+    return groups[0].get("type") if groups else None
 
 
 def _compile(flows: Iterable[Any], where: str) -> list[Flow]:
@@ -122,11 +141,10 @@ class FlowSet:
         self.best_match = str(execution.get("mode", "default")).upper().replace("-", "_") == "BEST_MATCH"
         self.match_required = execution.get("matchRequired") is True
         self.api_flows = _compile(definition.get("flows") or [], "flows")
-        listed = definition.get("plans") or []
         self.plan_flows = {
             plan["id"]: _compile(plan.get("flows") or [], f"plans[{i}].flows")
-            for i, plan in enumerate(listed)
-            if isinstance(plan, dict) and plan.get("flows")
+            for i, plan in enumerate(_plans(definition))
+            if plan.get("flows")
         }
         flows = self.api_flows + [f for plan in self.plan_flows.values() for f in plan]
         self.phases = {phase for flow in flows for phase in flow.steps}
@@ -140,6 +158,7 @@ class FlowSet:
             "name": definition.get("name"),
             "version": definition.get("apiVersion"),
             "properties": properties,
+            "endpoint": _endpoint_type(definition),
         }
 
     @staticmethod
@@ -149,8 +168,8 @@ class FlowSet:
         if execution.get("matchRequired") is True:
             return True
         flows = list(definition.get("flows") or [])
-        for plan in definition.get("plans") or []:
-            flows += plan.get("flows") or [] if isinstance(plan, dict) else []
+        for plan in _plans(definition):
+            flows += plan.get("flows") or []
         return any(
             isinstance(flow, dict)
             and flow.get("enabled", True) is not False
@@ -163,34 +182,62 @@ class FlowSet:
         )
 
     # ----- per request -----
-    def select(self, exchange: Exchange) -> bool:
-        """Choose the request's flows (plan flows first); False when none matches and one must."""
+    def select(self, exchange: Exchange) -> None:
+        """Choose the request's flows: plan flows first, then API flows. In DEFAULT mode a flow's
+        condition selectors are left for `start`, which tests them just before the flow runs."""
         chosen = self._pick(self.plan_flows.get(exchange.plan, ()), exchange) if exchange.plan else []
-        chosen += self._pick(self.api_flows, exchange)
-        exchange.flows = chosen
-        return bool(chosen) or not self.match_required
+        exchange.flows = chosen + self._pick(self.api_flows, exchange)
 
     def _pick(self, flows: Iterable[Flow], exchange: Exchange) -> list[Flow]:
-        matching = [flow for flow in flows if flow.matches(exchange)]
-        if not self.best_match or len(matching) < 2:
+        if not self.best_match:
+            return [flow for flow in flows if flow.matches(exchange, conditions=False)]
+        matching = [flow for flow in flows if flow.matches(exchange, conditions=True)]
+        if len(matching) < 2:
             return matching
-        with_path = [flow for flow in matching if flow.path is not None]
-        if not with_path:
-            return matching[:1]
-        return [max(with_path, key=lambda flow: flow.path.rank if flow.path is not None else ())]
+        path = exchange.request.path_info if exchange.request is not None else "/"
+        best, best_scores = matching[0], _scores(matching[0], path)
+        for flow in matching[1:]:
+            scores = _scores(flow, path)
+            for i, score in enumerate(scores):
+                if i == len(best_scores) or score > best_scores[i]:
+                    best, best_scores = flow, scores
+                    break
+                if score < best_scores[i]:
+                    break
+        return [best]
+
+    def start(self, exchange: Exchange) -> None:
+        """Selects the flows and runs the request phase, testing each flow's deferred conditions just
+        before it runs (a flow left out then is left out of every later phase). Raises Interrupted:
+        from a policy, or a 404 when no flow ran and one must (flowExecution.matchRequired)."""
+        self.select(exchange)
+        ran = []
+        for flow in exchange.flows:
+            if not self.best_match and not flow.conditions_hold(exchange):
+                continue
+            ran.append(flow)
+            self._steps("request", flow, exchange)
+        exchange.flows = ran
+        if self.match_required and not ran:
+            raise not_found()
 
     def run(self, phase: str, exchange: Exchange) -> None:
-        """A request or response phase: raises Interrupted when a policy ends the request."""
+        """The response phase (or another connection-level one) of the flows `start` ran: raises
+        Interrupted when a policy ends the request."""
         for flow in exchange.flows:
-            for step in flow.steps.get(phase, ()):
-                if step.condition is not None and not _holds(step.condition, exchange.context()):
-                    continue
-                getattr(step.policy, f"on_{phase}")(exchange)
+            self._steps(phase, flow, exchange)
+
+    @staticmethod
+    def _steps(phase: str, flow: Flow, exchange: Exchange) -> None:
+        for step in flow.steps.get(phase, ()):
+            if step.condition is not None and not _holds(step.condition, exchange.context()):
+                continue
+            getattr(step.policy, f"on_{phase}")(exchange)
 
     def run_message(self, phase: str, exchange: Exchange, message: Message) -> Message | None:
         """A publish or subscribe phase on one message: the message to send on, or None when a
         policy filtered it out; raises Interrupted when a policy refuses it."""
-        view = MessageView(message)
+        view = MessageView(message, phase)
         for flow in exchange.flows:
             for step in flow.steps.get(phase, ()):
                 if step.condition is not None and not _holds(step.condition, exchange.context()):
@@ -233,6 +280,10 @@ def problems(definition: dict[str, Any]) -> list[FlowError]:
     if mode not in ("DEFAULT", "BEST_MATCH"):
         found.append(FlowError("flowExecution.mode", "must be DEFAULT or BEST_MATCH"))
     return found
+
+
+def _scores(flow: Flow, path: str) -> list[float]:
+    return flow.path.scores(path) if flow.path is not None else []
 
 
 def _holds(condition: Any, context: dict[str, Any]) -> bool:

@@ -192,6 +192,7 @@ class ResponseView(Mapping):
         code, _, self.reason = status.partition(" ")
         self.status = int(code)
         self.headers = Headers(headers)
+        self.framing = [(name, value) for name, value in headers if name.lower() in FRAMING]  # as the server sends them
         self.body = body
         self.bufferable = bufferable
         self._content: bytes | None = None
@@ -220,7 +221,7 @@ class ResponseView(Mapping):
         if self._content is not None:
             pairs.append(("Content-Length", str(len(self._content))))
         else:
-            pairs += [(name, value) for name, value in self.headers.pairs() if name.lower() in FRAMING]
+            pairs += self.framing
         return pairs
 
     def __getitem__(self, key: str) -> Any:
@@ -250,8 +251,9 @@ class MessageView(Mapping):
 
     KEYS = ("id", "content", "headers", "attributes", "metadata", "contentType", "error")
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, phase: str) -> None:
         self.original = message
+        self.phase = phase
         self.content = message.content
         self.headers = Headers(message.headers)
         self.metadata = message.metadata
@@ -259,8 +261,9 @@ class MessageView(Mapping):
         self.headers_changed = False
 
     def result(self) -> Message:
-        if self.content is self.original.content and not self.headers_changed:
-            return self.original
+        original = self.original
+        if self.content is original.content and self.metadata is original.metadata and not self.headers_changed:
+            return original
         headers = self.headers.as_lists() if self.headers_changed else self.original.headers
         return Message(self.content, id=self.original.id, headers=headers, metadata=self.metadata)
 
@@ -306,6 +309,7 @@ class Exchange:
         self.attributes: dict[str, Any] = {}
         self.plan = plan
         self.entrypoint = entrypoint
+        self.endpoint = api.get("endpoint")  # the type of the API's endpoints
         self.flows: list[Any] = []  # the flows selected for this request, plan flows first
         self.roots: dict[str, Any] = {
             "request": request,

@@ -22,32 +22,42 @@ class SelectorError(ValueError):
 
 
 class PathPattern:
-    """A flow path such as `/books/:bookId`, matched against the path under the context path."""
+    """A flow path such as `/books/:bookId`, matched against the path under the context path as
+    Gravitee does: EQUALS the whole path, STARTS_WITH a prefix (`/foo` takes `/foobar` too)."""
+
+    # What Gravitee lets a path parameter hold (PathPatterns.java).
+    PARAM_VALUE = r"[a-zA-Z0-9\-._~%!$&'()* +,;=:@|]+"
 
     def __init__(self, path: str, operator: str) -> None:
         self.path = path if path.startswith("/") else "/" + path
         self.operator = operator
-        segments = [s for s in self.path.split("/") if s]
+        self.segments = self.path.split("/")  # as BEST_MATCH compares them, empty ones kept
         self.names: list[str] = []
         parts = []
-        for segment in segments:
+        for segment in (s for s in self.path.split("/") if s):
             param = PARAM.match(segment)
             if param:
                 self.names.append(param.group(1))
-                parts.append("([^/]+)")
+                parts.append(f"({self.PARAM_VALUE})")
             else:
                 parts.append(re.escape(segment))
-        body = "".join("/" + part for part in parts)
-        tail = "/?" if operator == "EQUALS" else "(?:/.*)?"
-        self.regex = re.compile(f"^{body}{tail}$")
-        # What BEST_MATCH ranks by: how many segments, and of those how many are literal.
-        self.rank = (len(segments), len(segments) - len(self.names), operator == "EQUALS")
+        body = "".join("/" + part for part in parts) + "/?"
+        self.regex = re.compile(body + ("$" if operator == "EQUALS" else ""))
 
     def match(self, path: str) -> dict[str, str] | None:
         found = self.regex.match(path or "/")
         if found is None:
             return None
         return dict(zip(self.names, found.groups(), strict=True))
+
+    def scores(self, path: str) -> list[float]:
+        """Gravitee's BEST_MATCH score of each of this path's segments against the request's: 1 for
+        the same (or past the request's end), 0.5 for a parameter, 0 otherwise."""
+        asked = path.split("/")
+        return [
+            1.0 if i >= len(asked) or segment == asked[i] else 0.5 if segment.startswith(":") else 0.0
+            for i, segment in enumerate(self.segments)
+        ]
 
 
 def _operator(selector: dict[str, Any], key: str, field: str) -> str:

@@ -4,9 +4,9 @@ on each message an API publishes or delivers (publish and subscribe phases)."""
 import time
 from typing import Any
 
-from ..http import max_message_bytes, respond_json
+from ..http import max_message_bytes, respond_interrupted
 from ..messages import Interrupted, Message, Subscription
-from .compiled import FlowSet, not_found
+from .compiled import FlowSet
 from .exchange import EXCHANGE, Exchange, RequestView, ResponseView
 
 
@@ -32,13 +32,10 @@ def serve(
     )
     environ[EXCHANGE] = exchange
     try:
-        if not flows.select(exchange):
-            raise not_found()
-        if flows.has("request", exchange):
-            flows.run("request", exchange)
-            request.write_back()
+        flows.start(exchange)
     except Interrupted as stop:
-        return respond_json(start_response, stop.status, stop.payload())
+        return respond_interrupted(environ, start_response, stop)
+    request.write_back()
     if not flows.has("response", exchange):
         return handler(environ, start_response)
     started: list[Any] = []
@@ -53,7 +50,7 @@ def serve(
         flows.run("response", exchange)
     except Interrupted as stop:
         _close(exchange.response.body)
-        return respond_json(start_response, stop.status, stop.payload())
+        return respond_interrupted(environ, start_response, stop)
     answer = exchange.response
     start_response(answer.status_line(), answer.header_list(), started[2])
     return answer.body
@@ -76,7 +73,9 @@ def publish_phase(flows: FlowSet, environ: dict[str, Any], message: Message) -> 
 def push_exchange(flows: FlowSet, subscription: dict[str, Any]) -> Exchange | None:
     """The exchange of a push subscription's deliveries (no request: its flows are chosen once)."""
     exchange = Exchange(None, flows.api, subscription.get("plan"), subscription, "webhook", frozenset(("SUBSCRIBE",)))
-    if not flows.select(exchange):
+    try:
+        flows.start(exchange)
+    except Interrupted:  # no flow for it, and one is required: delivered as it comes
         return None
     return exchange
 

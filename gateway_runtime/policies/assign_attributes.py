@@ -1,9 +1,15 @@
-"""assign-attributes: set context attributes (#context.attributes) from templates, for the steps
-after it and the endpoint connectors that read them (a topic override, say)."""
+"""assign-attributes: set attributes from expressions, keeping their type: on a request,
+#context.attributes (for later steps, and connectors that read them); on a message, that message's
+#message.attributes. An attribute whose value cannot be evaluated is left unset, as in Gravitee."""
 
+import logging
+
+from ..expressions import EvaluationError
 from ..settings import Field, Settings
 from ..specs import PolicySpec
-from .rendering import render, template
+from .rendering import PAIRS_HELP, template
+
+log = logging.getLogger("gatehouse.gateway")
 
 
 class AssignAttributes:
@@ -11,6 +17,7 @@ class AssignAttributes:
         self.attributes = [
             (pair["name"], template(pair["value"], f"attributes[{i}].value"))
             for i, pair in enumerate(configuration.get("attributes") or [])
+            if pair.get("name", "").strip()
         ]
 
     def on_request(self, exchange):
@@ -23,18 +30,22 @@ class AssignAttributes:
 
     def _assign(self, attributes, context):
         for name, value in self.attributes:
-            attributes[name] = render(value, context, f"attribute {name}")
+            try:
+                attributes[name] = value.evaluate(context)
+            except EvaluationError as exc:
+                log.debug("attribute %s not assigned: %s", name, exc)
 
 
 SPEC = PolicySpec(
-    type="assign-attributes",
+    type="policy-assign-attributes",
+    aliases=("assign-attributes",),
     label="Assign attributes",
     policy=AssignAttributes,
     description="Set attributes that later steps and expressions read (#context.attributes, #message.attributes).",
     configuration=Settings(
         fields=(
             Field("scope", "enum", "Scope (v2 APIs)", choices=("REQUEST", "RESPONSE")),
-            Field("attributes", "pairs", "Attributes", help="One 'name: value' a line; values may hold {#...}"),
+            Field("attributes", "pairs", "Attributes", help=PAIRS_HELP),
         )
     ),
 )

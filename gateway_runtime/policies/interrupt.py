@@ -1,37 +1,38 @@
-"""interrupt: ends the request (or refuses the message) with a status, an error key and a message."""
+"""policy-interrupt: ends the request with a 500, an error key (for response templates) and a
+message, as Gravitee's policy does; its variables are kept for the response templates."""
 
 from ..messages import Interrupted
 from ..settings import Field, Settings
 from ..specs import PolicySpec
-from .rendering import render, template
+from .rendering import evaluate, template
+
+SCOPES = ("REQUEST", "RESPONSE", "REQUEST_CONTENT", "RESPONSE_CONTENT")
 
 
 class Interrupt:
     def __init__(self, configuration):
-        self.status = configuration["status"]
-        self.key = configuration.get("errorKey") or "INTERRUPT"
-        self.message = template(configuration.get("message") or "", "message")
+        self.key = configuration["errorKey"]
+        self.message = template(configuration["message"], "message")
 
     def on_request(self, exchange):
-        raise Interrupted(self.status, render(self.message, exchange.context(), "the message"), self.key)
+        raise Interrupted(500, evaluate(self.message, exchange.context, "The message", self.key), self.key)
 
     on_response = on_request
 
-    def on_message(self, exchange, message):
-        context = exchange.message_context(message)
-        raise Interrupted(self.status, render(self.message, context, "the message"), self.key)
-
 
 SPEC = PolicySpec(
-    type="interrupt",
+    type="policy-interrupt",
+    aliases=("interrupt",),
     label="Interrupt",
     policy=Interrupt,
-    description="End the request with an error of your choosing.",
+    phases=("request", "response"),
+    description="End the request with a 500 and a message of your choosing.",
     configuration=Settings(
         fields=(
-            Field("status", "integer", "Status", default=500, minimum=100, maximum=599),
-            Field("errorKey", "string", "Error key", default="INTERRUPT"),
-            Field("message", "expression", "Message", help="May hold {#...}"),
+            Field("scope", "enum", "Scope (v2 APIs)", choices=SCOPES),
+            Field("errorKey", "string", "Error key", required=True, help="Names the response template that applies"),
+            Field("message", "expression", "Message", required=True, help="May hold {#...}"),
+            Field("variables", "pairs", "Variables (for response templates)"),
         )
     ),
 )

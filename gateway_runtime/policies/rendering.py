@@ -1,12 +1,13 @@
 """Templates in policy settings, compiled once with the step and rendered per request or message."""
 
+from collections.abc import Callable
 from typing import Any
 
 from ..expressions import EvaluationError, ExpressionError, Template, compile_template
 from ..messages import Interrupted
 from ..settings import SettingsError
 
-EVALUATION_KEY = "POLICY_EXPRESSION_ERROR"
+PAIRS_HELP = "One 'name: value' a line; values may hold {#...}"
 
 
 def template(text: Any, field: str) -> Template:
@@ -17,9 +18,11 @@ def template(text: Any, field: str) -> Template:
         raise SettingsError({field: str(exc)}) from exc
 
 
-def render(compiled: Template, context: dict[str, Any], what: str) -> str:
-    """The text, or a 500 naming what could not be evaluated (as Gravitee fails the request)."""
+def evaluate(compiled: Template, context: Callable[[], dict[str, Any]], failure: str, key: str) -> str:
+    """The text (a constant costs nothing), or the policy's 500 when it cannot be evaluated."""
+    if compiled.is_constant:
+        return compiled.text
     try:
-        return compiled.render(context)
+        return compiled.render(context())
     except EvaluationError as exc:
-        raise Interrupted(500, f"{what} could not be evaluated: {exc}", EVALUATION_KEY) from exc
+        raise Interrupted(500, failure, key) from exc

@@ -1,51 +1,69 @@
-"""transform-headers: remove, keep only (whitelist) and set headers on a request, an answer or a
-message, in that order, as Gravitee's policy does; header values are templates."""
+"""transform-headers: on a request, an answer or a message, set headers (replacing their values),
+append values, then remove headers and keep only the whitelisted ones, in that order as Gravitee's
+policy does (so a header both set and removed is removed). Values are templates."""
 
 from ..settings import Field, Settings
 from ..specs import PolicySpec
-from .rendering import render, template
+from .rendering import PAIRS_HELP, evaluate, template
+
+FAILURE = ("TRANSFORM_HEADERS_FAILURE", "Unable to apply headers transformation")
+
+
+def _pairs(configuration, key):
+    return [
+        (pair["name"], template(pair["value"], f"{key}[{i}].value"))
+        for i, pair in enumerate(configuration.get(key) or [])
+        if pair.get("name", "").strip()
+    ]
 
 
 class TransformHeaders:
     def __init__(self, configuration):
-        self.remove = configuration.get("removeHeaders") or []
-        self.whitelist = configuration.get("whitelistHeaders") or []
-        self.add = [
-            (pair["name"], template(pair["value"], f"addHeaders[{i}].value"))
-            for i, pair in enumerate(configuration.get("addHeaders") or [])
-        ]
+        self.set = _pairs(configuration, "addHeaders")
+        self.append = _pairs(configuration, "appendHeaders")
+        self.remove = [name for name in configuration.get("removeHeaders") or [] if name.strip()]
+        self.whitelist = [name for name in configuration.get("whitelistHeaders") or [] if name.strip()]
 
     def on_request(self, exchange):
-        self._apply(exchange.request.headers, exchange.context)
+        self._apply(exchange.request.headers, exchange.context, FAILURE[1])
 
     def on_response(self, exchange):
-        self._apply(exchange.response.headers, exchange.context)
+        self._apply(exchange.response.headers, exchange.context, FAILURE[1])
 
     def on_message(self, exchange, message):
-        self._apply(message.headers, lambda: exchange.message_context(message))
+        self._apply(message.headers, lambda: exchange.message_context(message), FAILURE[1] + " on message")
         message.headers_changed = True
 
-    def _apply(self, headers, context):
+    def _apply(self, headers, context, failure):
+        for pairs, change in ((self.set, headers.put), (self.append, headers.add)):
+            for name, value in pairs:
+                text = evaluate(value, context, failure, FAILURE[0])
+                if text:  # an expression giving nothing sets nothing
+                    change(name, text)
         for name in self.remove:
             headers.remove(name)
         if self.whitelist:
             headers.keep_only(self.whitelist)
-        for name, value in self.add:
-            text = value.text if value.is_constant else render(value, context(), f"the value of header {name}")
-            headers.put(name, text)
+
+
+def _header_names(values, settings):
+    names = [p.get("name", "") for key in ("addHeaders", "appendHeaders") for p in values.get(key) or []]
+    return {"addHeaders": "Header names must not contain spaces."} if any(" " in name for name in names) else {}
 
 
 SPEC = PolicySpec(
     type="transform-headers",
     label="Transform headers",
     policy=TransformHeaders,
-    description="Add, replace or remove headers of requests, answers and messages.",
+    description="Set, append or remove headers of requests, answers and messages.",
     configuration=Settings(
         fields=(
             Field("scope", "enum", "Scope (v2 APIs; a v4 step runs in its own phase)", choices=("REQUEST", "RESPONSE")),
-            Field("addHeaders", "pairs", "Set headers", help="One 'name: value' a line; values may hold {#...}"),
+            Field("addHeaders", "pairs", "Set or replace headers", help=PAIRS_HELP),
+            Field("appendHeaders", "pairs", "Append header values", help="One 'name: value' a line"),
             Field("removeHeaders", "list", "Remove headers"),
             Field("whitelistHeaders", "list", "Keep only these headers"),
-        )
+        ),
+        checks=(_header_names,),
     ),
 )

@@ -61,9 +61,17 @@ class Backend(BaseHTTPRequestHandler):
             return
         if self.path.startswith("/slow"):
             time.sleep(3)
+        if self.path.startswith("/redirect-to-self"):
+            landing = f"http://127.0.0.1:{self.server.server_address[1]}/landing"
+            self._send(302, f"moved to {landing}".encode(), "text/plain", [("Location", landing)])
+            return
         self.echo()
 
     def do_POST(self):
+        if self.path.startswith("/xml"):  # what it was sent, inside an XML element
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._send(200, b"<echo>" + body + b"</echo>", "application/xml")
+            return
         self.echo(self._body_size())
 
     do_PUT = do_POST
