@@ -129,7 +129,9 @@ class DeployedApi:
         return None
 
     def context(self, environ: Environ, qos: str, resume_after: str | None) -> ClientContext:
-        return ClientContext(self.id, client_identifier(environ), qos, resume_after)
+        exchange = environ.get(EXCHANGE)
+        attributes = exchange.attributes if exchange is not None and exchange.attributes else None
+        return ClientContext(self.id, client_identifier(environ), qos, resume_after, attributes)
 
     def forward(self, request: Request, environ: Environ) -> Any:
         """An HTTP request to a proxy endpoint, with failover when the API has it; the backend's answer."""

@@ -19,6 +19,7 @@ class Message:
     id: str | None = None
     headers: dict[str, list[str]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] | None = None  # set by a flow's policies (assign-attributes)
 
 
 def json_text(value: Any) -> Any:
@@ -34,6 +35,15 @@ class ClientContext:
     client_id: str
     qos: str = "auto"
     resume_after: str | None = None  # Last-Event-ID / ?cursor=
+    attributes: dict[str, Any] | None = None  # the request's, set by its flows (#context.attributes)
+
+
+def attribute(context: ClientContext, message: Message, name: str) -> Any:
+    """An attribute a flow set for this message (its own first, then its request's), or None."""
+    for attributes in (message.attributes, context.attributes):
+        if attributes and attributes.get(name) is not None:
+            return attributes[name]
+    return None
 
 
 class Readable(Protocol):

@@ -37,6 +37,8 @@ class EndpointSpec:
     # summary(shared) -> one line for the Backend services page; target(configuration) -> where it connects
     summary: Callable[[dict[str, Any]], str] | None = None
     target: Callable[[dict[str, Any]], str | None] | None = None
+    # Attributes (Gravitee's names) a flow may set to change where a published message goes.
+    publish_attributes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

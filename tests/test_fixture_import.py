@@ -51,7 +51,7 @@ def unapplied_fields(definition):
             fields.add("analytics.logging")
         if (analytics.get("tracing") or {}).get("enabled"):
             fields.add("analytics.tracing")
-    return fields | {key for key in ("properties", "groups", "categories") if api.get(key)}
+    return fields | {key for key in ("groups", "categories") if api.get(key)}
 
 
 # A first request per entrypoint type, and the status a started API answers it with.
@@ -59,6 +59,16 @@ SMOKE = {
     "sse": ("GET", "", {"Accept": "text/event-stream"}, 200),
     "http-get": ("GET", "?limit=1", {"Accept": "application/json"}, 200),
     "http-post": ("POST", "", {"Content-Type": "text/plain"}, 202),
+}
+
+
+# Fixtures whose flows answer the first request of an entrypoint otherwise, by design (what they do
+# with the requests they are for is in tests/test_flows_fixtures.py).
+FLOW_ANSWERS = {
+    # Its flow reads the request's x-header-test, which the first request has not: Gravitee's 500 too.
+    "messages/el/message-expression-language.json": {"http-post": 500},
+    # The test kit's policy refuses every published message (412).
+    "messages/http-post/http-post-entrypoint-rabbitmq-endpoint-failure.json": {"http-post": 412},
 }
 
 
@@ -76,8 +86,9 @@ def unresolvable_broker(definition):
     return False
 
 
-def smoke(server, definition):
-    """Problems answering one request per (smoke-testable) entrypoint of a started API."""
+def smoke(server, definition, answers):
+    """Problems answering one request per (smoke-testable) entrypoint of a started API; `answers`:
+    entrypoint type -> the status its flows answer with instead."""
     problems = []
     unreachable = unresolvable_broker(definition)
     for listener in definition.get("listeners", []):
@@ -88,6 +99,7 @@ def smoke(server, definition):
             if entrypoint["type"] not in SMOKE:
                 continue
             method, query, headers, status = SMOKE[entrypoint["type"]]
+            status = answers.get(entrypoint["type"], status)
             with requests.request(
                 method,
                 server.gateway + path + query,
@@ -159,7 +171,7 @@ def check_fixture(server, path, problems):
             else:
                 try:
                     server.wait_serving(api_id, deployment.json()["revision"])
-                    for problem in smoke(server, definition):
+                    for problem in smoke(server, definition, FLOW_ANSWERS.get(name, {})):
                         fail(problem)
                 except AssertionError as exc:
                     fail(str(exc))

@@ -1,8 +1,7 @@
 """Issue 15, fault 8: an import names every part Gatehouse keeps but does not apply. A part whose
 absence only loses something for the operator (analytics, logs, traces, CORS headers, which make
 browsers refuse more, not less) is a warning and the API deploys; a part whose absence would let
-through what Gravitee refuses (matchRequired, plan selection rules, sharding tags, listener
-servers) or that cannot run at all (a NATIVE Kafka API) is kept and blocks Deploy, by name.
+through what Gravitee refuses (plan selection rules, sharding tags, listener servers) or that cannot run at all (a NATIVE Kafka API) is kept and blocks Deploy, by name.
 
 Each test imports through the management API of a real `gatehouse serve`, and reads what a user
 reads: the import answer, the Deploy answer and the portal's pages."""
@@ -21,7 +20,6 @@ FIELD_WARNINGS = (
     "analytics.tracing",
     "listeners[0].cors",
     "listeners[0].pathMappings",
-    "properties",
     "groups",
     "categories",
     "visibility",
@@ -120,7 +118,6 @@ def test_every_unapplied_part_is_a_warning_naming_its_field_and_the_api_still_de
 
 
 BLOCKING = {
-    "flowExecution.matchRequired": lambda api: api.update(flowExecution={"mode": "default", "matchRequired": True}),
     "selectionRule of plan Keyless": lambda api: api.update(
         plans=[
             {

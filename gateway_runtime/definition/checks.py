@@ -16,8 +16,6 @@ LISTENER_TYPES = ("http", "subscription", "tcp", "kafka")
 QOS = ("none", "auto", "at-most-once", "at-least-once")
 LOAD_BALANCERS = ("round-robin", "random", "weighted-round-robin", "weighted-random")
 FLOW_PHASES = ("request", "response", "subscribe", "publish", "connect", "interact", "entrypointConnect")
-# Parts that exist only in Gravitee's own test kit: imported, ignored with a warning.
-TEST_KIT_POLICIES = ("message-flow-ready",)
 TEST_KIT_ENDPOINTS = ("mutating-http-proxy",)
 NATIVE = "the Kafka native listener (type NATIVE) is not supported yet"
 # What an export holds beside the API that an import does not take.
@@ -231,12 +229,13 @@ def blocking_parts(api):
     for plan in api.get("plans", []):
         name = plan.get("name", plan.get("id"))
         parts += [f"{message.rstrip('.')} (plan {name})" for message in plans.problems(plan).values()]
-    for policy in sorted(_policies(api) - set(TEST_KIT_POLICIES)):
+    for policy in sorted(_policies(api) - set(flows.TEST_KIT_POLICIES)):
         if registry.policy(policy) is None:
             parts.append(f"policy {policy}")
     parts += [
         f"flow steps in the {phase} phase" for phase in sorted(_policies(api, by_phase=True)) if phase not in PHASES
     ]
+    parts += _attribute_parts(api)
     parts += _restrictions(api)
     parts += failover.problems(api.get("failover"))
     parts += capabilities.problems(api)
@@ -342,7 +341,7 @@ def warnings(api):
     """Parts kept but not applied, whose absence loses the operator something but lets no request
     through that Gravitee refuses; and test-kit-only parts, imported and ignored."""
     found = _unapplied(api)
-    for policy in sorted(_policies(api) & set(TEST_KIT_POLICIES)):
+    for policy in sorted(_policies(api) & set(flows.TEST_KIT_POLICIES)):
         found.append(f"policy {policy} is ignored (it exists only in Gravitee's test kit)")
     for group in api.get("endpointGroups", []):
         for endpoint in group.get("endpoints", []):
@@ -426,19 +425,53 @@ def import_notes(document, state=None):
     return notes
 
 
-def _policies(api, by_phase=False):
-    flows = list(api.get("flows") or [])
+def _steps(api):
+    """(phase, step) of every enabled step of the API's and its plans' enabled flows."""
+    flows_ = list(api.get("flows") or [])
     for plan in api.get("plans", []):
-        flows.extend(plan.get("flows") or [])
-    names = set()
-    for flow in flows:
+        flows_.extend(plan.get("flows") or [])
+    for flow in flows_:
         if not isinstance(flow, dict) or flow.get("enabled") is False:
             continue
         for phase in FLOW_PHASES:
             for step in flow.get(phase) or []:
                 if isinstance(step, dict) and step.get("enabled", True) is not False:
-                    names.add(phase if by_phase else step.get("policy", "?"))
-    return names
+                    yield phase, step
+
+
+def _policies(api, by_phase=False):
+    return {phase if by_phase else step.get("policy", "?") for phase, step in _steps(api)}
+
+
+def _attribute_parts(api):
+    """Attributes a flow sets for Gravitee's endpoints to read (gravitee.attribute..., a topic
+    chosen per message, say): those the API's endpoints read when publishing apply; any other
+    would change what Gravitee delivers, unread."""
+    kinds = sorted({e.get("type") for g in api.get("endpointGroups", []) for e in g.get("endpoints", [])} - {None})
+    readable = {name for kind in kinds if (spec := registry.endpoint(kind)) for name in spec.publish_attributes}
+    subscribing = any(
+        "SUBSCRIBE" in spec.operations
+        for listener in api.get("listeners", [])
+        for entrypoint in listener.get("entrypoints", [])
+        if (spec := registry.entrypoint(entrypoint.get("type")))
+    )
+    endpoints = ", ".join(kinds)
+    parts = []
+    for phase, step in _steps(api):
+        spec = registry.policy(step.get("policy"))
+        if spec is None or spec.type != "policy-assign-attributes":
+            continue
+        for pair in (step.get("configuration") or {}).get("attributes") or []:
+            name = pair.get("name", "") if isinstance(pair, dict) else ""
+            if not name.startswith("gravitee.attribute"):
+                continue
+            if name not in readable:
+                parts.append(
+                    f"attribute {name} (for Gravitee's endpoint; the {endpoints} endpoint here does not read it)"
+                )
+            elif phase != "publish" and subscribing:
+                parts.append(f"attribute {name} for consuming (the {endpoints} endpoint reads it when publishing only)")
+    return parts
 
 
 def _without_services(group):

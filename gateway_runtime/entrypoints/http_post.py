@@ -1,7 +1,15 @@
 """HTTP POST: one request body is one published message."""
 
-from ..http import TooLarge, max_message_bytes, read_body, request_headers, respond, respond_json
-from ..messages import EndpointError, Message, OutcomeUnknown
+from ..http import (
+    TooLarge,
+    max_message_bytes,
+    read_body,
+    request_headers,
+    respond,
+    respond_interrupted,
+    respond_json,
+)
+from ..messages import EndpointError, Interrupted, Message, OutcomeUnknown
 from ..settings import Field, Settings
 from ..specs import EntrypointSpec
 
@@ -34,6 +42,8 @@ class HttpPost:
             metadata = {"contentType": environ["CONTENT_TYPE"]} if environ.get("CONTENT_TYPE") else {}
             try:
                 self.api.publish(environ, self.qos, Message(body, headers=headers, metadata=metadata))
+            except Interrupted as stop:  # a policy refused the message
+                return respond_interrupted(environ, start_response, stop)
             except OutcomeUnknown as exc:
                 return respond_json(start_response, exc.status, {"message": f"Outcome unknown: {exc}; {exc.advice}."})
             except EndpointError as exc:

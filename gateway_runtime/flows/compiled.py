@@ -27,6 +27,10 @@ class FlowError(ValueError):
         self.message = message
 
 
+# Policies of Gravitee's own test kit that change nothing a client sees: imported, skipped, warned of.
+TEST_KIT_POLICIES = ("message-flow-ready",)
+
+
 class UnknownPolicy(FlowError):
     """A step naming a policy this gateway does not have: kept, and it blocks Deploy by name."""
 
@@ -94,7 +98,7 @@ class Flow:
         for phase in PHASES:
             steps = []
             for i, step in enumerate(flow.get(phase) or []):
-                if not isinstance(step, dict) or step.get("enabled", True) is False:
+                if not _runs(step):
                     continue
                 try:
                     steps.append(Step(step, phase, f"{where}.{phase}[{i}]"))
@@ -114,6 +118,14 @@ class Flow:
 
     def conditions_hold(self, exchange: Exchange) -> bool:
         return all(selector.matches(exchange) for selector in self.selectors if isinstance(selector, ConditionSelector))
+
+
+def _runs(step: Any) -> bool:
+    return (
+        isinstance(step, dict)
+        and step.get("enabled", True) is not False
+        and step.get("policy") not in TEST_KIT_POLICIES
+    )
 
 
 def _plans(definition: dict[str, Any]) -> list[dict[str, Any]]:
@@ -173,11 +185,7 @@ class FlowSet:
         return any(
             isinstance(flow, dict)
             and flow.get("enabled", True) is not False
-            and any(
-                isinstance(step, dict) and step.get("enabled", True) is not False
-                for phase in PHASES
-                for step in flow.get(phase) or []
-            )
+            and any(_runs(step) for phase in PHASES for step in flow.get(phase) or [])
             for flow in flows
         )
 

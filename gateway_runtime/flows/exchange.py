@@ -262,10 +262,12 @@ class MessageView(Mapping):
 
     def result(self) -> Message:
         original = self.original
-        if self.content is original.content and self.metadata is original.metadata and not self.headers_changed:
+        unchanged = self.content is original.content and self.metadata is original.metadata
+        if unchanged and not self.headers_changed and not self.attributes:
             return original
-        headers = self.headers.as_lists() if self.headers_changed else self.original.headers
-        return Message(self.content, id=self.original.id, headers=headers, metadata=self.metadata)
+        headers = self.headers.as_lists() if self.headers_changed else original.headers
+        attributes = {**(original.attributes or {}), **self.attributes} or None
+        return Message(self.content, original.id, headers, self.metadata, attributes)
 
     def __getitem__(self, key: str) -> Any:
         if key == "id":

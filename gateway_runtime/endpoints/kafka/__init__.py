@@ -28,7 +28,17 @@ from kafka.errors import (
     UnknownProducerIdError,
 )
 
-from ...messages import EndpointConnector, EndpointError, Message, NotFound, OutcomeUnknown, Subscription, Unreachable
+from ...messages import (
+    EndpointConnector,
+    EndpointError,
+    Interrupted,
+    Message,
+    NotFound,
+    OutcomeUnknown,
+    Subscription,
+    Unreachable,
+    attribute,
+)
 from ...outage import Outage, one_line
 from ...settings import (
     STORE_TYPES,
@@ -54,6 +64,8 @@ from .jaas import JaasError, kafka_sasl_settings
 from .positions import PositionIds, decode_position, seek_resumed
 
 log = logging.getLogger("gatehouse.kafka")
+TOPICS_ATTRIBUTE = "gravitee.attribute.kafka.topics"  # a flow's choice of topics for a message
+TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 # Tansu (and Kafka) start a new member's first fetch after about session_timeout / 2.
 SESSION_TIMEOUT_MS = 6000
@@ -366,10 +378,11 @@ class KafkaEndpoint(EndpointConnector):
     def publish(self, context, message):
         if not self.producer_settings.get("enabled"):
             raise EndpointError("this Kafka endpoint is not configured to produce")
+        topics = topics_attribute(attribute(context, message, TOPICS_ATTRIBUTE)) or self.producer_settings["topics"]
         for attempt in (1, 2):
             producer = self._producer()
             try:
-                self._send(producer, message)
+                self._send(producer, message, topics)
             except EndpointError as exc:
                 broken = self._replace_if_broken(producer, exc)
                 if broken and attempt == 1 and not isinstance(exc, OutcomeUnknown):
@@ -385,14 +398,14 @@ class KafkaEndpoint(EndpointConnector):
             self._outage = Outage(log, f"Kafka endpoint {self.owner}: publishing to {self.bootstrap}")
         return self._outage
 
-    def _send(self, producer, message):
+    def _send(self, producer, message, topics):
         """One record per topic. Raises Unreachable when no record was written, EndpointError when
         the broker refused them, OutcomeUnknown when one may have been written."""
         key = message.metadata.get("key")
         headers = [(name, value.encode()) for name, values in message.headers.items() for value in values]
         sent, error = [], None
         try:
-            for topic in self.producer_settings["topics"]:
+            for topic in topics:
                 future = producer.send(topic, value=message.content, key=key.encode() if key else None, headers=headers)
                 sent.append((future, batch_of(producer, future)))
         except Exception as exc:  # refused before it was queued (no metadata, too large): not sent
@@ -793,8 +806,26 @@ def probe(configuration):
     return tcp_probe(map(host_port, configuration.get("bootstrapServers", "").split(",")))
 
 
+def topics_attribute(value):
+    """The topics a flow chose for a message (a list, or text of comma-separated names), each a
+    legal Kafka topic name: a flow often takes them from what the client sent."""
+    if isinstance(value, str):
+        topics = [topic.strip() for topic in value.split(",") if topic.strip()]
+    elif isinstance(value, (list, tuple)):
+        topics = [str(topic).strip() for topic in value if str(topic).strip()]
+    else:
+        return None
+    for topic in topics:
+        if not TOPIC_NAME.match(topic):
+            raise Interrupted(
+                400, f"The topic {topic[:300]!r} chosen for the message is not a Kafka topic name", "INVALID_TOPIC"
+            )
+    return topics
+
+
 SPEC = EndpointSpec(
     type="kafka",
+    publish_attributes=(TOPICS_ATTRIBUTE,),
     label="Kafka",
     connector=KafkaEndpoint,
     description="Produce to and consume from Kafka topics.",

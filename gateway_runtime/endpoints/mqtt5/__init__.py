@@ -36,7 +36,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from ...messages import EndpointConnector, EndpointError, Message, OutcomeUnknown, Subscription, Unreachable
+from ...messages import (
+    EndpointConnector,
+    EndpointError,
+    Interrupted,
+    Message,
+    OutcomeUnknown,
+    Subscription,
+    Unreachable,
+)
+from ...messages import (
+    attribute as flow_attribute,
+)
 from ...settings import (
     STORE_TYPES,
     STORES,
@@ -62,6 +73,7 @@ from ...toolkit.subscriptions import QuietSubscription, Unacked
 from ...toolkit.topics import topic_errors
 
 log = logging.getLogger("gatehouse.mqtt5")
+TOPIC_ATTRIBUTE = "gravitee.attribute.mqtt5.topic"  # a flow's choice of topic for a message
 
 CONNECT_TIMEOUT_S = 5
 KEEPALIVE_S = 30
@@ -589,8 +601,15 @@ class Mqtt5Endpoint(EndpointConnector):
         if not connection.wait_up(PUBLISH_TIMEOUT_S):
             raise Unreachable(f"the MQTT broker at {self.address} is reconnecting; try again")
         qos = 0 if context.qos == "none" else 1
+        chosen = flow_attribute(context, message, TOPIC_ATTRIBUTE)
+        if chosen is not None:  # a flow chose it, often from what the client sent: checked as a setting is
+            problem = topic_problem(str(chosen), False) if str(chosen) else "must not be empty"
+            if problem:
+                raise Interrupted(
+                    400, f"The topic {str(chosen)[:200]!r} chosen for the message: {problem}", "INVALID_TOPIC"
+                )
         info = connection.client.publish(
-            self.topic("producer"),
+            str(chosen) if chosen is not None else self.topic("producer"),
             message.content,
             qos,
             self.producer.get("retained", False),
@@ -871,6 +890,7 @@ SHARED = Settings(
 
 SPEC = EndpointSpec(
     type="mqtt5",
+    publish_attributes=(TOPIC_ATTRIBUTE,),
     label="MQTT 5",
     connector=Mqtt5Endpoint,
     description="Publish to and subscribe to the topics of an MQTT 5 broker.",

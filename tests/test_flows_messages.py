@@ -1,0 +1,205 @@
+"""Flows on message APIs over real sockets: channel selectors (channel, operator, operations,
+entrypoints), the connection's request and response phases, and the publish and subscribe phases on
+each message: the Mock through SSE, http-get and webhooks; http-post -> Mosquitto -> SSE for both
+message phases at once."""
+
+import pytest
+import requests
+
+from support.apis import mock_api, mqtt_api
+from support.gatehouse import launch
+from support.mosquitto import shared_broker, unique_topic
+from support.streams import read_sse, sse_messages
+from support.webhook import ALLOW_PRIVATE, Receiver, hook, mock_group, push_subscribe, webhook_api
+
+JSON = {"Accept": "application/json"}
+SSE = {"Accept": "text/event-stream"}
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory):
+    server = launch(tmp_path_factory.mktemp("flows"), **ALLOW_PRIVATE)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(module_server):
+    yield module_server
+    module_server.delete_all_apis()
+
+
+def step(policy, configuration=None, **extra):
+    return {"name": policy, "policy": policy, "enabled": True, "configuration": configuration or {}, **extra}
+
+
+def channel_flow(channel="/", operator="STARTS_WITH", operations=(), entrypoints=(), **phases):
+    selector = {
+        "type": "channel",
+        "channel": channel,
+        "channelOperator": operator,
+        "operations": list(operations),
+        "entrypoints": list(entrypoints),
+    }
+    return {"name": channel, "enabled": True, "selectors": [selector], **{k: list(v) for k, v in phases.items()}}
+
+
+def set_header(name, value, **extra):
+    return step("transform-headers", {"addHeaders": [{"name": name, "value": value}]}, **extra)
+
+
+def mock_with(flows, path="/demo", content="hello", count=None, interval=20, **extra):
+    entrypoints = [
+        {
+            "type": "http-get",
+            "configuration": {"messagesLimitCount": 4, "messagesLimitDurationMs": 3000, "headersInPayload": True},
+        },
+        {"type": "http-post"},
+        {"type": "sse", "configuration": {"headersAsComment": True}},
+    ]
+    api = mock_api(path=path, content=content, count=count, interval=interval, entrypoints=entrypoints)
+    api["flows"] = flows
+    api.update(extra)
+    return api
+
+
+def sse(server, path="/demo", headers=None, count=3):
+    with requests.get(server.gateway + path, headers={**SSE, **(headers or {})}, stream=True, timeout=10) as stream:
+        assert stream.status_code == 200, stream.text
+        return stream.headers, sse_messages(stream, count)
+
+
+def comments(message):
+    return [c.strip() for c in message.get("comments", [])]
+
+
+def test_transform_headers_on_subscribe_with_a_condition_reaches_an_sse_client(server):
+    flow = channel_flow(subscribe=[set_header("X-Studio", "yes", condition="{#request.headers['X-Want'] != null}")])
+    server.deploy_api(mock_with([flow]))
+    _, wanted = sse(server, headers={"X-Want": "1"})
+    _, plain = sse(server)
+    assert all("X-Studio: yes" in comments(m) for m in wanted) and len(wanted) == 3
+    assert not any("X-Studio: yes" in comments(m) for m in plain) and len(plain) == 3
+
+
+def test_message_expressions_read_the_message_and_a_message_condition_picks_messages(server):
+    flow = channel_flow(
+        subscribe=[
+            step("policy-assign-content", {"body": "{#message.content}-{#message.id}"}),
+            set_header("X-Even", "true", messageCondition="{#message.id matches '\\d*[02468]'}"),
+        ]
+    )
+    server.deploy_api(mock_with([flow], count=4))
+    _, got = sse(server, count=4)
+    assert [m["data"] for m in got] == ["hello-0", "hello-1", "hello-2", "hello-3"]
+    assert ["X-Even: true" in comments(m) for m in got] == [True, False, True, False]
+
+
+def test_message_filtering_delivers_only_what_the_filter_holds_for_and_webhooks_too(server):
+    keep_odd = step("message-filtering", {"filter": "{#message.id matches '\\d*[13579]'}"})
+    server.deploy_api(mock_with([channel_flow(subscribe=[keep_odd])], count=8))
+    _, got = sse(server, count=4)
+    assert [m["id"] for m in got] == ["1", "3", "5", "7"]
+    got = requests.get(server.gateway + "/demo", headers=JSON, timeout=10).json()
+    assert [item["id"] for item in got["items"]] == ["1", "3", "5", "7"]
+    receiver = Receiver()
+    try:
+        api = webhook_api([mock_group(6, content="w")], qos="at-least-once")
+        api["flows"] = [channel_flow(subscribe=[keep_odd, set_header("X-Filtered", "{#message.id}")])]
+        api_id = server.deploy_api(api)
+        push_subscribe(server, api_id, hook(receiver.url + "/hook"))
+        calls = receiver.wait(lambda calls: len(calls) >= 3)
+        assert [c.headers.get("X-Filtered") for c in calls] == ["1", "3", "5"]
+    finally:
+        receiver.close()
+
+
+def test_channel_selectors_by_channel_operation_and_entrypoint(server):
+    flows = [
+        channel_flow("/prices", subscribe=[set_header("X-Prices", "1")]),
+        channel_flow("/", "EQUALS", subscribe=[set_header("X-Root", "1")]),
+        channel_flow(operations=["PUBLISH"], subscribe=[set_header("X-Publish-Only", "1")]),
+        channel_flow(entrypoints=["http-get"], subscribe=[set_header("X-Get-Only", "1")]),
+    ]
+    server.deploy_api(mock_with(flows, count=1))
+    _, root = sse(server, count=1)
+    _, prices = sse(server, "/demo/prices/eur", count=1)
+    got = requests.get(server.gateway + "/demo", headers=JSON, timeout=10).json()["items"][0]["headers"]
+    assert set(comments(root[0])) >= {"X-Root: 1"} and "X-Prices: 1" not in comments(root[0])
+    assert "X-Prices: 1" in comments(prices[0]) and "X-Root: 1" not in comments(prices[0])
+    assert not any("Publish-Only" in c or "Get-Only" in c for c in comments(root[0]) + comments(prices[0]))
+    assert got.get("X-Get-Only") == ["1"] and "X-Publish-Only" not in got
+
+
+def test_the_connection_s_request_and_response_phases(server):
+    flow = channel_flow(
+        request=[
+            step(
+                "policy-interrupt",
+                {"errorKey": "NO", "message": "no {#request.params['who'][0]}"},
+                condition="{#request.params['who'] != null}",
+            )
+        ],
+        response=[set_header("X-Served-By", "{#api.properties['node']}")],
+    )
+    server.deploy_api(mock_with([flow], count=1, properties=[{"key": "node", "value": "gatehouse-1"}]))
+    headers, got = sse(server, count=1)
+    assert headers["X-Served-By"] == "gatehouse-1" and len(got) == 1
+    refused = requests.get(server.gateway + "/demo?who=bob", headers=JSON, timeout=10)
+    assert refused.status_code == 500 and refused.json() == {"message": "no bob", "http_status_code": 500}
+
+
+def test_json_to_xml_on_each_message(server):
+    flow = channel_flow(subscribe=[step("json-xml", {"rootElement": "price"})])
+    server.deploy_api(mock_with([flow], content='{"symbol": "GATE", "value": 101.25}', count=2))
+    _, got = sse(server, count=2)
+    assert [m["data"] for m in got] == ["<price><symbol>GATE</symbol><value>101.25</value></price>"] * 2
+
+
+def test_publish_and_subscribe_phases_through_a_broker(server):
+    topic = unique_topic("flows")
+    api = mqtt_api(shared_broker(), topic, path="/mqtt-flows")
+    api["flows"] = [
+        channel_flow(
+            operations=["PUBLISH"],
+            publish=[
+                set_header("X-Published-As", "{#message.content.toUpperCase()}"),
+                step("policy-assign-content", {"body": "[{#message.content}]"}),
+            ],
+        ),
+        channel_flow(operations=["SUBSCRIBE"], subscribe=[set_header("X-Delivered", "yes")]),
+    ]
+    server.deploy_api(api)
+    with requests.get(server.gateway + "/mqtt-flows", headers=SSE, stream=True, timeout=10) as stream:
+        read_sse(stream, 1)  # the retry hint: the consumer is subscribed once the stream has started
+        posted = requests.post(server.gateway + "/mqtt-flows", data=b"hello", timeout=10)
+        assert posted.status_code == 202, posted.text
+        got = sse_messages(stream, 1)
+    assert got[0]["data"] == "[hello]"
+    assert {"X-Published-As: HELLO", "X-Delivered: yes"} <= set(comments(got[0]))
+
+
+def test_a_message_refused_in_the_publish_phase_is_answered_as_gravitee_does_and_not_published(server):
+    topic = unique_topic("refused")
+    api = mqtt_api(shared_broker(), topic, path="/mqtt-refused")
+    api["flows"] = [channel_flow(publish=[step("interrupt-message-request-phase")])]
+    server.deploy_api(api)
+    with requests.get(server.gateway + "/mqtt-refused", headers=SSE, stream=True, timeout=10) as stream:
+        read_sse(stream, 1)
+        refused = requests.post(server.gateway + "/mqtt-refused", data=b"x", headers={"Accept": ""}, timeout=10)
+        assert refused.status_code == 412 and refused.text == "An error occurred"
+        as_json = requests.post(server.gateway + "/mqtt-refused", data=b"x", headers=JSON, timeout=10)
+        assert as_json.json() == {"message": "An error occurred", "http_status_code": 412}
+        assert sse_messages(stream, 1, timeout=1.5) == []
+
+
+def test_import_refuses_a_flow_expression_that_cannot_be_read_naming_field_and_position(server):
+    flow = channel_flow(subscribe=[set_header("X-Bad", "{#message.content ==}")])
+    response = server.mgmt("POST", "/apis/_import/definition", json=mock_with([flow]))
+    assert response.status_code == 400
+    assert {
+        "field": "flows[0].subscribe[0].configuration.addHeaders[0].value",
+        "message": "Expression error at position 21: unexpected end of expression",
+    } in response.json()["errors"], response.text
+    unknown = mock_with([channel_flow(subscribe=[step("not-a-gatehouse-policy")])])
+    assert server.assert_blocked(unknown, ["policy not-a-gatehouse-policy"])
