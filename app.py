@@ -32,7 +32,7 @@ def create_app(test_config=None):
 
     from gateway_runtime import database
     from gateway_runtime.at_rest import Cipher
-    from portal import auth, consumers, management, ui, users
+    from portal import auth, consumers, management, studio, ui, users
     from portal.models import db
 
     instance = os.environ.get("GATEHOUSE_INSTANCE_PATH", os.path.join(os.getcwd(), "instance"))
@@ -74,6 +74,7 @@ def create_app(test_config=None):
     app.register_blueprint(ui.bp)
     app.register_blueprint(users.bp)
     app.register_blueprint(consumers.bp)
+    app.register_blueprint(studio.bp)
     app.register_blueprint(management.bp)
     # Authorization header only, never the cookie; browsers caching Basic credentials: management.refuse_cross_site
     csrf.exempt(management.bp)

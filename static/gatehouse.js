@@ -93,6 +93,16 @@
     }
   }, true);
 
+  // ----- refused saves shown in place: inside [data-swap-refusals] a 400 or 409 answer is the form
+  // again with its errors beside the fields, so it replaces the target as a success would.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var status = evt.detail.xhr.status;
+    if ((status === 400 || status === 409) && evt.detail.elt.closest && evt.detail.elt.closest("[data-swap-refusals]")) {
+      evt.detail.shouldSwap = true;
+      evt.detail.isError = false;
+    }
+  });
+
   // ----- the top menu: collapsed behind a button on small screens (CSS keys on aria-expanded) -----
   function setUpMenu() {
     var toggle = document.querySelector(".menu-toggle");
