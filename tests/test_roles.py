@@ -19,7 +19,8 @@ from support.roles import ACTIONS, ACTORS, LOGIN, TABLE, app_routes
 
 def two_group_api(path):
     """A message API with two endpoint groups of two endpoints each, so that deleting one
-    endpoint or one group reaches the confirm page instead of the last-one refusal."""
+    endpoint or one group reaches the confirm page instead of the last-one refusal; and a flow with
+    a step, for the Policies tab's actions."""
     d = mock_api(path=path, name="Matrix " + path)
     group = d["endpointGroups"][0]
     group["endpoints"].append(dict(group["endpoints"][0], name="mock-2"))
@@ -27,6 +28,8 @@ def two_group_api(path):
     second["name"] = "second"
     second["endpoints"][0]["name"], second["endpoints"][1]["name"] = "mock-3", "mock-4"
     d["endpointGroups"].append(second)
+    step = {"name": "Tag", "policy": "transform-headers", "enabled": True, "configuration": {}}
+    d["flows"] = [{"name": "All", "enabled": True, "selectors": [], "request": [step]}]
     return d
 
 
@@ -149,6 +152,10 @@ class Matrix:
             "application_id": self.application,
             "subscription_id": self.subscription["id"],
             "key_id": self.subscription["key"],
+            "scope": "api",
+            "flow": 0,
+            "phase": "request",
+            "step": 0,
         }
         if endpoint in FRESH_OBJECTS:
             values.update(self.fresh_objects(set(rule.arguments), values["action"]))

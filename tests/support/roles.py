@@ -63,6 +63,20 @@ TABLE = {
     ("ui.new_group", "POST"): (LOGIN, 403, 400, 403, 400),
     ("ui.delete_group", "GET"): (LOGIN, 403, 200, 403, 200),
     ("ui.delete_group", "POST"): (LOGIN, 403, 302, 403, 302),
+    # The Policies tab: any signed-in user reads it; the API's owner or an admin changes its flows.
+    # The matrix API has one flow with one step in the request phase; the actions toggle them.
+    ("studio.policies", "GET"): (LOGIN, 200, 200, 200, 200),
+    ("studio.save_execution", "POST"): (LOGIN, 403, 400, 403, 400),  # empty form: no mode
+    ("studio.add_flow", "POST"): (LOGIN, 403, 302, 403, 302),
+    ("studio.edit_flow", "GET"): (LOGIN, 403, 200, 403, 200),
+    ("studio.edit_flow", "POST"): (LOGIN, 403, 400, 403, 400),  # empty form: no name
+    ("studio.flow_action", "POST"): (LOGIN, 403, 302, 403, 302),
+    ("studio.new_step", "GET"): (LOGIN, 403, 200, 403, 200),  # the first policy offered
+    ("studio.new_step", "POST"): (LOGIN, 403, 400, 403, 400),  # empty form: no policy
+    ("studio.edit_step", "GET"): (LOGIN, 403, 200, 403, 200),
+    ("studio.edit_step", "POST"): (LOGIN, 403, 400, 403, 400),  # empty form: no name
+    ("studio.step_fields", "POST"): (LOGIN, 403, 400, 403, 400),  # no policy named
+    ("studio.step_action", "POST"): (LOGIN, 403, 302, 403, 302),
     ("users.users", "GET"): (LOGIN, 403, 403, 403, 200),
     ("users.create_user", "POST"): (LOGIN, 403, 403, 403, 400),  # empty form: errors
     ("users.update_user", "POST"): (LOGIN, 403, 403, 403, 302),
@@ -138,6 +152,8 @@ ACTIONS = {
     "management.move_plan": "_publish",
     "consumers.webhook_action": "retry",
     "management.push_subscription": "_retry",
+    "studio.flow_action": "toggle",
+    "studio.step_action": "toggle",
 }
 
 
