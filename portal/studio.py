@@ -93,7 +93,9 @@ def _flow(d, scope, index):
 
 def _steps(api, flow, phase):
     if phase not in _phases(api):
-        abort(404, f"{api.type.capitalize()} APIs have no {phase} phase; their phases: " + ", ".join(_phases(api)) + ".")
+        abort(
+            404, f"{api.type.capitalize()} APIs have no {phase} phase; their phases: " + ", ".join(_phases(api)) + "."
+        )
     return flow.setdefault(phase, [])
 
 
@@ -284,7 +286,12 @@ def _read_selectors(api, d, form, stored, errors):
             if not target.startswith("/") or any(c.isspace() for c in target):
                 errors["http.path"] = "Path: it starts with '/' and has no spaces, for example /orders."
             selectors.append(
-                {"type": "http", "path": target, "pathOperator": operator, "methods": _checked(form, "http.methods", METHODS)}
+                {
+                    "type": "http",
+                    "path": target,
+                    "pathOperator": operator,
+                    "methods": _checked(form, "http.methods", METHODS),
+                }
             )
         else:
             selectors.append(

@@ -75,7 +75,9 @@ def test_a_channel_flow_and_a_transform_headers_step_are_stored_as_built(shared_
     server = shared_server
     browser, api_id, token, base = studio(server)
     flow = add_flow(server, browser, token, base, channel_flow())
-    saved = add_header_step(server, browser, token, base, flow, **{"step.condition": "{#request.headers['x-want'] != null}"})
+    saved = add_header_step(
+        server, browser, token, base, flow, **{"step.condition": "{#request.headers['x-want'] != null}"}
+    )
     assert saved.status_code == 302, saved.text
 
     d = exported(server, api_id)
@@ -111,7 +113,10 @@ def test_a_channel_flow_and_a_transform_headers_step_are_stored_as_built(shared_
     assert 'id="deploy-banner"' in page  # not deployed yet: the tab says so, with its Deploy button
 
     # Flow execution is on the same page.
-    assert post(server, browser, token, base + "/execution", {"mode": "BEST_MATCH", "matchRequired": "on"}).status_code == 302
+    assert (
+        post(server, browser, token, base + "/execution", {"mode": "BEST_MATCH", "matchRequired": "on"}).status_code
+        == 302
+    )
     assert exported(server, api_id)["flowExecution"] == {"mode": "BEST_MATCH", "matchRequired": True}
     refused = post(server, browser, token, base + "/execution", {"mode": "SOMETIMES"})
     assert refused.status_code == 400 and "choose DEFAULT or BEST_MATCH" in error_beside(refused.text, "mode")
@@ -140,7 +145,9 @@ def test_bad_expressions_are_refused_beside_their_field_and_nothing_is_saved(sha
     in_message_condition = add_header_step(server, browser, token, base, flow, **{"step.messageCondition": BAD})
     assert "Expression error" in error_beside(in_message_condition.text, "step.messageCondition")
 
-    in_selector = post(server, browser, token, f"{base}/api/flows/{flow}/edit", dict(channel_flow(), **{"flow.condition": BAD}))
+    in_selector = post(
+        server, browser, token, f"{base}/api/flows/{flow}/edit", dict(channel_flow(), **{"flow.condition": BAD})
+    )
     assert in_selector.status_code == 400
     assert "Expression error at position" in error_beside(in_selector.text, "flow.condition")
 
@@ -159,7 +166,9 @@ def test_reorder_disable_and_delete_flows_and_steps(shared_server):
 
     def names():
         d = exported(server, api_id)
-        return [f["name"] for f in d["flows"]], [s["configuration"]["addHeaders"][0]["value"] for s in d["flows"][0]["subscribe"]]
+        return [f["name"] for f in d["flows"]], [
+            s["configuration"]["addHeaders"][0]["value"] for s in d["flows"][0]["subscribe"]
+        ]
 
     assert names() == (["First", "Second"], ["one", "two"])
     assert post(server, browser, token, f"{base}/api/flows/{first}/subscribe/1/up").status_code == 302
@@ -193,7 +202,9 @@ def test_a_plan_has_flows_of_its_own_and_htmx_gets_the_studio_back(shared_server
     assert 'id="flow-form"' in added.text  # the new flow's form opens
     assert 'hx-swap-oob="true"' in added.text and 'id="deploy-banner"' in added.text
     refused = browser.post(
-        server.portal + base + "/keys/flows/0/edit", data={"csrf_token": token, **channel_flow(""), "flow.name": ""}, headers=hx
+        server.portal + base + "/keys/flows/0/edit",
+        data={"csrf_token": token, **channel_flow(""), "flow.name": ""},
+        headers=hx,
     )
     assert refused.status_code == 400 and 'id="studio"' in refused.text and "Name is required" in refused.text
     stored = server.mgmt("GET", f"/apis/{api_id}/_export/definition").json()["plans"]
@@ -235,7 +246,10 @@ def test_a_viewer_sees_the_tab_and_gets_403_on_each_action(shared_server):
     ]
     for method, path in actions:
         answer = viewer.request(
-            method, server.portal + base + path, data={"csrf_token": viewer_token, **channel_flow()}, allow_redirects=False
+            method,
+            server.portal + base + path,
+            data={"csrf_token": viewer_token, **channel_flow()},
+            allow_redirects=False,
         )
         assert answer.status_code == 403, f"{method} {path}: {answer.status_code}"
         assert "ask an admin" in answer.text
