@@ -397,7 +397,10 @@ def _save_step(api, d, scope, flow, phase, index, spec, steps, where):
     configuration, problems = from_form(spec.configuration, form, CONFIG_PREFIX, stored.get("configuration"))
     errors.update(problems)
     step = dict(stored, name=head.get("name", "").strip(), policy=spec.type, enabled=bool(head.get("enabled")))
-    step["configuration"] = dict(configuration)
+    # Keys the policy does not declare (an import's) are not in the form: they stay as they were.
+    declared = {f.path.split(".")[0] for f in spec.configuration}
+    kept = {k: v for k, v in (stored.get("configuration") or {}).items() if k not in declared}
+    step["configuration"] = {**kept, **configuration}
     for key in ("condition", "messageCondition"):
         step.pop(key, None)
         if head.get(key, "").strip():

@@ -7,7 +7,7 @@ import uuid
 import requests
 
 from support.apis import mock_api
-from support.browser import by_id, expect, field_error, htmx_idle, logged_in_page
+from support.browser import assert_accessible, by_id, expect, field_error, htmx_idle, logged_in_page
 from support.streams import read_sse
 
 BAD = "{#request.headers['x'] == }"
@@ -40,6 +40,7 @@ def test_build_a_flow_deploy_it_and_see_its_header_in_the_stream(shared_server, 
     page.get_by_role("button", name="Add a flow to All plans").click()
     form = page.locator("#flow-form")
     expect(form).to_be_visible()
+    assert_accessible(page, "the Policies tab with a flow's form open")
     by_id(page, "flow.name").fill("Studio flow")
     expect(by_id(page, "channel.on")).to_be_checked()
     by_id(page, "channel.operations.PUBLISH").uncheck()
@@ -64,6 +65,7 @@ def test_build_a_flow_deploy_it_and_see_its_header_in_the_stream(shared_server, 
     htmx_idle(page)
     expect(field_error(page, "step.condition")).to_contain_text("Expression error at position")
     expect(page.locator("#error-summary")).to_be_visible()
+    assert_accessible(page, "the Policies tab with a refused step")
     assert server.mgmt("GET", f"/apis/{api_id}/_export/definition").json()["api"]["flows"][0]["subscribe"] == []
 
     condition = by_id(page, "step.condition")

@@ -6,7 +6,7 @@ beside the field; viewers may look, not change."""
 import re
 import uuid
 
-from support.apis import mock_api
+from support.apis import mock_api, proxy_api
 from support.plans import plan
 from support.portal import add_user, csrf_token, login, portal_login
 
@@ -254,3 +254,55 @@ def test_a_viewer_sees_the_tab_and_gets_403_on_each_action(shared_server):
         assert answer.status_code == 403, f"{method} {path}: {answer.status_code}"
         assert "ask an admin" in answer.text
     assert exported(server, api_id) == before
+
+
+def test_a_proxy_api_has_path_selectors_and_only_the_request_and_response_phases(shared_server):
+    server = shared_server
+    browser, api_id, token, base = studio(server, proxy_api(["http://127.0.0.1:9"], path="/studio-proxy"))
+    assert post(server, browser, token, base + "/api/flows").status_code == 302
+    page = browser.get(server.portal + base + "/api/flows/0/edit").text
+    assert 'name="http.methods"' in page and 'name="channel.on"' not in page
+    page = browser.get(server.portal + base).text
+    assert 'id="phase-api-0-publish"' not in page and 'id="phase-api-0-response"' in page
+    refused = post(
+        server,
+        browser,
+        token,
+        base + "/api/flows/0/edit",
+        {"flow.name": "Reads", "http.on": "on", "http.path": "items", "http.pathOperator": "EQUALS"},
+    )
+    assert refused.status_code == 400 and "it starts with &#39;/&#39;" in error_beside(refused.text, "http.path")
+    form = {"flow.name": "Reads", "flow.enabled": "on", "http.on": "on", "http.path": "/items"}
+    saved = post(server, browser, token, base + "/api/flows/0/edit", dict(form, **{"http.pathOperator": "EQUALS"}))
+    assert saved.status_code == 302, saved.text
+    selectors = exported(server, api_id)["flows"][0]["selectors"]
+    assert [(s["path"], s["pathOperator"], s["methods"]) for s in selectors] == [("/items", "EQUALS", [])]
+    with_methods = {"http.methods": ["GET", "HEAD", "BREW"], "http.pathOperator": "STARTS_WITH"}
+    assert post(server, browser, token, base + "/api/flows/0/edit", dict(form, **with_methods)).status_code == 302
+    assert exported(server, api_id)["flows"][0]["selectors"][0]["methods"] == ["GET", "HEAD"]
+    assert post(server, browser, token, base + "/api/flows/0/publish/new?policy=latency").status_code == 404
+    assert browser.get(server.portal + base + "/api/flows/0/request/new?policy=message-filtering").status_code == 400
+
+
+def test_an_imported_flow_is_shown_and_its_step_edited_keeping_what_the_form_does_not_show(shared_server):
+    server = shared_server
+    d = mock_api(path="/studio-import-" + uuid.uuid4().hex[:6], name="Studio import")
+    step = {"name": "Old", "policy": "transform-headers", "configuration": {"removeHeaders": ["a"], "custom": 1}}
+    selector = {"type": "CHANNEL", "channel": "/in", "channelOperator": "EQUALS", "operations": ["SUBSCRIBE"]}
+    d["flows"] = [{"name": "Imported", "selectors": [selector], "subscribe": [step]}]
+    browser, api_id, token, base = studio(server, d)
+    page = browser.get(server.portal + base).text
+    assert "channel EQUALS /in · SUBSCRIBE · any entrypoint" in page and "Old" in page
+    form = browser.get(server.portal + base + "/api/flows/0/subscribe/0/edit").text
+    assert re.search(r'<textarea name="cfg.removeHeaders"[^>]*>a</textarea>', form)
+    assert 'id="channel.on"' not in form  # the step's form, not the flow's
+    saved = post(
+        server,
+        browser,
+        token,
+        base + "/api/flows/0/subscribe/0/edit",
+        {"step.name": "New", "step.enabled": "on", "cfg.removeHeaders": "b"},
+    )
+    assert saved.status_code == 302, saved.text
+    stored = exported(server, api_id)["flows"][0]["subscribe"][0]
+    assert stored["name"] == "New" and stored["configuration"] == {"removeHeaders": ["b"], "custom": 1}
