@@ -141,6 +141,10 @@ class Subscription:
     was reached) or was closed. `close()` wakes a waiting `next_batch`.
     """
 
+    # True when every message it hands out was made for this subscription alone (no other
+    # subscriber, and not the connector, holds the object): a flow may then change it in place.
+    private_messages = False
+
     def acknowledge(self, messages: list[Message]) -> None:
         """Called by the entrypoint once these messages were written to the client; a connector
         whose qos depends on it (at-least-once) overrides this."""

@@ -14,6 +14,8 @@ BATCH = 256
 
 
 class MockSubscription(Subscription):
+    private_messages = True  # made anew for each batch, as they are asked for
+
     def __init__(self, config, start):
         self.interval = config["messageInterval"] / 1000
         self.content = config["messageContent"].encode()

@@ -63,11 +63,16 @@ class ServerSentEvents:
         """The bytes of one write: the events of a batch (the hot path: str formatting, one encode)."""
         with_comments = self.headers_as_comment or self.metadata_as_comment
         out = []
+        shared = (None, None, "")  # messages of a batch often share their headers and metadata dicts
         for message in batch:
             data = message.content.decode("utf-8", "replace")
             if "\n" in data or "\r" in data:  # one data line per line of the content
                 data = data.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\ndata: ")
-            comments = self.comments(message) if with_comments else ""
+            comments = ""
+            if with_comments:
+                if message.headers is not shared[0] or message.metadata is not shared[1]:
+                    shared = (message.headers, message.metadata, self.comments(message))
+                comments = shared[2]
             if message.id is None:
                 out.append(f"event: message\ndata: {data}{comments}\n\n")
             else:

@@ -75,7 +75,7 @@ def _render(value):
 class Template:
     """A compiled template: `render` gives text, `evaluate` the value of a one-expression template."""
 
-    __slots__ = ("text", "_parts", "_single")
+    __slots__ = ("text", "_parts", "_single", "is_constant")
 
     def __init__(self, text):
         self.text = text
@@ -83,10 +83,7 @@ class Template:
         expressions = [part for part in self._parts if not isinstance(part, str)]
         texts = [part for part in self._parts if isinstance(part, str)]
         self._single = expressions[0] if len(expressions) == 1 and not "".join(texts).strip() else None
-
-    @property
-    def is_constant(self):
-        return all(isinstance(part, str) for part in self._parts)
+        self.is_constant = not expressions  # its text is what it renders
 
     def render(self, context):
         return "".join(part if isinstance(part, str) else _render(part(context)) for part in self._parts)

@@ -9,15 +9,22 @@ class Headers(Mapping):
     """HTTP headers: name -> list of values, looked up case-insensitively. Made from a mapping of
     name -> value(s), or from (name, value) pairs as they came on the wire."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "changed")
 
     def __init__(self, headers=None):
-        self._items = {}
+        self.changed = False  # set by the changes below: what was only read needs no writing back
+        items = self._items = {}
         pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
         for name, values in pairs:
-            if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
-                values = [values]
-            self._items.setdefault(str(name).lower(), (name, []))[1].extend(values)
+            if values.__class__ is str:  # the usual case (an answer's pairs), first
+                values = (values,)
+            elif isinstance(values, bytes) or not isinstance(values, (list, tuple)):
+                values = (values,)
+            entry = items.get(lower := str(name).lower())
+            if entry is None:
+                items[lower] = (name, list(values))
+            else:
+                entry[1].extend(values)
 
     def __getitem__(self, name):
         return self._items[str(name).lower()][1]
@@ -37,20 +44,30 @@ class Headers(Mapping):
 
     # What policies change (transform-headers); expressions only read.
     def add(self, name, value):
+        self.changed = True
         self._items.setdefault(name.lower(), (name, []))[1].append(value)
 
     def put(self, name, value):
+        self.changed = True
         self._items[name.lower()] = (name, [value])
 
     def remove(self, name):
+        self.changed = True
         self._items.pop(name.lower(), None)
 
     def keep_only(self, names):
+        self.changed = True
         wanted = {name.lower() for name in names}
         self._items = {lower: item for lower, item in self._items.items() if lower in wanted}
 
-    def pairs(self):
-        return [(name, value) for name, values in self._items.values() for value in values]
+    def pairs(self, leaving_out=frozenset()):
+        """(name, value) of each value; `leaving_out`: lower-case names left out."""
+        return [
+            (name, value)
+            for lower, (name, values) in self._items.items()
+            if lower not in leaving_out
+            for value in values
+        ]
 
     def as_lists(self):
         return {name: list(values) for name, values in self._items.values()}

@@ -36,7 +36,7 @@ class UnknownPolicy(FlowError):
 
 
 class Step:
-    __slots__ = ("name", "policy", "condition", "message_condition")
+    __slots__ = ("name", "policy", "run", "condition", "message_condition")
 
     def __init__(self, step: dict[str, Any], phase: str, where: str) -> None:
         spec = registry.policy(step.get("policy"))
@@ -56,6 +56,8 @@ class Step:
             raise FlowError(f"{where}.configuration", "must be an object")
         try:
             self.policy = spec.policy(spec.configuration.with_defaults(configuration))
+            # on_request / on_response, found once (message phases go through run_batch)
+            self.run = getattr(self.policy, f"on_{phase}", None)
         except SettingsError as exc:
             field, message = next(iter(exc.errors.items()))
             raise FlowError(f"{where}.configuration.{field}", message) from exc
@@ -76,7 +78,7 @@ def _condition(step: dict[str, Any], key: str, where: str) -> Any:
 
 
 class Flow:
-    __slots__ = ("name", "selectors", "steps", "path")
+    __slots__ = ("name", "selectors", "conditions", "others", "steps", "path")
 
     def __init__(self, flow: dict[str, Any], where: str, problems: list[FlowError] | None = None) -> None:
         """Raises the first FlowError; with `problems`, collects them all instead (validation)."""
@@ -90,6 +92,8 @@ class Flow:
                 raise FlowError(exc.field, exc.message) from exc
             except ValueError as exc:  # a condition that cannot be read
                 raise FlowError(f"{place}.condition", str(exc)) from exc
+        self.conditions = [s for s in self.selectors if isinstance(s, ConditionSelector)]
+        self.others = [s for s in self.selectors if not isinstance(s, ConditionSelector)]
         self.path = next(
             (s.pattern for s in self.selectors if isinstance(s, (HttpSelector, ChannelSelector))),
             None,
@@ -110,14 +114,16 @@ class Flow:
                 self.steps[phase] = steps
 
     def matches(self, exchange: Exchange, conditions: bool) -> bool:
-        return all(
-            selector.matches(exchange)
-            for selector in self.selectors
-            if conditions or not isinstance(selector, ConditionSelector)
-        )
+        for selector in self.selectors if conditions else self.others:
+            if not selector.matches(exchange):
+                return False
+        return True
 
     def conditions_hold(self, exchange: Exchange) -> bool:
-        return all(selector.matches(exchange) for selector in self.selectors if isinstance(selector, ConditionSelector))
+        for selector in self.conditions:
+            if not selector.matches(exchange):
+                return False
+        return True
 
 
 def _runs(step: Any) -> bool:
@@ -240,26 +246,38 @@ class FlowSet:
         for step in flow.steps.get(phase, ()):
             if step.condition is not None and not _holds(step.condition, exchange.context()):
                 continue
-            getattr(step.policy, f"on_{phase}")(exchange)
+            step.run(exchange)
 
     def run_message(self, phase: str, exchange: Exchange, message: Message) -> Message | None:
         """A publish or subscribe phase on one message: the message to send on, or None when a
         policy filtered it out; raises Interrupted when a policy refuses it."""
-        view = MessageView(message, phase)
+        return self.run_batch(phase, exchange, [message])[0]
+
+    def run_batch(
+        self, phase: str, exchange: Exchange, messages: list[Message], private: bool = False
+    ) -> list[Message | None]:
+        """A message phase on a batch: what each message became, at its place (None: filtered out).
+        A step's request condition is tested once a batch; a policy with `on_batch` takes the whole
+        batch at once (a header set on every message costs one dict per batch, not one per message)
+        and, when the messages are `private` to this subscription, may change them in place."""
+        results: list[Message | None] = list(messages)
         for flow in exchange.flows:
             for step in flow.steps.get(phase, ()):
                 if step.condition is not None and not _holds(step.condition, exchange.context()):
                     continue
-                if step.message_condition is not None and not _holds(
-                    step.message_condition, exchange.message_context(view)
-                ):
-                    continue
-                if step.policy.on_message(exchange, view) is False:
-                    return None
-        return view.result()
+                whole = getattr(step.policy, "on_batch", None) if step.message_condition is None else None
+                done = whole(exchange, results, private) if whole is not None else None
+                if done is None:
+                    done = [None if m is None else _on_message(step, phase, exchange, m) for m in results]
+                results = done
+        return results
 
     def has(self, phase: str, exchange: Exchange) -> bool:
-        return phase in self.phases and any(phase in flow.steps for flow in exchange.flows)
+        if phase in self.phases:
+            for flow in exchange.flows:
+                if phase in flow.steps:
+                    return True
+        return False
 
 
 def problems(definition: dict[str, Any]) -> list[FlowError]:
@@ -288,6 +306,15 @@ def problems(definition: dict[str, Any]) -> list[FlowError]:
     if mode not in ("DEFAULT", "BEST_MATCH"):
         found.append(FlowError("flowExecution.mode", "must be DEFAULT or BEST_MATCH"))
     return found
+
+
+def _on_message(step: Step, phase: str, exchange: Exchange, message: Message) -> Message | None:
+    view = MessageView(message, phase)
+    if step.message_condition is not None and not _holds(step.message_condition, exchange.message_context(view)):
+        return message
+    if step.policy.on_message(exchange, view) is False:
+        return None
+    return view.result()
 
 
 def _scores(flow: Flow, path: str) -> list[float]:

@@ -61,10 +61,10 @@ class RequestView(Mapping):
         "timestamp",
     )
 
-    def __init__(self, environ: dict[str, Any], body_limit: int) -> None:
+    def __init__(self, environ: dict[str, Any]) -> None:
         self.environ = environ
-        self.body_limit = body_limit
-        self.id = str(uuid.uuid4())
+        self._id: str | None = None
+        self._path_info: str | None = None
         self.path_params: dict[str, str] = {}
         self._headers: Headers | None = None
         self._params: dict[str, list[str]] | None = None
@@ -91,9 +91,9 @@ class RequestView(Mapping):
     @property
     def content(self) -> bytes:
         if self._content is None:
-            from ..http import read_body  # the body reader the entrypoints use, with its limit
+            from ..http import max_message_bytes, read_body  # as the entrypoints read a body
 
-            self._content = read_body(self.environ, self.body_limit)
+            self._content = read_body(self.environ, max_message_bytes())
             self._replace_body(self._content)
         return self._content
 
@@ -111,13 +111,15 @@ class RequestView(Mapping):
 
     @property
     def path_info(self) -> str:
-        routed = self.environ.get(ROUTED)
-        return (routed.rest if routed is not None else self.path) or "/"
+        if self._path_info is None:  # every selector reads it
+            routed = self.environ.get(ROUTED)
+            self._path_info = (routed.rest if routed is not None else self.path) or "/"
+        return self._path_info
 
     def write_back(self) -> None:
         """The request phase's changes, into the environ the entrypoint reads."""
         environ = self.environ
-        if self._headers is not None:
+        if self._headers is not None and self._headers.changed:
             for key in [k for k in environ if k[:5] == "HTTP_" and k != "HTTP_TRANSFER_ENCODING"]:
                 del environ[key]
             environ.pop("CONTENT_TYPE", None)
@@ -140,7 +142,9 @@ class RequestView(Mapping):
     def __getitem__(self, key: str) -> Any:
         environ = self.environ
         if key in ("id", "transactionId"):
-            return self.id
+            if self._id is None:  # made when read: most flows never do
+                self._id = str(uuid.uuid4())
+            return self._id
         if key == "method":
             return environ.get("REQUEST_METHOD")
         if key == "scheme":
@@ -191,8 +195,8 @@ class ResponseView(Mapping):
     def __init__(self, status: str, headers: list[tuple[str, str]], body: Any, bufferable: bool) -> None:
         code, _, self.reason = status.partition(" ")
         self.status = int(code)
-        self.headers = Headers(headers)
-        self.framing = [(name, value) for name, value in headers if name.lower() in FRAMING]  # as the server sends them
+        self.started = status, headers
+        self._headers: Headers | None = None
         self.body = body
         self.bufferable = bufferable
         self._content: bytes | None = None
@@ -210,18 +214,31 @@ class ResponseView(Mapping):
             self.body = [self._content]
         return self._content
 
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(self.started[1])
+        return self._headers
+
     def set_content(self, content: bytes) -> None:
         self._content, self.content_changed, self.body = content, True, [content]
 
     def status_line(self) -> str:
-        return f"{self.status} {self.reason}".rstrip()
+        line = f"{self.status} {self.reason}".rstrip()
+        return self.started[0] if line == self.started[0] else line
 
     def header_list(self) -> list[tuple[str, str]]:
-        pairs = [(name, value) for name, value in self.headers.pairs() if name.lower() not in FRAMING]
+        """The headers to send: the framing ones as the entrypoint set them (or the length of a
+        body a policy replaced), whatever a policy did to them."""
+        original = self.started[1]
+        if (self._headers is None or not self._headers.changed) and not self.content_changed:
+            return original
+        changed = self._headers if self._headers is not None else Headers(original)
+        pairs = changed.pairs(FRAMING)
         if self._content is not None:
             pairs.append(("Content-Length", str(len(self._content))))
         else:
-            pairs += self.framing
+            pairs += [(name, value) for name, value in original if name.lower() in FRAMING]
         return pairs
 
     def __getitem__(self, key: str) -> Any:
@@ -255,17 +272,23 @@ class MessageView(Mapping):
         self.original = message
         self.phase = phase
         self.content = message.content
-        self.headers = Headers(message.headers)
+        self._headers: Headers | None = None
         self.metadata = message.metadata
         self.attributes: dict[str, Any] = {}
-        self.headers_changed = False
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(self.original.headers)
+        return self._headers
 
     def result(self) -> Message:
         original = self.original
         unchanged = self.content is original.content and self.metadata is original.metadata
-        if unchanged and not self.headers_changed and not self.attributes:
+        changed = self._headers is not None and self._headers.changed
+        if unchanged and not changed and not self.attributes:
             return original
-        headers = self.headers.as_lists() if self.headers_changed else original.headers
+        headers = self._headers.as_lists() if self._headers is not None and changed else original.headers
         attributes = {**(original.attributes or {}), **self.attributes} or None
         return Message(self.content, original.id, headers, self.metadata, attributes)
 
@@ -313,15 +336,19 @@ class Exchange:
         self.entrypoint = entrypoint
         self.endpoint = api.get("endpoint")  # the type of the API's endpoints
         self.flows: list[Any] = []  # the flows selected for this request, plan flows first
-        self.roots: dict[str, Any] = {
-            "request": request,
-            "context": {"attributes": self.attributes},
-            "api": api,
-            "subscription": subscription,
-            "application": (subscription or {}).get("application"),
-        }
+        self.api = api
+        self.subscription = subscription
+        self.roots: dict[str, Any] | None = None  # made when an expression first reads them
 
     def context(self) -> dict[str, Any]:
+        if self.roots is None:
+            self.roots = {
+                "request": self.request,
+                "context": {"attributes": self.attributes},
+                "api": self.api,
+                "subscription": self.subscription,
+                "application": (self.subscription or {}).get("application"),
+            }
         self.roots["response"] = self.response
         return self.roots
 

@@ -10,6 +10,7 @@ from .exchange import Exchange
 # Gravitee's own spellings, and those its older exports and test fixtures use.
 OPERATORS = {"STARTS_WITH": "STARTS_WITH", "START_WITH": "STARTS_WITH", "EQUALS": "EQUALS"}
 PARAM = re.compile(r"^:([A-Za-z_][A-Za-z0-9_-]*)$")
+NO_PARAMS: dict[str, str] = {}  # shared, never changed: a path without parameters matched
 
 
 class SelectorError(ValueError):
@@ -43,12 +44,15 @@ class PathPattern:
                 parts.append(re.escape(segment))
         body = "".join("/" + part for part in parts) + "/?"
         self.regex = re.compile(body + ("$" if operator == "EQUALS" else ""))
+        self.everything = not parts and operator == "STARTS_WITH"  # `/`: no need to look
 
     def match(self, path: str) -> dict[str, str] | None:
+        if self.everything:
+            return NO_PARAMS
         found = self.regex.match(path or "/")
         if found is None:
             return None
-        return dict(zip(self.names, found.groups(), strict=True))
+        return dict(zip(self.names, found.groups(), strict=True)) if self.names else NO_PARAMS
 
     def scores(self, path: str) -> list[float]:
         """Gravitee's BEST_MATCH score of each of this path's segments against the request's: 1 for
@@ -92,7 +96,8 @@ class HttpSelector:
         found = self.pattern.match(request.path_info)
         if found is None:
             return False
-        request.path_params.update(found)
+        if found:
+            request.path_params.update(found)
         return True
 
 
@@ -116,7 +121,7 @@ class ChannelSelector:
         found = self.pattern.match(request.path_info if request is not None else "/")
         if found is None:
             return False
-        if request is not None:
+        if found and request is not None:
             request.path_params.update(found)
         return True
 

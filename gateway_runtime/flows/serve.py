@@ -4,7 +4,7 @@ on each message an API publishes or delivers (publish and subscribe phases)."""
 import time
 from typing import Any
 
-from ..http import max_message_bytes, respond_interrupted
+from ..http import respond_interrupted
 from ..messages import Interrupted, Message, Subscription
 from .compiled import FlowSet
 from .exchange import EXCHANGE, Exchange, RequestView, ResponseView
@@ -21,7 +21,7 @@ def serve(
 ) -> Any:
     """The entrypoint's answer with the API's flows run around it. `streaming`: the answer is a
     stream (a message API's), whose content the response phase cannot hold."""
-    request = RequestView(environ, max_message_bytes())
+    request = RequestView(environ)
     exchange = Exchange(
         request,
         flows.api,
@@ -30,21 +30,20 @@ def serve(
         getattr(handler, "type", None),
         getattr(handler, "operations", frozenset()),
     )
-    environ[EXCHANGE] = exchange
     try:
         flows.start(exchange)
     except Interrupted as stop:
         return respond_interrupted(environ, start_response, stop)
     request.write_back()
     if not flows.has("response", exchange):
-        return handler(environ, start_response)
+        return _entrypoint(handler, environ, start_response, exchange)
     started: list[Any] = []
 
     def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         started[:] = [status, headers, exc_info]
         return None  # no entrypoint writes through start_response's writer
 
-    body = handler(environ, hold)
+    body = _entrypoint(handler, environ, hold, exchange)
     exchange.response = ResponseView(started[0], list(started[1]), body, not streaming)
     try:
         flows.run("response", exchange)
@@ -54,6 +53,16 @@ def serve(
     answer = exchange.response
     start_response(answer.status_line(), answer.header_list(), started[2])
     return answer.body
+
+
+def _entrypoint(handler: Any, environ: dict[str, Any], start_response: Any, exchange: Exchange) -> Any:
+    """The entrypoint's answer; while it runs, its message phases find the exchange in the environ.
+    Taken out after: the request view holds the environ, and a cycle would wait for the collector."""
+    environ[EXCHANGE] = exchange
+    try:
+        return handler(environ, start_response)
+    finally:
+        del environ[EXCHANGE]
 
 
 def _close(body: Any) -> None:
@@ -89,7 +98,13 @@ class FlowSubscription(Subscription):
         self.flows = flows
         self.exchange = exchange
         self.carried: list[Message] = []  # filtered out since the last delivered message
-        self.sources: dict[int, list[Message]] = {}  # id of a delivered message -> what it acknowledges
+        # What acknowledging a delivered message acknowledges at the connector: the message it was
+        # made from (when a policy made a new one), and those filtered out just before it.
+        self.origins: dict[int, Message] = {}
+        self.before: dict[int, list[Message]] = {}
+        # A connector that acknowledges nothing (the Mock) needs none of that kept.
+        self.tracked = type(inner).acknowledge is not Subscription.acknowledge
+        self.private = inner.private_messages
 
     def __getattr__(self, name: str) -> Any:  # what a connector's subscription offers besides the contract
         return getattr(self.inner, name)
@@ -103,19 +118,35 @@ class FlowSubscription(Subscription):
             batch = self.inner.next_batch(max(0.0, deadline - time.monotonic()), max_messages)
             if not batch:
                 return batch
+            results = self.flows.run_batch("subscribe", self.exchange, batch, self.private)
+            if not self.tracked:
+                delivered = [result for result in results if result is not None]
+                if delivered or time.monotonic() >= deadline:
+                    return delivered
+                continue
             delivered = []
-            for message in batch:
-                result = self.flows.run_message("subscribe", self.exchange, message)
-                self.carried.append(message)
-                if result is not None:
-                    self.sources[id(result)] = self.carried
-                    self.carried = []
-                    delivered.append(result)
+            origins, carried = self.origins, self.carried
+            for original, result in zip(batch, results, strict=True):
+                if result is None:
+                    carried.append(original)
+                    continue
+                if result is not original:
+                    origins[id(result)] = original
+                if carried:
+                    self.before[id(result)] = carried
+                    carried = []
+                delivered.append(result)
+            self.carried = carried
             if delivered or time.monotonic() >= deadline:
                 return delivered
 
     def acknowledge(self, messages: list[Message]) -> None:
-        sources = [source for message in messages for source in self.sources.pop(id(message), [message])]
+        sources = []
+        for message in messages:
+            before = self.before.pop(id(message), None) if self.before else None
+            if before:
+                sources += before
+            sources.append(self.origins.pop(id(message), message))
         self.inner.acknowledge(sources)
 
     def close(self) -> None:

@@ -2,6 +2,8 @@
 append values, then remove headers and keep only the whitelisted ones, in that order as Gravitee's
 policy does (so a header both set and removed is removed). Values are templates."""
 
+from ..expressions import Headers
+from ..messages import Message
 from ..settings import Field, Settings
 from ..specs import PolicySpec
 from .rendering import PAIRS_HELP, evaluate, template
@@ -23,6 +25,7 @@ class TransformHeaders:
         self.append = _pairs(configuration, "appendHeaders")
         self.remove = [name for name in configuration.get("removeHeaders") or [] if name.strip()]
         self.whitelist = [name for name in configuration.get("whitelistHeaders") or [] if name.strip()]
+        self.constant = all(value.is_constant for _, value in self.set + self.append)
 
     def on_request(self, exchange):
         self._apply(exchange.request.headers, exchange.context, FAILURE[1])
@@ -32,14 +35,43 @@ class TransformHeaders:
 
     def on_message(self, exchange, message):
         self._apply(message.headers, lambda: exchange.message_context(message), FAILURE[1] + " on message")
-        message.headers_changed = True
+
+    def on_batch(self, exchange, messages, private):
+        """Values without expressions: each distinct headers dict of the batch (a connector's
+        messages often share one) is transformed once, and the result shared as theirs; messages
+        private to the subscription get it in place, others are copied."""
+        if not self.constant:
+            return None
+        done = {}
+        source = new = None
+        out = []
+        for message in messages:
+            if message is None:
+                out.append(None)
+                continue
+            if message.headers is not source:
+                source = message.headers
+                new = done.get(id(source))
+                if new is None:
+                    headers = Headers(source)
+                    self._apply(headers, None, "")
+                    new = done[id(source)] = headers.as_lists()
+            if private:
+                message.headers = new
+                out.append(message)
+            else:
+                out.append(Message(message.content, message.id, new, message.metadata, message.attributes))
+        return out
 
     def _apply(self, headers, context, failure):
-        for pairs, change in ((self.set, headers.put), (self.append, headers.add)):
-            for name, value in pairs:
-                text = evaluate(value, context, failure, FAILURE[0])
-                if text:  # an expression giving nothing sets nothing
-                    change(name, text)
+        for name, value in self.set:
+            text = value.text if value.is_constant else evaluate(value, context, failure, FAILURE[0])
+            if text:  # an expression giving nothing sets nothing
+                headers.put(name, text)
+        for name, value in self.append:
+            text = value.text if value.is_constant else evaluate(value, context, failure, FAILURE[0])
+            if text:
+                headers.add(name, text)
         for name in self.remove:
             headers.remove(name)
         if self.whitelist:

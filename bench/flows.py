@@ -1,0 +1,168 @@
+"""What one flow with one transform-headers step costs on the hot paths, against the same API
+without flows, in one gateway process and one run:
+
+- **http-post -> Mock**: wrk -t2 -c32 POSTing 1 KiB for `--duration` seconds; the flow's step sets
+  a header on each answer (its response phase), so every 202 is seen to have gone through it;
+- **SSE from the Mock**: one client reading one stream (Mock interval 0) for `--duration` seconds;
+  the flow's step sets a header on each message (its subscribe phase), sent as an SSE comment.
+
+Both APIs differ only by their flows (the plain one's SSE entrypoint sends headers as comments too,
+it has none to send). Runs are interleaved (`--runs`, medians). The ratio flowed / plain must be
+at least 0.9 for each (exit status 1 otherwise).
+
+    python bench/flows.py                 # 3 interleaved runs of 5 s each, ~1 min
+    python bench/flows.py --runs 1 --duration 3
+"""
+
+import argparse
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    BODY_1K,
+    Gatehouse,
+    Processes,
+    cpu_seconds,
+    load_average,
+    median,
+    post_request,
+    quickack,
+    read_headers,
+    read_headers_any,
+    sse_request,
+    wrk_post,
+)
+
+TARGET = 0.9
+CONTENT = '{"symbol":"GATE","price":101.25,"volume":1200,"venue":"XBENCH"}'
+
+
+def definition(path, flows):
+    return {
+        "name": f"Flows bench {path}",
+        "apiVersion": "1.0",
+        "definitionVersion": "4.0.0",
+        "type": "message",
+        "listeners": [
+            {
+                "type": "http",
+                "paths": [{"path": path}],
+                "entrypoints": [
+                    {"type": "http-post"},
+                    {"type": "sse", "configuration": {"headersAsComment": True, "heartbeatIntervalInMs": 5000}},
+                ],
+            }
+        ],
+        "endpointGroups": [
+            {
+                "name": "default",
+                "type": "mock",
+                "endpoints": [
+                    {
+                        "name": "mock",
+                        "type": "mock",
+                        "inheritConfiguration": False,
+                        "configuration": {"messageInterval": 0, "messageContent": CONTENT},
+                    }
+                ],
+            }
+        ],
+        "flows": flows,
+    }
+
+
+def one_step(phase, operation):
+    step = {
+        "name": "mark",
+        "policy": "transform-headers",
+        "enabled": True,
+        "configuration": {"addHeaders": [{"name": "X-Flow", "value": "on"}]},
+    }
+    selector = {"type": "channel", "channel": "/", "channelOperator": "STARTS_WITH", "operations": [operation]}
+    return {"name": phase, "enabled": True, "selectors": [selector], phase: [step]}
+
+
+def check_marked(port):
+    """Each flowed path shows its step ran, the plain ones that they have none."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for path, marked in (("/plain", False), ("/flowed", True)):
+            sock.sendall(post_request(port, path, BODY_1K))
+            head, _ = read_headers_any(sock)
+            assert head.startswith(b"HTTP/1.1 202") and (b"\r\nX-Flow: on" in head) is marked, head
+    for path, marked in (("/plain", False), ("/flowed", True)):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(sse_request(port, path, f"check{path[1:]}"))
+            _, body = read_headers(sock)
+            while body.count(b"event: message") < 10:
+                body += sock.recv(65536)
+            assert (b"\n:X-Flow: on" in body) is marked, body[:300]
+
+
+def sse_rate(port, path, duration, pid):
+    pattern = b"event: message\n"
+    keep = len(pattern) - 1
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.sendall(sse_request(port, path, f"bench{time.monotonic_ns()}"))
+        _, body = read_headers(sock)
+        tail, count = body[-keep:], 0
+        cpu0, start = cpu_seconds(pid), time.perf_counter()
+        deadline = start + duration
+        while time.perf_counter() < deadline:
+            data = sock.recv(1 << 18)
+            if not data:
+                raise ConnectionError("the stream ended")
+            quickack(sock)
+            count += (tail + data[:keep]).count(pattern) + data.count(pattern)
+            tail = data[-keep:]
+        elapsed = time.perf_counter() - start
+        return count / elapsed, (cpu_seconds(pid) - cpu0) / elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    procs = Processes()
+    print(f"load average at the start: {load_average()}", flush=True)
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            gateway = Gatehouse(procs, workdir)
+            gateway.deploy(definition("/plain", []))
+            gateway.deploy(definition("/flowed", [one_step("response", "PUBLISH"), one_step("subscribe", "SUBSCRIBE")]))
+            check_marked(gateway.port)
+            results = {(kind, path): [] for kind in ("post", "sse") for path in ("/plain", "/flowed")}
+            for run in range(args.runs):
+                for path in ("/plain", "/flowed") if run % 2 == 0 else ("/flowed", "/plain"):
+                    post = wrk_post(gateway.port, path, args.duration, 32, workdir)
+                    assert post["other"] == 0 and post["errors"] == 0, post
+                    results["post", path].append(post["rate"])
+                    results["sse", path].append(sse_rate(gateway.port, path, args.duration, gateway.pid)[0])
+                    print(
+                        f"  run {run + 1} {path:<8} http-post {post['rate']:>9,.0f} 202/s"
+                        f"  sse {results['sse', path][-1]:>10,.0f} events/s",
+                        flush=True,
+                    )
+            gateway.stop()
+    finally:
+        procs.stop_all()
+    print(f"load average at the end: {load_average()}")
+    failed = False
+    for kind, unit in (("post", "202/s"), ("sse", "events/s")):
+        plain, flowed = median(results[kind, "/plain"]), median(results[kind, "/flowed"])
+        ratio = flowed / plain
+        verdict = "met" if ratio >= TARGET else "MISSED"
+        failed |= ratio < TARGET
+        print(
+            f"{kind:<5} without flows {plain:>10,.0f} {unit}  with one step {flowed:>10,.0f}  ratio {ratio:.3f} ({verdict}, target {TARGET})"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
