@@ -159,7 +159,8 @@ def main():
         verdict = "met" if ratio >= TARGET else "MISSED"
         failed |= ratio < TARGET
         print(
-            f"{kind:<5} without flows {plain:>10,.0f} {unit}  with one step {flowed:>10,.0f}  ratio {ratio:.3f} ({verdict}, target {TARGET})"
+            f"{kind:<5} without flows {plain:>10,.0f} {unit}  with one step {flowed:>10,.0f}"
+            f"  ratio {ratio:.3f} ({verdict}, target {TARGET})"
         )
     return 1 if failed else 0
 

@@ -57,7 +57,7 @@ class Step:
         try:
             self.policy = spec.policy(spec.configuration.with_defaults(configuration))
             # on_request / on_response, found once (message phases go through run_batch)
-            self.run = getattr(self.policy, f"on_{phase}", None)
+            self.run: Any = getattr(self.policy, f"on_{phase}", None)
         except SettingsError as exc:
             field, message = next(iter(exc.errors.items()))
             raise FlowError(f"{where}.configuration.{field}", message) from exc
