@@ -3,6 +3,9 @@ entrypoints), the connection's request and response phases, and the publish and 
 each message: the Mock through SSE, http-get and webhooks; http-post -> Mosquitto -> SSE for both
 message phases at once."""
 
+import json
+import time
+
 import pytest
 import requests
 
@@ -203,3 +206,56 @@ def test_import_refuses_a_flow_expression_that_cannot_be_read_naming_field_and_p
     } in response.json()["errors"], response.text
     unknown = mock_with([channel_flow(subscribe=[step("not-a-gatehouse-policy")])])
     assert server.assert_blocked(unknown, ["policy not-a-gatehouse-policy"])
+
+
+def test_xml_to_json_on_each_message(server):
+    flow = channel_flow(subscribe=[step("xml-json")])
+    server.deploy_api(mock_with([flow], content="<price><symbol>GATE</symbol><value>101.25</value></price>", count=1))
+    _, got = sse(server, count=1)
+    assert json.loads(got[0]["data"]) == {"price": {"symbol": "GATE", "value": 101.25}}
+
+
+def test_latency_holds_each_message(server):
+    server.deploy_api(mock_with([channel_flow(subscribe=[step("latency", {"time": 300})])], count=2, interval=0))
+    with requests.get(server.gateway + "/demo", headers=SSE, stream=True, timeout=10) as stream:
+        read_sse(stream, 1)  # the retry hint, sent before the first message is asked for
+        started = time.monotonic()
+        got = sse_messages(stream, 2)
+    assert [m["id"] for m in got] == ["0", "1"] and time.monotonic() - started >= 0.55
+
+
+def test_transform_queryparams_changes_what_http_get_reads(server):
+    flow = channel_flow(
+        request=[step("transform-queryparams", {"addQueryParameters": [{"name": "limit", "value": "2"}]})]
+    )
+    server.deploy_api(mock_with([flow], count=10, interval=0))
+    got = requests.get(server.gateway + "/demo?limit=4", headers=JSON, timeout=10).json()
+    assert len(got["items"]) == 2
+
+
+def test_message_attributes_are_read_by_later_steps(server):
+    flow = channel_flow(
+        subscribe=[
+            step("assign-attributes", {"attributes": [{"name": "size", "value": "{#message.content.length()}"}]}),
+            set_header("X-Size", "{#message.attributes['size']}"),
+        ]
+    )
+    server.deploy_api(mock_with([flow], count=1))
+    _, got = sse(server, count=1)
+    assert "X-Size: 5" in comments(got[0])
+
+
+def test_connector_to_header_and_url_rewriting_on_the_connection_s_answer(server):
+    flow = channel_flow(
+        response=[
+            step("connector-to-header"),
+            set_header("Link", "http://internal.example:8080/demo/next"),
+            step("url-rewriting", {"fromRegex": r"http://internal\.example:\d+", "toReplacement": "https://api.example"}),
+        ]
+    )
+    server.deploy_api(mock_with([flow], count=1))
+    headers, _ = sse(server, count=1)
+    assert headers["X-Entrypoint-Used"] == "sse" and headers["X-Endpoint-Used"] == "mock"
+    assert headers["Link"] == "https://api.example/demo/next"
+    as_json = requests.get(server.gateway + "/demo", headers=JSON, timeout=10)
+    assert as_json.headers["X-Entrypoint-Used"] == "http-get"

@@ -206,13 +206,23 @@ def test_assign_attributes_are_read_by_later_steps_with_their_type(server, http_
     assert got.json()["headers"]["X-Size"] == "5" and got.headers["X-Size-Back"] == "4"
 
 
-def test_api_properties_are_read_by_expressions(server, http_backends):
-    api = with_flows(
-        proxy_api([url(http_backends[0])]), [http_flow(request=[headers(("X-Region", "{#api.properties['region']}"))])]
+def test_api_properties_are_read_by_expressions_and_encrypted_ones_stay_secret(server, http_backends):
+    flow = http_flow(
+        request=[headers(("X-Region", "{#api.properties['region']}"), ("X-Token", "{#api.properties['token']}"))]
     )
+    api = with_flows(proxy_api([url(http_backends[0])]), [flow])
     api["properties"] = [{"key": "region", "value": "eu-west"}, {"key": "token", "value": "s3cr3t", "encrypted": True}]
-    server.deploy_api(api)
-    assert requests.get(server.gateway + "/shop", timeout=10).json()["headers"]["X-Region"] == "eu-west"
+    api_id = server.deploy_api(api)
+    sent = requests.get(server.gateway + "/shop", timeout=10).json()["headers"]
+    assert sent["X-Region"] == "eu-west" and sent["X-Token"] == "s3cr3t"
+    exported = server.mgmt("GET", f"/apis/{api_id}/_export/definition").text
+    assert "s3cr3t" not in exported and "eu-west" in exported
+
+
+def test_connector_to_header_names_the_connectors(server, http_backends):
+    deploy(server, http_backends[0], [http_flow(response=[step("connector-to-header")])])
+    got = requests.get(server.gateway + "/shop", timeout=10)
+    assert got.headers["X-Entrypoint-Used"] == "http-proxy" and got.headers["X-Endpoint-Used"] == "http-proxy"
 
 
 def test_assign_content_replaces_the_request_body_and_the_answer(server, http_backends):

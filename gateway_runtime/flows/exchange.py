@@ -274,7 +274,7 @@ class MessageView(Mapping):
         self.content = message.content
         self._headers: Headers | None = None
         self.metadata = message.metadata
-        self.attributes: dict[str, Any] = {}
+        self.attributes: dict[str, Any] = dict(message.attributes) if message.attributes else {}
 
     @property
     def headers(self) -> Headers:
@@ -286,10 +286,10 @@ class MessageView(Mapping):
         original = self.original
         unchanged = self.content is original.content and self.metadata is original.metadata
         changed = self._headers is not None and self._headers.changed
-        if unchanged and not changed and not self.attributes:
+        if unchanged and not changed and self.attributes == (original.attributes or {}):
             return original
         headers = self._headers.as_lists() if self._headers is not None and changed else original.headers
-        attributes = {**(original.attributes or {}), **self.attributes} or None
+        attributes = self.attributes or None
         return Message(self.content, original.id, headers, self.metadata, attributes)
 
     def __getitem__(self, key: str) -> Any:
