@@ -5,6 +5,7 @@ retires: its streams are told to go away, in-flight requests finish, its connect
 """
 
 import logging
+from urllib.parse import urlsplit
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -16,12 +17,13 @@ from .definition.parts import dlq_endpoint
 from .flows.compiled import FlowSet
 from .flows.exchange import EXCHANGE
 from .flows.serve import FlowSubscription, publish_phase, push_exchange
-from .http import client_identifier
+from .http import ROUTE, client_identifier
 from .messages import ClientContext, EndpointConnector, EndpointError, Message, Request, Subscription
 from .request_target import route_key
 
 log = logging.getLogger("gatehouse.gateway")
 DRAIN_TIMEOUT_S = 30
+ADHOC_LIMIT = 32  # connectors kept for the URLs dynamic routes named
 Environ = dict[str, Any]  # a WSGI environ
 Definition = dict[str, Any]  # a deployed revision's definition, in the gateway form
 S = TypeVar("S")
@@ -79,11 +81,17 @@ class DeployedApi:
                 ranked.append((spec.priority, handler))
         self.entrypoints = [handler for _, handler in sorted(ranked, key=lambda e: -e[0])]
         group = definition["endpointGroups"][0]
+        self.other_groups = {g["name"]: g for g in definition["endpointGroups"][1:]}  # dynamic routing's, built when named
+        self.routed: dict[str, tuple[failover.Balancer, dict[str, EndpointConnector]]] = {}
+        self.adhoc: dict[str, EndpointConnector] = {}  # a dynamic route's URL origin -> its connector
+        self.first = (group, next(iter(group.get("endpoints") or []), None))
         checks = []
+        named = {}
         for endpoint in group.get("endpoints", []):
             if registry.endpoint(endpoint["type"]) is None:  # a test-kit-only endpoint, ignored
                 continue
             connector, configuration = self._connector(group, endpoint)
+            named[endpoint.get("name")] = connector
             self.endpoints.append((connector, endpoint.get("weight") or 1, bool(endpoint.get("secondary"))))
             check = health.settings_of(group, endpoint)
             if check is not None and "target" in configuration:
@@ -91,6 +99,7 @@ class DeployedApi:
         if not self.endpoints:
             raise EndpointError("the API has no endpoint this gateway can use")
         self.balancer = failover.Balancer((group.get("loadBalancer") or {}).get("type", "round-robin"), self.endpoints)
+        self.routed[group["name"]] = (self.balancer, named)
         self._pick: Callable[[], EndpointConnector] = self.balancer.pick
         self.health_checks = [
             health.HealthCheck(check, target, partial(self.balancer.set_up, connector))
@@ -134,11 +143,67 @@ class DeployedApi:
         return ClientContext(self.id, client_identifier(environ), qos, resume_after, attributes)
 
     def forward(self, request: Request, environ: Environ) -> Any:
-        """An HTTP request to a proxy endpoint, with failover when the API has it; the backend's answer."""
+        """An HTTP request to a proxy endpoint, with failover when the API has it; the backend's
+        answer. A dynamic route (environ[ROUTE]) names the group, the endpoint or the URL to call."""
+        balancer, connector = self.balancer, None
+        route = environ.get(ROUTE)
+        if route is not None:
+            balancer, connector = self._route(route, request)
+        if connector is not None:
+            return cast(failover.ProxyConnector, connector).forward(request)
         if self.failover is None:
-            return cast(failover.ProxyConnector, self._pick()).forward(request)
+            return cast(failover.ProxyConnector, balancer.pick()).forward(request)
         client = client_identifier(environ) if self.failover.per_subscription else None
-        return self.failover.forward(self.balancer, request, client)
+        return self.failover.forward(balancer, request, client)
+
+    def _route(self, route: str, request: Request) -> tuple[failover.Balancer, EndpointConnector | None]:
+        """Where a dynamic route goes: `name:path` (an endpoint group, or an endpoint, of the API, as
+        #endpoints['name'] writes it) or an http(s) URL; the request's path and query become the route's."""
+        name, colon, rest = route.partition(":")
+        if colon and not rest.startswith("//"):
+            target = self._named(name)
+            if target is None:
+                raise EndpointError(f"the dynamic route {route[:200]!r} names no endpoint or group of this API")
+            request.rest, _, request.query = rest.partition("?")
+            return target
+        parts = urlsplit(route)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise EndpointError(f"the dynamic route {route[:200]!r} is not an http(s) URL nor an endpoint of this API")
+        origin = f"{parts.scheme}://{parts.netloc}"
+        connector = self.adhoc.get(origin)
+        if connector is None:
+            if len(self.adhoc) >= ADHOC_LIMIT:  # routes made of what clients send must not pile up
+                self.adhoc.pop(next(iter(self.adhoc))).close()
+            group, endpoint = self.first
+            connector = self.adhoc[origin] = self._connector(
+                group, {**(endpoint or {}), "configuration": {**((endpoint or {}).get("configuration") or {}), "target": origin}}
+            )[0]
+        request.rest, request.query = parts.path, parts.query
+        return self.balancer, connector
+
+    def _named(self, name: str) -> tuple[failover.Balancer, EndpointConnector | None] | None:
+        for balancer, named in self.routed.values():
+            if name in named:
+                return balancer, named[name]
+        if name in self.routed:
+            return self.routed[name][0], None
+        group = self.other_groups.get(name)
+        if group is None:
+            for other in self.other_groups.values():
+                if any(e.get("name") == name for e in other.get("endpoints", [])):
+                    group = other
+            if group is None:
+                return None
+        named = {}
+        endpoints = []
+        for endpoint in group.get("endpoints", []):
+            connector = self._connector(group, endpoint)[0]
+            named[endpoint.get("name")] = connector
+            endpoints.append((connector, endpoint.get("weight") or 1, bool(endpoint.get("secondary"))))
+            self.extra_connectors.append(connector)
+        kind = (group.get("loadBalancer") or {}).get("type", "round-robin")
+        self.routed[group["name"]] = (failover.Balancer(kind, endpoints), named)
+        return self._named(name)
 
     def subscribe(self, environ: Environ, qos: str, resume_after: str | None) -> Subscription:
         if self.stopping.is_set():
@@ -215,7 +280,7 @@ class DeployedApi:
     def close_connectors(self) -> None:
         for check in self.health_checks:
             check.stop()
-        for connector in [e[0] for e in self.endpoints] + self.extra_connectors:
+        for connector in [e[0] for e in self.endpoints] + self.extra_connectors + list(self.adhoc.values()):
             try:
                 connector.close()
             except Exception:

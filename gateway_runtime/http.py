@@ -235,6 +235,7 @@ def client_scheme(environ):
 
 
 SUBSCRIPTION = "gatehouse.subscription"  # environ key: the subscription a request is served under
+ROUTE = "gatehouse.route"  # environ key: where a flow's dynamic routing sends a proxy request
 
 
 def client_identifier(environ: dict[str, Any]) -> str:

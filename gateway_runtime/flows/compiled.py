@@ -178,6 +178,13 @@ class FlowSet:
             "properties": properties,
             "endpoint": _endpoint_type(definition),
         }
+        self.api_root = {key: self.api[key] for key in ("id", "name", "version", "properties")}  # #api
+        self.api["endpoint_names"] = [
+            name
+            for g in definition.get("endpointGroups") or []
+            if isinstance(g, dict)
+            for name in [g.get("name")] + [e.get("name") for e in g.get("endpoints") or [] if isinstance(e, dict)]
+        ]
 
     @staticmethod
     def needed(definition: dict[str, Any]) -> bool:

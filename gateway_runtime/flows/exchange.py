@@ -345,9 +345,11 @@ class Exchange:
             self.roots = {
                 "request": self.request,
                 "context": {"attributes": self.attributes},
-                "api": self.api,
+                "api": self.api.get("root", self.api),
                 "subscription": self.subscription,
                 "application": (self.subscription or {}).get("application"),
+                # #endpoints['name']: how a dynamic route names an endpoint or group of the API
+                "endpoints": {name: f"{name}:" for name in self.api.get("endpoint_names", ())},
             }
         self.roots["response"] = self.response
         return self.roots
