@@ -40,20 +40,11 @@ MUTATING = "group default-group has only test-kit endpoints, which are ignored: 
 BLOCKED = {
     "http/connectionfailure/api-refused-with-umbrella-template.json": ["response templates"],
     "http/connectionfailure/api-tls-handshake-with-template.json": ["response templates"],
-    "http/failover/api-failover-dynamic-routing-group-capture.json": [
-        "policy dynamic-routing",
-        "expression language ({#...})",
-    ],
+    "http/failover/api-failover-dynamic-routing-group-capture.json": ["policy dynamic-routing"],
     "http/failover/api-mutating-failure-condition-post.json": [MUTATING],
     "http/failover/api-mutating-three-endpoints-post.json": [MUTATING],
-    "http/failover/api-second-group-routing-to-a-endpoints-group.json": [
-        "policy dynamic-routing",
-        "expression language ({#...})",
-    ],
-    "http/failover/api-second-group-routing-to-one-endpoint.json": [
-        "policy dynamic-routing",
-        "expression language ({#...})",
-    ],
+    "http/failover/api-second-group-routing-to-a-endpoints-group.json": ["policy dynamic-routing"],
+    "http/failover/api-second-group-routing-to-one-endpoint.json": ["policy dynamic-routing"],
     "http/secrets/api-with-secrets.json": ["secret references ({#secrets...})"],
 }
 
