@@ -5,7 +5,8 @@ Each fixture is rewritten as a test must: the placeholder host and port (`mqtt5-
 `localhost` / `mqtt5-port`) become the local broker, and every topic becomes a topic of this test
 (the same name -> the same new topic). Deliberately bad values (`wrong`, `invalid-host` / `-1`)
 are kept. Then it either deploys and behaves as its name says (BEHAVIOUR), or is refused at deploy
-naming its blocking parts (BLOCKED); `+change` ids are variants with a blocker taken out."""
+naming its blocking parts (BLOCKED); `+change` ids are variants with a blocker taken out, or
+(`-failure+no-flows`) without the policy a `-failure` fixture fails by."""
 
 import time
 import uuid
@@ -16,18 +17,13 @@ import requests
 import websocket
 
 from support.fixtures import FIXTURES, rewrite_mqtt
-from support.mosquitto import Collector, publish, shared_broker
+from support.mosquitto import Collector, publish, shared_broker, unique_topic
 from support.streams import read_sse, sse_messages
 
 JSON = {"Accept": "application/json"}
 
 BLOCKED = {
     "messages/mqtt5/mqtt5-endpoint-secret.json": ["secret references ({#secrets...})"],
-    "messages/http-post/http-post-entrypoint-mqtt5-endpoint-attribute.json": [
-        "policy assign-attributes",
-        "expression language ({#...})",
-    ],
-    "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json": ["policy interrupt-message-request-phase"],
     # A WebSocket whose clients both publish and subscribe, on an endpoint with one side only.
     "messages/mqtt5/mqtt5-endpoint-failure.json": [
         "entrypoint websocket publishes messages, but endpoint 'default' (mqtt5) of group 'default-group' is not "
@@ -190,6 +186,53 @@ def qos_fixture(path, qos):
     return check
 
 
+def refused_by_the_policy(server, broker, definition, topics, client):
+    """http-post-...-failure.json: the test kit's interrupt-message-request-phase refuses every
+    message (412), as text unless the client accepts JSON; nothing is published."""
+    [topic] = topics.values()
+    direct = Collector(broker, topic)
+    try:
+        url = server.gateway + "/http-post-entrypoint-mqtt5-endpoint-failure"
+        plain = requests.post(url, data=b"refused", timeout=15, headers={"Accept": None})
+        assert plain.status_code == 412, plain.text
+        assert plain.headers["Content-Type"].startswith("text/plain") and plain.text == "An error occurred"
+        refused = requests.post(url, data=b"refused", timeout=15, headers=JSON)
+        assert refused.status_code == 412, refused.text
+        assert refused.json() == {"message": "An error occurred", "http_status_code": 412}
+        assert direct.nothing_within(1.5)
+    finally:
+        direct.close()
+
+
+def topic_from_attribute(server, broker, definition, topics, client):
+    """http-post-...-attribute.json: its flow sets gravitee.attribute.mqtt5.topic from X-New-Topic,
+    and the message goes there instead of the configured topic; a topic with a wildcard: 400."""
+    [configured] = topics.values()
+    chosen = unique_topic("attribute")
+    # The wildcard one, under a prefix of this test: a subscriber of prefix/# would see it arrive.
+    prefix = unique_topic("wildcard")
+    on_configured, on_chosen, under_prefix = (Collector(broker, t) for t in (configured, chosen, prefix + "/#"))
+    url = server.gateway + "/topic-from-attribute"
+    try:
+        response = requests.post(url, data=b"to the header's topic", timeout=15, headers={"X-New-Topic": chosen})
+        assert response.status_code == 202, response.text
+        assert [m.payload for m in on_chosen.get(1)] == [b"to the header's topic"]
+        response = requests.post(url, data=b"to the configured topic", timeout=15)
+        assert response.status_code == 202, response.text
+        assert [m.payload for m in on_configured.get(1)] == [b"to the configured topic"]
+        wildcard = f"{prefix}/+/b"
+        refused = requests.post(url, data=b"nowhere", timeout=15, headers={**JSON, "X-New-Topic": wildcard})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["message"] == (
+            f"The topic {wildcard!r} chosen for the message: a topic to publish to cannot hold the wildcards + or #"
+        )
+        assert under_prefix.nothing_within(1.5)
+        assert on_configured.nothing_within(0.1) and on_chosen.nothing_within(0.1)
+    finally:
+        for collector in (on_configured, on_chosen, under_prefix):
+            collector.close()
+
+
 def closed_port_first(definition):
     definition["endpointGroups"][0]["endpoints"][0]["configuration"]["serverPort"] = "1"
 
@@ -268,6 +311,9 @@ BEHAVIOUR = {
     "messages/mqtt5/mqtt5-endpoint-qos-auto.json": ((), qos_fixture("/test-qos-auto", "auto")),
     "messages/mqtt5/mqtt5-endpoint-qos-none.json": ((), qos_fixture("/test-qos-none", "none")),
     "http/failover/mqtt-two-endpoints.json+closed-port": ((closed_port_first,), failover_to_the_second_endpoint),
+    "messages/http-post/http-post-entrypoint-mqtt5-endpoint-attribute.json": ((), topic_from_attribute),
+    "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json": ((), refused_by_the_policy),
+    # Without its interrupt policy, the -failure fixture publishes as the plain one does.
     "messages/http-post/http-post-entrypoint-mqtt5-endpoint-failure.json+no-flows": (
         (without_flows,),
         http_post("/http-post-entrypoint-mqtt5-endpoint-failure", False),
