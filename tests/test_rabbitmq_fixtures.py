@@ -6,7 +6,8 @@ broker, its `admin` credentials the broker's `guest`, and its exchange `my-excha
 of the test's own. Deliberately bad values (`wrong`, `fake-host`, port -1) are kept. Then the
 fixture either deploys and behaves as its name says (BEHAVIOUR), or is refused at deploy naming
 what it lacks (BLOCKED). Derived variants (`<fixture>+<change>`) run what a blocked fixture would
-do once its blocker is taken out.
+do once its blocker is taken out, or what a `-failure` fixture would do, its flows taken out, with
+a broker that cannot be reached.
 """
 
 import copy
@@ -26,10 +27,6 @@ ROUTING_KEY = "a.routing.key"
 
 BLOCKED = {
     "messages/http-get/http-get-entrypoint-rabbitmq-endpoint-secret.json": ["secret references ({#secrets...})"],
-    # Fails by an interrupt policy, not by the broker (see the +closed-port variant).
-    "messages/http-post/http-post-entrypoint-rabbitmq-endpoint-failure.json": [
-        "policy interrupt-message-request-phase"
-    ],
     # The first endpoint's port -1 is the failing endpoint of the failover test: kept.
     "http/failover/rabbitmq-two-endpoints.json": ["endpoint default: Server port: must be between 1 and 65535"],
 }
@@ -145,6 +142,23 @@ def unreachable(method, path, host):
     return check
 
 
+def refused_by_the_policy(server, api_id, definition, exchange):
+    """http-post-...-failure.json: the test kit's interrupt-message-request-phase refuses every
+    message (412), as text unless the client accepts JSON; nothing is published."""
+    tap = Tap(exchange, auto_delete=True)  # as the fixture declares it
+    try:
+        url = server.gateway + "/test-failure"
+        plain = requests.post(url, data=b"refused", timeout=15, headers={"Accept": None})
+        assert plain.status_code == 412, plain.text
+        assert plain.headers["Content-Type"].startswith("text/plain") and plain.text == "An error occurred"
+        refused = requests.post(url, data=b"refused", timeout=15, headers=JSON)
+        assert refused.status_code == 412, refused.text
+        assert refused.json() == {"message": "An error occurred", "http_status_code": 412}
+        assert tap.take(1, timeout=1.5) == []
+    finally:
+        tap.close()
+
+
 def closed_port(definition):
     definition["endpointGroups"][0]["endpoints"][0]["configuration"].update(
         serverHost="127.0.0.1", serverPort=CLOSED_PORT
@@ -207,6 +221,8 @@ BEHAVIOUR = {
         (),
         websocket_check("/test-none", False, True),
     ),
+    "messages/http-post/http-post-entrypoint-rabbitmq-endpoint-failure.json": ((), refused_by_the_policy),
+    # Without its interrupt policy, on a closed port: the broker that cannot be reached is told.
     "messages/http-post/http-post-entrypoint-rabbitmq-endpoint-failure.json+closed-port": (
         (closed_port, without_flows),
         unreachable("POST", "/test-failure", f"127.0.0.1:{CLOSED_PORT}"),
