@@ -6,7 +6,9 @@ closed local port (the placeholder `solace-url` becomes `tcp://127.0.0.1:<closed
 every client which URL refused it. The failover fixture, whose first endpoint is meant to fail,
 runs with the library's test double behind its second endpoint (as the broker that answers).
 Deliberately bad values (`wrong`, `solace-invalid-url`) are kept: they are not Solace URLs and
-block Deploy naming the field; `+change` variants take the blocker out.
+block Deploy naming the field; `+change` variants take the blocker out, or the flows a `-failure`
+fixture fails by. That the http-post `-failure` fixture's refused messages reach no broker is
+seen on the double too.
 """
 
 import copy
@@ -20,7 +22,7 @@ import websocket
 from support.apis import solace_api
 from support.fixtures import FIXTURES
 from support.gatehouse import free_port, launch
-from support.solace import DOUBLE_URL, double_env
+from support.solace import DOUBLE_URL, double_env, post, sse
 from support.streams import next_message
 
 JSON = {"Accept": "application/json"}
@@ -34,8 +36,6 @@ BLOCKED = {
     "messages/http-get/http-get-entrypoint-solace-endpoint-failure.json": [
         f"endpoint default: URL: 'wrong' {NOT_A_URL}"
     ],
-    # Fails by an interrupt policy, not by the broker (see the +closed-port variant).
-    "messages/http-post/http-post-entrypoint-solace-endpoint-failure.json": ["policy interrupt-message-request-phase"],
     # The first endpoint is the failing one of the failover test: kept.
     "http/failover/solace-two-endpoints.json": [f"endpoint default: URL: 'solace-invalid-url' {NOT_A_URL}"],
 }
@@ -106,6 +106,19 @@ def websocket_refused(path, publisher, subscriber):
             ws.close()
 
     return check
+
+
+def refused_by_the_policy(server, definition):
+    """http-post-...-failure.json: the test kit's interrupt-message-request-phase refuses every
+    message (412), as text unless the client accepts JSON. Against the closed port, a 412 and not
+    the refused connection: the endpoint is not used."""
+    url = server.gateway + "/test-failure"
+    plain = requests.post(url, data=b"refused", timeout=15, headers={"Accept": None})
+    assert plain.status_code == 412, plain.text
+    assert plain.headers["Content-Type"].startswith("text/plain") and plain.text == "An error occurred"
+    refused = requests.post(url, data=b"refused", timeout=15, headers=JSON)
+    assert refused.status_code == 412, refused.text
+    assert refused.json() == {"message": "An error occurred", "http_status_code": 412}
 
 
 def closed_url(definition):
@@ -180,6 +193,8 @@ CASES = {
         (closed_url,),
         refused("GET", "/test-failure"),
     ),
+    "messages/http-post/http-post-entrypoint-solace-endpoint-failure.json": ((), refused_by_the_policy),
+    # Without its interrupt policy: the broker that refuses is told.
     "messages/http-post/http-post-entrypoint-solace-endpoint-failure.json+closed-url": (
         (closed_url, without_flows),
         refused("POST", "/test-failure"),
@@ -215,6 +230,23 @@ def test_failover_fixture_sends_what_the_refusing_endpoint_gets_to_the_second(do
     double_server.deploy_api(definition)
     try:
         failover_pair(double_server, definition)
+    finally:
+        double_server.delete_all_apis()
+
+
+def test_failure_fixture_publishes_nothing_to_a_broker_that_answers(double_server):
+    """The -failure fixture on the double: a subscriber of its topic, through an API of its own,
+    gets the next message published there, never the refused one."""
+    definition = rewrite("messages/http-post/http-post-entrypoint-solace-endpoint-failure.json")
+    definition["endpointGroups"][0]["endpoints"][0]["configuration"]["url"] = DOUBLE_URL
+    [topic] = definition["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"]["producer"]["topics"]
+    double_server.deploy_api(definition)
+    double_server.deploy_api(solace_api(topics=(topic,), path="/watch"))
+    try:
+        with sse(double_server, path="/watch") as stream:
+            refused_by_the_policy(double_server, definition)
+            post(double_server, b"published after", path="/watch")
+            assert next_message(stream)["data"] == "published after"
     finally:
         double_server.delete_all_apis()
 
