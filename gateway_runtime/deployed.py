@@ -5,10 +5,10 @@ retires: its streams are told to go away, in-flight requests finish, its connect
 """
 
 import logging
-from urllib.parse import urlsplit
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from gevent.event import Event
 
@@ -81,7 +81,8 @@ class DeployedApi:
                 ranked.append((spec.priority, handler))
         self.entrypoints = [handler for _, handler in sorted(ranked, key=lambda e: -e[0])]
         group = definition["endpointGroups"][0]
-        self.other_groups = {g["name"]: g for g in definition["endpointGroups"][1:]}  # dynamic routing's, built when named
+        # The other groups are dynamic routing's: built when a route first names them.
+        self.other_groups = {g["name"]: g for g in definition["endpointGroups"][1:]}
         self.routed: dict[str, tuple[failover.Balancer, dict[str, EndpointConnector]]] = {}
         self.adhoc: dict[str, EndpointConnector] = {}  # a dynamic route's URL origin -> its connector
         self.first = (group, next(iter(group.get("endpoints") or []), None))
@@ -144,7 +145,8 @@ class DeployedApi:
 
     def forward(self, request: Request, environ: Environ) -> Any:
         """An HTTP request to a proxy endpoint, with failover when the API has it; the backend's
-        answer. A dynamic route (environ[ROUTE]) names the group, the endpoint or the URL to call."""
+        answer. A dynamic route (environ[ROUTE]) names the group, the endpoint or the URL to call; the
+        request's own query goes with it, after the route's."""
         balancer, connector = self.balancer, None
         route = environ.get(ROUTE)
         if route is not None:
@@ -164,7 +166,8 @@ class DeployedApi:
             target = self._named(name)
             if target is None:
                 raise EndpointError(f"the dynamic route {route[:200]!r} names no endpoint or group of this API")
-            request.rest, _, request.query = rest.partition("?")
+            request.rest, _, query = rest.partition("?")
+            request.query = _joined(query, request.query)
             return target
         parts = urlsplit(route)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -174,11 +177,11 @@ class DeployedApi:
         if connector is None:
             if len(self.adhoc) >= ADHOC_LIMIT:  # routes made of what clients send must not pile up
                 self.adhoc.pop(next(iter(self.adhoc))).close()
-            group, endpoint = self.first
-            connector = self.adhoc[origin] = self._connector(
-                group, {**(endpoint or {}), "configuration": {**((endpoint or {}).get("configuration") or {}), "target": origin}}
-            )[0]
-        request.rest, request.query = parts.path, parts.query
+            group, endpoint = self.first  # its settings (timeouts, TLS, proxy), another target
+            endpoint = endpoint or {}
+            configuration = {**(endpoint.get("configuration") or {}), "target": origin}
+            connector = self.adhoc[origin] = self._connector(group, {**endpoint, "configuration": configuration})[0]
+        request.rest, request.query = parts.path, _joined(parts.query, request.query)
         return self.balancer, connector
 
     def _named(self, name: str) -> tuple[failover.Balancer, EndpointConnector | None] | None:
@@ -285,6 +288,10 @@ class DeployedApi:
                 connector.close()
             except Exception:
                 log.exception("closing a connector of API %s failed", self.id)
+
+
+def _joined(*queries: str) -> str:
+    return "&".join(query for query in queries if query)
 
 
 def _known(spec: S | None) -> S:

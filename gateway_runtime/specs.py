@@ -79,3 +79,4 @@ class PolicySpec:
     kind: str = "policy"
     # Other ids definitions name it by (Gravitee's plugin id beside the one its docs and tests use).
     aliases: tuple[str, ...] = ()
+    api_types: tuple[str, ...] = ("proxy", "message")

@@ -250,7 +250,9 @@ def test_connector_to_header_and_url_rewriting_on_the_connection_s_answer(server
         response=[
             step("connector-to-header"),
             set_header("Link", "http://internal.example:8080/demo/next"),
-            step("url-rewriting", {"fromRegex": r"http://internal\.example:\d+", "toReplacement": "https://api.example"}),
+            step(
+                "url-rewriting", {"fromRegex": r"http://internal\.example:\d+", "toReplacement": "https://api.example"}
+            ),
         ]
     )
     server.deploy_api(mock_with([flow], count=1))

@@ -351,3 +351,49 @@ def test_a_flow_without_steps_costs_nothing_and_a_disabled_step_or_flow_does_not
     deploy(server, http_backends[0], flows)
     echo = requests.get(server.gateway + "/shop", timeout=10).json()
     assert "X-Off" not in echo["headers"] and "X-Off-Flow" not in echo["headers"]
+
+
+def routing(*rules):
+    return step("dynamic-routing", {"rules": [{"pattern": p, "url": u} for p, u in rules]})
+
+
+def test_dynamic_routing_to_a_url_with_named_groups_and_the_query_kept(server, http_backends):
+    other = url(http_backends[1])
+    flow = http_flow(request=[routing((r"/v(?<version>\d+)/(.*)", other + "/api/{#groupName['version']}/{#group[1]}"))])
+    deploy(server, http_backends[0], [flow])
+    got = requests.get(server.gateway + "/shop/v2/orders/7?expand=lines", timeout=10)
+    assert got.status_code == 200 and got.headers["X-Backend"] == "b1"
+    assert got.json()["path"] == "/api/2/orders/7?expand=lines"
+    missed = requests.get(server.gateway + "/shop/orders", headers=JSON, timeout=10)
+    assert missed.status_code == 400 and missed.json()["message"] == "No routing rule is matching path"
+
+
+def test_dynamic_routing_refuses_what_it_cannot_use(server, http_backends):
+    # #endpoints['missing'] is null (no endpoint of that name): the route is its path alone. That, or
+    # a URL that is not http(s), is the gateway's 502.
+    flow = http_flow(
+        request=[routing(("/nowhere/(.*)", "{#endpoints['missing']}/{#group[0]}"), ("/file", "file:///etc/passwd"))]
+    )
+    deploy(server, http_backends[0], [flow])
+    nowhere = requests.get(server.gateway + "/shop/nowhere/x", timeout=10)
+    assert nowhere.json() == {"message": "the dynamic route '/x' is not an http(s) URL nor an endpoint of this API"}
+    local = requests.get(server.gateway + "/shop/file", timeout=10)
+    assert local.status_code == 502 and "is not an http(s) URL" in local.json()["message"]
+    # A pattern that is not a regular expression is refused at import, naming the rule.
+    api = with_flows(proxy_api([url(http_backends[0])], path="/bad"), [http_flow(request=[routing(("/(", "x"))])])
+    refused = server.mgmt("POST", "/apis/_import/definition", json=api)
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "flows[0].request[0].configuration.rules[0].pattern"
+    # And on a message API it cannot run: refused naming the step.
+    from support.apis import mock_api
+
+    message = mock_api(path="/routed")
+    message["flows"] = [{"name": "r", "selectors": [], "request": [routing(("/(.*)", "http://x/{#group[0]}"))]}]
+    refused = server.mgmt("POST", "/apis/_import/definition", json=message)
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == [
+        {
+            "field": "flows[0].request[0].policy",
+            "message": "Dynamic routing (dynamic-routing) applies to proxy APIs only",
+        }
+    ]

@@ -14,8 +14,6 @@ kept. Then the fixture is imported and either
 
 A few derived variants (ids `<fixture>+<change>`) run what a blocked fixture would do once its
 blocker is taken out, or what a `-failure` fixture tests with a broker that cannot be reached.
-One strict xfail records where Gatehouse still differs from Gravitee on a fixture that deploys
-(the http-post override-topic flow on the context path itself).
 
 Timing: a new consumer group's first fetch on Tansu comes ~3 s after it joins; the http-get
 fixtures that deploy as they are already wait up to 10 s (messagesLimitDurationMs 10000), so
@@ -383,13 +381,12 @@ def override_topic(server, tansu, api_id, definition, topics, client):
     """http-post-...-override-topic.json: its flow's request phase sets gravitee.attribute.kafka.topics
     from X-Topic-Override-Request-Level, its publish phase from X-Topic-Override-Message-Level (the
     message's attribute wins); with neither, the configured topic. A name that is no topic: 400.
-    Posted under /test/orders: the flow's http selector `/:newTopic` needs a segment here (see
-    test_override_topic_flow_runs_on_the_context_path_itself)."""
+    Posted to /test as Gravitee's own test does (see test_override_topic_flow_runs_on_the_context_path_itself)."""
     configured = topics["test-topic"]
     request_level, message_level = fresh_topic(tansu.bootstrap), fresh_topic(tansu.bootstrap)
 
     def post(body, **headers):
-        return requests.post(server.gateway + "/test/orders", data=body, timeout=15, headers=headers)
+        return requests.post(server.gateway + "/test", data=body, timeout=15, headers=headers)
 
     for body, headers in (
         (b"configured", {}),
@@ -515,12 +512,8 @@ def test_every_kafka_fixture_is_covered():
     assert not set(BLOCKED) & {case for case, (changes, _) in BEHAVIOUR.items() if not changes}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Gravitee's own test posts to /test and sees the override: its message APIs select flows by "
-    "channel and condition, not by an http selector; Gatehouse applies the http selector /:newTopic, "
-    "which the path / does not match",
-)
+# Gravitee's own test posts to /test: a message API's flows are chosen by channel and condition, its
+# http selector (`/:newTopic`, which `/` would not match) is not applied (and the import says so).
 def test_override_topic_flow_runs_on_the_context_path_itself(server, tansu, new_topic):
     relative = "messages/http-post/http-post-entrypoint-kafka-endpoint-override-topic.json"
     definition = rewrite_kafka(load(relative), tansu.bootstrap, new_topic)[0]

@@ -40,11 +40,8 @@ MUTATING = "group default-group has only test-kit endpoints, which are ignored: 
 BLOCKED = {
     "http/connectionfailure/api-refused-with-umbrella-template.json": ["response templates"],
     "http/connectionfailure/api-tls-handshake-with-template.json": ["response templates"],
-    "http/failover/api-failover-dynamic-routing-group-capture.json": ["policy dynamic-routing"],
     "http/failover/api-mutating-failure-condition-post.json": [MUTATING],
     "http/failover/api-mutating-three-endpoints-post.json": [MUTATING],
-    "http/failover/api-second-group-routing-to-a-endpoints-group.json": ["policy dynamic-routing"],
-    "http/failover/api-second-group-routing-to-one-endpoint.json": ["policy dynamic-routing"],
     "http/secrets/api-with-secrets.json": ["secret references ({#secrets...})"],
 }
 
@@ -511,8 +508,39 @@ def without_templates(definition):
 
 
 # id -> (changes to the rewritten copy, check). A `+change` suffix marks a derived variant.
+def routed_to_the_second_group(server, recorder, definition):
+    """http/failover/api-failover-dynamic-routing-group-capture.json: dynamic-routing's rule `/(.*)`
+    sends every GET to the group `second` ({#endpoints['second']}), the captured path after it."""
+    got = requests.get(server.gateway + "/test/orders/7?x=1", timeout=10)
+    assert got.status_code == 200, got.text
+    assert got.json()["path"] == "/second-group/orders/7?x=1"
+    assert recorder.paths() == ["/second-group/orders/7?x=1"]  # the default group is never called
+
+
+def balanced_over_the_second_group(server, recorder, definition):
+    """http/failover/api-second-group-routing-to-a-endpoints-group.json: /dynamic-route/(.*) goes to
+    the group second-group, balanced over its four endpoints; a path no rule matches is a 400."""
+    paths = [requests.get(server.gateway + f"/test/dynamic-route/item{i}", timeout=10).json()["path"] for i in range(4)]
+    assert sorted(paths) == [f"/second-group-endpoint-{n}/item{i}" for n, i in zip((1, 2, 3, 4), range(4), strict=True)]
+    unmatched = requests.get(server.gateway + "/test/elsewhere", headers={"Accept": "application/json"}, timeout=10)
+    assert unmatched.status_code == 400
+    assert unmatched.json() == {"message": "No routing rule is matching path", "http_status_code": 400}
+    assert all(not p.startswith("/default-group") for p in recorder.paths())
+
+
+def routed_to_one_endpoint(server, recorder, definition):
+    """http/failover/api-second-group-routing-to-one-endpoint.json: /dynamic-route/(.*) goes to the
+    endpoint second-group-endpoint-1 alone, every time."""
+    for i in range(3):
+        got = requests.get(server.gateway + f"/test/dynamic-route/item{i}", timeout=10)
+        assert got.status_code == 200 and got.json()["path"] == f"/second-group-endpoint-1/item{i}", got.text
+
+
 BEHAVIOUR = {
     "http/api.json": ((), plain_proxy),
+    "http/failover/api-failover-dynamic-routing-group-capture.json": ((), routed_to_the_second_group),
+    "http/failover/api-second-group-routing-to-a-endpoints-group.json": ((), balanced_over_the_second_group),
+    "http/failover/api-second-group-routing-to-one-endpoint.json": ((), routed_to_one_endpoint),
     "http/post/api-endpoint-http11.json": ((), post_http11),
     "http/sse/api-mock-sse-backend.json": ((), mock_sse),
     "http/sse/api-sse-proxy.json": ((), sse_proxy),

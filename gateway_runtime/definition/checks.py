@@ -343,6 +343,11 @@ def warnings(api):
     found = _unapplied(api)
     for policy in sorted(_policies(api) & set(flows.TEST_KIT_POLICIES)):
         found.append(f"policy {policy} is ignored (it exists only in Gravitee's test kit)")
+    for place in flows.unapplied_selectors(api):
+        found.append(
+            f"{place} (an http selector) is not applied: a message API's flows are chosen by their "
+            "channel and condition selectors, as in Gravitee"
+        )
     for group in api.get("endpointGroups", []):
         for endpoint in group.get("endpoints", []):
             if endpoint["type"] in TEST_KIT_ENDPOINTS:

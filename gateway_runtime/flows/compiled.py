@@ -38,12 +38,15 @@ class UnknownPolicy(FlowError):
 class Step:
     __slots__ = ("name", "policy", "run", "condition", "message_condition")
 
-    def __init__(self, step: dict[str, Any], phase: str, where: str) -> None:
+    def __init__(self, step: dict[str, Any], phase: str, where: str, message_api: bool = False) -> None:
         spec = registry.policy(step.get("policy"))
         if spec is None:
             raise UnknownPolicy(f"{where}.policy", f"this gateway has no policy {step.get('policy')!r}")
         if phase not in spec.phases:
             raise FlowError(f"{where}.policy", f"{spec.label} ({spec.type}) does not run in the {phase} phase")
+        if ("message" if message_api else "proxy") not in spec.api_types:
+            kinds = " and ".join(spec.api_types)
+            raise FlowError(f"{where}.policy", f"{spec.label} ({spec.type}) applies to {kinds} APIs only")
         self.name = step.get("name") or spec.type
         self.condition = _condition(step, "condition", where)
         self.message_condition = _condition(step, "messageCondition", where)
@@ -80,14 +83,19 @@ def _condition(step: dict[str, Any], key: str, where: str) -> Any:
 class Flow:
     __slots__ = ("name", "selectors", "conditions", "others", "steps", "path")
 
-    def __init__(self, flow: dict[str, Any], where: str, problems: list[FlowError] | None = None) -> None:
-        """Raises the first FlowError; with `problems`, collects them all instead (validation)."""
+    def __init__(
+        self, flow: dict[str, Any], where: str, problems: list[FlowError] | None = None, message_api: bool = False
+    ) -> None:
+        """Raises the first FlowError; with `problems`, collects them all instead (validation). On a
+        message API an http selector is not applied, as in Gravitee (its flows go by channel)."""
         self.name = flow.get("name") or ""
         self.selectors = []
         for i, selector in enumerate(flow.get("selectors") or []):
             place = f"{where}.selectors[{i}]"
             try:
-                self.selectors.append(compile_selector(selector, place))
+                compiled = compile_selector(selector, place)
+                if not (message_api and isinstance(compiled, HttpSelector)):
+                    self.selectors.append(compiled)
             except SelectorError as exc:
                 raise FlowError(exc.field, exc.message) from exc
             except ValueError as exc:  # a condition that cannot be read
@@ -105,7 +113,7 @@ class Flow:
                 if not _runs(step):
                     continue
                 try:
-                    steps.append(Step(step, phase, f"{where}.{phase}[{i}]"))
+                    steps.append(Step(step, phase, f"{where}.{phase}[{i}]", message_api))
                 except FlowError as problem:
                     if problems is None:
                         raise
@@ -145,9 +153,9 @@ def _endpoint_type(definition: dict[str, Any]) -> str | None:
     return groups[0].get("type") if groups else None
 
 
-def _compile(flows: Iterable[Any], where: str) -> list[Flow]:
+def _compile(flows: Iterable[Any], where: str, message_api: bool) -> list[Flow]:
     return [
-        Flow(flow, f"{where}[{i}]")
+        Flow(flow, f"{where}[{i}]", message_api=message_api)
         for i, flow in enumerate(flows)
         if isinstance(flow, dict) and flow.get("enabled", True) is not False
     ]
@@ -158,9 +166,10 @@ class FlowSet:
         execution = definition.get("flowExecution") or {}
         self.best_match = str(execution.get("mode", "default")).upper().replace("-", "_") == "BEST_MATCH"
         self.match_required = execution.get("matchRequired") is True
-        self.api_flows = _compile(definition.get("flows") or [], "flows")
+        message_api = definition.get("type") == "message"
+        self.api_flows = _compile(definition.get("flows") or [], "flows", message_api)
         self.plan_flows = {
-            plan["id"]: _compile(plan.get("flows") or [], f"plans[{i}].flows")
+            plan["id"]: _compile(plan.get("flows") or [], f"plans[{i}].flows", message_api)
             for i, plan in enumerate(_plans(definition))
             if plan.get("flows")
         }
@@ -287,6 +296,23 @@ class FlowSet:
         return False
 
 
+def unapplied_selectors(definition: dict[str, Any]) -> list[str]:
+    """Where a message API's flows have http selectors, which Gravitee does not apply to them either."""
+    if definition.get("type") != "message":
+        return []
+    places = [("flows", definition.get("flows"))] + [
+        (f"plans[{i}].flows", plan.get("flows")) for i, plan in enumerate(_plans(definition))
+    ]
+    return [
+        f"{where}[{i}].selectors[{j}]"
+        for where, flows in places
+        for i, flow in enumerate(flows if isinstance(flows, list) else [])
+        if isinstance(flow, dict)
+        for j, selector in enumerate(flow.get("selectors") or [])
+        if isinstance(selector, dict) and str(selector.get("type", "")).lower() == "http"
+    ]
+
+
 def problems(definition: dict[str, Any]) -> list[FlowError]:
     """Every problem of the API's flows and plans' flows, UnknownPolicy ones included."""
     found: list[FlowError] = []
@@ -306,7 +332,7 @@ def problems(definition: dict[str, Any]) -> list[FlowError]:
                 found.append(FlowError(f"{where}[{i}]", "a flow must be an object"))
             elif flow.get("enabled", True) is not False:
                 try:
-                    Flow(flow, f"{where}[{i}]", found)
+                    Flow(flow, f"{where}[{i}]", found, definition.get("type") == "message")
                 except FlowError as problem:  # its selectors: nothing after them is compiled
                     found.append(problem)
     mode = str((definition.get("flowExecution") or {}).get("mode", "default")).upper().replace("-", "_")

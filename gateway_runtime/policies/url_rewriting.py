@@ -6,6 +6,7 @@ import re
 
 from ..settings import Field, Settings
 from ..specs import PolicySpec
+from .regex import java_regex
 from .rendering import evaluate, template
 
 FAILURE = ("URL_REWRITING_FAILURE", "Unable to rewrite the response")
@@ -13,7 +14,7 @@ FAILURE = ("URL_REWRITING_FAILURE", "Unable to rewrite the response")
 
 class UrlRewriting:
     def __init__(self, configuration):
-        self.pattern = re.compile(configuration["fromRegex"])
+        self.pattern = java_regex(configuration["fromRegex"])
         self.replacement = template(configuration["toReplacement"], "toReplacement")
         self.headers = configuration["rewriteResponseHeaders"]
         self.body = configuration["rewriteResponseBody"]
@@ -41,7 +42,7 @@ class UrlRewriting:
 
 def _regex(values, settings):
     try:
-        re.compile(str(values.get("fromRegex", "")))
+        java_regex(str(values.get("fromRegex", "")))
     except re.error as exc:
         return {"fromRegex": f"Match: not a regular expression: {exc}"}
     return {}
