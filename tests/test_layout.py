@@ -89,3 +89,30 @@ def test_the_specs_and_the_toolkit_import_no_connector_and_no_registry():
 def test_no_test_module_imports_another():
     tests = {module_name(p).rpartition(".")[2] for p in (ROOT / "tests").glob("test_*.py")} | {"conftest"}
     assert offenders(ROOT / "tests", lambda _, i: i.split(".")[0] in tests) == {}
+
+
+def test_policies_import_no_connector_no_flow_runner_and_no_registry_and_connectors_no_policy():
+    """A policy sees the exchange it is given and the message contract, never a connector; the
+    connectors and entrypoints never know which policies exist."""
+
+    def refused(_, imported):
+        return any(under(imported, f"gateway_runtime.{p}") for p in ("endpoints", "entrypoints", "registry", "flows"))
+
+    assert offenders(RUNTIME / "policies", refused) == {}
+    for connectors in ("endpoints", "entrypoints"):
+        assert offenders(RUNTIME / connectors, lambda _, i: under(i, "gateway_runtime.policies")) == {}
+        assert offenders(RUNTIME / connectors, lambda _, i: under(i, "gateway_runtime.flows")) == {}
+
+
+def test_no_policy_declares_a_secret_field_until_secret_slots_reads_policy_settings():
+    """definition/secrets.py finds a flow's credentials by their names (a transform-headers
+    Authorization value, the same names `secret_pairs` masks in the form); a field declared secret
+    as a whole would need it to read PolicySpecs."""
+    from gateway_runtime import registry
+
+    assert [
+        (spec.type, field.path)
+        for spec in registry.policies().values()
+        for field in spec.configuration
+        if field.secret or field.secret_url
+    ] == []

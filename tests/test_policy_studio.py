@@ -306,3 +306,33 @@ def test_an_imported_flow_is_shown_and_its_step_edited_keeping_what_the_form_doe
     assert saved.status_code == 302, saved.text
     stored = exported(server, api_id)["flows"][0]["subscribe"][0]
     assert stored["name"] == "New" and stored["configuration"] == {"removeHeaders": ["b"], "custom": 1}
+
+
+def test_a_credential_header_of_a_step_is_never_shown_and_kept_when_the_form_is_saved(shared_server):
+    server = shared_server
+    d = mock_api(path="/studio-secret-" + uuid.uuid4().hex[:6], name="Studio secret")
+    secret = "Bearer s3cr3t-" + uuid.uuid4().hex
+    step = {
+        "name": "Auth",
+        "policy": "transform-headers",
+        "configuration": {
+            "addHeaders": [{"name": "Authorization", "value": secret}, {"name": "X-Plain", "value": "p"}]
+        },
+    }
+    d["flows"] = [{"name": "Out", "selectors": [], "publish": [step]}]
+    browser, api_id, token, base = studio(server, d)
+    form = browser.get(server.portal + base + "/api/flows/0/publish/0/edit").text
+    assert secret not in form and secret not in browser.get(server.portal + base).text
+    shown = re.search(r'<textarea name="cfg.addHeaders"[^>]*>([^<]*)</textarea>', form).group(1)
+    saved = post(
+        server,
+        browser,
+        token,
+        base + "/api/flows/0/publish/0/edit",
+        {"step.name": "Auth", "step.enabled": "on", "cfg.addHeaders": shown.replace("&#34;", '"')},
+    )
+    assert saved.status_code == 302, saved.text
+    stored = server.mgmt("GET", f"/apis/{api_id}/_export/definition", params={"includeSecrets": "true"}).json()
+    headers = stored["api"]["flows"][0]["publish"][0]["configuration"]["addHeaders"]
+    assert headers == [{"name": "Authorization", "value": secret}, {"name": "X-Plain", "value": "p"}]
+    assert secret not in server.mgmt("GET", f"/apis/{api_id}/_export/definition").text

@@ -91,8 +91,8 @@ SPEC = PolicySpec(
     configuration=Settings(
         fields=(
             Field("scope", "enum", "Scope (v2 APIs; a v4 step runs in its own phase)", choices=("REQUEST", "RESPONSE")),
-            Field("addHeaders", "pairs", "Set or replace headers", help=PAIRS_HELP),
-            Field("appendHeaders", "pairs", "Append header values", help="One 'name: value' a line"),
+            Field("addHeaders", "pairs", "Set or replace headers", help=PAIRS_HELP, secret_pairs=True),
+            Field("appendHeaders", "pairs", "Append header values", help="One 'name: value' a line", secret_pairs=True),
             Field("removeHeaders", "list", "Remove headers"),
             Field("whitelistHeaders", "list", "Keep only these headers"),
         ),
