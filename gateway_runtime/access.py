@@ -26,3 +26,4 @@ class Access:
     statuses: dict = field(default_factory=dict)  # (api id, plan id) -> plan status
     keys: dict = field(default_factory=dict)  # key hash -> (subscription id, api id, plan id)
     subscribers: dict = field(default_factory=dict)  # (api id, plan id, client id) -> subscription id
+    metadata: dict = field(default_factory=dict)  # subscription id -> {name: text}, for flows

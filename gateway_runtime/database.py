@@ -189,7 +189,8 @@ def access_version(connection):
 
 
 def access_tables(connection):
-    """(plan statuses, live API keys, JWT subscribers): see gateway_runtime.access.Access."""
+    """(plan statuses, live API keys, JWT subscribers, subscriptions' metadata): see
+    gateway_runtime.access.Access."""
     statuses = {
         (api, plan): status for api, plan, status in connection.execute(text("SELECT api_id, id, status FROM plans"))
     }
@@ -211,4 +212,10 @@ def access_tables(connection):
             )
         )
     }
-    return statuses, keys, subscribers
+    metadata = {
+        subscription: value if isinstance(value, dict) else json.loads(value)
+        for subscription, value in connection.execute(
+            text("SELECT id, metadata FROM subscriptions WHERE status = 'ACCEPTED' AND metadata IS NOT NULL")
+        )
+    }
+    return statuses, keys, subscribers, metadata

@@ -232,7 +232,8 @@ class DeployedApi:
             raise EndpointError("the API is being redeployed")
         subscription = self._pick().subscribe(self.context_for(subscription_id, qos))
         if self.flows is not None:
-            exchange = push_exchange(self.flows, {"id": subscription_id})
+            metadata = self.guard.metadata.get(subscription_id, {})
+            exchange = push_exchange(self.flows, {"id": subscription_id, "metadata": metadata})
             if exchange is not None and self.flows.has("subscribe", exchange):
                 subscription = FlowSubscription(subscription, self.flows, exchange)
         self.subscriptions.add(subscription)

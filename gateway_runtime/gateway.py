@@ -146,18 +146,12 @@ class Gateway:
         api.enter()
         try:
             if api.flows is not None:
-                return Tracked(
-                    serve(
-                        api.flows,
-                        environ,
-                        start_response,
-                        handler,
-                        environ.get(PLAN),
-                        environ[SUBSCRIPTION],
-                        api.streams,
-                    ),
-                    api,
-                )
+                plan, subscription = environ.get(PLAN), environ[SUBSCRIPTION]
+                if subscription is not None:  # as #subscription shows it
+                    metadata = self.access.metadata.get(subscription, {})
+                    subscription = {"id": subscription, "plan": plan, "metadata": metadata}
+                answer = serve(api.flows, environ, start_response, handler, plan, subscription, api.streams)
+                return Tracked(answer, api)
             return Tracked(handler(environ, start_response), api)
         except BadBody as refused:
             api.leave()

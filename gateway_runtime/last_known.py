@@ -54,6 +54,7 @@ class LastKnown:
                 "statuses": [[*key, status] for key, status in access.statuses.items()],
                 "keys": [[key_hash, *row] for key_hash, row in access.keys.items()],
                 "subscribers": [[*key, subscription] for key, subscription in access.subscribers.items()],
+                "metadata": access.metadata,
             },
         }
         pending = f"{self.path}.{os.getpid()}.tmp"  # gunicorn workers on one instance folder write their own
@@ -94,6 +95,7 @@ class LastKnown:
                 {(api, plan): status for api, plan, status in access["statuses"]},
                 {key_hash: tuple(row) for key_hash, *row in access["keys"]},
                 {(api, plan, client): subscription for api, plan, client, subscription in access["subscribers"]},
+                access.get("metadata") or {},  # a file written before subscriptions had metadata: none
             ),
             document["apiKeySecret"],
         )

@@ -374,6 +374,9 @@ class Subscription(db.Model):
     # none_as_null: a subscription without webhook settings stores SQL NULL, not a JSON null.
     stored_consumer_configuration = db.Column("consumer_configuration", JSON(none_as_null=True))
     consumer_configuration = SealedConsumer("stored_consumer_configuration")
+    # {name: text}, as Gravitee's; flows read it as #subscription.metadata (`metadata` is the
+    # declarative base's own name, hence the attribute's)
+    subscription_metadata = db.Column("metadata", JSON(none_as_null=True))
 
     api = db.relationship("Api", back_populates="subscriptions")
     application = db.relationship("Application", back_populates="subscriptions")

@@ -51,6 +51,12 @@ DEFINITION = {
     "anyOf": [_ref("Definition"), _ref("Envelope")],
 }
 STRING, CONFIGURATION = {"type": "string"}, {"type": "object"}
+METADATA = {
+    "type": "object",
+    "additionalProperties": {"type": "string", "maxLength": 2000},
+    "maxProperties": 64,
+    "description": "What the API's flows read of the subscription (#subscription.metadata)",
+}
 KEY_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}
 OPTIONAL_STRING, TIME = {"type": ["string", "null"]}, {"type": "string", "format": "date-time"}
 # A plan as sent: the security type counts only when the plan is made (a plan's type never changes);
@@ -202,9 +208,10 @@ SCHEMAS = {
         ("id", "name", "settings", "owner", "createdAt"),
     ),
     "NewSubscription": _object(
-        {"applicationId": STRING, "planId": STRING, "consumerConfiguration": CONFIGURATION}, ("applicationId", "planId")
+        {"applicationId": STRING, "planId": STRING, "consumerConfiguration": CONFIGURATION, "metadata": METADATA},
+        ("applicationId", "planId"),
     ),
-    "SubscriptionUpdate": _object({"consumerConfiguration": CONFIGURATION}, ("consumerConfiguration",)),
+    "SubscriptionUpdate": _object({"consumerConfiguration": CONFIGURATION, "metadata": METADATA}),
     "Rejection": _object({"reason": STRING}),
     "Subscription": _object(
         {
@@ -218,6 +225,7 @@ SCHEMAS = {
             "processedAt": OPTIONAL_STRING,
             "processedBy": OPTIONAL_STRING,
             "apiKey": {"type": "string", "description": "The API key, in the answer that made it only"},
+            "metadata": METADATA,
             "consumerConfiguration": {
                 "type": "object",
                 "description": "A push subscription's webhook settings, secrets masked",

@@ -148,7 +148,32 @@ def all_applications():
 
 
 # ----- subscriptions -----
-def subscribe(application, api, plan_id, user, consumer=None):
+METADATA_LIMITS = (64, 100, 2000)  # entries, characters of a name, of a value
+
+
+def subscription_metadata(metadata):
+    """The metadata as stored ({name: text}, None when empty); Invalid naming what is wrong."""
+    if metadata is None or metadata == {}:
+        return None
+    entries, name_limit, value_limit = METADATA_LIMITS
+    if not isinstance(metadata, dict):
+        raise Invalid({"metadata": "Metadata must be an object of names and text values."})
+    if len(metadata) > entries:
+        raise Invalid({"metadata": f"Metadata holds at most {entries} entries."})
+    for name, value in metadata.items():
+        if not name or len(name) > name_limit:
+            raise Invalid({"metadata": f"A metadata name has 1 to {name_limit} characters."})
+        if not isinstance(value, str) or len(value) > value_limit:
+            raise Invalid({f"metadata.{name}": f"A metadata value is text of at most {value_limit} characters."})
+    return dict(metadata)
+
+
+def update_metadata(subscription, metadata):
+    subscription.subscription_metadata = subscription_metadata(metadata)
+    db.session.commit()
+
+
+def subscribe(application, api, plan_id, user, consumer=None, metadata=None):
     """(subscription, the API key in clear or None). AUTO validation accepts at once, and an
     api-key subscription then gets its key; MANUAL waits for the API owner. A push plan's
     subscription needs its consumer configuration (the webhook's callback and settings)."""
@@ -169,6 +194,7 @@ def subscribe(application, api, plan_id, user, consumer=None):
         consumer = consumer_configuration(consumer, None)
     else:
         consumer = None
+    metadata = subscription_metadata(metadata)
     automatic = validation(plan) == "AUTO"
     subscription = Subscription(
         id=str(uuid.uuid4()),
@@ -179,6 +205,7 @@ def subscribe(application, api, plan_id, user, consumer=None):
         processed_at=utcnow() if automatic else None,
         processed_by="automatic validation" if automatic else None,
         consumer_configuration=consumer,
+        subscription_metadata=metadata,
     )
     db.session.add(subscription)
     key = _issue_key(subscription)[1] if automatic and plan.security_type == "api-key" else None

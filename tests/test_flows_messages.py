@@ -261,3 +261,46 @@ def test_connector_to_header_and_url_rewriting_on_the_connection_s_answer(server
     assert headers["Link"] == "https://api.example/demo/next"
     as_json = requests.get(server.gateway + "/demo", headers=JSON, timeout=10)
     assert as_json.headers["X-Entrypoint-Used"] == "http-get"
+
+
+def test_message_filtering_on_subscription_metadata_gives_each_subscriber_what_it_asked_for(server):
+    """Two API keys of one plan, their subscriptions' metadata saying which messages each wants;
+    a metadata change reaches the gateway without a redeploy."""
+    from support.gatehouse import until
+    from support.plans import plan
+
+    wanted = "{(#message.id matches '\\d*[02468]') == (#subscription.metadata['parity'] == 'even')}"
+    api = mock_with([channel_flow(subscribe=[step("message-filtering", {"filter": wanted})])], count=6)
+    api["plans"] = [plan("gold", "API_KEY")]
+    api_id = server.deploy_api(api)
+
+    def subscribe(metadata):
+        application = server.application()
+        body = {"applicationId": application["id"], "planId": "gold", "metadata": metadata}
+        created = server.mgmt("POST", f"/apis/{api_id}/subscriptions", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["metadata"] == metadata
+        return created.json()
+
+    even, odd = subscribe({"parity": "even"}), subscribe({"parity": "odd"})
+
+    def ids(subscription):
+        headers = {"X-Gravitee-Api-Key": subscription["apiKey"]}
+        return [m["id"] for m in sse(server, headers=headers, count=3)[1]]
+
+    until(
+        lambda: (
+            requests.get(
+                server.gateway + "/demo", headers={**JSON, "X-Gravitee-Api-Key": odd["apiKey"]}, timeout=10
+            ).status_code
+            == 200
+        ),
+        5,
+    )
+    assert ids(even) == ["0", "2", "4"] and ids(odd) == ["1", "3", "5"]
+    changed = server.mgmt("PUT", f"/apis/{api_id}/subscriptions/{odd['id']}", json={"metadata": {"parity": "even"}})
+    assert changed.status_code == 200 and changed.json()["metadata"] == {"parity": "even"}
+    until(lambda: ids(odd) == ["0", "2", "4"], 5)
+    bad = server.mgmt("PUT", f"/apis/{api_id}/subscriptions/{odd['id']}", json={"metadata": {"parity": 2}})
+    assert bad.status_code == 400 and "metadata.parity" in bad.text
+    assert server.mgmt("GET", f"/apis/{api_id}/subscriptions/{odd['id']}").json()["metadata"] == {"parity": "even"}

@@ -247,6 +247,11 @@ def test_fuzzed_portal_forms_are_refused_cleanly_and_never_echo_markup(fuzz_serv
         "application_id": subscription["application"]["id"],
         "subscription_id": subscription["id"],
         "key_id": int(key["id"]),
+        # the Policies tab's: the API has no flow, so those forms are refused as well
+        "scope": "api",
+        "flow": 0,
+        "phase": "request",
+        "step": 0,
     }
     forms = sorted(
         {

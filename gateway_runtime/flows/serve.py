@@ -16,7 +16,7 @@ def serve(
     start_response: Any,
     handler: Any,
     plan: str | None,
-    subscription_id: str | None,
+    subscription: dict[str, Any] | None,
     streaming: bool,
 ) -> Any:
     """The entrypoint's answer with the API's flows run around it. `streaming`: the answer is a
@@ -26,7 +26,7 @@ def serve(
         request,
         flows.api,
         plan,
-        None if subscription_id is None else {"id": subscription_id, "plan": plan, "metadata": {}},
+        subscription,
         getattr(handler, "type", None),
         getattr(handler, "operations", frozenset()),
     )

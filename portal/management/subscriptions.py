@@ -83,6 +83,7 @@ def subscription_json(subscription, clear_key=None):
         "createdAt": subscription.created_at.isoformat() + "Z",
         "processedAt": subscription.processed_at.isoformat() + "Z" if subscription.processed_at else None,
         "processedBy": subscription.processed_by,
+        "metadata": subscription.subscription_metadata or {},
     }
     if clear_key is not None:
         out["apiKey"] = clear_key  # the only time the key is shown
@@ -220,7 +221,12 @@ def create_subscription(api_id):
         raise subs.Invalid({"applicationId": f"No application with id {body.get('applicationId')}."})
     ensure(can_use(application), f"the owner of the application {application.name}")
     subscription, key = subs.subscribe(
-        application, find_api(api_id), str(body.get("planId")), g.user.username, body.get("consumerConfiguration")
+        application,
+        find_api(api_id),
+        str(body.get("planId")),
+        g.user.username,
+        body.get("consumerConfiguration"),
+        body.get("metadata"),
     )
     return jsonify(subscription_json(subscription, key)), 201
 
@@ -239,7 +245,11 @@ def get_subscription(api_id, subscription_id):
 @requires("owner")
 def update_subscription(api_id, subscription_id):
     subscription = _subscription(find_api(api_id), subscription_id, api_owner=False)
-    subs.update_consumer(subscription, json_body().get("consumerConfiguration"))
+    body = json_body()
+    if "metadata" in body:  # the API's owner says what its flows read of a subscription
+        subs.update_metadata(subscription, body["metadata"])
+    if "consumerConfiguration" in body or "metadata" not in body:
+        subs.update_consumer(subscription, body.get("consumerConfiguration"))
     return jsonify(subscription_json(subscription))
 
 
