@@ -98,19 +98,23 @@ IMPORT_RULES = [
     "| endpoint and group `services` | HTTP health checks of http-proxy groups applied; any other service blocks |",
     "| endpoint `tenants` | blocks |",
     "| `failover` | applied (on a tcp listener's API it blocks) |",
-    "| `flows[]`, plans' `flows` | a flow without enabled steps changes nothing; each enabled policy blocks "
-    "(Gravitee's test-kit `message-flow-ready`: a warning) |",
-    "| `flowExecution.mode` | kept: no policy runs, so the mode changes nothing |",
-    "| `flowExecution.matchRequired: true` | blocks (a request that matches no flow would be served, not refused) |",
+    "| `flows[]`, plans' `flows` (`selectors`, steps per phase, `condition`, `messageCondition`) | applied for the "
+    "policies listed in the README (Flows and policies); a step of any other policy blocks, naming it; steps in "
+    "other phases (`connect`, `interact`) block; Gravitee's test-kit `message-flow-ready`: a warning; an `http` "
+    "selector of a message API: a warning (Gravitee chooses a message API's flows by channel and condition) |",
+    "| `flowExecution.mode`, `flowExecution.matchRequired` | applied (DEFAULT, BEST_MATCH; 404 when no flow ran) |",
+    "| `gravitee.attribute...` set by `assign-attributes` | applied where the endpoint reads it when publishing "
+    "(Kafka topics, the MQTT 5 topic); any other, or one set for consuming, blocks |",
     "| `plans[]` `security`, `mode`, `status`, `validation` | applied (key-less, API key, JWT, push; others block) |",
     "| `plans[].selectionRule`, `plans[].tags` | block |",
     "| `plans[]` `description`, `order`, `characteristics`, `commentRequired`, `generalConditions`, "
     "`excludedGroups` | kept: only Gravitee's developer portal reads them |",
     "| `analytics.enabled: true`, `analytics.logging`, `analytics.tracing`, `analytics.sampling`, "
     "`analytics.messageSampling` | warnings (while analytics are on, Gravitee's default) |",
-    "| `properties` | warning (only expression language reads them) |",
-    "| expression language `{#...}`, secret references `{#secrets...}` in listeners, flows or endpoint groups | "
-    "block |",
+    "| `properties` | applied: flows read them as `#api.properties` (`encrypted` ones are secrets) |",
+    "| expression language `{#...}` | applied in flows, failover conditions and health-check assertions (refused "
+    "at import when it cannot be parsed); in listeners or endpoint settings it blocks |",
+    "| secret references `{#secrets...}` | block |",
     "| `resources`, `responseTemplates`, enabled API `services` (dynamic properties) | block |",
     "| `tags` (sharding tags) | block (every Gatehouse gateway would serve the API) |",
     "| `groups`, `categories`, `visibility: PRIVATE` | warnings (Gatehouse has no user groups, catalogue or "
