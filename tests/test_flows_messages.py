@@ -304,3 +304,26 @@ def test_message_filtering_on_subscription_metadata_gives_each_subscriber_what_i
     bad = server.mgmt("PUT", f"/apis/{api_id}/subscriptions/{odd['id']}", json={"metadata": {"parity": 2}})
     assert bad.status_code == 400 and "metadata.parity" in bad.text
     assert server.mgmt("GET", f"/apis/{api_id}/subscriptions/{odd['id']}").json()["metadata"] == {"parity": "even"}
+
+
+@pytest.mark.parametrize(
+    "path, api_flow, plan_flow",
+    [
+        ("/books", "/books", "/books"),
+        ("/books/12", "/books", "/books/:bookId"),
+        ("/books/12/chapters/3", "/books/:bookId/chapters/:chapterId", "/books/:bookId"),
+        ("/books/12/chapters/3/pages/7", "/books/:bookId/chapters/:chapterId/pages/:pageId", "/books/:bookId"),
+        ("/books/9999/chapters/3", "/books/9999/chapters", "/books/:bookId"),  # a literal beats a parameter
+        ("/magazines", None, "/"),
+    ],
+)
+def test_the_best_match_fixture_picks_one_api_flow_and_one_plan_flow(server, path, api_flow, plan_flow):
+    """messages/bestmatch/api.json (Gravitee's own): BEST_MATCH on channels, for the API's flows and
+    the key-less plan's flows apart, each flow naming itself in a header of the answer."""
+    from support.fixtures import load
+
+    server.deploy_api(load("messages/bestmatch/api.json"))
+    got = requests.get(server.gateway + "/test" + path, headers=JSON, timeout=10)
+    assert got.status_code == 200, got.text
+    assert got.headers.get("X-Api-Flow-Selected") == api_flow
+    assert got.headers.get("X-Plan-Flow-Selected") == plan_flow
