@@ -234,6 +234,8 @@ def client_scheme(environ):
     return environ.get("wsgi.url_scheme", "http")
 
 
+# Headers that frame a body on its connection: the gateway keeps them right, never a flow's policy.
+FRAMING = frozenset(("content-length", "transfer-encoding"))
 SUBSCRIPTION = "gatehouse.subscription"  # environ key: the subscription a request is served under
 ROUTE = "gatehouse.route"  # environ key: where a flow's dynamic routing sends a proxy request
 

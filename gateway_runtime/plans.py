@@ -263,7 +263,7 @@ class Guard:
     def apply(self, access):
         """Take the live plan statuses (None: the deployed ones) into the serving sets."""
         statuses = access.statuses if access is not None else {}
-        self.metadata: dict[str, Any] = access.metadata if access is not None else {}  # for flows
+        self.metadata = access.metadata if access is not None else {}  # subscriptions', for flows
         serving = [p for p in self.plans if statuses.get((self.api_id, p[0]), p[2]) in SERVING]
         self.key_plans = {p[0]: p[4] for p in serving if p[1] == "api-key"}
         self.jwt_plans = [p[3] for p in serving if p[1] == "jwt"]

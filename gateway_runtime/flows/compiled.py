@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import registry
-from ..expressions import EvaluationError, compile_condition
+from ..expressions import EvaluationError, Headers, compile_condition
+from ..http import FRAMING
 from ..messages import Interrupted, Message
 from ..settings import SettingsError
 from ..specs import MESSAGE_PHASES, PHASES
@@ -16,6 +17,8 @@ from .selectors import ChannelSelector, ConditionSelector, HttpSelector, Selecto
 # flowExecution.matchRequired: Gravitee's key; its answer has no body, ours says why.
 NO_FLOW = "No flow of this API matches the request."
 NO_FLOW_KEY = "FLOW_EXECUTION_FLOW_MATCHED_FAILURE"
+NO_FLOWS: list["Flow"] = []
+EDITS_KEPT = 256  # distinct header lists whose edited form is kept
 
 
 class FlowError(ValueError):
@@ -127,6 +130,18 @@ class Flow:
                 return False
         return True
 
+    def fixed(self, entrypoint: str | None, operations: frozenset[str]) -> bool | None:
+        """Whether the flow applies to every request of this entrypoint (True), to none (False),
+        or depends on the request (None), its condition selectors left aside."""
+        found: bool | None = True
+        for selector in self.others:
+            verdict = selector.fixed(entrypoint, operations)
+            if verdict is False:
+                return False
+            if verdict is None:
+                found = None
+        return found
+
     def conditions_hold(self, exchange: Exchange) -> bool:
         for selector in self.conditions:
             if not selector.matches(exchange):
@@ -165,6 +180,9 @@ class FlowSet:
     def __init__(self, definition: dict[str, Any]) -> None:
         execution = definition.get("flowExecution") or {}
         self.best_match = str(execution.get("mode", "default")).upper().replace("-", "_") == "BEST_MATCH"
+        # (flow list, entrypoint, operations) -> [(flow, True: applies to all its requests; None: look)]
+        self._verdicts: dict[tuple[int, str | None, frozenset[str]], list[tuple[Flow, bool | None]]] = {}
+        self._header_edits: dict[tuple[int, ...], Any] = {}
         self.match_required = execution.get("matchRequired") is True
         message_api = definition.get("type") == "message"
         self.api_flows = _compile(definition.get("flows") or [], "flows", message_api)
@@ -215,12 +233,22 @@ class FlowSet:
     def select(self, exchange: Exchange) -> None:
         """Choose the request's flows: plan flows first, then API flows. In DEFAULT mode a flow's
         condition selectors are left for `start`, which tests them just before the flow runs."""
-        chosen = self._pick(self.plan_flows.get(exchange.plan, ()), exchange) if exchange.plan else []
+        chosen = self._pick(self.plan_flows.get(exchange.plan, NO_FLOWS), exchange) if exchange.plan else []
         exchange.flows = chosen + self._pick(self.api_flows, exchange)
 
-    def _pick(self, flows: Iterable[Flow], exchange: Exchange) -> list[Flow]:
+    def _pick(self, flows: list[Flow], exchange: Exchange) -> list[Flow]:
         if not self.best_match:
-            return [flow for flow in flows if flow.matches(exchange, conditions=False)]
+            # What an entrypoint's requests share is decided once: a flow for every request of it
+            # (`/`, any method) or for none costs nothing per request.
+            key = (id(flows), exchange.entrypoint, exchange.operations)
+            verdicts = self._verdicts.get(key)
+            if verdicts is None:
+                verdicts = self._verdicts[key] = [
+                    (flow, verdict)
+                    for flow in flows
+                    if (verdict := flow.fixed(exchange.entrypoint, exchange.operations)) is not False
+                ]
+            return [flow for flow, verdict in verdicts if verdict or flow.matches(exchange, conditions=False)]
         matching = [flow for flow in flows if flow.matches(exchange, conditions=True)]
         if len(matching) < 2:
             return matching
@@ -288,6 +316,23 @@ class FlowSet:
                 results = done
         return results
 
+    def header_edit(self, exchange: Exchange) -> Any:
+        """When the response phase of the request's flows only changes headers, and the same way for
+        the same headers (no condition, no expression): a function of the answer's header pairs,
+        its results kept for the header lists that come again (an entrypoint's own answers do)."""
+        edits = []
+        for flow in exchange.flows:
+            for step in flow.steps.get("response", ()):
+                edit = getattr(step.policy, "edit_headers", None)
+                if step.condition is not None or edit is None:
+                    return None
+                edits.append(edit)
+        key = tuple(map(id, edits))
+        function = self._header_edits.get(key)
+        if function is None:
+            function = self._header_edits[key] = _cached_edit(edits)
+        return function
+
     def has(self, phase: str, exchange: Exchange) -> bool:
         if phase in self.phases:
             for flow in exchange.flows:
@@ -339,6 +384,26 @@ def problems(definition: dict[str, Any]) -> list[FlowError]:
     if mode not in ("DEFAULT", "BEST_MATCH"):
         found.append(FlowError("flowExecution.mode", "must be DEFAULT or BEST_MATCH"))
     return found
+
+
+def _cached_edit(edits: list[Any]) -> Any:
+    done: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+
+    def edit(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        key = tuple(pairs)
+        out = done.get(key)
+        if out is None:
+            headers = Headers(pairs)
+            for change in edits:
+                change(headers)
+            # The framing stays as the entrypoint set it, whatever a policy did.
+            out = headers.pairs(FRAMING) + [(name, value) for name, value in pairs if name.lower() in FRAMING]
+            if len(done) >= EDITS_KEPT:  # answers whose headers all differ (a proxy's): kept briefly
+                done.clear()
+            done[key] = out
+        return out
+
+    return edit
 
 
 def _on_message(step: Step, phase: str, exchange: Exchange, message: Message) -> Message | None:

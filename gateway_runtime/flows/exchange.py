@@ -14,12 +14,11 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from ..expressions import Headers
+from ..http import FRAMING
 from ..messages import Message
 from ..request_target import ROUTED
 
 EXCHANGE = "gatehouse.exchange"  # environ key: the request's Exchange, for the message phases
-# Headers that frame the body on this connection: the gateway keeps them right, not a policy.
-FRAMING = frozenset(("content-length", "transfer-encoding"))
 ENVIRON_CONTENT = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
 
 

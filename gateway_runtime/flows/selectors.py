@@ -87,6 +87,10 @@ class HttpSelector:
         )
         self.methods = _names(selector.get("methods"), f"{where}.methods")
 
+    def fixed(self, entrypoint: str | None, operations: frozenset[str]) -> bool | None:
+        """True or False when the request need not be looked at (no methods, the path `/`), else None."""
+        return True if self.pattern.everything and not self.methods else None
+
     def matches(self, exchange: Exchange) -> bool:
         request = exchange.request
         if request is None:
@@ -112,6 +116,13 @@ class ChannelSelector:
             raise SelectorError(f"{where}.operations", "the operations are PUBLISH and SUBSCRIBE")
         self.entrypoints = frozenset(str(e) for e in selector.get("entrypoints") or ())
 
+    def fixed(self, entrypoint: str | None, operations: frozenset[str]) -> bool | None:
+        if (self.entrypoints and entrypoint not in self.entrypoints) or (
+            self.operations and not self.operations & operations
+        ):
+            return False
+        return True if self.pattern.everything else None
+
     def matches(self, exchange: Exchange) -> bool:
         if self.entrypoints and exchange.entrypoint not in self.entrypoints:
             return False
@@ -129,6 +140,9 @@ class ChannelSelector:
 class ConditionSelector:
     def __init__(self, selector: dict[str, Any], where: str) -> None:
         self.condition = compile_condition(str(selector.get("condition") or ""))
+
+    def fixed(self, entrypoint: str | None, operations: frozenset[str]) -> bool | None:
+        return None
 
     def matches(self, exchange: Exchange) -> bool:
         try:

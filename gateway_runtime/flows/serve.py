@@ -37,6 +37,14 @@ def serve(
     request.write_back()
     if not flows.has("response", exchange):
         return _entrypoint(handler, environ, start_response, exchange)
+    edit = flows.header_edit(exchange)
+    if edit is not None:  # the answer's headers changed as they are started: nothing held
+        return _entrypoint(
+            handler,
+            environ,
+            lambda status, headers, exc_info=None: start_response(status, edit(headers), exc_info),
+            exchange,
+        )
     started: list[Any] = []
 
     def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

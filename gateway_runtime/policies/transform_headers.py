@@ -26,6 +26,8 @@ class TransformHeaders:
         self.remove = [name for name in configuration.get("removeHeaders") or [] if name.strip()]
         self.whitelist = [name for name in configuration.get("whitelistHeaders") or [] if name.strip()]
         self.constant = all(value.is_constant for _, value in self.set + self.append)
+        # What it does to an answer depends on the answer's headers alone: the gateway may reuse it.
+        self.edit_headers = (lambda headers: self._apply(headers, None, "")) if self.constant else None
 
     def on_request(self, exchange):
         self._apply(exchange.request.headers, exchange.context, FAILURE[1])
