@@ -19,6 +19,7 @@ NO_FLOW = "No flow of this API matches the request."
 NO_FLOW_KEY = "FLOW_EXECUTION_FLOW_MATCHED_FAILURE"
 NO_FLOWS: list["Flow"] = []
 EDITS_KEPT = 256  # distinct header lists whose edited form is kept
+ANSWER_AS_IS = object()  # FlowSet.shortcut: the flows change nothing of this entrypoint's answers
 
 
 class FlowError(ValueError):
@@ -183,6 +184,7 @@ class FlowSet:
         # (flow list, entrypoint, operations) -> [(flow, True: applies to all its requests; None: look)]
         self._verdicts: dict[tuple[int, str | None, frozenset[str]], list[tuple[Flow, bool | None]]] = {}
         self._header_edits: dict[tuple[int, ...], Any] = {}
+        self._shortcuts: dict[tuple[str | None, int], Any] = {}
         self.match_required = execution.get("matchRequired") is True
         message_api = definition.get("type") == "message"
         self.api_flows = _compile(definition.get("flows") or [], "flows", message_api)
@@ -193,6 +195,13 @@ class FlowSet:
         }
         flows = self.api_flows + [f for plan in self.plan_flows.values() for f in plan]
         self.phases = {phase for flow in flows for phase in flow.steps}
+        # Whether a message phase may leave messages out: else its results need no sifting.
+        self.drops = {
+            phase
+            for flow in flows
+            for phase, steps in flow.steps.items()
+            if any(getattr(step.policy, "drops", False) for step in steps)
+        }
         properties = {
             p["key"]: p.get("value")
             for p in definition.get("properties") or []
@@ -315,6 +324,32 @@ class FlowSet:
                     done = [None if m is None else _on_message(step, phase, exchange, m) for m in results]
                 results = done
         return results
+
+    def shortcut(self, plan: str | None, handler: Any) -> Any:
+        """For an entrypoint whose requests all get the same flows, none of which looks at the
+        request or its messages (no condition, no request, publish or subscribe step): what its
+        response phase does, worked out once: ANSWER_AS_IS, or the header edit of its answers.
+        None when requests must go through the flows one by one."""
+        key = (plan, id(handler))
+        if key in self._shortcuts:
+            return self._shortcuts[key]
+        entrypoint = getattr(handler, "type", None)
+        operations: frozenset[str] = getattr(handler, "operations", frozenset())
+        found = None
+        if not self.best_match:
+            chosen = [
+                (flow, flow.fixed(entrypoint, operations))
+                for flow in (self.plan_flows.get(plan, NO_FLOWS) if plan else NO_FLOWS) + self.api_flows
+            ]
+            chosen = [(flow, verdict) for flow, verdict in chosen if verdict is not False]
+            static = all(verdict and not flow.conditions for flow, verdict in chosen)
+            looks = any(phase in flow.steps for flow, _ in chosen for phase in ("request", "publish", "subscribe"))
+            if static and not looks and (chosen or not self.match_required):
+                exchange = Exchange(None, self.api, plan, None, entrypoint, operations)
+                exchange.flows = [flow for flow, _ in chosen]
+                found = self.header_edit(exchange) if self.has("response", exchange) else ANSWER_AS_IS
+        self._shortcuts[key] = found
+        return found
 
     def header_edit(self, exchange: Exchange) -> Any:
         """When the response phase of the request's flows only changes headers, and the same way for

@@ -7,6 +7,8 @@ from ..specs import PolicySpec
 
 
 class MessageFiltering:
+    drops = True  # it may leave a message out (the other policies change or refuse them)
+
     def __init__(self, configuration):
         try:
             self.filter = compile_condition(configuration["filter"])

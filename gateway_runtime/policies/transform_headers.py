@@ -46,6 +46,16 @@ class TransformHeaders:
             return None
         done = {}
         source = new = None
+        if private:  # changed in place: the list given is the answer
+            for message in messages:
+                if message is not None:
+                    if message.headers is not source:
+                        source = message.headers
+                        new = done.get(id(source))
+                        if new is None:
+                            new = done[id(source)] = self._applied(source)
+                    message.headers = new
+            return messages
         out = []
         for message in messages:
             if message is None:
@@ -55,15 +65,14 @@ class TransformHeaders:
                 source = message.headers
                 new = done.get(id(source))
                 if new is None:
-                    headers = Headers(source)
-                    self._apply(headers, None, "")
-                    new = done[id(source)] = headers.as_lists()
-            if private:
-                message.headers = new
-                out.append(message)
-            else:
-                out.append(Message(message.content, message.id, new, message.metadata, message.attributes))
+                    new = done[id(source)] = self._applied(source)
+            out.append(Message(message.content, message.id, new, message.metadata, message.attributes))
         return out
+
+    def _applied(self, source):
+        headers = Headers(source)
+        self._apply(headers, None, "")
+        return headers.as_lists()
 
     def _apply(self, headers, context, failure):
         for name, value in self.set:
