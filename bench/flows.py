@@ -82,12 +82,12 @@ def definition(path, flows, mock_headers=()):
     }
 
 
-def one_step(phase, operation):
+def one_step(phase, operation, value="on"):
     step = {
         "name": "mark",
         "policy": "transform-headers",
         "enabled": True,
-        "configuration": {"addHeaders": [{"name": "X-Flow", "value": "on"}]},
+        "configuration": {"addHeaders": [{"name": "X-Flow", "value": value}]},
     }
     selector = {"type": "channel", "channel": "/", "channelOperator": "STARTS_WITH", "operations": [operation]}
     return {"name": phase, "enabled": True, "selectors": [selector], phase: [step]}
@@ -97,11 +97,11 @@ def check_marked(port):
     """The flowed API's step ran: on its 202s (the plain ones have no X-Flow), on its messages (from
     the step: its Mock sets no header; the plain API's Mock sets the same one)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        for path, marked in (("/plain", False), ("/flowed", True)):
+        for path, marked in (("/plain", False), ("/flowed", True), ("/expressions", True)):
             sock.sendall(post_request(port, path, BODY_1K))
             head, _ = read_headers_any(sock)
             assert head.startswith(b"HTTP/1.1 202") and (b"\r\nX-Flow: on" in head) is marked, head
-    for path, marked in (("/plain", True), ("/flowed", True)):
+    for path, marked in (("/plain", True), ("/flowed", True), ("/expressions", True)):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(sse_request(port, path, f"check{path[1:]}"))
             _, body = read_headers(sock)
@@ -143,11 +143,21 @@ def main():
             gateway = Gatehouse(procs, workdir)
             gateway.deploy(definition("/plain", [], mock_headers=[("X-Flow", "on")]))
             gateway.deploy(definition("/flowed", [one_step("response", "PUBLISH"), one_step("subscribe", "SUBSCRIBE")]))
+            # Reported, not a target: the value an expression, so every request and message goes
+            # through the flows one by one (the shortcuts above cannot apply).
+            expression = "{#request.method == 'POST' ? 'on' : 'on'}", "{#message.id != null ? 'on' : 'off'}"
+            gateway.deploy(
+                definition(
+                    "/expressions",
+                    [one_step("response", "PUBLISH", expression[0]), one_step("subscribe", "SUBSCRIBE", expression[1])],
+                )
+            )
             check_marked(gateway.port)
-            results = {(kind, path): [] for kind in ("post", "sse") for path in ("/plain", "/flowed")}
-            cpu = {(kind, path): [] for kind in ("post", "sse") for path in ("/plain", "/flowed")}
+            paths = ("/plain", "/flowed", "/expressions")
+            results = {(kind, path): [] for kind in ("post", "sse") for path in paths}
+            cpu = {(kind, path): [] for kind in ("post", "sse") for path in paths}
             for run in range(args.runs):
-                for path in ("/plain", "/flowed") if run % 2 == 0 else ("/flowed", "/plain"):
+                for path in paths if run % 2 == 0 else paths[::-1]:
                     before = cpu_seconds(gateway.pid)
                     post = wrk_post(gateway.port, path, args.duration, 32, workdir)
                     assert post["other"] == 0 and post["errors"] == 0, post
@@ -168,15 +178,16 @@ def main():
     print(f"load average at the end: {load_average()}")
     failed = False
     for kind, unit in (("post", "202/s"), ("sse", "events/s")):
-        plain, flowed = median(results[kind, "/plain"]), median(results[kind, "/flowed"])
-        ratio = median([f / p for f, p in zip(results[kind, "/flowed"], results[kind, "/plain"], strict=True)])
-        costs = median(cpu[kind, "/flowed"]) * 1e6, median(cpu[kind, "/plain"]) * 1e6
-        verdict = "met" if ratio >= TARGET else "MISSED"
-        failed |= ratio < TARGET
-        print(
-            f"{kind:<5} without flows {plain:>10,.0f} {unit}  with one step {flowed:>10,.0f}"
-            f"  ratio {ratio:.3f} ({verdict}, target {TARGET}); CPU each {costs[0]:.2f} against {costs[1]:.2f} us"
-        )
+        for path, checked in (("/flowed", True), ("/expressions", False)):
+            plain, flowed = median(results[kind, "/plain"]), median(results[kind, path])
+            ratio = median([f / p for f, p in zip(results[kind, path], results[kind, "/plain"], strict=True)])
+            costs = median(cpu[kind, path]) * 1e6, median(cpu[kind, "/plain"]) * 1e6
+            verdict = ("met" if ratio >= TARGET else "MISSED") + f", target {TARGET}" if checked else "reported"
+            failed |= checked and ratio < TARGET
+            print(
+                f"{kind:<5} {path:<12} without flows {plain:>10,.0f} {unit}  with one step {flowed:>10,.0f}"
+                f"  ratio {ratio:.3f} ({verdict}); CPU each {costs[0]:.2f} against {costs[1]:.2f} us"
+            )
     return 1 if failed else 0
 
 
