@@ -66,6 +66,11 @@ PHASES = ("request", "response", "publish", "subscribe")
 MESSAGE_PHASES = ("publish", "subscribe")
 
 
+# What a policy's on_message returns to leave a message out without acknowledging it to the
+# connector (message-filtering's ackFilteredMessage false); False leaves it out acknowledged.
+UNACKNOWLEDGED = object()
+
+
 @dataclass(frozen=True)
 class PolicySpec:
     type: str

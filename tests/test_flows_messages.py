@@ -327,3 +327,24 @@ def test_the_best_match_fixture_picks_one_api_flow_and_one_plan_flow(server, pat
     assert got.status_code == 200, got.text
     assert got.headers.get("X-Api-Flow-Selected") == api_flow
     assert got.headers.get("X-Plan-Flow-Selected") == plan_flow
+
+
+def test_message_filtering_on_publish_and_on_messages_it_cannot_read(server):
+    """Published messages the filter leaves out are accepted (202) and never reach the broker; with
+    filterMessageOnFilteringError false, a message the filter cannot read (not JSON) is kept."""
+    topic = unique_topic("filtered")
+    api = mqtt_api(shared_broker(), topic, path="/mqtt-filtered")
+    only_orders = "{#jsonPath(#message.content, '$.kind') == 'order'}"
+    api["flows"] = [
+        channel_flow(
+            operations=["PUBLISH"],
+            publish=[step("message-filtering", {"filter": only_orders, "filterMessageOnFilteringError": False})],
+        )
+    ]
+    server.deploy_api(api)
+    with requests.get(server.gateway + "/mqtt-filtered", headers=SSE, stream=True, timeout=10) as stream:
+        read_sse(stream, 1)
+        for body in (b'{"kind": "quote"}', b'{"kind": "order"}', b"not json"):
+            assert requests.post(server.gateway + "/mqtt-filtered", data=body, timeout=10).status_code == 202
+        got = sse_messages(stream, 2)
+    assert [m["data"] for m in got] == ['{"kind": "order"}', "not json"]

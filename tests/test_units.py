@@ -221,3 +221,51 @@ def test_the_runtime_greenlet_count_leaves_out_the_sqlite_pool_s_threads():
         waiting.kill()
     finally:
         pool.kill()
+
+
+def test_a_subscription_through_flows_acknowledges_what_it_left_out_with_the_next_delivered_unless_told_not_to():
+    """What the connector is told, in order: a message left out is acknowledged with the next one
+    delivered (an at-least-once commit never passes an undelivered message); with
+    ackFilteredMessage false it is never acknowledged; transformed messages are acknowledged as the
+    objects the connector gave."""
+    from gateway_runtime.flows.compiled import FlowSet
+    from gateway_runtime.flows.exchange import Exchange
+    from gateway_runtime.flows.serve import FlowSubscription
+    from gateway_runtime.messages import Message, Subscription
+
+    def flows(ack_filtered):
+        keep_odd = {
+            "policy": "message-filtering",
+            "configuration": {"filter": "{#message.id matches '\\d*[13579]'}", "ackFilteredMessage": ack_filtered},
+        }
+        mark = {
+            "policy": "transform-headers",
+            "configuration": {"addHeaders": [{"name": "X", "value": "{#message.id}"}]},
+        }
+        return FlowSet({"id": "a", "type": "message", "flows": [{"subscribe": [keep_odd, mark]}]})
+
+    class Recorded(Subscription):
+        def __init__(self):
+            self.given = [Message(b"m", str(i)) for i in range(6)]
+            self.acknowledged = []
+
+        def next_batch(self, timeout, max_messages):
+            batch, self.given = self.given[:3], self.given[3:]
+            return batch
+
+        def acknowledge(self, messages):
+            self.acknowledged += [m.id for m in messages]
+
+    for ack_filtered, wanted in ((True, ["0", "1", "2", "3"]), (False, ["1", "3"])):
+        inner = Recorded()
+        flow_set = flows(ack_filtered)
+        exchange = Exchange(None, flow_set.api, None, None, "sse", frozenset({"SUBSCRIBE"}))
+        flow_set.start(exchange)
+        subscription = FlowSubscription(inner, flow_set, exchange)
+        first = subscription.next_batch(1, 3)
+        assert [(m.id, m.headers) for m in first] == [("1", {"X": ["1"]})]
+        subscription.acknowledge(first)
+        second = subscription.next_batch(1, 3)
+        assert [m.id for m in second] == ["3", "5"]
+        subscription.acknowledge(second[:1])
+        assert inner.acknowledged == wanted

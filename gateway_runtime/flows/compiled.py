@@ -10,7 +10,7 @@ from ..expressions import EvaluationError, Headers, compile_condition
 from ..http import FRAMING
 from ..messages import Interrupted, Message
 from ..settings import SettingsError
-from ..specs import MESSAGE_PHASES, PHASES
+from ..specs import MESSAGE_PHASES, PHASES, UNACKNOWLEDGED
 from .exchange import Exchange, MessageView
 from .selectors import ChannelSelector, ConditionSelector, HttpSelector, SelectorError, compile_selector
 
@@ -304,16 +304,16 @@ class FlowSet:
     def run_message(self, phase: str, exchange: Exchange, message: Message) -> Message | None:
         """A publish or subscribe phase on one message: the message to send on, or None when a
         policy filtered it out; raises Interrupted when a policy refuses it."""
-        return self.run_batch(phase, exchange, [message])[0]
+        result = self.run_batch(phase, exchange, [message])[0]
+        return None if result is UNACKNOWLEDGED else result
 
-    def run_batch(
-        self, phase: str, exchange: Exchange, messages: list[Message], private: bool = False
-    ) -> list[Message | None]:
+    def run_batch(self, phase: str, exchange: Exchange, messages: list[Message], private: bool = False) -> list[Any]:
         """A message phase on a batch: what each message became, at its place (None: filtered out).
-        A step's request condition is tested once a batch; a policy with `on_batch` takes the whole
+        UNACKNOWLEDGED in place of one: filtered out, not to be acknowledged. A step's request
+        condition is tested once a batch; a policy with `on_batch` takes the whole
         batch at once (a header set on every message costs one dict per batch, not one per message)
         and, when the messages are `private` to this subscription, may change them in place."""
-        results: list[Message | None] = list(messages)
+        results: list[Any] = list(messages)
         for flow in exchange.flows:
             for step in flow.steps.get(phase, ()):
                 if step.condition is not None and not _holds(step.condition, exchange.context()):
@@ -321,7 +321,10 @@ class FlowSet:
                 whole = getattr(step.policy, "on_batch", None) if step.message_condition is None else None
                 done = whole(exchange, results, private) if whole is not None else None
                 if done is None:
-                    done = [None if m is None else _on_message(step, phase, exchange, m) for m in results]
+                    done = [
+                        m if m is None or m is UNACKNOWLEDGED else _on_message(step, phase, exchange, m)
+                        for m in results
+                    ]
                 results = done
         return results
 
@@ -441,12 +444,15 @@ def _cached_edit(edits: list[Any]) -> Any:
     return edit
 
 
-def _on_message(step: Step, phase: str, exchange: Exchange, message: Message) -> Message | None:
+def _on_message(step: Step, phase: str, exchange: Exchange, message: Message) -> Any:
     view = MessageView(message, phase)
     if step.message_condition is not None and not _holds(step.message_condition, exchange.message_context(view)):
         return message
-    if step.policy.on_message(exchange, view) is False:
+    verdict = step.policy.on_message(exchange, view)
+    if verdict is False:
         return None
+    if verdict is UNACKNOWLEDGED:
+        return UNACKNOWLEDGED
     return view.result()
 
 

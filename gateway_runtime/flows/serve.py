@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from ..http import respond_interrupted
 from ..messages import Interrupted, Message, Subscription
+from ..specs import UNACKNOWLEDGED
 from .compiled import ANSWER_AS_IS, FlowSet
 from .exchange import EXCHANGE, Exchange, RequestView, ResponseView
 
@@ -137,7 +138,7 @@ class FlowSubscription(Subscription):
             if not self.tracked:
                 if "subscribe" not in self.flows.drops:
                     return cast(list[Message], results)  # nothing was left out: no None in it
-                delivered = [result for result in results if result is not None]
+                delivered = [result for result in results if result is not None and result is not UNACKNOWLEDGED]
                 if delivered or time.monotonic() >= deadline:
                     return delivered
                 continue
@@ -146,6 +147,8 @@ class FlowSubscription(Subscription):
             for original, result in zip(batch, results, strict=True):
                 if result is None:
                     carried.append(original)
+                    continue
+                if result is UNACKNOWLEDGED:  # left to the connector, which may give it again
                     continue
                 if result is not original:
                     origins[id(result)] = original

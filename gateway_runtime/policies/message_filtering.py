@@ -3,7 +3,7 @@
 
 from ..expressions import EvaluationError, ExpressionError, compile_condition
 from ..settings import Field, Settings, SettingsError
-from ..specs import PolicySpec
+from ..specs import UNACKNOWLEDGED, PolicySpec
 
 
 class MessageFiltering:
@@ -14,23 +14,39 @@ class MessageFiltering:
             self.filter = compile_condition(configuration["filter"])
         except ExpressionError as exc:
             raise SettingsError({"filter": str(exc)}) from exc
+        self.left_out = False if configuration["ackFilteredMessage"] else UNACKNOWLEDGED
+        self.on_error = configuration["filterMessageOnFilteringError"]
 
     def on_message(self, exchange, message):
         try:
-            return self.filter.test(exchange.message_context(message))
-        except EvaluationError:
-            return False  # a message the filter cannot read (not JSON, say) is not the one asked for
+            kept = self.filter.test(exchange.message_context(message))
+        except EvaluationError:  # a message the filter cannot read (not JSON, say)
+            kept = not self.on_error
+        return None if kept else self.left_out
 
 
 SPEC = PolicySpec(
     type="message-filtering",
     label="Message filtering",
     policy=MessageFiltering,
-    phases=("subscribe",),
+    phases=("publish", "subscribe"),
     description="Deliver only the messages a filter expression holds for.",
     configuration=Settings(
         fields=(
             Field("filter", "expression", "Filter", required=True, help="A condition such as {#message.content != ''}"),
+            Field(
+                "ackFilteredMessage",
+                "boolean",
+                "Acknowledge the messages left out",
+                default=True,
+                help="Off: the broker may give them again (at-least-once)",
+            ),
+            Field(
+                "filterMessageOnFilteringError",
+                "boolean",
+                "Leave out a message the filter cannot be evaluated on",
+                default=True,
+            ),
         )
     ),
 )

@@ -48,7 +48,7 @@ class TransformHeaders:
         source = new = None
         if private:  # changed in place: the list given is the answer
             for message in messages:
-                if message is not None:
+                if isinstance(message, Message):  # not one left out
                     if message.headers is not source:
                         source = message.headers
                         new = done.get(id(source))
@@ -58,8 +58,8 @@ class TransformHeaders:
             return messages
         out = []
         for message in messages:
-            if message is None:
-                out.append(None)
+            if not isinstance(message, Message):  # left out: stays so
+                out.append(message)
                 continue
             if message.headers is not source:
                 source = message.headers
