@@ -42,10 +42,5 @@ SPEC = PolicySpec(
     label="Assign attributes",
     policy=AssignAttributes,
     description="Set attributes that later steps and expressions read (#context.attributes, #message.attributes).",
-    configuration=Settings(
-        fields=(
-            Field("scope", "enum", "Scope (v2 APIs)", choices=("REQUEST", "RESPONSE")),
-            Field("attributes", "pairs", "Attributes", help=PAIRS_HELP),
-        )
-    ),
+    configuration=Settings(fields=(Field("attributes", "pairs", "Attributes", help=PAIRS_HELP),)),
 )

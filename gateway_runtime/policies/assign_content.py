@@ -48,7 +48,6 @@ SPEC = PolicySpec(
     description="Replace the body or the message with a template.",
     configuration=Settings(
         fields=(
-            Field("scope", "enum", "Scope (v2 APIs)", choices=("REQUEST", "RESPONSE")),
             Field("body", "text", "Body", required=True, help="Text with {#...} expressions, e.g. {#request.content}"),
         )
     ),

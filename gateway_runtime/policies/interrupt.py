@@ -6,8 +6,6 @@ from ..settings import Field, Settings
 from ..specs import PolicySpec
 from .rendering import evaluate, template
 
-SCOPES = ("REQUEST", "RESPONSE", "REQUEST_CONTENT", "RESPONSE_CONTENT")
-
 
 class Interrupt:
     def __init__(self, configuration):
@@ -29,7 +27,6 @@ SPEC = PolicySpec(
     description="End the request with a 500 and a message of your choosing.",
     configuration=Settings(
         fields=(
-            Field("scope", "enum", "Scope (v2 APIs)", choices=SCOPES),
             Field("errorKey", "string", "Error key", required=True, help="Names the response template that applies"),
             Field("message", "expression", "Message", required=True, help="May hold {#...}"),
             Field("variables", "pairs", "Variables (for response templates)"),

@@ -51,10 +51,7 @@ SPEC = PolicySpec(
     policy=JsonToXml,
     description="Turn a JSON body or message into XML.",
     configuration=Settings(
-        fields=(
-            Field("scope", "enum", "Scope (v2 APIs)", choices=("REQUEST", "RESPONSE")),
-            Field("rootElement", "string", "Root element", default="root", required=True),
-        ),
+        fields=(Field("rootElement", "string", "Root element", default="root", required=True),),
         checks=(_root_name,),
     ),
 )

@@ -101,7 +101,6 @@ SPEC = PolicySpec(
     description="Set, append or remove headers of requests, answers and messages.",
     configuration=Settings(
         fields=(
-            Field("scope", "enum", "Scope (v2 APIs; a v4 step runs in its own phase)", choices=("REQUEST", "RESPONSE")),
             Field("addHeaders", "pairs", "Set or replace headers", help=PAIRS_HELP, secret_pairs=True),
             Field("appendHeaders", "pairs", "Append header values", help="One 'name: value' a line", secret_pairs=True),
             Field("removeHeaders", "list", "Remove headers"),

@@ -3,7 +3,7 @@
 from lxml import etree
 
 from ..messages import Interrupted
-from ..settings import Field, Settings
+from ..settings import Settings
 from ..specs import PolicySpec
 from .conversions import xml_to_json
 
@@ -43,5 +43,5 @@ SPEC = PolicySpec(
     label="XML to JSON",
     policy=XmlToJson,
     description="Turn an XML body or message into JSON.",
-    configuration=Settings(fields=(Field("scope", "enum", "Scope (v2 APIs)", choices=("REQUEST", "RESPONSE")),)),
+    configuration=Settings(),
 )
