@@ -348,3 +348,35 @@ def test_message_filtering_on_publish_and_on_messages_it_cannot_read(server):
             assert requests.post(server.gateway + "/mqtt-filtered", data=body, timeout=10).status_code == 202
         got = sse_messages(stream, 2)
     assert [m["data"] for m in got] == ['{"kind": "order"}', "not json"]
+
+
+def test_kafka_metadata_in_expressions_key_topic_partition_offset(server, tansu, new_topic):
+    """A Kafka record's key, topic, partition and offset are #message.metadata; a filter on the key
+    keeps one customer's records, a header names where each came from."""
+    from support.apis import kafka_api
+    from support.kafka import produce
+
+    topic = new_topic()
+    api = kafka_api(tansu.bootstrap, topic, path="/kafka-flows")
+    api["listeners"][0]["entrypoints"] = [{"type": "sse", "configuration": {"headersAsComment": True}}]
+    where = "{#message.metadata['topic']}/{#message.metadata['partition']}/{#message.metadata['offset']}"
+    api["flows"] = [
+        channel_flow(
+            subscribe=[
+                step("message-filtering", {"filter": "{#message.metadata['key'] == 'c-1'}"}),
+                set_header("X-From", where),
+            ]
+        )
+    ]
+    server.deploy_api(api)
+    produce(tansu.bootstrap, topic, "first", key=b"c-1")
+    produce(tansu.bootstrap, topic, "other customer", key=b"c-2")
+    produce(tansu.bootstrap, topic, "second", key=b"c-1")
+    headers = {**SSE, "X-Gravitee-Client-Identifier": "flows-kafka"}
+    with requests.get(server.gateway + "/kafka-flows", headers=headers, stream=True, timeout=30) as stream:
+        got = sse_messages(stream, 2, timeout=20)
+    assert [m["data"] for m in got] == ["first", "second"]
+    assert [next(c for c in comments(m) if c.startswith("X-From")) for m in got] == [
+        f"X-From: {topic}/0/0",
+        f"X-From: {topic}/0/2",
+    ]
