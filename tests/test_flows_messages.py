@@ -380,3 +380,56 @@ def test_kafka_metadata_in_expressions_key_topic_partition_offset(server, tansu,
         f"X-From: {topic}/0/0",
         f"X-From: {topic}/0/2",
     ]
+
+
+def response_flows(server, path, **headers):
+    got = requests.get(server.gateway + path, headers={**JSON, **headers}, timeout=10)
+    assert got.status_code == 200, got.text
+    return {name: value for name, value in got.headers.items() if name.startswith("X-Response-Flow")}
+
+
+def test_gravitee_s_flow_fixtures_run_the_flows_their_names_say(server):
+    """messages/flows/*.json: which of their flows (by channel, operator and condition) ran, as the
+    answer's X-Response-Flow-* headers name them."""
+    from support.fixtures import load
+
+    server.deploy_api(load("messages/flows/api.json"))
+    assert response_flows(server, "/test") == {"X-Response-Flow-0": "Flow /"}
+    assert response_flows(server, "/test/products") == {
+        "X-Response-Flow-0": "Flow /",
+        "X-Response-Flow-1": "Flow /products",
+    }
+    server.delete_all_apis()
+
+    server.deploy_api(load("messages/flows/api-flows-equals-and-starts-with.json"))
+    assert response_flows(server, "/test") == {"X-Response-Flow-0": "Flow /", "X-Response-Flow-1": "Flow /products"}
+    assert response_flows(server, "/test/products") == {"X-Response-Flow-1": "Flow /products"}  # not EQUALS /
+    server.delete_all_apis()
+
+    server.deploy_api(load("messages/flows/api-conditional-flows.json"))
+    selection = "X-Condition-Flow-Selection"
+    assert response_flows(server, "/test", **{selection: "root-condition"}) == {"X-Response-Flow-0": "Flow /"}
+    assert response_flows(server, "/test", **{selection: "product-condition"}) == {
+        "X-Response-Flow-1": "Flow /products"
+    }
+    assert response_flows(server, "/test") == {}
+    server.delete_all_apis()
+
+    # Its request step removes the header its condition reads: the flow chosen then still runs its
+    # response phase (the flows of a request are chosen once, as Gravitee replays them).
+    server.deploy_api(load("messages/flows/api-conditional-flows-double-evaluation-case.json"))
+    assert response_flows(server, "/test-double-evaluation", **{selection: "root-condition"}) == {
+        "X-Response-Flow-0": "Flow /"
+    }
+
+
+def test_the_all_entrypoints_fixture_names_its_connectors_in_every_answer(server):
+    from support.fixtures import load
+
+    server.deploy_api(load("messages/all-entrypoints-mock-endpoint.json"))
+    got = requests.get(server.gateway + "/test", headers=JSON, timeout=10)
+    assert (got.headers["X-Entrypoint-Used"], got.headers["X-Endpoint-Used"]) == ("http-get", "mock")
+    posted = requests.post(server.gateway + "/test", data=b"x", timeout=10)
+    assert posted.status_code == 202 and posted.headers["X-Entrypoint-Used"] == "http-post"
+    headers, _ = sse(server, "/test", count=1)
+    assert headers["X-Entrypoint-Used"] == "sse"
