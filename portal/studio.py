@@ -29,10 +29,10 @@ API_SCOPE = "api"  # the URL's scope of the API's own flows ("All plans"); any o
 
 # The parts of the flow and step forms that are settings like a connector's, so that they render,
 # read and validate (and expressions check themselves as typed) through the connector form machinery.
+NAMED = (Field("name", "string", "Name", required=True), Field("enabled", "boolean", "Enabled"))
 FLOW_HEAD = Settings(
     fields=(
-        Field("name", "string", "Name", required=True),
-        Field("enabled", "boolean", "Enabled"),
+        *NAMED,
         Field(
             "condition",
             "expression",
@@ -43,8 +43,7 @@ FLOW_HEAD = Settings(
 )
 STEP_HEAD = Settings(
     fields=(
-        Field("name", "string", "Name", required=True),
-        Field("enabled", "boolean", "Enabled"),
+        *NAMED,
         Field(
             "condition",
             "expression",

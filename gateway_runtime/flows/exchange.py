@@ -37,7 +37,20 @@ def _json_or_none(text: str | None) -> Any:
         return None
 
 
-class RequestView(Mapping):
+class View(Mapping):
+    """What an expression reads of the request, the answer or a message: a mapping of KEYS, each
+    made when read."""
+
+    KEYS: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+
+class RequestView(View):
     """#request. `content` reads the whole body once (it is then sent on from memory)."""
 
     KEYS = (
@@ -178,14 +191,8 @@ class RequestView(Mapping):
             return environ.get("gatehouse.started")
         raise KeyError(key)
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.KEYS)
 
-    def __len__(self) -> int:
-        return len(self.KEYS)
-
-
-class ResponseView(Mapping):
+class ResponseView(View):
     """#response: the answer the entrypoint started, before it is sent. `content` is there only
     where the answer can be held whole (a proxy's); a stream's is None."""
 
@@ -255,14 +262,8 @@ class ResponseView(Mapping):
             return None if content is None else _json_or_none(content.decode("utf-8", "replace"))
         raise KeyError(key)
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.KEYS)
 
-    def __len__(self) -> int:
-        return len(self.KEYS)
-
-
-class MessageView(Mapping):
+class MessageView(View):
     """#message: one message as policies change it; `result()` is the Message sent on."""
 
     KEYS = ("id", "content", "headers", "attributes", "metadata", "contentType", "error")
@@ -307,12 +308,6 @@ class MessageView(Mapping):
         if key == "error":
             return False
         raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.KEYS)
-
-    def __len__(self) -> int:
-        return len(self.KEYS)
 
 
 class Exchange:

@@ -7,6 +7,8 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from ..messages import Interrupted
+
 NUMBER = re.compile(r"^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$")
 # Entities and network fetches off: a body is data, never a reason to read a file or a URL.
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True)
@@ -92,3 +94,37 @@ def _element(element, depth):
 def xml_to_json(content):
     root = etree.fromstring(content, PARSER)
     return json.dumps({root.tag: _element(root, 0)}, separators=(",", ":"))
+
+
+class Conversion:
+    """A body or message turned into another format: `convert(content) -> bytes` raising
+    ValueError or lxml's XMLSyntaxError; BODY and MESSAGE the (error key, message) of what cannot
+    be converted. A request's own body is the client's fault (400), an answer's or a delivered
+    message's is not (500)."""
+
+    CONTENT_TYPE = ""
+    BODY = MESSAGE = ("", "")
+
+    def convert(self, content):
+        raise NotImplementedError
+
+    def _converted(self, content, status, failure):
+        try:
+            return self.convert(content)
+        except (ValueError, RecursionError, etree.XMLSyntaxError) as exc:
+            raise Interrupted(status, failure[1], failure[0]) from exc
+
+    def on_request(self, exchange):
+        request = exchange.request
+        request.set_content(self._converted(request.content, 400, self.BODY))
+        request.headers.put("Content-Type", self.CONTENT_TYPE)
+
+    def on_response(self, exchange):
+        response = exchange.response
+        response.set_content(self._converted(response.content or b"", 500, self.BODY))
+        response.headers.put("Content-Type", self.CONTENT_TYPE)
+
+    def on_message(self, exchange, message):
+        status = 400 if message.phase == "publish" else 500
+        message.content = self._converted(message.content, status, self.MESSAGE)
+        message.metadata = {**message.metadata, "contentType": self.CONTENT_TYPE}
