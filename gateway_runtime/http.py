@@ -165,9 +165,11 @@ def respond_interrupted(environ, start_response, stop):
     """A policy's failure (messages.Interrupted) as Gravitee answers it: JSON when the client takes
     it, else the message as text."""
     accept = environ.get("HTTP_ACCEPT", "")
+    headers = getattr(stop, "headers", ())
     if "application/json" in accept or "*/*" in accept:
-        return respond_json(start_response, stop.status, {"message": stop.message, "http_status_code": stop.code})
-    return respond(start_response, stop.status, stop.message)
+        payload = {"message": stop.message, "http_status_code": stop.code}
+        return respond_json(start_response, stop.status, payload, headers=headers)
+    return respond(start_response, stop.status, stop.message, headers=headers)
 
 
 def query(environ):

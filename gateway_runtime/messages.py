@@ -118,12 +118,15 @@ class Interrupted(EndpointError):
     """A policy ended the request, or refused a message (interrupt, a failed check): its status,
     message and error key are the answer, whichever entrypoint gives it."""
 
-    def __init__(self, status: int, message: str, key: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, key: str | None = None, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(message)
         self.status = f"{status} {_reason(status)}".rstrip()
         self.code = status
         self.message = message
         self.key = key
+        self.headers = headers  # sent with the answer (a rate limit's X-Rate-Limit-*, Retry-After)
 
 
 def _reason(status: int) -> str:

@@ -65,6 +65,8 @@ class Step:
             self.policy = spec.policy(spec.configuration.with_defaults(configuration))
             # on_request / on_response, found once (message phases go through run_batch)
             self.run: Any = getattr(self.policy, f"on_{phase}", None)
+            if hasattr(self.policy, "place"):  # a counter of its own: where it is names it
+                self.policy.place = where
         except SettingsError as exc:
             field, message = next(iter(exc.errors.items()))
             raise FlowError(f"{where}.configuration.{field}", message) from exc

@@ -330,6 +330,7 @@ class Exchange:
         self.entrypoint = entrypoint
         self.endpoint = api.get("endpoint")  # the type of the API's endpoints
         self.flows: list[Any] = []  # the flows selected for this request, plan flows first
+        self.answer_headers: list[tuple[str, str]] = []  # added to the answer by request-phase steps
         self.api = api
         self.subscription = subscription
         self.roots: dict[str, Any] | None = None  # made when an expression first reads them

@@ -43,6 +43,8 @@ def serve(
     except Interrupted as stop:
         return respond_interrupted(environ, start_response, stop)
     request.write_back()
+    if exchange.answer_headers:  # a request step's word to the client (a rate limit's counts)
+        start_response = _with_headers(start_response, exchange.answer_headers)
     if not flows.has("response", exchange):
         return _entrypoint(handler, environ, start_response, exchange)
     edit = flows.header_edit(exchange)
@@ -69,6 +71,13 @@ def serve(
     answer = exchange.response
     start_response(answer.status_line(), answer.header_list(), started[2])
     return answer.body
+
+
+def _with_headers(start_response: Any, added: list[tuple[str, str]]) -> Any:
+    def started(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return start_response(status, [*headers, *added], exc_info)
+
+    return started
 
 
 def _entrypoint(handler: Any, environ: dict[str, Any], start_response: Any, exchange: Exchange) -> Any:
