@@ -89,7 +89,8 @@ IMPORT_RULES = [
     "reads it) |",
     "| `listeners[].entrypoints[]` `type`, `qos`, `configuration`, `dlq` | applied for the connectors listed in the "
     "README (a dead-letter queue for webhook only); any other blocks |",
-    "| `listeners[].cors` (enabled) | warning |",
+    "| `listeners[].cors` | applied: preflights answered, Access-Control-* on every answer, a request from "
+    "an origin not allowed refused (403) |",
     "| `listeners[].pathMappings` | warning (they group analytics only) |",
     "| `listeners[].servers` | blocks (the gateway port would serve what a named server only should) |",
     "| `endpointGroups[]`: `type`, `loadBalancer`, `sharedConfiguration`, `endpoints[]` (`weight`, `secondary`, "

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from gevent.event import Event
 
-from . import failover, health, plans, registry
+from . import cors, failover, health, plans, registry
 from .definition.parts import dlq_endpoint
 from .flows.compiled import FlowSet
 from .flows.exchange import EXCHANGE
@@ -57,6 +57,7 @@ class DeployedApi:
         # Compiled once here; None when no flow has a step (requests then skip flows altogether).
         self.flows = FlowSet(definition) if FlowSet.needed(definition) else None
         self.streams = definition.get("type") == "message"  # its answers are streams, not held whole
+        self.cors = cors.of(definition.get("listeners", []))
         try:
             self._build(definition)
         except Exception:

@@ -21,8 +21,19 @@ from .at_rest import WrongKey
 from .deployed import DeployedApi
 from .flows.serve import serve
 from .framing import WARNING_INTERVAL_S, warn_now
-from .http import SUBSCRIPTION, BadBody, ClientBody, client_address, has_body, respond, respond_json
+from .http import (
+    SUBSCRIPTION,
+    BadBody,
+    ClientBody,
+    client_address,
+    has_body,
+    respond,
+    respond_interrupted,
+    respond_json,
+    with_headers,
+)
 from .last_known import Snapshot
+from .messages import Interrupted
 from .outage import Outage
 from .plans import PLAN, Refused
 from .request_target import ROUTED, BadTarget, Routed, header_host, is_under, parse, raw_target
@@ -130,6 +141,14 @@ class Gateway:
             return respond(start_response, "400 Bad Request", str(refused))
         if api is None:
             return respond(start_response, "404 Not Found", NO_ROUTE)
+        if api.cors is not None and "HTTP_ORIGIN" in environ:  # a browser, on another origin or not
+            try:
+                if environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
+                    # Before plans: a preflight carries no credentials.
+                    return respond(start_response, "200 OK", headers=api.cors.preflight(environ))
+                start_response = with_headers(start_response, api.cors.answer_headers(environ))
+            except Interrupted as stop:
+                return respond_interrupted(environ, start_response, stop)
         handler = api.handler_for(environ)
         if handler is None:
             return respond(start_response, "404 Not Found", NO_ENTRYPOINT)

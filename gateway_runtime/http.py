@@ -161,6 +161,15 @@ def respond_json(start_response, status, payload, exc_info=None, headers=()):
     return respond(start_response, status, json.dumps(payload), "application/json", headers, exc_info)
 
 
+def with_headers(start_response, added):
+    """A start_response that sends these headers too."""
+
+    def started(status, headers, exc_info=None):
+        return start_response(status, [*headers, *added], exc_info)
+
+    return started
+
+
 def respond_interrupted(environ, start_response, stop):
     """A policy's failure (messages.Interrupted) as Gravitee answers it: JSON when the client takes
     it, else the message as text."""

@@ -1,8 +1,8 @@
 """Issue 15, fault 8: an import names every part Gatehouse keeps but does not apply. A part whose
-absence only loses something for the operator (analytics, logs, traces, CORS headers, which make
-browsers refuse more, not less) is a warning and the API deploys; a part whose absence would let
-through what Gravitee refuses (plan selection rules, sharding tags, listener servers) or that
-cannot run at all (a NATIVE Kafka API) is kept and blocks Deploy, by name.
+absence only loses something for the operator (analytics, logs, traces) is a warning and the API
+deploys; a part whose absence would let through what Gravitee refuses (plan selection rules,
+sharding tags, listener servers) or that cannot run at all (a NATIVE Kafka API) is kept and
+blocks Deploy, by name.
 
 Each test imports through the management API of a real `gatehouse serve`, and reads what a user
 reads: the import answer, the Deploy answer and the portal's pages."""
@@ -19,7 +19,6 @@ FIELD_WARNINGS = (
     "analytics.enabled",
     "analytics.logging",
     "analytics.tracing",
-    "listeners[0].cors",
     "listeners[0].pathMappings",
     "groups",
     "categories",

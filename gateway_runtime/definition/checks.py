@@ -378,14 +378,6 @@ def _unapplied(api):
             if analytics.get(key):
                 found.append(_kept(f"analytics.{key}", "no message analytics are recorded"))
     for li, listener in enumerate(api.get("listeners", [])):
-        if isinstance(listener.get("cors"), dict) and listener["cors"].get("enabled"):
-            found.append(
-                _kept(
-                    f"listeners[{li}].cors",
-                    "no CORS headers are sent and preflight requests are not "
-                    "answered, so browsers refuse calls from other origins",
-                )
-            )
         if listener.get("pathMappings"):
             found.append(_kept(f"listeners[{li}].pathMappings", "they only group analytics, which are not recorded"))
     if api.get("groups"):

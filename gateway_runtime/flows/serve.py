@@ -4,7 +4,7 @@ on each message an API publishes or delivers (publish and subscribe phases)."""
 import time
 from typing import Any, cast
 
-from ..http import respond_interrupted
+from ..http import respond_interrupted, with_headers
 from ..messages import Interrupted, Message, Subscription
 from ..specs import UNACKNOWLEDGED
 from .compiled import ANSWER_AS_IS, FlowSet
@@ -44,7 +44,7 @@ def serve(
         return respond_interrupted(environ, start_response, stop)
     request.write_back()
     if exchange.answer_headers:  # a request step's word to the client (a rate limit's counts)
-        start_response = _with_headers(start_response, exchange.answer_headers)
+        start_response = with_headers(start_response, exchange.answer_headers)
     if not flows.has("response", exchange):
         return _entrypoint(handler, environ, start_response, exchange)
     edit = flows.header_edit(exchange)
@@ -71,13 +71,6 @@ def serve(
     answer = exchange.response
     start_response(answer.status_line(), answer.header_list(), started[2])
     return answer.body
-
-
-def _with_headers(start_response: Any, added: list[tuple[str, str]]) -> Any:
-    def started(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        return start_response(status, [*headers, *added], exc_info)
-
-    return started
 
 
 def _entrypoint(handler: Any, environ: dict[str, Any], start_response: Any, exchange: Exchange) -> Any:
