@@ -168,8 +168,17 @@ def subscription_metadata(metadata):
     return dict(metadata)
 
 
-def update_metadata(subscription, metadata):
-    subscription.subscription_metadata = subscription_metadata(metadata)
+def update(subscription, changes):
+    """A subscription's webhook settings and / or metadata, as a PUT names them: all checked before
+    any is stored (a refused call changes nothing)."""
+    metadata = subscription_metadata(changes["metadata"]) if "metadata" in changes else None
+    consumer = None
+    if "consumerConfiguration" in changes or "metadata" not in changes:
+        consumer = _checked_consumer(subscription, changes.get("consumerConfiguration"))
+    if "metadata" in changes:
+        subscription.subscription_metadata = metadata
+    if consumer is not None:
+        subscription.consumer_configuration = consumer
     db.session.commit()
 
 
@@ -258,10 +267,14 @@ def masked_consumer(subscription):
 
 def update_consumer(subscription, consumer):
     """New webhook settings: the delivering gateway restarts its loop with them within a second."""
+    subscription.consumer_configuration = _checked_consumer(subscription, consumer)
+    db.session.commit()
+
+
+def _checked_consumer(subscription, consumer):
     if subscription.consumer_configuration is None:
         raise Invalid({"consumerConfiguration": "Only subscriptions to push plans have webhook settings."})
-    subscription.consumer_configuration = consumer_configuration(consumer, subscription.consumer_configuration)
-    db.session.commit()
+    return consumer_configuration(consumer, subscription.consumer_configuration)
 
 
 def webhook_state(subscription):

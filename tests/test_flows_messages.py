@@ -303,6 +303,10 @@ def test_message_filtering_on_subscription_metadata_gives_each_subscriber_what_i
     until(lambda: ids(odd) == ["0", "2", "4"], 5)
     bad = server.mgmt("PUT", f"/apis/{api_id}/subscriptions/{odd['id']}", json={"metadata": {"parity": 2}})
     assert bad.status_code == 400 and "metadata.parity" in bad.text
+    # Good metadata with webhook settings a key subscription cannot have: refused whole, nothing kept.
+    mixed = {"metadata": {"parity": "odd"}, "consumerConfiguration": {}}
+    refused = server.mgmt("PUT", f"/apis/{api_id}/subscriptions/{odd['id']}", json=mixed)
+    assert refused.status_code == 400 and "webhook settings" in refused.text
     assert server.mgmt("GET", f"/apis/{api_id}/subscriptions/{odd['id']}").json()["metadata"] == {"parity": "even"}
 
 

@@ -245,11 +245,7 @@ def get_subscription(api_id, subscription_id):
 @requires("owner")
 def update_subscription(api_id, subscription_id):
     subscription = _subscription(find_api(api_id), subscription_id, api_owner=False)
-    body = json_body()
-    if "metadata" in body:  # the API's owner says what its flows read of a subscription
-        subs.update_metadata(subscription, body["metadata"])
-    if "consumerConfiguration" in body or "metadata" not in body:
-        subs.update_consumer(subscription, body.get("consumerConfiguration"))
+    subs.update(subscription, json_body())
     return jsonify(subscription_json(subscription))
 
 
