@@ -62,10 +62,6 @@ class RedisCounters:
         self.outage = Outage(log, f"counting requests on Redis at {without_password(url)}")
         self.retry_at = 0.0
 
-    @property
-    def down(self) -> bool:
-        return self.outage.down
-
     def hit(self, key: str, period_s: float) -> Count:
         if self.retry_at and time.monotonic() < self.retry_at:
             return self.local.hit(key, period_s)

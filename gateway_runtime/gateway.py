@@ -165,11 +165,16 @@ class Gateway:
         api.enter()
         try:
             if api.flows is not None:
-                plan, subscription = environ.get(PLAN), environ[SUBSCRIPTION]
-                if subscription is not None:  # as #subscription shows it
-                    metadata = self.access.metadata.get(subscription, {})
-                    subscription = {"id": subscription, "plan": plan, "metadata": metadata}
-                answer = serve(api.flows, environ, start_response, handler, plan, subscription, api.streams)
+                answer = serve(
+                    api.flows,
+                    environ,
+                    start_response,
+                    handler,
+                    environ.get(PLAN),
+                    environ[SUBSCRIPTION],
+                    self.access.metadata,
+                    api.streams,
+                )
                 return Tracked(answer, api)
             return Tracked(handler(environ, start_response), api)
         except BadBody as refused:

@@ -37,7 +37,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from gateway_runtime.http import client_identifier
-from support.fixtures import FIXTURES, kafka_endpoints, load, rewrite_kafka
+from support.fixtures import FIXTURES, assert_refused_by_the_test_kit, kafka_endpoints, load, rewrite_kafka
 from support.gatehouse import free_port
 from support.kafka import consume, produce
 from support.streams import read_sse
@@ -356,13 +356,7 @@ def refused_by_the_policy(server, tansu, api_id, definition, topics, client):
     """http-post-...-failure.json: the test kit's interrupt-message-request-phase refuses every
     message (412), as text unless the client accepts JSON; nothing is produced."""
     url = server.gateway + "/http-post-entrypoint-kafka-endpoint-failure"
-    plain = requests.post(url, data=b"refused", timeout=15, headers={"Accept": None})
-    assert plain.status_code == 412, plain.text
-    assert plain.headers["Content-Type"].startswith("text/plain") and plain.text == "An error occurred"
-    for accept in ("application/json", "*/*"):
-        refused = requests.post(url, data=b"refused", timeout=15, headers={"Accept": accept})
-        assert refused.status_code == 412, refused.text
-        assert refused.json() == {"message": "An error occurred", "http_status_code": 412}
+    assert_refused_by_the_test_kit(url)
     assert consume(tansu.bootstrap, topics["test-topic"], 0, settle=2) == []
 
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 import websocket
 
-from support.fixtures import FIXTURES, rewrite_mqtt
+from support.fixtures import FIXTURES, assert_refused_by_the_test_kit, rewrite_mqtt
 from support.mosquitto import Collector, publish, shared_broker, unique_topic
 from support.streams import read_sse, sse_messages
 
@@ -193,12 +193,7 @@ def refused_by_the_policy(server, broker, definition, topics, client):
     direct = Collector(broker, topic)
     try:
         url = server.gateway + "/http-post-entrypoint-mqtt5-endpoint-failure"
-        plain = requests.post(url, data=b"refused", timeout=15, headers={"Accept": None})
-        assert plain.status_code == 412, plain.text
-        assert plain.headers["Content-Type"].startswith("text/plain") and plain.text == "An error occurred"
-        refused = requests.post(url, data=b"refused", timeout=15, headers=JSON)
-        assert refused.status_code == 412, refused.text
-        assert refused.json() == {"message": "An error occurred", "http_status_code": 412}
+        assert_refused_by_the_test_kit(url)
         assert direct.nothing_within(1.5)
     finally:
         direct.close()

@@ -17,7 +17,7 @@ import pytest
 import requests
 import websocket
 
-from support.fixtures import FIXTURES
+from support.fixtures import FIXTURES, assert_refused_by_the_test_kit
 from support.gatehouse import free_port
 from support.rabbit import Tap, consuming, get, get_while, publish
 from support.streams import read_sse, sse_messages
@@ -148,12 +148,7 @@ def refused_by_the_policy(server, api_id, definition, exchange):
     tap = Tap(exchange, auto_delete=True)  # as the fixture declares it
     try:
         url = server.gateway + "/test-failure"
-        plain = requests.post(url, data=b"refused", timeout=15, headers={"Accept": None})
-        assert plain.status_code == 412, plain.text
-        assert plain.headers["Content-Type"].startswith("text/plain") and plain.text == "An error occurred"
-        refused = requests.post(url, data=b"refused", timeout=15, headers=JSON)
-        assert refused.status_code == 412, refused.text
-        assert refused.json() == {"message": "An error occurred", "http_status_code": 412}
+        assert_refused_by_the_test_kit(url)
         assert tap.take(1, timeout=1.5) == []
     finally:
         tap.close()

@@ -20,7 +20,7 @@ import requests
 import websocket
 
 from support.apis import solace_api
-from support.fixtures import FIXTURES
+from support.fixtures import FIXTURES, assert_refused_by_the_test_kit
 from support.gatehouse import free_port, launch
 from support.solace import DOUBLE_URL, double_env, post, sse
 from support.streams import next_message
@@ -113,12 +113,7 @@ def refused_by_the_policy(server, definition):
     message (412), as text unless the client accepts JSON. Against the closed port, a 412 and not
     the refused connection: the endpoint is not used."""
     url = server.gateway + "/test-failure"
-    plain = requests.post(url, data=b"refused", timeout=15, headers={"Accept": None})
-    assert plain.status_code == 412, plain.text
-    assert plain.headers["Content-Type"].startswith("text/plain") and plain.text == "An error occurred"
-    refused = requests.post(url, data=b"refused", timeout=15, headers=JSON)
-    assert refused.status_code == 412, refused.text
-    assert refused.json() == {"message": "An error occurred", "http_status_code": 412}
+    assert_refused_by_the_test_kit(url)
 
 
 def closed_url(definition):

@@ -259,7 +259,7 @@ def test_a_subscription_through_flows_acknowledges_what_it_left_out_with_the_nex
     for ack_filtered, wanted in ((True, ["0", "1", "2", "3"]), (False, ["1", "3"])):
         inner = Recorded()
         flow_set = flows(ack_filtered)
-        exchange = Exchange(None, flow_set.api, None, None, "sse", frozenset({"SUBSCRIBE"}))
+        exchange = Exchange(None, flow_set, None, None, "sse", frozenset({"SUBSCRIBE"}))
         flow_set.start(exchange)
         subscription = FlowSubscription(inner, flow_set, exchange)
         first = subscription.next_batch(1, 3)

@@ -209,20 +209,21 @@ class FlowSet:
             for p in definition.get("properties") or []
             if isinstance(p, dict) and isinstance(p.get("key"), str)
         }
+        # What expressions read as #api, and what an exchange tells of the API's endpoints: made once.
         self.api = {
             "id": definition.get("id"),
             "name": definition.get("name"),
             "version": definition.get("apiVersion"),
             "properties": properties,
-            "endpoint": _endpoint_type(definition),
         }
-        self.api_root = {key: self.api[key] for key in ("id", "name", "version", "properties")}  # #api
-        self.api["endpoint_names"] = [
-            name
+        self.endpoint_type = _endpoint_type(definition)
+        # #endpoints['name']: how a dynamic route names an endpoint or group of the API
+        self.endpoint_refs = {
+            name: f"{name}:"
             for g in definition.get("endpointGroups") or []
             if isinstance(g, dict)
             for name in [g.get("name")] + [e.get("name") for e in g.get("endpoints") or [] if isinstance(e, dict)]
-        ]
+        }
 
     @staticmethod
     def needed(definition: dict[str, Any]) -> bool:
@@ -350,7 +351,7 @@ class FlowSet:
             static = all(verdict and not flow.conditions for flow, verdict in chosen)
             looks = any(phase in flow.steps for flow, _ in chosen for phase in ("request", "publish", "subscribe"))
             if static and not looks and (chosen or not self.match_required):
-                exchange = Exchange(None, self.api, plan, None, entrypoint, operations)
+                exchange = Exchange(None, self, plan, None, entrypoint, operations)
                 exchange.flows = [flow for flow, _ in chosen]
                 found = self.header_edit(exchange) if self.has("response", exchange) else ANSWER_AS_IS
         self._shortcuts[key] = found

@@ -311,12 +311,13 @@ class MessageView(View):
 
 
 class Exchange:
-    """A request (or a push subscription's delivery) through the flows: the roots its expressions see."""
+    """A request (or a push subscription's delivery) through an API's flows (a FlowSet): the roots
+    its expressions see."""
 
     def __init__(
         self,
         request: RequestView | None,
-        api: Mapping[str, Any],
+        flows: Any,
         plan: str | None,
         subscription: Mapping[str, Any] | None,
         entrypoint: str | None,
@@ -328,10 +329,11 @@ class Exchange:
         self.attributes: dict[str, Any] = {}
         self.plan = plan
         self.entrypoint = entrypoint
-        self.endpoint = api.get("endpoint")  # the type of the API's endpoints
+        self.endpoint = flows.endpoint_type  # the type of the API's endpoints
         self.flows: list[Any] = []  # the flows selected for this request, plan flows first
         self.answer_headers: list[tuple[str, str]] = []  # added to the answer by request-phase steps
-        self.api = api
+        self.api = flows.api  # #api, the FlowSet's
+        self.endpoint_refs = flows.endpoint_refs
         self.subscription = subscription
         self.roots: dict[str, Any] | None = None  # made when an expression first reads them
 
@@ -340,11 +342,10 @@ class Exchange:
             self.roots = {
                 "request": self.request,
                 "context": {"attributes": self.attributes},
-                "api": self.api.get("root", self.api),
+                "api": self.api,
                 "subscription": self.subscription,
                 "application": (self.subscription or {}).get("application"),
-                # #endpoints['name']: how a dynamic route names an endpoint or group of the API
-                "endpoints": {name: f"{name}:" for name in self.api.get("endpoint_names", ())},
+                "endpoints": self.endpoint_refs,
             }
         self.roots["response"] = self.response
         return self.roots

@@ -17,22 +17,25 @@ def serve(
     start_response: Any,
     handler: Any,
     plan: str | None,
-    subscription: dict[str, Any] | None,
+    subscription_id: str | None,
+    metadata: dict[str, dict[str, str]],
     streaming: bool,
 ) -> Any:
-    """The entrypoint's answer with the API's flows run around it. `streaming`: the answer is a
-    stream (a message API's), whose content the response phase cannot hold."""
+    """The entrypoint's answer with the API's flows run around it. `metadata`: subscriptions', by
+    id; `streaming`: the answer is a stream (a message API's), whose content the response phase
+    cannot hold."""
     shortcut = flows.shortcut(plan, handler)
     if shortcut is not None:  # the same for every request of this entrypoint: nothing to look at
         if shortcut is ANSWER_AS_IS:
             return handler(environ, start_response)
-        return handler(
-            environ, lambda status, headers, exc_info=None: start_response(status, shortcut(headers), exc_info)
-        )
+        return handler(environ, _edited(start_response, shortcut))
+    subscription = None
+    if subscription_id is not None:  # as #subscription shows it
+        subscription = {"id": subscription_id, "plan": plan, "metadata": metadata.get(subscription_id, {})}
     request = RequestView(environ)
     exchange = Exchange(
         request,
-        flows.api,
+        flows,
         plan,
         subscription,
         getattr(handler, "type", None),
@@ -49,12 +52,7 @@ def serve(
         return _entrypoint(handler, environ, start_response, exchange)
     edit = flows.header_edit(exchange)
     if edit is not None:  # the answer's headers changed as they are started: nothing held
-        return _entrypoint(
-            handler,
-            environ,
-            lambda status, headers, exc_info=None: start_response(status, edit(headers), exc_info),
-            exchange,
-        )
+        return _entrypoint(handler, environ, _edited(start_response, edit), exchange)
     started: list[Any] = []
 
     def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -71,6 +69,11 @@ def serve(
     answer = exchange.response
     start_response(answer.status_line(), answer.header_list(), started[2])
     return answer.body
+
+
+def _edited(start_response: Any, edit: Any) -> Any:
+    """A start_response that sends the headers as `edit` makes them."""
+    return lambda status, headers, exc_info=None: start_response(status, edit(headers), exc_info)
 
 
 def _entrypoint(handler: Any, environ: dict[str, Any], start_response: Any, exchange: Exchange) -> Any:
@@ -99,7 +102,7 @@ def publish_phase(flows: FlowSet, environ: dict[str, Any], message: Message) -> 
 
 def push_exchange(flows: FlowSet, subscription: dict[str, Any]) -> Exchange | None:
     """The exchange of a push subscription's deliveries (no request: its flows are chosen once)."""
-    exchange = Exchange(None, flows.api, subscription.get("plan"), subscription, "webhook", frozenset(("SUBSCRIBE",)))
+    exchange = Exchange(None, flows, subscription.get("plan"), subscription, "webhook", frozenset(("SUBSCRIBE",)))
     try:
         flows.start(exchange)
     except Interrupted:  # no flow for it, and one is required: delivered as it comes

@@ -4,6 +4,8 @@ placeholders to the test's brokers and topics of its own."""
 import copy
 import json
 
+import requests
+
 from support.gatehouse import ROOT
 from support.mosquitto import unique_topic
 
@@ -58,3 +60,15 @@ def rewrite_mqtt(relative, broker):
                     if settings.get("topic"):
                         settings["topic"] = topics.setdefault(settings["topic"], unique_topic(settings["topic"]))
     return definition, topics
+
+
+def assert_refused_by_the_test_kit(url):
+    """A POST to an http-post entrypoint whose flow has the test kit's interrupt-message-request-phase:
+    412, its message as text unless the client accepts JSON."""
+    plain = requests.post(url, data=b"refused", timeout=15, headers={"Accept": None})
+    assert plain.status_code == 412, plain.text
+    assert plain.headers["Content-Type"].startswith("text/plain") and plain.text == "An error occurred"
+    for accept in ("application/json", "*/*"):
+        refused = requests.post(url, data=b"refused", timeout=15, headers={"Accept": accept})
+        assert refused.status_code == 412, refused.text
+        assert refused.json() == {"message": "An error occurred", "http_status_code": 412}
