@@ -5,7 +5,7 @@ retires: its streams are told to go away, in-flight requests finish, its connect
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -89,18 +89,15 @@ class DeployedApi:
         self.first = (group, next(iter(group.get("endpoints") or []), None))
         checks = []
         named = {}
-        for endpoint in group.get("endpoints", []):
-            if registry.endpoint(endpoint["type"]) is None:  # a test-kit-only endpoint, ignored
-                continue
-            connector, configuration = self._connector(group, endpoint)
-            named[endpoint.get("name")] = connector
-            self.endpoints.append((connector, endpoint.get("weight") or 1, bool(endpoint.get("secondary"))))
+        for endpoint, connector, configuration in self._group_connectors(group):
+            named[endpoint["name"]] = connector
+            self.endpoints.append(_entry(endpoint, connector))
             check = health.settings_of(group, endpoint)
             if check is not None and "target" in configuration:
                 checks.append((connector, check, configuration["target"]))
         if not self.endpoints:
             raise EndpointError("the API has no endpoint this gateway can use")
-        self.balancer = failover.Balancer((group.get("loadBalancer") or {}).get("type", "round-robin"), self.endpoints)
+        self.balancer = _balancer(group, self.endpoints)
         self.routed[group["name"]] = (self.balancer, named)
         self._pick: Callable[[], EndpointConnector] = self.balancer.pick
         self.health_checks = [
@@ -200,14 +197,21 @@ class DeployedApi:
                 return None
         named = {}
         endpoints = []
-        for endpoint in group.get("endpoints", []):
-            connector = self._connector(group, endpoint)[0]
-            named[endpoint.get("name")] = connector
-            endpoints.append((connector, endpoint.get("weight") or 1, bool(endpoint.get("secondary"))))
+        for endpoint, connector, _ in self._group_connectors(group):
+            named[endpoint["name"]] = connector
+            endpoints.append(_entry(endpoint, connector))
             self.extra_connectors.append(connector)
-        kind = (group.get("loadBalancer") or {}).get("type", "round-robin")
-        self.routed[group["name"]] = (failover.Balancer(kind, endpoints), named)
+        self.routed[group["name"]] = (_balancer(group, endpoints), named)
         return self._named(name)
+
+    def _group_connectors(
+        self, group: dict[str, Any]
+    ) -> Iterator[tuple[dict[str, Any], EndpointConnector, dict[str, Any]]]:
+        """(endpoint, its connector, its configuration) for the group's endpoints this gateway has
+        (a test-kit-only endpoint is left out)."""
+        for endpoint in group.get("endpoints", []):
+            if registry.endpoint(endpoint["type"]) is not None:
+                yield (endpoint, *self._connector(group, endpoint))
 
     def subscribe(self, environ: Environ, qos: str, resume_after: str | None) -> Subscription:
         if self.stopping.is_set():
@@ -290,6 +294,15 @@ class DeployedApi:
                 connector.close()
             except Exception:
                 log.exception("closing a connector of API %s failed", self.id)
+
+
+def _entry(endpoint: dict[str, Any], connector: EndpointConnector) -> tuple[EndpointConnector, int, bool]:
+    """What a balancer holds of an endpoint: (connector, weight, secondary)."""
+    return connector, endpoint.get("weight") or 1, bool(endpoint.get("secondary"))
+
+
+def _balancer(group: dict[str, Any], entries: list[tuple[EndpointConnector, int, bool]]) -> failover.Balancer:
+    return failover.Balancer((group.get("loadBalancer") or {}).get("type", "round-robin"), entries)
 
 
 def _joined(*queries: str) -> str:
