@@ -110,6 +110,18 @@ def get(server, path, client, **params):
     return body
 
 
+def next_nonempty(server, path, client, polls=3):
+    """The client's next GET (limit=1) that brings a message. Once in CI, under load, such a poll
+    ended empty at its messagesLimitDurationMs (10 s) with the message there, not seen again in 8
+    runs here, a group rebalance the likely cause: a client polls again, and what matters is that
+    the next message comes then, neither lost nor twice."""
+    for _ in range(polls):
+        body = get(server, path, client, limit=1)
+        if body["items"]:
+            return body
+    return body
+
+
 def contents(body):
     return [item["content"] for item in body["items"]]
 
@@ -188,7 +200,7 @@ def http_get_qos(qos, path, topic_name, limit):
         # at-most-once commits before the response is written, at-least-once after: both
         # leave the group's offset after the last message returned.
         assert committed(tansu.bootstrap, api_id, client, topic, limit) == limit
-        assert contents(get(server, path, client, limit=1)) == [f"m{limit}"]
+        assert contents(next_nonempty(server, path, client)) == [f"m{limit}"]
         assert committed(tansu.bootstrap, api_id, client, topic, limit + 1) == limit + 1
 
     return check
