@@ -32,7 +32,7 @@ def create_app(test_config=None):
 
     from gateway_runtime import database
     from gateway_runtime.at_rest import Cipher
-    from portal import auth, consumers, management, studio, ui, users
+    from portal import auth, consumers, management, node, studio, ui, users
     from portal.models import db
 
     instance = os.environ.get("GATEHOUSE_INSTANCE_PATH", os.path.join(os.getcwd(), "instance"))
@@ -76,6 +76,7 @@ def create_app(test_config=None):
     app.register_blueprint(consumers.bp)
     app.register_blueprint(studio.bp)
     app.register_blueprint(management.bp)
+    app.register_blueprint(node.bp)
     # Authorization header only, never the cookie; browsers caching Basic credentials: management.refuse_cross_site
     csrf.exempt(management.bp)
     auth.install_sessions(app)
@@ -251,7 +252,7 @@ def _database_unreachable():
     from flask import current_app, jsonify, render_template, request
 
     message = current_app.extensions.get("gatehouse_unreachable")
-    if message is None or request.endpoint == "static":
+    if message is None or request.endpoint in ("static", "node.health"):  # the health answers in its own shape
         return None
     headers = {"Retry-After": "5"}
     if request.path.startswith("/management/"):

@@ -1,11 +1,13 @@
-"""Counters of the traffic-control policies (rate-limit, quota): requests counted per key in fixed
-windows, shared by every process and node through Redis when GATEHOUSE_REDIS_URL is set, else in
-this process's memory.
+"""Counters of the traffic-control policies (rate-limit, quota, spike-arrest): requests counted per
+key in fixed windows, shared by every process and node through Redis when GATEHOUSE_REDIS_URL is
+set, else in this process's memory.
 
 A window starts with the first request of its key and lasts the policy's period; a key whose
 window has ended counts from zero again. In memory the table is bounded: ended windows are dropped
 as it grows. On Redis, one script counts and reads the window's end in one round trip; while Redis
-cannot be reached the process counts alone (logged once, tried again every second).
+cannot be reached the process counts alone (logged once, tried again every second). A policy in
+`async` mode counts here and adds its counts to Redis in the background, a round trip per
+SYNC_S for all its keys, not one per request.
 """
 
 import logging
@@ -13,17 +15,20 @@ import os
 import time
 from dataclasses import dataclass
 
+import gevent
+
 from .definition.slots import without_password
-from .outage import Outage
+from .outage import Outage, one_line
 
 log = logging.getLogger("gatehouse.gateway")
 REDIS_URL = "GATEHOUSE_REDIS_URL"
 PREFIX = "gatehouse:count:"
 RETRY_S = 1.0  # after Redis failed, requests count locally this long before Redis is tried again
-# INCR, and the window's expiry set by the request that opened it: the count and the time left.
+SYNC_S = 0.1  # how far behind Redis an async policy's counts may be
+# INCRBY, and the window's expiry set by the requests that opened it: the count and the time left.
 SCRIPT = """
-local used = redis.call('INCR', KEYS[1])
-if used == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local used = redis.call('INCRBY', KEYS[1], ARGV[2])
+if used == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {used, redis.call('PTTL', KEYS[1])}
 """
 
@@ -59,30 +64,116 @@ class RedisCounters:
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.script = self.client.register_script(SCRIPT)
         self.local = local
-        self.outage = Outage(log, f"counting requests on Redis at {without_password(url)}")
+        self.where = f"Redis at {without_password(url)}"
+        self.outage = Outage(log, f"counting requests on {self.where}")
         self.retry_at = 0.0
 
     def hit(self, key: str, period_s: float) -> Count:
         if self.retry_at and time.monotonic() < self.retry_at:
             return self.local.hit(key, period_s)
         try:
-            used, left_ms = self.script(keys=[PREFIX + key], args=[max(1, int(period_s * 1000))])
+            used, left_ms = self.script(keys=[PREFIX + key], args=[_ms(period_s), 1])
         except self.errors as exc:
-            self.outage.failed(exc)
-            self.retry_at = time.monotonic() + RETRY_S
+            self._failed(exc)
             return self.local.hit(key, period_s)
+        self._recovered()
+        return Count(int(used), _reset_ms(left_ms))
+
+    def add(self, counts: list[tuple[str, float, int]]) -> list[tuple[int, int]] | None:
+        """Adds (key, period, requests) to the shared counts in one round trip: each key's total and
+        window end; None while Redis cannot be reached."""
+        if self.retry_at and time.monotonic() < self.retry_at:
+            return None
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key, period_s, requests in counts:
+                self.script(keys=[PREFIX + key], args=[_ms(period_s), requests], client=pipe)
+            answers = pipe.execute()
+        except self.errors as exc:
+            self._failed(exc)
+            return None
+        self._recovered()
+        return [(int(used), _reset_ms(left_ms)) for used, left_ms in answers]
+
+    def _failed(self, exc: BaseException) -> None:
+        self.outage.failed(exc)
+        self.retry_at = time.monotonic() + RETRY_S
+
+    def _recovered(self) -> None:
         self.retry_at = 0.0
         self.outage.recovered()
-        return Count(int(used), int(time.time() * 1000 + max(int(left_ms), 0)))
+
+    def health(self) -> tuple[bool, str]:
+        """Whether Redis answers now, and what that means for the counts."""
+        try:
+            self.client.ping()
+        except self.errors as exc:
+            return False, f"{self.where} cannot be reached ({one_line(exc)}): each process counts alone"
+        return True, ""
 
 
-def counters() -> LocalCounters | RedisCounters:
-    """This process's counters, made at first use from GATEHOUSE_REDIS_URL."""
-    global _COUNTERS
-    if _COUNTERS is None:
+class SyncedCounters:
+    """The counts of `async` policies: this process's requests counted at once, added to Redis in the
+    background; what other processes counted is seen at the next sync. While Redis is down the
+    counts wait here and go on from what was last seen."""
+
+    def __init__(self, shared: RedisCounters) -> None:
+        self.shared = shared
+        # key -> [window end (monotonic s), count last seen on Redis, end (epoch ms), not yet added, period]
+        self.windows: dict[str, list[float]] = {}
+        self.syncing: gevent.Greenlet | None = None
+
+    def hit(self, key: str, period_s: float) -> Count:
+        now = time.monotonic()
+        window = self.windows.get(key)
+        if window is None or window[0] <= now:
+            if len(self.windows) >= KEPT:
+                self.windows = {k: w for k, w in self.windows.items() if w[0] > now or w[3]}
+            window = self.windows[key] = [now + period_s, 0, (time.time() + period_s) * 1000, 0, period_s]
+        window[3] += 1
+        if self.syncing is None:
+            self.syncing = gevent.spawn_later(SYNC_S, self._sync)
+        return Count(int(window[1] + window[3]), int(window[2]))
+
+    def _sync(self) -> None:
+        pending = [(key, window, int(window[3])) for key, window in self.windows.items() if window[3]]
+        for _, window, requests in pending:
+            window[3] -= requests  # what comes in during the round trip waits for the next sync
+        answers = self.shared.add([(key, window[4], requests) for key, window, requests in pending])
+        now = time.monotonic()
+        for i, (_, window, requests) in enumerate(pending):
+            if answers is None:
+                window[3] += requests
+                continue
+            used, reset_ms = answers[i]
+            window[1], window[2] = used, reset_ms
+            window[0] = now + max(0.0, reset_ms / 1000 - time.time())
+        self.syncing = None
+        if answers is None and pending:
+            self.syncing = gevent.spawn_later(RETRY_S, self._sync)
+
+
+def _ms(period_s: float) -> int:
+    return max(1, int(period_s * 1000))
+
+
+def _reset_ms(left_ms: int) -> int:
+    return int(time.time() * 1000 + max(int(left_ms), 0))
+
+
+Counters = LocalCounters | RedisCounters | SyncedCounters
+
+
+def counters(strict: bool = True) -> Counters:
+    """This process's counters, made at first use from GATEHOUSE_REDIS_URL: `strict` ones check
+    every request on Redis, the others (async policies) sync in the background."""
+    if not _COUNTERS:
         url = os.environ.get(REDIS_URL, "").strip()
-        _COUNTERS = RedisCounters(url, LocalCounters()) if url else LocalCounters()
-    return _COUNTERS
+        local = LocalCounters()
+        shared = RedisCounters(url, local) if url else None
+        _COUNTERS[True] = shared or local
+        _COUNTERS[False] = SyncedCounters(shared) if shared else local
+    return _COUNTERS[strict]
 
 
-_COUNTERS: LocalCounters | RedisCounters | None = None
+_COUNTERS: dict[bool, Counters] = {}

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from gevent.event import Event
 
-from . import cors, failover, health, plans, registry
+from . import cors, failover, health, plans, registry, response_templates
 from .definition.parts import dlq_endpoint
 from .flows.compiled import FlowSet
 from .flows.exchange import EXCHANGE
@@ -58,6 +58,7 @@ class DeployedApi:
         self.flows = FlowSet(definition) if FlowSet.needed(definition) else None
         self.streams = definition.get("type") == "message"  # its answers are streams, not held whole
         self.cors = cors.of(definition.get("listeners", []))
+        self.templates = response_templates.of(definition)
         try:
             self._build(definition)
         except Exception:

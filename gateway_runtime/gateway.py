@@ -23,6 +23,7 @@ from .flows.serve import serve
 from .framing import WARNING_INTERVAL_S, warn_now
 from .http import (
     SUBSCRIPTION,
+    TEMPLATES,
     BadBody,
     ClientBody,
     client_address,
@@ -30,6 +31,7 @@ from .http import (
     respond,
     respond_interrupted,
     respond_json,
+    templated,
     with_headers,
 )
 from .last_known import Snapshot
@@ -141,6 +143,8 @@ class Gateway:
             return respond(start_response, "400 Bad Request", str(refused))
         if api is None:
             return respond(start_response, "404 Not Found", NO_ROUTE)
+        if api.templates is not None:
+            environ[TEMPLATES] = api.templates
         if api.cors is not None and "HTTP_ORIGIN" in environ:  # a browser, on another origin or not
             try:
                 if environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
@@ -155,7 +159,9 @@ class Gateway:
         try:  # before any entrypoint runs: a WebSocket is refused before its handshake
             environ[SUBSCRIPTION] = api.guard.admit(environ, self.access, self.hasher)
         except Refused as refused:
-            return respond_json(start_response, refused.status, {"message": refused.message})
+            return templated(environ, start_response, refused) or respond_json(
+                start_response, refused.status, {"message": refused.message}
+            )
         if has_body(environ):  # a body the client sent wrong fails as BadBody, wherever it is read
             length = environ.get("CONTENT_LENGTH", "")
             chunked = "HTTP_TRANSFER_ENCODING" in environ

@@ -170,11 +170,27 @@ def with_headers(start_response, added):
     return started
 
 
+def templated(environ, start_response, failed, headers=()):
+    """The API's response template's answer to a failure of the gateway's own (an EndpointError,
+    a plan's Refused: status, message, key), or None, when the API has none for it."""
+    templates = environ.get(TEMPLATES)
+    if templates is None:
+        return None
+    from .response_templates import Failure  # it answers with this module's respond
+
+    status = int(str(failed.status)[:3])
+    failure = Failure(status, getattr(failed, "message", None) or str(failed), failed.key, failed.parameters)
+    return templates.answer(environ, start_response, failure, headers)
+
+
 def respond_interrupted(environ, start_response, stop):
-    """A policy's failure (messages.Interrupted) as Gravitee answers it: JSON when the client takes
-    it, else the message as text."""
-    accept = environ.get("HTTP_ACCEPT", "")
+    """A policy's failure (messages.Interrupted) as Gravitee answers it: the API's response template
+    for it, else JSON when the client takes it, else the message as text."""
     headers = getattr(stop, "headers", ())
+    answered = templated(environ, start_response, stop, headers)
+    if answered is not None:
+        return answered
+    accept = environ.get("HTTP_ACCEPT", "")
     if "application/json" in accept or "*/*" in accept:
         payload = {"message": stop.message, "http_status_code": stop.code}
         return respond_json(start_response, stop.status, payload, headers=headers)
@@ -249,6 +265,7 @@ def client_scheme(environ):
 FRAMING = frozenset(("content-length", "transfer-encoding"))
 SUBSCRIPTION = "gatehouse.subscription"  # environ key: the subscription a request is served under
 ROUTE = "gatehouse.route"  # environ key: where a flow's dynamic routing sends a proxy request
+TEMPLATES = "gatehouse.response_templates"  # environ key: the response templates of the request's API
 
 
 def client_identifier(environ: dict[str, Any]) -> str:

@@ -39,7 +39,11 @@ class ClientError(Exception):
 
 
 class ConnectFailed(ClientError):
-    """No connection: refused, no route, no such host."""
+    """No connection: refused, no route, no such host; `key` says which, as Gravitee's error key."""
+
+    def __init__(self, message: str, key: str = "GATEWAY_CLIENT_CONNECTION_ERROR") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class ConnectTimedOut(ClientError):
@@ -231,6 +235,10 @@ class Pool:
             sock = socket.create_connection((origin.host, origin.port), timeout=client.connect_timeout)
         except TimeoutError:
             raise ConnectTimedOut("no connection in time") from None
+        except ConnectionRefusedError as exc:
+            raise ConnectFailed(str(exc), "GATEWAY_CLIENT_CONNECTION_REFUSED") from None
+        except socket.gaierror as exc:
+            raise ConnectFailed(str(exc), "GATEWAY_CLIENT_DNS_RESOLUTION_ERROR") from None
         except (OSError, UnicodeError) as exc:
             raise ConnectFailed(str(exc)) from None
         try:

@@ -89,9 +89,17 @@ def read_up_to(stream: Readable, size: int) -> bytes:
 
 
 class EndpointError(Exception):
-    """The backend failed; the message is safe to show to an API consumer."""
+    """The backend failed; the message is safe to show to an API consumer. The key is Gravitee's
+    error key, which picks the API's response template."""
 
     status = "502 Bad Gateway"
+    key: str | None = "GATEWAY_CLIENT_CONNECTION_ERROR"
+
+    def __init__(self, message: str = "", key: str | None = None) -> None:
+        super().__init__(message)
+        self.parameters: dict[str, Any] = {}
+        if key is not None:
+            self.key = key
 
 
 class Unreachable(EndpointError):
@@ -105,6 +113,7 @@ class OutcomeUnknown(EndpointError):
     the gateway; the entrypoint tells the client so (504) rather than claim a failure."""
 
     status = "504 Gateway Timeout"
+    key = "REQUEST_TIMEOUT"
     advice = "the message may or may not have been delivered; check before sending it again"
 
 
@@ -112,6 +121,7 @@ class NotFound(EndpointError):
     """What the client asked for does not exist at the backend (a topic, with checkTopicExistence)."""
 
     status = "404 Not Found"
+    key = None
 
 
 class Interrupted(EndpointError):
@@ -119,17 +129,23 @@ class Interrupted(EndpointError):
     message and error key are the answer, whichever entrypoint gives it."""
 
     def __init__(
-        self, status: int, message: str, key: str | None = None, headers: tuple[tuple[str, str], ...] = ()
+        self,
+        status: int,
+        message: str,
+        key: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        parameters: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status = f"{status} {_reason(status)}".rstrip()
+        self.status = f"{status} {reason(status)}".rstrip()
         self.code = status
         self.message = message
         self.key = key
         self.headers = headers  # sent with the answer (a rate limit's X-Rate-Limit-*, Retry-After)
+        self.parameters = parameters or {}  # a response template's #error.parameters
 
 
-def _reason(status: int) -> str:
+def reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -51,10 +51,13 @@ JWKS_TIMEOUT_S = 5.0
 
 
 class Refused(Exception):
+    key = "GATEWAY_PLAN_UNRESOLVABLE"  # Gravitee's, whatever the plan found wrong
+
     def __init__(self, status, message):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.parameters = {}
 
 
 def is_hmac(configuration):

@@ -38,8 +38,6 @@ MUTATING = "group default-group has only test-kit endpoints, which are ignored: 
 
 # fixture -> the blocking parts it has once its targets are rewritten to the test backend.
 BLOCKED = {
-    "http/connectionfailure/api-refused-with-umbrella-template.json": ["response templates"],
-    "http/connectionfailure/api-tls-handshake-with-template.json": ["response templates"],
     "http/failover/api-mutating-failure-condition-post.json": [MUTATING],
     "http/failover/api-mutating-three-endpoints-post.json": [MUTATING],
     "http/secrets/api-with-secrets.json": ["secret references ({#secrets...})"],
@@ -322,6 +320,24 @@ def refused_backend(server, recorder, definition):
     assert got.json() == {"message": "the backend localhost:1 cannot be reached"}
 
 
+def umbrella_template(server, recorder, definition):
+    """The refusal's key, GATEWAY_CLIENT_CONNECTION_REFUSED, has no template: its parent's answers."""
+    got = requests.get(server.gateway + "/test", timeout=15)
+    assert (got.status_code, got.text) == (503, "umbrella template fired")
+    assert got.headers["Content-Type"].startswith("text/plain")
+
+
+def tls_handshake_template(server, recorder, definition):
+    """The template of the fine-grained key, as JSON, with the error's key, status and cause."""
+    host = definition["endpointGroups"][0]["endpoints"][0]["configuration"]["target"].split("/")[2]
+    got = requests.get(server.gateway + "/test", headers={"Accept": "application/json"}, timeout=15)
+    assert got.status_code == 502 and got.headers["Content-Type"] == "application/json", got.text
+    error = got.json()["error"]
+    assert (error["code"], error["status"]) == ("GATEWAY_CLIENT_TLS_HANDSHAKE_ERROR", 502)
+    assert error["detail"].startswith(f"the TLS handshake with the backend at {host} failed")
+    assert recorder.seen == []
+
+
 def tls_to_plain_backend(server, recorder, definition):
     """https:// to a plain HTTP backend: the TLS handshake fails -> 502, not a hang or a 500."""
     host = definition["endpointGroups"][0]["endpoints"][0]["configuration"]["target"].split("/")[2]
@@ -572,6 +588,8 @@ BEHAVIOUR = {
         tls_to_plain_backend,
     ),
     "http/post/api-endpoint-http2.json": ((), post_http2),
+    "http/connectionfailure/api-refused-with-umbrella-template.json": ((), umbrella_template),
+    "http/connectionfailure/api-tls-handshake-with-template.json": ((), tls_handshake_template),
 }
 
 

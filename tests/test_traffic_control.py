@@ -1,32 +1,36 @@
-"""Traffic control over real sockets: rate-limit and quota, exact over a window (issue 19, work in
-progress: counters in one process's memory)."""
+"""Traffic control over real sockets: rate-limit, quota and spike-arrest exact over a window, on
+requests and on published messages; counters in memory, on Redis shared by two workers, in async
+mode synced to Redis, and in memory again while Redis is down (the node's health says so)."""
 
 import time
 
 import pytest
 import requests
 
-from support.apis import proxy_api
+from support.apis import mqtt_api, proxy_api
 from support.http_backends import url
+from support.mosquitto import shared_broker, unique_topic
+from support.streams import read_sse, sse_messages
 
 JSON = {"Accept": "application/json"}
 
 
 @pytest.fixture
-def server(start_server):
-    return start_server(GATEHOUSE_WORKERS="1")
+def server(shared_server):
+    return shared_server
 
 
-def limited(policy, name, limit, period=1, unit="SECONDS", add_headers=True, **extra):
+def limited(policy, name, limit, period=1, unit="SECONDS", add_headers=True, phase="request", mode=False, **extra):
     step = {
         "name": policy,
         "policy": policy,
         "configuration": {
             name: {"limit": limit, "periodTime": period, "periodTimeUnit": unit, **extra},
             "addHeaders": add_headers,
+            "async": mode,
         },
     }
-    return [{"name": "limit", "selectors": [], "request": [step]}]
+    return [{"name": "limit", "selectors": [], phase: [step]}]
 
 
 def test_a_rate_limit_allows_n_per_window_refuses_the_next_with_gravitee_s_answer_and_resets(server, http_backends):
@@ -59,6 +63,50 @@ def test_a_quota_counts_each_client_apart(server, http_backends):
     assert [call("a").status_code for _ in range(3)] == [200, 200, 429]
     assert call("b").status_code == 200
     assert call("a").json()["message"] == "Quota exceeded ! You reach the limit of 2 requests per 1 hours"
+
+
+def test_spike_arrest_allows_one_request_per_slice_of_the_period_and_answers_as_gravitee(server, http_backends):
+    api = proxy_api([url(http_backends[0])], path="/spike")
+    api["flows"] = limited("spike-arrest", "spike", 2, period=1)  # one request per 500 ms
+    server.deploy_api(api)
+    with requests.Session() as s:
+        answers = [s.get(server.gateway + "/spike", headers=JSON, timeout=10) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 429]
+    refused = answers[1]
+    assert refused.json() == {
+        "message": "Spike limit exceeded! You reached the limit of 1 requests per 500 ms.",
+        "http_status_code": 429,
+    }
+    assert refused.headers["X-Spike-Arrest-Limit"] == "1" and refused.headers["X-Spike-Arrest-Slice-Period"] == "500ms"
+    assert "X-Rate-Limit-Limit" not in refused.headers and refused.headers["Retry-After"] == "1"
+    reset = int(refused.headers["X-Spike-Arrest-Reset"]) / 1000
+    time.sleep(max(0, reset - time.time()) + 0.05)
+    assert requests.get(server.gateway + "/spike", timeout=10).status_code == 200
+
+
+def test_spike_arrest_slices_thinner_than_100_ms_are_grouped_as_gravitee_groups_them(server, http_backends):
+    api = proxy_api([url(http_backends[0])], path="/spike-fast")
+    api["flows"] = limited("spike-arrest", "spike", 100, period=1)  # 10 ms a request: 10 per 100 ms
+    server.deploy_api(api)
+    answer = requests.get(server.gateway + "/spike-fast", timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["X-Spike-Arrest-Limit"] == "10" and answer.headers["X-Spike-Arrest-Slice-Period"] == "100ms"
+
+
+def test_a_rate_limit_in_the_publish_phase_counts_each_published_message(server):
+    """http-post -> Mosquitto -> SSE: the third message of the minute is refused and never published."""
+    topic = unique_topic("limited")
+    api = mqtt_api(shared_broker(), topic, path="/mqtt-limited")
+    api["flows"] = limited("rate-limit", "rate", 2, unit="MINUTES", phase="publish")
+    server.deploy_api(api)
+    with requests.get(server.gateway + "/mqtt-limited", headers={"Accept": "text/event-stream"}, stream=True) as sse:
+        read_sse(sse, 1)  # the retry hint: subscribed
+        posts = [
+            requests.post(server.gateway + "/mqtt-limited", data=f"m{i}", headers=JSON, timeout=10) for i in range(3)
+        ]
+        assert [p.status_code for p in posts] == [202, 202, 429]
+        assert posts[2].json()["message"] == "Rate limit exceeded ! You reach the limit of 2 requests per 1 minutes"
+        assert [m["data"] for m in sse_messages(sse, 3, timeout=3)] == ["m0", "m1"]
 
 
 def test_two_worker_processes_on_redis_share_one_counter(start_server, http_backends):
@@ -107,3 +155,38 @@ def test_with_redis_stopped_the_gateway_serves_on_counters_of_its_own(start_serv
     statuses = [requests.get(server.gateway + "/fallback", timeout=10).status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429], statuses
     assert "counting requests on Redis" in server.log and "failed" in server.log
+    health = requests.get(server.portal + "/_node/health", timeout=10)
+    assert health.status_code == 500
+    assert health.json()["database"] == {"healthy": True}
+    assert health.json()["redis"]["healthy"] is False
+    assert f"Redis at redis://127.0.0.1:{port}/0 cannot be reached" in health.json()["redis"]["message"]
+    assert "each process counts alone" in health.json()["redis"]["message"]
+    only_database = requests.get(server.portal + "/_node/health?probes=database", timeout=10)
+    assert only_database.status_code == 200 and only_database.json() == {"database": {"healthy": True}}
+    unknown = requests.get(server.portal + "/_node/health?probes=disk", timeout=10)
+    assert unknown.status_code == 400
+    assert unknown.json()["message"] == "No such probe: disk. This node has: database, redis."
+
+
+def test_async_counts_here_at_once_and_adds_them_to_redis_in_the_background(start_server, http_backends):
+    import redis
+
+    server = start_server(GATEHOUSE_WORKERS="1", GATEHOUSE_REDIS_URL="redis://127.0.0.1:6379/0")
+    assert requests.get(server.portal + "/_node/health", timeout=10).json() == {
+        "database": {"healthy": True},
+        "redis": {"healthy": True},
+    }
+    api = proxy_api([url(http_backends[0])], path="/async")
+    api["flows"] = limited("rate-limit", "rate", 3, unit="MINUTES", mode=True)
+    api_id = server.deploy_api(api)
+    statuses = [requests.get(server.gateway + "/async", timeout=10).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429], statuses
+    shared = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    deadline = time.monotonic() + 5
+    while True:
+        keys = shared.keys(f"gatehouse:count:{api_id}:*")
+        counted = [int(shared.get(k) or 0) for k in keys]
+        if counted == [5] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert counted == [5], "the five requests reach Redis in the background"

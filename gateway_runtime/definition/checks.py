@@ -4,7 +4,7 @@ cannot run yet (kept, shown, blocks Deploy), and what is ignored (named in a war
 import json
 import re
 
-from .. import failover, health, plans, registry
+from .. import failover, health, plans, registry, response_templates
 from ..flows import compiled as flows
 from ..settings import get_path, set_path
 from ..specs import PHASES
@@ -148,6 +148,8 @@ def validate(api):
     for problem in flows.problems(api):
         if not isinstance(problem, flows.UnknownPolicy):  # kept: it blocks Deploy, naming the policy
             err(problem.field, problem.message)
+    for field, message in response_templates.problems(api.get("responseTemplates")):
+        err(field, message)
     if errors:
         raise DefinitionError(errors)
     return api
@@ -251,8 +253,6 @@ def blocking_parts(api):
         parts.append(
             "resources (" + ", ".join(r.get("type", "?") for r in api["resources"] if isinstance(r, dict)) + ")"
         )
-    if api.get("responseTemplates"):
-        parts.append("response templates")
     text = json.dumps(
         {
             "listeners": api.get("listeners"),
@@ -419,7 +419,7 @@ def import_notes(document, state=None):
         )
     if api is not document:
         notes += [note for key, note in EXPORT_PARTS if document.get(key)]
-    return notes
+    return notes + response_templates.notes(api.get("responseTemplates"))
 
 
 def _steps(api):

@@ -51,6 +51,7 @@ HOP_BY_HOP = frozenset(
 
 class GatewayTimeout(EndpointError):
     status = "504 Gateway Timeout"
+    key = "GATEWAY_CLIENT_READ_TIMEOUT"
 
 
 class HttpProxyEndpoint(EndpointConnector):
@@ -133,9 +134,10 @@ class HttpProxyEndpoint(EndpointConnector):
         ):
             return self._tls_failure(url)
         if isinstance(exc, (ConnectFailed, httpx.ConnectError)):
-            return Unreachable(f"the backend {host_of(url)} cannot be reached")
+            return Unreachable(f"the backend {host_of(url)} cannot be reached", getattr(exc, "key", None))
         if isinstance(exc, (ConnectTimedOut, ReadTimedOut, httpx.TimeoutException)):
-            return GatewayTimeout(f"the backend {host_of(url)} did not answer in time")
+            key = "GATEWAY_CLIENT_CONNECT_TIMEOUT" if isinstance(exc, ConnectTimedOut) else None
+            return GatewayTimeout(f"the backend {host_of(url)} did not answer in time", key)
         return EndpointError(f"the backend {host_of(url)} cannot be reached")
 
     def _tls_failure(self, url):
@@ -145,7 +147,9 @@ class HttpProxyEndpoint(EndpointConnector):
                 f"the TLS handshake with the backend {host_of(url)} failed: if the backend asks for a "
                 "client certificate, give one in the endpoint's SSL key store"
             )
-        return Unreachable(why or f"the TLS handshake with the backend {host_of(url)} failed")
+        return Unreachable(
+            why or f"the TLS handshake with the backend {host_of(url)} failed", "GATEWAY_CLIENT_TLS_HANDSHAKE_ERROR"
+        )
 
     def close(self):
         self.client.close()

@@ -7,7 +7,7 @@ from xml.sax.saxutils import escape, quoteattr
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
-from ..http import SentBody, query, respond, respond_json
+from ..http import SentBody, query, respond, respond_json, templated
 from ..messages import EndpointError, json_text
 from ..settings import Field, Settings
 from ..specs import EntrypointSpec
@@ -47,7 +47,9 @@ class HttpGet:
         try:
             subscription = self.api.subscribe(environ, self.qos, cursor)
         except EndpointError as exc:
-            return respond_json(start_response, exc.status, {"message": f"The endpoint failed: {exc}"})
+            return templated(environ, start_response, exc) or respond_json(
+                start_response, exc.status, {"message": f"The endpoint failed: {exc}"}
+            )
         try:
             subscription.wait_until_receiving()  # the client's wait starts once the endpoint receives
             deadline = time.monotonic() + self.duration

@@ -8,6 +8,7 @@ from ..http import (
     respond,
     respond_interrupted,
     respond_json,
+    templated,
 )
 from ..messages import EndpointError, Interrupted, Message, OutcomeUnknown
 from ..settings import Field, Settings
@@ -45,9 +46,13 @@ class HttpPost:
             except Interrupted as stop:  # a policy refused the message
                 return respond_interrupted(environ, start_response, stop)
             except OutcomeUnknown as exc:
-                return respond_json(start_response, exc.status, {"message": f"Outcome unknown: {exc}; {exc.advice}."})
+                return templated(environ, start_response, exc) or respond_json(
+                    start_response, exc.status, {"message": f"Outcome unknown: {exc}; {exc.advice}."}
+                )
             except EndpointError as exc:
-                return respond_json(start_response, exc.status, {"message": f"The endpoint failed: {exc}"})
+                return templated(environ, start_response, exc) or respond_json(
+                    start_response, exc.status, {"message": f"The endpoint failed: {exc}"}
+                )
         return respond(start_response, "202 Accepted")
 
 

@@ -3,7 +3,7 @@ ways; the backend's answer comes back as it arrives."""
 
 from functools import lru_cache
 
-from ..http import respond_json
+from ..http import respond_json, templated
 from ..messages import EndpointError, Request
 from ..request_target import ROUTED
 from ..settings import Settings
@@ -52,7 +52,9 @@ class HttpProxy:
         try:
             answer = self.api.forward(request, environ)
         except EndpointError as exc:
-            return respond_json(start_response, exc.status, {"message": str(exc)})
+            return templated(environ, start_response, exc) or respond_json(
+                start_response, exc.status, {"message": str(exc)}
+            )
         start_response(answer.status, answer.headers)
         return answer
 

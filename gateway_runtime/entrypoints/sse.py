@@ -1,6 +1,6 @@
 """Server-Sent Events: a long-lived stream of messages, resumable by Last-Event-ID."""
 
-from ..http import respond_json
+from ..http import respond_json, templated
 from ..messages import EndpointError, NotFound, json_text
 from ..settings import Field, Settings
 from ..specs import EntrypointSpec
@@ -31,7 +31,9 @@ class ServerSentEvents:
         try:
             subscription = self.api.subscribe(environ, self.qos, environ.get("HTTP_LAST_EVENT_ID"))
         except NotFound as exc:
-            return respond_json(start_response, exc.status, {"message": f"The endpoint failed: {exc}"})
+            return templated(environ, start_response, exc) or respond_json(
+                start_response, exc.status, {"message": f"The endpoint failed: {exc}"}
+            )
         except EndpointError as exc:
             start_response("200 OK", HEADERS)
             return [f"retry: {self.retry}\n\n".encode() + event_error(str(exc))]

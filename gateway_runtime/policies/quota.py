@@ -12,7 +12,7 @@ SPEC = PolicySpec(
     type="quota",
     label="Quota",
     policy=Quota,
-    phases=("request",),
-    description="Allow each consumer so many requests per hour, day, week or month.",
+    phases=("request", "publish"),
+    description="Allow each consumer so many requests (or published messages) per hour, day, week or month.",
     configuration=settings("quota", ("HOURS", "DAYS", "WEEKS", "MONTHS"), "MONTHS", True),
 )

@@ -17,7 +17,8 @@ UNITS = {"SECONDS": 1, "MINUTES": 60, "HOURS": 3600, "DAYS": 86400, "WEEKS": 7 *
 
 
 class Limit:
-    """Counting shared by rate-limit and quota; NAME the settings' key, the rest what is answered."""
+    """Counting shared by rate-limit, quota and spike-arrest; NAME the settings' key, the rest what is
+    answered."""
 
     NAME, ERROR_KEY, HEADER, EXCEEDED = "rate", "RATE_LIMIT_TOO_MANY_REQUESTS", "X-Rate-Limit", "Rate limit exceeded"
 
@@ -26,11 +27,30 @@ class Limit:
         self.limit = settings["limit"]
         self.period = settings["periodTime"]
         self.unit = settings["periodTimeUnit"]
-        self.seconds = self.period * UNITS[self.unit]
+        self.allowed, self.seconds = self.window()
         self.key = template(settings.get("key") or "", f"{self.NAME}.key")
         self.key_only = settings["useKeyOnly"]
         self.add_headers = configuration["addHeaders"]
+        self.counters = counters(strict=not configuration["async"])
         self.place = ""  # the step's place in the flows, set when the step is compiled
+
+    def window(self):
+        """(requests allowed, per so many seconds) as counted."""
+        return self.limit, self.period * UNITS[self.unit]
+
+    def exceeded(self):
+        return f"{self.EXCEEDED} ! You reach the limit of {self.limit} requests per {self.period} {self.unit.lower()}"
+
+    def parameters(self):
+        """A response template's #error.parameters, named as Gravitee names them."""
+        return {"limit": self.limit, "period_time": self.period, "period_unit": self.unit}
+
+    def headers(self, count):
+        return (
+            (f"{self.HEADER}-Limit", str(self.allowed)),
+            (f"{self.HEADER}-Remaining", str(max(self.allowed - count.used, 0))),
+            (f"{self.HEADER}-Reset", str(count.reset_ms)),
+        )
 
     def _counter_key(self, exchange):
         chosen = evaluate(self.key, exchange.context, "The key", self.ERROR_KEY) if self.key.text else ""
@@ -41,22 +61,18 @@ class Limit:
         return f"{exchange.api.get('id')}:{self.place}:{who}:{chosen}"
 
     def on_request(self, exchange):
-        count = counters().hit(self._counter_key(exchange), self.seconds)
-        remaining = max(self.limit - count.used, 0)
-        headers = (
-            (f"{self.HEADER}-Limit", str(self.limit)),
-            (f"{self.HEADER}-Remaining", str(remaining)),
-            (f"{self.HEADER}-Reset", str(count.reset_ms)),
-        )
-        if count.used > self.limit:
+        count = self.counters.hit(self._counter_key(exchange), self.seconds)
+        headers = self.headers(count)
+        if count.used > self.allowed:
             wait = max(1, math.ceil(count.reset_ms / 1000 - time.time()))
-            message = (
-                f"{self.EXCEEDED} ! You reach the limit of {self.limit} requests per {self.period} {self.unit.lower()}"
-            )
             answer = (headers if self.add_headers else ()) + (("Retry-After", str(wait)),)
-            raise Interrupted(429, message, self.ERROR_KEY, answer)
+            raise Interrupted(429, self.exceeded(), self.ERROR_KEY, answer, self.parameters())
         if self.add_headers:
             exchange.answer_headers.extend(headers)
+
+    def on_message(self, exchange, message):
+        """Each message a client publishes counts as a request does (Gravitee's onMessageRequest)."""
+        self.on_request(exchange)
 
 
 def settings(name, units, default_unit, add_headers):
@@ -68,7 +84,14 @@ def settings(name, units, default_unit, add_headers):
             Field(f"{name}.key", "expression", "Count by", help="Empty: the subscription (or client) alone"),
             Field(f"{name}.useKeyOnly", "boolean", "Count by this key alone", default=False),
             Field("addHeaders", "boolean", "Tell the client (X-...-Limit, -Remaining, -Reset)", default=add_headers),
-            Field("async", "boolean", "Non-strict mode (counted here, one process)", default=False),
+            Field(
+                "async",
+                "boolean",
+                "Non-strict mode",
+                default=False,
+                help="Counted in this process and added to the shared count in the background: no wait on Redis, "
+                "but the limit may be passed by what other processes counted meanwhile",
+            ),
         )
     )
 
@@ -77,7 +100,7 @@ SPEC = PolicySpec(
     type="rate-limit",
     label="Rate limit",
     policy=Limit,
-    phases=("request",),
-    description="Allow each consumer so many requests per second or minute.",
+    phases=("request", "publish"),
+    description="Allow each consumer so many requests (or published messages) per second or minute.",
     configuration=settings("rate", ("SECONDS", "MINUTES"), "SECONDS", False),
 )
