@@ -116,7 +116,9 @@ IMPORT_RULES = [
     "| expression language `{#...}` | applied in flows, failover conditions and health-check assertions (refused "
     "at import when it cannot be parsed); in listeners or endpoint settings it blocks |",
     "| secret references `{#secrets...}` | block |",
-    "| `resources`, `responseTemplates`, enabled API `services` (dynamic properties) | block |",
+    "| `responseTemplates` | applied to the gateway's own errors (policies', plans', CORS, the endpoint's 502/504),"
+    " by error key, its parent key or DEFAULT, and Accept; a media type `*.*`: a warning (no Accept names it) |",
+    "| `resources`, enabled API `services` (dynamic properties) | block |",
     "| `tags` (sharding tags) | block (every Gatehouse gateway would serve the API) |",
     "| `groups`, `categories`, `visibility: PRIVATE` | warnings (Gatehouse has no user groups, catalogue or "
     "per-API visibility) |",
