@@ -90,7 +90,8 @@ IMPORT_RULES = [
     "| `listeners[].entrypoints[]` `type`, `qos`, `configuration`, `dlq` | applied for the connectors listed in the "
     "README (a dead-letter queue for webhook only); any other blocks |",
     "| `listeners[].cors` | applied: preflights answered, Access-Control-* on every answer, a request from "
-    "an origin not allowed refused (403) |",
+    "an origin not allowed refused (403); a malformed block (an `allowOrigin` entry that is neither an origin "
+    "nor a regular expression, a method or header name with spaces, `maxAge` below -1) is refused at import |",
     "| `listeners[].pathMappings` | warning (they group analytics only) |",
     "| `listeners[].servers` | blocks (the gateway port would serve what a named server only should) |",
     "| `endpointGroups[]`: `type`, `loadBalancer`, `sharedConfiguration`, `endpoints[]` (`weight`, `secondary`, "

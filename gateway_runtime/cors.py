@@ -20,8 +20,7 @@ class Cors:
     def __init__(self, settings: dict[str, Any]) -> None:
         origins = _names(settings.get("allowOrigin"))
         self.any_origin = "*" in origins
-        # An entry is an origin, or a regular expression (Gravitee's) matching whole origins.
-        self.origins = [re.compile(re.escape(o) if _plain(o) else o) for o in origins if o != "*"]
+        self.origins = [origin_pattern(o) for o in origins if o != "*"]
         self.methods = [m.upper() for m in _names(settings.get("allowMethods"))]
         self.headers = _names(settings.get("allowHeaders"))
         self.expose = _names(settings.get("exposeHeaders"))
@@ -72,6 +71,12 @@ class Cors:
         if self.expose:
             headers.append(("Access-Control-Expose-Headers", ", ".join(self.expose)))
         return headers
+
+
+def origin_pattern(origin: str) -> re.Pattern[str]:
+    """An allowOrigin entry is an origin, or a regular expression (Gravitee's) matching whole
+    origins; re.error when it is neither (the definition's checks refuse it at import and save)."""
+    return re.compile(re.escape(origin) if _plain(origin) else origin)
 
 
 def _plain(origin: str) -> bool:

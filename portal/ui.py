@@ -845,10 +845,73 @@ def _entrypoint_sections(api, listener, form, errors):
     )
 
 
+# The CORS fieldset of the Entrypoints tab edits the HTTP listener's `cors` block (Gravitee's shape).
+CORS_LINES = ("allowOrigin", "allowHeaders", "exposeHeaders")  # textareas, one entry a line
+CORS_LABELS = {
+    "cors.enabled": "CORS",
+    "cors.allowOrigin": "Allowed origins",
+    "cors.allowMethods": "Allowed methods",
+    "cors.allowHeaders": "Allowed headers",
+    "cors.exposeHeaders": "Exposed headers",
+    "cors.allowCredentials": "Allow credentials",
+    "cors.maxAge": "Max age",
+}
+NEW_CORS = {"allowOrigin": [], "allowMethods": [], "allowHeaders": [], "exposeHeaders": [], "maxAge": 86400}
+
+
+def _edited_cors(stored, form):
+    """The listener's cors block as the form leaves it: None when it had none and CORS stays off.
+    Keys the form does not show (runPolicies) are kept; so is all of it when the form had no CORS
+    fieldset, and its settings when they were not shown (CORS just ticked without a refresh)."""
+    if not form.get("cors_fieldset") or (stored is None and not form.get("cors.enabled")):
+        return stored
+    block = dict(stored if isinstance(stored, dict) else NEW_CORS, enabled=bool(form.get("cors.enabled")))
+    if not form.get("cors_fields"):
+        return block
+    for key in CORS_LINES:
+        block[key] = [line.strip() for line in form.get(f"cors.{key}", "").splitlines() if line.strip()]
+    block["allowMethods"] = [m.strip() for m in form.get("cors.allowMethods", "").split(",") if m.strip()]
+    block["allowCredentials"] = bool(form.get("cors.allowCredentials"))
+    age = form.get("cors.maxAge", "").strip()
+    block.pop("maxAge", None)
+    if age:  # anything but a whole number is kept as typed, for the checks to name
+        block["maxAge"] = int(age) if re.fullmatch(r"-?\d+", age) else age
+    return block
+
+
+def _cors_view(block):
+    """What the CORS fieldset shows of a cors block."""
+    block = block if isinstance(block, dict) else {}
+
+    def joined(key, separator):
+        values = block.get(key) or []
+        return separator.join(map(str, values)) if isinstance(values, list) else str(values)
+
+    return dict(
+        {key: joined(key, "\n") for key in CORS_LINES},
+        enabled=block.get("enabled") is True,
+        allowMethods=joined("allowMethods", ", "),
+        allowCredentials=block.get("allowCredentials") is True,
+        maxAge="" if block.get("maxAge") is None else str(block["maxAge"]),
+    )
+
+
+def _cors_field(where):
+    """The CORS input an error of the definition's checks belongs beside; None for another field."""
+    found = re.fullmatch(r"listeners\[\d+\]\.cors(?:\.(\w+))?(?:\[\d+\])?", where)
+    if not found:
+        return None
+    name = f"cors.{found.group(1)}"
+    return name if name in CORS_LABELS else "cors.enabled"
+
+
 def _render_entrypoints(api, form, errors, status=200):
     listener = _http_listener(apis.definition_of(api))
     sections = _entrypoint_sections(api, listener, form, errors) if listener else {}
-    return render_template("api_entrypoints.html", api=api, listener=listener, **sections), status
+    cors = _cors_view(_edited_cors(listener.get("cors"), form or {})) if listener else {}
+    return render_template(
+        "api_entrypoints.html", api=api, listener=listener, cors=cors, cors_labels=CORS_LABELS, **sections
+    ), status
 
 
 @bp.get("/apis/<api_id>/entrypoints")
@@ -866,6 +929,18 @@ def entrypoint_fields(api_id):
     if listener is None:
         abort(400, "This API has no HTTP listener, so it has no entrypoints to edit here.")
     return render_template("_entrypoints_fields.html", **_entrypoint_sections(api, listener, request.form, {}))
+
+
+@bp.post("/apis/<api_id>/entrypoints/_cors")
+@requires("owner", api="api_id")
+def cors_fields(api_id):
+    """The HTMX refresh of the CORS fieldset: its settings shown once Enabled is ticked."""
+    api = _api(api_id)
+    listener = _http_listener(apis.definition_of(api))
+    if listener is None:
+        abort(400, "This API has no HTTP listener, so it has no CORS settings.")
+    cors = _cors_view(_edited_cors(listener.get("cors"), request.form))
+    return render_template("_cors_fields.html", api=api, cors=cors, errors={})
 
 
 @bp.post("/apis/<api_id>/entrypoints")
@@ -894,6 +969,9 @@ def save_entrypoints(api_id):
     kept = [e for e in listener["entrypoints"] if e["type"] not in {s.type for s in _entrypoint_specs(api)}]
     if not edited and not kept:
         errors["entrypoints"] = "Keep at least one entrypoint: clients reach the API through them."
+    cors = _edited_cors(listener.get("cors"), form)
+    if cors is not None:
+        listener["cors"] = cors
     status = 400
     if not errors:
         order = [e["type"] for e in listener["entrypoints"]]  # the stored order; new ones last
@@ -905,7 +983,7 @@ def save_entrypoints(api_id):
         def field_of(where):
             found = re.fullmatch(r"listeners\[\d+\]\.entrypoints\[(\d+)\](?:\.(qos)|\.configuration\.(.+))?", where)
             if not found:
-                return "entrypoints"
+                return _cors_field(where) or "entrypoints"
             kind = types[int(found.group(1))]
             return (
                 f"qos.{kind}"
@@ -918,7 +996,8 @@ def save_entrypoints(api_id):
         errors, status = _save_edit(api, d, field_of)
     if errors:
         return _render_entrypoints(api, form, errors, status)
-    flash("Entrypoints saved: " + ", ".join(e["type"] for e in listener["entrypoints"]) + ". Redeploy to apply.")
+    on = "; CORS enabled" if (cors or {}).get("enabled") is True else ""
+    flash("Entrypoints saved: " + ", ".join(e["type"] for e in listener["entrypoints"]) + on + ". Redeploy to apply.")
     return redirect(url_for("ui.entrypoints", api_id=api.id))
 
 

@@ -4,7 +4,7 @@ cannot run yet (kept, shown, blocks Deploy), and what is ignored (named in a war
 import json
 import re
 
-from .. import failover, health, plans, registry, response_templates
+from .. import cors, failover, health, plans, registry, response_templates
 from ..flows import compiled as flows
 from ..settings import get_path, set_path
 from ..specs import PHASES
@@ -25,6 +25,16 @@ EXPORT_PARTS = (
     ("metadata", "metadata is not imported: Gatehouse keeps no API metadata"),
 )
 CONTEXT_PATH = re.compile(r"^/[A-Za-z0-9_\-./~%:@!$&'()*+,;=]*$")
+# RFC 9110's token: what a method or a header name is made of (no spaces, no line breaks).
+TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+CORS_FLAGS = ("enabled", "allowCredentials", "runPolicies")
+# Each list of the cors block, with the kind of entry it holds and an example of one.
+CORS_LISTS = {
+    "allowOrigin": ("an origin", "https://app.example.com"),
+    "allowMethods": ("an HTTP method name", "GET"),
+    "allowHeaders": ("a header name", "Content-Type"),
+    "exposeHeaders": ("a header name", "X-Request-Id"),
+}
 SNI_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$")
 
 
@@ -59,6 +69,8 @@ def validate(api):
             path = entry.get("path") if isinstance(entry, dict) else None
             if not isinstance(path, str) or not CONTEXT_PATH.match(path):
                 err(f"{where}.paths[{pi}].path", "A context path must start with '/' and contain no spaces.")
+        if listener.get("type") == "http" and listener.get("cors") is not None:
+            _check_cors(listener["cors"], f"{where}.cors", err)
         if listener.get("type") == "tcp":
             _check_tcp_listener(listener, listeners, where, err)
         if listener.get("type") == "kafka":
@@ -184,6 +196,55 @@ def _check_kafka_listener(listener, where, err):
     port = listener.get("port")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         err(f"{where}.port", "A kafka listener needs a port number (1 to 65535).")
+
+
+def _check_cors(settings, where, err):
+    """Gravitee's CORS block of an HTTP listener: checked here so that the gateway compiles it at
+    deploy without failing (cors.Cors)."""
+    if not isinstance(settings, dict):
+        err(where, 'cors must be an object, such as {"enabled": true, "allowOrigin": ["https://app.example.com"]}.')
+        return
+    for key in CORS_FLAGS:
+        if key in settings and not isinstance(settings[key], bool):
+            err(f"{where}.{key}", f"{key} must be true or false.")
+    for key, (kind, example) in CORS_LISTS.items():
+        values = settings.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            err(f"{where}.{key}", f'{key} must be a list of text values, such as ["{example}"].')
+            continue
+        for i, value in enumerate(values):
+            problem = _origin_problem(value) if key == "allowOrigin" else _token_problem(value, kind, example)
+            if problem:
+                err(f"{where}.{key}[{i}]", problem)
+    age = settings.get("maxAge")
+    if age is not None and (isinstance(age, bool) or not isinstance(age, int) or age < -1):
+        err(
+            f"{where}.maxAge",
+            "maxAge must be a whole number of seconds, at least 0 (Gravitee's default is 86400), "
+            "or -1 to send no Access-Control-Max-Age.",
+        )
+
+
+def _origin_problem(origin):
+    if origin == "*":
+        return None
+    try:
+        cors.origin_pattern(origin)
+    except re.error as exc:
+        return (
+            f"{origin!r} is neither an origin nor a regular expression ({exc}). Write an origin such as "
+            "https://app.example.com, * for any origin, or a regular expression matching whole origins "
+            "such as https://.*\\.example\\.com."
+        )
+    return None
+
+
+def _token_problem(value, kind, example):
+    if TOKEN.match(value):
+        return None
+    return f"{value!r} is not {kind}: write one such as {example}, without spaces."
 
 
 def _check_settings(settings, owner, key, where, errors):

@@ -1,5 +1,6 @@
 """The portal as a browser without JavaScript sees it: log-ins, CSRF tokens, forms and pages."""
 
+import html
 import re
 
 import requests
@@ -25,6 +26,15 @@ class EndpointsPage:
         self.endpoint_id = re.search(r"/endpoints/(\d+)/edit", page.text).group(1)
         group_id = re.search(r'id="group-(\d+)"', page.text).group(1)
         self.refresh = server.portal + f"/apis/{api_id}/groups/{group_id}/_fields"
+
+
+def field_error(page, name):
+    """The error shown beside an input, which the input points at (after its help, if it has one)."""
+    assert re.search(
+        rf'id="{re.escape(name)}"[^>]*aria-invalid="true" aria-describedby="(?:[^"]* )?{re.escape(name)}-error"',
+        page.text,
+    ), f"{name} is not marked invalid"
+    return html.unescape(re.search(rf'<p class="error" id="{re.escape(name)}-error">([^<]*)</p>', page.text).group(1))
 
 
 def connector_fields(html):

@@ -42,6 +42,7 @@ TABLE = {
     ("ui.entrypoints", "GET"): (LOGIN, 200, 200, 200, 200),
     ("ui.save_entrypoints", "POST"): (LOGIN, 403, 400, 403, 400),  # empty form: errors
     ("ui.entrypoint_fields", "POST"): (LOGIN, 403, 200, 403, 200),
+    ("ui.cors_fields", "POST"): (LOGIN, 403, 200, 403, 200),
     ("ui.endpoints", "GET"): (LOGIN, 200, 200, 200, 200),
     ("ui.endpoint_fields", "POST"): (LOGIN, 403, 200, 403, 200),
     ("ui.new_endpoint", "GET"): (LOGIN, 403, 200, 403, 200),
