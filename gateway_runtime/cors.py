@@ -26,6 +26,7 @@ class Cors:
         self.expose = _names(settings.get("exposeHeaders"))
         self.credentials = settings.get("allowCredentials") is True
         self.max_age = settings.get("maxAge")
+        self.run_policies = settings.get("runPolicies") is True
 
     def allowed(self, origin: str) -> bool:
         return self.any_origin or any(pattern.fullmatch(origin) for pattern in self.origins)

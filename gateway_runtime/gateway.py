@@ -115,6 +115,15 @@ class Tracked:
             self.api.leave()
 
 
+def preflight_answer(headers):
+    """The entrypoint of a preflight the API's plans and flows run on (cors.runPolicies)."""
+
+    def answer(environ, start_response):
+        return respond(start_response, "200 OK", headers=headers)
+
+    return answer
+
+
 class Gateway:
     def __init__(self, database_url, cipher, last_known=None, poll_interval=0.25):
         self.engine = database.make_engine(database_url)
@@ -145,15 +154,19 @@ class Gateway:
             return respond(start_response, "404 Not Found", NO_ROUTE)
         if api.templates is not None:
             environ[TEMPLATES] = api.templates
+        handler = None
         if api.cors is not None and "HTTP_ORIGIN" in environ:  # a browser, on another origin or not
             try:
                 if environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
-                    # Before plans: a preflight carries no credentials.
-                    return respond(start_response, "200 OK", headers=api.cors.preflight(environ))
-                start_response = with_headers(start_response, api.cors.answer_headers(environ))
+                    allowed = api.cors.preflight(environ)
+                    if not api.cors.run_policies:  # before plans: a preflight carries no credentials
+                        return respond(start_response, "200 OK", headers=allowed)
+                    handler = preflight_answer(allowed)  # the plans and flows run first (runPolicies)
+                else:
+                    start_response = with_headers(start_response, api.cors.answer_headers(environ))
             except Interrupted as stop:
                 return respond_interrupted(environ, start_response, stop)
-        handler = api.handler_for(environ)
+        handler = handler or api.handler_for(environ)
         if handler is None:
             return respond(start_response, "404 Not Found", NO_ENTRYPOINT)
         try:  # before any entrypoint runs: a WebSocket is refused before its handshake

@@ -1,6 +1,6 @@
 """CORS on an API's HTTP listener over real sockets, as a browser would speak it: preflights, the
 Access-Control-* headers of every entrypoint's answer, origins refused before anything is sent on
-(issue 19, in progress)."""
+and cors.runPolicies."""
 
 import pytest
 import requests
@@ -93,3 +93,29 @@ def test_with_credentials_the_origin_itself_is_named(server):
     assert (
         got.headers["Access-Control-Allow-Origin"] == APP and got.headers["Access-Control-Allow-Credentials"] == "true"
     )
+
+
+def test_run_policies_runs_the_plans_and_flows_on_preflights_and_only_then(server, http_backends):
+    limit = {
+        "policy": "rate-limit",
+        "configuration": {"rate": {"limit": 1, "periodTime": 1, "periodTimeUnit": "MINUTES"}},
+    }
+    mark = {"policy": "transform-headers", "configuration": {"addHeaders": [{"name": "X-Flow", "value": "ran"}]}}
+    flows = [{"name": "all", "selectors": [], "request": [limit], "response": [mark]}]
+    asked = {"Origin": APP, "Access-Control-Request-Method": "GET"}
+
+    skipped = with_cors(proxy_api([url(http_backends[0])], path="/preflight-skips"))
+    skipped["flows"] = flows
+    server.deploy_api(skipped)
+    preflights = [requests.options(server.gateway + "/preflight-skips", headers=asked, timeout=10) for _ in range(2)]
+    assert [p.status_code for p in preflights] == [200, 200] and "X-Flow" not in preflights[0].headers
+    calls = [requests.get(server.gateway + "/preflight-skips", headers={"Origin": APP}, timeout=10) for _ in range(2)]
+    assert [c.status_code for c in calls] == [200, 429]  # the preflights used none of the limit
+
+    counted = with_cors(proxy_api([url(http_backends[0])], path="/preflight-runs"), runPolicies=True)
+    counted["flows"] = flows
+    server.deploy_api(counted)
+    first = requests.options(server.gateway + "/preflight-runs", headers=asked, timeout=10)
+    assert first.status_code == 200 and first.headers["X-Flow"] == "ran"
+    assert first.headers["Access-Control-Allow-Origin"] == APP
+    assert requests.options(server.gateway + "/preflight-runs", headers=asked, timeout=10).status_code == 429
