@@ -14,8 +14,10 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import gevent
+import gevent.event
 
 from .definition.slots import without_password
 from .outage import Outage, one_line
@@ -56,28 +58,78 @@ class LocalCounters:
         return Count(int(window[1]), int(window[2]))
 
 
+class Batch:
+    """The hits that wait for one round trip to Redis; `answers` once it is back (None: it failed)."""
+
+    __slots__ = ("answers", "done", "hits")
+
+    def __init__(self) -> None:
+        self.hits: list[tuple[str, float]] = []
+        self.done = gevent.event.Event()
+        self.answers: list[Count] | None = None
+
+
 class RedisCounters:
+    """Each hit is counted on Redis before the request goes on. Hits that come while a round trip is
+    out wait for the next one and go in it together, the hits of one key as one INCRBY: a gateway
+    under load makes one round trip per batch, not one per request."""
+
     def __init__(self, url: str, local: LocalCounters) -> None:
         import redis  # only where Redis is used
 
         self.errors = (redis.RedisError, OSError)
+        self.no_script = redis.exceptions.NoScriptError
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.script = self.client.register_script(SCRIPT)
         self.local = local
         self.where = f"Redis at {without_password(url)}"
         self.outage = Outage(log, f"counting requests on {self.where}")
         self.retry_at = 0.0
+        self.batch = Batch()
+        self.sending = False
 
     def hit(self, key: str, period_s: float) -> Count:
         if self.retry_at and time.monotonic() < self.retry_at:
             return self.local.hit(key, period_s)
+        batch = self.batch
+        place = len(batch.hits)
+        batch.hits.append((key, period_s))
+        if self.sending:
+            batch.done.wait()
+        else:
+            self._send()
+        answers = batch.answers
+        return answers[place] if answers is not None else self.local.hit(key, period_s)
+
+    def _send(self) -> None:
+        """Sends the waiting batch; the next one, filled meanwhile, goes from a greenlet of its own
+        (this request has waited its turn)."""
+        self.sending = True
+        batch, self.batch = self.batch, Batch()
         try:
-            used, left_ms = self.script(keys=[PREFIX + key], args=[_ms(period_s), 1])
-        except self.errors as exc:
-            self._failed(exc)
-            return self.local.hit(key, period_s)
-        self._recovered()
-        return Count(int(used), _reset_ms(left_ms))
+            batch.answers = self._count(batch.hits)
+        finally:
+            batch.done.set()
+            self.sending = False
+            if self.batch.hits:
+                gevent.spawn(self._send_next)
+
+    def _send_next(self) -> None:
+        if not self.sending and self.batch.hits:
+            self._send()
+
+    def _count(self, hits: list[tuple[str, float]]) -> list[Count] | None:
+        places: dict[tuple[str, float], list[int]] = {}
+        for place, hit in enumerate(hits):
+            places.setdefault(hit, []).append(place)
+        totals = self.add([(key, period_s, len(where)) for (key, period_s), where in places.items()])
+        if totals is None:
+            return None
+        answers = [Count(0, 0)] * len(hits)
+        for where, (used, reset_ms) in zip(places.values(), totals, strict=True):
+            for n, place in enumerate(where, 1):  # in the order the requests came
+                answers[place] = Count(used - len(where) + n, reset_ms)
+        return answers
 
     def add(self, counts: list[tuple[str, float, int]]) -> list[tuple[int, int]] | None:
         """Adds (key, period, requests) to the shared counts in one round trip: each key's total and
@@ -85,15 +137,23 @@ class RedisCounters:
         if self.retry_at and time.monotonic() < self.retry_at:
             return None
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for key, period_s, requests in counts:
-                self.script(keys=[PREFIX + key], args=[_ms(period_s), requests], client=pipe)
-            answers = pipe.execute()
+            try:
+                answers = self._pipelined(counts)
+            except self.no_script:  # Redis restarted without its scripts: loaded again
+                self.script.sha = self.client.script_load(SCRIPT)
+                answers = self._pipelined(counts)
         except self.errors as exc:
             self._failed(exc)
             return None
         self._recovered()
         return [(int(used), _reset_ms(left_ms)) for used, left_ms in answers]
+
+    def _pipelined(self, counts: list[tuple[str, float, int]]) -> list[Any]:
+        # EVALSHA itself: a pipeline given the Script object asks SCRIPT EXISTS first, a round trip more.
+        pipe = self.client.pipeline(transaction=False)
+        for key, period_s, requests in counts:
+            pipe.evalsha(self.script.sha, 1, PREFIX + key, _ms(period_s), requests)
+        return pipe.execute()
 
     def _failed(self, exc: BaseException) -> None:
         self.outage.failed(exc)

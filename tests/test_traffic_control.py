@@ -123,26 +123,58 @@ def test_two_worker_processes_on_redis_share_one_counter(start_server, http_back
     assert statuses.count(200) == 5 and statuses[5:] == [429] * 7, statuses
 
 
-def test_with_redis_stopped_the_gateway_serves_on_counters_of_its_own(start_server, http_backends, tmp_path):
+def test_a_burst_at_once_on_redis_gets_exactly_the_limit_each_request_its_own_count(start_server, http_backends):
+    """Hits that wait for the same round trip are counted together: none may share a count, and the
+    burst cannot pass the limit, whichever of the two workers takes each request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = start_server(GATEHOUSE_WORKERS="2", GATEHOUSE_REDIS_URL="redis://127.0.0.1:6379/0")
+    api = proxy_api([url(http_backends[0])], path="/burst")
+    api["flows"] = limited("rate-limit", "rate", 25, unit="MINUTES")
+    server.deploy_api(api)
+
+    def call(_):
+        return requests.get(server.gateway + "/burst", headers={"Connection": "close"}, timeout=10)
+
+    with ThreadPoolExecutor(40) as pool:
+        answers = list(pool.map(call, range(40)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * 25 + [429] * 15, statuses
+    remaining = sorted(int(a.headers["X-Rate-Limit-Remaining"]) for a in answers if a.status_code == 200)
+    assert remaining == list(range(25)), remaining
+
+
+def private_redis(port, workdir):
+    """A redis-server of this test's own on `port`, once it accepts connections."""
     import socket
     import subprocess
 
-    from support.gatehouse import free_port
-
-    port = free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError("the private redis-server did not start") from None
+            time.sleep(0.05)
+
+
+def test_with_redis_stopped_the_gateway_serves_on_counters_of_its_own_and_health_says_so(
+    start_server, http_backends, tmp_path
+):
+    import redis as redis_client
+
+    from support.gatehouse import restartable_port
+
+    port = restartable_port()
+    redis = private_redis(port, tmp_path)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the private redis-server did not start"
-                time.sleep(0.05)
         server = start_server(GATEHOUSE_WORKERS="1", GATEHOUSE_REDIS_URL=f"redis://127.0.0.1:{port}/0")
         api = proxy_api([url(http_backends[0])], path="/fallback")
         api["flows"] = limited("rate-limit", "rate", 3, period=1, unit="MINUTES")
@@ -166,6 +198,22 @@ def test_with_redis_stopped_the_gateway_serves_on_counters_of_its_own(start_serv
     unknown = requests.get(server.portal + "/_node/health?probes=disk", timeout=10)
     assert unknown.status_code == 400
     assert unknown.json()["message"] == "No such probe: disk. This node has: database, redis."
+    # Back, empty and without the script: health says so, and counting goes there again.
+    redis = private_redis(port, tmp_path)
+    try:
+        assert requests.get(server.portal + "/_node/health", timeout=10).status_code == 200
+        api = proxy_api([url(http_backends[0])], path="/back")
+        api["flows"] = limited("rate-limit", "rate", 100, period=1, unit="MINUTES")
+        api_id = server.deploy_api(api)
+        deadline = time.monotonic() + 5
+        shared = redis_client.Redis(port=port)
+        while not shared.keys(f"gatehouse:count:{api_id}:*"):  # once the retry pause after the failure is over
+            assert time.monotonic() < deadline, "counting did not go back to Redis"
+            assert requests.get(server.gateway + "/back", timeout=10).status_code == 200
+            time.sleep(0.1)
+    finally:
+        redis.terminate()
+        redis.wait(10)
 
 
 def test_async_counts_here_at_once_and_adds_them_to_redis_in_the_background(start_server, http_backends):
