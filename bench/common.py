@@ -116,8 +116,6 @@ class Gatehouse:
             str(portal_port),
             "--gateway-port",
             str(self.port),
-            "--tcp-port",
-            "off",  # several benches' gateways run at once; none proxies TCP
         ]
         self.procs = procs
         self.proc = procs.start(args, workdir, environment)

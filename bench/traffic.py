@@ -67,8 +67,9 @@ def measure_all(args, procs):
     with tempfile.TemporaryDirectory() as workdir:
         backend_port, _ = start_backend(procs, workdir, 100, 1)
         target = f"http://127.0.0.1:{backend_port}/file.bin"
-        memory = Gatehouse(procs, workdir)
-        redis = Gatehouse(procs, workdir, env={"GATEHOUSE_REDIS_URL": args.redis})
+        off = {"GATEHOUSE_TCP_PORT": "off"}  # two gateways: the TCP port's default would be taken twice
+        memory = Gatehouse(procs, workdir, env=off)
+        redis = Gatehouse(procs, workdir, env={**off, "GATEHOUSE_REDIS_URL": args.redis})
         cases = {
             "memory": (memory, "/limited-memory", True),
             "redis": (redis, "/limited-redis", True),

@@ -138,3 +138,24 @@ def test_an_attacker_s_accept_header_neither_breaks_the_answer_nor_picks_a_templ
             assert got.json()["message"].startswith("Rate limit exceeded")
         else:
             assert "<error>" not in got.text and '"limit"' not in got.text
+
+
+def test_a_plan_s_401_and_a_flow_s_404_answered_by_their_templates(server, http_backends):
+    from support.plans import plan
+
+    api = proxy_api([url(http_backends[0])], path="/keyed-templates")
+    api["plans"] = [plan("gold", "API_KEY")]
+    api["flowExecution"] = {"mode": "DEFAULT", "matchRequired": True}
+    api["flows"] = [{"name": "orders", "selectors": [{"type": "http", "path": "/orders", "pathOperator": "EQUALS"}]}]
+    api["responseTemplates"] = {
+        "GATEWAY_PLAN_UNRESOLVABLE": {"application/json": {"status": 401, "body": '{"login": "{#error.key}"}'}},
+        "FLOW_EXECUTION_FLOW_MATCHED_FAILURE": {"*/*": {"status": 404, "body": "no such resource"}},
+    }
+    api_id = server.deploy_api(api)
+    refused = requests.get(server.gateway + "/keyed-templates/orders", headers={"Accept": "application/json"})
+    assert refused.status_code == 401 and refused.json() == {"login": "GATEWAY_PLAN_UNRESOLVABLE"}
+    key = server.subscribe(api_id, "gold")["apiKey"]
+    keyed = {"X-Gravitee-Api-Key": key}
+    assert requests.get(server.gateway + "/keyed-templates/orders", headers=keyed, timeout=10).status_code == 200
+    unmatched = requests.get(server.gateway + "/keyed-templates/other", headers=keyed, timeout=10)
+    assert (unmatched.status_code, unmatched.text) == (404, "no such resource")

@@ -123,6 +123,50 @@ def test_two_worker_processes_on_redis_share_one_counter(start_server, http_back
     assert statuses.count(200) == 5 and statuses[5:] == [429] * 7, statuses
 
 
+def test_two_nodes_on_one_database_and_redis_share_the_limit_and_a_quota_resets_with_its_window(
+    tmp_path, postgres_url, http_backends
+):
+    """Two `gatehouse serve` (nodes of one PostgreSQL database) count on one Redis: the limit holds
+    for both together. The quota's window (an hour) is ended on Redis, as time would end it: the
+    next request starts a new one."""
+    import redis
+
+    from support.gatehouse import launch
+
+    env = {
+        "GATEHOUSE_WORKERS": "1",
+        "GATEHOUSE_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "GATEHOUSE_SECRET_KEY": "k" * 40,
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = launch(tmp_path / "a", postgres_url, **env)
+    try:
+        b = launch(tmp_path / "b", postgres_url, **env)
+        try:
+            api = proxy_api([url(http_backends[0])], path="/nodes")
+            api["flows"] = limited("quota", "quota", 4, unit="HOURS")
+            api_id = a.deploy_api(api)
+            b.wait_serving(api_id, 1, timeout=15)
+            answers = [requests.get(node.gateway + "/nodes", timeout=10) for node in (a, b, a, b, a, b)]
+            assert [r.status_code for r in answers] == [200, 200, 200, 200, 429, 429]
+            assert [r.headers["X-Quota-Remaining"] for r in answers] == ["3", "2", "1", "0", "0", "0"]
+            assert answers[4].json()["message"] == "Quota exceeded ! You reach the limit of 4 requests per 1 hours"
+            shared = redis.Redis.from_url(env["GATEHOUSE_REDIS_URL"])
+            (key,) = shared.keys(f"gatehouse:count:{api_id}:*")
+            shared.pexpire(key, 1)
+            deadline = time.monotonic() + 5
+            while shared.exists(key):  # Redis ends it within a millisecond or so
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            again = requests.get(b.gateway + "/nodes", timeout=10)
+            assert again.status_code == 200 and again.headers["X-Quota-Remaining"] == "3"
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
 def test_a_burst_at_once_on_redis_gets_exactly_the_limit_each_request_its_own_count(start_server, http_backends):
     """Hits that wait for the same round trip are counted together: none may share a count, and the
     burst cannot pass the limit, whichever of the two workers takes each request."""
