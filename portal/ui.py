@@ -920,14 +920,20 @@ def entrypoints(api_id):
     return _render_entrypoints(_api(api_id), None, {})
 
 
+def _edited_listener(api, what):
+    """The HTTP listener an HTMX refresh edits; 400 for an API reached by TCP alone."""
+    listener = _http_listener(apis.definition_of(api))
+    if listener is None:
+        abort(400, f"This API has no HTTP listener, so it has no {what}.")
+    return listener
+
+
 @bp.post("/apis/<api_id>/entrypoints/_fields")
 @requires("owner", api="api_id")
 def entrypoint_fields(api_id):
     """The HTMX refresh of the entrypoint sections (one ticked, a conditional setting changed)."""
     api = _api(api_id)
-    listener = _http_listener(apis.definition_of(api))
-    if listener is None:
-        abort(400, "This API has no HTTP listener, so it has no entrypoints to edit here.")
+    listener = _edited_listener(api, "entrypoints to edit here")
     return render_template("_entrypoints_fields.html", **_entrypoint_sections(api, listener, request.form, {}))
 
 
@@ -936,9 +942,7 @@ def entrypoint_fields(api_id):
 def cors_fields(api_id):
     """The HTMX refresh of the CORS fieldset: its settings shown once Enabled is ticked."""
     api = _api(api_id)
-    listener = _http_listener(apis.definition_of(api))
-    if listener is None:
-        abort(400, "This API has no HTTP listener, so it has no CORS settings.")
+    listener = _edited_listener(api, "CORS settings")
     cors = _cors_view(_edited_cors(listener.get("cors"), request.form))
     return render_template("_cors_fields.html", api=api, cors=cors, errors={})
 
