@@ -141,6 +141,8 @@ class Gateway:
         self.watcher = None
         self.pusher = Pusher(self)
         self.refreshing = gevent.lock.Semaphore()  # the watcher and refresh_now() take turns
+        # Deployments loaded (from the database, or the last-known ones while it is down): the node's readiness.
+        self.loaded = False
 
     # ----- serving -----
     def __call__(self, environ, start_response):
@@ -229,6 +231,7 @@ class Gateway:
         with self.engine.connect() as connection:
             self.hasher = KeyHasher(self.cipher.api_key_secret(connection))
         self.refresh()
+        self.loaded = True
         self.watcher = gevent.spawn(self._watch)
         self.pusher.start()
 
@@ -248,6 +251,7 @@ class Gateway:
             )
             return 0
         self._serve(snapshot.revisions, snapshot.definitions, snapshot.access)
+        self.loaded = True
         return len(self.apis)
 
     def _watch(self):

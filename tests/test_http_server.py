@@ -143,3 +143,38 @@ def test_an_sse_client_that_stops_reading_is_dropped_after_the_write_timeout(gat
     assert WRITE_TIMEOUT - 0.5 <= dropped <= WRITE_TIMEOUT + MARGIN + 3, f"dropped after {dropped:.1f} s"
     assert growth_mb < 30, f"the gateway grew by {growth_mb:.0f} MB"
     assert "Traceback" not in gatehouse.log
+
+
+@pytest.mark.parametrize(
+    ("what", "request_head", "status", "message"),
+    [
+        (
+            "request line",
+            b"POST /up/" + b"a" * 8192 + b" HTTP/1.1\r\n" + HOST,
+            414,
+            b"request line is longer than 8192",
+        ),
+        (
+            "header line",
+            b"POST /up/x HTTP/1.1\r\n" + HOST + b"X-Big: " + b"b" * 65536 + b"\r\n",
+            431,
+            b"longer than 65536",
+        ),
+    ],
+)
+def test_a_request_line_or_header_line_past_its_limit_is_refused_and_the_connection_closed(
+    gatehouse, bodies, what, request_head, status, message
+):
+    sock, answers = connect(gatehouse)
+    with sock:
+        sock.sendall(request_head + b"Content-Length: 2\r\n\r\nhi")
+        got, _, body = read_response(answers)
+        assert (got, message in body) == (status, True), (what, got, body[:200])
+        assert answers.read() == b""  # closed: where the next request would start is unknown
+    assert bodies == []  # the backend got nothing
+    sock, answers = connect(gatehouse)  # under each limit, the same request is served
+    with sock:
+        head = b"POST /up/" + b"a" * 8000 + b" HTTP/1.1\r\n" + HOST + b"X-Big: " + b"b" * 60000 + b"\r\n"
+        sock.sendall(head + b"Content-Length: 2\r\n\r\nhi")
+        assert read_response(answers)[0] == 200
+    assert bodies == [b"hi"]

@@ -7,14 +7,13 @@ its end another, not a traceback per poll.
 The database is made unreachable through a TCP forwarder to the shared PostgreSQL that the test
 closes and opens again: the shared server itself is never touched."""
 
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
+from support.forwarder import Forwarder
 from support.gatehouse import launch
 from support.http_backends import JsonHandler, serve
 from support.portal import portal_login
@@ -24,69 +23,6 @@ pytestmark = pytest.mark.slow  # stops and starts gateways and cuts their databa
 KEY = "a-secret-key-shared-by-every-node-of-the-test"
 KEY_HEADER = "X-Gravitee-Api-Key"
 BACKEND_SECRET = "Bearer backend-secret-5f1c"  # a header the endpoint adds: stored encrypted
-
-
-class Forwarder:
-    """127.0.0.1:<port> -> the shared PostgreSQL, until `stop` (connections refused, open ones cut);
-    `start` opens the same port again."""
-
-    def __init__(self, target=("127.0.0.1", 5432)):
-        self.target = target
-        self.port = None
-        self.listener = None
-        self.open = set()
-        self.lock = threading.Lock()
-
-    def start(self):
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port or 0))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return self
-
-    def stop(self):
-        self.listener.shutdown(socket.SHUT_RDWR)  # close alone would leave a blocked accept listening
-        self.listener.close()
-        with self.lock:
-            for sock in self.open:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
-            self.open.clear()
-
-    def _accept(self, listener):
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # closed by stop
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.open |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, source, sink):
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 class Backend(JsonHandler):

@@ -17,6 +17,10 @@ ACTORS = ("anonymous", "viewer", "owner", "other", "admin")
 TABLE = {
     #                                   anonymous viewer owner other admin
     ("auth.login", "GET"): (200, 200, 200, 200, 200),
+    # The node's probes: open to a load balancer, the same answer to everyone.
+    ("node.health", "GET"): (200, 200, 200, 200, 200),
+    ("node.live", "GET"): (200, 200, 200, 200, 200),
+    ("node.ready", "GET"): (200, 200, 200, 200, 200),
     ("auth.login", "POST"): (200, 200, 200, 200, 200),  # empty form: shown again
     ("auth.logout", "POST"): (302, 302, 302, 302, 302),
     ("ui.index", "GET"): (LOGIN, 302, 302, 302, 302),
