@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from support.apis import proxy_api
-from support.gatehouse import free_port
+from support.gatehouse import free_port, until
 from support.http_backends import url
 
 LIMITED = {
@@ -156,6 +156,7 @@ def test_a_plan_s_401_and_a_flow_s_404_answered_by_their_templates(server, http_
     assert refused.status_code == 401 and refused.json() == {"login": "GATEWAY_PLAN_UNRESOLVABLE"}
     key = server.subscribe(api_id, "gold")["apiKey"]
     keyed = {"X-Gravitee-Api-Key": key}
-    assert requests.get(server.gateway + "/keyed-templates/orders", headers=keyed, timeout=10).status_code == 200
+    orders = server.gateway + "/keyed-templates/orders"
+    until(lambda: requests.get(orders, headers=keyed, timeout=10).status_code == 200, timeout=5)  # the gateway's poll
     unmatched = requests.get(server.gateway + "/keyed-templates/other", headers=keyed, timeout=10)
     assert (unmatched.status_code, unmatched.text) == (404, "no such resource")
