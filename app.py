@@ -188,9 +188,11 @@ def _start(app):
     from gateway_runtime.gateway import Gateway
     from gateway_runtime.http import max_message_bytes
     from gateway_runtime.last_known import LastKnown
+    from gateway_runtime.metrics import metrics_on
 
     try:
         max_message_bytes()
+        metrics_on()
     except ValueError as exc:
         print(exc, file=sys.stderr, flush=True)
         sys.exit(2)
@@ -352,6 +354,29 @@ def serve(args):
     workers = _workers(args.workers)
     if workers == 1:
         return _serve(args)
+    with _metrics_folder():
+        return _supervise(args, workers)
+
+
+@contextmanager
+def _metrics_folder():
+    """Where the workers write their metrics (prometheus-client's multiprocess mode), so that a scrape of
+    any of them sums them all: a fresh folder, named before anything here imports prometheus-client."""
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the operator's own
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="gatehouse-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _supervise(args, workers):
     from gateway_runtime.supervisor import Supervisor
 
     _configure_logging()
@@ -393,6 +418,7 @@ def _serve(args, inherited=None, ready=None):
 
     from gateway_runtime.framing import strict
     from gateway_runtime.listeners import LimitedHandler, LimitedWSGIServer, raise_open_file_limit
+    from gateway_runtime.metrics import measured, metrics_on
     from gateway_runtime.server.http1 import GatewayServer
 
     _configure_logging()
@@ -407,7 +433,8 @@ def _serve(args, inherited=None, ready=None):
     portal = LimitedWSGIServer(listening["portal"], app, limits, limits.max_portal)
     portal.handler_class = strict(LimitedHandler)  # the RFC 9112 framing the gateway's server checks too
     tls = _gateway_tls()
-    gateway_server = GatewayServer(listening["gateway"], gateway, limits, limits.max_gateway, tls)
+    counted = measured(gateway) if metrics_on() else gateway
+    gateway_server = GatewayServer(listening["gateway"], counted, limits, limits.max_gateway, tls)
     tcp = _tcp_listener(app, gateway, listening["tcp"], gateway_server.pool, limits.header_timeout)
     app.config.update(GATEWAY_PORT=gateway_server.server_port, TCP_PORT=tcp.port if tcp is not None else None)
     portal.start()

@@ -15,7 +15,7 @@ import gevent.lock
 from greenlet import greenlet
 from sqlalchemy.exc import OperationalError
 
-from . import database
+from . import database, registry
 from .access import Access, KeyHasher
 from .at_rest import WrongKey
 from .deployed import DeployedApi
@@ -36,6 +36,7 @@ from .http import (
 )
 from .last_known import Snapshot
 from .messages import Interrupted
+from .metrics import LABELS
 from .outage import Outage
 from .plans import PLAN, Refused
 from .request_target import ROUTED, BadTarget, Routed, header_host, is_under, parse, raw_target
@@ -156,6 +157,7 @@ class Gateway:
             return respond(start_response, "404 Not Found", NO_ROUTE)
         if api.templates is not None:
             environ[TEMPLATES] = api.templates
+        environ[LABELS] = (api.id, "", "")
         handler = None
         if api.cors is not None and "HTTP_ORIGIN" in environ:  # a browser, on another origin or not
             try:
@@ -169,10 +171,13 @@ class Gateway:
             except Interrupted as stop:
                 return respond_interrupted(environ, start_response, stop)
         handler = handler or api.handler_for(environ)
+        entrypoint = registry.entrypoint_type(handler)
+        environ[LABELS] = (api.id, entrypoint, "")
         if handler is None:
             return respond(start_response, "404 Not Found", NO_ENTRYPOINT)
         try:  # before any entrypoint runs: a WebSocket is refused before its handshake
             environ[SUBSCRIPTION] = api.guard.admit(environ, self.access, self.hasher)
+            environ[LABELS] = (api.id, entrypoint, environ.get(PLAN) or "")
         except Refused as refused:
             return templated(environ, start_response, refused) or respond_json(
                 start_response, refused.status, {"message": refused.message}

@@ -51,6 +51,16 @@ def policy(type_name: object) -> PolicySpec | None:
     return _policy_ids().get(type_name) if isinstance(type_name, str) else None
 
 
+@cache
+def _entrypoint_types() -> dict[type, str]:
+    return {spec.handler: spec.type for spec in entrypoints().values()}
+
+
+def entrypoint_type(handler: object) -> str:
+    """The type of the entrypoint a handler serves ("" for the gateway's own, a preflight's)."""
+    return _entrypoint_types().get(type(handler), "")
+
+
 def endpoint(type_name: object) -> EndpointSpec | None:
     return endpoints().get(type_name) if isinstance(type_name, str) else None
 

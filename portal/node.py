@@ -9,15 +9,21 @@ Open to anyone (a load balancer has no session): the messages name what is down,
 credential.
 """
 
-from flask import Blueprint, current_app, jsonify, request
+import hmac
+import os
+
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from sqlalchemy import text
 
+from gateway_runtime import metrics
 from gateway_runtime.counters import RedisCounters, counters
 from gateway_runtime.outage import one_line
 
 from . import health as api_health
-from .auth import public
+from .auth import forbidden_message, has_role, public
 from .models import Api, db
+
+METRICS_TOKEN = "GATEHOUSE_METRICS_TOKEN"
 
 bp = Blueprint("node", __name__)
 
@@ -99,3 +105,28 @@ def ready():
     if not healthy:
         return jsonify({"status": "DOWN", "message": message}), 503, {"Retry-After": "1"}
     return jsonify({"status": "UP"})
+
+
+def _may_scrape():
+    """The metrics token (Authorization: Bearer, for a scraper), or a logged-in admin."""
+    token = os.environ.get(METRICS_TOKEN, "")
+    sent = request.headers.get("Authorization", "")
+    if token and sent.startswith("Bearer ") and hmac.compare_digest(sent[7:].encode(), token.encode()):
+        return
+    if g.user is None:
+        needed = f"Metrics need the metrics token (Authorization: Bearer, set by {METRICS_TOKEN}) or an admin's login"
+        response = jsonify({"message": needed + "."})
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="gatehouse metrics"'
+        abort(response)
+    if not has_role(g.user, "admin"):
+        abort(403, forbidden_message("admin"))
+
+
+@bp.get("/metrics")
+@bp.get("/_node/metrics/prometheus")
+@public
+def prometheus():
+    _may_scrape()
+    body, content_type = metrics.exposition()
+    return Response(body, content_type=content_type)

@@ -6,6 +6,7 @@ from .rate_limit import Limit, settings
 
 class Quota(Limit):
     NAME, ERROR_KEY, HEADER, EXCEEDED = "quota", "QUOTA_TOO_MANY_REQUESTS", "X-Quota", "Quota exceeded"
+    POLICY = "quota"
 
 
 SPEC = PolicySpec(

@@ -6,6 +6,7 @@ the same over longer periods."""
 import math
 import time
 
+from .. import metrics
 from ..counters import counters
 from ..http import client_identifier
 from ..messages import Interrupted
@@ -21,6 +22,7 @@ class Limit:
     answered."""
 
     NAME, ERROR_KEY, HEADER, EXCEEDED = "rate", "RATE_LIMIT_TOO_MANY_REQUESTS", "X-Rate-Limit", "Rate limit exceeded"
+    POLICY = "rate-limit"
 
     def __init__(self, configuration):
         settings = configuration[self.NAME]
@@ -66,6 +68,7 @@ class Limit:
         if count.used > self.allowed:
             wait = max(1, math.ceil(count.reset_ms / 1000 - time.time()))
             answer = (headers if self.add_headers else ()) + (("Retry-After", str(wait)),)
+            metrics.RATE_LIMITED.labels(exchange.api.get("id") or "", self.POLICY).inc()
             raise Interrupted(429, self.exceeded(), self.ERROR_KEY, answer, self.parameters())
         if self.add_headers:
             exchange.answer_headers.extend(headers)

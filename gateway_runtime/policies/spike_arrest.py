@@ -10,6 +10,7 @@ MIN_SLICE_MS = 100  # Gravitee's: thinner slices would be counted wrong across n
 
 class SpikeArrest(Limit):
     NAME, ERROR_KEY, HEADER = "spike", "SPIKE_ARREST_TOO_MANY_REQUESTS", "X-Spike-Arrest"
+    POLICY = "spike-arrest"
 
     def window(self):
         period_ms = self.period * UNITS[self.unit] * 1000

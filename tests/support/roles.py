@@ -21,6 +21,7 @@ TABLE = {
     ("node.health", "GET"): (200, 200, 200, 200, 200),
     ("node.live", "GET"): (200, 200, 200, 200, 200),
     ("node.ready", "GET"): (200, 200, 200, 200, 200),
+    ("node.prometheus", "GET"): (401, 403, 403, 403, 200),  # or the metrics token
     ("auth.login", "POST"): (200, 200, 200, 200, 200),  # empty form: shown again
     ("auth.logout", "POST"): (302, 302, 302, 302, 302),
     ("ui.index", "GET"): (LOGIN, 302, 302, 302, 302),

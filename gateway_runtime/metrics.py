@@ -1,0 +1,104 @@
+"""Prometheus metrics of the gateway (prometheus-client): requests by API, entrypoint, plan, method
+and status class, and their durations, counted in the process that answers them. With `--workers
+N` every worker writes its values to files of one folder (prometheus-client's multiprocess mode,
+PROMETHEUS_MULTIPROC_DIR, set by `gatehouse serve` before it forks), so that a scrape of any worker
+gives the node's totals.
+
+Labels are bounded: API ids (not paths), entrypoint types, plan ids, the standard methods (any
+other is OTHER) and status classes (2xx ...). A request no API takes is counted under api ""."""
+
+import os
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
+SWITCH = "GATEHOUSE_METRICS"
+LABELS = "gatehouse.metric_labels"  # environ key: (api id, entrypoint type, plan id) of the request
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+# Seconds: from the gateway's own sub-millisecond answers to a long poll's.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+REQUESTS = Counter(
+    "gatehouse_requests",
+    "Requests the gateway answered",
+    ["api", "entrypoint", "plan", "method", "status"],
+)
+DURATION = Histogram(
+    "gatehouse_request_duration_seconds",
+    "Time from a request's head to the end of its answer (a stream's: when it ends)",
+    ["api", "entrypoint"],
+    buckets=BUCKETS,
+)
+RATE_LIMITED = Counter(
+    "gatehouse_rate_limited",
+    "Requests and messages refused by a rate-limit, quota or spike-arrest step",
+    ["api", "policy"],
+)
+
+
+def record(environ: dict[str, Any], status: str, began: float) -> None:
+    api, entrypoint, plan = environ.get(LABELS) or ("", "", "")
+    method = environ.get("REQUEST_METHOD", "")
+    REQUESTS.labels(api, entrypoint, plan, method if method in METHODS else "OTHER", status[:1] + "xx").inc()
+    DURATION.labels(api, entrypoint).observe(time.perf_counter() - began)
+
+
+class Measured:
+    """A streamed answer, counted when it ends (the server closes it)."""
+
+    __slots__ = ("began", "body", "environ", "status")
+
+    def __init__(self, body: Any, environ: dict[str, Any], status: list[str], began: float) -> None:
+        self.body, self.environ, self.status, self.began = body, environ, status, began
+
+    def __iter__(self) -> Any:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            record(self.environ, self.status[0] if self.status else "5", self.began)
+
+
+def measured(app: Any) -> Any:
+    """The gateway's WSGI callable, each answer counted. A whole answer (a list) is counted at once and
+    returned as it is: the server writes it with its length, in one send."""
+
+    def answer(environ: dict[str, Any], start_response: Any) -> Any:
+        began = time.perf_counter()
+        status: list[str] = []
+
+        def started(line: str, headers: Any, exc_info: Any = None) -> Any:
+            status.append(line)
+            return start_response(line, headers, exc_info)
+
+        body = app(environ, started)
+        if isinstance(body, list):
+            record(environ, status[0] if status else "5", began)
+            return body
+        return Measured(body, environ, status, began)
+
+    return answer
+
+
+def metrics_on() -> bool:
+    """GATEHOUSE_METRICS: on (the default) or off; anything else stops the start naming it."""
+    value = os.environ.get(SWITCH, "on").strip().lower() or "on"
+    if value not in ("on", "off"):
+        raise ValueError(f"{SWITCH} must be on or off, not {value[:40]!r}")
+    return value == "on"
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text a scrape gets: this process's metrics, or with workers the node's (every worker's files)."""
+    if os.environ.get(MULTIPROCESS):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
