@@ -538,3 +538,30 @@ if __name__ == "__main__":
     if sys.argv[1:2] != ["--fanout-client"] or len(sys.argv) != 5:
         sys.exit("usage: python bench/common.py --fanout-client PORT PATH N")
     sys.exit(fanout_client(int(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
+
+
+def alternating_ratios(pairs, runs):
+    """pairs: name -> (measure the baseline, measure the other), each a callable giving a rate. Each
+    run measures every pair back to back, the two in alternating order from run to run (drifts of the
+    machine then fall on both alike); name -> [other / baseline of each run]."""
+    ratios = {name: [] for name in pairs}
+    for run in range(runs):
+        print(f"run {run + 1}/{runs}", flush=True)
+        for name, (baseline, other) in pairs.items():
+            order = [baseline, other] if run % 2 == 0 else [other, baseline]
+            rates = {id(measure): measure() for measure in order}
+            ratios[name].append(rates[id(other)] / rates[id(baseline)])
+    return ratios
+
+
+def report_ratios(what, ratios, targets):
+    """Prints each pair's median of its runs' ratios against its target (None: reported); True when one is missed."""
+    missed = False
+    for name, values in ratios.items():
+        figure = median(values)
+        bound = targets.get(name)
+        verdict = f"target >= {bound:g}: {'met' if figure >= bound else 'missed'}" if bound else "reported"
+        missed |= bound is not None and figure < bound
+        runs = ", ".join(f"{v:.3f}" for v in values)
+        print(f"{what} {name}: median {figure:.3f} ({verdict}); runs {runs}", flush=True)
+    return missed

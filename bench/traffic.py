@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import urllib.request
 
-from common import Gatehouse, Processes, ensure_tools, load_average, median, raise_nofile
+from common import Gatehouse, Processes, alternating_ratios, ensure_tools, load_average, raise_nofile, report_ratios
 from proxy import measure, proxy_api, start_backend
 
 TARGETS = {"memory": 0.9, "redis": 0.7}
@@ -82,35 +82,18 @@ def measure_all(args, procs):
             url = f"http://127.0.0.1:{gateway.port}{path}"
             assert counted(url) is not None, f"{path}: the rate-limit step did not run"
         print(f"load average before: {load_average()}", flush=True)
-        ratios = {name: [] for name in cases}
-        for run in range(args.runs):
-            print(f"run {run + 1}/{args.runs}", flush=True)
-            for name, (gateway, path, _) in cases.items():
-                plain_url = f"http://127.0.0.1:{gateway.port}/plain"
-                limited_url = f"http://127.0.0.1:{gateway.port}{path}"
-                order = [("plain", plain_url), (name, limited_url)]
-                if run % 2:
-                    order.reverse()
-                rates = {
-                    label: measure(
-                        f"{label} ({name})" if label == "plain" else label,
-                        url,
-                        args.duration,
-                        args.connections,
-                        [gateway.pid],
-                    )["rate"]
-                    for label, url in order
-                }
-                ratios[name].append(rates[name] / rates["plain"])
+
+        def rate(label, gateway, path):
+            url = f"http://127.0.0.1:{gateway.port}{path}"
+            return lambda: measure(label, url, args.duration, args.connections, [gateway.pid])["rate"]
+
+        pairs = {
+            name: (rate(f"plain ({name})", gateway, "/plain"), rate(name, gateway, path))
+            for name, (gateway, path, _) in cases.items()
+        }
+        ratios = alternating_ratios(pairs, args.runs)
         print(f"load average after: {load_average()}")
-        missed = False
-        for name, values in ratios.items():
-            figure = median(values)
-            bound = TARGETS.get(name)
-            verdict = f"target >= {bound:g}: {'met' if figure >= bound else 'missed'}" if bound else "reported"
-            missed |= bool(bound) and figure < bound
-            runs = ", ".join(f"{v:.3f}" for v in values)
-            print(f"rate-limit {name} / plain: median {figure:.3f} ({verdict}); runs {runs}")
+        missed = report_ratios("rate-limit / plain,", ratios, TARGETS)
         return 1 if missed else 0
 
 
