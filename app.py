@@ -185,6 +185,7 @@ def _start(app):
     both catch up once the database is back (a node that crashed during an outage comes back)."""
     from sqlalchemy.exc import OperationalError
 
+    from gateway_runtime.access_log import access_log_on
     from gateway_runtime.gateway import Gateway
     from gateway_runtime.http import max_message_bytes
     from gateway_runtime.last_known import LastKnown
@@ -193,6 +194,7 @@ def _start(app):
     try:
         max_message_bytes()
         metrics_on()
+        access_log_on()
     except ValueError as exc:
         print(exc, file=sys.stderr, flush=True)
         sys.exit(2)
@@ -279,11 +281,45 @@ def make_wsgi():
     return dispatch
 
 
+LOG_FORMAT = "GATEHOUSE_LOG_FORMAT"
+
+
 def _configure_logging():
+    """Log lines as text, or with GATEHOUSE_LOG_FORMAT=json one JSON object a line (a wrong value stops
+    the start naming it)."""
+    form = _log_format()
     logging.basicConfig(
         level=os.environ.get("GATEHOUSE_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if form == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLines())
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _log_format():
+    form = os.environ.get(LOG_FORMAT, "text").strip().lower() or "text"
+    if form not in ("text", "json"):
+        print(f"{LOG_FORMAT} must be text or json, not {form[:40]!r}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    return form
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, an access line's fields, a traceback."""
+
+    def format(self, record):
+        import json
+
+        line = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
 
 
 def _listener(host, port):
@@ -416,9 +452,10 @@ def _serve(args, inherited=None, ready=None):
     import gevent
     from gevent.event import Event
 
+    from gateway_runtime.access_log import AccessLog, access_log_on
     from gateway_runtime.framing import strict
     from gateway_runtime.listeners import LimitedHandler, LimitedWSGIServer, raise_open_file_limit
-    from gateway_runtime.metrics import measured, metrics_on
+    from gateway_runtime.metrics import measured, metrics_on, record
     from gateway_runtime.server.http1 import GatewayServer
 
     _configure_logging()
@@ -433,8 +470,10 @@ def _serve(args, inherited=None, ready=None):
     portal = LimitedWSGIServer(listening["portal"], app, limits, limits.max_portal)
     portal.handler_class = strict(LimitedHandler)  # the RFC 9112 framing the gateway's server checks too
     tls = _gateway_tls()
-    counted = measured(gateway) if metrics_on() else gateway
-    gateway_server = GatewayServer(listening["gateway"], counted, limits, limits.max_gateway, tls)
+    logged = [AccessLog(_log_format() == "json").write] if access_log_on() else []
+    recorders = ([record] if metrics_on() else []) + logged
+    observed = measured(gateway, recorders) if recorders else gateway
+    gateway_server = GatewayServer(listening["gateway"], observed, limits, limits.max_gateway, tls)
     tcp = _tcp_listener(app, gateway, listening["tcp"], gateway_server.pool, limits.header_timeout)
     app.config.update(GATEWAY_PORT=gateway_server.server_port, TCP_PORT=tcp.port if tcp is not None else None)
     portal.start()

@@ -47,12 +47,12 @@ def record(environ: dict[str, Any], status: str, began: float) -> None:
 
 
 class Measured:
-    """A streamed answer, counted when it ends (the server closes it)."""
+    """A streamed answer, told to the recorders when it ends (the server closes it)."""
 
-    __slots__ = ("began", "body", "environ", "status")
+    __slots__ = ("began", "body", "environ", "recorders", "status")
 
-    def __init__(self, body: Any, environ: dict[str, Any], status: list[str], began: float) -> None:
-        self.body, self.environ, self.status, self.began = body, environ, status, began
+    def __init__(self, body: Any, environ: dict[str, Any], status: list[str], began: float, recorders: Any) -> None:
+        self.body, self.environ, self.status, self.began, self.recorders = body, environ, status, began, recorders
 
     def __iter__(self) -> Any:
         return iter(self.body)
@@ -63,12 +63,14 @@ class Measured:
             if close is not None:
                 close()
         finally:
-            record(self.environ, self.status[0] if self.status else "5", self.began)
+            for recorder in self.recorders:
+                recorder(self.environ, self.status[0] if self.status else "500", self.began)
 
 
-def measured(app: Any) -> Any:
-    """The gateway's WSGI callable, each answer counted. A whole answer (a list) is counted at once and
-    returned as it is: the server writes it with its length, in one send."""
+def measured(app: Any, recorders: list[Any]) -> Any:
+    """The gateway's WSGI callable, each answer told to `recorders(environ, status line, start time)`. A
+    whole answer (a list) is told at once and returned as it is: the server writes it with its length,
+    in one send."""
 
     def answer(environ: dict[str, Any], start_response: Any) -> Any:
         began = time.perf_counter()
@@ -80,9 +82,10 @@ def measured(app: Any) -> Any:
 
         body = app(environ, started)
         if isinstance(body, list):
-            record(environ, status[0] if status else "5", began)
+            for recorder in recorders:
+                recorder(environ, status[0] if status else "500", began)
             return body
-        return Measured(body, environ, status, began)
+        return Measured(body, environ, status, began, recorders)
 
     return answer
 

@@ -11,6 +11,7 @@ their start; SIGTERM or SIGINT are passed on to every worker as SIGTERM (each dr
 process does) and SIGHUP as SIGHUP.
 """
 
+import atexit
 import logging
 import os
 import select
@@ -116,6 +117,7 @@ class Supervisor:
         except BaseException:
             traceback.print_exc()
         finally:
+            atexit._run_exitfuncs()  # what the worker registered (access lines still held), as a normal exit would
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(status or 0)
