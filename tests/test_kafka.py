@@ -383,3 +383,41 @@ def test_record_keys_round_trip_through_the_connector(tansu, new_topic):
         assert [(m.content, m.metadata["key"], m.headers) for m in batch] == [(b"keyed", "customer-9", {"h": ["1"]})]
     finally:
         kafka.close()
+
+
+def test_an_at_least_once_subscription_closed_while_its_partitions_are_revoked_gives_its_consumer_back(
+    tansu, new_topic
+):
+    """A rebalance can leave a consumer without partitions between a delivery and the end of the
+    request (seen in CI under load). Closing must still give the consumer back: kept as the client's
+    stream, never polled again, it would hold the group's rebalance, and the client would get nothing
+    more. What was delivered and not acknowledged comes again from the committed offset."""
+    topic = new_topic()
+    shared = {"consumer": {"enabled": True, "topics": [topic], "autoOffsetReset": "earliest"}}
+    kafka = SPEC.connector(
+        SPEC.configuration.with_defaults({"bootstrapServers": tansu.bootstrap}), SPEC.shared.with_defaults(shared)
+    )
+    context = ClientContext("api", "revoked", "at-least-once")
+    try:
+        produce(tansu.bootstrap, topic, "m0", "m1")
+        subscription = kafka.subscribe(context)
+        batch = []
+        deadline = time.monotonic() + 15
+        while len(batch) < 2 and time.monotonic() < deadline:
+            batch += subscription.next_batch(1, 2 - len(batch))
+        assert [m.content for m in batch] == [b"m0", b"m1"]
+        subscription.acknowledge(batch[:1])  # m1 delivered, not written to the client
+        subscription.consumer.unsubscribe()  # its partitions revoked, as a rebalance in progress leaves them
+        subscription.close()
+        assert context.client_id not in kafka.streams  # given back, not kept as a stream of the client
+        subscription.consumer.subscribe(topics=[topic])  # the rebalance over: it takes its partitions again
+        again = kafka.subscribe(ClientContext("api", "revoked", "at-least-once"))
+        assert again.consumer is subscription.consumer  # the client's next poll has it, in its group
+        got = []
+        deadline = time.monotonic() + 15
+        while not got and time.monotonic() < deadline:
+            got = again.next_batch(1, 10)
+        assert [m.content for m in got] == [b"m1"]  # from the committed offset: neither lost nor twice
+        again.close()
+    finally:
+        kafka.close()

@@ -220,7 +220,7 @@ class KafkaSubscription(Subscription):
             log.warning("commit after delivery failed (the messages may come again): %s", exc)
             return
         for tp, offset in upto.items():
-            if self.position.get((tp.topic, tp.partition), -1) < offset:
+            if self.position.get((tp.topic, tp.partition), -1) <= offset:  # all delivered is acknowledged
                 self.unacked.pop(tp, None)
             else:
                 self.unacked[tp] = offset
@@ -234,10 +234,15 @@ class KafkaSubscription(Subscription):
     def close(self):
         if not self.closed:
             self.closed = True
-            # Delivered but never written to the client: the next subscription starts there again.
-            for tp, offset in self.unacked.items():
-                self.consumer.seek(tp, offset)
-            self.endpoint.release(self)
+            try:
+                # Delivered but never written to the client: the next subscription starts there again. A
+                # partition a rebalance took away meanwhile starts, once assigned, from the committed offset.
+                assigned = self.consumer.assignment()
+                for tp, offset in self.unacked.items():
+                    if tp in assigned:
+                        self.consumer.seek(tp, offset)
+            finally:
+                self.endpoint.release(self)  # always: a consumer kept by a stream no one polls holds its group
 
 
 class KafkaFanOut(FanOut):
