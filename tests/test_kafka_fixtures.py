@@ -116,7 +116,8 @@ def next_nonempty(server, path, client, polls=3):
     matters is that the next message comes then, neither lost nor twice. (In CI under load it never
     came: a rebalance had taken the partition before the first poll's subscription closed, the seek
     of its close failed, and its consumer stayed, never polled, holding the group; now closing gives
-    it back whatever happened, tests/test_kafka.py::test_an_at_least_once_subscription_closed_while_its_partitions_are_revoked_gives_its_consumer_back.)"""
+    it back whatever happened: tests/test_kafka.py, the test of a subscription closed while its
+    partitions are revoked.)"""
     for _ in range(polls):
         body = get(server, path, client, limit=1)
         if body["items"]:
