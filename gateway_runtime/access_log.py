@@ -9,7 +9,6 @@ write, and at exit."""
 
 import atexit
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import gevent
 
 from .http import SUBSCRIPTION, client_address
-from .metrics import LABELS
+from .metrics import labels, on_off
 from .request_target import raw_target
 
 SWITCH = "GATEHOUSE_ACCESS_LOG"
@@ -26,11 +25,8 @@ LOGGER = "gatehouse.access"
 
 
 def access_log_on() -> bool:
-    """GATEHOUSE_ACCESS_LOG: off (the default) or on; anything else stops the start naming it."""
-    value = os.environ.get(SWITCH, "off").strip().lower() or "off"
-    if value not in ("on", "off"):
-        raise ValueError(f"{SWITCH} must be on or off, not {value[:40]!r}")
-    return value == "on"
+    """GATEHOUSE_ACCESS_LOG: off by default."""
+    return on_off(SWITCH, "off")
 
 
 class AccessLog:
@@ -44,7 +40,7 @@ class AccessLog:
 
     def write(self, environ: dict[str, Any], status: str, began: float) -> None:
         now = time.time()
-        api, entrypoint, plan = environ.get(LABELS) or ("", "", "")
+        api, entrypoint, plan = labels(environ)
         method = environ.get("REQUEST_METHOD", "")
         path = raw_target(environ).partition("?")[0][:500]
         code = int(status[:3])

@@ -157,7 +157,7 @@ class Gateway:
             return respond(start_response, "404 Not Found", NO_ROUTE)
         if api.templates is not None:
             environ[TEMPLATES] = api.templates
-        environ[LABELS] = (api.id, "", "")
+        environ[LABELS] = (api.id, "")
         handler = None
         if api.cors is not None and "HTTP_ORIGIN" in environ:  # a browser, on another origin or not
             try:
@@ -171,13 +171,11 @@ class Gateway:
             except Interrupted as stop:
                 return respond_interrupted(environ, start_response, stop)
         handler = handler or api.handler_for(environ)
-        entrypoint = registry.entrypoint_type(handler)
-        environ[LABELS] = (api.id, entrypoint, "")
+        environ[LABELS] = (api.id, registry.entrypoint_type(handler))
         if handler is None:
             return respond(start_response, "404 Not Found", NO_ENTRYPOINT)
         try:  # before any entrypoint runs: a WebSocket is refused before its handshake
             environ[SUBSCRIPTION] = api.guard.admit(environ, self.access, self.hasher)
-            environ[LABELS] = (api.id, entrypoint, environ.get(PLAN) or "")
         except Refused as refused:
             return templated(environ, start_response, refused) or respond_json(
                 start_response, refused.status, {"message": refused.message}

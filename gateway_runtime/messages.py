@@ -137,12 +137,17 @@ class Interrupted(EndpointError):
         parameters: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status = f"{status} {reason(status)}".rstrip()
+        self.status = status_line(status)
         self.code = status
         self.message = message
         self.key = key
         self.headers = headers  # sent with the answer (a rate limit's X-Rate-Limit-*, Retry-After)
         self.parameters = parameters or {}  # a response template's #error.parameters
+
+
+def status_line(status: int) -> str:
+    """ "429 Too Many Requests" for 429 (the number alone when it has no reason phrase)."""
+    return f"{status} {reason(status)}".rstrip()
 
 
 def reason(status: int) -> str:

@@ -14,9 +14,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from .plans import PLAN
+
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 SWITCH = "GATEHOUSE_METRICS"
-LABELS = "gatehouse.metric_labels"  # environ key: (api id, entrypoint type, plan id) of the request
+LABELS = "gatehouse.metric_labels"  # environ key: (api id, entrypoint type) of the request; its plan is PLAN's
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 # Seconds: from the gateway's own sub-millisecond answers to a long poll's.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -45,8 +47,14 @@ _counted: dict[tuple[str, ...], Any] = {}
 _timed: dict[tuple[str, ...], Any] = {}
 
 
+def labels(environ: dict[str, Any]) -> tuple[str, str, str]:
+    """(API id, entrypoint type, plan id) of a request, "" for what it did not reach."""
+    api, entrypoint = environ.get(LABELS) or ("", "")
+    return api, entrypoint, environ.get(PLAN) or ""
+
+
 def record(environ: dict[str, Any], status: str, began: float) -> None:
-    api, entrypoint, plan = environ.get(LABELS) or ("", "", "")
+    api, entrypoint, plan = labels(environ)
     method = environ.get("REQUEST_METHOD", "")
     key = (api, entrypoint, plan, method if method in METHODS else "OTHER", status[:1] + "xx")
     counted = _counted.get(key)
@@ -103,12 +111,17 @@ def measured(app: Any, recorders: list[Any]) -> Any:
     return answer
 
 
-def metrics_on() -> bool:
-    """GATEHOUSE_METRICS: on (the default) or off; anything else stops the start naming it."""
-    value = os.environ.get(SWITCH, "on").strip().lower() or "on"
+def on_off(name: str, default: str) -> bool:
+    """A switch of the environment, on or off; anything else is a ValueError naming it (the start stops)."""
+    value = os.environ.get(name, default).strip().lower() or default
     if value not in ("on", "off"):
-        raise ValueError(f"{SWITCH} must be on or off, not {value[:40]!r}")
+        raise ValueError(f"{name} must be on or off, not {value[:40]!r}")
     return value == "on"
+
+
+def metrics_on() -> bool:
+    """GATEHOUSE_METRICS: on by default."""
+    return on_off(SWITCH, "on")
 
 
 def exposition() -> tuple[bytes, str]:

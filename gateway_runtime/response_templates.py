@@ -14,7 +14,7 @@ from typing import Any
 
 from .expressions import EvaluationError, ExpressionError, Template, compile_template
 from .http import respond
-from .messages import reason
+from .messages import status_line
 
 DEFAULT = "DEFAULT"
 ANY = "*/*"
@@ -89,9 +89,9 @@ class ResponseTemplates:
             return respond(start_response, "500 Internal Server Error", failed)
         content_type = next((v for n, v in rendered if n.lower() == "content-type"), None)
         rendered = [(n, v) for n, v in rendered if n.lower() not in ("content-type", "content-length")]
-        fallback = chosen.media_type if "*" not in chosen.media_type else "text/plain;charset=UTF-8"
-        status = _status_line(chosen.status)
-        return respond(start_response, status, body, content_type or fallback, [*headers, *rendered])
+        if content_type is None:
+            content_type = chosen.media_type if "*" not in chosen.media_type else "text/plain;charset=UTF-8"
+        return respond(start_response, status_line(chosen.status), body, content_type, [*headers, *rendered])
 
 
 def accepted(accept: str) -> list[str]:
@@ -115,10 +115,6 @@ def accepted(accept: str) -> list[str]:
 def _template(media: str, spec: dict[str, Any]) -> ResponseTemplate:
     headers = tuple((str(name), compile_template(str(value))) for name, value in (spec.get("headers") or {}).items())
     return ResponseTemplate(int(spec.get("status") or 200), headers, compile_template(spec.get("body") or ""), media)
-
-
-def _status_line(status: int) -> str:
-    return f"{status} {reason(status)}".rstrip()
 
 
 def of(definition: dict[str, Any]) -> ResponseTemplates | None:

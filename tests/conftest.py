@@ -13,6 +13,7 @@ import pytest
 from support import plans
 from support.gatehouse import free_port, launch, missing, wait_for_port
 from support.http_backends import serve, start_backend
+from support.mosquitto import Mosquitto
 from support.pki import Material, make_ca, pem, server_cert_files
 from support.rabbit import HOST, PORT, Names, broker_up
 from support.tansu import Tansu
@@ -326,3 +327,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
     rank = {module: i for i, module in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(item.module.__name__, len(FIRST)))  # stable: each module keeps its order
+
+
+@pytest.fixture
+def private_broker(tmp_path):
+    """A Mosquitto of the test's own, which it may stop and start again (on the same ports)."""
+    for folder in ("broker", "certs"):
+        (tmp_path / folder).mkdir()
+    broker = Mosquitto(tmp_path / "broker", tmp_path / "certs").start()
+    yield broker
+    broker.stop()

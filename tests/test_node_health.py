@@ -4,22 +4,12 @@ sockets: a started API's broker stopped and started again, the database unreacha
 
 import time
 
-import pytest
 import requests
 
 from support.apis import mqtt_api
 from support.forwarder import Forwarder
 from support.gatehouse import launch
-from support.mosquitto import Mosquitto, auth, unique_topic
-
-
-@pytest.fixture
-def private_broker(tmp_path):
-    for folder in ("broker", "certs"):
-        (tmp_path / folder).mkdir()
-    broker = Mosquitto(tmp_path / "broker", tmp_path / "certs").start()
-    yield broker
-    broker.stop()
+from support.mosquitto import auth, unique_topic
 
 
 def health(server, **params):

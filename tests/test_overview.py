@@ -8,13 +8,12 @@ import shlex
 import subprocess
 import time
 
-import pytest
 import websocket
 
 from support.apis import mock_api, mqtt_api, tcp_api
 from support.browser import expect, logged_in_page
 from support.gatehouse import until
-from support.mosquitto import Mosquitto, auth, unique_topic
+from support.mosquitto import auth, unique_topic
 from support.plans import hs_plan, plan, proxy_api
 from support.portal import portal_login
 from support.webhook import mock_group, webhook_api
@@ -156,15 +155,6 @@ def test_the_gateway_url_setting_overrides_the_base(start_server):
 
 
 # ----- health -----
-@pytest.fixture
-def private_broker(tmp_path):
-    for folder in ("broker", "certs"):
-        (tmp_path / folder).mkdir()
-    broker = Mosquitto(tmp_path / "broker", tmp_path / "certs").start()
-    yield broker
-    broker.stop()
-
-
 def poll_states(browser_session, server, api_id, until, timeout=15):
     """Poll the list's partial (as the page's HTMX does) until its state text satisfies until(text)."""
     deadline = time.monotonic() + timeout
